@@ -1,0 +1,158 @@
+"""Domains and data products, and the slice of them each principal may see (default deny)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pyarrow as pa
+from sqlglot import exp
+
+from meshgate.catalog.config import ProductConfig, RoleConfig
+from meshgate.catalog.loader import MeshDefinition
+from meshgate.errors import ConfigError, ProductNotFound
+from meshgate.principal import Directory, Principal
+from meshgate.spi import SourceTable
+from meshgate.types import arrow_type, parse_sql_type
+
+
+@dataclass(frozen=True)
+class ProductColumn:
+    name: str
+    sql_type: exp.DataType
+    arrow_type: pa.DataType
+    description: str
+    classification: str | None
+    nullable: bool
+
+
+@dataclass(frozen=True)
+class TableDefinition:
+    """A product read from one source table; `source_columns[i]` feeds product column i."""
+
+    source: str
+    table: SourceTable
+    source_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QueryDefinition:
+    """A product defined by SQL over other products (expanded inline when referenced)."""
+
+    sql: str
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    owner: str
+    description: str
+
+
+@dataclass(frozen=True)
+class DataProduct:
+    domain: str
+    name: str
+    description: str
+    owner: str
+    version: str
+    tags: tuple[str, ...]
+    columns: tuple[ProductColumn, ...]
+    definition: TableDefinition | QueryDefinition
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.domain}.{self.name}"
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns])
+
+
+class Catalog:
+    """The whole mesh as declared; `view(principal)` is what a caller may see."""
+
+    def __init__(self, definition: MeshDefinition) -> None:
+        self.definition = definition
+        self.name = definition.mesh.name
+        self.domains = {
+            name: Domain(name, d.owner, d.description) for name, d in definition.domains.items()
+        }
+        self.products = {
+            key: _product(config, definition.domains[config.domain].owner)
+            for key, config in definition.products.items()
+        }
+        self.directory = Directory({
+            name: (user.password_hash,
+                   Principal(name, frozenset(user.roles), dict(user.attributes)))
+            for name, user in definition.users.items()
+        })
+
+    def view(self, principal: Principal) -> CatalogView:
+        grants = [g for role in principal.roles
+                  for g in _role(self.definition.roles, role).grants]
+        visible = {
+            key: product for key, product in self.products.items() if _granted(grants, *key)
+        }
+        return CatalogView(self, principal, visible)
+
+
+def _role(roles: Mapping[str, RoleConfig], name: str) -> RoleConfig:
+    return roles.get(name) or RoleConfig(name=name)
+
+
+def _granted(grants: Iterable[str], domain: str, product: str) -> bool:
+    return any(g in ("*", f"{domain}.*", f"{domain}.{product}") for g in grants)
+
+
+def _product(config: ProductConfig, domain_owner: str) -> DataProduct:
+    label = f"product {config.domain}.{config.name}"
+    columns = []
+    for column in config.columns:
+        try:
+            sql_type = parse_sql_type(column.type)
+            wire = arrow_type(sql_type)
+        except ConfigError as exc:
+            raise ConfigError(f"{label}, column {column.name}: {exc.message}") from None
+        columns.append(ProductColumn(column.name, sql_type, wire, column.description,
+                                     column.classification, column.nullable))
+    definition: TableDefinition | QueryDefinition
+    if config.table is not None:
+        mapping = config.table
+        definition = TableDefinition(
+            mapping.source,
+            SourceTable(mapping.schema_, mapping.table),
+            tuple(mapping.columns.get(c.name, c.name) for c in config.columns),
+        )
+    else:
+        assert config.query is not None
+        definition = QueryDefinition(config.query)
+    return DataProduct(config.domain, config.name, config.description,
+                       config.owner or domain_owner, config.version, config.tags,
+                       tuple(columns), definition)
+
+
+class CatalogView:
+    """The products one principal is granted; anything else answers like a missing product."""
+
+    def __init__(self, catalog: Catalog, principal: Principal,
+                 products: Mapping[tuple[str, str], DataProduct]) -> None:
+        self.catalog = catalog
+        self.principal = principal
+        self._products = dict(products)
+
+    @property
+    def name(self) -> str:
+        return self.catalog.name
+
+    def products(self) -> list[DataProduct]:
+        return sorted(self._products.values(), key=lambda p: (p.domain, p.name))
+
+    def domains(self) -> list[Domain]:
+        names = sorted({p.domain for p in self._products.values()})
+        return [self.catalog.domains[n] for n in names]
+
+    def product(self, domain: str, name: str) -> DataProduct:
+        product = self._products.get((domain, name))
+        if product is None:
+            raise ProductNotFound(f"{domain}.{name}")
+        return product

@@ -1,0 +1,128 @@
+"""Typed models of the configuration files; validation errors name the file and the path."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently drop a policy or a grant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MeshConfig(Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="catalog name clients see")
+    description: str = ""
+
+
+class SourceConfig(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
+class DomainConfig(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    owner: str
+    description: str = ""
+
+
+class ColumnConfig(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: str
+    description: str = ""
+    classification: str | None = None
+    nullable: bool = True
+
+
+class TableMapping(Strict):
+    """A product read straight from one source table; `columns` maps product -> source names."""
+
+    source: str
+    table: str
+    schema_: str | None = Field(default=None, alias="schema")
+    columns: dict[str, str] = Field(default_factory=dict)
+
+
+class ProductConfig(Strict):
+    domain: str
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    owner: str | None = None
+    version: str = "1.0.0"
+    tags: tuple[str, ...] = ()
+    columns: tuple[ColumnConfig, ...]
+    table: TableMapping | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> ProductConfig:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("a product needs exactly one definition: `table:` or `query:`")
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate column names in {names}")
+        return self
+
+
+class UserConfig(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    password_hash: str
+    roles: tuple[str, ...] = ()
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hashed(cls, value: str) -> str:
+        if not value.startswith("scrypt$"):
+            raise ValueError(
+                "must be a scrypt hash, never a plain password; "
+                "make one with `meshgate hash-password`"
+            )
+        return value
+
+
+GRANT_PATTERN = re.compile(r"^(\*|[a-z_][a-z0-9_]*\.(\*|[a-z_][a-z0-9_]*))$")
+
+
+class RoleConfig(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    grants: tuple[str, ...] = ()
+
+    @field_validator("grants")
+    @classmethod
+    def _grant_form(cls, grants: tuple[str, ...]) -> tuple[str, ...]:
+        for grant in grants:
+            if not GRANT_PATTERN.match(grant):
+                raise ValueError(
+                    f"grant {grant!r} must be '*', 'domain.*' or 'domain.product'"
+                )
+        return grants
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = 8815
+    token_ttl_seconds: int = 3600
+    strict_pushdown: bool = False
+
+
+class ConfigFile(Strict):
+    """One YAML file; a deployment is the union of every file in its config directory."""
+
+    mesh: MeshConfig | None = None
+    server: ServerConfig | None = None
+    sources: tuple[SourceConfig, ...] = ()
+    domains: tuple[DomainConfig, ...] = ()
+    products: tuple[ProductConfig, ...] = ()
+    users: tuple[UserConfig, ...] = ()
+    roles: tuple[RoleConfig, ...] = ()
+

@@ -1,0 +1,112 @@
+"""Errors a caller can see: each has a user-facing message and the gRPC status it maps to.
+
+The message must say what is wrong and what to do, and never reveal physical names, policy
+text or values the caller may not see (ARCHITECTURE.md §4.6).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Status(Enum):
+    """The gRPC status family an error maps to at the Flight boundary."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    NOT_FOUND = "NOT_FOUND"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    UNAVAILABLE = "UNAVAILABLE"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    CANCELLED = "CANCELLED"
+    UNIMPLEMENTED = "UNIMPLEMENTED"
+    INTERNAL = "INTERNAL"
+
+
+class MeshgateError(Exception):
+    """Base of every error meshgate reports to a caller."""
+
+    status: Status = Status.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(MeshgateError):
+    """The deployment's configuration is invalid; the server refuses to start on it."""
+
+    status = Status.INVALID_ARGUMENT
+
+
+class SqlSyntaxError(MeshgateError):
+    """The SQL text does not parse; the message carries line and column."""
+
+    status = Status.INVALID_ARGUMENT
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        where = f" (line {line}, column {column})" if line is not None else ""
+        super().__init__(f"{message}{where}")
+        self.line = line
+        self.column = column
+
+
+class ForbiddenStatement(MeshgateError):
+    """Anything but one read-only query: DDL, DML, session commands, disallowed functions."""
+
+    status = Status.INVALID_ARGUMENT
+
+
+class UnsupportedQuery(MeshgateError):
+    """A valid read-only query using a construct meshgate cannot run yet."""
+
+    status = Status.INVALID_ARGUMENT
+
+
+class ProductNotFound(MeshgateError):
+    """An unknown product, or one the caller is not granted: both answer the same."""
+
+    status = Status.NOT_FOUND
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"data product {name!r} does not exist or you are not allowed to read it; "
+            "list the products you can read with GetTables or `SELECT * FROM meshgate.products`"
+        )
+        self.name = name
+
+
+class ColumnNotFound(MeshgateError):
+    """A column the query names is not in the product (or hidden from the caller)."""
+
+    status = Status.INVALID_ARGUMENT
+
+
+class AuthenticationFailed(MeshgateError):
+    """Missing or wrong credentials, or an expired token."""
+
+    status = Status.UNAUTHENTICATED
+
+
+class SourceUnavailable(MeshgateError):
+    """A source could not be reached or failed while answering."""
+
+    status = Status.UNAVAILABLE
+
+
+class QueryCancelled(MeshgateError):
+    """The client cancelled, or the server shut the query down."""
+
+    status = Status.CANCELLED
+
+
+class QueryTimeout(MeshgateError):
+    """The query ran past its deadline."""
+
+    status = Status.DEADLINE_EXCEEDED
+
+
+class PushdownRequired(MeshgateError):
+    """Strict pushdown mode: work the user expected at a source would run in the merge layer."""
+
+    status = Status.INVALID_ARGUMENT

@@ -1,0 +1,119 @@
+"""SQL types of product columns <-> the Arrow types meshgate puts on the wire.
+
+Wire rules (flightsql-clients.md P15-P17): no view, large or dictionary types; timestamps in
+microseconds, time-zone aware ones in UTC; decimals as decimal128 with precision <= 38.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from meshgate.errors import ConfigError
+
+UNBOUNDED_DECIMAL = pa.decimal128(38, 9)
+
+_SIMPLE: dict[exp.DataType.Type, pa.DataType] = {
+    exp.DataType.Type.BOOLEAN: pa.bool_(),
+    exp.DataType.Type.TINYINT: pa.int8(),
+    exp.DataType.Type.SMALLINT: pa.int16(),
+    exp.DataType.Type.INT: pa.int32(),
+    exp.DataType.Type.BIGINT: pa.int64(),
+    exp.DataType.Type.UTINYINT: pa.uint8(),
+    exp.DataType.Type.USMALLINT: pa.uint16(),
+    exp.DataType.Type.UINT: pa.uint32(),
+    exp.DataType.Type.UBIGINT: pa.uint64(),
+    exp.DataType.Type.FLOAT: pa.float32(),
+    exp.DataType.Type.DOUBLE: pa.float64(),
+    exp.DataType.Type.VARCHAR: pa.string(),
+    exp.DataType.Type.CHAR: pa.string(),
+    exp.DataType.Type.TEXT: pa.string(),
+    exp.DataType.Type.NVARCHAR: pa.string(),
+    exp.DataType.Type.BLOB: pa.binary(),
+    exp.DataType.Type.VARBINARY: pa.binary(),
+    exp.DataType.Type.BINARY: pa.binary(),
+    exp.DataType.Type.DATE: pa.date32(),
+    exp.DataType.Type.TIME: pa.time64("us"),
+    exp.DataType.Type.TIMESTAMP: pa.timestamp("us"),
+    exp.DataType.Type.DATETIME: pa.timestamp("us"),
+    exp.DataType.Type.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+    exp.DataType.Type.INTERVAL: pa.month_day_nano_interval(),
+    exp.DataType.Type.UUID: pa.string(),
+    exp.DataType.Type.JSON: pa.string(),
+}
+
+
+def parse_sql_type(text: str) -> exp.DataType:
+    """Parse a declared column type (DuckDB spelling) or raise a ConfigError saying why."""
+    try:
+        return exp.DataType.build(text, dialect="duckdb")
+    except (sqlglot.errors.ParseError, ValueError) as exc:
+        raise ConfigError(f"unknown column type {text!r}: {exc}") from None
+
+
+def arrow_type(sql_type: exp.DataType) -> pa.DataType:
+    """The wire type for a SQL type."""
+    kind = sql_type.this
+    if kind in (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL):
+        params = [int(p.this.this) for p in sql_type.expressions if isinstance(p, exp.DataTypeParam)]
+        if not params:
+            return UNBOUNDED_DECIMAL
+        precision = params[0]
+        scale = params[1] if len(params) > 1 else 0
+        return pa.decimal128(min(precision, 38), scale)
+    if kind == exp.DataType.Type.ARRAY and sql_type.expressions:
+        inner = sql_type.expressions[0]
+        assert isinstance(inner, exp.DataType)
+        return pa.list_(arrow_type(inner))
+    try:
+        return _SIMPLE[kind]
+    except KeyError:
+        raise ConfigError(f"column type {sql_type.sql('duckdb')} is not supported yet") from None
+
+
+def sql_type_name(arrow: pa.DataType) -> str:
+    """A readable SQL name for an Arrow type (metadata TYPE_NAME and drift reports)."""
+    return wire_sql_type(arrow).sql("duckdb")
+
+
+def wire_sql_type(arrow: pa.DataType) -> exp.DataType:
+    """The DuckDB SQL type that produces `arrow` (used for casts at the merge)."""
+    if pa.types.is_decimal(arrow):
+        return exp.DataType.build(f"DECIMAL({arrow.precision},{arrow.scale})", dialect="duckdb")
+    if pa.types.is_timestamp(arrow):
+        return exp.DataType.build("TIMESTAMPTZ" if arrow.tz else "TIMESTAMP", dialect="duckdb")
+    if pa.types.is_list(arrow):
+        return exp.DataType.build(f"{sql_type_name(arrow.value_type)}[]", dialect="duckdb")
+    for kind, candidate in _SIMPLE.items():
+        if candidate == arrow:
+            return exp.DataType(this=kind)
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow):
+        return exp.DataType.build("VARCHAR")
+    if pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow):
+        return exp.DataType.build("BLOB")
+    raise ValueError(f"no SQL type for Arrow type {arrow}")
+
+
+def wire_type(arrow: pa.DataType) -> pa.DataType:
+    """Normalise a type as a source produced it to what clients may receive."""
+    if pa.types.is_dictionary(arrow):
+        return wire_type(arrow.value_type)
+    if pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow):
+        return pa.string()
+    if pa.types.is_large_binary(arrow) or pa.types.is_binary_view(arrow):
+        return pa.binary()
+    if pa.types.is_timestamp(arrow):
+        return pa.timestamp("us", tz="UTC" if arrow.tz else None)
+    if pa.types.is_decimal(arrow) and (arrow.precision > 38 or pa.types.is_decimal256(arrow)):
+        return pa.decimal128(min(arrow.precision, 38), min(arrow.scale, 38))
+    if pa.types.is_large_list(arrow) or pa.types.is_list_view(arrow):
+        return pa.list_(wire_type(arrow.value_type))
+    if pa.types.is_list(arrow):
+        return pa.list_(wire_type(arrow.value_type))
+    return arrow
+
+
+def wire_schema(schema: pa.Schema) -> pa.Schema:
+    """Normalise every field of a schema (nullability kept, metadata dropped)."""
+    return pa.schema([pa.field(f.name, wire_type(f.type), f.nullable) for f in schema])
