@@ -87,15 +87,34 @@ class SourceTable:
 
 
 @dataclass(frozen=True)
+class SourceColumn:
+    name: str
+    type: pa.DataType
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class ScanInput:
+    """One physical table a handle reads, under its alias, with the columns it may use."""
+
+    alias: str
+    table: SourceTable
+    columns: tuple[SourceColumn, ...]
+
+
+@dataclass(frozen=True)
 class PushedQuery:
     """An immutable handle: the SQL a source will run, as a canonical-dialect SELECT.
 
-    `select` reads only tables of one source (`exp.Table` nodes carry the physical name);
-    `schema` is the Arrow schema the fragment produces after the boundary cast.
+    `select` reads only tables of one source (`exp.Table` nodes carry the physical name, each
+    aliased as in `inputs`); `schema` is the Arrow schema the fragment produces after the
+    boundary cast: the types DuckDB would give the same SELECT over `inputs` (engine semantics,
+    so a fragment's types do not depend on where it ran).
     """
 
     select: exp.Select
     schema: pa.Schema
+    inputs: tuple[ScanInput, ...]
     # Properties the planner needs to decide what may still be pushed on top.
     has_inexact_filter: bool = False
     has_limit: bool = False
@@ -114,13 +133,6 @@ class FilterApplication:
 class LimitApplication:
     handle: PushedQuery
     limit_guaranteed: bool
-
-
-@dataclass(frozen=True)
-class SourceColumn:
-    name: str
-    type: pa.DataType
-    nullable: bool = True
 
 
 @dataclass(frozen=True)
