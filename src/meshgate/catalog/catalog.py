@@ -59,6 +59,7 @@ class DataProduct:
     tags: tuple[str, ...]
     columns: tuple[ProductColumn, ...]
     definition: TableDefinition | QueryDefinition
+    primary_key: tuple[str, ...] = ()
 
     @property
     def qualified_name(self) -> str:
@@ -128,7 +129,7 @@ def _product(config: ProductConfig, domain_owner: str) -> DataProduct:
         definition = QueryDefinition(config.query)
     return DataProduct(config.domain, config.name, config.description,
                        config.owner or domain_owner, config.version, config.tags,
-                       tuple(columns), definition)
+                       tuple(columns), definition, config.primary_key)
 
 
 class CatalogView:

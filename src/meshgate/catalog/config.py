@@ -59,6 +59,8 @@ class ProductConfig(Strict):
     version: str = "1.0.0"
     tags: tuple[str, ...] = ()
     columns: tuple[ColumnConfig, ...]
+    # Declared keys let the planner push joins that cannot multiply rows (FK -> PK joins).
+    primary_key: tuple[str, ...] = ()
     table: TableMapping | None = None
     query: str | None = None
 
@@ -69,6 +71,9 @@ class ProductConfig(Strict):
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate column names in {names}")
+        unknown = [k for k in self.primary_key if k not in names]
+        if unknown:
+            raise ValueError(f"primary_key names undeclared columns {unknown}")
         return self
 
 

@@ -1,0 +1,1 @@
+"""Policies attach to every product reference between bind and plan (ARCHITECTURE.md §4)."""

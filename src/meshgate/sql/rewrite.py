@@ -1,0 +1,75 @@
+"""Normalise a secured query before planning; the only module that calls sqlglot's optimizer.
+
+The rule list is curated (sqlglot-notes.md): qualify against the physical tables' typed
+schema, inline CTEs and product relations into their users where that is safe, decorrelate,
+move predicates towards the scans, and simplify. Each call uses keyword arguments because the
+optimizer's signatures drift between versions.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.errors import OptimizeError
+from sqlglot.optimizer.eliminate_ctes import eliminate_ctes
+from sqlglot.optimizer.merge_subqueries import merge_subqueries
+from sqlglot.optimizer.normalize import normalize
+from sqlglot.optimizer.pushdown_predicates import pushdown_predicates
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.simplify import simplify
+from sqlglot.optimizer.unnest_subqueries import unnest_subqueries
+from sqlglot.schema import MappingSchema
+
+from meshgate.errors import ColumnNotFound
+from meshgate.policy.relation import DEFAULT_SCHEMA, SOURCE_PREFIX, PhysicalTable
+from meshgate.spi import CANONICAL_DIALECT
+from meshgate.types import wire_sql_type
+
+
+def physical_schema(tables: dict[tuple[str, str | None, str], PhysicalTable]) -> MappingSchema:
+    """The typed schema of every physical table, keyed by its marked three-part name."""
+    nested: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
+    for (source, schema, name), table in tables.items():
+        columns = {c.name: wire_sql_type(c.type).sql(CANONICAL_DIALECT) for c in table.columns}
+        nested.setdefault(SOURCE_PREFIX + source, {}).setdefault(schema or DEFAULT_SCHEMA, {})[
+            name
+        ] = columns
+    return MappingSchema(nested, dialect=CANONICAL_DIALECT, normalize=False)
+
+
+def qualify_query(tree: exp.Query, schema: MappingSchema) -> exp.Query:
+    """Qualify every column and expand stars; unknown columns are the caller's error."""
+    try:
+        qualified = qualify(
+            tree.copy(),
+            dialect=CANONICAL_DIALECT,
+            schema=schema,
+            expand_stars=True,
+            qualify_columns=True,
+            validate_qualify_columns=True,
+            quote_identifiers=True,
+            identify=True,
+            isolate_tables=False,
+        )
+    except OptimizeError as exc:
+        raise ColumnNotFound(_column_message(str(exc))) from None
+    assert isinstance(qualified, exp.Query)
+    return qualified
+
+
+def _column_message(detail: str) -> str:
+    first = detail.splitlines()[0] if detail else "a column could not be resolved"
+    return f"{first}; check the column names with GetTables (include_schema) or DESCRIBE"
+
+
+def normalise(tree: exp.Query) -> exp.Query:
+    """Flatten relations into their users, decorrelate, and push predicates to the scans."""
+    result: exp.Expr = tree.copy()
+    result = normalize(result, dnf=False, max_distance=128)
+    result = unnest_subqueries(result)
+    result = pushdown_predicates(result, dialect=CANONICAL_DIALECT)
+    result = merge_subqueries(result, leave_tables_isolated=False)
+    result = eliminate_ctes(result)
+    result = pushdown_predicates(result, dialect=CANONICAL_DIALECT)
+    result = simplify(result, dialect=CANONICAL_DIALECT)
+    assert isinstance(result, exp.Query)
+    return result
