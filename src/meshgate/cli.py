@@ -1,0 +1,365 @@
+"""The `meshgate` command: serve, query, explain, check, catalog, hash-password.
+
+Every subcommand runs the same code paths as the server (config loader, catalog, QueryService),
+so what the CLI accepts and rejects is what a Flight SQL client would see. Errors meshgate
+expects print `error: <message>` and exit 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+
+from meshgate.catalog.catalog import Catalog, DataProduct, TableDefinition
+from meshgate.catalog.loader import MeshDefinition, load_mesh
+from meshgate.demo.generate import demo_config_dir, ensure_demo_data
+from meshgate.errors import MeshgateError
+from meshgate.principal import hash_password
+from meshgate.registry import create_connector, installed_kinds
+from meshgate.service import QueryService
+from meshgate.spi import Connector, ConnectorContext, SourceColumn
+from meshgate.types import sql_type_name, wire_type
+
+DEFAULT_PORT = 8815
+EXIT_PROBLEMS = 1
+EXIT_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `meshgate` console script; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except MeshgateError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `meshgate query ... | head`: the reader left; that is not an error.
+        sys.stderr.close()
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meshgate",
+        description="A federated Arrow Flight SQL query engine over a data mesh.",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def config_option(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--config", type=Path, metavar="DIR",
+            help="directory of *.yaml config files (default: the bundled demo mesh)",
+        )
+
+    serve = commands.add_parser("serve", help="run the Flight SQL server")
+    config_option(serve)
+    serve.add_argument("--host", help="address to listen on (default: config, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help=f"port (default: config, else {DEFAULT_PORT})")
+    serve.set_defaults(command=run_serve)
+
+    query = commands.add_parser("query", help="run one SQL query in-process and print a table")
+    query.add_argument("sql", help="the SQL text, e.g. \"SELECT * FROM sales.orders LIMIT 5\"")
+    query.add_argument("--user", required=True, help="run as this configured user")
+    query.add_argument("--max-rows", type=int, default=50, metavar="N",
+                       help="print at most N rows (the row count is always exact; default 50)")
+    config_option(query)
+    query.set_defaults(command=run_query)
+
+    explain = commands.add_parser("explain", help="show how a query would be planned")
+    explain.add_argument("sql", help="the SQL text")
+    explain.add_argument("--user", required=True, help="plan as this configured user")
+    config_option(explain)
+    explain.set_defaults(command=run_explain)
+
+    check = commands.add_parser(
+        "check", help="validate the config, connect to every source and report drift"
+    )
+    config_option(check)
+    check.set_defaults(command=run_check)
+
+    catalog = commands.add_parser("catalog", help="list domains and data products")
+    config_option(catalog)
+    catalog.add_argument("--user", help="list only what this user may read")
+    catalog.add_argument("--columns", action="store_true", help="also list each product's columns")
+    catalog.set_defaults(command=run_catalog)
+
+    hashing = commands.add_parser(
+        "hash-password", help="read a password (prompt or stdin) and print its scrypt hash"
+    )
+    hashing.set_defaults(command=run_hash_password)
+    return parser
+
+
+def config_directory(option: Path | None) -> Path:
+    """The directory given with --config, else the demo mesh with its data generated."""
+    if option is not None:
+        return option
+    return ensure_demo_data(demo_config_dir())
+
+
+def load_definition(option: Path | None) -> MeshDefinition:
+    """Load and validate a config directory against the installed connector kinds."""
+    return load_mesh(config_directory(option), known_source_kinds=installed_kinds())
+
+
+# --- serve ----------------------------------------------------------------------------------
+def run_serve(args: argparse.Namespace) -> int:
+    """Validate the config before anything else so a broken file never starts a server."""
+    definition = load_definition(args.config)
+    Catalog(definition)
+    # The server pulls in gRPC machinery that no other subcommand needs.
+    from meshgate.server import serve  # noqa: PLC0415
+
+    service = QueryService.from_config(definition.directory)
+    host = args.host or definition.server.host
+    port = args.port if args.port is not None else definition.server.port
+    try:
+        serve(service, host, port)
+    finally:
+        service.close()
+    return 0
+
+
+# --- query / explain ------------------------------------------------------------------------
+def run_query(args: argparse.Namespace) -> int:
+    service = QueryService.from_config(config_directory(args.config))
+    try:
+        principal = service.catalog.directory.principal(args.user)
+        prepared = service.prepare(args.sql, principal)
+        reader = service.execute(prepared)
+        shown, total = _head(reader, args.max_rows)
+    finally:
+        service.close()
+    print(format_table(shown))
+    more = f", first {shown.num_rows} shown" if total > shown.num_rows else ""
+    print(f"({total} row{'' if total == 1 else 's'}{more})")
+    return 0
+
+
+def _head(reader: pa.RecordBatchReader, limit: int) -> tuple[pa.Table, int]:
+    """The first `limit` rows and the exact total, without holding the whole result."""
+    kept: list[pa.RecordBatch] = []
+    total = 0
+    for batch in reader:
+        room = limit - sum(b.num_rows for b in kept)
+        if room > 0:
+            kept.append(batch.slice(0, room))
+        total += batch.num_rows
+    return pa.Table.from_batches(kept, schema=reader.schema), total
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    service = QueryService.from_config(config_directory(args.config))
+    try:
+        principal = service.catalog.directory.principal(args.user)
+        plan = service.explain(args.sql, principal)
+    finally:
+        service.close()
+    if isinstance(plan, pa.RecordBatchReader):
+        plan = plan.read_all()
+    if isinstance(plan, pa.Table):
+        print(format_table(plan))
+    elif isinstance(plan, str):
+        print(plan)
+    else:
+        for row in plan:
+            print(row if isinstance(row, str) else "  ".join(str(v) for v in row))
+    return 0
+
+
+# --- check ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Finding:
+    """One line of the check report; `problem` lines make the exit code non-zero."""
+
+    subject: str
+    message: str
+    problem: bool
+
+
+def run_check(args: argparse.Namespace) -> int:
+    definition = load_definition(args.config)
+    catalog = Catalog(definition)
+    print(
+        f"config {definition.directory}: mesh {definition.mesh.name!r}, "
+        f"{len(definition.sources)} sources, {len(definition.domains)} domains, "
+        f"{len(definition.products)} products, {len(definition.users)} users, "
+        f"{len(definition.roles)} roles: valid"
+    )
+    findings = check_mesh(definition, catalog)
+    for finding in findings:
+        print(f"{finding.subject}: {finding.message}")
+    problems = sum(f.problem for f in findings)
+    print("ok" if not problems else f"{problems} problem{'s' if problems > 1 else ''} found")
+    return EXIT_PROBLEMS if problems else 0
+
+
+def check_mesh(definition: MeshDefinition, catalog: Catalog) -> list[Finding]:
+    """Connect to every source, then compare each mapped product with its source table."""
+    findings: list[Finding] = []
+    connectors: dict[str, Connector] = {}
+    try:
+        for name, source in sorted(definition.sources.items()):
+            subject = f"source {name} ({source.kind})"
+            try:
+                connector = create_connector(
+                    source.kind, ConnectorContext(name, source.options, definition.directory)
+                )
+                connector.check()
+            except Exception as exc:  # a diagnostic reports every failure
+                findings.append(Finding(subject, f"unreachable: {_reason(exc)}", True))
+                continue
+            connectors[name] = connector
+            findings.append(Finding(subject, "reachable", False))
+        for key in sorted(catalog.products):
+            product = catalog.products[key]
+            findings.append(_check_product(product, connectors))
+    finally:
+        for connector in connectors.values():
+            connector.close()
+    return findings
+
+
+def _reason(exc: Exception) -> str:
+    """A MeshgateError's own message; anything else is a connector bug, named as such."""
+    if isinstance(exc, MeshgateError):
+        return exc.message
+    return f"connector failed with {type(exc).__name__}: {exc}"
+
+
+def _check_product(product: DataProduct, connectors: dict[str, Connector]) -> Finding:
+    subject = f"product {product.qualified_name}"
+    definition = product.definition
+    if not isinstance(definition, TableDefinition):
+        return Finding(subject, "defined by SQL over other products; checked when queried", False)
+    connector = connectors.get(definition.source)
+    if connector is None:
+        return Finding(subject, f"not checked: source {definition.source} is unreachable", True)
+    where = f"{definition.source}.{definition.table.qualified()}"
+    try:
+        actual = connector.table_columns(definition.table)
+    except Exception as exc:  # a diagnostic reports every failure
+        return Finding(subject, f"table {where} cannot be read: {_reason(exc)}", True)
+    drift = list(column_drift(product, definition, actual))
+    if not drift:
+        return Finding(subject, f"matches {where}", False)
+    return Finding(subject, f"drift against {where}:\n  " + "\n  ".join(drift), True)
+
+
+def column_drift(
+    product: DataProduct, definition: TableDefinition, actual: Sequence[SourceColumn]
+) -> Iterable[str]:
+    """Declared columns missing at the source, or whose source type differs on the wire."""
+    by_name = {c.name: c for c in actual}
+    by_folded = {c.name.casefold(): c for c in actual}
+    for column, source_name in zip(product.columns, definition.source_columns, strict=True):
+        found = by_name.get(source_name) or by_folded.get(source_name.casefold())
+        label = column.name if column.name == source_name else f"{column.name} (<- {source_name})"
+        if found is None:
+            yield f"column {label}: missing at the source (source has: " \
+                  f"{', '.join(c.name for c in actual)})"
+            continue
+        source_type = wire_type(found.type)
+        if source_type != column.arrow_type:
+            yield (f"column {label}: declared {sql_type_name(column.arrow_type)}, "
+                   f"source has {_type_name(source_type)}")
+
+
+def _type_name(arrow: pa.DataType) -> str:
+    try:
+        return sql_type_name(arrow)
+    except ValueError:
+        return str(arrow)
+
+
+# --- catalog --------------------------------------------------------------------------------
+def run_catalog(args: argparse.Namespace) -> int:
+    definition = load_definition(args.config)
+    catalog = Catalog(definition)
+    if args.user is None:
+        products = sorted(catalog.products.values(), key=lambda p: (p.domain, p.name))
+    else:
+        view = catalog.view(catalog.directory.principal(args.user))
+        products = view.products()
+    print(f"catalog {catalog.name}: {definition.mesh.description}".rstrip(": "))
+    for domain in sorted({p.domain for p in products}):
+        info = catalog.domains[domain]
+        print(f"\n{domain} (owner {info.owner}): {info.description}")
+        for product in (p for p in products if p.domain == domain):
+            kind = "query" if not isinstance(product.definition, TableDefinition) else "table"
+            print(f"  {product.qualified_name} [{kind}, v{product.version}]: "
+                  f"{product.description}")
+            if args.columns:
+                for column in product.columns:
+                    tag = f" [{column.classification}]" if column.classification else ""
+                    print(f"      {column.name} {sql_type_name(column.arrow_type)}{tag}: "
+                          f"{column.description}")
+    return 0
+
+
+# --- hash-password --------------------------------------------------------------------------
+def run_hash_password(args: argparse.Namespace) -> int:
+    """Prompt twice on a terminal; read one line from a pipe (for scripts)."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("repeat password: ") != password:
+            raise MeshgateError("the two passwords differ; nothing was hashed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise MeshgateError("empty password; type one, or pipe it on stdin")
+    print(hash_password(password))
+    return 0
+
+
+# --- table output ---------------------------------------------------------------------------
+def format_table(table: pa.Table) -> str:
+    """A plain-text grid: NULL for nulls, numbers right-aligned, times in ISO format."""
+    names = table.column_names
+    columns = [[_cell(v) for v in column.to_pylist()] for column in table.columns]
+    numeric = [_is_numeric(f.type) for f in table.schema]
+    widths = [max([len(n), *(len(c) for c in cells)]) for n, cells in zip(names, columns,
+                                                                             strict=True)]
+
+    def line(cells: Sequence[str], header: bool = False) -> str:
+        parts = [c.rjust(w) if num and not header else c.ljust(w)
+                 for c, w, num in zip(cells, widths, numeric, strict=True)]
+        return " | ".join(parts).rstrip()
+
+    rows = [line(names, header=True), "-+-".join("-" * w for w in widths)]
+    rows.extend(line(cells) for cells in zip(*columns, strict=True))
+    return "\n".join(rows)
+
+
+def _is_numeric(arrow: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(arrow) or pa.types.is_floating(arrow)
+                or pa.types.is_decimal(arrow))
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, Decimal | dt.date | dt.time):
+        return str(value)
+    return str(value).replace("\n", "\\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
