@@ -1,0 +1,129 @@
+"""A DuckDB database file as a meshgate source.
+
+DuckDB is the engine's own dialect, so everything the canonical capability table lists is
+pushed as is. One read-only connection per connector; each query runs on its own cursor so
+concurrent fragments do not share state and each can be interrupted alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import duckdb
+import pyarrow as pa
+
+from meshgate.errors import ConfigError, SourceUnavailable
+from meshgate.spi import (
+    CANONICAL_DIALECT,
+    Capabilities,
+    ConnectorContext,
+    JoinKind,
+    SourceColumn,
+    SourceTable,
+)
+from meshgate.spi.sql import CANONICAL_AGGREGATES, CANONICAL_EXPRESSIONS, SqlConnector
+from meshgate.types import wire_type
+
+CAPABILITIES = Capabilities(
+    dialect=CANONICAL_DIALECT,
+    expressions=CANONICAL_EXPRESSIONS,
+    aggregates=CANONICAL_AGGREGATES,
+    join_kinds=frozenset(JoinKind),
+    text_ordering_matches_engine=True,
+    text_equality_matches_engine=True,
+)
+
+
+class DuckDBConnector(SqlConnector):
+    """Reads tables of a `.duckdb` file (option `path`), opened read-only."""
+
+    kind = "duckdb"
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = (duckdb.Error,)
+
+    def __init__(self, context: ConnectorContext) -> None:
+        super().__init__(context)
+        if "path" not in context.options:
+            raise ConfigError(f"source {context.name!r} (duckdb) needs the option `path`")
+        self.path: Path = context.path(str(context.options["path"]))
+        self._lock = threading.Lock()
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    def check(self) -> None:
+        self._cursor().close()
+
+    def table_columns(self, table: SourceTable) -> list[SourceColumn]:
+        cursor = self._cursor()
+        try:
+            relation = cursor.execute(
+                "SELECT column_name, is_nullable FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [table.schema or "main", table.name],
+            ).fetchall()
+            if not relation:
+                raise SourceUnavailable(
+                    f"source {self.context.name!r} (duckdb) has no table {table.qualified()!r} "
+                    f"in {self.path}; check the table name in the configuration"
+                )
+            arrow = (
+                cursor.execute(f"SELECT * FROM {_quoted(table)} LIMIT 0").to_arrow_table().schema
+            )
+        except duckdb.Error as error:
+            raise self._unavailable(error) from error
+        finally:
+            cursor.close()
+        nullable = {name: flag == "YES" for name, flag in relation}
+        return [SourceColumn(f.name, wire_type(f.type), nullable.get(f.name, True)) for f in arrow]
+
+    def _stream(
+        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
+    ) -> Iterator[pa.RecordBatch]:
+        cursor = self._cursor()
+        try:
+            reader = cursor.execute(sql, list(parameters)).to_arrow_reader(self.batch_rows)
+            yield from reader
+        finally:
+            cursor.interrupt()
+            cursor.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._connection is None:
+                if not self.path.is_file():
+                    raise SourceUnavailable(
+                        f"source {self.context.name!r} (duckdb): database file {self.path} does "
+                        "not exist; check the `path` option (relative paths are resolved "
+                        "against the configuration directory)"
+                    )
+                try:
+                    self._connection = duckdb.connect(str(self.path), read_only=True)
+                except duckdb.Error as error:
+                    raise self._unavailable(error) from error
+            return self._connection.cursor()
+
+    def _unavailable(self, error: BaseException) -> SourceUnavailable:
+        return SourceUnavailable(
+            f"source {self.context.name!r} (duckdb) could not read {self.path}: {error}; check "
+            "that the file is a DuckDB database this DuckDB version can open and is not locked "
+            "by a writer"
+        )
+
+
+def _quoted(table: SourceTable) -> str:
+    parts = [table.schema or "main", table.name]
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+
+__all__ = ["CAPABILITIES", "DuckDBConnector"]

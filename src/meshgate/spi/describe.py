@@ -1,0 +1,76 @@
+"""The Arrow schema a pushed SELECT has under engine (DuckDB) semantics.
+
+A fragment's result types must not depend on the source that ran it: `SUM` over integers is
+HUGEINT in DuckDB whatever SQLite says, `7 / 2` is a DOUBLE. So the schema of every handle is
+what DuckDB gives the same SELECT over empty tables shaped like the handle's inputs, and
+sources' batches are cast to it at the boundary.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from meshgate.spi import CANONICAL_DIALECT, ScanInput
+from meshgate.types import wire_schema
+
+_EMPTY_PREFIX = "__meshgate_input_"
+_local = threading.local()
+
+
+def engine_schema(select: exp.Select, inputs: Sequence[ScanInput]) -> pa.Schema:
+    """The wire schema DuckDB gives `select` over empty tables shaped like `inputs`.
+
+    >>> engine_schema(parse_one("SELECT SUM(o.qty) AS n FROM shop.orders AS o"), inputs)
+    n: decimal128(38, 0)
+
+    Raises `duckdb.Error` when DuckDB cannot bind the SELECT (callers treat it as "cannot push").
+    """
+    probe = _bind_to_empty_inputs(select, inputs)
+    return _describe(probe.sql(dialect=CANONICAL_DIALECT, comments=False), tuple(inputs))
+
+
+def _bind_to_empty_inputs(select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
+    """A copy of `select` whose physical tables read the registered empty inputs instead."""
+    by_alias = {item.alias: index for index, item in enumerate(inputs)}
+
+    def rename(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Table) and node.alias_or_name in by_alias and node.name:
+            index = by_alias[node.alias_or_name]
+            return exp.Table(
+                this=exp.to_identifier(f"{_EMPTY_PREFIX}{index}", quoted=True),
+                alias=exp.TableAlias(this=exp.to_identifier(inputs[index].alias, quoted=True)),
+            )
+        return node
+
+    renamed = select.transform(rename, copy=True)
+    assert isinstance(renamed, exp.Select)
+    return renamed
+
+
+@lru_cache(maxsize=4096)
+def _describe(sql: str, inputs: tuple[ScanInput, ...]) -> pa.Schema:
+    connection = _connection()
+    cursor = connection.cursor()
+    try:
+        for index, item in enumerate(inputs):
+            empty = pa.schema([pa.field(c.name, c.type) for c in item.columns]).empty_table()
+            cursor.register(f"{_EMPTY_PREFIX}{index}", empty)
+        result = cursor.execute(f"SELECT * FROM ({sql}) AS described LIMIT 0").to_arrow_table()
+        return wire_schema(result.schema)
+    finally:
+        cursor.close()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per thread: describing is frequent and must not share cursors."""
+    connection: duckdb.DuckDBPyConnection | None = getattr(_local, "connection", None)
+    if connection is None:
+        connection = duckdb.connect(":memory:")
+        _local.connection = connection
+    return connection
