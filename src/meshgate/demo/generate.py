@@ -29,7 +29,7 @@ from meshgate.errors import ConfigError
 
 SEED = 20240601
 # Bump when the generated data changes: stale data directories are regenerated.
-DATA_VERSION = "1"
+DATA_VERSION = "2"
 DATA_DIR = "data"
 MARKER = ".meshgate-demo-data"
 
@@ -283,8 +283,9 @@ def _orders(
     """Orders spread over 2024-2025 in time order; `amount` is the sum of the order's lines."""
     prices = [Decimal(rng.randrange(199, 250_000)) / 100 for _ in range(SKU_COUNT)]
     start = dt.datetime.combine(FIRST_DAY, dt.time(), UTC)
-    span = int((dt.datetime.combine(LAST_DAY, dt.time(23, 59, 59), UTC) - start).total_seconds())
-    offsets = sorted(rng.randrange(span) for _ in range(ORDERS))
+    end = dt.datetime.combine(LAST_DAY + dt.timedelta(days=1), dt.time(), UTC)
+    span_us = (end - start) // dt.timedelta(microseconds=1)
+    offsets = sorted(rng.randrange(span_us) for _ in range(ORDERS))
     orders: list[Row] = []
     items: list[Row] = []
     for number, offset in enumerate(offsets, start=1):
@@ -300,7 +301,7 @@ def _orders(
             "employee_id": rng.choice(sales_staff),
             "customer_id": None if rng.random() < 0.04 else rng.choice(customers),
             "amount": total.quantize(CENT),
-            "ts": start + dt.timedelta(seconds=offset, microseconds=rng.randrange(1_000_000)),
+            "ts": start + dt.timedelta(microseconds=offset),
         })
     return orders, items
 
