@@ -1,0 +1,460 @@
+"""Parse and gate: turn client SQL into one read-only query tree, or refuse it.
+
+This is the first stage of every query (ARCHITECTURE.md §2) and the place §4.5 is enforced: it
+runs before anything touches a source, and it fails closed. A text passes only if it is exactly
+one query (optionally under ``EXPLAIN``) whose every function call is on the allow-list in
+:mod:`meshgate.sql.functions`, with no DDL, DML, session command or table function anywhere in
+the tree. meshgate's SQL dialect is DuckDB's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
+from sqlglot.tokenizer_core import Token, TokenType
+
+from meshgate.errors import ForbiddenStatement, SqlSyntaxError, UnsupportedQuery
+from meshgate.sql.functions import function_name, is_allowed_function
+
+DIALECT = "duckdb"
+"""The dialect users write in (and the merge layer runs)."""
+
+_READ_ONLY = (
+    "meshgate only runs read-only queries (SELECT, WITH ... SELECT, VALUES, "
+    "or EXPLAIN of one of them)"
+)
+_FUNCTION_POLICY = (
+    "meshgate runs only functions that compute on values; functions that read files, the "
+    "network, system catalogs, settings or variables, or run SQL text are blocked"
+)
+_PRODUCTS_ONLY = "meshgate reads only data products: write FROM domain.product"
+
+# Statements that may never appear in a query tree, at the root or nested (a CTE with INSERT).
+_STATEMENT_CLASSES: tuple[type[exp.Expr], ...] = (
+    exp.DML,
+    exp.DDL,
+    exp.Command,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.TruncateTable,
+    exp.Copy,
+    exp.Merge,
+    exp.Pragma,
+    exp.Set,
+    exp.Use,
+    exp.Attach,
+    exp.Detach,
+    exp.Install,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.Describe,
+    exp.Show,
+    exp.Summarize,
+    exp.Kill,
+    exp.Analyze,
+    exp.Grant,
+    exp.Revoke,
+    exp.Refresh,
+    exp.Cache,
+    exp.Uncache,
+    exp.LoadData,
+    exp.Export,
+    exp.Comment,
+    exp.Declare,
+)
+
+# Words that start a query, and words that start any other DuckDB statement.
+_QUERY_KEYWORDS = frozenset({"SELECT", "WITH", "FROM", "VALUES", "("})
+_STATEMENT_KEYWORDS = frozenset(
+    {
+        "ABORT", "ALTER", "ANALYZE", "ATTACH", "BEGIN", "CALL", "CHECKPOINT", "COMMENT",
+        "COMMIT", "COPY", "CREATE", "DEALLOCATE", "DELETE", "DESCRIBE", "DETACH", "DROP",
+        "END", "EXECUTE", "EXPORT", "FORCE", "GRANT", "IMPORT", "INSERT", "INSTALL", "LOAD",
+        "MERGE", "PIVOT", "PRAGMA", "PREPARE", "RESET", "REVOKE", "ROLLBACK", "SET", "SHOW",
+        "START", "SUMMARIZE", "TRUNCATE", "UNPIVOT", "UPDATE", "USE", "VACUUM",
+    }
+)  # fmt: skip
+
+# DuckDB's reserved keywords (duckdb_keywords(), category 'reserved'). sqlglot accepts some of
+# them as bare table aliases (``FROM t ORDER`` parses as ``FROM t AS "ORDER"``), which DuckDB
+# rejects; treating that as a syntax error keeps half-typed queries from running silently.
+_RESERVED = frozenset(
+    [
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "column",
+        "constraint",
+        "create",
+        "default",
+        "deferrable",
+        "desc",
+        "describe",
+        "distinct",
+        "do",
+        "else",
+        "end",
+        "except",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "from",
+        "group",
+        "having",
+        "in",
+        "initially",
+        "intersect",
+        "into",
+        "lambda",
+        "lateral",
+        "leading",
+        "limit",
+        "not",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "pivot",
+        "pivot_longer",
+        "pivot_wider",
+        "placing",
+        "primary",
+        "qualify",
+        "references",
+        "returning",
+        "select",
+        "show",
+        "some",
+        "summarize",
+        "symmetric",
+        "table",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "unpivot",
+        "using",
+        "variadic",
+        "when",
+        "where",
+        "window",
+        "with",
+    ]
+)
+
+# Characters that never occur in a product or CTE name but do in file paths, globs and URLs.
+# DuckDB reads ``FROM 'data.csv'`` and ``FROM "s3://b/x.parquet"`` as files (replacement scans).
+_PATH_CHARACTERS = frozenset("./\\:*?")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One gated query: the stages after parsing receive this, never raw text.
+
+    ``tree`` is freshly parsed for this call and owned by the caller (later stages copy it
+    before rewriting). ``sql`` is the text exactly as the client sent it, for the audit record;
+    nothing downstream may execute it. ``parameter_count`` is the number of values the client
+    must bind (``?`` placeholders, or the highest ``$n``).
+    """
+
+    tree: exp.Query
+    explain: bool
+    parameter_count: int
+    sql: str
+
+
+def parse_statement(sql: str) -> Statement:
+    """Parse ``sql`` as one read-only DuckDB query, or raise the error a user should see.
+
+    Raises SqlSyntaxError (with line and column) for text that does not parse,
+    ForbiddenStatement for anything but one read-only query using allowed functions, and
+    UnsupportedQuery for read-only forms meshgate does not run (EXPLAIN ANALYZE, named
+    parameters).
+    """
+    text, explain = _strip_explain(sql)
+    tokens = _tokenize(text)
+    _require_one_statement(tokens)
+    tree = _parse(text, tokens[0])
+    query = _gate_root(tree, tokens[0])
+    _gate_tree(query)
+    return Statement(tree=query, explain=explain, parameter_count=_count_parameters(query), sql=sql)
+
+
+def _tokenize(text: str) -> list[Token]:
+    """Tokens of ``text`` in meshgate's dialect; an unterminated literal is a syntax error."""
+    try:
+        return list(DuckDB().tokenize(text))
+    except TokenError as error:
+        line, column = _token_error_position(text, str(error))
+        raise SqlSyntaxError(
+            "syntax error: unterminated string, quoted name or comment", line, column
+        ) from None
+
+
+def _token_error_position(text: str, message: str) -> tuple[int | None, int | None]:
+    """Best-effort position of a tokenizer error: its message quotes the text up to the fault."""
+    match = re.fullmatch(r"Error tokenizing '(.*)'", message, flags=re.DOTALL)
+    if not match or not match.group(1) or text.find(match.group(1)) < 0:
+        return None, None
+    end = text.find(match.group(1)) + len(match.group(1))
+    before = text[:end]
+    return before.count("\n") + 1, end - (before.rfind("\n") + 1)
+
+
+def _strip_explain(sql: str) -> tuple[str, bool]:
+    """Blank out a leading EXPLAIN keyword, keeping every other character where it was.
+
+    sqlglot reads ``EXPLAIN ...`` as an opaque command, so the query under it would escape the
+    gate; blanking the keyword (rather than slicing it off) keeps the line and column of any
+    later syntax error pointing at the user's text.
+    """
+    tokens = _tokenize(sql)
+    if not tokens or tokens[0].text.upper() != "EXPLAIN":
+        return sql, False
+    keyword = tokens[0]
+    rest = sql[: keyword.start] + " " * (keyword.end + 1 - keyword.start) + sql[keyword.end + 1 :]
+    rest_tokens = _tokenize(rest)
+    if not rest_tokens or rest_tokens[0].token_type == TokenType.SEMICOLON:
+        raise SqlSyntaxError(
+            "syntax error: EXPLAIN needs a query to explain", keyword.line, keyword.col
+        )
+    if rest_tokens[0].text.upper() in {"ANALYZE", "ANALYSE"}:
+        raise UnsupportedQuery("EXPLAIN ANALYZE is not supported; use EXPLAIN to see the plan")
+    return rest, True
+
+
+def _require_one_statement(tokens: list[Token]) -> None:
+    """Refuse empty text and text holding several statements (trailing semicolons are fine)."""
+    statements = 0
+    in_statement = False
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            in_statement = False
+        elif not in_statement:
+            in_statement = True
+            statements += 1
+    if statements == 0:
+        raise SqlSyntaxError("empty statement: send one SQL query")
+    if statements > 1:
+        raise ForbiddenStatement(
+            f"send one statement at a time: this text holds {statements} statements"
+        )
+
+
+def _parse(text: str, first: Token) -> exp.Expr:
+    """The single tree sqlglot parses from ``text``, with its errors turned into ours.
+
+    A statement that is not a query is refused as such even when sqlglot cannot parse it
+    (``EXPORT DATABASE ...``), and a misspelt leading keyword is reported where it is, not
+    at the token where sqlglot gave up.
+    """
+    try:
+        trees = sqlglot.parse(text, read=DIALECT, error_level=ErrorLevel.RAISE)
+    except ParseError as error:
+        word = first.text.upper()
+        if word in _STATEMENT_KEYWORDS:
+            raise ForbiddenStatement(f"{word} statements are not allowed: {_READ_ONLY}") from None
+        if word not in _QUERY_KEYWORDS:
+            raise _not_a_query(first) from None
+        raise _syntax_error(error) from None
+    except TokenError:
+        raise SqlSyntaxError("syntax error: unterminated string, quoted name or comment") from None
+    except RecursionError:
+        raise SqlSyntaxError("syntax error: the statement is nested too deeply") from None
+    except SqlglotError:
+        raise SqlSyntaxError("syntax error: the statement could not be parsed") from None
+    found = [tree for tree in trees if tree is not None and not isinstance(tree, exp.Semicolon)]
+    if not found:
+        raise SqlSyntaxError("empty statement: send one SQL query")
+    if len(found) > 1:
+        raise ForbiddenStatement(
+            f"send one statement at a time: this text holds {len(found)} statements"
+        )
+    return found[0]
+
+
+def _syntax_error(error: ParseError) -> SqlSyntaxError:
+    """A short, position-carrying message from sqlglot's first parse error."""
+    if not error.errors:
+        return SqlSyntaxError("syntax error: the statement could not be parsed")
+    first = error.errors[0]
+    description = _describe(str(first.get("description") or ""))
+    highlight = str(first.get("highlight") or "")
+    line = first.get("line")
+    column = first.get("col")
+    # sqlglot reports the column where the offending token ends; users expect where it starts.
+    if isinstance(column, int) and highlight and "\n" not in highlight:
+        column = max(1, column - len(highlight) + 1)
+    near = f" near {highlight[:40]!r}" if highlight.strip() else " at the end of the statement"
+    return SqlSyntaxError(
+        f"syntax error{near}: {description}",
+        line if isinstance(line, int) else None,
+        column if isinstance(column, int) else None,
+    )
+
+
+def _describe(description: str) -> str:
+    """sqlglot's error description without its internals (class paths, token reprs)."""
+    if description.startswith("Required keyword:"):
+        return "incomplete expression or clause"
+    if description.startswith("Invalid expression / Unexpected token"):
+        return "unexpected token"
+    cleaned = re.sub(r"\s*but got <Token .*?>", "", description, flags=re.DOTALL)
+    cleaned = re.sub(r"<class '(?:[\w]+\.)*(\w+)'>", r"\1", cleaned)
+    cleaned = re.sub(r"^Expecting\b", "expected", cleaned)
+    cleaned = cleaned.strip() or "invalid SQL"
+    return (cleaned[0].lower() + cleaned[1:])[:200]
+
+
+def _gate_root(tree: exp.Expr, first: Token) -> exp.Query:
+    """The query at the root, or ForbiddenStatement naming what the statement is instead."""
+    if isinstance(tree, exp.Values):
+        # A bare VALUES list is a query; give later stages the same SELECT shape as any other.
+        # DuckDB names the columns col0, col1, ... either way.
+        alias = exp.TableAlias(this=exp.to_identifier("values"))
+        return exp.select("*").from_(exp.Subquery(this=tree, alias=alias))
+    if isinstance(tree, exp.Pivot):
+        raise UnsupportedQuery(
+            "the PIVOT statement is not supported; write SELECT * FROM ... PIVOT (...) instead"
+        )
+    if isinstance(tree, exp.Query):
+        return tree
+    kind = _statement_kind(tree, first)
+    if isinstance(tree, exp.Command) and kind in _QUERY_KEYWORDS:
+        raise UnsupportedQuery(
+            "meshgate could not read this query (sqlglot parsed it only as an opaque command); "
+            "rewrite it with standard SELECT syntax"
+        )
+    if isinstance(tree, _STATEMENT_CLASSES) or kind in _STATEMENT_KEYWORDS:
+        raise ForbiddenStatement(f"{kind} statements are not allowed: {_READ_ONLY}")
+    raise _not_a_query(first)
+
+
+def _not_a_query(first: Token) -> SqlSyntaxError:
+    """The error for text that starts with neither a query nor a known statement keyword."""
+    return SqlSyntaxError(
+        f"syntax error near {first.text[:40]!r}: expected a query "
+        "(SELECT, WITH, FROM, VALUES or EXPLAIN)",
+        first.line,
+        max(1, first.col - len(first.text) + 1),
+    )
+
+
+def _statement_kind(tree: exp.Expr, first: Token) -> str:
+    """What the user would call the statement: its leading keyword, e.g. DROP or PRAGMA."""
+    if isinstance(tree, exp.Command):
+        return tree.name.upper() or first.text.upper()
+    word = first.text.upper()
+    if word in {"WITH", "("}:
+        return type(tree).__name__.upper()
+    return word
+
+
+def _gate_tree(query: exp.Query) -> None:
+    """Walk every node: no statements, writes, locks, table functions or unlisted functions."""
+    for node in query.walk():
+        if isinstance(node, exp.Into):
+            raise ForbiddenStatement(
+                f"SELECT ... INTO is not allowed: it creates a table; {_READ_ONLY}"
+            )
+        if isinstance(node, exp.Lock):
+            raise ForbiddenStatement(
+                f"SELECT ... FOR UPDATE/SHARE is not allowed: it takes locks; {_READ_ONLY}"
+            )
+        if isinstance(node, _STATEMENT_CLASSES):
+            kind = node.name.upper() if isinstance(node, exp.Command) else type(node).__name__
+            raise ForbiddenStatement(f"{kind.upper()} inside a query is not allowed: {_READ_ONLY}")
+        if isinstance(node, exp.TableFromRows):
+            raise ForbiddenStatement(f"table functions are not allowed in FROM: {_PRODUCTS_ONLY}")
+        if isinstance(node, exp.Table):
+            _gate_table(node)
+        elif isinstance(node, exp.Func):
+            _gate_function(node)
+        elif isinstance(node, exp.TableAlias):
+            _gate_alias(node)
+
+
+def _gate_function(node: exp.Func) -> None:
+    """Refuse schema-qualified calls (possible user-defined functions) and unlisted ones."""
+    parent = node.parent
+    if isinstance(parent, exp.Dot) and parent.expression is node:
+        qualifier = parent.this.sql(dialect=DIALECT)
+        raise ForbiddenStatement(
+            f"function {qualifier}.{function_name(node)} is not allowed: call built-in "
+            f"functions without a schema; {_FUNCTION_POLICY}"
+        )
+    if not is_allowed_function(node):
+        raise ForbiddenStatement(
+            f"function {function_name(node)} is not allowed: {_FUNCTION_POLICY}"
+        )
+
+
+def _gate_table(table: exp.Table) -> None:
+    """A table reference must name a relation, never a function call or a file path."""
+    target = table.this
+    if isinstance(target, exp.Func):
+        _gate_function(target)
+        raise ForbiddenStatement(
+            f"table function {function_name(target)} is not allowed in FROM: {_PRODUCTS_ONLY}"
+        )
+    for part in table.parts:
+        if isinstance(part, exp.Identifier) and _PATH_CHARACTERS.intersection(part.name):
+            raise ForbiddenStatement(
+                f"table name {part.name!r} looks like a file path or URL: {_PRODUCTS_ONLY}"
+            )
+
+
+def _gate_alias(alias: exp.TableAlias) -> None:
+    """A reserved keyword as a bare table alias is a typo sqlglot would otherwise accept."""
+    name = alias.this
+    if isinstance(name, exp.Identifier) and not name.quoted and name.name.lower() in _RESERVED:
+        meta = name.meta
+        line, end = meta.get("line"), meta.get("col")
+        column = end - len(name.name) + 1 if isinstance(end, int) else None
+        raise SqlSyntaxError(
+            f"syntax error near {name.name!r}: unexpected keyword",
+            line if isinstance(line, int) else None,
+            column,
+        )
+
+
+def _count_parameters(query: exp.Query) -> int:
+    """How many values a client must bind: the ``?`` count, or the highest ``$n``."""
+    positional = 0
+    highest = 0
+    for placeholder in query.find_all(exp.Placeholder):
+        name = placeholder.this
+        if name is None or name == "":
+            positional += 1
+        elif str(name).isdigit() and int(str(name)) > 0:
+            highest = max(highest, int(str(name)))
+        else:
+            raise UnsupportedQuery(
+                f"named parameter ${name} is not supported; use ? or $1, $2, ..."
+            )
+    if positional and highest:
+        raise UnsupportedQuery("mixing ? and $n parameters is not supported; use one style")
+    return positional or highest
