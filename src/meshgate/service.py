@@ -5,7 +5,10 @@ The Flight server, the CLI and the tests all go through `QueryService`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,28 @@ from typing import Any
 import pyarrow as pa
 
 from meshgate.catalog.catalog import Catalog, CatalogView
+from meshgate.catalog.loader import MeshDefinition, load_mesh
+from meshgate.errors import MeshgateError
+from meshgate.execution.run import execute_plan
+from meshgate.planner.federate import Planner
+from meshgate.planner.plan import FederatedPlan
+from meshgate.policy.relation import secure
 from meshgate.principal import Principal
+from meshgate.registry import create_connector, installed_kinds
+from meshgate.spi import Connector, ConnectorContext
+from meshgate.sql.bind import BoundQuery, bind
+from meshgate.sql.parameters import bind_parameters
+from meshgate.sql.parse import Statement, parse_statement
+from meshgate.sql.rewrite import normalise, physical_schema, qualify_query
+
+audit_log = logging.getLogger("meshgate.audit")
+
+EXPLAIN_SCHEMA = pa.schema([
+    pa.field("step", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("sql", pa.string(), nullable=False),
+    pa.field("detail", pa.string(), nullable=False),
+])
 
 
 @dataclass(frozen=True)
@@ -25,31 +49,152 @@ class PreparedQuery:
     schema: pa.Schema
     parameter_count: int
     products: tuple[str, ...]
-    plan: Any
+    plan: FederatedPlan | pa.Table  # a table for EXPLAIN
+    statement: Statement
+    default_domain: str | None
+    strict: bool
 
 
 class QueryService:
-    """Interface under construction; see the implementation that replaces this module."""
+    """Serves queries for every front end; thread-safe, one instance per deployment."""
 
-    catalog: Catalog
+    def __init__(self, definition: MeshDefinition, connectors: Mapping[str, Connector]) -> None:
+        self.definition = definition
+        self.catalog = Catalog(definition)
+        self.connectors = dict(connectors)
 
     @classmethod
     def from_config(cls, directory: Path) -> QueryService:
-        raise NotImplementedError
+        definition = load_mesh(directory, known_source_kinds=installed_kinds())
+        connectors = {
+            name: create_connector(source.kind,
+                                   ConnectorContext(name, source.options, definition.directory))
+            for name, source in definition.sources.items()
+        }
+        return cls(definition, connectors)
 
+    # --- who and what -------------------------------------------------------------------
     def authenticate(self, user: str, password: str) -> Principal:
-        raise NotImplementedError
+        return self.catalog.directory.authenticate(user, password)
+
+    def principal(self, user: str) -> Principal:
+        """A principal by name, for trusted in-process callers (CLI, tests)."""
+        return self.catalog.directory.principal(user)
 
     def view(self, principal: Principal) -> CatalogView:
-        raise NotImplementedError
+        return self.catalog.view(principal)
 
-    def prepare(self, sql: str, principal: Principal) -> PreparedQuery:
-        raise NotImplementedError
+    # --- queries ------------------------------------------------------------------------
+    def prepare(self, sql: str, principal: Principal, *, default_domain: str | None = None,
+                strict: bool | None = None) -> PreparedQuery:
+        """Parse, gate, bind, secure, rewrite and plan; nothing runs at a source yet."""
+        statement = parse_statement(sql)
+        strict_mode = self.definition.server.strict_pushdown if strict is None else strict
+        plan, products = self._plan(statement, principal, default_domain, strict_mode, None)
+        if statement.explain:
+            table = explain_table(plan)
+            return PreparedQuery(sql, principal, table.schema, statement.parameter_count,
+                                 products, table, statement, default_domain, strict_mode)
+        return PreparedQuery(sql, principal, plan.schema, statement.parameter_count, products,
+                             plan, statement, default_domain, strict_mode)
 
-    def execute(
-        self, prepared: PreparedQuery, parameters: Sequence[Any] = ()
-    ) -> pa.RecordBatchReader:
-        raise NotImplementedError
+    def execute(self, prepared: PreparedQuery,
+                parameters: Sequence[Any] = ()) -> pa.RecordBatchReader:
+        """Run a prepared query; the reader streams, and closing it cancels the sources."""
+        plan = prepared.plan
+        if isinstance(plan, pa.Table):
+            return plan.to_reader()
+        if prepared.parameter_count:
+            plan, _ = self._plan(prepared.statement, prepared.principal, prepared.default_domain,
+                                 prepared.strict, parameters)
+        reader = execute_plan(plan, self.connectors)
+        return _audited(reader, prepared, plan, prepared.schema)
+
+    def query(self, sql: str, principal: Principal, parameters: Sequence[Any] = (),
+              **options: Any) -> pa.Table:
+        """Prepare, execute and collect (CLI and tests)."""
+        prepared = self.prepare(sql, principal, **options)
+        return self.execute(prepared, parameters).read_all()
+
+    def explain(self, sql: str, principal: Principal, **options: Any) -> pa.Table:
+        sql_text = sql.strip()
+        if not sql_text.lower().startswith("explain"):
+            sql_text = f"EXPLAIN {sql_text}"
+        prepared = self.prepare(sql_text, principal, **options)
+        assert isinstance(prepared.plan, pa.Table)
+        return prepared.plan
 
     def close(self) -> None:
-        raise NotImplementedError
+        for connector in self.connectors.values():
+            connector.close()
+
+    def _plan(self, statement: Statement, principal: Principal, default_domain: str | None,
+              strict: bool, parameters: Sequence[Any] | None) -> tuple[FederatedPlan, tuple[str, ...]]:
+        view = self.catalog.view(principal)
+        tree = bind_parameters(statement.tree, parameters if statement.parameter_count else ())
+        bound = bind(tree, view, default_domain)
+        # Product definitions run with their owner's rights (like a Trino view): they may
+        # read products the caller cannot name directly.
+        all_products = CatalogView(self.catalog, Principal("$definer", frozenset()),
+                                   self.catalog.products)
+
+        def bind_definition(sql: str) -> BoundQuery:
+            return bind(parse_statement(sql).tree, all_products)
+
+        secured = secure(bound, bind_definition)
+        qualified = qualify_query(secured.tree, physical_schema(secured.tables))
+        normalised = normalise(qualified)
+        planner = Planner(self.connectors, secured.tables, strict=strict)
+        plan = planner.plan(normalised)
+        return plan, tuple(p.qualified_name for p in bound.products)
+
+
+def explain_table(plan: FederatedPlan) -> pa.Table:
+    """The plan as rows: one per fragment (its source and exact SQL), then the merge."""
+    rows: list[dict[str, str]] = []
+    for fragment in plan.fragments:
+        detail = "; ".join(fragment.pushed) or "scan"
+        rows.append({"step": f"fragment {fragment.name}", "source": fragment.source,
+                     "sql": fragment.sql, "detail": detail})
+    if plan.residual_sql is not None:
+        detail = "; ".join(plan.local_work) or "merge of the fragments"
+        rows.append({"step": "merge", "source": "duckdb", "sql": plan.residual_sql,
+                     "detail": detail})
+    elif not plan.fragments:
+        rows.append({"step": "local", "source": "duckdb", "sql": "", "detail": "no source"})
+    return pa.Table.from_pylist(rows, schema=EXPLAIN_SCHEMA)
+
+
+def _audited(reader: pa.RecordBatchReader, prepared: PreparedQuery, plan: FederatedPlan,
+             schema: pa.Schema) -> pa.RecordBatchReader:
+    def batches() -> Iterator[pa.RecordBatch]:
+        started = time.monotonic()
+        rows = 0
+        nbytes = 0
+        outcome = "ok"
+        try:
+            for batch in reader:
+                if batch.schema != schema:
+                    batch = pa.RecordBatch.from_arrays(
+                        [c.cast(f.type) for c, f in zip(batch.columns, schema, strict=True)],
+                        schema=schema)
+                rows += batch.num_rows
+                nbytes += batch.nbytes
+                yield batch
+        except MeshgateError as exc:
+            outcome = f"error: {exc.status.value}"
+            raise
+        except GeneratorExit:
+            outcome = "cancelled"
+            raise
+        finally:
+            reader.close()
+            audit_log.info(json.dumps({
+                "user": prepared.principal.name, "sql": prepared.sql,
+                "products": list(prepared.products),
+                "fragments": [{"source": f.source, "sql": f.sql} for f in plan.fragments],
+                "rows": rows, "bytes": nbytes, "outcome": outcome,
+                "seconds": round(time.monotonic() - started, 6),
+            }))
+
+    return pa.RecordBatchReader.from_batches(schema, batches())

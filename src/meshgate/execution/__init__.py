@@ -1,0 +1,1 @@
+"""Run a federated plan: fragments concurrently at their sources, the residual in DuckDB."""

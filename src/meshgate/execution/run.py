@@ -1,0 +1,66 @@
+"""Execute a `FederatedPlan` and stream its result as Arrow."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+
+import duckdb
+import pyarrow as pa
+
+from meshgate.errors import MeshgateError, QueryCancelled, SourceUnavailable
+from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
+from meshgate.planner.plan import FederatedPlan
+from meshgate.spi import Connector, PushedQuery
+
+BATCH_ROWS = 64 * 1024
+
+
+def execute_plan(plan: FederatedPlan, connectors: Mapping[str, Connector]) -> pa.RecordBatchReader:
+    """Start every fragment now; stream the (merged) result lazily, cast to `plan.schema`."""
+    prefetches = [
+        Prefetch(f.name, _opener(connectors[f.source], f.handle), f.handle.schema)
+        for f in plan.fragments
+    ]
+    return pa.RecordBatchReader.from_batches(plan.schema, _stream(plan, prefetches))
+
+
+def _opener(connector: Connector, handle: PushedQuery) -> Callable[[], pa.RecordBatchReader]:
+    return lambda: connector.execute(handle)
+
+
+def _stream(plan: FederatedPlan, prefetches: list[Prefetch]) -> Iterator[pa.RecordBatch]:
+    connection: duckdb.DuckDBPyConnection | None = None
+    try:
+        if plan.residual_sql is None:
+            (only,) = prefetches
+            yield from cast_batches(only.batches(), plan.schema)
+            return
+        connection = duckdb.connect(config={"threads": os.cpu_count() or 2})
+        for prefetch in prefetches:
+            connection.register(prefetch.name, prefetch.reader())
+        try:
+            result = connection.execute(plan.residual_sql).fetch_record_batch(BATCH_ROWS)
+            yield from cast_batches(iter(result), plan.schema)
+        except duckdb.Error as exc:
+            source_error = first_source_error(prefetches)
+            if source_error is not None:
+                raise source_error from None
+            raise SourceUnavailable(f"the merge step failed: {_first_line(exc)}") from None
+    except GeneratorExit:
+        if connection is not None:
+            connection.interrupt()
+        raise
+    except MeshgateError:
+        raise
+    except duckdb.InterruptException:
+        raise QueryCancelled("the query was cancelled") from None
+    finally:
+        for prefetch in prefetches:
+            prefetch.close()
+        if connection is not None:
+            connection.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,0 +1,107 @@
+"""Arrow streams between stages: prefetching fragment readers and the cast at the boundary."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+
+import pyarrow as pa
+
+from meshgate.errors import MeshgateError, SourceUnavailable
+
+_END = object()
+log = logging.getLogger(__name__)
+
+
+class Prefetch:
+    """Reads a fragment's batches on its own thread into a small queue.
+
+    This is what makes the fragments of one query run concurrently while DuckDB consumes
+    them, with backpressure (the queue is bounded), and keeps the first source error so the
+    merge can report it instead of DuckDB's wrapped message.
+    """
+
+    def __init__(self, name: str, open_reader: Callable[[], pa.RecordBatchReader],
+                 schema: pa.Schema, depth: int = 4) -> None:
+        self.name = name
+        self.schema = schema
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._reader: pa.RecordBatchReader | None = None
+        self._thread = threading.Thread(target=self._run, args=(open_reader,),
+                                        name=f"fragment-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self, open_reader: Callable[[], pa.RecordBatchReader]) -> None:
+        try:
+            self._reader = open_reader()
+            for batch in self._reader:
+                if not self._put(batch):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+            self.error = exc
+        finally:
+            if self._reader is not None:
+                self._reader.close()
+            self._put(_END)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                if self.error is not None:
+                    raise self.error
+                return
+            assert isinstance(item, pa.RecordBatch)
+            yield item
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, self.batches())
+
+    def close(self) -> None:
+        self._stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=5)
+
+
+def cast_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Cast each batch to the planned wire schema (names from the plan, types exact)."""
+    for batch in batches:
+        if batch.num_rows == 0 and batch.num_columns == 0:
+            continue
+        columns = [column if column.type == field.type else column.cast(field.type)
+                   for column, field in zip(batch.columns, schema, strict=True)]
+        yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def first_source_error(prefetches: list[Prefetch]) -> MeshgateError | None:
+    """The error a fragment raised, as the user should see it."""
+    for prefetch in prefetches:
+        if isinstance(prefetch.error, MeshgateError):
+            return prefetch.error
+        if prefetch.error is not None:
+            error_id = uuid.uuid4().hex[:12]
+            log.error("fragment %s failed (error id %s)", prefetch.name, error_id,
+                      exc_info=prefetch.error)
+            return SourceUnavailable(
+                f"a source failed while answering this query (error id {error_id}); "
+                "retry later, or ask the administrator to check the server log"
+            )
+    return None

@@ -1,0 +1,545 @@
+"""Cut a normalised query into fragments that run at sources and a residual for DuckDB.
+
+Strategy (datafusion-federation's, with Trino's negotiation):
+1. a (sub)query whose tables all live in one source instance goes down whole if the source
+   can render every node of it (`Connector.apply_query`);
+2. otherwise, inside a SELECT that mixes sources, the tables of one source that are inner-joined
+   on keys that cannot multiply rows (FK -> declared primary key) go down as one join fragment;
+3. every other table is scanned with the filter conjuncts the source accepts (EXACT ones leave
+   the residual, INEXACT and UNSUPPORTED ones stay) and only the columns the residual uses.
+Predicates only move where outer-join semantics allow: a WHERE conjunct never moves below a
+null-supplying side, an ON conjunct of a LEFT JOIN moves only into the joined table's scan.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from sqlglot import exp
+
+from meshgate.errors import PushdownRequired, UnsupportedQuery
+from meshgate.planner.plan import FederatedPlan, Fragment
+from meshgate.planner.schema import residual_schema
+from meshgate.policy.relation import PhysicalTable, physical_key, source_of
+from meshgate.spi import (
+    CANONICAL_DIALECT,
+    Connector,
+    FilterSupport,
+    PushedQuery,
+    ScanInput,
+    SourceColumn,
+    SourceIdentity,
+)
+from meshgate.spi.describe import engine_schema
+
+Key = tuple[str, str | None, str]
+
+
+@dataclass
+class _Scan:
+    """A physical table referenced by one SELECT under `alias`."""
+
+    alias: str
+    node: exp.Table
+    source: str
+    physical: PhysicalTable
+
+
+@dataclass
+class _PlanState:
+    fragments: list[Fragment] = field(default_factory=list)
+    local_work: list[str] = field(default_factory=list)
+    counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+
+class Planner:
+    """Plans one query; not shared between queries."""
+
+    def __init__(self, connectors: Mapping[str, Connector], tables: Mapping[Key, PhysicalTable],
+                 *, strict: bool = False) -> None:
+        self._connectors = connectors
+        self._tables = tables
+        self._strict = strict
+        self._state = _PlanState()
+
+    def plan(self, tree: exp.Query) -> FederatedPlan:
+        query = inline_ctes(tree)
+        placed = self._place(query)
+        fragments = tuple(self._state.fragments)
+        if isinstance(placed, Fragment):
+            return FederatedPlan(fragments, None, placed.handle.schema, tuple(self._state.local_work))
+        schema = residual_schema(placed, {f.name: f.handle.schema for f in fragments})
+        return FederatedPlan(fragments, placed, schema, tuple(self._state.local_work))
+
+    # --- placement ----------------------------------------------------------------------
+    def _place(self, query: exp.Query) -> exp.Query | Fragment:
+        """Push `query` whole if one source can run it, else split it and recurse."""
+        identities = {self._identity(s) for s in _sources(query)}
+        if len(identities) == 1 and not _external_columns(query):
+            fragment = self._push_whole(query)
+            if fragment is not None:
+                return fragment
+            self._local(f"the source cannot run all of: {_short(query)}")
+        if not identities:
+            return query
+        if isinstance(query, exp.SetOperation):
+            result = query.copy()
+            for side in ("this", "expression"):
+                branch = result.args[side]
+                if isinstance(branch, exp.Subquery):
+                    branch = branch.this
+                assert isinstance(branch, exp.Query)
+                result.set(side, _as_query(self._place(branch)))
+            return result
+        if isinstance(query, exp.Subquery):
+            return self._place(query.this)
+        if not isinstance(query, exp.Select):
+            raise UnsupportedQuery(f"cannot federate a {query.key.upper()} expression")
+        return self._split_select(query)
+
+    def _push_whole(self, query: exp.Query) -> Fragment | None:
+        source = next(iter(_sources(query)))
+        connector = self._connectors[source]
+        select, inputs = self._source_select(query)
+        try:
+            schema = engine_schema(select, inputs)
+        except Exception:  # noqa: BLE001 - DuckDB cannot type it: it stays local
+            return None
+        handle = connector.apply_query(select, schema)
+        if handle is None:
+            return None
+        return self._fragment(source, handle, ("whole query",))
+
+    def _source_select(self, query: exp.Query) -> tuple[exp.Select, tuple[ScanInput, ...]]:
+        """`query` with physical names as the source knows them, wrapped to a SELECT."""
+        inputs: list[ScanInput] = []
+
+        def strip(node: exp.Expr) -> exp.Expr:
+            if isinstance(node, exp.Table) and source_of(node) is not None:
+                physical = self._tables[physical_key(node)]
+                inputs.append(ScanInput(node.alias_or_name, physical.table, physical.columns))
+                return _physical_node(physical, node.alias_or_name)
+            return node
+
+        stripped = query.transform(strip, copy=True)
+        if not isinstance(stripped, exp.Select):
+            assert isinstance(stripped, exp.Query)
+            stripped = exp.select("*").from_(stripped.subquery("q"))
+        return stripped, tuple(inputs)
+
+    # --- splitting a SELECT that mixes sources ------------------------------------------
+    def _split_select(self, original: exp.Select) -> exp.Query:
+        select = original.copy()
+        self._place_nested(select)
+        scans = self._scans(select)
+        if not scans:
+            return select
+        joins: list[exp.Join] = list(select.args.get("joins") or [])
+        all_inner = all(_is_inner(j) for j in joins)
+        where = select.args.get("where")
+        where_conjuncts = list(_conjuncts(where.this)) if where is not None else []
+        null_supplied = _null_supplied_aliases(select)
+        if all_inner:
+            self._split_inner(select, scans, where_conjuncts, joins)
+        else:
+            self._split_outer(select, scans, where_conjuncts, joins, null_supplied)
+        return select
+
+    def _place_nested(self, select: exp.Select) -> None:
+        """Place derived tables and expression subqueries of `select` first (bottom-up)."""
+        for subquery in list(select.find_all(exp.Subquery)):
+            if subquery.parent_select is not select or not isinstance(subquery.this, exp.Query):
+                continue
+            placed = self._place(subquery.this)
+            if isinstance(placed, Fragment):
+                if isinstance(subquery.parent, (exp.From, exp.Join)):
+                    alias = subquery.alias_or_name
+                    subquery.replace(_fragment_ref(placed.name, alias))
+                    continue
+                placed_query: exp.Query = exp.select("*").from_(exp.to_table(placed.name))
+            else:
+                placed_query = placed
+            subquery.set("this", placed_query)
+        for node in list(select.find_all(exp.Exists, exp.In)):
+            inner = node.args.get("query") if isinstance(node, exp.In) else node.this
+            if isinstance(inner, exp.Subquery):
+                continue  # handled above
+            if isinstance(inner, exp.Query) and inner.parent_select is select:
+                placed = self._place(inner)
+                replacement = (exp.select("*").from_(exp.to_table(placed.name))
+                               if isinstance(placed, Fragment) else placed)
+                inner.replace(replacement)
+
+    def _scans(self, select: exp.Select) -> list[_Scan]:
+        scans = []
+        items = [select.args.get("from_")] + list(select.args.get("joins") or [])
+        for item in items:
+            if item is None:
+                continue
+            node = item.this
+            if isinstance(node, exp.Table) and source_of(node) is not None:
+                source = source_of(node)
+                assert source is not None
+                scans.append(_Scan(node.alias_or_name, node, source,
+                                   self._tables[physical_key(node)]))
+        return scans
+
+    def _split_inner(self, select: exp.Select, scans: list[_Scan],
+                     where_conjuncts: list[exp.Expr], joins: list[exp.Join]) -> None:
+        """All joins are inner: ON conditions are WHERE conjuncts; group joinable tables."""
+        conjuncts = list(where_conjuncts)
+        for join in joins:
+            on = join.args.get("on")
+            if on is not None:
+                conjuncts.extend(_conjuncts(on))
+        by_alias = {s.alias: s for s in scans}
+        remaining = list(conjuncts)
+        replaced: dict[str, exp.Expr] = {}
+        for group in self._join_groups(scans, conjuncts):
+            if len(group) > 1:
+                pushed = self._push_join(select, [by_alias[a] for a in group], remaining)
+                if pushed is not None:
+                    fragment, absorbed, renames = pushed
+                    remaining = [c for c in remaining if not any(c is a for a in absorbed)]
+                    _rename_columns(select, renames)
+                    ref = _fragment_ref(fragment.name, fragment.name)
+                    for alias in group:
+                        replaced[alias] = ref
+                    continue
+            for alias in group:
+                scan = by_alias[alias]
+                fragment, absorbed = self._push_scan(select, scan, remaining)
+                remaining = [c for c in remaining if not any(c is a for a in absorbed)]
+                replaced[alias] = _fragment_ref(fragment.name, alias)
+        _rebuild_inner_from(select, replaced, remaining)
+
+    def _split_outer(self, select: exp.Select, scans: list[_Scan],
+                     where_conjuncts: list[exp.Expr], joins: list[exp.Join],
+                     null_supplied: set[str]) -> None:
+        """Keep the join tree; push to each scan only what outer-join semantics allow."""
+        on_of: dict[str, exp.Join] = {j.this.alias_or_name: j for j in joins}
+        for scan in scans:
+            join = on_of.get(scan.alias)
+            candidates: list[exp.Expr] = []
+            origin: exp.Expr | None = None
+            if scan.alias in null_supplied:
+                if join is not None and join.args.get("side") == "LEFT" and join.args.get("on"):
+                    origin = join
+                    candidates = list(_conjuncts(join.args["on"]))
+                    self._local_if_single(scan, where_conjuncts,
+                                          "filter above a null-supplying outer-join side")
+            else:
+                origin = select.args.get("where")
+                candidates = list(where_conjuncts)
+            fragment, absorbed = self._push_scan(select, scan, candidates)
+            if absorbed and origin is not None:
+                key = "on" if isinstance(origin, exp.Join) else "this"
+                kept = [c for c in candidates if not any(c is a for a in absorbed)]
+                if isinstance(origin, exp.Join):
+                    origin.set(key, exp.and_(*kept) if kept else exp.true())
+                else:
+                    if kept:
+                        origin.set("this", exp.and_(*kept))
+                    else:
+                        select.set("where", None)
+                    where_conjuncts[:] = kept
+            scan.node.replace(_fragment_ref(fragment.name, scan.alias))
+
+    def _local_if_single(self, scan: _Scan, conjuncts: list[exp.Expr], why: str) -> None:
+        for conjunct in conjuncts:
+            if _aliases(conjunct) == {scan.alias}:
+                self._local(f"{why}: {conjunct.sql(CANONICAL_DIALECT)}")
+
+    def _join_groups(self, scans: list[_Scan], conjuncts: list[exp.Expr]) -> list[list[str]]:
+        """Tables of one source connected by row-preserving equi-joins, in scan order."""
+        parent = {s.alias: s.alias for s in scans}
+
+        def find(a: str) -> str:
+            while parent[a] != a:
+                a = parent[a]
+            return a
+
+        by_alias = {s.alias: s for s in scans}
+        for conjunct in conjuncts:
+            pair = _equi_join(conjunct)
+            if pair is None:
+                continue
+            (la, lc), (ra, rc) = pair
+            if la not in by_alias or ra not in by_alias or la == ra:
+                continue
+            left, right = by_alias[la], by_alias[ra]
+            if self._identity(left.source) != self._identity(right.source):
+                continue
+            if not (_is_key(left.physical, lc) or _is_key(right.physical, rc)):
+                continue
+            parent[find(la)] = find(ra)
+        groups: dict[str, list[str]] = {}
+        for scan in scans:
+            groups.setdefault(find(scan.alias), []).append(scan.alias)
+        return list(groups.values())
+
+    def _push_join(self, select: exp.Select, group: list[_Scan], conjuncts: list[exp.Expr]
+                   ) -> tuple[Fragment, list[exp.Expr], dict[tuple[str, str], tuple[str, str]]] | None:
+        aliases = {s.alias for s in group}
+        source = group[0].source
+        connector = self._connectors[source]
+        absorbed = [c for c in conjuncts
+                    if _aliases(c) and _aliases(c) <= aliases and not _has_subquery(c)
+                    and self._accepts(connector, group, c)]
+        name = self._next_name()
+        used = _used_columns(select, aliases, exclude=absorbed)
+        renames = {(a, c): (name, f"{a}__{c}") for a, c in used}
+        projections = [exp.alias_(exp.column(c, a, quoted=True), f"{a}__{c}", quoted=True)
+                       for a, c in sorted(used)] or [exp.alias_(exp.Literal.number(1), "__one")]
+        tables = [_physical_node(s.physical, s.alias) for s in group]
+        query = exp.select(*projections).from_(tables[0])
+        for table in tables[1:]:
+            query = query.join(table, join_type="cross")
+        if absorbed:
+            query = query.where(exp.and_(*[c.copy() for c in absorbed]))
+        inputs = tuple(ScanInput(s.alias, s.physical.table, s.physical.columns) for s in group)
+        try:
+            schema = engine_schema(query, inputs)
+        except Exception:  # noqa: BLE001 - not typable: fall back to single scans
+            return None
+        handle = connector.apply_query(query, schema)
+        if handle is None:
+            return None
+        joined = ", ".join(sorted(aliases))
+        fragment = self._fragment(source, handle, (f"join of {joined}",), name=name)
+        return fragment, absorbed, renames
+
+    def _accepts(self, connector: Connector, group: list[_Scan], conjunct: exp.Expr) -> bool:
+        """Ask the connector about one conjunct over (one of) the group's scans."""
+        aliases = _aliases(conjunct)
+        if len(aliases) == 1:
+            scan = next(s for s in group if s.alias in aliases)
+            handle = connector.scan(scan.physical.table, scan.alias, scan.physical.columns)
+            answer = connector.apply_filter(handle, [conjunct])
+            return answer is not None and answer.support[0] is FilterSupport.EXACT
+        return _equi_join(conjunct) is not None
+
+    def _push_scan(self, select: exp.Select, scan: _Scan, conjuncts: list[exp.Expr]
+                   ) -> tuple[Fragment, list[exp.Expr]]:
+        connector = self._connectors[scan.source]
+        handle = connector.scan(scan.physical.table, scan.alias, scan.physical.columns)
+        mine = [c for c in conjuncts if _aliases(c) == {scan.alias} and not _has_subquery(c)]
+        absorbed: list[exp.Expr] = []
+        pushed: list[str] = []
+        if mine:
+            answer = connector.apply_filter(handle, [c.copy() for c in mine])
+            if answer is not None:
+                if len(answer.support) != len(mine):
+                    raise RuntimeError(f"{type(connector).__name__}.apply_filter answered "
+                                       f"{len(answer.support)} of {len(mine)} conjuncts")
+                handle = answer.handle
+                for conjunct, support in zip(mine, answer.support, strict=True):
+                    text = conjunct.sql(CANONICAL_DIALECT)
+                    if support is FilterSupport.EXACT:
+                        absorbed.append(conjunct)
+                        pushed.append(f"filter {text}")
+                    elif support is FilterSupport.INEXACT:
+                        pushed.append(f"filter {text} (inexact, re-checked locally)")
+                    else:
+                        self._local(f"filter the source cannot evaluate: {text}")
+            else:
+                for conjunct in mine:
+                    self._local(f"filter the source cannot evaluate: "
+                                f"{conjunct.sql(CANONICAL_DIALECT)}")
+        used = _used_columns(select, {scan.alias}, exclude=absorbed)
+        projection = [exp.alias_(exp.column(c, scan.alias, quoted=True), c, quoted=True)
+                      for _, c in sorted(used)]
+        if projection and len(projection) < len(scan.physical.columns):
+            projected = connector.apply_projection(handle, projection)
+            if projected is not None:
+                handle = projected
+        return self._fragment(scan.source, handle, tuple(pushed)), absorbed
+
+    # --- bookkeeping --------------------------------------------------------------------
+    def _fragment(self, source: str, handle: PushedQuery, pushed: tuple[str, ...],
+                  name: str | None = None) -> Fragment:
+        fragment = Fragment(name or self._next_name(), source, handle,
+                            self._connectors[source].render(handle), pushed)
+        self._state.fragments.append(fragment)
+        return fragment
+
+    def _next_name(self) -> str:
+        return f"__fragment_{next(self._state.counter)}"
+
+    def _local(self, what: str) -> None:
+        self._state.local_work.append(what)
+        if self._strict:
+            raise PushdownRequired(
+                f"strict pushdown: {what} would run in the merge layer; rewrite the query, or "
+                "turn strict pushdown off (session option strict_pushdown=false)"
+            )
+
+    def _identity(self, source: str) -> SourceIdentity:
+        return self._connectors[source].identity
+
+
+# --- tree helpers ---------------------------------------------------------------------------
+def inline_ctes(tree: exp.Query) -> exp.Query:
+    """Replace every CTE reference by a copy of its body, innermost WITH first."""
+    result = tree.copy()
+    while True:
+        withs = [w for w in result.find_all(exp.With)]
+        if not withs:
+            return result
+        with_ = withs[-1]
+        if with_.args.get("recursive"):
+            raise UnsupportedQuery("recursive CTEs are not supported yet")
+        owner = with_.parent
+        assert isinstance(owner, exp.Query)
+        bodies: dict[str, exp.Query] = {}
+        for cte in with_.expressions:
+            body = _substitute_ctes(cte.this, bodies)
+            bodies[cte.alias_or_name] = body
+        owner.set("with_", None)
+        replaced = _substitute_ctes(owner, bodies)
+        if owner is result:
+            result = replaced
+        else:
+            owner.replace(replaced)
+
+
+def _substitute_ctes(node: exp.Query, bodies: Mapping[str, exp.Query]) -> exp.Query:
+    def swap(n: exp.Expr) -> exp.Expr:
+        if isinstance(n, exp.Table) and not n.db and n.name in bodies and source_of(n) is None:
+            alias = n.alias_or_name
+            return exp.Subquery(this=bodies[n.name].copy(),
+                                alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+        return n
+
+    result = node.transform(swap, copy=True)
+    assert isinstance(result, exp.Query)
+    return result
+
+
+def _sources(query: exp.Expr) -> set[str]:
+    return {s for t in query.find_all(exp.Table) if (s := source_of(t)) is not None}
+
+
+def _external_columns(query: exp.Query) -> bool:
+    """Whether `query` refers to tables defined outside it (a correlated subquery)."""
+    defined = {t.alias_or_name for t in query.find_all(exp.Table)}
+    defined |= {s.alias_or_name for s in query.find_all(exp.Subquery) if s.alias}
+    defined |= {u.alias_or_name for u in query.find_all(exp.Unnest)}
+    return any(c.table and c.table not in defined for c in query.find_all(exp.Column))
+
+
+def _as_query(placed: exp.Query | Fragment) -> exp.Query:
+    if isinstance(placed, Fragment):
+        return exp.select("*").from_(exp.to_table(placed.name))
+    return placed
+
+
+def _fragment_ref(name: str, alias: str) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name, quoted=True),
+                     alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+
+
+def _physical_node(physical: PhysicalTable, alias: str) -> exp.Table:
+    return exp.Table(
+        this=exp.to_identifier(physical.table.name, quoted=True),
+        db=exp.to_identifier(physical.table.schema, quoted=True) if physical.table.schema else None,
+        alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
+    )
+
+
+def _conjuncts(condition: exp.Expr) -> Iterator[exp.Expr]:
+    if isinstance(condition, exp.And):
+        for part in condition.flatten():
+            yield from _conjuncts(part)
+    elif isinstance(condition, exp.Paren):
+        yield from _conjuncts(condition.this)
+    else:
+        yield condition
+
+
+def _aliases(expression: exp.Expr) -> set[str]:
+    return {c.table for c in expression.find_all(exp.Column) if c.table}
+
+
+def _has_subquery(expression: exp.Expr) -> bool:
+    return any(True for _ in expression.find_all(exp.Query, exp.Subquery, exp.Exists))
+
+
+def _is_inner(join: exp.Join) -> bool:
+    side = join.args.get("side")
+    kind = (join.args.get("kind") or "").upper()
+    return not side and kind in ("", "INNER", "CROSS") and not join.args.get("using")
+
+
+def _null_supplied_aliases(select: exp.Select) -> set[str]:
+    """Aliases whose rows an outer join may null-extend (their filters must stay above it)."""
+    items = [select.args["from_"].this] + [j.this for j in select.args.get("joins") or []]
+    names = [i.alias_or_name for i in items]
+    supplied: set[str] = set()
+    for index, join in enumerate(select.args.get("joins") or [], start=1):
+        side = join.args.get("side")
+        if side in ("LEFT", "FULL"):
+            supplied.add(names[index])
+        if side in ("RIGHT", "FULL"):
+            supplied.update(names[:index])
+    return supplied
+
+
+def _equi_join(conjunct: exp.Expr) -> tuple[tuple[str, str], tuple[str, str]] | None:
+    if (isinstance(conjunct, exp.EQ) and isinstance(conjunct.this, exp.Column)
+            and isinstance(conjunct.expression, exp.Column)
+            and conjunct.this.table and conjunct.expression.table):
+        return ((conjunct.this.table, conjunct.this.name),
+                (conjunct.expression.table, conjunct.expression.name))
+    return None
+
+
+def _is_key(physical: PhysicalTable, column: str) -> bool:
+    return physical.primary_key == (column,)
+
+
+def _used_columns(select: exp.Select, aliases: set[str], exclude: list[exp.Expr]
+                  ) -> set[tuple[str, str]]:
+    """(alias, column) pairs of `aliases` that `select` still needs once `exclude` is gone."""
+    excluded = {id(node) for e in exclude for node in e.walk()}
+    return {(c.table, c.name) for c in select.find_all(exp.Column)
+            if c.table in aliases and id(c) not in excluded}
+
+
+def _rename_columns(select: exp.Select, renames: Mapping[tuple[str, str], tuple[str, str]]) -> None:
+    for column in list(select.find_all(exp.Column)):
+        target = renames.get((column.table, column.name))
+        if target is not None:
+            column.replace(exp.column(target[1], target[0], quoted=True))
+
+
+def _rebuild_inner_from(select: exp.Select, replaced: Mapping[str, exp.Expr],
+                        conjuncts: list[exp.Expr]) -> None:
+    """Re-form FROM as a cross product of the remaining items, conditions in WHERE."""
+    items: list[exp.Expr] = []
+    seen: set[int] = set()
+    originals = [select.args["from_"].this] + [j.this for j in select.args.get("joins") or []]
+    for item in originals:
+        new = replaced.get(item.alias_or_name, item) if isinstance(item, exp.Table) else item
+        if id(new) in seen:
+            continue
+        seen.add(id(new))
+        items.append(new)
+    select.set("from_", exp.From(this=items[0].copy()))
+    select.set("joins", [exp.Join(this=i.copy(), kind="CROSS") for i in items[1:]] or None)
+    select.set("where", exp.Where(this=exp.and_(*conjuncts)) if conjuncts else None)
+
+
+def _short(query: exp.Expr) -> str:
+    text = query.sql(CANONICAL_DIALECT)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+__all__ = ["Planner", "SourceColumn", "inline_ctes"]

@@ -1,0 +1,37 @@
+"""The planner's output: what each source runs, and what DuckDB merges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+from sqlglot import exp
+
+from meshgate.spi import CANONICAL_DIALECT, PushedQuery
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One query sent to one source; the residual reads it as the relation `name`."""
+
+    name: str
+    source: str
+    handle: PushedQuery
+    sql: str
+    pushed: tuple[str, ...]  # what the source absorbed, for EXPLAIN ("filter ...", "join ...")
+
+
+@dataclass(frozen=True)
+class FederatedPlan:
+    """Fragments plus the residual DuckDB runs over them (None: the one fragment is the result)."""
+
+    fragments: tuple[Fragment, ...]
+    residual: exp.Query | None
+    schema: pa.Schema
+    local_work: tuple[str, ...]  # work that stayed in the merge layer although a source had it
+
+    @property
+    def residual_sql(self) -> str | None:
+        if self.residual is None:
+            return None
+        return self.residual.sql(dialect=CANONICAL_DIALECT, comments=False)
