@@ -1,0 +1,136 @@
+"""The `meshgate` command as a user runs it: a separate process, its output and exit code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from meshgate.principal import verify_password
+
+MESHGATE = Path(sys.executable).with_name("meshgate")
+
+
+def meshgate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MESHGATE_TEST_UNSET")}
+    return subprocess.run(
+        [str(MESHGATE), *args], input=stdin, capture_output=True, text=True, timeout=300,
+        env=environment, check=False,
+    )
+
+
+def copy_mesh(demo_dir: Path, target: Path) -> Path:
+    """A writable copy of the prepared demo (YAML and data) to break on purpose."""
+    shutil.copytree(demo_dir, target)
+    return target
+
+
+def edit_yaml(path: Path, document_path: tuple[str | int, ...], value: object) -> None:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    node = document
+    for part in document_path[:-1]:
+        node = node[part]
+    node[document_path[-1]] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+BROKEN = {
+    "unknown key": ("mesh.yaml", ("sources", 0, "colour"), "blue", "unknown key"),
+    "wrong type": ("mesh.yaml", ("mesh", "name"), ["demo"], "mesh.name"),
+    "missing source": ("hr.yaml", ("products", 0, "table", "source"), "payroll",
+                       "source 'payroll' is not declared"),
+    "undefined env var": ("mesh.yaml", ("sources", 1, "options", "path"),
+                          "${MESHGATE_TEST_UNSET_HR_PATH}",
+                          "${MESHGATE_TEST_UNSET_HR_PATH} is not set"),
+}
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_config_stops_with_file_and_problem(
+    command: str, case: str, demo_dir: Path, tmp_path: Path
+) -> None:
+    file_name, where, value, problem = BROKEN[case]
+    mesh = copy_mesh(demo_dir, tmp_path / "mesh")
+    edit_yaml(mesh / file_name, where, value)
+    extra = ("--port", "0") if command == "serve" else ()
+    result = meshgate(command, "--config", str(mesh), *extra)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert file_name in result.stderr
+    assert problem in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_directory_is_explained(tmp_path: Path) -> None:
+    result = meshgate("check", "--config", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert "nowhere does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_catalog_lists_domains_and_products(demo_dir: Path) -> None:
+    result = meshgate("catalog", "--config", str(demo_dir), "--columns")
+    assert result.returncode == 0, result.stderr
+    for domain in ("sales", "hr", "finance"):
+        assert f"\n{domain} (owner " in result.stdout
+    assert "sales.orders [table, v1.0.0]: One row per customer order" in result.stdout
+    assert "finance.revenue_by_region [query" in result.stdout
+    assert "ssn TEXT [pii]: Social security number" in result.stdout
+
+
+def test_catalog_for_a_user_shows_only_granted_products(demo_dir: Path) -> None:
+    result = meshgate("catalog", "--config", str(demo_dir), "--user", "analyst")
+    assert result.returncode == 0, result.stderr
+    assert "hr.employees" in result.stdout
+    assert "sales.orders" in result.stdout
+    assert "\nfinance (owner" not in result.stdout
+    assert "finance." not in result.stdout
+
+
+def test_unknown_user_is_an_error_not_a_traceback(demo_dir: Path) -> None:
+    result = meshgate("catalog", "--config", str(demo_dir), "--user", "mallory")
+    assert result.returncode == 2
+    assert result.stderr == "error: unknown user 'mallory'\n"
+
+
+def test_check_reports_type_drift_and_missing_columns(demo_dir: Path, tmp_path: Path) -> None:
+    mesh = copy_mesh(demo_dir, tmp_path / "mesh")
+    edit_yaml(mesh / "sales.yaml", ("products", 0, "columns", 3, "type"), "DECIMAL(10,2)")
+    edit_yaml(mesh / "sales.yaml", ("products", 2, "table", "columns", "email"), "e_mail")
+    result = meshgate("check", "--config", str(mesh))
+    assert result.returncode == 1
+    assert "product sales.orders: drift against sales_db.orders" in result.stdout
+    assert "column amount: declared DECIMAL(10, 2), source has DECIMAL(12, 2)" in result.stdout
+    assert "product sales.customers: drift against sales_db.customer_master" in result.stdout
+    assert "column email (<- e_mail): missing at the source" in result.stdout
+    assert "product sales.order_items: matches sales_db.order_items" in result.stdout
+
+
+def test_unreachable_source_is_reported(demo_dir: Path, tmp_path: Path) -> None:
+    mesh = copy_mesh(demo_dir, tmp_path / "mesh")
+    (mesh / "data" / "sales.duckdb").unlink()
+    result = meshgate("check", "--config", str(mesh))
+    assert result.returncode == 1
+    assert "source sales_db (duckdb): unreachable" in result.stdout
+    assert "product sales.orders: not checked: source sales_db is unreachable" in result.stdout
+
+
+def test_hash_password_reads_stdin() -> None:
+    result = meshgate("hash-password", stdin="s3cret\n")
+    assert result.returncode == 0, result.stderr
+    stored = result.stdout.strip()
+    assert stored.startswith("scrypt$")
+    assert verify_password("s3cret", stored)
+    assert not verify_password("s3cret\n", stored)
+
+
+def test_hash_password_refuses_empty_input() -> None:
+    result = meshgate("hash-password", stdin="")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: empty password")
