@@ -6,6 +6,7 @@ where Docker runs, or a failure that says how to provide one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -40,19 +41,26 @@ def pg_server_dsn() -> Iterator[str]:
         yield container.get_connection_url()
 
 
-@pytest.fixture
-def pg_database(pg_server_dsn: str) -> Iterator[str]:
-    """A fresh, uniquely named database; dropped afterwards. Yields its DSN."""
+@contextlib.contextmanager
+def fresh_pg_database(server_dsn: str) -> Iterator[str]:
+    """Create a uniquely named database, yield its DSN, drop it afterwards."""
     import adbc_driver_postgresql.dbapi as pg
 
     name = f"meshgate_test_{secrets.token_hex(6)}"
-    with pg.connect(pg_server_dsn, autocommit=True) as admin:
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    yield _with_database(pg_server_dsn, name)
-    with pg.connect(pg_server_dsn, autocommit=True) as admin:
-        with admin.cursor() as cursor:
+    with pg.connect(server_dsn, autocommit=True) as admin, admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(server_dsn, name)
+    finally:
+        with pg.connect(server_dsn, autocommit=True) as admin, admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_database(pg_server_dsn: str) -> Iterator[str]:
+    """A fresh, uniquely named database; dropped afterwards. Yields its DSN."""
+    with fresh_pg_database(pg_server_dsn) as dsn:
+        yield dsn
 
 
 def _with_database(dsn: str, database: str) -> str:
