@@ -117,15 +117,14 @@ def load_definition(option: Path | None) -> MeshDefinition:
 
 # --- serve ----------------------------------------------------------------------------------
 def run_serve(args: argparse.Namespace) -> int:
-    """Validate the config before anything else so a broken file never starts a server."""
-    definition = load_definition(args.config)
-    Catalog(definition)
+    """Load and validate everything first, so a broken config never starts a server."""
+    service = QueryService.from_config(config_directory(args.config))
     # The server pulls in gRPC machinery that no other subcommand needs.
     from meshgate.server import serve  # noqa: PLC0415
 
-    service = QueryService.from_config(definition.directory)
-    host = args.host or definition.server.host
-    port = args.port if args.port is not None else definition.server.port
+    settings = service.definition.server
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
     try:
         serve(service, host, port)
     finally:
@@ -137,7 +136,7 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_query(args: argparse.Namespace) -> int:
     service = QueryService.from_config(config_directory(args.config))
     try:
-        principal = service.catalog.directory.principal(args.user)
+        principal = service.principal(args.user)
         prepared = service.prepare(args.sql, principal)
         reader = service.execute(prepared)
         shown, total = _head(reader, args.max_rows)
@@ -164,19 +163,10 @@ def _head(reader: pa.RecordBatchReader, limit: int) -> tuple[pa.Table, int]:
 def run_explain(args: argparse.Namespace) -> int:
     service = QueryService.from_config(config_directory(args.config))
     try:
-        principal = service.catalog.directory.principal(args.user)
-        plan = service.explain(args.sql, principal)
+        plan = service.explain(args.sql, service.principal(args.user))
     finally:
         service.close()
-    if isinstance(plan, pa.RecordBatchReader):
-        plan = plan.read_all()
-    if isinstance(plan, pa.Table):
-        print(format_table(plan))
-    elif isinstance(plan, str):
-        print(plan)
-    else:
-        for row in plan:
-            print(row if isinstance(row, str) else "  ".join(str(v) for v in row))
+    print(format_records(plan))
     return 0
 
 
@@ -329,7 +319,8 @@ def run_hash_password(args: argparse.Namespace) -> int:
 def format_table(table: pa.Table) -> str:
     """A plain-text grid: NULL for nulls, numbers right-aligned, times in ISO format."""
     names = table.column_names
-    columns = [[_cell(v) for v in column.to_pylist()] for column in table.columns]
+    columns = [[_cell(v).replace("\n", "\\n") for v in column.to_pylist()]
+               for column in table.columns]
     numeric = [_is_numeric(f.type) for f in table.schema]
     widths = [max([len(n), *(len(c) for c in cells)]) for n, cells in zip(names, columns,
                                                                              strict=True)]
@@ -342,6 +333,20 @@ def format_table(table: pa.Table) -> str:
     rows = [line(names, header=True), "-+-".join("-" * w for w in widths)]
     rows.extend(line(cells) for cells in zip(*columns, strict=True))
     return "\n".join(rows)
+
+
+def format_records(table: pa.Table) -> str:
+    """One block per row (first column as its heading): for long values such as pushed SQL."""
+    names = table.column_names
+    width = max((len(n) for n in names[1:]), default=0)
+    blocks = []
+    for row in table.to_pylist():
+        lines = [_cell(row[names[0]])]
+        for name in names[1:]:
+            value = _cell(row[name]).replace("\n", "\n" + " " * (width + 4))
+            lines.append(f"  {name.ljust(width)}: {value}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def _is_numeric(arrow: pa.DataType) -> bool:
@@ -358,7 +363,7 @@ def _cell(value: object) -> str:
         return value.isoformat(sep=" ")
     if isinstance(value, Decimal | dt.date | dt.time):
         return str(value)
-    return str(value).replace("\n", "\\n")
+    return str(value)
 
 
 if __name__ == "__main__":
