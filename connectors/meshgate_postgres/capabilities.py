@@ -1,0 +1,177 @@
+"""What meshgate pushes to PostgreSQL: only what PostgreSQL evaluates exactly as DuckDB does.
+
+Left out on purpose, each because PostgreSQL answers differently from the engine:
+`/` and `%` by anything but a non-zero literal (PostgreSQL raises on division by zero where
+DuckDB yields NULL), `//` (rounding), ROUND (PostgreSQL rounds doubles half-to-even),
+SUBSTRING/LEFT/RIGHT (negative positions), LOWER/UPPER/ILIKE (locale-dependent), GREATEST /
+LEAST (NULL handling), casts to text (number and date formatting) and anything date-part on
+`timestamp with time zone` (depends on the session time zone). Text ordering (<, >, BETWEEN,
+MIN/MAX, ORDER BY on text) is pushed only when the database collation is bytewise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pyarrow as pa
+from sqlglot import exp
+
+from meshgate.spi import Capabilities, JoinKind
+from meshgate.spi.sql import BOOLEAN_LOGIC, COMPARISONS
+
+EXPRESSIONS: frozenset[type[exp.Expr]] = (
+    COMPARISONS
+    | BOOLEAN_LOGIC
+    | frozenset(
+        {
+            exp.NullSafeEQ,
+            exp.NullSafeNEQ,
+            exp.Add,
+            exp.Sub,
+            exp.Mul,
+            exp.Div,
+            exp.Mod,
+            exp.Neg,
+            exp.Like,
+            exp.Case,
+            exp.If,
+            exp.Cast,
+            exp.Coalesce,
+            exp.Nullif,
+            exp.Length,
+            exp.Trim,
+            exp.Concat,
+            exp.DPipe,
+            exp.Abs,
+            exp.Floor,
+            exp.Ceil,
+            exp.Extract,
+            exp.Year,
+            exp.Month,
+            exp.Day,
+            exp.Interval,
+            exp.Subquery,
+            exp.Exists,
+        }
+    )
+)
+AGGREGATES: frozenset[type[exp.Expr]] = frozenset(
+    {exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max}
+)
+JOIN_KINDS = frozenset(JoinKind)
+
+# `datcollate` values whose text order is byte order (glibc's C.UTF-8 sorts by code point,
+# which for UTF-8 is the same order as DuckDB's byte comparison).
+BYTEWISE_COLLATIONS = frozenset({"c", "posix", "c.utf8", "c.utf-8"})
+
+
+def capabilities(*, bytewise_text_order: bool) -> Capabilities:
+    """The capability table for a database whose default collation is (not) bytewise."""
+    return Capabilities(
+        dialect="postgres",
+        expressions=EXPRESSIONS,
+        aggregates=AGGREGATES,
+        join_kinds=JOIN_KINDS,
+        text_ordering_matches_engine=bytewise_text_order,
+        text_equality_matches_engine=True,
+    )
+
+
+_TEXT_ORDER_SENSITIVE = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.Min, exp.Max,
+                         exp.Ordered)
+_DATE_PARTS = (exp.Extract, exp.Year, exp.Month, exp.Day)
+_INTEGERS = ("int8", "int16", "int32", "int64")
+
+
+def renders_exactly(
+    node: exp.Expr,
+    column_types: Mapping[tuple[str, str], pa.DataType],
+    *,
+    bytewise_text_order: bool,
+) -> bool:
+    """The per-node veto behind the table above: value-dependent differences."""
+    if isinstance(node, exp.Div | exp.Mod):
+        return _nonzero_literal(node.expression)
+    if isinstance(node, exp.Like):
+        pattern = node.expression
+        return isinstance(pattern, exp.Literal) and "\\" not in pattern.this
+    if isinstance(node, _TEXT_ORDER_SENSITIVE) and not bytewise_text_order:
+        return not any(_is_text(t) for t in _types_under(node, column_types)) and not any(
+            literal.is_string for literal in node.find_all(exp.Literal)
+        )
+    if isinstance(node, _DATE_PARTS):
+        return not any(
+            pa.types.is_timestamp(t) and t.tz is not None for t in _types_under(node, column_types)
+        )
+    if isinstance(node, exp.Cast):
+        return _exact_cast(node, column_types)
+    return True
+
+
+def _nonzero_literal(node: exp.Expr | None) -> bool:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if not isinstance(node, exp.Literal) or node.is_string:
+        return False
+    try:
+        return float(node.this) != 0.0
+    except ValueError:
+        return False
+
+
+def _is_text(arrow: pa.DataType) -> bool:
+    return bool(pa.types.is_string(arrow) or pa.types.is_large_string(arrow))
+
+
+def _types_under(
+    node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]
+) -> list[pa.DataType]:
+    found: list[pa.DataType] = []
+    for column in node.find_all(exp.Column):
+        arrow = column_types.get((column.table, column.name))
+        if arrow is None:
+            # Unknown origin (a nested query's output): assume the worst.
+            arrow = pa.string()
+        found.append(arrow)
+    return found
+
+
+def _exact_cast(node: exp.Cast, column_types: Mapping[tuple[str, str], pa.DataType]) -> bool:
+    """Casts both systems evaluate identically: literals to dates/numbers, widening numbers."""
+    target = node.to
+    operand = node.this
+    if target.is_type(*exp.DataType.TEXT_TYPES):
+        return isinstance(operand, exp.Literal) and operand.is_string
+    if isinstance(operand, exp.Literal):
+        if operand.is_string:
+            return target.is_type(
+                exp.DataType.Type.DATE,
+                exp.DataType.Type.TIMESTAMP,
+                exp.DataType.Type.INTERVAL,
+                *exp.DataType.NUMERIC_TYPES,
+            )
+        return target.is_type(*exp.DataType.NUMERIC_TYPES)
+    if not isinstance(operand, exp.Column):
+        return False
+    source = column_types.get((operand.table, operand.name))
+    if source is None:
+        return False
+    if pa.types.is_integer(source):
+        return target.is_type(
+            exp.DataType.Type.BIGINT,
+            exp.DataType.Type.DOUBLE,
+            exp.DataType.Type.DECIMAL,
+            *([exp.DataType.Type.INT] if str(source) in _INTEGERS[:3] else []),
+        )
+    if pa.types.is_decimal(source):
+        if target.is_type(exp.DataType.Type.DOUBLE):
+            return True
+        params = [p for p in target.expressions if isinstance(p, exp.DataTypeParam)]
+        if target.is_type(exp.DataType.Type.DECIMAL) and len(params) == 2:
+            precision, scale = (int(p.this.this) for p in params)
+            widened: bool = precision - scale >= source.precision - source.scale
+            return scale >= source.scale and widened
+        return False
+    if pa.types.is_date32(source):
+        return target.is_type(exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP)
+    return False

@@ -1,0 +1,123 @@
+"""Stream one statement's rows as Arrow batches, cancelling it when the consumer lets go.
+
+The driver runs a query as `COPY (...) TO STDOUT (FORMAT binary)` and decodes it batch by
+batch, so memory stays at one batch whatever the result size. The statement starts eagerly
+(errors surface in `execute`, where they can be mapped), and the reader is a generator behind
+an Arrow C stream: closing the reader, dropping it, or DuckDB releasing the stream finalises
+the generator, which cancels the statement on the server if rows remain, then returns the
+connection to the pool.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import adbc_driver_manager
+import pyarrow as pa
+
+from meshgate.errors import MeshgateError, QueryCancelled, Status
+
+from .pool import ConnectionPool, unavailable
+from .typemap import BoundaryCast
+
+QUERY_CANCELED = "57014"
+
+
+def stream_batches(
+    pool: ConnectionPool, sql: str, parameters: Sequence[Any], schema: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    """Run `sql` with `$n` parameters bound when first read; yield batches cast to `schema`.
+
+    Closing the generator before the end cancels the statement on the server (the driver
+    sends a libpq cancel request), then the connection goes back to the pool.
+    """
+    conn = pool.acquire()
+    cursor = None
+    source = None
+    finished = False
+    failed = False
+    cast = BoundaryCast(schema)
+    try:
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, tuple(parameters) if parameters else None)
+            source = cursor.fetch_record_batch()
+        except adbc_driver_manager.Error as exc:
+            failed = not _connection_survives(exc)
+            finished = True  # nothing runs on the server any more: no cancel needed
+            raise source_error(pool, exc, "running a query") from None
+        while True:
+            try:
+                batch = source.read_next_batch()
+            except StopIteration:
+                finished = True
+                return
+            except (adbc_driver_manager.Error, OSError) as exc:
+                # The driver's stream reports server-side errors as OSError.
+                failed = True
+                raise source_error(pool, exc, "streaming rows") from None
+            yield cast.apply(batch)
+    finally:
+        if cursor is not None and not (finished or failed):
+            try:
+                cursor.adbc_cancel()
+            except adbc_driver_manager.Error:
+                failed = True
+        if source is not None:
+            source.close()
+        if cursor is not None:
+            cursor.close()
+        pool.release(conn, healthy=not failed)
+
+
+def _connection_survives(exc: BaseException) -> bool:
+    """SQL errors leave the session usable; connection-level failures do not."""
+    return isinstance(exc, adbc_driver_manager.ProgrammingError)
+
+
+def source_error(pool: ConnectionPool, exc: BaseException, doing: str) -> MeshgateError:
+    """Map a driver error to meshgate's: cancelled, a SQL error, or the source unavailable."""
+    text = str(exc)
+    if getattr(exc, "sqlstate", None) == QUERY_CANCELED or "canceling statement" in text:
+        return QueryCancelled("the query was cancelled while PostgreSQL was running it")
+    sqlstate = getattr(exc, "sqlstate", None) or _sqlstate_in(text)
+    if sqlstate and not sqlstate.startswith("08"):
+        return SourceQueryError(sqlstate, text)
+    return unavailable(pool.dsn, exc, doing)
+
+
+def _sqlstate_in(text: str) -> str | None:
+    found = re.search(r"SQLSTATE: ([0-9A-Z]{5})", text)
+    return found.group(1) if found else None
+
+
+class SourceQueryError(MeshgateError):
+    """PostgreSQL ran the fragment and reported an error (overflow, division by zero, ...).
+
+    The caller sees the SQLSTATE and its class only: the server's text may name physical
+    tables and columns (ARCHITECTURE.md §4.6). `detail` keeps it for the audit log.
+    """
+
+    status = Status.INVALID_ARGUMENT
+
+    def __init__(self, sqlstate: str, detail: str) -> None:
+        reason = _SQLSTATE_CLASSES.get(sqlstate[:2], "the source reported an error")
+        super().__init__(
+            f"the PostgreSQL source could not run its part of the query: {reason} "
+            f"(SQLSTATE {sqlstate})"
+        )
+        self.sqlstate = sqlstate
+        self.detail = detail
+
+
+_SQLSTATE_CLASSES = {
+    "22": "a value was out of range or invalid (e.g. numeric overflow, division by zero)",
+    "23": "a constraint was violated",
+    "25": "the session is read-only",
+    "28": "the source rejected meshgate's credentials",
+    "42": "the source table or column changed or is not accessible; run `meshgate check`",
+    "53": "the source ran out of resources",
+    "57": "the source shut the query down",
+}
