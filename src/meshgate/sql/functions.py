@@ -159,6 +159,7 @@ ALLOWED_FUNCTION_CLASSES: frozenset[type[exp.Func]] = frozenset(
         exp.IsNan,
         exp.IsInf,
         exp.Rand,
+        exp.Uuid,
         exp.WidthBucket,
         exp.SafeDivide,
         # Dates and times.
