@@ -166,3 +166,32 @@ def test_demo_users_and_grants() -> None:
     assert {d.name for d in analyst.domains()} == {"sales", "hr"}
     nobody = catalog.view(Principal("nobody", frozenset()))
     assert nobody.products() == []
+
+
+EXAMPLE = demo_config_dir().parent / "examples" / "crm-postgres"
+EXAMPLE_VARIABLES = ("CRM_PG_USER", "CRM_PG_PASSWORD", "CRM_PG_HOST")
+
+
+def test_postgres_example_takes_secrets_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in EXAMPLE_VARIABLES:
+        monkeypatch.setenv(name, name.lower())
+    definition = load_mesh(EXAMPLE)
+    assert definition.sources["crm"].options["dsn"] == (
+        "postgresql://crm_pg_user:crm_pg_password@crm_pg_host:5432/crm"
+    )
+    catalog = Catalog(definition)
+    marketing = catalog.view(catalog.directory.principal("mo"))
+    assert [p.qualified_name for p in marketing.products()] == [
+        "customers.accounts", "customers.accounts_per_country"
+    ]
+
+
+def test_postgres_example_names_each_missing_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in EXAMPLE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    message = load_error(EXAMPLE)
+    for name in EXAMPLE_VARIABLES:
+        assert f"crm-postgres/mesh.yaml: sources[0].options.dsn: environment variable " \
+               f"${{{name}}} is not set" in message
