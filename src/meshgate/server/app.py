@@ -1,0 +1,267 @@
+"""MeshgateFlightServer: decode a Flight SQL request, delegate to a typed handler, encode.
+
+pyarrow has no Flight SQL server, so this layer routes on the `google.protobuf.Any` type URL of
+each descriptor/ticket and on the action name. It holds no query or catalog logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError, Message
+from pyarrow import flight
+
+from meshgate.errors import MeshgateError, Status
+from meshgate.server import metadata
+from meshgate.server.auth import AuthMiddlewareFactory, CallCredential, NoopAuthHandler, TokenStore
+from meshgate.server.errors import at_boundary, guarded
+from meshgate.server.proto import flight_pb2
+from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.server.sessions import SessionStore
+from meshgate.server.sqlinfo import SCHEMA as SQL_INFO_SCHEMA
+from meshgate.server.sqlinfo import sql_info_table
+from meshgate.server.statements import ReadOnlyError, StatementRegistry, pack
+from meshgate.service import QueryService
+
+AUTH = "auth"
+DEFAULT_TTL_SECONDS = 3600.0
+
+_INGEST_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementIngest"
+_WRITE_COMMANDS = (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate)
+
+
+class BadRequestError(MeshgateError):
+    status = Status.INVALID_ARGUMENT
+
+
+class UnsupportedCommandError(MeshgateError):
+    status = Status.UNIMPLEMENTED
+
+
+_COMMANDS: dict[str, type[Message]] = {
+    f"type.googleapis.com/{cls.DESCRIPTOR.full_name}": cls
+    for cls in (
+        pb.CommandStatementQuery, pb.CommandPreparedStatementQuery, pb.TicketStatementQuery,
+        pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate,
+        pb.CommandGetSqlInfo, pb.CommandGetCatalogs, pb.CommandGetDbSchemas,
+        pb.CommandGetTables, pb.CommandGetTableTypes, pb.CommandGetPrimaryKeys,
+        pb.CommandGetImportedKeys, pb.CommandGetExportedKeys, pb.CommandGetCrossReference,
+        pb.CommandGetXdbcTypeInfo,
+    )
+}
+
+
+def unpack(data: bytes) -> Message:
+    """A Flight SQL command from serialized Any bytes (descriptor cmd or ticket)."""
+    try:
+        wrapped = any_pb2.Any.FromString(data)
+    except DecodeError:
+        raise BadRequestError(
+            "the request is not a Flight SQL command (google.protobuf.Any)"
+        ) from None
+    if wrapped.type_url == _INGEST_TYPE_URL:
+        raise ReadOnlyError()
+    cls = _COMMANDS.get(wrapped.type_url)
+    if cls is None:
+        raise UnsupportedCommandError(f"meshgate does not support the command {wrapped.type_url!r}")
+    message = cls()
+    wrapped.Unpack(message)
+    return message
+
+
+def _parse(cls: type[Any], body: bytes, what: str) -> Any:
+    """An action body that Flight SQL wraps in Any, or a raw one (Flight-level actions)."""
+    try:
+        wrapped = any_pb2.Any.FromString(body)
+        message = cls()
+        if wrapped.Unpack(message):
+            return message
+        return cls.FromString(body)
+    except DecodeError:
+        raise BadRequestError(f"the {what} action body does not decode") from None
+
+
+class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
+    """The Flight SQL endpoint; every RPC is authenticated by the `auth` middleware."""
+
+    def __init__(self, service: QueryService, location: str,
+                 token_ttl_seconds: float = DEFAULT_TTL_SECONDS, **options: Any) -> None:
+        self.sessions = SessionStore()
+        self.tokens = TokenStore(token_ttl_seconds, on_expire=self.sessions.forget)
+        self.service = service
+        self.statements = StatementRegistry(service, token_ttl_seconds)
+        self._actions: dict[str, Callable[[CallCredential, bytes], Iterator[bytes]]] = {
+            "CreatePreparedStatement": self._create_prepared,
+            "ClosePreparedStatement": self._close_prepared,
+            "SetSessionOptions": self._set_session_options,
+            "GetSessionOptions": self._get_session_options,
+            "CloseSession": self._close_session,
+            "CancelFlightInfo": self._cancel_flight_info,
+        }
+        super().__init__(
+            location,
+            auth_handler=NoopAuthHandler(),
+            middleware={AUTH: AuthMiddlewareFactory(service.authenticate, self.tokens)},
+            **options,
+        )
+
+    @staticmethod
+    def _caller(context: flight.ServerCallContext) -> CallCredential:
+        credential = context.get_middleware(AUTH)
+        assert isinstance(credential, CallCredential)
+        return credential
+
+    # ---- GetFlightInfo / GetSchema ------------------------------------------------------------
+
+    @at_boundary
+    def get_flight_info(self, context: flight.ServerCallContext,
+                        descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+        caller = self._caller(context)
+        principal = caller.principal
+        command = self._command(descriptor)
+        if isinstance(command, pb.CommandStatementQuery):
+            return self.statements.statement_info(principal, command, descriptor,
+                                                  self.sessions.schema(caller.token))
+        if isinstance(command, pb.CommandPreparedStatementQuery):
+            return self.statements.prepared_info(principal, command, descriptor)
+        schema = self._metadata_schema(command)
+        endpoint = flight.FlightEndpoint(descriptor.command, [])
+        return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
+
+    @at_boundary
+    def get_schema(self, context: flight.ServerCallContext,
+                   descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
+        caller = self._caller(context)
+        principal = caller.principal
+        command = self._command(descriptor)
+        if isinstance(command, pb.CommandStatementQuery):
+            return flight.SchemaResult(self.statements.statement_schema(
+                principal, command, self.sessions.schema(caller.token)))
+        if isinstance(command, pb.CommandPreparedStatementQuery):
+            return flight.SchemaResult(self.statements.prepared_schema(principal, command))
+        return flight.SchemaResult(self._metadata_schema(command))
+
+    @staticmethod
+    def _command(descriptor: flight.FlightDescriptor) -> Message:
+        if descriptor.descriptor_type != flight.DescriptorType.CMD:
+            raise BadRequestError("meshgate serves Flight SQL command descriptors only, not paths")
+        return unpack(descriptor.command)
+
+    @staticmethod
+    def _metadata_schema(command: Message) -> pa.Schema:
+        if isinstance(command, pb.CommandGetTables):
+            if command.include_schema:
+                return metadata.TABLES_WITH_SCHEMA_SCHEMA
+            return metadata.TABLES_SCHEMA
+        schemas: dict[type[Message], pa.Schema] = {
+            pb.CommandGetSqlInfo: SQL_INFO_SCHEMA,
+            pb.CommandGetCatalogs: metadata.CATALOGS_SCHEMA,
+            pb.CommandGetDbSchemas: metadata.DB_SCHEMAS_SCHEMA,
+            pb.CommandGetTableTypes: metadata.TABLE_TYPES_SCHEMA,
+            pb.CommandGetPrimaryKeys: metadata.PRIMARY_KEYS_SCHEMA,
+            pb.CommandGetImportedKeys: metadata.FOREIGN_KEYS_SCHEMA,
+            pb.CommandGetExportedKeys: metadata.FOREIGN_KEYS_SCHEMA,
+            pb.CommandGetCrossReference: metadata.FOREIGN_KEYS_SCHEMA,
+            pb.CommandGetXdbcTypeInfo: metadata.XDBC_TYPE_INFO_SCHEMA,
+        }
+        schema = schemas.get(type(command))
+        if schema is None:
+            if isinstance(command, _WRITE_COMMANDS):
+                raise ReadOnlyError()
+            raise BadRequestError(f"{command.DESCRIPTOR.name} is not a query or metadata command")
+        return schema
+
+    # ---- DoGet --------------------------------------------------------------------------------
+
+    @at_boundary
+    def do_get(self, context: flight.ServerCallContext,
+               ticket: flight.Ticket) -> flight.FlightDataStream:
+        principal = self._caller(context).principal
+        command = unpack(ticket.ticket)
+        if isinstance(command, pb.TicketStatementQuery):
+            schema, batches = self.statements.stream(principal, command, context)
+            return flight.GeneratorStream(schema, guarded(batches))
+        table = self._metadata_table(principal, command)
+        return flight.RecordBatchStream(table.combine_chunks())
+
+    def _metadata_table(self, principal: Any, command: Message) -> pa.Table:
+        view = self.service.view(principal)
+        if isinstance(command, pb.CommandGetSqlInfo):
+            return sql_info_table(list(command.info))
+        if isinstance(command, pb.CommandGetCatalogs):
+            return metadata.catalogs(view)
+        if isinstance(command, pb.CommandGetDbSchemas):
+            return metadata.db_schemas(view, command)
+        if isinstance(command, pb.CommandGetTables):
+            return metadata.tables(view, command)
+        if isinstance(command, pb.CommandGetTableTypes):
+            return metadata.table_types()
+        if isinstance(command, pb.CommandGetPrimaryKeys):
+            return metadata.primary_keys()
+        if isinstance(command, pb.CommandGetImportedKeys | pb.CommandGetExportedKeys
+                      | pb.CommandGetCrossReference):
+            return metadata.foreign_keys()
+        if isinstance(command, pb.CommandGetXdbcTypeInfo):
+            return metadata.xdbc_type_info(command)
+        raise BadRequestError(f"{command.DESCRIPTOR.name} is not a valid ticket")
+
+    # ---- DoPut --------------------------------------------------------------------------------
+
+    @at_boundary
+    def do_put(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor,
+               reader: flight.MetadataRecordBatchReader,
+               writer: flight.FlightMetadataWriter) -> None:
+        principal = self._caller(context).principal
+        command = self._command(descriptor)
+        if isinstance(command, _WRITE_COMMANDS):
+            raise ReadOnlyError()  # the stream is not read: the Go client may send no schema (P8)
+        if not isinstance(command, pb.CommandPreparedStatementQuery):
+            raise BadRequestError(f"DoPut does not accept {command.DESCRIPTOR.name}")
+        result = self.statements.bind(principal, command, reader)
+        writer.write(pa.py_buffer(result.SerializeToString()))
+
+    # ---- DoAction -----------------------------------------------------------------------------
+
+    def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
+        return [(name, "") for name in self._actions]
+
+    @at_boundary
+    def do_action(self, context: flight.ServerCallContext,
+                  action: flight.Action) -> Iterator[bytes]:
+        handler = self._actions.get(action.type)
+        if handler is None:
+            raise UnsupportedCommandError(f"meshgate does not support the action {action.type!r}")
+        body = action.body.to_pybytes() if action.body is not None else b""
+        return guarded(handler(self._caller(context), body))
+
+    def _create_prepared(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        request = _parse(pb.ActionCreatePreparedStatementRequest, body, "CreatePreparedStatement")
+        yield pack(self.statements.create_prepared(caller.principal, request,
+                                                   self.sessions.schema(caller.token)))
+
+    def _close_prepared(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        request = _parse(pb.ActionClosePreparedStatementRequest, body, "ClosePreparedStatement")
+        self.statements.close_prepared(caller.principal, request)
+        yield from ()
+
+    def _set_session_options(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        view = self.service.view(caller.principal)
+        yield self.sessions.set_options(caller.token, view, body)
+
+    def _get_session_options(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        view = self.service.view(caller.principal)
+        yield self.sessions.get_options(caller.token, view, body)
+
+    def _close_session(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        yield self.sessions.close(caller.token, body)
+
+    def _cancel_flight_info(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        request = flight_pb2.CancelFlightInfoRequest.FromString(body)
+        info = flight.FlightInfo.deserialize(request.info.SerializeToString())
+        cancelled = self.statements.cancel(caller.principal, info)
+        status = (flight_pb2.CANCEL_STATUS_CANCELLED if cancelled
+                  else flight_pb2.CANCEL_STATUS_NOT_CANCELLABLE)
+        yield flight_pb2.CancelFlightInfoResult(status=status).SerializeToString()

@@ -1,0 +1,149 @@
+"""Basic -> Bearer authentication on every RPC (flightsql-clients.md §1, P11, P12).
+
+Clients differ: JDBC and pyarrow send `Basic` (padded base64) on Handshake, ADBC sends it
+unpadded, some send it on a data RPC directly, and JDBC with `token=` sends `Bearer` on
+Handshake. So the middleware accepts `Basic` on any call and answers with a fresh opaque token
+in the *initial* response headers; `Bearer` tokens are looked up in a TTL store.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyarrow import flight
+
+from meshgate.errors import AuthenticationFailed
+from meshgate.principal import Principal
+
+Authenticate = Callable[[str, str], Principal]
+
+
+@dataclass(frozen=True)
+class Credential:
+    token: str
+    principal: Principal
+    expires_at: float
+
+
+class TokenStore:
+    """Opaque random bearer tokens bound to a principal; they expire `ttl_seconds` after issue."""
+
+    def __init__(self, ttl_seconds: float,
+                 on_expire: Callable[[str], None] | None = None) -> None:
+        self._ttl = ttl_seconds
+        self._on_expire = on_expire
+        self._tokens: dict[str, Credential] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, principal: Principal) -> Credential:
+        credential = Credential(secrets.token_urlsafe(32), principal, time.monotonic() + self._ttl)
+        with self._lock:
+            self._tokens[credential.token] = credential
+        self._expire()
+        return credential
+
+    def resolve(self, token: str) -> Credential:
+        with self._lock:
+            credential = self._tokens.get(token)
+        if credential is None or credential.expires_at <= time.monotonic():
+            self._expire()
+            raise AuthenticationFailed(
+                "the bearer token is unknown or expired; authenticate again with user and password"
+            )
+        return credential
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            gone = [t for t, c in self._tokens.items() if c.expires_at <= now]
+            for token in gone:
+                del self._tokens[token]
+        if self._on_expire is not None:
+            for token in gone:
+                self._on_expire(token)
+
+
+def parse_basic(encoded: str) -> tuple[str, str]:
+    """`user:password` from a Basic credential; padding optional, split on the first ':'."""
+    try:
+        raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        text = raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise AuthenticationFailed(
+            "the Basic credential is not valid base64 of 'user:password'"
+        ) from None
+    user, sep, password = text.partition(":")
+    if not sep:
+        raise AuthenticationFailed("the Basic credential has no ':' between user and password")
+    return user, password
+
+
+class CallCredential(flight.ServerMiddleware):  # type: ignore[misc]
+    """The principal of one call, and the token to hand back if this call logged in."""
+
+    def __init__(self, credential: Credential, issued: bool) -> None:
+        self.credential = credential
+        self._issued = issued
+
+    @property
+    def principal(self) -> Principal:
+        return self.credential.principal
+
+    @property
+    def token(self) -> str:
+        return self.credential.token
+
+    def sending_headers(self) -> dict[str, str]:
+        if self._issued:
+            return {"authorization": f"Bearer {self.credential.token}"}
+        return {}
+
+
+class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[misc]
+    """Authenticates every call; failures are UNAUTHENTICATED without a traceback."""
+
+    def __init__(self, authenticate: Authenticate, tokens: TokenStore) -> None:
+        self._authenticate = authenticate
+        self._tokens = tokens
+
+    def start_call(self, info: flight.CallInfo,
+                   headers: dict[str, list[str]]) -> CallCredential:
+        try:
+            return self._credential(headers)
+        except AuthenticationFailed as exc:
+            raise flight.FlightUnauthenticatedError(exc.message) from None
+
+    def _credential(self, headers: dict[str, list[str]]) -> CallCredential:
+        values = headers.get("authorization") or headers.get("Authorization") or []
+        if not values:
+            raise AuthenticationFailed(
+                "no credentials: send user and password (Basic) or a bearer token"
+            )
+        scheme, _, value = values[0].strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() == "basic":
+            user, password = parse_basic(value)
+            principal = self._authenticate(user, password)
+            return CallCredential(self._tokens.issue(principal), issued=True)
+        if scheme.lower() == "bearer":
+            return CallCredential(self._tokens.resolve(value), issued=False)
+        raise AuthenticationFailed(
+            f"unsupported authorization scheme {scheme!r}; use Basic or Bearer"
+        )
+
+
+class NoopAuthHandler(flight.ServerAuthHandler):  # type: ignore[misc]
+    """Lets Handshake succeed (pyarrow answers UNIMPLEMENTED without one); auth is middleware."""
+
+    def authenticate(self, outgoing: flight.ServerAuthSender,
+                     incoming: flight.ServerAuthReader) -> None:
+        return None
+
+    def is_valid(self, token: bytes) -> str:
+        return ""

@@ -1,0 +1,114 @@
+"""MeshgateError -> the exception pyarrow turns into the right gRPC status, with no traceback.
+
+What pyarrow 26 does with an exception raised in a server method (measured with a raw grpcio
+client and with pyarrow/ADBC clients, see tests/server/test_errors.py):
+
+* `FlightError` subclasses become a status with a Flight status detail: UNAUTHENTICATED,
+  PERMISSION_DENIED, UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, INTERNAL, UNKNOWN
+  (`FlightServerError`). The message is `<message>. Detail: <Flight code name>`; no traceback.
+* Every other exception goes through `arrow::py::ConvertPyError`: `ValueError`/`ArrowInvalid`
+  -> INVALID_ARGUMENT, `KeyError`/`ArrowKeyError` -> NOT_FOUND, `NotImplementedError` ->
+  UNIMPLEMENTED, anything else UNKNOWN; and the gRPC message is
+  `<message>. Detail: Python exception: Traceback (most recent call last): ...` because the
+  status detail is formatted with `traceback.format_exception`. No FlightError subclass gives
+  INVALID_ARGUMENT or NOT_FOUND, and `extra_info` only travels in a separate trailer.
+* When that formatting raises, pyarrow falls back to `Python exception: <type name>`. The
+  exception types below make it raise (their `__notes__` refuses to be read), so clients see
+  `<message>. Detail: Python exception: InvalidArgument` with the right code. These types exist
+  only to be raised into pyarrow at the RPC boundary; never log or re-raise them elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from functools import wraps
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import pyarrow as pa
+from pyarrow import flight
+
+from meshgate.errors import MeshgateError, Status
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _WithoutTraceback:
+    """Makes pyarrow's status-detail formatting fall back to the bare type name."""
+
+    @property
+    def __notes__(self) -> list[str]:
+        raise LookupError("client-facing error: no traceback in the gRPC message")
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""  # type: ignore[attr-defined]
+
+
+class InvalidArgument(_WithoutTraceback, pa.ArrowInvalid):  # type: ignore[misc]
+    """Raised into pyarrow for gRPC INVALID_ARGUMENT."""
+
+
+class NotFound(_WithoutTraceback, pa.ArrowKeyError):  # type: ignore[misc]
+    """Raised into pyarrow for gRPC NOT_FOUND."""
+
+
+class Unimplemented(_WithoutTraceback, pa.ArrowNotImplementedError):  # type: ignore[misc]
+    """Raised into pyarrow for gRPC UNIMPLEMENTED (clients read it as "feature absent")."""
+
+
+_BY_STATUS: dict[Status, Callable[[str], Exception]] = {
+    Status.INVALID_ARGUMENT: InvalidArgument,
+    Status.NOT_FOUND: NotFound,
+    Status.UNIMPLEMENTED: Unimplemented,
+    Status.PERMISSION_DENIED: flight.FlightUnauthorizedError,
+    Status.UNAUTHENTICATED: flight.FlightUnauthenticatedError,
+    Status.UNAVAILABLE: flight.FlightUnavailableError,
+    Status.DEADLINE_EXCEEDED: flight.FlightTimedOutError,
+    Status.CANCELLED: flight.FlightCancelledError,
+    Status.INTERNAL: flight.FlightInternalError,
+}
+
+_PASS_THROUGH = (flight.FlightError, InvalidArgument, NotFound, Unimplemented)
+
+
+def client_error(exc: BaseException) -> BaseException:
+    """The exception to raise into pyarrow for `exc`; unexpected ones are logged with an id."""
+    if isinstance(exc, _PASS_THROUGH):
+        return exc
+    if isinstance(exc, MeshgateError):
+        return _BY_STATUS[exc.status](exc.message)
+    error_id = uuid.uuid4().hex[:12]
+    log.error("internal error %s", error_id, exc_info=exc)
+    internal: BaseException = flight.FlightInternalError(
+        f"internal error {error_id}; the server log has the details under this id"
+    )
+    return internal
+
+
+def raise_client_error(exc: BaseException) -> NoReturn:
+    raise client_error(exc) from None
+
+
+def at_boundary(method: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a FlightServerBase method so every error leaves it as a clean gRPC status."""
+
+    @wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:
+            raise_client_error(exc)
+
+    return wrapper
+
+
+def guarded(items: Iterator[Any]) -> Iterator[Any]:
+    """Map errors raised while pyarrow pulls a lazy stream (DoGet, DoAction results)."""
+    try:
+        yield from items
+    except Exception as exc:
+        raise_client_error(exc)

@@ -1,0 +1,73 @@
+"""Session options `catalog` and `schema`, per bearer token (flightsql-clients.md P25).
+
+The Flight-level session actions carry raw (not Any-wrapped) Flight.proto messages and answer
+exactly one Result. JDBC sets `catalog` at connect and fails the connection on any error in the
+result, so only names the caller cannot see are refused.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from meshgate.catalog.catalog import CatalogView
+from meshgate.server.proto import flight_pb2 as pb
+
+SetError = pb.SetSessionOptionsResult.ErrorValue
+
+
+class SessionStore:
+    """Current catalog and schema of each session (keyed by the session's bearer token)."""
+
+    def __init__(self) -> None:
+        self._options: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def set_options(self, token: str, view: CatalogView, body: bytes) -> bytes:
+        request = pb.SetSessionOptionsRequest.FromString(body)
+        result = pb.SetSessionOptionsResult()
+        accepted: dict[str, str] = {}
+        for name, value in request.session_options.items():
+            error = _check(name, value, view)
+            if error is None:
+                accepted[name] = value.string_value
+            else:
+                result.errors[name].value = error
+        with self._lock:
+            self._options.setdefault(token, {}).update(accepted)
+        return result.SerializeToString()
+
+    def get_options(self, token: str, view: CatalogView, body: bytes) -> bytes:
+        pb.GetSessionOptionsRequest.FromString(body)
+        result = pb.GetSessionOptionsResult()
+        with self._lock:
+            current = {"catalog": view.name, **self._options.get(token, {})}
+        for name, value in current.items():
+            result.session_options[name].string_value = value
+        return result.SerializeToString()
+
+    def close(self, token: str, body: bytes) -> bytes:
+        pb.CloseSessionRequest.FromString(body)
+        self.forget(token)
+        return pb.CloseSessionResult(status=pb.CloseSessionResult.CLOSED).SerializeToString()
+
+    def schema(self, token: str) -> str | None:
+        """The session's current domain: unqualified product names resolve in it."""
+        with self._lock:
+            return self._options.get(token, {}).get("schema")
+
+    def forget(self, token: str) -> None:
+        with self._lock:
+            self._options.pop(token, None)
+
+
+def _check(name: str, value: pb.SessionOptionValue,
+           view: CatalogView) -> pb.SetSessionOptionsResult.ErrorValue | None:
+    if name not in ("catalog", "schema"):
+        return SetError.INVALID_NAME
+    if value.WhichOneof("option_value") != "string_value":
+        return SetError.INVALID_VALUE
+    if name == "catalog" and value.string_value != view.name:
+        return SetError.INVALID_VALUE
+    if name == "schema" and value.string_value not in {d.name for d in view.domains()}:
+        return SetError.INVALID_VALUE
+    return None

@@ -1,0 +1,217 @@
+"""Statement and ticket handles: random, bound to the principal that made them, TTL-expired.
+
+A prepared statement is a planned query plus its last bound parameters. A ticket is a snapshot
+(query + parameters) taken at GetFlightInfo, so rebinding later does not change what DoGet
+streams. Nothing a client sends is evaluated: handles are only dictionary keys.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pyarrow as pa
+from google.protobuf import any_pb2
+from pyarrow import flight
+
+from meshgate.errors import MeshgateError, QueryCancelled, Status
+from meshgate.principal import Principal
+from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.service import PreparedQuery, QueryService
+
+
+class HandleNotFoundError(MeshgateError):
+    """A statement or ticket handle that is unknown, expired, closed or someone else's."""
+
+    status = Status.NOT_FOUND
+
+
+class ReadOnlyError(MeshgateError):
+    status = Status.INVALID_ARGUMENT
+
+    def __init__(self) -> None:
+        super().__init__("meshgate is read-only: only SELECT queries are accepted")
+
+
+@dataclass
+class Statement:
+    principal: Principal
+    prepared: PreparedQuery
+    parameters: tuple[Any, ...] = ()
+    expires_at: float = 0.0
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class _Handles:
+    """A thread-safe map of random handles to statements with a sliding TTL."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._items: dict[bytes, Statement] = {}
+        self._lock = threading.Lock()
+
+    def add(self, statement: Statement) -> bytes:
+        handle = uuid.uuid4().hex.encode()
+        with self._lock:
+            self._purge()
+            self._items[handle] = replace(statement, expires_at=time.monotonic() + self._ttl)
+        return handle
+
+    def get(self, handle: bytes, principal: Principal) -> Statement:
+        with self._lock:
+            self._purge()
+            statement = self._items.get(handle)
+            if statement is None or statement.principal != principal:
+                raise HandleNotFoundError(
+                    "unknown or expired statement handle; prepare or run the query again"
+                )
+            statement.expires_at = time.monotonic() + self._ttl
+            return statement
+
+    def pop(self, handle: bytes, principal: Principal) -> Statement:
+        statement = self.get(handle, principal)
+        with self._lock:
+            self._items.pop(handle, None)
+        return statement
+
+    def _purge(self) -> None:
+        now = time.monotonic()
+        for handle in [h for h, s in self._items.items() if s.expires_at <= now]:
+            del self._items[handle]
+
+
+def pack(message: Any) -> bytes:
+    """`message` as serialized google.protobuf.Any (how Flight SQL wraps commands)."""
+    wrapped = any_pb2.Any()
+    wrapped.Pack(message)
+    return wrapped.SerializeToString()
+
+
+class TooManyParameterRowsError(MeshgateError):
+    status = Status.INVALID_ARGUMENT
+
+    def __init__(self) -> None:
+        super().__init__(
+            "several parameter rows were bound to a query; bind one row per execution"
+        )
+
+
+def parameter_values(table: pa.Table) -> tuple[Any, ...]:
+    """One row of bound parameters, by position; union columns give their active child."""
+    if table.num_rows == 0:
+        return ()
+    if table.num_rows > 1:
+        raise TooManyParameterRowsError()
+    return tuple(table.column(i)[0].as_py() for i in range(table.num_columns))
+
+
+class StatementRegistry:
+    """Flight SQL statements over a QueryService: prepare, bind, describe, stream, close."""
+
+    def __init__(self, service: QueryService, ttl_seconds: float) -> None:
+        self._service = service
+        self._prepared = _Handles(ttl_seconds)
+        self._tickets = _Handles(ttl_seconds)
+
+    # ---- ad-hoc statements ------------------------------------------------------------------
+
+    def statement_info(self, principal: Principal, command: pb.CommandStatementQuery,
+                       descriptor: flight.FlightDescriptor,
+                       default_domain: str | None) -> flight.FlightInfo:
+        prepared = self._service.prepare(command.query, principal, default_domain=default_domain)
+        return self._flight_info(Statement(principal, prepared), descriptor)
+
+    def statement_schema(self, principal: Principal, command: pb.CommandStatementQuery,
+                         default_domain: str | None) -> pa.Schema:
+        return self._service.prepare(
+            command.query, principal, default_domain=default_domain
+        ).schema
+
+    # ---- prepared statements ----------------------------------------------------------------
+
+    def create_prepared(self, principal: Principal,
+                        request: pb.ActionCreatePreparedStatementRequest,
+                        default_domain: str | None) -> pb.ActionCreatePreparedStatementResult:
+        prepared = self._service.prepare(request.query, principal, default_domain=default_domain)
+        handle = self._prepared.add(Statement(principal, prepared))
+        parameters = pa.schema(
+            [pa.field(str(i), pa.string()) for i in range(prepared.parameter_count)]
+        )
+        return pb.ActionCreatePreparedStatementResult(
+            prepared_statement_handle=handle,
+            dataset_schema=prepared.schema.serialize().to_pybytes(),
+            parameter_schema=parameters.serialize().to_pybytes(),
+            is_update=False,
+        )
+
+    def close_prepared(self, principal: Principal,
+                       request: pb.ActionClosePreparedStatementRequest) -> None:
+        self._prepared.pop(request.prepared_statement_handle, principal)
+
+    def bind(self, principal: Principal, command: pb.CommandPreparedStatementQuery,
+             reader: flight.MetadataRecordBatchReader) -> pb.DoPutPreparedStatementResult:
+        statement = self._prepared.get(command.prepared_statement_handle, principal)
+        statement.parameters = parameter_values(reader.read_all())
+        return pb.DoPutPreparedStatementResult(
+            prepared_statement_handle=command.prepared_statement_handle
+        )
+
+    def prepared_info(self, principal: Principal, command: pb.CommandPreparedStatementQuery,
+                      descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+        statement = self._prepared.get(command.prepared_statement_handle, principal)
+        return self._flight_info(
+            Statement(principal, statement.prepared, statement.parameters), descriptor
+        )
+
+    def prepared_schema(self, principal: Principal,
+                        command: pb.CommandPreparedStatementQuery) -> pa.Schema:
+        return self._prepared.get(command.prepared_statement_handle, principal).prepared.schema
+
+    # ---- tickets ----------------------------------------------------------------------------
+
+    def _flight_info(self, statement: Statement,
+                     descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+        handle = self._tickets.add(statement)
+        ticket = flight.Ticket(pack(pb.TicketStatementQuery(statement_handle=handle)))
+        return flight.FlightInfo(statement.prepared.schema, descriptor,
+                                 [flight.FlightEndpoint(ticket, [])], -1, -1)
+
+    def stream(self, principal: Principal, ticket: pb.TicketStatementQuery,
+               context: flight.ServerCallContext
+               ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Run the ticket's query; batches are pulled lazily and the reader closed on cancel."""
+        statement = self._tickets.pop(ticket.statement_handle, principal)
+        schema = statement.prepared.schema
+        reader = self._service.execute(statement.prepared, statement.parameters)
+        return schema, _batches(reader, schema, statement, context)
+
+    def cancel(self, principal: Principal, info: flight.FlightInfo) -> bool:
+        """Cancel the queries behind a FlightInfo's tickets; False if none is known."""
+        found = False
+        for endpoint in info.endpoints:
+            wrapped = any_pb2.Any.FromString(endpoint.ticket.ticket)
+            ticket = pb.TicketStatementQuery()
+            if wrapped.Unpack(ticket):
+                try:
+                    self._tickets.pop(ticket.statement_handle, principal).cancelled.set()
+                    found = True
+                except HandleNotFoundError:
+                    pass
+        return found
+
+
+def _batches(reader: pa.RecordBatchReader, schema: pa.Schema, statement: Statement,
+             context: flight.ServerCallContext) -> Iterator[pa.RecordBatch]:
+    try:
+        for batch in reader:
+            if context.is_cancelled():
+                return
+            if statement.cancelled.is_set():
+                raise QueryCancelled("the query was cancelled")
+            yield batch if batch.schema.equals(schema) else batch.cast(schema)
+    finally:
+        reader.close()
