@@ -335,7 +335,10 @@ SYNTAX_ERRORS = [
     ("SELEC 1", f"syntax error near 'SELEC': {NOT_A_QUERY}", 1, 1),
     ("  \n  selec 1", f"syntax error near 'selec': {NOT_A_QUERY}", 2, 3),
     ("foo", f"syntax error near 'foo': {NOT_A_QUERY}", 1, 1),
-    ("SELECT FROM WHERE", "syntax error near 'WHERE': expected table name", 1, 13),
+    ("SELECT FROM WHERE", "syntax error near 'SELECT': the SELECT list is empty", 1, 1),
+    ("SELECT a FROM", "syntax error near 'FROM': expected table name", 1, 10),
+    ("WITH t AS (SELECT 1) SELECT", "syntax error near 'SELECT': the SELECT list is empty", 1, 22),
+    ("SELECT a,, b FROM d.p", "syntax error near ',': unexpected token", 1, 10),
     ("SELECT (1", "syntax error near '1': expected )", 1, 9),
     ("SELECT ((1)", "syntax error near ')': expected )", 1, 11),
     ("SELECT 1)", "syntax error near ')': unexpected token", 1, 9),
@@ -359,6 +362,55 @@ def test_syntax_errors_carry_a_short_message_and_position(
     assert error.message == f"{message} (line {line}, column {column})"
     assert (error.line, error.column) == (line, column)
     assert "<" not in error.message, "no sqlglot internals in a user's message"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT a FROM d.p JOIN d.q",
+        "SELECT a FROM d.p LEFT JOIN d.q",
+        "SELECT a FROM d.p INNER JOIN d.q WHERE a = 1",
+    ],
+)
+def test_join_without_condition_is_not_silently_a_cross_join(sql: str) -> None:
+    with pytest.raises(SqlSyntaxError) as raised:
+        parse_statement(sql)
+    assert raised.value.message == (
+        "syntax error: JOIN needs ON or USING (write CROSS JOIN for a cross product)"
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM d.p, d.q",
+        "SELECT * FROM d.p CROSS JOIN d.q",
+        "SELECT * FROM d.p NATURAL JOIN d.q",
+        "SELECT * FROM d.p POSITIONAL JOIN d.q",
+        "SELECT * FROM d.p ASOF JOIN d.q ON p.t >= q.t",
+        "SELECT * FROM d.p ANTI JOIN d.q ON p.a = q.a",
+        "SELECT * FROM d.p SEMI JOIN d.q USING (a)",
+        "SELECT * FROM d.p, LATERAL (SELECT p.a + 1)",
+        "SELECT * FROM d.p LEFT JOIN LATERAL (SELECT p.a + 1) ON TRUE",
+        "SELECT * FROM d.p CROSS JOIN UNNEST(p.tags) AS t(tag)",
+        "SELECT * FROM d.p PIVOT (sum(b) FOR a IN ('x', 'y'))",
+    ],
+)
+def test_other_join_forms_are_accepted(sql: str) -> None:
+    assert isinstance(parse_statement(sql).tree, exp.Select)
+
+
+def test_a_parameter_cannot_name_a_table() -> None:
+    with pytest.raises(ForbiddenStatement) as raised:
+        parse_statement("SELECT * FROM ?")
+    assert raised.value.message == (
+        f"a table must be named in the query text, not computed: {PRODUCTS_ONLY}"
+    )
+
+
+def test_deeply_nested_text_is_refused_not_crashed() -> None:
+    with pytest.raises(SqlSyntaxError):
+        parse_statement("SELECT " + "(" * 5000 + "1" + ")" * 5000)
 
 
 @pytest.mark.parametrize("sql", ["", "   ", ";", " ;; ", "-- only a comment", "/* c */ ;"])
@@ -397,6 +449,12 @@ def test_unsupported_parameter_styles(sql: str, message: str) -> None:
     with pytest.raises(UnsupportedQuery) as raised:
         parse_statement(sql)
     assert raised.value.message == message
+
+
+def test_parameters_are_numbered_from_one() -> None:
+    with pytest.raises(SqlSyntaxError) as raised:
+        parse_statement("SELECT $0")
+    assert raised.value.message == "syntax error near '$0': parameters are numbered from $1"
 
 
 def test_pivot_statement_is_unsupported_with_a_rewrite_hint() -> None:

@@ -197,6 +197,7 @@ def parse_statement(sql: str) -> Statement:
     text, explain = _strip_explain(sql)
     tokens = _tokenize(text)
     _require_one_statement(tokens)
+    _reject_lenient_token_runs(tokens)
     tree = _parse(text, tokens[0])
     query = _gate_root(tree, tokens[0])
     _gate_tree(query)
@@ -262,6 +263,41 @@ def _require_one_statement(tokens: list[Token]) -> None:
         raise ForbiddenStatement(
             f"send one statement at a time: this text holds {statements} statements"
         )
+
+
+# Tokens after which an empty SELECT list is certain (``SELECT FROM t``, ``... SELECT;``).
+_AFTER_EMPTY_SELECT = frozenset(
+    {
+        TokenType.SEMICOLON, TokenType.FROM, TokenType.WHERE, TokenType.GROUP_BY,
+        TokenType.HAVING, TokenType.ORDER_BY, TokenType.LIMIT, TokenType.UNION,
+        TokenType.EXCEPT, TokenType.INTERSECT, TokenType.R_PAREN,
+    }
+)  # fmt: skip
+
+
+def _reject_lenient_token_runs(tokens: list[Token]) -> None:
+    """Token runs DuckDB rejects but sqlglot quietly repairs (``a,, b``; ``SELECT FROM t``).
+
+    Running a repaired query would answer a question the user did not ask.
+    """
+    for index, token in enumerate(tokens):
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if (
+            token.token_type == TokenType.COMMA
+            and following is not None
+            and following.token_type == TokenType.COMMA
+        ):
+            raise SqlSyntaxError(
+                "syntax error near ',': unexpected token", following.line, following.col
+            )
+        if token.token_type == TokenType.SELECT and (
+            following is None or following.token_type in _AFTER_EMPTY_SELECT
+        ):
+            raise SqlSyntaxError(
+                "syntax error near 'SELECT': the SELECT list is empty",
+                token.line,
+                max(1, token.col - len(token.text) + 1),
+            )
 
 
 def _parse(text: str, first: Token) -> exp.Expr:
@@ -389,12 +425,31 @@ def _gate_tree(query: exp.Query) -> None:
             raise ForbiddenStatement(f"{kind.upper()} inside a query is not allowed: {_READ_ONLY}")
         if isinstance(node, exp.TableFromRows):
             raise ForbiddenStatement(f"table functions are not allowed in FROM: {_PRODUCTS_ONLY}")
+        if isinstance(node, exp.Select) and not node.expressions:
+            raise SqlSyntaxError("syntax error: a SELECT list is empty")
+        if isinstance(node, exp.Join) and _lacks_condition(node):
+            raise SqlSyntaxError(
+                "syntax error: JOIN needs ON or USING (write CROSS JOIN for a cross product)"
+            )
         if isinstance(node, exp.Table):
             _gate_table(node)
         elif isinstance(node, exp.Func):
             _gate_function(node)
         elif isinstance(node, exp.TableAlias):
             _gate_alias(node)
+
+
+def _lacks_condition(join: exp.Join) -> bool:
+    """An inner or outer JOIN without ON/USING, which sqlglot turns into a cross product.
+
+    A comma join carries no ``pivots`` argument, an explicit ``JOIN`` does: that is the only
+    trace the keyword leaves in the tree.
+    """
+    if join.args.get("on") or join.args.get("using") or join.args.get("method"):
+        return False
+    if join.kind == "CROSS":
+        return False
+    return bool(join.side or join.kind or "pivots" in join.args)
 
 
 def _gate_function(node: exp.Func) -> None:
@@ -420,6 +475,12 @@ def _gate_table(table: exp.Table) -> None:
         raise ForbiddenStatement(
             f"table function {function_name(target)} is not allowed in FROM: {_PRODUCTS_ONLY}"
         )
+    for key in ("this", "db", "catalog"):
+        part = table.args.get(key)
+        if part is not None and not isinstance(part, exp.Identifier):
+            raise ForbiddenStatement(
+                f"a table must be named in the query text, not computed: {_PRODUCTS_ONLY}"
+            )
     for part in table.parts:
         if isinstance(part, exp.Identifier) and _PATH_CHARACTERS.intersection(part.name):
             raise ForbiddenStatement(
@@ -449,7 +510,9 @@ def _count_parameters(query: exp.Query) -> int:
         name = placeholder.this
         if name is None or name == "":
             positional += 1
-        elif str(name).isdigit() and int(str(name)) > 0:
+        elif str(name).isdigit():
+            if int(str(name)) == 0:
+                raise SqlSyntaxError("syntax error near '$0': parameters are numbered from $1")
             highest = max(highest, int(str(name)))
         else:
             raise UnsupportedQuery(
