@@ -19,6 +19,7 @@ from meshgate.catalog.catalog import Catalog, CatalogView
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.errors import MeshgateError
 from meshgate.execution.run import execute_plan
+from meshgate.execution.stream import cast_batches
 from meshgate.planner.federate import Planner
 from meshgate.planner.plan import FederatedPlan
 from meshgate.policy.relation import secure
@@ -32,12 +33,14 @@ from meshgate.sql.rewrite import normalise, physical_schema, qualify_query
 
 audit_log = logging.getLogger("meshgate.audit")
 
-EXPLAIN_SCHEMA = pa.schema([
-    pa.field("step", pa.string(), nullable=False),
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("sql", pa.string(), nullable=False),
-    pa.field("detail", pa.string(), nullable=False),
-])
+EXPLAIN_SCHEMA = pa.schema(
+    [
+        pa.field("step", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("sql", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,9 @@ class QueryService:
     def from_config(cls, directory: Path) -> QueryService:
         definition = load_mesh(directory, known_source_kinds=installed_kinds())
         connectors = {
-            name: create_connector(source.kind,
-                                   ConnectorContext(name, source.options, definition.directory))
+            name: create_connector(
+                source.kind, ConnectorContext(name, source.options, definition.directory)
+            )
             for name, source in definition.sources.items()
         }
         return cls(definition, connectors)
@@ -85,33 +89,64 @@ class QueryService:
         return self.catalog.view(principal)
 
     # --- queries ------------------------------------------------------------------------
-    def prepare(self, sql: str, principal: Principal, *, default_domain: str | None = None,
-                strict: bool | None = None) -> PreparedQuery:
+    def prepare(
+        self,
+        sql: str,
+        principal: Principal,
+        *,
+        default_domain: str | None = None,
+        strict: bool | None = None,
+    ) -> PreparedQuery:
         """Parse, gate, bind, secure, rewrite and plan; nothing runs at a source yet."""
         statement = parse_statement(sql)
         strict_mode = self.definition.server.strict_pushdown if strict is None else strict
         plan, products = self._plan(statement, principal, default_domain, strict_mode, None)
         if statement.explain:
             table = explain_table(plan)
-            return PreparedQuery(sql, principal, table.schema, statement.parameter_count,
-                                 products, table, statement, default_domain, strict_mode)
-        return PreparedQuery(sql, principal, plan.schema, statement.parameter_count, products,
-                             plan, statement, default_domain, strict_mode)
+            return PreparedQuery(
+                sql,
+                principal,
+                table.schema,
+                statement.parameter_count,
+                products,
+                table,
+                statement,
+                default_domain,
+                strict_mode,
+            )
+        return PreparedQuery(
+            sql,
+            principal,
+            plan.schema,
+            statement.parameter_count,
+            products,
+            plan,
+            statement,
+            default_domain,
+            strict_mode,
+        )
 
-    def execute(self, prepared: PreparedQuery,
-                parameters: Sequence[Any] = ()) -> pa.RecordBatchReader:
+    def execute(
+        self, prepared: PreparedQuery, parameters: Sequence[Any] = ()
+    ) -> pa.RecordBatchReader:
         """Run a prepared query; the reader streams, and closing it cancels the sources."""
         plan = prepared.plan
         if isinstance(plan, pa.Table):
             return plan.to_reader()
         if prepared.parameter_count:
-            plan, _ = self._plan(prepared.statement, prepared.principal, prepared.default_domain,
-                                 prepared.strict, parameters)
+            plan, _ = self._plan(
+                prepared.statement,
+                prepared.principal,
+                prepared.default_domain,
+                prepared.strict,
+                parameters,
+            )
         reader = execute_plan(plan, self.connectors)
         return _audited(reader, prepared, plan, prepared.schema)
 
-    def query(self, sql: str, principal: Principal, parameters: Sequence[Any] = (),
-              **options: Any) -> pa.Table:
+    def query(
+        self, sql: str, principal: Principal, parameters: Sequence[Any] = (), **options: Any
+    ) -> pa.Table:
         """Prepare, execute and collect (CLI and tests)."""
         prepared = self.prepare(sql, principal, **options)
         return self.execute(prepared, parameters).read_all()
@@ -128,15 +163,22 @@ class QueryService:
         for connector in self.connectors.values():
             connector.close()
 
-    def _plan(self, statement: Statement, principal: Principal, default_domain: str | None,
-              strict: bool, parameters: Sequence[Any] | None) -> tuple[FederatedPlan, tuple[str, ...]]:
+    def _plan(
+        self,
+        statement: Statement,
+        principal: Principal,
+        default_domain: str | None,
+        strict: bool,
+        parameters: Sequence[Any] | None,
+    ) -> tuple[FederatedPlan, tuple[str, ...]]:
         view = self.catalog.view(principal)
         tree = bind_parameters(statement.tree, parameters if statement.parameter_count else ())
         bound = bind(tree, view, default_domain)
         # Product definitions run with their owner's rights (like a Trino view): they may
         # read products the caller cannot name directly.
-        all_products = CatalogView(self.catalog, Principal("$definer", frozenset()),
-                                   self.catalog.products)
+        all_products = CatalogView(
+            self.catalog, Principal("$definer", frozenset()), self.catalog.products
+        )
 
         def bind_definition(sql: str) -> BoundQuery:
             return bind(parse_statement(sql).tree, all_products)
@@ -154,30 +196,34 @@ def explain_table(plan: FederatedPlan) -> pa.Table:
     rows: list[dict[str, str]] = []
     for fragment in plan.fragments:
         detail = "; ".join(fragment.pushed) or "scan"
-        rows.append({"step": f"fragment {fragment.name}", "source": fragment.source,
-                     "sql": fragment.sql, "detail": detail})
+        rows.append(
+            {
+                "step": f"fragment {fragment.name}",
+                "source": fragment.source,
+                "sql": fragment.sql,
+                "detail": detail,
+            }
+        )
     if plan.residual_sql is not None:
         detail = "; ".join(plan.local_work) or "merge of the fragments"
-        rows.append({"step": "merge", "source": "duckdb", "sql": plan.residual_sql,
-                     "detail": detail})
+        rows.append(
+            {"step": "merge", "source": "duckdb", "sql": plan.residual_sql, "detail": detail}
+        )
     elif not plan.fragments:
         rows.append({"step": "local", "source": "duckdb", "sql": "", "detail": "no source"})
     return pa.Table.from_pylist(rows, schema=EXPLAIN_SCHEMA)
 
 
-def _audited(reader: pa.RecordBatchReader, prepared: PreparedQuery, plan: FederatedPlan,
-             schema: pa.Schema) -> pa.RecordBatchReader:
+def _audited(
+    reader: pa.RecordBatchReader, prepared: PreparedQuery, plan: FederatedPlan, schema: pa.Schema
+) -> pa.RecordBatchReader:
     def batches() -> Iterator[pa.RecordBatch]:
         started = time.monotonic()
         rows = 0
         nbytes = 0
         outcome = "ok"
         try:
-            for batch in reader:
-                if batch.schema != schema:
-                    batch = pa.RecordBatch.from_arrays(
-                        [c.cast(f.type) for c, f in zip(batch.columns, schema, strict=True)],
-                        schema=schema)
+            for batch in cast_batches(iter(reader), schema):
                 rows += batch.num_rows
                 nbytes += batch.nbytes
                 yield batch
@@ -189,12 +235,19 @@ def _audited(reader: pa.RecordBatchReader, prepared: PreparedQuery, plan: Federa
             raise
         finally:
             reader.close()
-            audit_log.info(json.dumps({
-                "user": prepared.principal.name, "sql": prepared.sql,
-                "products": list(prepared.products),
-                "fragments": [{"source": f.source, "sql": f.sql} for f in plan.fragments],
-                "rows": rows, "bytes": nbytes, "outcome": outcome,
-                "seconds": round(time.monotonic() - started, 6),
-            }))
+            audit_log.info(
+                json.dumps(
+                    {
+                        "user": prepared.principal.name,
+                        "sql": prepared.sql,
+                        "products": list(prepared.products),
+                        "fragments": [{"source": f.source, "sql": f.sql} for f in plan.fragments],
+                        "rows": rows,
+                        "bytes": nbytes,
+                        "outcome": outcome,
+                        "seconds": round(time.monotonic() - started, 6),
+                    }
+                )
+            )
 
     return pa.RecordBatchReader.from_batches(schema, batches())

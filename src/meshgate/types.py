@@ -14,7 +14,7 @@ from meshgate.errors import ConfigError
 
 UNBOUNDED_DECIMAL = pa.decimal128(38, 9)
 
-_SIMPLE: dict[exp.DataType.Type, pa.DataType] = {
+_SIMPLE: dict[exp.DType, pa.DataType] = {
     exp.DataType.Type.BOOLEAN: pa.bool_(),
     exp.DataType.Type.TINYINT: pa.int8(),
     exp.DataType.Type.SMALLINT: pa.int16(),
@@ -56,7 +56,9 @@ def arrow_type(sql_type: exp.DataType) -> pa.DataType:
     """The wire type for a SQL type."""
     kind = sql_type.this
     if kind in (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL):
-        params = [int(p.this.this) for p in sql_type.expressions if isinstance(p, exp.DataTypeParam)]
+        params = [
+            int(p.this.this) for p in sql_type.expressions if isinstance(p, exp.DataTypeParam)
+        ]
         if not params:
             return UNBOUNDED_DECIMAL
         precision = params[0]
@@ -88,7 +90,11 @@ def wire_sql_type(arrow: pa.DataType) -> exp.DataType:
     for kind, candidate in _SIMPLE.items():
         if candidate == arrow:
             return exp.DataType(this=kind)
-    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow):
+    if (
+        pa.types.is_string(arrow)
+        or pa.types.is_large_string(arrow)
+        or pa.types.is_string_view(arrow)
+    ):
         return exp.DataType.build("VARCHAR")
     if pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow):
         return exp.DataType.build("BLOB")

@@ -82,18 +82,19 @@ class Catalog:
             key: _product(config, definition.domains[config.domain].owner)
             for key, config in definition.products.items()
         }
-        self.directory = Directory({
-            name: (user.password_hash,
-                   Principal(name, frozenset(user.roles), dict(user.attributes)))
-            for name, user in definition.users.items()
-        })
+        self.directory = Directory(
+            {
+                name: (
+                    user.password_hash,
+                    Principal(name, frozenset(user.roles), dict(user.attributes)),
+                )
+                for name, user in definition.users.items()
+            }
+        )
 
     def view(self, principal: Principal) -> CatalogView:
-        grants = [g for role in principal.roles
-                  for g in _role(self.definition.roles, role).grants]
-        visible = {
-            key: product for key, product in self.products.items() if _granted(grants, *key)
-        }
+        grants = [g for role in principal.roles for g in _role(self.definition.roles, role).grants]
+        visible = {key: product for key, product in self.products.items() if _granted(grants, *key)}
         return CatalogView(self, principal, visible)
 
 
@@ -114,8 +115,16 @@ def _product(config: ProductConfig, domain_owner: str) -> DataProduct:
             wire = arrow_type(sql_type)
         except ConfigError as exc:
             raise ConfigError(f"{label}, column {column.name}: {exc.message}") from None
-        columns.append(ProductColumn(column.name, sql_type, wire, column.description,
-                                     column.classification, column.nullable))
+        columns.append(
+            ProductColumn(
+                column.name,
+                sql_type,
+                wire,
+                column.description,
+                column.classification,
+                column.nullable,
+            )
+        )
     definition: TableDefinition | QueryDefinition
     if config.table is not None:
         mapping = config.table
@@ -127,16 +136,28 @@ def _product(config: ProductConfig, domain_owner: str) -> DataProduct:
     else:
         assert config.query is not None
         definition = QueryDefinition(config.query)
-    return DataProduct(config.domain, config.name, config.description,
-                       config.owner or domain_owner, config.version, config.tags,
-                       tuple(columns), definition, config.primary_key)
+    return DataProduct(
+        config.domain,
+        config.name,
+        config.description,
+        config.owner or domain_owner,
+        config.version,
+        config.tags,
+        tuple(columns),
+        definition,
+        config.primary_key,
+    )
 
 
 class CatalogView:
     """The products one principal is granted; anything else answers like a missing product."""
 
-    def __init__(self, catalog: Catalog, principal: Principal,
-                 products: Mapping[tuple[str, str], DataProduct]) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        principal: Principal,
+        products: Mapping[tuple[str, str], DataProduct],
+    ) -> None:
         self.catalog = catalog
         self.principal = principal
         self._products = dict(products)

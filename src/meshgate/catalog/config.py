@@ -107,9 +107,7 @@ class RoleConfig(Strict):
     def _grant_form(cls, grants: tuple[str, ...]) -> tuple[str, ...]:
         for grant in grants:
             if not GRANT_PATTERN.match(grant):
-                raise ValueError(
-                    f"grant {grant!r} must be '*', 'domain.*' or 'domain.product'"
-                )
+                raise ValueError(f"grant {grant!r} must be '*', 'domain.*' or 'domain.product'")
         return grants
 
 
@@ -130,4 +128,3 @@ class ConfigFile(Strict):
     products: tuple[ProductConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     roles: tuple[RoleConfig, ...] = ()
-

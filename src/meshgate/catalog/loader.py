@@ -45,7 +45,9 @@ class MeshDefinition:
     origin: dict[str, Path] = field(default_factory=dict)
 
 
-def load_mesh(directory: Path, *, known_source_kinds: frozenset[str] | None = None) -> MeshDefinition:
+def load_mesh(
+    directory: Path, *, known_source_kinds: frozenset[str] | None = None
+) -> MeshDefinition:
     """Load and validate every `*.yaml` file below `directory`."""
     directory = directory.resolve()
     if not directory.is_dir():
@@ -85,7 +87,9 @@ def _read_file(path: Path, root: Path, problems: list[str]) -> ConfigFile | None
     if raw is None:
         return ConfigFile()
     if not isinstance(raw, dict):
-        problems.append(f"{label}: expected a mapping of sections (sources, domains, ...) at top level")
+        problems.append(
+            f"{label}: expected a mapping of sections (sources, domains, ...) at top level"
+        )
         return None
     substituted = _substitute_env(raw, label, "", problems)
     try:
@@ -105,11 +109,14 @@ def _read_file(path: Path, root: Path, problems: list[str]) -> ConfigFile | None
 def _substitute_env(value: Any, label: str, where: str, problems: list[str]) -> Any:
     """Replace `${VAR}` in strings; an undefined variable is an error, never an empty string."""
     if isinstance(value, dict):
-        return {k: _substitute_env(v, label, f"{where}.{k}" if where else str(k), problems)
-                for k, v in value.items()}
+        return {
+            k: _substitute_env(v, label, f"{where}.{k}" if where else str(k), problems)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_substitute_env(v, label, f"{where}[{i}]", problems) for i, v in enumerate(value)]
     if isinstance(value, str):
+
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
@@ -124,7 +131,9 @@ def _substitute_env(value: Any, label: str, where: str, problems: list[str]) -> 
     return value
 
 
-def _merge(root: Path, parsed: list[tuple[Path, ConfigFile]], problems: list[str]) -> MeshDefinition:
+def _merge(
+    root: Path, parsed: list[tuple[Path, ConfigFile]], problems: list[str]
+) -> MeshDefinition:
     mesh: MeshConfig | None = None
     server: ServerConfig | None = None
     sources: dict[str, SourceConfig] = {}
@@ -137,7 +146,9 @@ def _merge(root: Path, parsed: list[tuple[Path, ConfigFile]], problems: list[str
     def put(table: dict[Any, Any], key: Any, value: Any, what: str, path: Path) -> None:
         label = f"{what} {key if isinstance(key, str) else '.'.join(key)}"
         if key in table:
-            problems.append(f"{path.name}: {label} is declared twice (also in {origin[label].name})")
+            problems.append(
+                f"{path.name}: {label} is declared twice (also in {origin[label].name})"
+            )
             return
         table[key] = value
         origin[label] = path
@@ -162,8 +173,9 @@ def _merge(root: Path, parsed: list[tuple[Path, ConfigFile]], problems: list[str
     if mesh is None:
         problems.append(f"{root}: no file declares `mesh:` (name: <catalog name>)")
         mesh = MeshConfig(name="mesh")
-    return MeshDefinition(root, mesh, server or ServerConfig(), sources, domains, products,
-                          users, roles, origin)
+    return MeshDefinition(
+        root, mesh, server or ServerConfig(), sources, domains, products, users, roles, origin
+    )
 
 
 def _cross_check(d: MeshDefinition, problems: list[str], kinds: frozenset[str] | None) -> None:
@@ -174,13 +186,15 @@ def _cross_check(d: MeshDefinition, problems: list[str], kinds: frozenset[str] |
     for name, source in d.sources.items():
         if kinds is not None and source.kind not in kinds:
             problems.append(
-                f"{at(f'source {name}')}: sources.{name}.kind: unknown source kind {source.kind!r}; "
-                f"installed kinds: {', '.join(sorted(kinds))}"
+                f"{at(f'source {name}')}: sources.{name}.kind: "
+                f"unknown source kind {source.kind!r}; installed kinds: {', '.join(sorted(kinds))}"
             )
     for (domain, name), product in d.products.items():
         label = f"product {domain}.{name}"
         if domain not in d.domains:
-            problems.append(f"{at(label)}: {label}: domain {domain!r} is not declared under `domains:`")
+            problems.append(
+                f"{at(label)}: {label}: domain {domain!r} is not declared under `domains:`"
+            )
         if product.table is not None and product.table.source not in d.sources:
             problems.append(
                 f"{at(label)}: {label}.table.source: source {product.table.source!r} is not "
@@ -194,15 +208,21 @@ def _cross_check(d: MeshDefinition, problems: list[str], kinds: frozenset[str] |
                         f"{at(label)}: {label}.table.columns.{column}: not a declared column"
                     )
     for name, user in d.users.items():
-        for role in user.roles:
-            if role not in d.roles:
-                problems.append(f"{at(f'user {name}')}: users.{name}.roles: unknown role {role!r}")
+        for role_name in user.roles:
+            if role_name not in d.roles:
+                problems.append(
+                    f"{at(f'user {name}')}: users.{name}.roles: unknown role {role_name!r}"
+                )
     for name, role in d.roles.items():
         for grant in role.grants:
             if grant == "*":
                 continue
-            domain, _, product = grant.partition(".")
+            domain, _, product_name = grant.partition(".")
             if domain not in d.domains:
-                problems.append(f"{at(f'role {name}')}: roles.{name}.grants: unknown domain {domain!r}")
-            elif product != "*" and (domain, product) not in d.products:
-                problems.append(f"{at(f'role {name}')}: roles.{name}.grants: unknown product {grant!r}")
+                problems.append(
+                    f"{at(f'role {name}')}: roles.{name}.grants: unknown domain {domain!r}"
+                )
+            elif product_name != "*" and (domain, product_name) not in d.products:
+                problems.append(
+                    f"{at(f'role {name}')}: roles.{name}.grants: unknown product {grant!r}"
+                )

@@ -40,7 +40,7 @@ def _stream(plan: FederatedPlan, prefetches: list[Prefetch]) -> Iterator[pa.Reco
         for prefetch in prefetches:
             connection.register(prefetch.name, prefetch.reader())
         try:
-            result = connection.execute(plan.residual_sql).fetch_record_batch(BATCH_ROWS)
+            result = connection.execute(plan.residual_sql).to_arrow_reader(BATCH_ROWS)
             yield from cast_batches(iter(result), plan.schema)
         except duckdb.Error as exc:
             source_error = first_source_error(prefetches)

@@ -24,16 +24,22 @@ class Prefetch:
     merge can report it instead of DuckDB's wrapped message.
     """
 
-    def __init__(self, name: str, open_reader: Callable[[], pa.RecordBatchReader],
-                 schema: pa.Schema, depth: int = 4) -> None:
+    def __init__(
+        self,
+        name: str,
+        open_reader: Callable[[], pa.RecordBatchReader],
+        schema: pa.Schema,
+        depth: int = 4,
+    ) -> None:
         self.name = name
         self.schema = schema
         self.error: BaseException | None = None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._reader: pa.RecordBatchReader | None = None
-        self._thread = threading.Thread(target=self._run, args=(open_reader,),
-                                        name=f"fragment-{name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(open_reader,), name=f"fragment-{name}", daemon=True
+        )
         self._thread.start()
 
     def _run(self, open_reader: Callable[[], pa.RecordBatchReader]) -> None:
@@ -42,7 +48,7 @@ class Prefetch:
             for batch in self._reader:
                 if not self._put(batch):
                     return
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+        except BaseException as exc:
             self.error = exc
         finally:
             if self._reader is not None:
@@ -86,8 +92,10 @@ def cast_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterat
     for batch in batches:
         if batch.num_rows == 0 and batch.num_columns == 0:
             continue
-        columns = [column if column.type == field.type else column.cast(field.type)
-                   for column, field in zip(batch.columns, schema, strict=True)]
+        columns = [
+            column if column.type == field.type else column.cast(field.type)
+            for column, field in zip(batch.columns, schema, strict=True)
+        ]
         yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
@@ -98,8 +106,9 @@ def first_source_error(prefetches: list[Prefetch]) -> MeshgateError | None:
             return prefetch.error
         if prefetch.error is not None:
             error_id = uuid.uuid4().hex[:12]
-            log.error("fragment %s failed (error id %s)", prefetch.name, error_id,
-                      exc_info=prefetch.error)
+            log.error(
+                "fragment %s failed (error id %s)", prefetch.name, error_id, exc_info=prefetch.error
+            )
             return SourceUnavailable(
                 f"a source failed while answering this query (error id {error_id}); "
                 "retry later, or ask the administrator to check the server log"

@@ -17,7 +17,6 @@ import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.errors import PushdownRequired, UnsupportedQuery
@@ -30,7 +29,6 @@ from meshgate.spi import (
     FilterSupport,
     PushedQuery,
     ScanInput,
-    SourceColumn,
     SourceIdentity,
 )
 from meshgate.spi.describe import engine_schema
@@ -58,8 +56,13 @@ class _PlanState:
 class Planner:
     """Plans one query; not shared between queries."""
 
-    def __init__(self, connectors: Mapping[str, Connector], tables: Mapping[Key, PhysicalTable],
-                 *, strict: bool = False) -> None:
+    def __init__(
+        self,
+        connectors: Mapping[str, Connector],
+        tables: Mapping[Key, PhysicalTable],
+        *,
+        strict: bool = False,
+    ) -> None:
         self._connectors = connectors
         self._tables = tables
         self._strict = strict
@@ -70,7 +73,9 @@ class Planner:
         placed = self._place(query)
         fragments = tuple(self._state.fragments)
         if isinstance(placed, Fragment):
-            return FederatedPlan(fragments, None, placed.handle.schema, tuple(self._state.local_work))
+            return FederatedPlan(
+                fragments, None, placed.handle.schema, tuple(self._state.local_work)
+            )
         schema = residual_schema(placed, {f.name: f.handle.schema for f in fragments})
         return FederatedPlan(fragments, placed, schema, tuple(self._state.local_work))
 
@@ -82,7 +87,7 @@ class Planner:
             fragment = self._push_whole(query)
             if fragment is not None:
                 return fragment
-            self._local(f"the source cannot run all of: {_short(query)}")
+            self._local("the source cannot run this (sub)query whole; it was split")
         if not identities:
             return query
         if isinstance(query, exp.SetOperation):
@@ -106,7 +111,7 @@ class Planner:
         select, inputs = self._source_select(query)
         try:
             schema = engine_schema(select, inputs)
-        except Exception:  # noqa: BLE001 - DuckDB cannot type it: it stays local
+        except Exception:
             return None
         handle = connector.apply_query(select, schema)
         if handle is None:
@@ -169,13 +174,16 @@ class Planner:
                 continue  # handled above
             if isinstance(inner, exp.Query) and inner.parent_select is select:
                 placed = self._place(inner)
-                replacement = (exp.select("*").from_(exp.to_table(placed.name))
-                               if isinstance(placed, Fragment) else placed)
+                replacement = (
+                    exp.select("*").from_(exp.to_table(placed.name))
+                    if isinstance(placed, Fragment)
+                    else placed
+                )
                 inner.replace(replacement)
 
     def _scans(self, select: exp.Select) -> list[_Scan]:
         scans = []
-        items = [select.args.get("from_")] + list(select.args.get("joins") or [])
+        items = [select.args.get("from_"), *list(select.args.get("joins") or [])]
         for item in items:
             if item is None:
                 continue
@@ -183,12 +191,18 @@ class Planner:
             if isinstance(node, exp.Table) and source_of(node) is not None:
                 source = source_of(node)
                 assert source is not None
-                scans.append(_Scan(node.alias_or_name, node, source,
-                                   self._tables[physical_key(node)]))
+                scans.append(
+                    _Scan(node.alias_or_name, node, source, self._tables[physical_key(node)])
+                )
         return scans
 
-    def _split_inner(self, select: exp.Select, scans: list[_Scan],
-                     where_conjuncts: list[exp.Expr], joins: list[exp.Join]) -> None:
+    def _split_inner(
+        self,
+        select: exp.Select,
+        scans: list[_Scan],
+        where_conjuncts: list[exp.Expr],
+        joins: list[exp.Join],
+    ) -> None:
         """All joins are inner: ON conditions are WHERE conjuncts; group joinable tables."""
         conjuncts = list(where_conjuncts)
         for join in joins:
@@ -216,9 +230,14 @@ class Planner:
                 replaced[alias] = _fragment_ref(fragment.name, alias)
         _rebuild_inner_from(select, replaced, remaining)
 
-    def _split_outer(self, select: exp.Select, scans: list[_Scan],
-                     where_conjuncts: list[exp.Expr], joins: list[exp.Join],
-                     null_supplied: set[str]) -> None:
+    def _split_outer(
+        self,
+        select: exp.Select,
+        scans: list[_Scan],
+        where_conjuncts: list[exp.Expr],
+        joins: list[exp.Join],
+        null_supplied: set[str],
+    ) -> None:
         """Keep the join tree; push to each scan only what outer-join semantics allow."""
         on_of: dict[str, exp.Join] = {j.this.alias_or_name: j for j in joins}
         for scan in scans:
@@ -229,8 +248,9 @@ class Planner:
                 if join is not None and join.args.get("side") == "LEFT" and join.args.get("on"):
                     origin = join
                     candidates = list(_conjuncts(join.args["on"]))
-                    self._local_if_single(scan, where_conjuncts,
-                                          "filter above a null-supplying outer-join side")
+                    self._local_if_single(
+                        scan, where_conjuncts, "filter above a null-supplying outer-join side"
+                    )
             else:
                 origin = select.args.get("where")
                 candidates = list(where_conjuncts)
@@ -281,19 +301,27 @@ class Planner:
             groups.setdefault(find(scan.alias), []).append(scan.alias)
         return list(groups.values())
 
-    def _push_join(self, select: exp.Select, group: list[_Scan], conjuncts: list[exp.Expr]
-                   ) -> tuple[Fragment, list[exp.Expr], dict[tuple[str, str], tuple[str, str]]] | None:
+    def _push_join(
+        self, select: exp.Select, group: list[_Scan], conjuncts: list[exp.Expr]
+    ) -> tuple[Fragment, list[exp.Expr], dict[tuple[str, str], tuple[str, str]]] | None:
         aliases = {s.alias for s in group}
         source = group[0].source
         connector = self._connectors[source]
-        absorbed = [c for c in conjuncts
-                    if _aliases(c) and _aliases(c) <= aliases and not _has_subquery(c)
-                    and self._accepts(connector, group, c)]
+        absorbed = [
+            c
+            for c in conjuncts
+            if _aliases(c)
+            and _aliases(c) <= aliases
+            and not _has_subquery(c)
+            and self._accepts(connector, group, c)
+        ]
         name = self._next_name()
         used = _used_columns(select, aliases, exclude=absorbed)
         renames = {(a, c): (name, f"{a}__{c}") for a, c in used}
-        projections = [exp.alias_(exp.column(c, a, quoted=True), f"{a}__{c}", quoted=True)
-                       for a, c in sorted(used)] or [exp.alias_(exp.Literal.number(1), "__one")]
+        projections = [
+            exp.alias_(exp.column(c, a, quoted=True), f"{a}__{c}", quoted=True)
+            for a, c in sorted(used)
+        ] or [exp.alias_(exp.Literal.number(1), "__one")]
         tables = [_physical_node(s.physical, s.alias) for s in group]
         query = exp.select(*projections).from_(tables[0])
         for table in tables[1:]:
@@ -303,7 +331,7 @@ class Planner:
         inputs = tuple(ScanInput(s.alias, s.physical.table, s.physical.columns) for s in group)
         try:
             schema = engine_schema(query, inputs)
-        except Exception:  # noqa: BLE001 - not typable: fall back to single scans
+        except Exception:
             return None
         handle = connector.apply_query(query, schema)
         if handle is None:
@@ -322,8 +350,9 @@ class Planner:
             return answer is not None and answer.support[0] is FilterSupport.EXACT
         return _equi_join(conjunct) is not None
 
-    def _push_scan(self, select: exp.Select, scan: _Scan, conjuncts: list[exp.Expr]
-                   ) -> tuple[Fragment, list[exp.Expr]]:
+    def _push_scan(
+        self, select: exp.Select, scan: _Scan, conjuncts: list[exp.Expr]
+    ) -> tuple[Fragment, list[exp.Expr]]:
         connector = self._connectors[scan.source]
         handle = connector.scan(scan.physical.table, scan.alias, scan.physical.columns)
         mine = [c for c in conjuncts if _aliases(c) == {scan.alias} and not _has_subquery(c)]
@@ -333,8 +362,10 @@ class Planner:
             answer = connector.apply_filter(handle, [c.copy() for c in mine])
             if answer is not None:
                 if len(answer.support) != len(mine):
-                    raise RuntimeError(f"{type(connector).__name__}.apply_filter answered "
-                                       f"{len(answer.support)} of {len(mine)} conjuncts")
+                    raise RuntimeError(
+                        f"{type(connector).__name__}.apply_filter answered "
+                        f"{len(answer.support)} of {len(mine)} conjuncts"
+                    )
                 handle = answer.handle
                 for conjunct, support in zip(mine, answer.support, strict=True):
                     text = conjunct.sql(CANONICAL_DIALECT)
@@ -347,11 +378,14 @@ class Planner:
                         self._local(f"filter the source cannot evaluate: {text}")
             else:
                 for conjunct in mine:
-                    self._local(f"filter the source cannot evaluate: "
-                                f"{conjunct.sql(CANONICAL_DIALECT)}")
+                    self._local(
+                        f"filter the source cannot evaluate: {conjunct.sql(CANONICAL_DIALECT)}"
+                    )
         used = _used_columns(select, {scan.alias}, exclude=absorbed)
-        projection = [exp.alias_(exp.column(c, scan.alias, quoted=True), c, quoted=True)
-                      for _, c in sorted(used)]
+        projection = [
+            exp.alias_(exp.column(c, scan.alias, quoted=True), c, quoted=True)
+            for _, c in sorted(used)
+        ]
         if projection and len(projection) < len(scan.physical.columns):
             projected = connector.apply_projection(handle, projection)
             if projected is not None:
@@ -359,10 +393,16 @@ class Planner:
         return self._fragment(scan.source, handle, tuple(pushed)), absorbed
 
     # --- bookkeeping --------------------------------------------------------------------
-    def _fragment(self, source: str, handle: PushedQuery, pushed: tuple[str, ...],
-                  name: str | None = None) -> Fragment:
-        fragment = Fragment(name or self._next_name(), source, handle,
-                            self._connectors[source].render(handle), pushed)
+    def _fragment(
+        self, source: str, handle: PushedQuery, pushed: tuple[str, ...], name: str | None = None
+    ) -> Fragment:
+        fragment = Fragment(
+            name or self._next_name(),
+            source,
+            handle,
+            self._connectors[source].render(handle),
+            pushed,
+        )
         self._state.fragments.append(fragment)
         return fragment
 
@@ -410,8 +450,10 @@ def _substitute_ctes(node: exp.Query, bodies: Mapping[str, exp.Query]) -> exp.Qu
     def swap(n: exp.Expr) -> exp.Expr:
         if isinstance(n, exp.Table) and not n.db and n.name in bodies and source_of(n) is None:
             alias = n.alias_or_name
-            return exp.Subquery(this=bodies[n.name].copy(),
-                                alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+            return exp.Subquery(
+                this=bodies[n.name].copy(),
+                alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
+            )
         return n
 
     result = node.transform(swap, copy=True)
@@ -438,8 +480,10 @@ def _as_query(placed: exp.Query | Fragment) -> exp.Query:
 
 
 def _fragment_ref(name: str, alias: str) -> exp.Table:
-    return exp.Table(this=exp.to_identifier(name, quoted=True),
-                     alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+    return exp.Table(
+        this=exp.to_identifier(name, quoted=True),
+        alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
+    )
 
 
 def _physical_node(physical: PhysicalTable, alias: str) -> exp.Table:
@@ -489,11 +533,17 @@ def _null_supplied_aliases(select: exp.Select) -> set[str]:
 
 
 def _equi_join(conjunct: exp.Expr) -> tuple[tuple[str, str], tuple[str, str]] | None:
-    if (isinstance(conjunct, exp.EQ) and isinstance(conjunct.this, exp.Column)
-            and isinstance(conjunct.expression, exp.Column)
-            and conjunct.this.table and conjunct.expression.table):
-        return ((conjunct.this.table, conjunct.this.name),
-                (conjunct.expression.table, conjunct.expression.name))
+    if (
+        isinstance(conjunct, exp.EQ)
+        and isinstance(conjunct.this, exp.Column)
+        and isinstance(conjunct.expression, exp.Column)
+        and conjunct.this.table
+        and conjunct.expression.table
+    ):
+        return (
+            (conjunct.this.table, conjunct.this.name),
+            (conjunct.expression.table, conjunct.expression.name),
+        )
     return None
 
 
@@ -501,12 +551,16 @@ def _is_key(physical: PhysicalTable, column: str) -> bool:
     return physical.primary_key == (column,)
 
 
-def _used_columns(select: exp.Select, aliases: set[str], exclude: list[exp.Expr]
-                  ) -> set[tuple[str, str]]:
+def _used_columns(
+    select: exp.Select, aliases: set[str], exclude: list[exp.Expr]
+) -> set[tuple[str, str]]:
     """(alias, column) pairs of `aliases` that `select` still needs once `exclude` is gone."""
     excluded = {id(node) for e in exclude for node in e.walk()}
-    return {(c.table, c.name) for c in select.find_all(exp.Column)
-            if c.table in aliases and id(c) not in excluded}
+    return {
+        (c.table, c.name)
+        for c in select.find_all(exp.Column)
+        if c.table in aliases and id(c) not in excluded
+    }
 
 
 def _rename_columns(select: exp.Select, renames: Mapping[tuple[str, str], tuple[str, str]]) -> None:
@@ -516,8 +570,9 @@ def _rename_columns(select: exp.Select, renames: Mapping[tuple[str, str], tuple[
             column.replace(exp.column(target[1], target[0], quoted=True))
 
 
-def _rebuild_inner_from(select: exp.Select, replaced: Mapping[str, exp.Expr],
-                        conjuncts: list[exp.Expr]) -> None:
+def _rebuild_inner_from(
+    select: exp.Select, replaced: Mapping[str, exp.Expr], conjuncts: list[exp.Expr]
+) -> None:
     """Re-form FROM as a cross product of the remaining items, conditions in WHERE."""
     items: list[exp.Expr] = []
     seen: set[int] = set()
@@ -531,15 +586,3 @@ def _rebuild_inner_from(select: exp.Select, replaced: Mapping[str, exp.Expr],
     select.set("from_", exp.From(this=items[0].copy()))
     select.set("joins", [exp.Join(this=i.copy(), kind="CROSS") for i in items[1:]] or None)
     select.set("where", exp.Where(this=exp.and_(*conjuncts)) if conjuncts else None)
-
-
-def _short(query: exp.Expr) -> str:
-    text = query.sql(CANONICAL_DIALECT)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def empty_table(schema: pa.Schema) -> pa.Table:
-    return schema.empty_table()
-
-
-__all__ = ["Planner", "SourceColumn", "inline_ctes"]

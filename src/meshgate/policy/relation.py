@@ -38,7 +38,7 @@ class PhysicalTable:
 def source_of(table: exp.Table) -> str | None:
     """The source a physical table node belongs to, or None for anything else."""
     catalog = table.catalog
-    return catalog[len(SOURCE_PREFIX):] if catalog.startswith(SOURCE_PREFIX) else None
+    return catalog[len(SOURCE_PREFIX) :] if catalog.startswith(SOURCE_PREFIX) else None
 
 
 def physical_key(table: exp.Table) -> tuple[str, str | None, str]:
@@ -65,9 +65,13 @@ def secure(bound: BoundQuery, bind_definition: DefinitionBinder) -> SecuredQuery
     return SecuredQuery(tree, tuple(products.values()), tables)
 
 
-def _secure_tree(tree: exp.Query, bind_definition: DefinitionBinder,
-                 tables: dict[tuple[str, str | None, str], PhysicalTable],
-                 products: dict[str, DataProduct], depth: int) -> exp.Query:
+def _secure_tree(
+    tree: exp.Query,
+    bind_definition: DefinitionBinder,
+    tables: dict[tuple[str, str | None, str], PhysicalTable],
+    products: dict[str, DataProduct],
+    depth: int,
+) -> exp.Query:
     if depth > MAX_DEFINITION_DEPTH:
         raise UnsupportedQuery("product definitions nest too deeply (a cycle between products?)")
 
@@ -79,8 +83,9 @@ def _secure_tree(tree: exp.Query, bind_definition: DefinitionBinder,
         if isinstance(product.definition, TableDefinition):
             relation = _table_relation(product, product.definition, alias, tables)
         else:
-            relation = _query_relation(product, product.definition, bind_definition, tables,
-                                       products, depth)
+            relation = _query_relation(
+                product, product.definition, bind_definition, tables, products, depth
+            )
         return exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
     secured = tree.transform(replace, copy=True)
@@ -88,8 +93,12 @@ def _secure_tree(tree: exp.Query, bind_definition: DefinitionBinder,
     return secured
 
 
-def _table_relation(product: DataProduct, definition: TableDefinition, alias: str,
-                    tables: dict[tuple[str, str | None, str], PhysicalTable]) -> exp.Select:
+def _table_relation(
+    product: DataProduct,
+    definition: TableDefinition,
+    alias: str,
+    tables: dict[tuple[str, str | None, str], PhysicalTable],
+) -> exp.Select:
     key = (definition.source, definition.table.schema, definition.table.name)
     columns = tuple(
         SourceColumn(source_name, column.arrow_type, column.nullable)
@@ -115,10 +124,14 @@ def _table_relation(product: DataProduct, definition: TableDefinition, alias: st
     return exp.select(*projections).from_(physical)
 
 
-def _query_relation(product: DataProduct, definition: QueryDefinition,
-                    bind_definition: DefinitionBinder,
-                    tables: dict[tuple[str, str | None, str], PhysicalTable],
-                    products: dict[str, DataProduct], depth: int) -> exp.Select:
+def _query_relation(
+    product: DataProduct,
+    definition: QueryDefinition,
+    bind_definition: DefinitionBinder,
+    tables: dict[tuple[str, str | None, str], PhysicalTable],
+    products: dict[str, DataProduct],
+    depth: int,
+) -> exp.Select:
     bound = bind_definition(definition.sql)
     for used in bound.products:
         products.setdefault(used.qualified_name, used)

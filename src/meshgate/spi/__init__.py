@@ -221,5 +221,5 @@ class Connector(abc.ABC):
     def execute(self, handle: PushedQuery, parameters: Sequence[Any] = ()) -> pa.RecordBatchReader:
         """Stream the handle's rows, cast to `handle.schema`. Closing the reader cancels."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing
         """Release pooled connections."""

@@ -8,12 +8,15 @@ optimizer's signatures drift between versions.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlglot import exp
 from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.eliminate_ctes import eliminate_ctes
 from sqlglot.optimizer.merge_subqueries import merge_subqueries
 from sqlglot.optimizer.normalize import normalize
 from sqlglot.optimizer.pushdown_predicates import pushdown_predicates
+from sqlglot.optimizer.pushdown_projections import pushdown_projections
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.simplify import simplify
 from sqlglot.optimizer.unnest_subqueries import unnest_subqueries
@@ -27,7 +30,7 @@ from meshgate.types import wire_sql_type
 
 def physical_schema(tables: dict[tuple[str, str | None, str], PhysicalTable]) -> MappingSchema:
     """The typed schema of every physical table, keyed by its marked three-part name."""
-    nested: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
+    nested: dict[str, Any] = {}
     for (source, schema, name), table in tables.items():
         columns = {c.name: wire_sql_type(c.type).sql(CANONICAL_DIALECT) for c in table.columns}
         nested.setdefault(SOURCE_PREFIX + source, {}).setdefault(schema or DEFAULT_SCHEMA, {})[
@@ -70,6 +73,7 @@ def normalise(tree: exp.Query) -> exp.Query:
     result = merge_subqueries(result, leave_tables_isolated=False)
     result = eliminate_ctes(result)
     result = pushdown_predicates(result, dialect=CANONICAL_DIALECT)
+    result = pushdown_projections(result)
     result = simplify(result, dialect=CANONICAL_DIALECT)
     assert isinstance(result, exp.Query)
     return result
