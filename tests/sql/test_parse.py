@@ -76,6 +76,8 @@ VALID_QUERIES = [
     "SELECT 1;;",
     "SELECT 1; -- done",
     "SELECT 'a;b' AS s",
+    "SELECT * FROM d.order AS o",
+    'SELECT * FROM "limit" AS "where"',
 ]
 
 
@@ -347,6 +349,8 @@ SYNTAX_ERRORS = [
     ("SELECT * FROM d.p LIMIT", f"syntax error near 'LIMIT': {INCOMPLETE}", 1, 19),
     ("SELECT a\n  FROM d.p\n WHERE a = = 1", f"syntax error near '=': {INCOMPLETE}", 3, 12),
     ("SELECT * FROM d.p ORDER", "syntax error near 'ORDER': unexpected keyword", 1, 19),
+    ("SELECT * FROM (SHOW TABLES)", "syntax error near 'SHOW': unexpected keyword", 1, 16),
+    ("SELECT * FROM limit", "syntax error near 'limit': unexpected keyword", 1, 15),
     ("SELECT * FROM d.p t1 t2", "syntax error near 't2': unexpected token", 1, 22),
     ("SELECT 'abc", "syntax error: unterminated string, quoted name or comment", 1, 10),
 ]

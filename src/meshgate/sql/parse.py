@@ -86,84 +86,18 @@ _STATEMENT_KEYWORDS = frozenset(
 # them as bare table aliases (``FROM t ORDER`` parses as ``FROM t AS "ORDER"``), which DuckDB
 # rejects; treating that as a syntax error keeps half-typed queries from running silently.
 _RESERVED = frozenset(
-    [
-        "all",
-        "analyse",
-        "analyze",
-        "and",
-        "any",
-        "array",
-        "as",
-        "asc",
-        "asymmetric",
-        "both",
-        "case",
-        "cast",
-        "check",
-        "collate",
-        "column",
-        "constraint",
-        "create",
-        "default",
-        "deferrable",
-        "desc",
-        "describe",
-        "distinct",
-        "do",
-        "else",
-        "end",
-        "except",
-        "false",
-        "fetch",
-        "for",
-        "foreign",
-        "from",
-        "group",
-        "having",
-        "in",
-        "initially",
-        "intersect",
-        "into",
-        "lambda",
-        "lateral",
-        "leading",
-        "limit",
-        "not",
-        "null",
-        "offset",
-        "on",
-        "only",
-        "or",
-        "order",
-        "pivot",
-        "pivot_longer",
-        "pivot_wider",
-        "placing",
-        "primary",
-        "qualify",
-        "references",
-        "returning",
-        "select",
-        "show",
-        "some",
-        "summarize",
-        "symmetric",
-        "table",
-        "then",
-        "to",
-        "trailing",
-        "true",
-        "union",
-        "unique",
-        "unpivot",
-        "using",
-        "variadic",
-        "when",
-        "where",
-        "window",
-        "with",
-    ]
-)
+    {
+        "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both",
+        "case", "cast", "check", "collate", "column", "constraint", "create", "default",
+        "deferrable", "desc", "describe", "distinct", "do", "else", "end", "except", "false",
+        "fetch", "for", "foreign", "from", "group", "having", "in", "initially", "intersect",
+        "into", "lambda", "lateral", "leading", "limit", "not", "null", "offset", "on", "only",
+        "or", "order", "pivot", "pivot_longer", "pivot_wider", "placing", "primary", "qualify",
+        "references", "returning", "select", "show", "some", "summarize", "symmetric", "table",
+        "then", "to", "trailing", "true", "union", "unique", "unpivot", "using", "variadic",
+        "when", "where", "window", "with",
+    }
+)  # fmt: skip
 
 # Characters that never occur in a product or CTE name but do in file paths, globs and URLs.
 # DuckDB reads ``FROM 'data.csv'`` and ``FROM "s3://b/x.parquet"`` as files (replacement scans).
@@ -481,6 +415,9 @@ def _gate_table(table: exp.Table) -> None:
             raise ForbiddenStatement(
                 f"a table must be named in the query text, not computed: {_PRODUCTS_ONLY}"
             )
+    # Only the leading part is restricted: DuckDB accepts ``FROM d.order`` but not ``FROM order``.
+    if table.parts and isinstance(table.parts[0], exp.Identifier):
+        _reject_reserved(table.parts[0])
     for part in table.parts:
         if isinstance(part, exp.Identifier) and _PATH_CHARACTERS.intersection(part.name):
             raise ForbiddenStatement(
@@ -490,8 +427,13 @@ def _gate_table(table: exp.Table) -> None:
 
 def _gate_alias(alias: exp.TableAlias) -> None:
     """A reserved keyword as a bare table alias is a typo sqlglot would otherwise accept."""
-    name = alias.this
-    if isinstance(name, exp.Identifier) and not name.quoted and name.name.lower() in _RESERVED:
+    if isinstance(alias.this, exp.Identifier):
+        _reject_reserved(alias.this)
+
+
+def _reject_reserved(name: exp.Identifier) -> None:
+    """An unquoted reserved keyword naming a table: DuckDB refuses it, so must we."""
+    if not name.quoted and name.name.lower() in _RESERVED:
         meta = name.meta
         line, end = meta.get("line"), meta.get("col")
         column = end - len(name.name) + 1 if isinstance(end, int) else None
