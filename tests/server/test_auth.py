@@ -1,0 +1,97 @@
+"""Basic -> Bearer as clients send it: padded (pyarrow, JDBC), unpadded (ADBC/Go), on any RPC."""
+
+from __future__ import annotations
+
+import adbc_driver_flightsql.dbapi as adbc
+import grpc
+import pytest
+from flightsql_clients import basic, descriptor
+from pyarrow import flight
+
+from meshgate.server.proto import flight_sql_pb2 as pb
+
+CATALOGS = descriptor(pb.CommandGetCatalogs())
+
+
+def _options(authorization: str) -> flight.FlightCallOptions:
+    return flight.FlightCallOptions(headers=[(b"authorization", authorization.encode())])
+
+
+def test_pyarrow_handshake_returns_a_bearer_token_that_later_calls_use(uri: str) -> None:
+    client = flight.connect(uri)
+    name, value = client.authenticate_basic_token(b"analyst", b"analyst")
+    assert name == b"authorization"
+    assert value.startswith(b"Bearer ")
+    info = client.get_flight_info(CATALOGS, flight.FlightCallOptions(headers=[(name, value)]))
+    assert info.schema.names == ["catalog_name"]
+
+
+@pytest.mark.parametrize("padded", [True, False], ids=["padded", "unpadded"])
+def test_basic_on_a_data_rpc_is_answered_with_a_bearer_in_the_initial_headers(
+        server: flight.FlightServerBase, uri: str, padded: bool) -> None:
+    # "admin:admin" is 11 bytes, so its base64 ends in '=' unless the padding is dropped (Go).
+    header = basic("admin", "admin", padded=padded)
+    assert header.endswith("=") == padded
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call = channel.unary_stream("/arrow.flight.protocol.FlightService/ListActions",
+                                    request_serializer=lambda b: b,
+                                    response_deserializer=lambda b: b)
+        responses = call(b"", metadata=[("authorization", header)])
+        headers = dict(responses.initial_metadata())
+        list(responses)
+    assert headers["authorization"].startswith("Bearer ")
+    bearer = headers["authorization"]
+    client = flight.connect(uri)
+    info = client.get_flight_info(CATALOGS, _options(bearer))
+    table = client.do_get(info.endpoints[0].ticket, _options(bearer)).read_all()
+    assert table.column("catalog_name").to_pylist() == ["demo"]
+
+
+def test_password_may_contain_colons(uri: str) -> None:
+    client = flight.connect(uri)
+    with pytest.raises(flight.FlightUnauthenticatedError, match="invalid user name or password"):
+        client.get_flight_info(CATALOGS, _options(basic("analyst", "analyst:extra")))
+
+
+def test_adbc_connects_with_unpadded_basic(uri: str) -> None:
+    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
+                      autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT 1 AS one")
+        assert cursor.fetchall() == [(1,)]
+
+
+def test_wrong_password_is_unauthenticated(uri: str) -> None:
+    client = flight.connect(uri)
+    with pytest.raises(flight.FlightUnauthenticatedError, match="invalid user name or password"):
+        client.authenticate_basic_token(b"analyst", b"wrong")
+
+
+def test_adbc_wrong_password_fails_at_connect(uri: str) -> None:
+    with pytest.raises(adbc.Error, match=r"(?i)unauthenticated"):
+        adbc.connect(uri, db_kwargs={"username": "analyst", "password": "wrong"},
+                     autocommit=True)
+
+
+def test_unknown_user_answers_like_a_wrong_password(uri: str) -> None:
+    client = flight.connect(uri)
+    with pytest.raises(flight.FlightUnauthenticatedError, match="invalid user name or password"):
+        client.authenticate_basic_token(b"nobody", b"analyst")
+
+
+def test_no_credentials_are_rejected(uri: str) -> None:
+    client = flight.connect(uri)
+    with pytest.raises(flight.FlightUnauthenticatedError, match="no credentials"):
+        client.get_flight_info(CATALOGS)
+
+
+@pytest.mark.parametrize("authorization", ["Bearer None", "Bearer forged-token", "Digest abc"])
+def test_unknown_tokens_and_schemes_are_rejected(uri: str, authorization: str) -> None:
+    client = flight.connect(uri)
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        client.get_flight_info(CATALOGS, _options(authorization))
+
+
+def test_basic_that_is_not_base64_is_rejected(uri: str) -> None:
+    client = flight.connect(uri)
+    with pytest.raises(flight.FlightUnauthenticatedError, match="base64"):
+        client.get_flight_info(CATALOGS, _options("Basic !!!not-base64!!!"))

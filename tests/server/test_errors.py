@@ -1,0 +1,113 @@
+"""What a client sees when something fails: the right gRPC code and no Python traceback.
+
+Measured over the wire with a raw grpcio channel (the gRPC status itself) and through ADBC
+(the message a user reads). pyarrow would append `Detail: Python exception: Traceback ...` for
+INVALID_ARGUMENT/NOT_FOUND; meshgate.server.errors avoids it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import adbc_driver_flightsql.dbapi as adbc
+import grpc
+import pytest
+from flightsql_clients import basic, pack
+from pyarrow import flight
+
+from meshgate.errors import SourceUnavailable
+from meshgate.server.errors import client_error
+from meshgate.server.proto import flight_sql_pb2 as pb
+
+GET_FLIGHT_INFO = "/arrow.flight.protocol.FlightService/GetFlightInfo"
+
+
+def _flight_descriptor(command: bytes) -> bytes:
+    """FlightDescriptor{type=CMD, cmd=command} in protobuf wire format."""
+    return b"\x08\x02" + b"\x12" + _varint(len(command)) + command
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        bits, value = value & 0x7F, value >> 7
+        out.append(bits | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+@pytest.fixture
+def channel(server: flight.FlightServerBase) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield channel
+
+
+def _status(channel: grpc.Channel, sql: str, user: str = "analyst") -> grpc.RpcError:
+    call = channel.unary_unary(GET_FLIGHT_INFO, request_serializer=lambda b: b,
+                               response_deserializer=lambda b: b)
+    command = pack(pb.CommandStatementQuery(query=sql))
+    with pytest.raises(grpc.RpcError) as caught:
+        call(_flight_descriptor(command), metadata=[("authorization", basic(user, user))])
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("sql", "code", "text"),
+    [
+        ("SELEC 1", grpc.StatusCode.INVALID_ARGUMENT, "syntax error"),
+        ("DELETE FROM sales.orders", grpc.StatusCode.INVALID_ARGUMENT, ""),
+        ("SELECT * FROM finance.ledger", grpc.StatusCode.NOT_FOUND, "does not exist"),
+        ("SELECT * FROM sales.nope", grpc.StatusCode.NOT_FOUND, "does not exist"),
+    ],
+    ids=["syntax", "write", "denied-product", "unknown-product"],
+)
+def test_grpc_status_has_the_code_and_no_traceback(channel: grpc.Channel, sql: str,
+                                                    code: grpc.StatusCode, text: str) -> None:
+    error = _status(channel, sql)
+    assert error.code() == code
+    assert text in error.details()
+    assert "Traceback" not in error.details()
+    assert ".py" not in error.details()
+
+
+def test_denied_and_missing_products_are_indistinguishable(channel: grpc.Channel) -> None:
+    denied = _status(channel, "SELECT * FROM finance.ledger").details()
+    missing = _status(channel, "SELECT * FROM finance.nothing_here").details()
+    assert denied.replace("ledger", "X") == missing.replace("nothing_here", "X")
+
+
+def test_adbc_user_reads_a_clean_message(uri: str) -> None:
+    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
+                      autocommit=True) as conn, conn.cursor() as cursor:
+        with pytest.raises(adbc.ProgrammingError) as caught:
+            cursor.execute("SELEC 1")
+        message = str(caught.value)
+        assert "INVALID_ARGUMENT" in message
+        assert "syntax error" in message
+        assert "Traceback" not in message
+        with pytest.raises(adbc.Error) as denied:
+            cursor.execute("SELECT * FROM finance.ledger")
+        assert "NOT_FOUND" in str(denied.value)
+        assert "Traceback" not in str(denied.value)
+
+
+def test_unauthenticated_has_no_traceback(channel: grpc.Channel) -> None:
+    error = _status(channel, "SELECT 1", user="intruder")
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "Traceback" not in error.details()
+
+
+def test_unexpected_errors_become_internal_with_an_id_that_is_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="meshgate.server.errors"):
+        error = client_error(ZeroDivisionError("secret detail"))
+    assert isinstance(error, flight.FlightInternalError)
+    assert "secret detail" not in str(error)
+    error_id = str(error).split()[2].rstrip(";")
+    assert error_id in caplog.text
+    assert "ZeroDivisionError" in caplog.text
+
+
+def test_meshgate_statuses_map_to_flight_errors() -> None:
+    assert isinstance(client_error(SourceUnavailable("hr is down")), flight.FlightUnavailableError)
