@@ -120,7 +120,7 @@ def run_serve(args: argparse.Namespace) -> int:
     """Load and validate everything first, so a broken config never starts a server."""
     service = QueryService.from_config(config_directory(args.config))
     # The server pulls in gRPC machinery that no other subcommand needs.
-    from meshgate.server import serve  # noqa: PLC0415
+    from meshgate.server import serve
 
     settings = service.definition.server
     host = args.host or settings.host
