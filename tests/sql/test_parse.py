@@ -77,6 +77,9 @@ VALID_QUERIES = [
     "SELECT 1; -- done",
     "SELECT 'a;b' AS s",
     "SELECT * FROM d.order AS o",
+    'SELECT o.order, "limit" FROM d.p AS o',
+    "SELECT a, sum(b) FROM d.p GROUP BY ALL ORDER BY ALL",
+    "SELECT list_transform(l, lambda x: x + 1) FROM d.p",
     'SELECT * FROM "limit" AS "where"',
 ]
 
@@ -350,6 +353,13 @@ SYNTAX_ERRORS = [
     ("SELECT a\n  FROM d.p\n WHERE a = = 1", f"syntax error near '=': {INCOMPLETE}", 3, 12),
     ("SELECT * FROM d.p ORDER", "syntax error near 'ORDER': unexpected keyword", 1, 19),
     ("SELECT * FROM (SHOW TABLES)", "syntax error near 'SHOW': unexpected keyword", 1, 16),
+    ("SELECT offset FROM d.p", "syntax error near 'offset': unexpected keyword", 1, 8),
+    (
+        "SELECT a FROM d.p LIMIT 1 OFFSET DESC",
+        "syntax error near 'DESC': unexpected keyword",
+        1,
+        34,
+    ),
     ("SELECT * FROM limit", "syntax error near 'limit': unexpected keyword", 1, 15),
     ("SELECT * FROM d.p t1 t2", "syntax error near 't2': unexpected token", 1, 22),
     ("SELECT 'abc", "syntax error: unterminated string, quoted name or comment", 1, 10),

@@ -371,6 +371,9 @@ def _gate_tree(query: exp.Query) -> None:
             _gate_function(node)
         elif isinstance(node, exp.TableAlias):
             _gate_alias(node)
+        elif isinstance(node, exp.Column) and isinstance(node.parts[0], exp.Identifier):
+            # ``LIMIT BY`` or ``SELECT OFFSET FROM t`` would otherwise read a column "BY".
+            _reject_reserved(node.parts[0])
 
 
 def _lacks_condition(join: exp.Join) -> bool:
@@ -432,7 +435,7 @@ def _gate_alias(alias: exp.TableAlias) -> None:
 
 
 def _reject_reserved(name: exp.Identifier) -> None:
-    """An unquoted reserved keyword naming a table: DuckDB refuses it, so must we."""
+    """An unquoted reserved keyword as a bare name: DuckDB refuses it, so must we."""
     if not name.quoted and name.name.lower() in _RESERVED:
         meta = name.meta
         line, end = meta.get("line"), meta.get("col")
