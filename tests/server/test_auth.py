@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import adbc_driver_flightsql.dbapi as adbc
-import grpc
+import grpc  # type: ignore[import-untyped]
 import pytest
 from flightsql_clients import basic, descriptor
 from pyarrow import flight

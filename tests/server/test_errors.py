@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator
 
 import adbc_driver_flightsql.dbapi as adbc
-import grpc
+import grpc  # type: ignore[import-untyped]
 import pytest
 from flightsql_clients import basic, pack
 from pyarrow import flight

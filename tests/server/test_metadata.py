@@ -1,0 +1,209 @@
+"""Catalog metadata as JDBC/ADBC read it: exact canonical schemas, filters, grants."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import adbc_driver_flightsql.dbapi as adbc
+import pyarrow as pa
+import pytest
+from flightsql_clients import Session
+from google.protobuf.message import Message
+
+from meshgate.server.proto import flight_sql_pb2 as pb
+
+
+def utf8(name: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, pa.string(), nullable)
+
+
+# Written out from the Flight SQL specification, independently of meshgate.server.metadata.
+TABLES = pa.schema([utf8("catalog_name"), utf8("db_schema_name"), utf8("table_name", False),
+                    utf8("table_type", False)])
+KEYS = pa.schema([
+    utf8("pk_catalog_name"), utf8("pk_db_schema_name"), utf8("pk_table_name", False),
+    utf8("pk_column_name", False), utf8("fk_catalog_name"), utf8("fk_db_schema_name"),
+    utf8("fk_table_name", False), utf8("fk_column_name", False),
+    pa.field("key_sequence", pa.int32(), False), utf8("fk_key_name"), utf8("pk_key_name"),
+    pa.field("update_rule", pa.uint8(), False), pa.field("delete_rule", pa.uint8(), False),
+])
+CANONICAL: list[tuple[Message, pa.Schema]] = [
+    (pb.CommandGetCatalogs(), pa.schema([utf8("catalog_name", False)])),
+    (pb.CommandGetDbSchemas(), pa.schema([utf8("catalog_name"), utf8("db_schema_name", False)])),
+    (pb.CommandGetTables(), TABLES),
+    (pb.CommandGetTables(include_schema=True),
+     TABLES.append(pa.field("table_schema", pa.binary(), False))),
+    (pb.CommandGetTableTypes(), pa.schema([utf8("table_type", False)])),
+    (pb.CommandGetPrimaryKeys(table="orders"), pa.schema([
+        utf8("catalog_name"), utf8("db_schema_name"), utf8("table_name", False),
+        utf8("column_name", False), pa.field("key_sequence", pa.int32(), False),
+        utf8("key_name")])),
+    (pb.CommandGetImportedKeys(table="orders"), KEYS),
+    (pb.CommandGetExportedKeys(table="orders"), KEYS),
+    (pb.CommandGetCrossReference(pk_table="employees", fk_table="orders"), KEYS),
+]
+
+
+def _label(command: Message) -> str:
+    return type(command).__name__ + ("+schema" if getattr(command, "include_schema", 0) else "")
+
+
+@pytest.mark.parametrize(("command", "schema"), CANONICAL,
+                         ids=[_label(c) for c, _ in CANONICAL])
+def test_info_and_stream_have_the_canonical_schema(analyst: Session, command: Message,
+                                                   schema: pa.Schema) -> None:
+    info, table = analyst.fetch(command)
+    assert info.schema.equals(schema, check_metadata=True)
+    assert table.schema.equals(schema, check_metadata=True)
+    assert [e.locations for e in info.endpoints] == [[]]
+
+
+def test_xdbc_type_info_schema_and_filter(analyst: Session) -> None:
+    info, table = analyst.fetch(pb.CommandGetXdbcTypeInfo())
+    assert table.schema.equals(info.schema)
+    assert [f.name for f in table.schema][:2] == ["type_name", "data_type"]
+    assert table.schema.field("create_params").type == pa.list_(pa.field("item", pa.string(),
+                                                                          False))
+    assert {"BIGINT", "VARCHAR", "DECIMAL", "TIMESTAMP"} <= set(table.column("type_name")
+                                                                .to_pylist())
+    _, only = analyst.fetch(pb.CommandGetXdbcTypeInfo(data_type=pb.XDBC_BIGINT))
+    assert only.column("type_name").to_pylist() == ["BIGINT"]
+
+
+def test_one_catalog_named_after_the_mesh(analyst: Session) -> None:
+    _, table = analyst.fetch(pb.CommandGetCatalogs())
+    assert table.to_pylist() == [{"catalog_name": "demo"}]
+
+
+def test_schemas_are_the_domains_the_caller_is_granted(analyst: Session, admin: Session) -> None:
+    _, mine = analyst.fetch(pb.CommandGetDbSchemas())
+    assert mine.column("db_schema_name").to_pylist() == ["hr", "sales"]
+    assert set(mine.column("catalog_name").to_pylist()) == {"demo"}
+    _, everything = admin.fetch(pb.CommandGetDbSchemas())
+    assert everything.column("db_schema_name").to_pylist() == ["finance", "hr", "sales"]
+
+
+def _names(session: Session, command: pb.CommandGetTables) -> list[str]:
+    _, table = session.fetch(command)
+    return [f"{r['db_schema_name']}.{r['table_name']}" for r in table.to_pylist()]
+
+
+def test_tables_are_the_products_the_caller_is_granted(analyst: Session, admin: Session) -> None:
+    assert _names(analyst, pb.CommandGetTables()) == [
+        "hr.departments", "hr.employees", "sales.customers", "sales.order_items", "sales.orders"]
+    assert "finance.budgets" in _names(admin, pb.CommandGetTables())
+
+
+@pytest.mark.parametrize(("schema_pattern", "table_pattern", "expected"), [
+    ("sales", "order%", ["sales.order_items", "sales.orders"]),
+    ("%", "orders", ["sales.orders"]),
+    ("s_les", "%s", ["sales.customers", "sales.order_items", "sales.orders"]),
+    ("%", "order\\_items", ["sales.order_items"]),
+    ("%", "order\\%", []),
+    ("%", "ORDERS", []),
+    ("h%", "%", ["hr.departments", "hr.employees"]),
+    ("finance", "%", []),
+])
+def test_like_patterns(analyst: Session, schema_pattern: str, table_pattern: str,
+                       expected: list[str]) -> None:
+    command = pb.CommandGetTables(db_schema_filter_pattern=schema_pattern,
+                                  table_name_filter_pattern=table_pattern)
+    assert _names(analyst, command) == expected
+
+
+def test_schema_pattern_on_db_schemas(analyst: Session) -> None:
+    _, table = analyst.fetch(pb.CommandGetDbSchemas(db_schema_filter_pattern="s%"))
+    assert table.column("db_schema_name").to_pylist() == ["sales"]
+
+
+@pytest.mark.parametrize(("catalog", "found"), [(None, True), ("demo", True), ("", False),
+                                                ("other", False)])
+def test_catalog_filter_is_proto3_optional(analyst: Session, catalog: str | None,
+                                           found: bool) -> None:
+    tables = pb.CommandGetTables(table_name_filter_pattern="orders")
+    schemas = pb.CommandGetDbSchemas()
+    if catalog is not None:
+        tables.catalog = catalog
+        schemas.catalog = catalog
+    assert bool(_names(analyst, tables)) == found
+    assert bool(analyst.fetch(schemas)[1].num_rows) == found
+
+
+def test_table_types_filter(analyst: Session) -> None:
+    assert _names(analyst, pb.CommandGetTables(table_types=["TABLE"]))
+    assert _names(analyst, pb.CommandGetTables(table_types=["VIEW"])) == []
+    assert analyst.fetch(pb.CommandGetTableTypes())[1].to_pylist() == [{"table_type": "TABLE"}]
+
+
+def test_include_schema_carries_columns_with_jdbc_metadata(analyst: Session) -> None:
+    _, table = analyst.fetch(pb.CommandGetTables(
+        db_schema_filter_pattern="hr", table_name_filter_pattern="employees",
+        include_schema=True))
+    assert table.num_rows == 1
+    schema = pa.ipc.read_schema(pa.py_buffer(table.column("table_schema")[0].as_py()))
+    assert schema.names[:7] == ["id", "name", "email", "ssn", "salary", "region", "manager_id"]
+    salary = schema.field("salary")
+    assert pa.types.is_decimal(salary.type)
+    meta = {k.decode(): v.decode() for k, v in salary.metadata.items()}
+    assert meta["ARROW:FLIGHT:SQL:TYPE_NAME"].startswith("DECIMAL")
+    assert meta["ARROW:FLIGHT:SQL:PRECISION"] == str(salary.type.precision)
+    assert meta["ARROW:FLIGHT:SQL:SCALE"] == str(salary.type.scale)
+    assert meta["ARROW:FLIGHT:SQL:REMARKS"].startswith("Yearly base salary")
+
+
+def test_include_schema_off_sends_four_columns(analyst: Session) -> None:
+    _, table = analyst.fetch(pb.CommandGetTables(include_schema=False))
+    assert table.num_columns == 4
+
+
+def test_keys_are_empty(analyst: Session) -> None:
+    for command in (pb.CommandGetPrimaryKeys(table="orders"),
+                    pb.CommandGetImportedKeys(table="orders"),
+                    pb.CommandGetExportedKeys(table="orders")):
+        assert analyst.fetch(command)[1].num_rows == 0
+
+
+@pytest.fixture
+def adbc_analyst(uri: str) -> Iterator[adbc.Connection]:
+    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
+                      autocommit=True) as conn:
+        yield conn
+
+
+def test_adbc_get_objects_lists_granted_products_with_columns(adbc_analyst: adbc.Connection
+                                                             ) -> None:
+    objects = adbc_analyst.adbc_get_objects().read_all().to_pylist()
+    assert [c["catalog_name"] for c in objects] == ["demo"]
+    schemas = {s["db_schema_name"]: s for s in objects[0]["catalog_db_schemas"]}
+    assert sorted(schemas) == ["hr", "sales"]
+    orders = next(t for t in schemas["sales"]["db_schema_tables"] if t["table_name"] == "orders")
+    columns = [c["column_name"] for c in orders["table_columns"]]
+    assert columns[:2] == ["order_id", "employee_id"]
+    assert {"amount", "ts"} <= set(columns)
+
+
+def test_adbc_get_objects_depth_tables(adbc_analyst: adbc.Connection) -> None:
+    objects = adbc_analyst.adbc_get_objects(depth="tables").read_all().to_pylist()
+    tables = {t["table_name"] for s in objects[0]["catalog_db_schemas"]
+              for t in s["db_schema_tables"]}
+    assert "employees" in tables
+    assert "budgets" not in tables
+
+
+def test_adbc_get_table_schema_matches_query_schema(adbc_analyst: adbc.Connection) -> None:
+    schema = adbc_analyst.adbc_get_table_schema("employees", db_schema_filter="hr")
+    with adbc_analyst.cursor() as cursor:
+        cursor.execute("SELECT * FROM hr.employees LIMIT 1")
+        result = cursor.fetch_arrow_table()
+    assert schema.remove_metadata().equals(result.schema.remove_metadata())
+    assert schema.names[:7] == ["id", "name", "email", "ssn", "salary", "region", "manager_id"]
+
+
+def test_adbc_get_table_schema_of_an_ungranted_product_is_not_found(
+        adbc_analyst: adbc.Connection) -> None:
+    with pytest.raises(adbc.Error):
+        adbc_analyst.adbc_get_table_schema("budgets", db_schema_filter="finance")
+
+
+def test_adbc_table_types(adbc_analyst: adbc.Connection) -> None:
+    assert adbc_analyst.adbc_get_table_types() == ["TABLE"]
