@@ -134,3 +134,65 @@ def test_hash_password_refuses_empty_input() -> None:
     result = meshgate("hash-password", stdin="")
     assert result.returncode == 2
     assert result.stderr.startswith("error: empty password")
+
+
+def test_check_passes_on_the_demo(demo_dir: Path) -> None:
+    result = meshgate("check", "--config", str(demo_dir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for source in ("sales_db (duckdb)", "hr_db (sqlite)", "finance_lake (files)"):
+        assert f"source {source}: reachable" in result.stdout
+    assert "product sales.customers: matches sales_db.customer_master" in result.stdout
+    assert result.stdout.endswith("\nok\n")
+
+
+def test_query_prints_a_table_with_exact_row_count(demo_dir: Path) -> None:
+    result = meshgate("query", "SELECT order_id, amount, ts FROM sales.orders ORDER BY order_id",
+                      "--user", "admin", "--config", str(demo_dir), "--max-rows", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split(" | ") == ["order_id", "amount  ", "ts"]
+    assert lines[2].startswith("       1 | ")
+    assert len(lines) == 5
+    assert lines[-1] == "(20000 rows, first 2 shown)"
+
+
+def test_query_joins_products_of_one_source_and_a_query_product(demo_dir: Path) -> None:
+    join = meshgate(
+        "query", "SELECT count(*) AS n FROM sales.orders AS o "
+        "JOIN sales.customers AS c ON o.customer_id = c.customer_id WHERE c.is_vip",
+        "--user", "admin", "--config", str(demo_dir))
+    assert join.returncode == 0, join.stderr
+    vip_orders = int(join.stdout.splitlines()[2])
+    assert 0 < vip_orders < 20_000
+    regions = meshgate("query", "SELECT region, order_count FROM finance.revenue_by_region "
+                       "ORDER BY region", "--user", "admin", "--config", str(demo_dir))
+    assert regions.returncode == 0, regions.stderr
+    rows = [line.split(" | ") for line in regions.stdout.splitlines()[2:-1]]
+    assert [r[0].strip() for r in rows] == ["APAC", "EU", "US"]
+    assert sum(int(r[1]) for r in rows) == 20_000
+
+
+def test_ungranted_product_answers_like_a_missing_one(demo_dir: Path) -> None:
+    hidden = meshgate("query", "SELECT * FROM finance.budgets", "--user", "analyst",
+                      "--config", str(demo_dir))
+    missing = meshgate("query", "SELECT * FROM finance.forecasts", "--user", "analyst",
+                       "--config", str(demo_dir))
+    assert hidden.returncode == missing.returncode == 2
+    assert hidden.stderr.replace("budgets", "forecasts") == missing.stderr
+    assert "Traceback" not in hidden.stderr
+
+
+def test_query_rejects_writes_without_traceback(demo_dir: Path) -> None:
+    result = meshgate("query", "DROP TABLE sales.orders", "--user", "admin",
+                      "--config", str(demo_dir))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_explain_shows_the_sql_sent_to_the_source(demo_dir: Path) -> None:
+    result = meshgate("explain", "SELECT order_id FROM sales.orders WHERE amount > 1000",
+                      "--user", "admin", "--config", str(demo_dir))
+    assert result.returncode == 0, result.stderr
+    assert "source: sales_db" in result.stdout
+    assert '"amount" > 1000' in result.stdout
