@@ -9,9 +9,12 @@ the tree. meshgate's SQL dialect is DuckDB's.
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 from dataclasses import dataclass
 
+import duckdb
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
@@ -135,6 +138,7 @@ def parse_statement(sql: str) -> Statement:
     tree = _parse(text, tokens[0])
     query = _gate_root(tree, tokens[0])
     _gate_tree(query)
+    _require_duckdb_syntax(text)
     return Statement(tree=query, explain=explain, parameter_count=_count_parameters(query), sql=sql)
 
 
@@ -297,6 +301,45 @@ def _describe(description: str) -> str:
     cleaned = re.sub(r"^Expecting\b", "expected", cleaned)
     cleaned = cleaned.strip() or "invalid SQL"
     return (cleaned[0].lower() + cleaned[1:])[:200]
+
+
+_DUCKDB_PARSER_LOCK = threading.Lock()
+_duckdb_parser: duckdb.DuckDBPyConnection | None = None
+
+
+def _require_duckdb_syntax(text: str) -> None:
+    """Ask DuckDB's own parser whether ``text`` is valid: sqlglot repairs what DuckDB rejects.
+
+    sqlglot accepts ``SELECT , 1``, ``AS SELECT 1`` or ``FROM FROM t`` and builds a tree for a
+    query the user never wrote; since meshgate's dialect is DuckDB's, DuckDB's parser is the
+    authority on syntax. ``json_serialize_sql`` only parses (nothing is bound or run), on a
+    private in-memory database with external access and extension loading switched off.
+    """
+    global _duckdb_parser  # noqa: PLW0603 - one lazily opened parser connection per process
+    with _DUCKDB_PARSER_LOCK:
+        if _duckdb_parser is None:
+            _duckdb_parser = duckdb.connect(
+                ":memory:",
+                config={
+                    "enable_external_access": False,
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                    "lock_configuration": True,
+                },
+            )
+        row = _duckdb_parser.execute("SELECT json_serialize_sql(?::VARCHAR)", [text]).fetchone()
+    result = json.loads(row[0]) if row else {}
+    if not result.get("error") or result.get("error_type") != "parser":
+        return
+    message = str(result.get("error_message") or "syntax error")
+    if not message.startswith("syntax error"):
+        message = f"syntax error: {message}"
+    position = result.get("position")
+    if isinstance(position, str) and position.isdigit() and int(position) <= len(text):
+        before = text[: int(position)]
+        line = before.count("\n") + 1
+        raise SqlSyntaxError(message, line, int(position) - (before.rfind("\n") + 1) + 1)
+    raise SqlSyntaxError(message)
 
 
 def _gate_root(tree: exp.Expr, first: Token) -> exp.Query:
