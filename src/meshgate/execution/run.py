@@ -9,27 +9,42 @@ import duckdb
 import pyarrow as pa
 
 from meshgate.errors import MeshgateError, QueryCancelled, SourceUnavailable
+from meshgate.execution.dynamic import BuildSide, filtered_handle
 from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
-from meshgate.planner.plan import FederatedPlan
-from meshgate.spi import Connector, PushedQuery
+from meshgate.planner.plan import FederatedPlan, Fragment
+from meshgate.spi import Connector
 
 BATCH_ROWS = 64 * 1024
 
 
 def execute_plan(plan: FederatedPlan, connectors: Mapping[str, Connector]) -> pa.RecordBatchReader:
     """Start every fragment now; stream the (merged) result lazily, cast to `plan.schema`."""
-    prefetches = [
-        Prefetch(f.name, _opener(connectors[f.source], f.handle), f.handle.schema)
-        for f in plan.fragments
-    ]
-    return pa.RecordBatchReader.from_batches(plan.schema, _stream(plan, prefetches))
+    build_names = {f.dynamic_filter.build for f in plan.fragments if f.dynamic_filter}
+    builds: dict[str, BuildSide] = {}
+    prefetches: list[Prefetch] = []
+    for fragment in sorted(plan.fragments, key=lambda f: f.dynamic_filter is not None):
+        connector = connectors[fragment.source]
+        opener = _opener(connector, fragment, builds)
+        prefetch = Prefetch(fragment.name, opener, fragment.handle.schema)
+        prefetches.append(prefetch)
+        if fragment.name in build_names:
+            builds[fragment.name] = BuildSide(prefetch)
+    return pa.RecordBatchReader.from_batches(plan.schema, _stream(plan, prefetches, builds))
 
 
-def _opener(connector: Connector, handle: PushedQuery) -> Callable[[], pa.RecordBatchReader]:
-    return lambda: connector.execute(handle)
+def _opener(
+    connector: Connector, fragment: Fragment, builds: Mapping[str, BuildSide]
+) -> Callable[[], pa.RecordBatchReader]:
+    dynamic = fragment.dynamic_filter
+    if dynamic is None:
+        return lambda: connector.execute(fragment.handle)
+    build = builds[dynamic.build]
+    return lambda: connector.execute(filtered_handle(connector, fragment.handle, dynamic, build))
 
 
-def _stream(plan: FederatedPlan, prefetches: list[Prefetch]) -> Iterator[pa.RecordBatch]:
+def _stream(
+    plan: FederatedPlan, prefetches: list[Prefetch], builds: Mapping[str, BuildSide]
+) -> Iterator[pa.RecordBatch]:
     connection: duckdb.DuckDBPyConnection | None = None
     try:
         if plan.residual_sql is None:
@@ -38,7 +53,8 @@ def _stream(plan: FederatedPlan, prefetches: list[Prefetch]) -> Iterator[pa.Reco
             return
         connection = duckdb.connect(config={"threads": os.cpu_count() or 2})
         for prefetch in prefetches:
-            connection.register(prefetch.name, prefetch.reader())
+            build = builds.get(prefetch.name)
+            connection.register(prefetch.name, (build or prefetch).reader())
         try:
             result = connection.execute(plan.residual_sql).to_arrow_reader(BATCH_ROWS)
             yield from cast_batches(iter(result), plan.schema)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
 from meshgate.errors import PushdownRequired, UnsupportedQuery
-from meshgate.planner.plan import FederatedPlan, Fragment
+from meshgate.planner.plan import DynamicFilter, FederatedPlan, Fragment
 from meshgate.planner.schema import residual_schema
 from meshgate.policy.relation import PhysicalTable, physical_key, source_of
 from meshgate.spi import (
@@ -44,6 +44,16 @@ class _Scan:
     node: exp.Table
     source: str
     physical: PhysicalTable
+
+
+@dataclass
+class _Placed:
+    """A fragment standing for one residual alias, with what dynamic filtering needs."""
+
+    fragment: Fragment
+    scan: _Scan | None  # None for a join-group fragment
+    keys: set[str]  # residual column names that are keys of the underlying table
+    selective: bool  # the source absorbed at least one filter
 
 
 @dataclass
@@ -212,6 +222,7 @@ class Planner:
         by_alias = {s.alias: s for s in scans}
         remaining = list(conjuncts)
         replaced: dict[str, exp.Expr] = {}
+        placed: dict[str, _Placed] = {}
         for group in self._join_groups(scans, conjuncts):
             if len(group) > 1:
                 pushed = self._push_join(select, [by_alias[a] for a in group], remaining)
@@ -222,13 +233,66 @@ class Planner:
                     ref = _fragment_ref(fragment.name, fragment.name)
                     for alias in group:
                         replaced[alias] = ref
+                    keys = {
+                        renames[(a, k)][1]
+                        for a in group
+                        for k in by_alias[a].physical.primary_key
+                        if (a, k) in renames
+                    }
+                    placed[fragment.name] = _Placed(fragment, None, keys, bool(absorbed))
                     continue
             for alias in group:
                 scan = by_alias[alias]
                 fragment, absorbed = self._push_scan(select, scan, remaining)
                 remaining = [c for c in remaining if not any(c is a for a in absorbed)]
                 replaced[alias] = _fragment_ref(fragment.name, alias)
+                placed[alias] = _Placed(
+                    fragment, scan, set(scan.physical.primary_key), bool(absorbed)
+                )
+        self._plan_dynamic_filters(placed, remaining)
         _rebuild_inner_from(select, replaced, remaining)
+
+    def _plan_dynamic_filters(
+        self, placed: Mapping[str, _Placed], conjuncts: list[exp.Expr]
+    ) -> None:
+        """Let a filtered, key-side fragment restrict an unfiltered scan it joins with."""
+        probes: set[str] = set()
+        builds: set[str] = set()
+        for conjunct in conjuncts:
+            pair = _equi_join(conjunct)
+            if pair is None:
+                continue
+            for (build_alias, build_col), (probe_alias, probe_col) in (pair, pair[::-1]):
+                build, probe = placed.get(build_alias), placed.get(probe_alias)
+                if (
+                    build is None
+                    or probe is None
+                    or probe.scan is None
+                    or build.fragment is probe.fragment
+                    or not build.selective
+                    or build_col not in build.keys
+                    or probe.fragment.name in probes | builds
+                    or build.fragment.name in probes
+                ):
+                    continue
+                dynamic = DynamicFilter(
+                    build.fragment.name, build_col, exp.column(probe_col, probe_alias, quoted=True)
+                )
+                self._set_dynamic_filter(probe.fragment, dynamic)
+                probes.add(probe.fragment.name)
+                builds.add(build.fragment.name)
+                break
+
+    def _set_dynamic_filter(self, fragment: Fragment, dynamic: DynamicFilter) -> None:
+        fragments = self._state.fragments
+        index = next(i for i, f in enumerate(fragments) if f is fragment)
+        note = (
+            f"dynamic filter: {dynamic.probe_column.sql(CANONICAL_DIALECT)} IN "
+            f"(keys of {dynamic.build}.{dynamic.build_column})"
+        )
+        fragments[index] = replace(
+            fragment, dynamic_filter=dynamic, pushed=(*fragment.pushed, note)
+        )
 
     def _split_outer(
         self,

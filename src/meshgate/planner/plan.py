@@ -11,6 +11,20 @@ from meshgate.spi import CANONICAL_DIALECT, PushedQuery
 
 
 @dataclass(frozen=True)
+class DynamicFilter:
+    """Restrict a fragment at run time to the join keys another fragment produced.
+
+    The build fragment runs first; if its distinct keys are few enough, the probe fragment is
+    re-negotiated with `probe_column IN (<keys>)` before it starts. Only planned for inner
+    equi-joins, where rows without a matching key cannot reach the result.
+    """
+
+    build: str  # fragment name
+    build_column: str  # output column of the build fragment
+    probe_column: exp.Column  # the probe's source-level column, qualified by its scan alias
+
+
+@dataclass(frozen=True)
 class Fragment:
     """One query sent to one source; the residual reads it as the relation `name`."""
 
@@ -19,6 +33,7 @@ class Fragment:
     handle: PushedQuery
     sql: str
     pushed: tuple[str, ...]  # what the source absorbed, for EXPLAIN ("filter ...", "join ...")
+    dynamic_filter: DynamicFilter | None = None
 
 
 @dataclass(frozen=True)
