@@ -108,6 +108,18 @@ def test_every_call_returns_a_fresh_tree() -> None:
     assert first.tree == second.tree
 
 
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("(SELECT 1)", exp.Select),
+        ("((SELECT 1 UNION SELECT 2))", exp.Union),
+        ("(VALUES (1))", exp.Select),
+    ],
+)
+def test_outer_parentheses_are_dropped(sql: str, kind: type[exp.Query]) -> None:
+    assert type(parse_statement(sql).tree) is kind
+
+
 def test_bare_values_becomes_a_select_over_the_values() -> None:
     statement = parse_statement("VALUES (1, 'a'), (2, 'b')")
     assert isinstance(statement.tree, exp.Select)

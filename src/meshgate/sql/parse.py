@@ -344,6 +344,9 @@ def _require_duckdb_syntax(text: str) -> None:
 
 def _gate_root(tree: exp.Expr, first: Token) -> exp.Query:
     """The query at the root, or ForbiddenStatement naming what the statement is instead."""
+    # Plain parentheses around the whole query carry no meaning; later stages get the query.
+    while isinstance(tree, exp.Subquery) and [k for k, v in tree.args.items() if v] == ["this"]:
+        tree = tree.this
     if isinstance(tree, exp.Values):
         # A bare VALUES list is a query; give later stages the same SELECT shape as any other.
         # DuckDB names the columns col0, col1, ... either way.
