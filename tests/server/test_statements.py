@@ -1,0 +1,216 @@
+"""Queries and prepared statements as pyarrow.flight and ADBC run them.
+
+The rule every client relies on: the FlightInfo schema equals the streamed schema exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import adbc_driver_flightsql.dbapi as adbc
+import adbc_driver_manager
+import pyarrow as pa
+import pytest
+from flightsql_clients import Session, descriptor, pack, unpack
+from pyarrow import flight
+
+from meshgate.server.proto import flight_pb2
+from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.service import QueryService
+
+QUERIES = [
+    "SELECT * FROM sales.orders",
+    "SELECT order_id, amount, ts FROM sales.orders WHERE amount > 100 ORDER BY order_id LIMIT 7",
+    "SELECT region, count(*) AS n, sum(salary) AS total FROM hr.employees GROUP BY region",
+    "SELECT o.order_id, e.name FROM sales.orders o JOIN hr.employees e ON o.employee_id = e.id",
+    "SELECT * FROM hr.employees WHERE 1 = 0",
+    "SELECT 1 AS one, 'x' AS letter, NULL AS nothing",
+]
+
+
+@pytest.mark.parametrize("sql", QUERIES)
+def test_flight_info_schema_equals_streamed_schema(analyst: Session, sql: str) -> None:
+    info, table = analyst.fetch(pb.CommandStatementQuery(query=sql))
+    assert table.schema.equals(info.schema, check_metadata=True)
+    assert len(info.endpoints) == 1
+    assert info.endpoints[0].locations == []
+    ticket = unpack(info.endpoints[0].ticket.ticket, pb.TicketStatementQuery())
+    assert len(ticket.statement_handle) >= 32
+
+
+def test_get_schema_matches_flight_info(analyst: Session) -> None:
+    command = pb.CommandStatementQuery(query=QUERIES[2])
+    schema = analyst.client.get_schema(descriptor(command), analyst.options).schema
+    assert schema.equals(analyst.info(command).schema)
+
+
+def test_rows_match_the_service(analyst: Session, service: QueryService) -> None:
+    sql = "SELECT order_id, employee_id, amount FROM sales.orders ORDER BY order_id"
+    _, table = analyst.fetch(pb.CommandStatementQuery(query=sql))
+    expected = service.query(sql, service.principal("analyst"))
+    assert table.num_rows == expected.num_rows > 0
+    assert table.equals(expected)
+
+
+@pytest.fixture
+def adbc_analyst(uri: str) -> Iterator[adbc.Connection]:
+    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
+                      autocommit=True) as conn:
+        yield conn
+
+
+@pytest.mark.parametrize("sql", QUERIES)
+def test_adbc_runs_every_query(adbc_analyst: adbc.Connection, service: QueryService,
+                               sql: str) -> None:
+    # ADBC checks each endpoint's schema against the FlightInfo schema itself.
+    with adbc_analyst.cursor() as cursor:
+        cursor.execute(sql)
+        table = cursor.fetch_arrow_table()
+    expected = service.query(sql, service.principal("analyst"))
+    assert table.num_rows == expected.num_rows
+    assert table.schema.remove_metadata().equals(expected.schema)
+
+
+def test_adbc_parameters_are_bound_positionally(adbc_analyst: adbc.Connection) -> None:
+    with adbc_analyst.cursor() as cursor:
+        cursor.execute("SELECT id, region FROM hr.employees WHERE id BETWEEN ? AND ? ORDER BY id",
+                       parameters=(3, 5))
+        assert [row[0] for row in cursor.fetchall()] == [3, 4, 5]
+        cursor.execute("SELECT id FROM hr.employees WHERE region = ? ORDER BY id LIMIT 2",
+                       parameters=("EU",))
+        assert len(cursor.fetchall()) == 2
+
+
+def test_adbc_partial_fetch_then_next_query(adbc_analyst: adbc.Connection) -> None:
+    with adbc_analyst.cursor() as cursor:
+        cursor.execute("SELECT * FROM sales.order_items")
+        assert cursor.fetchone() is not None
+        cursor.execute("SELECT count(*) FROM sales.orders")
+        assert cursor.fetchone()[0] > 0  # type: ignore[index]
+
+
+def _create(session: Session, sql: str) -> pb.ActionCreatePreparedStatementResult:
+    [body] = session.action("CreatePreparedStatement",
+                            pack(pb.ActionCreatePreparedStatementRequest(query=sql)))
+    return unpack(body, pb.ActionCreatePreparedStatementResult())  # type: ignore[no-any-return]
+
+
+def _bind(session: Session, handle: bytes, batch: pa.RecordBatch) -> bytes:
+    command = pb.CommandPreparedStatementQuery(prepared_statement_handle=handle)
+    writer, metadata = session.client.do_put(descriptor(command), batch.schema, session.options)
+    writer.write_batch(batch)
+    writer.done_writing()
+    answer = metadata.read()
+    writer.close()
+    assert answer is not None
+    return pb.DoPutPreparedStatementResult.FromString(
+        answer.to_pybytes()).prepared_statement_handle
+
+
+def _union_parameter(value: object) -> pa.Array:
+    """One parameter as flightsql-dbapi sends it: dense_union<int64, double, string, ...>."""
+    children = [pa.array([value] if isinstance(value, int) else [], pa.int64()),
+                pa.array([value] if isinstance(value, str) else [], pa.string())]
+    code = 0 if isinstance(value, int) else 1
+    return pa.UnionArray.from_dense(pa.array([code], pa.int8()), pa.array([0], pa.int32()),
+                                    children, ["int64", "string"])
+
+
+def test_prepared_statement_lifecycle(analyst: Session) -> None:
+    sql = "SELECT id, name FROM hr.employees WHERE id <= ? AND region <> ? ORDER BY id"
+    created = _create(analyst, sql)
+    dataset = pa.ipc.read_schema(pa.py_buffer(created.dataset_schema))
+    parameters = pa.ipc.read_schema(pa.py_buffer(created.parameter_schema))
+    assert dataset.names == ["id", "name"]
+    assert len(parameters) == 2
+    assert created.HasField("is_update")
+    assert created.is_update is False
+
+    batch = pa.RecordBatch.from_arrays([_union_parameter(10), _union_parameter("nowhere")],
+                                       names=["0", "1"])
+    assert _bind(analyst, created.prepared_statement_handle, batch) == \
+        created.prepared_statement_handle
+
+    command = pb.CommandPreparedStatementQuery(
+        prepared_statement_handle=created.prepared_statement_handle)
+    info, table = analyst.fetch(command)
+    assert info.schema.equals(dataset)
+    assert table.schema.equals(dataset)
+    assert table.column("id").to_pylist() == list(range(1, 11))
+
+    analyst.action("ClosePreparedStatement", pack(pb.ActionClosePreparedStatementRequest(
+        prepared_statement_handle=created.prepared_statement_handle)))
+    with pytest.raises(pa.ArrowKeyError, match="unknown or expired statement handle"):
+        analyst.info(command)
+
+
+def test_handles_belong_to_their_principal(analyst: Session, admin: Session) -> None:
+    created = _create(analyst, "SELECT 1 AS one")
+    command = pb.CommandPreparedStatementQuery(
+        prepared_statement_handle=created.prepared_statement_handle)
+    with pytest.raises(pa.ArrowKeyError):
+        admin.info(command)
+    info = analyst.info(pb.CommandStatementQuery(query="SELECT 2 AS two"))
+    with pytest.raises(pa.ArrowKeyError):
+        admin.client.do_get(info.endpoints[0].ticket, admin.options).read_all()
+    assert analyst.client.do_get(info.endpoints[0].ticket, analyst.options).read_all().num_rows == 1
+
+
+@pytest.mark.parametrize("command", [
+    pb.CommandStatementUpdate(query="DELETE FROM sales.orders"),
+    pb.CommandPreparedStatementUpdate(prepared_statement_handle=b"x"),
+])
+def test_updates_are_refused_as_read_only(analyst: Session, command: pb.CommandStatementUpdate
+                                          ) -> None:
+    schema = pa.schema([])
+    writer, _ = analyst.client.do_put(descriptor(command), schema, analyst.options)
+    with pytest.raises(pa.ArrowInvalid, match="meshgate is read-only"):
+        writer.close()
+
+
+def test_adbc_unprepared_update_is_read_only(adbc_analyst: adbc.Connection) -> None:
+    # The Go client sends a DoPut without any schema message here (flightsql-clients.md P8).
+    statement = adbc_driver_manager.AdbcStatement(adbc_analyst.adbc_connection)
+    statement.set_sql_query("UPDATE sales.orders SET amount = 0")
+    with pytest.raises(adbc_driver_manager.Error, match="read-only"):
+        statement.execute_update()
+    statement.close()
+
+
+def test_cancel_flight_info_drops_the_ticket(analyst: Session) -> None:
+    info = analyst.info(pb.CommandStatementQuery(query="SELECT * FROM sales.orders"))
+    request = flight_pb2.CancelFlightInfoRequest(
+        info=flight_pb2.FlightInfo.FromString(info.serialize()))
+    [body] = analyst.action("CancelFlightInfo", request.SerializeToString())
+    result = flight_pb2.CancelFlightInfoResult.FromString(body)
+    assert result.status == flight_pb2.CANCEL_STATUS_CANCELLED
+    with pytest.raises(pa.ArrowKeyError):
+        analyst.client.do_get(info.endpoints[0].ticket, analyst.options).read_all()
+
+
+def test_reader_closed_early_leaves_the_server_usable(analyst: Session) -> None:
+    info = analyst.info(pb.CommandStatementQuery(query="SELECT * FROM sales.order_items"))
+    reader = analyst.client.do_get(info.endpoints[0].ticket, analyst.options)
+    first = reader.read_chunk()
+    assert first.data.num_rows > 0
+    reader.cancel()
+    _, table = analyst.fetch(pb.CommandStatementQuery(query="SELECT count(*) AS n FROM "
+                                                            "sales.order_items"))
+    assert table.column("n")[0].as_py() > 0
+
+
+def test_unknown_action_is_unimplemented(analyst: Session) -> None:
+    with pytest.raises(pa.ArrowNotImplementedError, match="BeginTransaction"):
+        analyst.action("BeginTransaction", b"")
+
+
+def test_list_actions(analyst: Session) -> None:
+    names = {a.type for a in analyst.client.list_actions(analyst.options)}
+    assert {"CreatePreparedStatement", "ClosePreparedStatement", "SetSessionOptions",
+            "GetSessionOptions", "CloseSession", "CancelFlightInfo"} <= names
+
+
+def test_path_descriptors_are_rejected(analyst: Session) -> None:
+    with pytest.raises(pa.ArrowInvalid, match="command descriptors"):
+        analyst.client.get_flight_info(flight.FlightDescriptor.for_path("sales", "orders"),
+                                       analyst.options)
