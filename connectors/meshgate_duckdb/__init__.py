@@ -8,7 +8,7 @@ concurrent fragments do not share state and each can be interrupted alone.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -83,7 +83,7 @@ class DuckDBConnector(SqlConnector):
 
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema
-    ) -> Iterator[pa.RecordBatch]:
+    ) -> Generator[pa.RecordBatch, None, None]:
         cursor = self._cursor()
         try:
             reader = cursor.execute(sql, list(parameters)).to_arrow_reader(self.batch_rows)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import abc
 import collections
+import itertools
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -170,12 +171,13 @@ class SqlConnector(Connector):
 
     # Exceptions of the driver that mean "the source failed", reported as SourceUnavailable.
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
-    batch_rows: ClassVar[int] = 64 * 1024
 
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)
         # The SQL each execute() sent, newest last: what EXPLAIN shows and tests assert on.
         self.sent_sql: collections.deque[str] = collections.deque(maxlen=SENT_SQL_KEPT)
+        # Rows per Arrow batch asked of the driver: bounds memory per fragment.
+        self.batch_rows: int = int(context.options.get("batch_rows", 64 * 1024))
         self._identity = SourceIdentity.of(self.kind, dict(context.options))
         self._columns_lock = threading.Lock()
         self._columns_cache: dict[SourceTable, list[SourceColumn]] = {}
@@ -188,7 +190,7 @@ class SqlConnector(Connector):
     @abc.abstractmethod
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema
-    ) -> Iterator[pa.RecordBatch]:
+    ) -> Generator[pa.RecordBatch, None, None]:
         """Run `sql` lazily and yield its batches; a `finally` must cancel and release the
         source's work (it runs when the caller closes the reader)."""
 
@@ -242,7 +244,8 @@ class SqlConnector(Connector):
             return None
         answers: list[FilterSupport] = []
         pushed: list[exp.Expr] = []
-        for conjunct in conjuncts:
+        for proposed in conjuncts:
+            conjunct = proposed.copy()
             answer = FilterSupport.UNSUPPORTED
             if self.can_render(conjunct, handle.inputs):
                 answer = self._conjunct_support(conjunct)
@@ -352,6 +355,7 @@ class SqlConnector(Connector):
         if kind in (JoinKind.RIGHT, JoinKind.FULL) and _single_table(left.select) is None:
             return None
         inputs = (*left.inputs, *right.inputs)
+        condition = condition.copy() if condition is not None else None
         if condition is not None and not self.can_render(condition, inputs):
             return None
         left_where = _where_of(left.select)
@@ -416,6 +420,12 @@ class SqlConnector(Connector):
             inputs.append(ScanInput(alias=alias, table=source_table, columns=tuple(columns)))
         if not inputs or not self.can_render(select, inputs):
             return None
+        for clause in select.find_all(exp.Where, exp.Having):
+            for conjunct in (
+                clause.this.flatten() if isinstance(clause.this, exp.And) else [clause.this]
+            ):
+                if self._conjunct_support(conjunct) is not FilterSupport.EXACT:
+                    return None
         has_aggregate = bool(select.args.get("group")) or any(
             e.find(exp.AggFunc) for e in select.expressions
         )
@@ -440,38 +450,50 @@ class SqlConnector(Connector):
     def execute(self, handle: PushedQuery, parameters: Sequence[Any] = ()) -> pa.RecordBatchReader:
         sql = self.render(handle)
         self.sent_sql.append(sql)
-        batches = self._cast_batches(
-            self._stream(sql, list(parameters), handle.schema), handle.schema
+        batches = self._stream(sql, list(parameters), handle.schema)
+        try:
+            # The first batch starts the source query: connection and SQL errors surface here,
+            # as SourceUnavailable, instead of as Arrow errors on the first read.
+            first = next(batches, None)
+        except self.driver_errors as error:
+            batches.close()
+            raise self._failed(error) from error
+        except BaseException:
+            batches.close()
+            raise
+        inner = pa.RecordBatchReader.from_batches(
+            handle.schema, self._cast_batches(first, batches, handle.schema)
         )
-        inner = pa.RecordBatchReader.from_batches(handle.schema, batches)
         # Re-importing through the C stream makes close() release the generator at once, so
         # the driver's `finally` cancels the source query instead of waiting for GC.
         return pa.RecordBatchReader.from_stream(inner)
 
-    def table_columns_cached(self, table: SourceTable) -> list[SourceColumn]:
-        """`table_columns`, remembered for the life of the connector (whole-query pushdown)."""
-        return self._cached_columns(table)
-
     # --- internals ------------------------------------------------------------------------
     def _cast_batches(
-        self, batches: Iterator[pa.RecordBatch], schema: pa.Schema
+        self,
+        first: pa.RecordBatch | None,
+        rest: Generator[pa.RecordBatch, None, None],
+        schema: pa.Schema,
     ) -> Iterator[pa.RecordBatch]:
         try:
-            for produced in batches:
+            if first is None:
+                return
+            for produced in itertools.chain([first], rest):
                 batch = produced
                 if batch.schema.names != schema.names:
                     batch = batch.rename_columns(schema.names)
                 yield batch if batch.schema == schema else batch.cast(schema)
         except self.driver_errors as error:
-            raise SourceUnavailable(
-                f"source {self.context.name!r} ({self.kind}) failed while answering a query "
-                f"({type(error).__name__}: {error}); check that the source is reachable and "
-                "matches its configured tables"
-            ) from error
+            raise self._failed(error) from error
         finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
+            rest.close()
+
+    def _failed(self, error: BaseException) -> SourceUnavailable:
+        return SourceUnavailable(
+            f"source {self.context.name!r} ({self.kind}) failed while answering a query "
+            f"({type(error).__name__}: {error}); check that the source is reachable and still "
+            "has the configured tables and columns"
+        )
 
     def _cached_columns(self, table: SourceTable) -> list[SourceColumn]:
         with self._columns_lock:
@@ -493,6 +515,8 @@ class SqlConnector(Connector):
     ) -> PushedQuery | None:
         """The handle for `select`, or None when DuckDB cannot bind it or the dialect cannot
         say it: both mean the engine keeps that work."""
+        if not self.can_render(select, base.inputs):
+            return None
         try:
             schema = engine_schema(select, base.inputs)
         except duckdb.Error:

@@ -1,0 +1,181 @@
+"""A directory of Parquet or CSV files as a meshgate source.
+
+Table `orders` is `<path>/orders.parquet`, or every `<path>/orders/*.parquet`, or
+`<path>/orders.csv`. Queries run on an in-process DuckDB, so the capability table is the
+engine's own; at render time each physical table becomes a `read_parquet` / `read_csv` scan,
+and that rewritten SQL is what `render` shows and what runs. CSV columns are read with the
+types the handle declares, so filters compare dates as dates, not as sniffed text.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp, parse_one
+
+from meshgate.errors import ConfigError, SourceUnavailable
+from meshgate.spi import (
+    CANONICAL_DIALECT,
+    Capabilities,
+    ConnectorContext,
+    JoinKind,
+    PushedQuery,
+    ScanInput,
+    SourceColumn,
+    SourceTable,
+)
+from meshgate.spi.sql import CANONICAL_AGGREGATES, CANONICAL_EXPRESSIONS, SqlConnector
+from meshgate.types import sql_type_name, wire_type
+
+CAPABILITIES = Capabilities(
+    dialect=CANONICAL_DIALECT,
+    expressions=CANONICAL_EXPRESSIONS,
+    aggregates=CANONICAL_AGGREGATES,
+    join_kinds=frozenset(JoinKind),
+    text_ordering_matches_engine=True,
+    text_equality_matches_engine=True,
+)
+
+FORMATS = ("parquet", "csv")
+
+
+class FilesConnector(SqlConnector):
+    """Reads `<path>/<table>.<format>` files (options `path`, `format`)."""
+
+    kind = "files"
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = (duckdb.Error,)
+
+    def __init__(self, context: ConnectorContext) -> None:
+        super().__init__(context)
+        if "path" not in context.options:
+            raise ConfigError(f"source {context.name!r} (files) needs the option `path`")
+        self.format = str(context.options.get("format", "parquet")).lower()
+        if self.format not in FORMATS:
+            raise ConfigError(
+                f"source {context.name!r} (files): format {self.format!r} is not one of "
+                f"{', '.join(FORMATS)}"
+            )
+        self.directory: Path = context.path(str(context.options["path"]))
+        self._lock = threading.Lock()
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    def check(self) -> None:
+        if not self.directory.is_dir():
+            raise SourceUnavailable(
+                f"source {self.context.name!r} (files): directory {self.directory} does not "
+                "exist; check the `path` option (relative paths are resolved against the "
+                "configuration directory)"
+            )
+
+    def table_columns(self, table: SourceTable) -> list[SourceColumn]:
+        scan = self._file_scan(table, ())
+        cursor = self._cursor()
+        try:
+            schema = cursor.execute(f"SELECT * FROM {scan.sql(CANONICAL_DIALECT)} LIMIT 0")
+            arrow = schema.to_arrow_table().schema
+        except duckdb.Error as error:
+            raise self._unreadable(table, error) from error
+        finally:
+            cursor.close()
+        return [SourceColumn(f.name, wire_type(f.type)) for f in arrow]
+
+    def execute(self, handle: PushedQuery, parameters: Sequence[Any] = ()) -> pa.RecordBatchReader:
+        for item in handle.inputs:
+            self._location(item.table)
+        return super().execute(handle, parameters)
+
+    def _physical_select(self, select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
+        by_alias = {item.alias: item for item in inputs}
+
+        def to_file_scan(node: exp.Expr) -> exp.Expr:
+            if isinstance(node, exp.Table) and node.name and node.alias_or_name in by_alias:
+                item = by_alias[node.alias_or_name]
+                scan = self._file_scan(item.table, item.columns)
+                scan.set("alias", exp.TableAlias(this=exp.to_identifier(item.alias)))
+                return scan
+            return node
+
+        rewritten = select.transform(to_file_scan, copy=True)
+        assert isinstance(rewritten, exp.Select)
+        return rewritten
+
+    def _stream(
+        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
+    ) -> Generator[pa.RecordBatch, None, None]:
+        cursor = self._cursor()
+        try:
+            yield from cursor.execute(sql, list(parameters)).to_arrow_reader(self.batch_rows)
+        finally:
+            cursor.interrupt()
+            cursor.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _file_scan(self, table: SourceTable, columns: Sequence[SourceColumn]) -> exp.Table:
+        """`read_parquet('…')` / `read_csv('…', header = TRUE, types = {…})` as a table."""
+        location = exp.Literal.string(self._pattern(table)).sql(CANONICAL_DIALECT)
+        if self.format == "parquet":
+            call = f"read_parquet({location})"
+        else:
+            types = ", ".join(
+                f"{exp.Literal.string(c.name).sql(CANONICAL_DIALECT)}: "
+                f"{exp.Literal.string(sql_type_name(c.type)).sql(CANONICAL_DIALECT)}"
+                for c in columns
+            )
+            typing = f", types = {{{types}}}" if columns else ""
+            call = f"read_csv({location}, header = TRUE, auto_detect = TRUE{typing})"
+        scan = parse_one(f"SELECT * FROM {call}", read=CANONICAL_DIALECT).find(exp.Table)
+        assert scan is not None
+        return scan
+
+    def _pattern(self, table: SourceTable) -> str:
+        single = self.directory / f"{table.name}.{self.format}"
+        folder = self.directory / table.name
+        if self.format == "parquet" and not single.exists() and folder.is_dir():
+            return str(folder / "*.parquet")
+        return str(single)
+
+    def _location(self, table: SourceTable) -> Path:
+        """The file or folder of `table`, or SourceUnavailable saying where it was looked for."""
+        self.check()
+        single = self.directory / f"{table.name}.{self.format}"
+        if single.is_file():
+            return single
+        folder = self.directory / table.name
+        if self.format == "parquet" and folder.is_dir() and any(folder.glob("*.parquet")):
+            return folder
+        raise SourceUnavailable(
+            f"source {self.context.name!r} (files): table {table.name!r} has no file "
+            f"{single}"
+            + (f" nor Parquet files in {folder}" if self.format == "parquet" else "")
+            + "; check the table name and the `path` and `format` options"
+        )
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._connection is None:
+                self._connection = duckdb.connect(":memory:")
+            return self._connection.cursor()
+
+    def _unreadable(self, table: SourceTable, error: BaseException) -> SourceUnavailable:
+        self._location(table)
+        return SourceUnavailable(
+            f"source {self.context.name!r} (files) could not read table {table.name!r} "
+            f"({error}); check that the files are valid {self.format}"
+        )
+
+
+__all__ = ["CAPABILITIES", "FilesConnector"]

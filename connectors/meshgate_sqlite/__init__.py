@@ -1,0 +1,295 @@
+"""An SQLite database file as a meshgate source (stdlib `sqlite3`, read-only).
+
+SQLite is dynamically typed: dates and timestamps live as ISO text, decimals as text (or, with
+NUMERIC affinity, as REAL), booleans as 0/1. So:
+
+- rows are fetched in chunks and built into Arrow arrays of the handle's (engine) types, with
+  decimals parsed through `Decimal` so they stay exact;
+- columns of those "stored as something else" types may be projected, tested with IS NULL and
+  counted, but never compared, grouped, ordered or aggregated at the source, where SQLite would
+  compare text or floats instead of dates and decimals;
+- comparisons must compare like with like (no affinity conversions between text and numbers);
+- division and modulo stay in the engine (SQLite divides integers as integers, `%` truncates
+  reals);
+- LIKE is INEXACT: SQLite's LIKE ignores ASCII case, so it returns a superset the engine
+  re-filters; it is only pushed where a superset is harmless (a WHERE conjunct, under AND/OR);
+- text ordering matches the engine: SQLite's default BINARY collation compares UTF-8 bytes with
+  memcmp, as DuckDB's default collation does (byte order = code point order), so ORDER BY, MIN
+  and MAX over text agree. A column declared with `COLLATE NOCASE` would break this; such
+  schemas are not supported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Generator, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import pyarrow as pa
+from sqlglot import exp
+
+from meshgate.errors import ConfigError, SourceUnavailable
+from meshgate.spi import (
+    Capabilities,
+    ConnectorContext,
+    FilterSupport,
+    JoinKind,
+    SourceColumn,
+    SourceTable,
+)
+from meshgate.spi.sql import BOOLEAN_LOGIC, COMPARISONS, SqlConnector
+from meshgate.types import arrow_type, parse_sql_type
+
+CAPABILITIES = Capabilities(
+    dialect="sqlite",
+    expressions=COMPARISONS
+    | BOOLEAN_LOGIC
+    | frozenset({exp.Add, exp.Sub, exp.Mul, exp.Neg, exp.Like}),
+    aggregates=frozenset({exp.Count, exp.Sum, exp.Min, exp.Max}),
+    join_kinds=frozenset({JoinKind.INNER, JoinKind.LEFT}),
+    text_ordering_matches_engine=True,
+    text_equality_matches_engine=True,
+)
+
+_ORDERED_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between)
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Neg)
+# Where a stored-as-something-else column may appear: it is only read, tested for NULL or counted.
+_OPAQUE_PARENTS = (exp.Alias, exp.Is, exp.Count)
+_FILTER_PATH = (exp.And, exp.Or, exp.Paren)
+
+
+def _is_opaque(arrow: pa.DataType) -> bool:
+    """Types SQLite stores in another representation than the engine compares."""
+    return bool(
+        pa.types.is_decimal(arrow)
+        or pa.types.is_temporal(arrow)
+        or pa.types.is_binary(arrow)
+        or pa.types.is_interval(arrow)
+    )
+
+
+def _family(arrow: pa.DataType) -> str | None:
+    if pa.types.is_boolean(arrow):
+        return "boolean"
+    if pa.types.is_integer(arrow) or pa.types.is_floating(arrow):
+        return "number"
+    if pa.types.is_string(arrow):
+        return "text"
+    return None
+
+
+class SQLiteConnector(SqlConnector):
+    """Reads tables of an SQLite file (option `path`), opened with `mode=ro`."""
+
+    kind = "sqlite"
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error,)
+
+    def __init__(self, context: ConnectorContext) -> None:
+        super().__init__(context)
+        if "path" not in context.options:
+            raise ConfigError(f"source {context.name!r} (sqlite) needs the option `path`")
+        self.path: Path = context.path(str(context.options["path"]))
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    def check(self) -> None:
+        connection = self._connect()
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+        except sqlite3.Error as error:
+            raise self._unavailable(error) from error
+        finally:
+            connection.close()
+
+    def table_columns(self, table: SourceTable) -> list[SourceColumn]:
+        connection = self._connect()
+        try:
+            schema = _quote(table.schema or "main")
+            rows = connection.execute(
+                f"PRAGMA {schema}.table_info({_quote(table.name)})"
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise self._unavailable(error) from error
+        finally:
+            connection.close()
+        if not rows:
+            raise SourceUnavailable(
+                f"source {self.context.name!r} (sqlite) has no table {table.qualified()!r} in "
+                f"{self.path}; check the table name in the configuration"
+            )
+        return [SourceColumn(str(r[1]), _declared_type(str(r[2])), not r[3]) for r in rows]
+
+    # --- strategy hooks -------------------------------------------------------------------
+    def _renders_node(
+        self, node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]
+    ) -> bool:
+        if isinstance(node, exp.Column):
+            arrow = _type_of(node, column_types)
+            if arrow is None:
+                return True  # an output name (ORDER BY / HAVING over aggregates)
+            return not _is_opaque(arrow) or isinstance(node.parent, _OPAQUE_PARENTS)
+        if isinstance(node, exp.Like):
+            return (
+                not node.args.get("negate")
+                and _family_of(node.this, column_types) == "text"
+                and _family_of(node.expression, column_types) == "text"
+                and _on_filter_path(node)
+            )
+        if isinstance(node, _ORDERED_COMPARISONS):
+            operands = [node.this, *node.expressions]
+            operands += [node.args[k] for k in ("expression", "low", "high") if node.args.get(k)]
+            families = {_family_of(o, column_types) for o in operands} - {"null"}
+            return len(families) == 1 and None not in families
+        if isinstance(node, _ARITHMETIC):
+            operands = [o for o in (node.this, node.args.get("expression")) if o is not None]
+            return all(_family_of(o, column_types) == "number" for o in operands)
+        return True
+
+    def _conjunct_support(self, conjunct: exp.Expr) -> FilterSupport:
+        return FilterSupport.INEXACT if conjunct.find(exp.Like) else FilterSupport.EXACT
+
+    def _stream(
+        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
+    ) -> Generator[pa.RecordBatch, None, None]:
+        connection = self._connect()
+        try:
+            cursor = connection.execute(sql, tuple(parameters))
+            while rows := cursor.fetchmany(self.batch_rows):
+                yield _record_batch(rows, schema)
+        finally:
+            connection.interrupt()
+            connection.close()
+
+    # --- connection -----------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise SourceUnavailable(
+                f"source {self.context.name!r} (sqlite): database file {self.path} does not "
+                "exist; check the `path` option (relative paths are resolved against the "
+                "configuration directory)"
+            )
+        try:
+            return sqlite3.connect(
+                f"file:{quote(str(self.path))}?mode=ro", uri=True, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise self._unavailable(error) from error
+
+    def _unavailable(self, error: BaseException) -> SourceUnavailable:
+        return SourceUnavailable(
+            f"source {self.context.name!r} (sqlite) could not read {self.path}: {error}; check "
+            "that the file is an SQLite database and readable by the server"
+        )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _declared_type(declared: str) -> pa.DataType:
+    """The Arrow type for a column's declared type, falling back to SQLite's affinity rules."""
+    upper = declared.upper()
+    if upper in ("INTEGER", "INT"):
+        return pa.int64()
+    try:
+        return arrow_type(parse_sql_type(declared))
+    except ConfigError:
+        pass
+    if "INT" in upper:
+        return pa.int64()
+    if any(word in upper for word in ("CHAR", "CLOB", "TEXT")):
+        return pa.string()
+    if any(word in upper for word in ("REAL", "FLOA", "DOUB")):
+        return pa.float64()
+    return pa.binary() if upper in ("", "BLOB") else pa.float64()
+
+
+def _type_of(
+    column: exp.Column, column_types: Mapping[tuple[str, str], pa.DataType]
+) -> pa.DataType | None:
+    if column.table:
+        return column_types.get((column.table, column.name))
+    matches = [t for (_, name), t in column_types.items() if name == column.name]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _family_of(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]) -> str | None:
+    """number / text / boolean / null for an operand SQLite compares like DuckDB, else None."""
+    if isinstance(node, exp.Paren):
+        return _family_of(node.this, column_types)
+    if isinstance(node, exp.Null):
+        return "null"
+    if isinstance(node, exp.Boolean):
+        return "boolean"
+    if isinstance(node, exp.Literal):
+        return "text" if node.is_string else "number"
+    if isinstance(node, exp.Column):
+        arrow = _type_of(node, column_types)
+        return None if arrow is None or _is_opaque(arrow) else _family(arrow)
+    if isinstance(node, _ARITHMETIC):
+        return "number"
+    if isinstance(node, exp.Count):
+        return "number"
+    if isinstance(node, exp.Sum | exp.Min | exp.Max):
+        return _family_of(node.this, column_types)
+    return None
+
+
+def _on_filter_path(node: exp.Expr) -> bool:
+    """Whether a superset answer for `node` only widens the WHERE (no NOT, CASE or value)."""
+    parent = node.parent
+    while isinstance(parent, _FILTER_PATH):
+        parent = parent.parent
+    return parent is None or isinstance(parent, exp.Where)
+
+
+def _record_batch(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    arrays = [
+        pa.array([_convert(v, f.type) for v in values], type=f.type)
+        for values, f in zip(columns, schema, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _convert(value: Any, arrow: pa.DataType) -> Any:
+    """One SQLite value as the Python value pyarrow needs for `arrow`."""
+    if value is None:
+        return None
+    if pa.types.is_decimal(arrow):
+        try:
+            number = Decimal(value) if isinstance(value, int | str) else Decimal(str(value))
+        except InvalidOperation:
+            raise SourceUnavailable(f"SQLite value {value!r} is not a decimal number") from None
+        return number.quantize(Decimal(1).scaleb(-arrow.scale))
+    if pa.types.is_boolean(arrow):
+        return bool(value)
+    if pa.types.is_integer(arrow):
+        return int(value)
+    if pa.types.is_floating(arrow):
+        return float(value)
+    if pa.types.is_string(arrow):
+        return value if isinstance(value, str) else str(value)
+    if pa.types.is_date(arrow):
+        return dt.date.fromisoformat(str(value)[:10])
+    if pa.types.is_timestamp(arrow):
+        moment = dt.datetime.fromisoformat(str(value))
+        if arrow.tz is None:
+            return (
+                moment.replace(tzinfo=None)
+                if moment.tzinfo is None
+                else moment.astimezone(dt.UTC).replace(tzinfo=None)
+            )
+        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    if pa.types.is_time(arrow):
+        return dt.time.fromisoformat(str(value))
+    return value
+
+
+__all__ = ["CAPABILITIES", "SQLiteConnector"]
