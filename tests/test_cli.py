@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import adbc_driver_flightsql.dbapi as flightsql
 import pytest
 import yaml
+from pyarrow import flight
 
 from meshgate.principal import verify_password
 
@@ -196,3 +202,68 @@ def test_explain_shows_the_sql_sent_to_the_source(demo_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "source: sales_db" in result.stdout
     assert '"amount" > 1000' in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_serving(uri: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "meshgate serve exited early"
+        client = flight.FlightClient(uri)
+        try:
+            client.authenticate_basic_token("admin", "admin")
+            return
+        except flight.FlightError:
+            time.sleep(0.2)
+        finally:
+            client.close()
+    raise AssertionError(f"nothing answered on {uri} within 60 s")
+
+
+@pytest.fixture
+def served_demo(demo_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(MESHGATE), "serve", "--config", str(demo_dir), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    uri = f"grpc://127.0.0.1:{port}"
+    try:
+        wait_until_serving(uri, process)
+        yield uri, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_serve_answers_adbc_and_stops_cleanly_on_sigterm(
+    served_demo: tuple[str, subprocess.Popen[str]],
+) -> None:
+    uri, process = served_demo
+    credentials = {"username": "admin", "password": "admin"}
+    with flightsql.connect(uri, db_kwargs=credentials) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) AS n FROM sales.orders")
+        assert cursor.fetchone() == (20_000,)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert f"serving mesh 'demo' on {uri}" in stderr
+    assert stderr.endswith("meshgate: stopped\n")
+    assert "Traceback" not in stderr
+
+
+def test_serve_on_a_taken_port_says_so(
+    served_demo: tuple[str, subprocess.Popen[str]], demo_dir: Path
+) -> None:
+    uri, _ = served_demo
+    result = meshgate("serve", "--config", str(demo_dir), "--port", uri.rsplit(":", 1)[1])
+    assert result.returncode == 2
+    assert "choose another with --port" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from types import FrameType
 
 import pyarrow as pa
 
@@ -44,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        print("meshgate: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # `meshgate query ... | head`: the reader left; that is not an error.
@@ -125,11 +128,26 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = service.definition.server
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    # pyarrow stops the server on signals that have a Python handler; SIGTERM (docker stop,
+    # systemd) then ends `serve` normally, like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _stop_serving)
+    print(f"meshgate: serving mesh {service.definition.mesh.name!r} on grpc://{host}:{port} "
+          "(Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         serve(service, host, port)
+    except pa.ArrowException as exc:
+        raise MeshgateError(
+            f"the Flight SQL server on {host}:{port} failed: {exc}; if the port is taken, "
+            "stop the other server or choose another with --port"
+        ) from None
     finally:
         service.close()
+    print("meshgate: stopped", file=sys.stderr)
     return 0
+
+
+def _stop_serving(signum: int, frame: FrameType | None) -> None:
+    """Nothing to do: pyarrow has already shut the server down when this runs."""
 
 
 # --- query / explain ------------------------------------------------------------------------
