@@ -71,7 +71,7 @@ class ProductNotFound(MeshgateError):
     def __init__(self, name: str) -> None:
         super().__init__(
             f"data product {name!r} does not exist or you are not allowed to read it; "
-            "list the products you can read with GetTables or `SELECT * FROM meshgate.products`"
+            "list the products you can read with `SELECT * FROM meshgate.products`"
         )
         self.name = name
 

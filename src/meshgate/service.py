@@ -184,9 +184,10 @@ class QueryService:
             return bind(parse_statement(sql).tree, all_products)
 
         secured = secure(bound, bind_definition)
-        qualified = qualify_query(secured.tree, physical_schema(secured.tables))
+        schema = physical_schema(secured.tables, secured.local_tables)
+        qualified = qualify_query(secured.tree, schema)
         normalised = normalise(qualified)
-        planner = Planner(self.connectors, secured.tables, strict=strict)
+        planner = Planner(self.connectors, secured.tables, secured.local_tables, strict=strict)
         plan = planner.plan(normalised)
         return plan, tuple(p.qualified_name for p in bound.products)
 

@@ -189,6 +189,12 @@ def _cross_check(d: MeshDefinition, problems: list[str], kinds: frozenset[str] |
                 f"{at(f'source {name}')}: sources.{name}.kind: "
                 f"unknown source kind {source.kind!r}; installed kinds: {', '.join(sorted(kinds))}"
             )
+    for name in d.domains:
+        if name == "meshgate":
+            problems.append(
+                f"{at(f'domain {name}')}: domains.{name}: the name 'meshgate' is "
+                "reserved for the system schema; choose another domain name"
+            )
     for (domain, name), product in d.products.items():
         label = f"product {domain}.{name}"
         if domain not in d.domains:

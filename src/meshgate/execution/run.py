@@ -55,6 +55,8 @@ def _stream(
         for prefetch in prefetches:
             build = builds.get(prefetch.name)
             connection.register(prefetch.name, (build or prefetch).reader())
+        for name, table in plan.local_tables.items():
+            connection.register(name, table)
         try:
             result = connection.execute(plan.residual_sql).to_arrow_reader(BATCH_ROWS)
             yield from cast_batches(iter(result), plan.schema)

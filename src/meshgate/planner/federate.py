@@ -17,6 +17,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
+import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.errors import PushdownRequired, UnsupportedQuery
@@ -32,6 +33,7 @@ from meshgate.spi import (
     SourceIdentity,
 )
 from meshgate.spi.describe import engine_schema
+from meshgate.sql.bind import LOCAL_CATALOG
 
 Key = tuple[str, str | None, str]
 
@@ -70,11 +72,13 @@ class Planner:
         self,
         connectors: Mapping[str, Connector],
         tables: Mapping[Key, PhysicalTable],
+        local_tables: Mapping[str, pa.Table],
         *,
         strict: bool = False,
     ) -> None:
         self._connectors = connectors
         self._tables = tables
+        self._local_tables = local_tables
         self._strict = strict
         self._state = _PlanState()
 
@@ -86,14 +90,19 @@ class Planner:
             return FederatedPlan(
                 fragments, None, placed.handle.schema, tuple(self._state.local_work)
             )
-        schema = residual_schema(placed, {f.name: f.handle.schema for f in fragments})
-        return FederatedPlan(fragments, placed, schema, tuple(self._state.local_work))
+        residual = _name_local_tables(placed)
+        inputs = {f.name: f.handle.schema for f in fragments}
+        inputs.update({name: table.schema for name, table in self._local_tables.items()})
+        schema = residual_schema(residual, inputs)
+        return FederatedPlan(
+            fragments, residual, schema, tuple(self._state.local_work), self._local_tables
+        )
 
     # --- placement ----------------------------------------------------------------------
     def _place(self, query: exp.Query) -> exp.Query | Fragment:
         """Push `query` whole if one source can run it, else split it and recurse."""
         identities = {self._identity(s) for s in _sources(query)}
-        if len(identities) == 1 and not _external_columns(query):
+        if len(identities) == 1 and not _external_columns(query) and not _has_local(query):
             fragment = self._push_whole(query)
             if fragment is not None:
                 return fragment
@@ -523,6 +532,26 @@ def _substitute_ctes(node: exp.Query, bodies: Mapping[str, exp.Query]) -> exp.Qu
     result = node.transform(swap, copy=True)
     assert isinstance(result, exp.Query)
     return result
+
+
+def _has_local(query: exp.Expr) -> bool:
+    return any(t.catalog == LOCAL_CATALOG for t in query.find_all(exp.Table))
+
+
+def _name_local_tables(query: exp.Query) -> exp.Query:
+    """Local relations are registered in the merge's DuckDB under their bare names."""
+
+    def rename(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Table) and node.catalog == LOCAL_CATALOG:
+            return exp.Table(
+                this=exp.to_identifier(node.name, quoted=True),
+                alias=exp.TableAlias(this=exp.to_identifier(node.alias_or_name, quoted=True)),
+            )
+        return node
+
+    renamed = query.transform(rename, copy=True)
+    assert isinstance(renamed, exp.Query)
+    return renamed
 
 
 def _sources(query: exp.Expr) -> set[str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 from sqlglot import exp
@@ -44,6 +45,7 @@ class FederatedPlan:
     residual: exp.Query | None
     schema: pa.Schema
     local_work: tuple[str, ...]  # work that stayed in the merge layer although a source had it
+    local_tables: Mapping[str, pa.Table] = field(default_factory=dict)  # system tables
 
     @property
     def residual_sql(self) -> str | None:

@@ -9,9 +9,10 @@ everything the user wrote sees only the policy relation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.catalog.catalog import DataProduct, QueryDefinition, TableDefinition
@@ -52,6 +53,7 @@ class SecuredQuery:
     tree: exp.Query
     products: tuple[DataProduct, ...]
     tables: dict[tuple[str, str | None, str], PhysicalTable]
+    local_tables: Mapping[str, pa.Table]
 
 
 DefinitionBinder = Callable[[str], BoundQuery]
@@ -62,7 +64,7 @@ def secure(bound: BoundQuery, bind_definition: DefinitionBinder) -> SecuredQuery
     tables: dict[tuple[str, str | None, str], PhysicalTable] = {}
     products: dict[str, DataProduct] = {p.qualified_name: p for p in bound.products}
     tree = _secure_tree(bound.tree, bind_definition, tables, products, depth=0)
-    return SecuredQuery(tree, tuple(products.values()), tables)
+    return SecuredQuery(tree, tuple(products.values()), tables, bound.local_tables)
 
 
 def _secure_tree(

@@ -7,14 +7,20 @@ for both (ARCHITECTURE.md §4.4). CTE names shadow products, as in any SQL engin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.catalog.catalog import CatalogView, DataProduct
+from meshgate.catalog.system import SYSTEM_SCHEMA, SYSTEM_TABLES, system_table
 from meshgate.errors import ProductNotFound, UnsupportedQuery
 
 PRODUCT_META = "meshgate_product"
+# In-memory relations the merge layer holds (the system schema) are named in this catalog.
+LOCAL_CATALOG = "$local"
+LOCAL_SCHEMA = "$default"
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class BoundQuery:
 
     tree: exp.Query
     products: tuple[DataProduct, ...]
+    local_tables: Mapping[str, pa.Table] = field(default_factory=dict)
 
 
 def bind(tree: exp.Query, view: CatalogView, default_domain: str | None = None) -> BoundQuery:
@@ -33,6 +40,7 @@ def bind(tree: exp.Query, view: CatalogView, default_domain: str | None = None) 
     bound = tree.copy()
     cte_names = {cte.alias_or_name for cte in bound.find_all(exp.CTE)}
     products: dict[str, DataProduct] = {}
+    local_tables: dict[str, pa.Table] = {}
     for table in list(bound.find_all(exp.Table)):
         if not isinstance(table.this, exp.Identifier):
             raise UnsupportedQuery(
@@ -41,10 +49,27 @@ def bind(tree: exp.Query, view: CatalogView, default_domain: str | None = None) 
             )
         if not table.db and table.name in cte_names:
             continue
+        if table.db == SYSTEM_SCHEMA and table.catalog in ("", view.name):
+            if table.name not in SYSTEM_TABLES:
+                raise ProductNotFound(f"{SYSTEM_SCHEMA}.{table.name}")
+            name = f"system_{table.name}"
+            local_tables[name] = system_table(table.name, view)
+            table.replace(local_table(name, table.alias_or_name))
+            continue
         product = _resolve(table, view, default_domain)
         table.meta[PRODUCT_META] = product
         products[product.qualified_name] = product
-    return BoundQuery(bound, tuple(products.values()))
+    return BoundQuery(bound, tuple(products.values()), local_tables)
+
+
+def local_table(name: str, alias: str) -> exp.Table:
+    """A reference to an in-memory relation of the merge layer."""
+    return exp.Table(
+        this=exp.to_identifier(name, quoted=True),
+        db=exp.to_identifier(LOCAL_SCHEMA, quoted=True),
+        catalog=exp.to_identifier(LOCAL_CATALOG, quoted=True),
+        alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
+    )
 
 
 def _resolve(table: exp.Table, view: CatalogView, default_domain: str | None) -> DataProduct:

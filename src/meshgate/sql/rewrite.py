@@ -8,8 +8,10 @@ optimizer's signatures drift between versions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.eliminate_ctes import eliminate_ctes
@@ -25,12 +27,20 @@ from sqlglot.schema import MappingSchema
 from meshgate.errors import ColumnNotFound
 from meshgate.policy.relation import DEFAULT_SCHEMA, SOURCE_PREFIX, PhysicalTable
 from meshgate.spi import CANONICAL_DIALECT
+from meshgate.sql.bind import LOCAL_CATALOG, LOCAL_SCHEMA
 from meshgate.types import wire_sql_type
 
 
-def physical_schema(tables: dict[tuple[str, str | None, str], PhysicalTable]) -> MappingSchema:
-    """The typed schema of every physical table, keyed by its marked three-part name."""
+def physical_schema(
+    tables: dict[tuple[str, str | None, str], PhysicalTable],
+    local_tables: Mapping[str, pa.Table],
+) -> MappingSchema:
+    """The typed schema of every physical and local table, keyed by its three-part name."""
     nested: dict[str, Any] = {}
+    for name, table in local_tables.items():
+        nested.setdefault(LOCAL_CATALOG, {}).setdefault(LOCAL_SCHEMA, {})[name] = {
+            f.name: wire_sql_type(f.type).sql(CANONICAL_DIALECT) for f in table.schema
+        }
     for (source, schema, name), table in tables.items():
         columns = {c.name: wire_sql_type(c.type).sql(CANONICAL_DIALECT) for c in table.columns}
         nested.setdefault(SOURCE_PREFIX + source, {}).setdefault(schema or DEFAULT_SCHEMA, {})[

@@ -1,0 +1,101 @@
+"""The `meshgate` system schema: discovery tables filtered to what the caller may see.
+
+`meshgate.domains`, `meshgate.products` and `meshgate.columns` are built per query from the
+caller's `CatalogView`, so an ungranted product is absent here exactly as in GetTables.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from meshgate.catalog.catalog import CatalogView, QueryDefinition
+from meshgate.types import sql_type_name
+
+SYSTEM_SCHEMA = "meshgate"
+
+DOMAINS = pa.schema(
+    [
+        pa.field("domain", pa.string(), False),
+        pa.field("owner", pa.string(), False),
+        pa.field("description", pa.string(), False),
+        pa.field("products", pa.int64(), False),
+    ]
+)
+PRODUCTS = pa.schema(
+    [
+        pa.field("domain", pa.string(), False),
+        pa.field("product", pa.string(), False),
+        pa.field("description", pa.string(), False),
+        pa.field("owner", pa.string(), False),
+        pa.field("version", pa.string(), False),
+        pa.field("tags", pa.list_(pa.string()), False),
+        pa.field("kind", pa.string(), False),
+    ]
+)
+COLUMNS = pa.schema(
+    [
+        pa.field("domain", pa.string(), False),
+        pa.field("product", pa.string(), False),
+        pa.field("column_name", pa.string(), False),
+        pa.field("ordinal", pa.int32(), False),
+        pa.field("data_type", pa.string(), False),
+        pa.field("nullable", pa.bool_(), False),
+        pa.field("classification", pa.string(), True),
+        pa.field("description", pa.string(), False),
+    ]
+)
+
+SYSTEM_TABLES = ("domains", "products", "columns")
+
+
+def system_table(name: str, view: CatalogView) -> pa.Table:
+    """One discovery table as the caller may see it."""
+    products = view.products()
+    if name == "domains":
+        return pa.Table.from_pylist(
+            [
+                {
+                    "domain": d.name,
+                    "owner": d.owner,
+                    "description": d.description,
+                    "products": sum(1 for p in products if p.domain == d.name),
+                }
+                for d in view.domains()
+            ],
+            schema=DOMAINS,
+        )
+    if name == "products":
+        return pa.Table.from_pylist(
+            [
+                {
+                    "domain": p.domain,
+                    "product": p.name,
+                    "description": p.description,
+                    "owner": p.owner,
+                    "version": p.version,
+                    "tags": list(p.tags),
+                    "kind": "query" if isinstance(p.definition, QueryDefinition) else "table",
+                }
+                for p in products
+            ],
+            schema=PRODUCTS,
+        )
+    if name == "columns":
+        return pa.Table.from_pylist(
+            [
+                {
+                    "domain": p.domain,
+                    "product": p.name,
+                    "column_name": c.name,
+                    "ordinal": i,
+                    "data_type": sql_type_name(c.arrow_type),
+                    "nullable": c.nullable,
+                    "classification": c.classification,
+                    "description": c.description,
+                }
+                for p in products
+                for i, c in enumerate(p.columns, start=1)
+            ],
+            schema=COLUMNS,
+        )
+    raise KeyError(name)
