@@ -1,0 +1,50 @@
+"""flightsql-dbapi 0.2.2 (the SQLAlchemy dialect's client), each run in its own process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pyarrow import flight
+
+CLIENT = Path(__file__).with_name("flightsql_dbapi_client.py")
+
+
+def run(server: flight.FlightServerBase, sql: str, *params: object,
+        user: str = "analyst") -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(CLIENT), str(server.port), user, user, sql, json.dumps(params)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_query_without_parameters(server: flight.FlightServerBase) -> None:
+    result = run(server, "SELECT id, name FROM hr.employees ORDER BY id LIMIT 3")
+    assert result["columns"] == ["id", "name"]
+    assert [row[0] for row in result["rows"]] == [1, 2, 3]
+    assert result["schema_matches"] is True
+
+
+def test_query_with_union_typed_parameters(server: flight.FlightServerBase) -> None:
+    result = run(server, "SELECT id FROM hr.employees WHERE id BETWEEN ? AND ? ORDER BY id", 2, 4)
+    assert result["rows"] == [[2], [3], [4]]
+
+
+def test_sql_info_keys_the_dialect_indexes(server: flight.FlightServerBase) -> None:
+    info = run(server, "SELECT 1 AS one")["sql_info"]
+    assert info["0"] == "meshgate"
+    assert info["3"] is True
+    assert info["504"] == '"'
+    assert "2" in info
+
+
+def test_errors_are_reported_without_traceback(server: flight.FlightServerBase) -> None:
+    result = run(server, "SELECT * FROM finance.ledger")
+    assert "does not exist" in result["message"]
+    assert "Traceback" not in result["message"]

@@ -1,0 +1,85 @@
+"""Session options `catalog` / `schema` through raw Flight actions and through ADBC."""
+
+from __future__ import annotations
+
+import adbc_driver_flightsql.dbapi as adbc
+import pytest
+from flightsql_clients import Session
+
+from meshgate.server.proto import flight_pb2 as pb
+from meshgate.server.proto import flight_sql_pb2 as sql
+
+SetError = pb.SetSessionOptionsResult
+
+
+def _set(session: Session, **options: object) -> pb.SetSessionOptionsResult:
+    request = pb.SetSessionOptionsRequest()
+    for name, value in options.items():
+        if isinstance(value, str):
+            request.session_options[name].string_value = value
+        elif isinstance(value, bool):
+            request.session_options[name].bool_value = value
+    results = session.action("SetSessionOptions", request.SerializeToString())
+    assert len(results) == 1
+    return pb.SetSessionOptionsResult.FromString(results[0])
+
+
+def _get(session: Session) -> dict[str, str]:
+    results = session.action("GetSessionOptions", pb.GetSessionOptionsRequest().SerializeToString())
+    assert len(results) == 1
+    answer = pb.GetSessionOptionsResult.FromString(results[0])
+    return {name: value.string_value for name, value in answer.session_options.items()}
+
+
+def test_catalog_defaults_to_the_mesh(analyst: Session) -> None:
+    assert _get(analyst) == {"catalog": "demo"}
+
+
+def test_set_and_get_schema(analyst: Session) -> None:
+    result = _set(analyst, catalog="demo", schema="hr")
+    assert dict(result.errors) == {}
+    assert _get(analyst) == {"catalog": "demo", "schema": "hr"}
+
+
+def test_schema_option_resolves_unqualified_names(analyst: Session) -> None:
+    _set(analyst, schema="hr")
+    _, table = analyst.fetch(sql.CommandStatementQuery(query="SELECT count(*) AS n FROM employees"))
+    assert table.column("n")[0].as_py() > 0
+
+
+@pytest.mark.parametrize(("options", "name", "error"), [
+    ({"catalog": "elsewhere"}, "catalog", SetError.INVALID_VALUE),
+    ({"schema": "finance"}, "schema", SetError.INVALID_VALUE),
+    ({"schema": True}, "schema", SetError.INVALID_VALUE),
+    ({"colour": "blue"}, "colour", SetError.INVALID_NAME),
+])
+def test_invalid_options_are_reported_per_name(analyst: Session, options: dict[str, object],
+                                               name: str, error: int) -> None:
+    result = _set(analyst, **options)
+    assert result.errors[name].value == error
+    assert "schema" not in _get(analyst)
+
+
+def test_sessions_are_per_token(analyst: Session, uri: str) -> None:
+    _set(analyst, schema="sales")
+    other = Session(uri, "analyst", "analyst")
+    assert "schema" not in _get(other)
+    other.close()
+
+
+def test_close_session_forgets_options(analyst: Session) -> None:
+    _set(analyst, schema="hr")
+    [body] = analyst.action("CloseSession", pb.CloseSessionRequest().SerializeToString())
+    assert pb.CloseSessionResult.FromString(body).status == pb.CloseSessionResult.CLOSED
+    assert "schema" not in _get(analyst)
+
+
+def test_adbc_current_catalog_and_schema(uri: str) -> None:
+    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
+                      autocommit=True) as conn:
+        assert conn.adbc_current_catalog == "demo"
+        conn.adbc_connection.set_options(**{"adbc.connection.db_schema": "sales"})
+        assert conn.adbc_current_db_schema == "sales"
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM orders")
+            assert cursor.fetchone()[0] > 0  # type: ignore[index]
