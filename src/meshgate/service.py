@@ -18,7 +18,7 @@ import pyarrow as pa
 from meshgate.catalog.catalog import Catalog, CatalogView
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.errors import MeshgateError
-from meshgate.execution.run import execute_plan
+from meshgate.execution.run import ExecutionReport, execute_plan
 from meshgate.execution.stream import cast_batches
 from meshgate.planner.federate import Planner
 from meshgate.planner.plan import FederatedPlan
@@ -141,8 +141,9 @@ class QueryService:
                 prepared.strict,
                 parameters,
             )
-        reader = execute_plan(plan, self.connectors)
-        return _audited(reader, prepared, plan, prepared.schema)
+        report = ExecutionReport()
+        reader = execute_plan(plan, self.connectors, report)
+        return _audited(reader, prepared, report, prepared.schema)
 
     def query(
         self, sql: str, principal: Principal, parameters: Sequence[Any] = (), **options: Any
@@ -216,7 +217,10 @@ def explain_table(plan: FederatedPlan) -> pa.Table:
 
 
 def _audited(
-    reader: pa.RecordBatchReader, prepared: PreparedQuery, plan: FederatedPlan, schema: pa.Schema
+    reader: pa.RecordBatchReader,
+    prepared: PreparedQuery,
+    report: ExecutionReport,
+    schema: pa.Schema,
 ) -> pa.RecordBatchReader:
     def batches() -> Iterator[pa.RecordBatch]:
         started = time.monotonic()
@@ -242,7 +246,10 @@ def _audited(
                         "user": prepared.principal.name,
                         "sql": prepared.sql,
                         "products": list(prepared.products),
-                        "fragments": [{"source": f.source, "sql": f.sql} for f in plan.fragments],
+                        "fragments": [
+                            {"source": f.source, "sql": f.sql, "rows": f.rows}
+                            for f in report.fragments.values()
+                        ],
                         "rows": rows,
                         "bytes": nbytes,
                         "outcome": outcome,

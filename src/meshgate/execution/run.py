@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
@@ -17,33 +18,64 @@ from meshgate.spi import Connector
 BATCH_ROWS = 64 * 1024
 
 
-def execute_plan(plan: FederatedPlan, connectors: Mapping[str, Connector]) -> pa.RecordBatchReader:
+@dataclass
+class FragmentRun:
+    """What one fragment actually did: the SQL its source received and the rows it sent."""
+
+    name: str
+    source: str
+    sql: str
+    rows: int = 0
+
+
+@dataclass
+class ExecutionReport:
+    """Filled in while a plan runs; read once its reader is exhausted or closed."""
+
+    fragments: dict[str, FragmentRun] = field(default_factory=dict)
+
+
+def execute_plan(
+    plan: FederatedPlan,
+    connectors: Mapping[str, Connector],
+    report: ExecutionReport | None = None,
+) -> pa.RecordBatchReader:
     """Start every fragment now; stream the (merged) result lazily, cast to `plan.schema`."""
+    report = report if report is not None else ExecutionReport()
     build_names = {f.dynamic_filter.build for f in plan.fragments if f.dynamic_filter}
     builds: dict[str, BuildSide] = {}
     prefetches: list[Prefetch] = []
     for fragment in sorted(plan.fragments, key=lambda f: f.dynamic_filter is not None):
         connector = connectors[fragment.source]
-        opener = _opener(connector, fragment, builds)
+        run = FragmentRun(fragment.name, fragment.source, fragment.sql)
+        report.fragments[fragment.name] = run
+        opener = _opener(connector, fragment, builds, run)
         prefetch = Prefetch(fragment.name, opener, fragment.handle.schema)
         prefetches.append(prefetch)
         if fragment.name in build_names:
             builds[fragment.name] = BuildSide(prefetch)
-    return pa.RecordBatchReader.from_batches(plan.schema, _stream(plan, prefetches, builds))
+    return pa.RecordBatchReader.from_batches(plan.schema, _stream(plan, prefetches, builds, report))
 
 
 def _opener(
-    connector: Connector, fragment: Fragment, builds: Mapping[str, BuildSide]
+    connector: Connector, fragment: Fragment, builds: Mapping[str, BuildSide], run: FragmentRun
 ) -> Callable[[], pa.RecordBatchReader]:
-    dynamic = fragment.dynamic_filter
-    if dynamic is None:
-        return lambda: connector.execute(fragment.handle)
-    build = builds[dynamic.build]
-    return lambda: connector.execute(filtered_handle(connector, fragment.handle, dynamic, build))
+    def open_reader() -> pa.RecordBatchReader:
+        handle = fragment.handle
+        if fragment.dynamic_filter is not None:
+            build = builds[fragment.dynamic_filter.build]
+            handle = filtered_handle(connector, handle, fragment.dynamic_filter, build)
+            run.sql = connector.render(handle)
+        return connector.execute(handle)
+
+    return open_reader
 
 
 def _stream(
-    plan: FederatedPlan, prefetches: list[Prefetch], builds: Mapping[str, BuildSide]
+    plan: FederatedPlan,
+    prefetches: list[Prefetch],
+    builds: Mapping[str, BuildSide],
+    report: ExecutionReport,
 ) -> Iterator[pa.RecordBatch]:
     connection: duckdb.DuckDBPyConnection | None = None
     try:
@@ -76,6 +108,7 @@ def _stream(
     finally:
         for prefetch in prefetches:
             prefetch.close()
+            report.fragments[prefetch.name].rows = prefetch.rows
         if connection is not None:
             connection.close()
 

@@ -33,6 +33,7 @@ class Prefetch:
     ) -> None:
         self.name = name
         self.schema = schema
+        self.rows = 0  # rows that left the source, for the audit record and benchmarks
         self.error: BaseException | None = None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
@@ -46,6 +47,7 @@ class Prefetch:
         try:
             self._reader = open_reader()
             for batch in self._reader:
+                self.rows += batch.num_rows
                 if not self._put(batch):
                     return
         except BaseException as exc:
