@@ -490,9 +490,19 @@ def test_parameters_are_numbered_from_one() -> None:
     assert raised.value.message == "syntax error near '$0': parameters are numbered from $1"
 
 
-def test_pivot_statement_is_unsupported_with_a_rewrite_hint() -> None:
-    with pytest.raises(UnsupportedQuery, match=r"write SELECT \* FROM \.\.\. PIVOT"):
-        parse_statement("PIVOT d.p ON a USING sum(b)")
+@pytest.mark.parametrize(
+    ("sql", "word"),
+    [
+        ("PIVOT d.p ON a USING sum(b)", "PIVOT"),
+        ("UNPIVOT d.p ON a, b INTO NAME k VALUE v", "UNPIVOT"),
+    ],
+)
+def test_pivot_statements_are_unsupported_with_a_rewrite_hint(sql: str, word: str) -> None:
+    with pytest.raises(UnsupportedQuery) as raised:
+        parse_statement(sql)
+    assert raised.value.message == (
+        f"the {word} statement is not supported; write SELECT * FROM ... {word} (...) instead"
+    )
 
 
 def test_allow_list_holds_no_function_that_reads_outside_its_arguments() -> None:

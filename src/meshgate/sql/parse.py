@@ -135,6 +135,7 @@ def parse_statement(sql: str) -> Statement:
     tokens = _tokenize(text)
     _require_one_statement(tokens)
     _reject_lenient_token_runs(tokens)
+    _reject_statement_keyword(tokens[0])
     tree = _parse(text, tokens[0])
     query = _gate_root(tree, tokens[0])
     _gate_tree(query)
@@ -236,6 +237,20 @@ def _reject_lenient_token_runs(tokens: list[Token]) -> None:
                 token.line,
                 max(1, token.col - len(token.text) + 1),
             )
+
+
+def _reject_statement_keyword(first: Token) -> None:
+    """Refuse a statement by its leading keyword before sqlglot sees it.
+
+    Cheaper and clearer than parsing, and it keeps sqlglot from logging "falling back to
+    Command" warnings (with the user's text) for CALL, LOAD, VACUUM and the like.
+    """
+    word = first.text.upper()
+    if first.token_type != TokenType.IDENTIFIER and word in _STATEMENT_KEYWORDS - {
+        "PIVOT",
+        "UNPIVOT",
+    }:
+        raise ForbiddenStatement(f"{word} statements are not allowed: {_READ_ONLY}")
 
 
 def _parse(text: str, first: Token) -> exp.Expr:
@@ -353,8 +368,9 @@ def _gate_root(tree: exp.Expr, first: Token) -> exp.Query:
         alias = exp.TableAlias(this=exp.to_identifier("values"))
         return exp.select("*").from_(exp.Subquery(this=tree, alias=alias))
     if isinstance(tree, exp.Pivot):
+        word = "UNPIVOT" if first.text.upper() == "UNPIVOT" else "PIVOT"
         raise UnsupportedQuery(
-            "the PIVOT statement is not supported; write SELECT * FROM ... PIVOT (...) instead"
+            f"the {word} statement is not supported; write SELECT * FROM ... {word} (...) instead"
         )
     if isinstance(tree, exp.Query):
         return tree
