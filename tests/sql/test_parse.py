@@ -524,3 +524,17 @@ def test_allow_list_holds_no_function_that_reads_outside_its_arguments() -> None
         assert name == name.lower()
         assert not name.startswith(("read_", "pg_", "duckdb_", "sqlite_", "http", "pragma"))
         assert name not in {"query", "query_table", "glob", "getenv", "current_setting"}
+
+
+def test_truncated_queries_fail_with_a_user_error_never_a_crash() -> None:
+    # Half-typed text is the commonest bad input; it must surface as an error the user can
+    # read (SqlSyntaxError and friends), never as a Python exception from sqlglot or DuckDB.
+    for sql in VALID_QUERIES:
+        words = sql.split(" ")
+        for cut in range(1, len(words)):
+            prefix = " ".join(words[:cut])
+            try:
+                statement = parse_statement(prefix)
+            except (SqlSyntaxError, ForbiddenStatement, UnsupportedQuery):
+                continue
+            assert isinstance(statement.tree, exp.Query), prefix
