@@ -9,11 +9,9 @@ never served and concurrent first runs do not trip over each other.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 import shutil
 import sqlite3
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -396,14 +394,3 @@ def _write_sqlite(path: Path, tables: dict[str, pa.Table]) -> None:
         connection.commit()
     finally:
         connection.close()
-
-
-def main() -> None:
-    """`python -m meshgate.demo.generate [DIR]`: generate the demo data in place."""
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else demo_config_dir()
-    ensure_demo_data(target)
-    print(os.fspath(target / DATA_DIR))
-
-
-if __name__ == "__main__":
-    main()
