@@ -77,10 +77,11 @@ def test_one_catalog_named_after_the_mesh(analyst: Session) -> None:
 
 def test_schemas_are_the_domains_the_caller_is_granted(analyst: Session, admin: Session) -> None:
     _, mine = analyst.fetch(pb.CommandGetDbSchemas())
-    assert mine.column("db_schema_name").to_pylist() == ["hr", "sales"]
+    assert mine.column("db_schema_name").to_pylist() == ["hr", "meshgate", "sales"]
     assert set(mine.column("catalog_name").to_pylist()) == {"demo"}
     _, everything = admin.fetch(pb.CommandGetDbSchemas())
-    assert everything.column("db_schema_name").to_pylist() == ["finance", "hr", "sales"]
+    assert everything.column("db_schema_name").to_pylist() == [
+        "finance", "hr", "meshgate", "sales"]
 
 
 def _names(session: Session, command: pb.CommandGetTables) -> list[str]:
@@ -89,9 +90,18 @@ def _names(session: Session, command: pb.CommandGetTables) -> list[str]:
 
 
 def test_tables_are_the_products_the_caller_is_granted(analyst: Session, admin: Session) -> None:
-    assert _names(analyst, pb.CommandGetTables()) == [
+    assert _names(analyst, pb.CommandGetTables(table_types=["TABLE"])) == [
         "hr.departments", "hr.employees", "sales.customers", "sales.order_items", "sales.orders"]
     assert "finance.budgets" in _names(admin, pb.CommandGetTables())
+
+
+def test_system_schema_tables_are_listed_as_system_tables(analyst: Session) -> None:
+    _, table = analyst.fetch(pb.CommandGetTables(db_schema_filter_pattern="meshgate",
+                                                 include_schema=True))
+    assert table.column("table_name").to_pylist() == ["columns", "domains", "products"]
+    assert set(table.column("table_type").to_pylist()) == {"SYSTEM TABLE"}
+    schema = pa.ipc.read_schema(pa.py_buffer(table.column("table_schema")[2].as_py()))
+    assert "product" in schema.names
 
 
 @pytest.mark.parametrize(("schema_pattern", "table_pattern", "expected"), [
@@ -130,9 +140,12 @@ def test_catalog_filter_is_proto3_optional(analyst: Session, catalog: str | None
 
 
 def test_table_types_filter(analyst: Session) -> None:
-    assert _names(analyst, pb.CommandGetTables(table_types=["TABLE"]))
+    assert "meshgate.products" not in _names(analyst, pb.CommandGetTables(table_types=["TABLE"]))
+    assert _names(analyst, pb.CommandGetTables(table_types=["SYSTEM TABLE"])) == [
+        "meshgate.columns", "meshgate.domains", "meshgate.products"]
     assert _names(analyst, pb.CommandGetTables(table_types=["VIEW"])) == []
-    assert analyst.fetch(pb.CommandGetTableTypes())[1].to_pylist() == [{"table_type": "TABLE"}]
+    assert analyst.fetch(pb.CommandGetTableTypes())[1].column("table_type").to_pylist() == [
+        "SYSTEM TABLE", "TABLE"]
 
 
 def test_include_schema_carries_columns_with_jdbc_metadata(analyst: Session) -> None:
@@ -175,7 +188,7 @@ def test_adbc_get_objects_lists_granted_products_with_columns(adbc_analyst: adbc
     objects = adbc_analyst.adbc_get_objects().read_all().to_pylist()
     assert [c["catalog_name"] for c in objects] == ["demo"]
     schemas = {s["db_schema_name"]: s for s in objects[0]["catalog_db_schemas"]}
-    assert sorted(schemas) == ["hr", "sales"]
+    assert sorted(schemas) == ["hr", "meshgate", "sales"]
     orders = next(t for t in schemas["sales"]["db_schema_tables"] if t["table_name"] == "orders")
     columns = [c["column_name"] for c in orders["table_columns"]]
     assert columns[:2] == ["order_id", "employee_id"]
@@ -206,4 +219,4 @@ def test_adbc_get_table_schema_of_an_ungranted_product_is_not_found(
 
 
 def test_adbc_table_types(adbc_analyst: adbc.Connection) -> None:
-    assert adbc_analyst.adbc_get_table_types() == ["TABLE"]
+    assert adbc_analyst.adbc_get_table_types() == ["SYSTEM TABLE", "TABLE"]

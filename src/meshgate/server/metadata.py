@@ -1,8 +1,9 @@
 """Catalog metadata commands over the caller's CatalogView, in the canonical Flight SQL schemas.
 
-Catalog = the mesh, schema = a domain, table = a data product. Result schemas are compared
-bit for bit by the Go driver, nullability included (flightsql-clients.md P1), so they are spelled
-out here once and every table is built against them.
+Catalog = the mesh, schema = a domain, table = a data product; the `meshgate` system schema
+lists its discovery tables as SYSTEM TABLE. Result schemas are compared bit for bit by the Go
+driver, nullability included (flightsql-clients.md P1), so they are spelled out here once and
+every table is built against them.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
+from meshgate.catalog import system
 from meshgate.catalog.catalog import CatalogView, DataProduct, ProductColumn
 from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.types import sql_type_name
 
 TABLE_TYPE = "TABLE"
+SYSTEM_TABLE_TYPE = "SYSTEM TABLE"
+SYSTEM_TABLES = {"domains": system.DOMAINS, "products": system.PRODUCTS,
+                 "columns": system.COLUMNS}
 SEARCH_ESCAPE = "\\"
 
 
@@ -103,30 +109,37 @@ def db_schemas(view: CatalogView, command: pb.CommandGetDbSchemas) -> pa.Table:
     rows = []
     if _catalog_matches(view, _optional(command, "catalog")):
         pattern = _optional(command, "db_schema_filter_pattern")
-        rows = [{"catalog_name": view.name, "db_schema_name": d.name}
-                for d in view.domains() if _matches(d.name, pattern)]
+        names = sorted([d.name for d in view.domains()] + [system.SYSTEM_SCHEMA])
+        rows = [{"catalog_name": view.name, "db_schema_name": name}
+                for name in names if _matches(name, pattern)]
     return pa.Table.from_pylist(rows, schema=DB_SCHEMAS_SCHEMA)
 
 
 def tables(view: CatalogView, command: pb.CommandGetTables) -> pa.Table:
     schema = TABLES_WITH_SCHEMA_SCHEMA if command.include_schema else TABLES_SCHEMA
-    wanted_types = set(command.table_types)
-    if not _catalog_matches(view, _optional(command, "catalog")) or (
-        wanted_types and TABLE_TYPE not in wanted_types
-    ):
+    if not _catalog_matches(view, _optional(command, "catalog")):
         return schema.empty_table()
+    wanted_types = set(command.table_types)
     domain_pattern = _optional(command, "db_schema_filter_pattern")
     name_pattern = _optional(command, "table_name_filter_pattern")
+    candidates: list[tuple[str, str, str, DataProduct | pa.Schema]] = [
+        (p.domain, p.name, TABLE_TYPE, p) for p in view.products()
+    ]
+    candidates += [(system.SYSTEM_SCHEMA, name, SYSTEM_TABLE_TYPE, table_schema)
+                   for name, table_schema in SYSTEM_TABLES.items()]
     rows = []
-    for product in view.products():
-        if _matches(product.domain, domain_pattern) and _matches(product.name, name_pattern):
-            row: dict[str, Any] = {
-                "catalog_name": view.name, "db_schema_name": product.domain,
-                "table_name": product.name, "table_type": TABLE_TYPE,
-            }
-            if command.include_schema:
-                row["table_schema"] = column_schema(view, product).serialize().to_pybytes()
-            rows.append(row)
+    for domain, name, table_type, source in sorted(candidates, key=lambda c: c[:2]):
+        if (wanted_types and table_type not in wanted_types) or not (
+            _matches(domain, domain_pattern) and _matches(name, name_pattern)
+        ):
+            continue
+        row: dict[str, Any] = {"catalog_name": view.name, "db_schema_name": domain,
+                               "table_name": name, "table_type": table_type}
+        if command.include_schema:
+            columns = (column_schema(view, source) if isinstance(source, DataProduct)
+                       else _system_schema(view, source))
+            row["table_schema"] = columns.serialize().to_pybytes()
+        rows.append(row)
     return pa.Table.from_pylist(rows, schema=schema)
 
 
@@ -153,8 +166,20 @@ def _column_metadata(view: CatalogView, product: DataProduct,
     return meta
 
 
+def _system_schema(view: CatalogView, schema: pa.Schema) -> pa.Schema:
+    return pa.schema([
+        pa.field(f.name, f.type, f.nullable, metadata={
+            "ARROW:FLIGHT:SQL:CATALOG_NAME": view.name,
+            "ARROW:FLIGHT:SQL:SCHEMA_NAME": system.SYSTEM_SCHEMA,
+            "ARROW:FLIGHT:SQL:TYPE_NAME": sql_type_name(f.type),
+        })
+        for f in schema
+    ])
+
+
 def table_types() -> pa.Table:
-    return pa.Table.from_pylist([{"table_type": TABLE_TYPE}], schema=TABLE_TYPES_SCHEMA)
+    rows = [{"table_type": t} for t in (SYSTEM_TABLE_TYPE, TABLE_TYPE)]
+    return pa.Table.from_pylist(rows, schema=TABLE_TYPES_SCHEMA)
 
 
 def primary_keys() -> pa.Table:
