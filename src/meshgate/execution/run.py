@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -14,6 +13,7 @@ from meshgate.execution.dynamic import BuildSide, filtered_handle
 from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
 from meshgate.planner.plan import FederatedPlan, Fragment
 from meshgate.spi import Connector
+from meshgate.spi.engine import sandboxed_duckdb
 
 BATCH_ROWS = 64 * 1024
 
@@ -83,7 +83,7 @@ def _stream(
             (only,) = prefetches
             yield from cast_batches(only.batches(), plan.schema)
             return
-        connection = duckdb.connect(config={"threads": os.cpu_count() or 2})
+        connection = sandboxed_duckdb()
         for prefetch in prefetches:
             build = builds.get(prefetch.name)
             connection.register(prefetch.name, (build or prefetch).reader())

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import CANONICAL_DIALECT
+from meshgate.spi.engine import sandboxed_duckdb
 from meshgate.types import wire_schema
 
 
 def residual_schema(residual: exp.Query, fragments: Mapping[str, pa.Schema]) -> pa.Schema:
     """Run the residual over empty fragment tables in DuckDB and read the result's schema."""
-    connection = duckdb.connect()
+    connection = sandboxed_duckdb(threads=1)
     try:
         for name, schema in fragments.items():
             connection.register(name, schema.empty_table())
