@@ -8,6 +8,7 @@ import pytest
 from flightsql_clients import basic, descriptor
 from pyarrow import flight
 
+from meshgate.server.auth import parse_basic
 from meshgate.server.proto import flight_sql_pb2 as pb
 
 CATALOGS = descriptor(pb.CommandGetCatalogs())
@@ -47,10 +48,23 @@ def test_basic_on_a_data_rpc_is_answered_with_a_bearer_in_the_initial_headers(
     assert table.column("catalog_name").to_pylist() == ["demo"]
 
 
-def test_password_may_contain_colons(uri: str) -> None:
+def test_bearer_on_handshake_is_echoed_back(server: flight.FlightServerBase, uri: str) -> None:
     client = flight.connect(uri)
-    with pytest.raises(flight.FlightUnauthenticatedError, match="invalid user name or password"):
-        client.get_flight_info(CATALOGS, _options(basic("analyst", "analyst:extra")))
+    _, bearer = client.authenticate_basic_token(b"analyst", b"analyst")
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call = channel.stream_stream("/arrow.flight.protocol.FlightService/Handshake",
+                                     request_serializer=lambda b: b,
+                                     response_deserializer=lambda b: b)
+        responses = call(iter([b""]), metadata=[("authorization", bearer.decode())])
+        headers = dict(responses.initial_metadata())
+        list(responses)
+    assert headers["authorization"] == bearer.decode()
+
+
+@pytest.mark.parametrize("padded", [True, False], ids=["padded", "unpadded"])
+def test_basic_splits_on_the_first_colon_only(padded: bool) -> None:
+    encoded = basic("ops", "pa:ss:word", padded=padded).removeprefix("Basic ")
+    assert parse_basic(encoded) == ("ops", "pa:ss:word")
 
 
 def test_adbc_connects_with_unpadded_basic(uri: str) -> None:

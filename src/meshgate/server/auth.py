@@ -115,12 +115,16 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
     def start_call(self, info: flight.CallInfo,
                    headers: dict[str, list[str]]) -> CallCredential:
         try:
-            return self._credential(headers)
+            credential = self._credential(headers)
         except AuthenticationFailed as exc:
             raise flight.FlightUnauthenticatedError(exc.message) from None
+        if info.method == flight.FlightMethod.HANDSHAKE:
+            # JDBC with `token=` handshakes with its Bearer and keeps only what comes back.
+            return CallCredential(credential.credential, issued=True)
+        return credential
 
     def _credential(self, headers: dict[str, list[str]]) -> CallCredential:
-        values = headers.get("authorization") or headers.get("Authorization") or []
+        values = headers.get("authorization", [])
         if not values:
             raise AuthenticationFailed(
                 "no credentials: send user and password (Basic) or a bearer token"
