@@ -11,19 +11,25 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import adbc_driver_flightsql.dbapi as flightsql
+import adbc_driver_postgresql.dbapi as postgresql
 import pytest
 import yaml
 from pyarrow import flight
 
+from meshgate.demo.generate import demo_config_dir
 from meshgate.principal import verify_password
 
 MESHGATE = Path(sys.executable).with_name("meshgate")
 
 
-def meshgate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def meshgate(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MESHGATE_TEST_UNSET")}
+    environment.update(env or {})
     return subprocess.run(
         [str(MESHGATE), *args], input=stdin, capture_output=True, text=True, timeout=300,
         env=environment, check=False,
@@ -267,3 +273,37 @@ def test_serve_on_a_taken_port_says_so(
     assert result.returncode == 2
     assert "choose another with --port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.postgres
+def test_postgres_example_checks_and_serves_queries(pg_database: str) -> None:
+    """The documented example works as written once its variables point at a database."""
+    with postgresql.connect(pg_database, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE account (id BIGINT NOT NULL, display_name TEXT, "
+                       "country TEXT, created_at TIMESTAMPTZ, credit_limit NUMERIC(12,2))")
+        cursor.execute("CREATE TABLE contact (contact_id BIGINT, account_id BIGINT, "
+                       "email TEXT, phone TEXT)")
+        cursor.execute("INSERT INTO account VALUES "
+                       "(1, 'Acme', 'DE', '2024-01-02 03:04:05+00', 1000.50), "
+                       "(2, 'Globex', 'US', '2024-02-01 00:00:00+00', NULL), "
+                       "(3, 'Initech', 'DE', NULL, 250.00)")
+    parts = urlsplit(pg_database)
+    env = {
+        "CRM_PG_USER": parts.username or "",
+        "CRM_PG_PASSWORD": parts.password or "",
+        "CRM_PG_HOST": parts.netloc.rpartition("@")[2],
+        "CRM_PG_DATABASE": parts.path.lstrip("/"),
+    }
+    example = str(demo_config_dir().parent / "examples" / "crm-postgres")
+    check = meshgate("check", "--config", example, env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "product customers.accounts: matches crm.public.account" in check.stdout
+    query = meshgate("query", "SELECT * FROM customers.accounts_per_country ORDER BY country",
+                     "--user", "mo", "--config", example, env=env)
+    assert query.returncode == 0, query.stderr
+    assert query.stdout.splitlines()[2:] == ["DE      |        2", "US      |        1",
+                                              "(2 rows)"]
+    hidden = meshgate("query", "SELECT email FROM customers.contacts", "--user", "mo",
+                      "--config", example, env=env)
+    assert hidden.returncode == 2
+    assert "does not exist or you are not allowed to read it" in hidden.stderr

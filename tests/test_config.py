@@ -169,7 +169,7 @@ def test_demo_users_and_grants() -> None:
 
 
 EXAMPLE = demo_config_dir().parent / "examples" / "crm-postgres"
-EXAMPLE_VARIABLES = ("CRM_PG_USER", "CRM_PG_PASSWORD", "CRM_PG_HOST")
+EXAMPLE_VARIABLES = ("CRM_PG_USER", "CRM_PG_PASSWORD", "CRM_PG_HOST", "CRM_PG_DATABASE")
 
 
 def test_postgres_example_takes_secrets_from_the_environment(
@@ -179,7 +179,7 @@ def test_postgres_example_takes_secrets_from_the_environment(
         monkeypatch.setenv(name, name.lower())
     definition = load_mesh(EXAMPLE)
     assert definition.sources["crm"].options["dsn"] == (
-        "postgresql://crm_pg_user:crm_pg_password@crm_pg_host:5432/crm"
+        "postgresql://crm_pg_user:crm_pg_password@crm_pg_host/crm_pg_database"
     )
     catalog = Catalog(definition)
     marketing = catalog.view(catalog.directory.principal("mo"))
