@@ -195,3 +195,17 @@ def test_postgres_example_names_each_missing_variable(monkeypatch: pytest.Monkey
     for name in EXAMPLE_VARIABLES:
         assert f"crm-postgres/mesh.yaml: sources[0].options.dsn: environment variable " \
                f"${{{name}}} is not set" in message
+
+
+def test_readme_config_example_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (demo_config_dir().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Configuration"):]
+    example = section[section.index("```yaml\n") + len("```yaml\n"):]
+    example = example[:example.index("```")]
+    (tmp_path / "mesh.yaml").write_text(example, encoding="utf-8")
+    for name in ("CRM_PG_USER", "CRM_PG_PASSWORD", "CRM_PG_HOST"):
+        monkeypatch.setenv(name, "x")
+    catalog = Catalog(load_mesh(tmp_path, known_source_kinds=frozenset({"postgres", "files"})))
+    assert sorted(catalog.products) == [
+        ("customers", "accounts"), ("customers", "accounts_per_country")
+    ]
