@@ -6,6 +6,7 @@ The rule every client relies on: the FlightInfo schema equals the streamed schem
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import adbc_driver_flightsql.dbapi as adbc
 import adbc_driver_manager
@@ -214,3 +215,37 @@ def test_path_descriptors_are_rejected(analyst: Session) -> None:
     with pytest.raises(pa.ArrowInvalid, match="command descriptors"):
         analyst.client.get_flight_info(flight.FlightDescriptor.for_path("sales", "orders"),
                                        analyst.options)
+
+
+def test_jdbc_style_prepared_query(analyst: Session) -> None:
+    """JDBC prepares everything; an empty dataset_schema would make it run a SELECT as update."""
+    created = _create(analyst, "SELECT * FROM sales.orders")
+    dataset = pa.ipc.read_schema(pa.py_buffer(created.dataset_schema))
+    assert dataset.names[:2] == ["order_id", "employee_id"]
+    assert len(pa.ipc.read_schema(pa.py_buffer(created.parameter_schema))) == 0
+    command = pb.CommandPreparedStatementQuery(
+        prepared_statement_handle=created.prepared_statement_handle)
+    info, table = analyst.fetch(command)
+    assert info.schema.equals(dataset)
+    assert table.schema.equals(dataset)
+    assert table.num_rows > 10_000
+    _, again = analyst.fetch(command)  # a prepared statement runs as often as asked
+    assert again.num_rows == table.num_rows
+    analyst.action("ClosePreparedStatement", pack(pb.ActionClosePreparedStatementRequest(
+        prepared_statement_handle=created.prepared_statement_handle)))
+
+
+def test_concurrent_queries_from_several_clients(uri: str) -> None:
+    sql = "SELECT employee_id, sum(amount) AS total FROM sales.orders GROUP BY employee_id"
+
+    def run(_: int) -> int:
+        session = Session(uri, "analyst", "analyst")
+        try:
+            return session.fetch(pb.CommandStatementQuery(query=sql))[1].num_rows
+        finally:
+            session.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = list(pool.map(run, range(16)))
+    assert len(set(counts)) == 1
+    assert counts[0] > 0
