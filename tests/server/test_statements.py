@@ -241,7 +241,8 @@ def test_concurrent_queries_from_several_clients(uri: str) -> None:
     def run(_: int) -> int:
         session = Session(uri, "analyst", "analyst")
         try:
-            return session.fetch(pb.CommandStatementQuery(query=sql))[1].num_rows
+            rows: int = session.fetch(pb.CommandStatementQuery(query=sql))[1].num_rows
+            return rows
         finally:
             session.close()
 
