@@ -250,3 +250,18 @@ def test_concurrent_queries_from_several_clients(uri: str) -> None:
         counts = list(pool.map(run, range(16)))
     assert len(set(counts)) == 1
     assert counts[0] > 0
+
+
+def test_cancel_flight_info_stops_a_running_stream(analyst: Session) -> None:
+    info = analyst.info(pb.CommandStatementQuery(
+        query="SELECT a.*, b.order_id AS other FROM sales.order_items a CROSS JOIN "
+              "(SELECT order_id FROM sales.orders LIMIT 50) b"))
+    reader = analyst.client.do_get(info.endpoints[0].ticket, analyst.options)
+    assert reader.read_chunk().data.num_rows > 0
+    request = flight_pb2.CancelFlightInfoRequest(
+        info=flight_pb2.FlightInfo.FromString(info.serialize()))
+    [body] = analyst.action("CancelFlightInfo", request.SerializeToString())
+    assert flight_pb2.CancelFlightInfoResult.FromString(body).status == \
+        flight_pb2.CANCEL_STATUS_CANCELLED
+    with pytest.raises(flight.FlightCancelledError, match="cancelled"):
+        reader.read_all()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -74,9 +74,12 @@ class _Handles:
 
     def pop(self, handle: bytes, principal: Principal) -> Statement:
         statement = self.get(handle, principal)
+        self.discard(handle)
+        return statement
+
+    def discard(self, handle: bytes) -> None:
         with self._lock:
             self._items.pop(handle, None)
-        return statement
 
     def _purge(self) -> None:
         now = time.monotonic()
@@ -183,11 +186,16 @@ class StatementRegistry:
     def stream(self, principal: Principal, ticket: pb.TicketStatementQuery,
                context: flight.ServerCallContext
                ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """Run the ticket's query; batches are pulled lazily and the reader closed on cancel."""
-        statement = self._tickets.pop(ticket.statement_handle, principal)
+        """Run the ticket's query; batches are pulled lazily and the reader closed on cancel.
+
+        The ticket stays registered while it streams, so CancelFlightInfo can still reach it.
+        """
+        handle = ticket.statement_handle
+        statement = self._tickets.get(handle, principal)
         schema = statement.prepared.schema
         reader = self._service.execute(statement.prepared, statement.parameters)
-        return schema, _batches(reader, schema, statement, context)
+        return schema, _batches(reader, schema, statement, context,
+                                release=lambda: self._tickets.discard(handle))
 
     def cancel(self, principal: Principal, info: flight.FlightInfo) -> bool:
         """Cancel the queries behind a FlightInfo's tickets; False if none is known."""
@@ -205,7 +213,8 @@ class StatementRegistry:
 
 
 def _batches(reader: pa.RecordBatchReader, schema: pa.Schema, statement: Statement,
-             context: flight.ServerCallContext) -> Iterator[pa.RecordBatch]:
+             context: flight.ServerCallContext,
+             release: Callable[[], None]) -> Iterator[pa.RecordBatch]:
     try:
         for batch in reader:
             if context.is_cancelled():
@@ -215,3 +224,4 @@ def _batches(reader: pa.RecordBatchReader, schema: pa.Schema, statement: Stateme
             yield batch if batch.schema.equals(schema) else batch.cast(schema)
     finally:
         reader.close()
+        release()
