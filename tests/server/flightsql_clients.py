@@ -16,8 +16,9 @@ class Session:
 
     def __init__(self, uri: str, user: str, password: str) -> None:
         self.client = flight.connect(uri)
-        header = self.client.authenticate_basic_token(user.encode(), password.encode())
-        self.options = flight.FlightCallOptions(headers=[header])
+        name, value = self.client.authenticate_basic_token(user.encode(), password.encode())
+        self.headers = [(name.decode(), value.decode())]
+        self.options = flight.FlightCallOptions(headers=[(name, value)])
 
     def info(self, command: Message) -> flight.FlightInfo:
         return self.client.get_flight_info(descriptor(command), self.options)
