@@ -1,8 +1,10 @@
 """A DuckDB database file as a meshgate source.
 
 DuckDB is the engine's own dialect, so everything the canonical capability table lists is
-pushed as is. One read-only connection per connector; each query runs on its own cursor so
-concurrent fragments do not share state and each can be interrupted alone.
+pushed as is; only columns declared with a collation (e.g. `COLLATE nocase`) are rendered
+`COLLATE c` so they compare by bytes, as the engine does. One read-only connection per
+connector; each query runs on its own cursor so concurrent fragments do not share state and
+each can be interrupted alone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from meshgate.spi import (
     SourceColumn,
     SourceTable,
 )
-from meshgate.spi.sql import CANONICAL_AGGREGATES, CANONICAL_EXPRESSIONS, SqlConnector
+from meshgate.spi.sql import (
+    CANONICAL_AGGREGATES,
+    CANONICAL_EXPRESSIONS,
+    SqlConnector,
+    collated_text_columns,
+)
 from meshgate.types import wire_type
 
 CAPABILITIES = Capabilities(
@@ -42,6 +49,7 @@ class DuckDBConnector(SqlConnector):
 
     kind = "duckdb"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (duckdb.Error,)
+    binary_collation: ClassVar[str | None] = "c"
 
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)
@@ -80,6 +88,21 @@ class DuckDBConnector(SqlConnector):
             cursor.close()
         nullable = {name: flag == "YES" for name, flag in relation}
         return [SourceColumn(f.name, wire_type(f.type), nullable.get(f.name, True)) for f in arrow]
+
+    def _collated_columns(self, table: SourceTable) -> frozenset[str]:
+        """Columns declared e.g. `VARCHAR COLLATE nocase`: rendered `COLLATE c` (byte order)."""
+        cursor = self._cursor()
+        try:
+            row = cursor.execute(
+                "SELECT sql FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                [table.schema or "main", table.name],
+            ).fetchone()
+        except duckdb.Error as error:
+            raise self._unavailable(error) from error
+        finally:
+            cursor.close()
+        ddl = row[0] if row and isinstance(row[0], str) else ""
+        return collated_text_columns(ddl, CANONICAL_DIALECT, ("c", "posix", "binary"))
 
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema

@@ -13,10 +13,10 @@ NUMERIC affinity, as REAL), booleans as 0/1. So:
   reals);
 - LIKE is INEXACT: SQLite's LIKE ignores ASCII case, so it returns a superset the engine
   re-filters; it is only pushed where a superset is harmless (a WHERE conjunct, under AND/OR);
-- text ordering matches the engine: SQLite's default BINARY collation compares UTF-8 bytes with
-  memcmp, as DuckDB's default collation does (byte order = code point order), so ORDER BY, MIN
-  and MAX over text agree. A column declared with `COLLATE NOCASE` would break this; such
-  schemas are not supported.
+- text ordering and equality match the engine: SQLite's BINARY collation compares UTF-8 bytes
+  with memcmp, as DuckDB's default does (byte order = code point order), so comparisons,
+  ORDER BY, GROUP BY, MIN and MAX over text agree. Columns declared `COLLATE NOCASE` / `RTRIM`
+  are read from the table's DDL and rendered `col COLLATE binary` wherever they appear.
 """
 
 from __future__ import annotations
@@ -41,7 +41,14 @@ from meshgate.spi import (
     SourceColumn,
     SourceTable,
 )
-from meshgate.spi.sql import BOOLEAN_LOGIC, COMPARISONS, SqlConnector
+from meshgate.spi.sql import (
+    BOOLEAN_LOGIC,
+    COMPARISONS,
+    SqlConnector,
+    collated_text_columns,
+    column_type,
+    on_filter_path,
+)
 from meshgate.types import arrow_type, parse_sql_type
 
 CAPABILITIES = Capabilities(
@@ -59,7 +66,6 @@ _ORDERED_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.I
 _ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Neg)
 # Where a stored-as-something-else column may appear: it is only read, tested for NULL or counted.
 _OPAQUE_PARENTS = (exp.Alias, exp.Is, exp.Count)
-_FILTER_PATH = (exp.And, exp.Or, exp.Paren)
 
 
 def _is_opaque(arrow: pa.DataType) -> bool:
@@ -87,6 +93,7 @@ class SQLiteConnector(SqlConnector):
 
     kind = "sqlite"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error,)
+    binary_collation: ClassVar[str | None] = "binary"
 
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)
@@ -126,11 +133,26 @@ class SQLiteConnector(SqlConnector):
         return [SourceColumn(str(r[1]), _declared_type(str(r[2])), not r[3]) for r in rows]
 
     # --- strategy hooks -------------------------------------------------------------------
+    def _collated_columns(self, table: SourceTable) -> frozenset[str]:
+        connection = self._connect()
+        try:
+            row = connection.execute(
+                f"SELECT sql FROM {_quote(table.schema or 'main')}.sqlite_schema "
+                "WHERE type = 'table' AND name = ?",
+                (table.name,),
+            ).fetchone()
+        except sqlite3.Error as error:
+            raise self._unavailable(error) from error
+        finally:
+            connection.close()
+        ddl = row[0] if row and isinstance(row[0], str) else ""
+        return collated_text_columns(ddl, "sqlite", ("binary",))
+
     def _renders_node(
         self, node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]
     ) -> bool:
         if isinstance(node, exp.Column):
-            arrow = _type_of(node, column_types)
+            arrow = column_type(node, column_types)
             if arrow is None:
                 return True  # an output name (ORDER BY / HAVING over aggregates)
             return not _is_opaque(arrow) or isinstance(node.parent, _OPAQUE_PARENTS)
@@ -139,7 +161,7 @@ class SQLiteConnector(SqlConnector):
                 not node.args.get("negate")
                 and _family_of(node.this, column_types) == "text"
                 and _family_of(node.expression, column_types) == "text"
-                and _on_filter_path(node)
+                and on_filter_path(node)
             )
         if isinstance(node, _ORDERED_COMPARISONS):
             operands = [node.this, *node.expressions]
@@ -151,8 +173,12 @@ class SQLiteConnector(SqlConnector):
             return all(_family_of(o, column_types) == "number" for o in operands)
         return True
 
-    def _conjunct_support(self, conjunct: exp.Expr) -> FilterSupport:
-        return FilterSupport.INEXACT if conjunct.find(exp.Like) else FilterSupport.EXACT
+    def _conjunct_support(
+        self, conjunct: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]
+    ) -> FilterSupport:
+        if conjunct.find(exp.Like):
+            return FilterSupport.INEXACT
+        return super()._conjunct_support(conjunct, column_types)
 
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema
@@ -210,15 +236,6 @@ def _declared_type(declared: str) -> pa.DataType:
     return pa.binary() if upper in ("", "BLOB") else pa.float64()
 
 
-def _type_of(
-    column: exp.Column, column_types: Mapping[tuple[str, str], pa.DataType]
-) -> pa.DataType | None:
-    if column.table:
-        return column_types.get((column.table, column.name))
-    matches = [t for (_, name), t in column_types.items() if name == column.name]
-    return matches[0] if len(matches) == 1 else None
-
-
 def _family_of(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]) -> str | None:
     """number / text / boolean / null for an operand SQLite compares like DuckDB, else None."""
     if isinstance(node, exp.Paren):
@@ -230,7 +247,7 @@ def _family_of(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataTyp
     if isinstance(node, exp.Literal):
         return "text" if node.is_string else "number"
     if isinstance(node, exp.Column):
-        arrow = _type_of(node, column_types)
+        arrow = column_type(node, column_types)
         return None if arrow is None or _is_opaque(arrow) else _family(arrow)
     if isinstance(node, _ARITHMETIC):
         return "number"
@@ -239,14 +256,6 @@ def _family_of(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataTyp
     if isinstance(node, exp.Sum | exp.Min | exp.Max):
         return _family_of(node.this, column_types)
     return None
-
-
-def _on_filter_path(node: exp.Expr) -> bool:
-    """Whether a superset answer for `node` only widens the WHERE (no NOT, CASE or value)."""
-    parent = node.parent
-    while isinstance(parent, _FILTER_PATH):
-        parent = parent.parent
-    return parent is None or isinstance(parent, exp.Where)
 
 
 def _record_batch(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.RecordBatch:

@@ -119,13 +119,23 @@ def _context(name: str, directory: Path, **options: Any) -> ConnectorContext:
     return ConnectorContext(name=name, options=options, config_dir=directory)
 
 
+# Both database sources declare `items.name` case-insensitive: the connectors must still
+# compare, group and order it by bytes, as the engine does.
+DUCKDB_DDL = {
+    "items": "CREATE TABLE main.items (id BIGINT, qty INTEGER, price DECIMAL(10, 2), "
+    'name VARCHAR COLLATE nocase, day DATE, "at" TIMESTAMPTZ, active BOOLEAN)',
+    "owners": "CREATE TABLE main.owners (item_id BIGINT, owner VARCHAR)",
+}
+
+
 @contract_source("duckdb")
 def duckdb_source(request: pytest.FixtureRequest, directory: Path) -> ContractSource:
     path = directory / "contract.duckdb"
     with duckdb.connect(str(path)) as connection:
         for name, table in TABLES.items():
+            connection.execute(DUCKDB_DDL[name])
             connection.register("incoming", table)
-            connection.execute(f'CREATE TABLE main."{name}" AS SELECT * FROM incoming')
+            connection.execute(f"INSERT INTO main.{name} SELECT * FROM incoming")
             connection.unregister("incoming")
     return ContractSource(
         connector=DuckDBConnector(_context("shop", directory, path="contract.duckdb")),
@@ -168,8 +178,8 @@ def csv_source(request: pytest.FixtureRequest, directory: Path) -> ContractSourc
 
 
 SQLITE_DDL = {
-    "items": "CREATE TABLE items (id INTEGER, qty INTEGER, price TEXT, name TEXT, day TEXT, "
-    "at TEXT, active BOOLEAN)",
+    "items": "CREATE TABLE items (id INTEGER, qty INTEGER, price TEXT, name TEXT COLLATE NOCASE, "
+    "day TEXT, at TEXT, active BOOLEAN)",
     "owners": "CREATE TABLE owners (item_id INTEGER, owner TEXT)",
 }
 

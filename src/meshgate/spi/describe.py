@@ -26,8 +26,8 @@ _local = threading.local()
 def engine_schema(select: exp.Select, inputs: Sequence[ScanInput]) -> pa.Schema:
     """The wire schema DuckDB gives `select` over empty tables shaped like `inputs`.
 
-    >>> engine_schema(parse_one("SELECT SUM(o.qty) AS n FROM shop.orders AS o"), inputs)
-    n: decimal128(38, 0)
+    e.g. `SELECT SUM(o.qty) AS n FROM shop.orders AS o` with `qty INTEGER` gives
+    `n: decimal128(38, 0)` (DuckDB sums integers as HUGEINT) whatever the source would say.
 
     Raises `duckdb.Error` when DuckDB cannot bind the SELECT (callers treat it as "cannot push").
     """

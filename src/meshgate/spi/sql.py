@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
+import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
@@ -155,6 +156,19 @@ CANONICAL_AGGREGATES: frozenset[type[exp.Expr]] = frozenset(
     }
 )
 
+# Nodes whose answer depends on how the source orders / equates text (its collation).
+TEXT_ORDERING: tuple[type[exp.Expr], ...] = (
+    exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.Min, exp.Max, exp.Greatest, exp.Least,
+)  # fmt: skip
+TEXT_EQUALITY: tuple[type[exp.Expr], ...] = (
+    exp.EQ, exp.NEQ, exp.In, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Like, exp.ILike, exp.Group,
+    exp.Distinct,
+)  # fmt: skip
+TEXT_VALUED: tuple[type[exp.Expr], ...] = (
+    exp.Lower, exp.Upper, exp.Concat, exp.DPipe, exp.Substring, exp.Trim, exp.Left, exp.Right,
+    exp.Replace,
+)  # fmt: skip
+
 _JOIN_SIDES: Mapping[JoinKind, str | None] = {
     JoinKind.INNER: None,
     JoinKind.CROSS: None,
@@ -171,6 +185,9 @@ class SqlConnector(Connector):
 
     # Exceptions of the driver that mean "the source failed", reported as SourceUnavailable.
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    # The source's collation that compares text by bytes, as DuckDB does; text columns declared
+    # with another collation are rendered `col COLLATE <this>` so the source agrees.
+    binary_collation: ClassVar[str | None] = None
 
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)
@@ -181,6 +198,7 @@ class SqlConnector(Connector):
         self._identity = SourceIdentity.of(self.kind, dict(context.options))
         self._columns_lock = threading.Lock()
         self._columns_cache: dict[SourceTable, list[SourceColumn]] = {}
+        self._collated_cache: dict[SourceTable, frozenset[str]] = {}
 
     @property
     def identity(self) -> SourceIdentity:
@@ -194,6 +212,10 @@ class SqlConnector(Connector):
         """Run `sql` lazily and yield its batches; a `finally` must cancel and release the
         source's work (it runs when the caller closes the reader)."""
 
+    def _collated_columns(self, table: SourceTable) -> frozenset[str]:
+        """Text columns of `table` declared with a collation other than byte order."""
+        return frozenset()
+
     def _physical_select(self, select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
         """The SELECT as this source must receive it (e.g. tables turned into file scans)."""
         return select
@@ -204,8 +226,19 @@ class SqlConnector(Connector):
         """A per-source veto on one node the capability table allows (dynamic typing etc.)."""
         return True
 
-    def _conjunct_support(self, conjunct: exp.Expr) -> FilterSupport:
-        """EXACT unless the source evaluates a renderable conjunct differently from DuckDB."""
+    def _conjunct_support(
+        self, conjunct: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]
+    ) -> FilterSupport:
+        """EXACT unless the source evaluates a renderable conjunct differently from DuckDB.
+
+        A source whose text equality differs (case-insensitive collations, blank padding)
+        matches a superset of rows: INEXACT, and the engine filters again.
+        """
+        if not self.capabilities.text_equality_matches_engine and any(
+            isinstance(node, TEXT_EQUALITY) and has_text_operand(node, column_types)
+            for node in conjunct.walk()
+        ):
+            return FilterSupport.INEXACT
         return FilterSupport.EXACT
 
     # --- capability check -----------------------------------------------------------------
@@ -225,8 +258,22 @@ class SqlConnector(Connector):
                     return False
             elif type(node) not in allowed and not _declared_function(node, capabilities.functions):
                 return False
-            if not self._renders_node(node, types):
+            if not self._renders_node(node, types) or not self._text_agrees(node, types):
                 return False
+        return True
+
+    def _text_agrees(
+        self, node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]
+    ) -> bool:
+        """Whether the source's collation gives `node` the engine's answer (or, for equality
+        in a WHERE, a superset the engine can filter again)."""
+        capabilities = self.capabilities
+        if isinstance(node, TEXT_ORDERING) and not capabilities.text_ordering_matches_engine:
+            return not has_text_operand(node, column_types)
+        if isinstance(node, TEXT_EQUALITY) and not capabilities.text_equality_matches_engine:
+            return not has_text_operand(node, column_types) or (
+                on_filter_path(node) and not node.args.get("negate")
+            )
         return True
 
     # --- negotiation ----------------------------------------------------------------------
@@ -248,7 +295,7 @@ class SqlConnector(Connector):
             conjunct = proposed.copy()
             answer = FilterSupport.UNSUPPORTED
             if self.can_render(conjunct, handle.inputs):
-                answer = self._conjunct_support(conjunct)
+                answer = self._conjunct_support(conjunct, column_types(handle.inputs))
             answers.append(answer)
             if answer is not FilterSupport.UNSUPPORTED:
                 pushed.append(conjunct.copy())
@@ -266,7 +313,12 @@ class SqlConnector(Connector):
     def apply_projection(
         self, handle: PushedQuery, projections: Sequence[exp.Expr]
     ) -> PushedQuery | None:
-        if handle.has_aggregate or _is_distinct(handle.select) or not projections:
+        if (
+            handle.has_aggregate
+            or handle.has_inexact_filter  # the engine must still see the filtered columns
+            or _is_distinct(handle.select)
+            or not projections
+        ):
             return None
         named = _named(projections)
         if named is None or not all(self.can_render(p, handle.inputs) for p in named):
@@ -424,7 +476,8 @@ class SqlConnector(Connector):
             for conjunct in (
                 clause.this.flatten() if isinstance(clause.this, exp.And) else [clause.this]
             ):
-                if self._conjunct_support(conjunct) is not FilterSupport.EXACT:
+                support = self._conjunct_support(conjunct, column_types(inputs))
+                if support is not FilterSupport.EXACT:
                     return None
         has_aggregate = bool(select.args.get("group")) or any(
             e.find(exp.AggFunc) for e in select.expressions
@@ -439,7 +492,8 @@ class SqlConnector(Connector):
 
     # --- execution ------------------------------------------------------------------------
     def render(self, handle: PushedQuery) -> str:
-        select = self._physical_select(handle.select, handle.inputs)
+        select = self._binary_text(handle.select, handle.inputs)
+        select = self._physical_select(select, handle.inputs)
         dialect = self.capabilities.dialect
         if dialect != CANONICAL_DIALECT:
             select = _typed(select, handle.inputs)
@@ -495,6 +549,38 @@ class SqlConnector(Connector):
             "has the configured tables and columns"
         )
 
+    def _binary_text(self, select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
+        """`select` with every reference to a collated text column compared by bytes.
+
+        e.g. `WHERE t.name = 'Apple'` -> `WHERE t.name COLLATE binary = 'Apple'` (SQLite).
+        """
+        if self.binary_collation is None:
+            return select
+        collated: dict[tuple[str, str], pa.DataType] = {}
+        for item in inputs:
+            with self._columns_lock:
+                names = self._collated_cache.get(item.table)
+            if names is None:
+                names = self._collated_columns(item.table)
+                with self._columns_lock:
+                    self._collated_cache[item.table] = names
+            collated.update({(item.alias, c.name): c.type for c in item.columns if c.name in names})
+        if not collated:
+            return select
+        collation = exp.Var(this=self.binary_collation)
+        every = column_types(inputs)
+
+        def compare_bytes(node: exp.Expr) -> exp.Expr:
+            if not isinstance(node, exp.Column) or isinstance(node.parent, exp.Collate):
+                return node
+            if column_type(node, every) is None or column_type(node, collated) is None:
+                return node
+            return exp.Collate(this=node.copy(), expression=collation.copy())
+
+        rewritten = select.transform(compare_bytes, copy=True)
+        assert isinstance(rewritten, exp.Select)
+        return rewritten
+
     def _cached_columns(self, table: SourceTable) -> list[SourceColumn]:
         with self._columns_lock:
             cached = self._columns_cache.get(table)
@@ -545,6 +631,63 @@ class SqlConnector(Connector):
         except duckdb.Error:
             return True
         return any(pa.types.is_string(t) or pa.types.is_binary(t) for t in types)
+
+
+def on_filter_path(node: exp.Expr) -> bool:
+    """Whether a superset answer for `node` only widens a WHERE (reached through AND / OR /
+    parentheses only, no NOT, CASE or value use); a bare conjunct counts as a WHERE."""
+    parent = node.parent
+    while isinstance(parent, exp.And | exp.Or | exp.Paren):
+        parent = parent.parent
+    return parent is None or isinstance(parent, exp.Where)
+
+
+def has_text_operand(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]) -> bool:
+    """Whether a comparison, aggregate or grouping `node` compares text values."""
+    operands: list[exp.Expr] = [
+        node.args[key] for key in ("this", "expression", "low", "high") if node.args.get(key)
+    ]
+    operands += [e for e in node.args.get("expressions") or [] if isinstance(e, exp.Expr)]
+    return any(_is_text(operand, column_types) for operand in operands)
+
+
+def _is_text(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]) -> bool:
+    if isinstance(node, exp.Paren | exp.Distinct | exp.Coalesce):
+        return has_text_operand(node, column_types)
+    if isinstance(node, exp.Literal):
+        return bool(node.is_string)
+    if isinstance(node, exp.Column):
+        found = column_type(node, column_types)
+        return found is not None and bool(pa.types.is_string(found))
+    if isinstance(node, exp.Cast):
+        return node.to.is_type(*exp.DataType.TEXT_TYPES)
+    return isinstance(node, TEXT_VALUED)
+
+
+def column_type(
+    column: exp.Column, column_types: Mapping[tuple[str, str], pa.DataType]
+) -> pa.DataType | None:
+    """The input type of a column reference; unqualified names only when unambiguous."""
+    if column.table:
+        return column_types.get((column.table, column.name))
+    matches = [found for (_, name), found in column_types.items() if name == column.name]
+    return matches[0] if len(matches) == 1 else None
+
+
+def collated_text_columns(ddl: str, dialect: str, byte_order: Sequence[str]) -> frozenset[str]:
+    """Columns a CREATE TABLE statement declares with a collation not in `byte_order`."""
+    try:
+        statement = sqlglot.parse_one(ddl, read=dialect)
+    except SqlglotError:
+        return frozenset()
+    accepted = {name.lower() for name in byte_order}
+    found: set[str] = set()
+    for definition in statement.find_all(exp.ColumnDef):
+        for constraint in definition.args.get("constraints") or []:
+            kind = constraint.args.get("kind")
+            if isinstance(kind, exp.CollateColumnConstraint) and kind.name.lower() not in accepted:
+                found.add(definition.name)
+    return frozenset(found)
 
 
 def physical_table(table: SourceTable, alias: str) -> exp.Table:
@@ -644,7 +787,14 @@ __all__ = [
     "CANONICAL_EXPRESSIONS",
     "COMPARISONS",
     "STRUCTURAL",
+    "TEXT_EQUALITY",
+    "TEXT_ORDERING",
+    "TEXT_VALUED",
     "SqlConnector",
+    "collated_text_columns",
+    "column_type",
     "column_types",
+    "has_text_operand",
+    "on_filter_path",
     "physical_table",
 ]
