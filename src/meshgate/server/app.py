@@ -73,15 +73,17 @@ def unpack(data: bytes) -> Message:
 
 
 def _parse(cls: type[Any], body: bytes, what: str) -> Any:
-    """An action body that Flight SQL wraps in Any, or a raw one (Flight-level actions)."""
+    """A Flight SQL action body: the request message wrapped in google.protobuf.Any."""
+    message = cls()
     try:
-        wrapped = any_pb2.Any.FromString(body)
-        message = cls()
-        if wrapped.Unpack(message):
-            return message
-        return cls.FromString(body)
+        unpacked = any_pb2.Any.FromString(body).Unpack(message)
     except DecodeError:
-        raise BadRequestError(f"the {what} action body does not decode") from None
+        unpacked = False
+    if not unpacked:
+        raise BadRequestError(
+            f"the {what} action body must be a {cls.DESCRIPTOR.full_name} wrapped in Any"
+        )
+    return message
 
 
 class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
