@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,9 @@ class ContractSource:
     unavailable: SqlConnector  # the same kind pointed at a source that does not exist
     refuses: frozenset[str] = frozenset()
     inexact: frozenset[str] = frozenset()
-    notes: Mapping[str, str] = field(default_factory=dict)
+    # Whether some query still holds the source (e.g. a read lock), to prove that closing a
+    # reader releases it; None where the source offers no way to observe that.
+    busy: Callable[[], bool] | None = None
 
     def table(self, name: str) -> SourceTable:
         return SourceTable(self.schema, name)
@@ -216,12 +218,28 @@ def sqlite_source(request: pytest.FixtureRequest, directory: Path) -> ContractSo
     not_declared = {
         "filter_int_division", "filter_floor_division", "filter_ilike", "filter_case",
         "filter_lower", "filter_not_like", "projection_int_division", "agg_avg",
-        "join_right", "join_full", "join_cross", "query_like",
+        "join_right", "join_full", "join_cross", "query_like", "query_subquery",
     }  # fmt: skip
+
+    def busy() -> bool:
+        """A reading statement holds SQLite's SHARED lock: no writer can take EXCLUSIVE."""
+        writer = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            writer.execute("BEGIN EXCLUSIVE")
+            writer.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+            return True
+        finally:
+            writer.close()
+
     return ContractSource(
         connector=SQLiteConnector(_context("legacy", directory, path="contract.sqlite")),
         schema="main",
         unavailable=SQLiteConnector(_context("legacy", directory, path="gone.sqlite")),
         refuses=frozenset(stored_as_text | not_declared),
         inexact=frozenset({"filter_like"}),
+        busy=busy,
     )

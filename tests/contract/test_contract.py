@@ -9,6 +9,7 @@ answers in tests/contract/conftest.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import duckdb
@@ -116,6 +117,34 @@ def test_closing_the_reader_stops_the_stream(source: ContractSource) -> None:
     with pytest.raises(pa.ArrowInvalid, match="closed"):
         reader.read_next_batch()
     assert len(run(source, scan(source))) == len(TABLES["items"])
+
+
+def test_closing_the_reader_releases_the_source(source: ContractSource) -> None:
+    if source.busy is None:
+        pytest.skip("this source offers no observable hold on it")
+    source.connector.batch_rows = 2
+    assert not source.busy()
+    reader = source.connector.execute(scan(source))
+    reader.read_next_batch()
+    assert source.busy(), "a half-read result should still hold the source"
+    reader.close()
+    assert not source.busy()
+
+
+def test_concurrent_fragments_do_not_share_state(source: ContractSource) -> None:
+    limited = source.connector.apply_limit(scan(source), 2)
+    assert limited is not None
+    work = [scan(source), limited.handle] * 8
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sizes = list(pool.map(lambda h: source.connector.execute(h).read_all().num_rows, work))
+    assert sizes == [len(TABLES["items"]), 2] * 8
+
+
+def test_missing_table_is_reported_as_unavailable(source: ContractSource) -> None:
+    handle = source.connector.scan(source.table("no_such_table"), "x", source.columns("owners"))
+    with pytest.raises(SourceUnavailable) as raised:
+        source.connector.execute(handle).read_all()
+    assert source.connector.context.name in raised.value.message
 
 
 def test_missing_source_is_reported_as_unavailable(source: ContractSource) -> None:
@@ -467,6 +496,8 @@ QUERIES: dict[str, str] = {
     "query_join": "SELECT t.id AS id, o.owner AS owner FROM {items} AS t "
     "JOIN {owners} AS o ON t.id = o.item_id WHERE t.qty >= 2",
     "query_like": "SELECT t.id AS id FROM {items} AS t WHERE t.name LIKE 'a%'",
+    "query_subquery": "SELECT t.id AS id, t.name AS name FROM {items} AS t "
+    "WHERE t.id IN (SELECT o.item_id FROM {owners} AS o WHERE o.owner <> 'cy')",
 }
 
 

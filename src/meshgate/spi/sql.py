@@ -619,7 +619,7 @@ class SqlConnector(Connector):
         )
         try:
             self.render(candidate)
-        except SqlglotError:
+        except (SqlglotError, SourceUnavailable):
             return None
         return candidate
 
