@@ -8,16 +8,17 @@ INVALID_ARGUMENT/NOT_FOUND; meshgate.server.errors avoids it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import adbc_driver_flightsql.dbapi as adbc
 import grpc  # type: ignore[import-untyped]
+import pyarrow as pa
 import pytest
 from flightsql_clients import basic, pack
 from pyarrow import flight
 
 from meshgate.errors import SourceUnavailable
-from meshgate.server.errors import client_error
+from meshgate.server.errors import InvalidArgument, NotFound, client_error
 from meshgate.server.proto import flight_sql_pb2 as pb
 
 GET_FLIGHT_INFO = "/arrow.flight.protocol.FlightService/GetFlightInfo"
@@ -111,3 +112,40 @@ def test_unexpected_errors_become_internal_with_an_id_that_is_logged(
 
 def test_meshgate_statuses_map_to_flight_errors() -> None:
     assert isinstance(client_error(SourceUnavailable("hr is down")), flight.FlightUnavailableError)
+
+
+class _Raising(flight.FlightServerBase):  # type: ignore[misc]
+    """A bare pyarrow server raising what the action names: the measurement behind errors.py."""
+
+    RAISE: dict[str, Callable[[], Exception]] = {
+        "ArrowInvalid": lambda: pa.ArrowInvalid("bad input"),
+        "KeyError": lambda: KeyError("bad input"),
+        "InvalidArgument": lambda: InvalidArgument("bad input"),
+        "NotFound": lambda: NotFound("bad input"),
+        "FlightUnavailableError": lambda: flight.FlightUnavailableError("bad input"),
+    }
+
+    def do_action(self, context: flight.ServerCallContext, action: flight.Action) -> None:
+        raise self.RAISE[action.type]()
+
+
+@pytest.mark.parametrize(("raised", "code", "traceback"), [
+    ("ArrowInvalid", grpc.StatusCode.INVALID_ARGUMENT, True),
+    ("KeyError", grpc.StatusCode.NOT_FOUND, True),
+    ("InvalidArgument", grpc.StatusCode.INVALID_ARGUMENT, False),
+    ("NotFound", grpc.StatusCode.NOT_FOUND, False),
+    ("FlightUnavailableError", grpc.StatusCode.UNAVAILABLE, False),
+])
+def test_what_pyarrow_puts_in_the_grpc_status(raised: str, code: grpc.StatusCode,
+                                              traceback: bool) -> None:
+    with _Raising("grpc://127.0.0.1:0") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call = channel.unary_stream("/arrow.flight.protocol.FlightService/DoAction",
+                                    request_serializer=lambda b: b,
+                                    response_deserializer=lambda b: b)
+        action = b"\x0a" + _varint(len(raised)) + raised.encode()  # Action{type=raised}
+        with pytest.raises(grpc.RpcError) as caught:
+            list(call(action))
+    assert caught.value.code() == code
+    assert caught.value.details().startswith("bad input") or raised == "KeyError"
+    assert ("Traceback (most recent call last)" in caught.value.details()) == traceback
