@@ -289,3 +289,16 @@ def _varint(value: int) -> bytes:
         out.append(bits | (0x80 if value else 0))
         if not value:
             return bytes(out)
+
+
+def test_adbc_execute_schema_and_partitions(adbc_analyst: adbc.Connection) -> None:
+    sql = "SELECT order_id, amount FROM sales.orders WHERE order_id <= 5"
+    with adbc_analyst.cursor() as cursor:
+        schema = cursor.adbc_execute_schema(sql)
+        partitions, partition_schema = cursor.adbc_execute_partitions(sql)
+        assert schema.equals(partition_schema)
+        assert len(partitions) == 1
+        cursor.adbc_read_partition(partitions[0])
+        table = cursor.fetch_arrow_table()
+    assert table.schema.equals(schema)
+    assert table.column("order_id").to_pylist() == [1, 2, 3, 4, 5]
