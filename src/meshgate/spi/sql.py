@@ -14,7 +14,7 @@ import abc
 import collections
 import itertools
 import threading
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -208,9 +208,10 @@ class SqlConnector(Connector):
     @abc.abstractmethod
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema
-    ) -> Generator[pa.RecordBatch, None, None]:
-        """Run `sql` lazily and yield its batches; a `finally` must cancel and release the
-        source's work (it runs when the caller closes the reader)."""
+    ) -> Iterator[pa.RecordBatch]:
+        """Run `sql` and yield its batches, best as a generator whose `finally` cancels and
+        releases the source's work: `execute` pulls the first batch at once (so errors surface
+        there) and closes the iterator when the caller closes the reader."""
 
     def _collated_columns(self, table: SourceTable) -> frozenset[str]:
         """Text columns of `table` declared with a collation other than byte order."""
@@ -510,10 +511,10 @@ class SqlConnector(Connector):
             # as SourceUnavailable, instead of as Arrow errors on the first read.
             first = next(batches, None)
         except self.driver_errors as error:
-            batches.close()
+            _close(batches)
             raise self._failed(error) from error
         except BaseException:
-            batches.close()
+            _close(batches)
             raise
         inner = pa.RecordBatchReader.from_batches(
             handle.schema, self._cast_batches(first, batches, handle.schema)
@@ -526,7 +527,7 @@ class SqlConnector(Connector):
     def _cast_batches(
         self,
         first: pa.RecordBatch | None,
-        rest: Generator[pa.RecordBatch, None, None],
+        rest: Iterator[pa.RecordBatch],
         schema: pa.Schema,
     ) -> Iterator[pa.RecordBatch]:
         try:
@@ -540,7 +541,7 @@ class SqlConnector(Connector):
         except self.driver_errors as error:
             raise self._failed(error) from error
         finally:
-            rest.close()
+            _close(rest)
 
     def _failed(self, error: BaseException) -> SourceUnavailable:
         return SourceUnavailable(
@@ -580,6 +581,11 @@ class SqlConnector(Connector):
         rewritten = select.transform(compare_bytes, copy=True)
         assert isinstance(rewritten, exp.Select)
         return rewritten
+
+    def table_columns_cached(self, table: SourceTable) -> list[SourceColumn]:
+        """`table_columns`, remembered for the life of the connector (sources' schemas are
+        fixed while a deployment runs; `meshgate check` reports drift)."""
+        return self._cached_columns(table)
 
     def _cached_columns(self, table: SourceTable) -> list[SourceColumn]:
         with self._columns_lock:
@@ -631,6 +637,13 @@ class SqlConnector(Connector):
         except duckdb.Error:
             return True
         return any(pa.types.is_string(t) or pa.types.is_binary(t) for t in types)
+
+
+def _close(batches: Iterator[pa.RecordBatch]) -> None:
+    """Stop a driver's batch iterator now (generators run their `finally`)."""
+    close = getattr(batches, "close", None)
+    if callable(close):
+        close()
 
 
 def on_filter_path(node: exp.Expr) -> bool:
