@@ -9,6 +9,7 @@ from flightsql_clients import Session
 
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.server.sqlinfo import SCHEMA
+from meshgate.service import QueryService
 
 # Every key the Flight SQL JDBC driver (18.x) reads; a missing one is an NPE in DBeaver.
 JDBC_KEYS = (
@@ -154,3 +155,18 @@ def test_adbc_refuses_transactions_cleanly(uri: str) -> None:
     with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
                       autocommit=True) as conn, pytest.raises(adbc.Error, match="transaction"):
         conn.adbc_connection.set_autocommit(False)
+
+
+UNARY = {"ABS", "CEIL", "CEILING", "EXP", "FLOOR", "LN", "SIGN", "SQRT",
+         "LENGTH", "LOWER", "UPPER", "TRIM", "LTRIM", "RTRIM"}
+
+
+@pytest.mark.parametrize(("key", "argument"), [(pb.SQL_NUMERIC_FUNCTIONS, "2.5"),
+                                               (pb.SQL_STRING_FUNCTIONS, "'abc'")])
+def test_advertised_functions_pass_the_query_gate(analyst: Session, service: QueryService,
+                                                  key: int, argument: str) -> None:
+    _, table = analyst.fetch(pb.CommandGetSqlInfo(info=[key]))
+    functions = set(table.column("value")[0].as_py())
+    assert functions & UNARY
+    for name in sorted(functions & UNARY):
+        service.prepare(f"SELECT {name}({argument}) AS x", service.principal("analyst"))

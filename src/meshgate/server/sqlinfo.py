@@ -13,6 +13,7 @@ from importlib import metadata
 import pyarrow as pa
 
 from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.sql.functions import ALLOWED_FUNCTION_CLASSES, ALLOWED_FUNCTION_NAMES
 
 STRING, BOOL, BIGINT, INT32, STRING_LIST, INT32_MAP = range(6)
 
@@ -69,6 +70,16 @@ _DATETIME_FUNCTIONS = [
     "CURRENT_DATE", "CURRENT_TIMESTAMP", "DATE_PART", "DATE_TRUNC", "EXTRACT", "NOW",
 ]
 
+
+
+def _allowed(candidates: list[str]) -> list[str]:
+    """The candidates the query gate lets through, so clients are never offered a refusal."""
+    allowed = {name.upper() for name in ALLOWED_FUNCTION_NAMES}
+    for cls in ALLOWED_FUNCTION_CLASSES:
+        allowed.update(name.upper() for name in cls.sql_names())
+    return [name for name in candidates if name in allowed]
+
+
 _CONVERTIBLE = [
     pb.SQL_CONVERT_BIGINT, pb.SQL_CONVERT_BIT, pb.SQL_CONVERT_CHAR, pb.SQL_CONVERT_DECIMAL,
     pb.SQL_CONVERT_FLOAT, pb.SQL_CONVERT_INTEGER, pb.SQL_CONVERT_NUMERIC, pb.SQL_CONVERT_REAL,
@@ -103,10 +114,10 @@ def _standard_info() -> dict[int, tuple[int, Value]]:
         pb.SQL_ALL_TABLES_ARE_SELECTABLE: (BOOL, True),
         pb.SQL_NULL_ORDERING: (BIGINT, pb.SQL_NULLS_SORTED_AT_END),
         pb.SQL_KEYWORDS: (STRING_LIST, _KEYWORDS),
-        pb.SQL_NUMERIC_FUNCTIONS: (STRING_LIST, _NUMERIC_FUNCTIONS),
-        pb.SQL_STRING_FUNCTIONS: (STRING_LIST, _STRING_FUNCTIONS),
-        pb.SQL_SYSTEM_FUNCTIONS: (STRING_LIST, _SYSTEM_FUNCTIONS),
-        pb.SQL_DATETIME_FUNCTIONS: (STRING_LIST, _DATETIME_FUNCTIONS),
+        pb.SQL_NUMERIC_FUNCTIONS: (STRING_LIST, _allowed(_NUMERIC_FUNCTIONS)),
+        pb.SQL_STRING_FUNCTIONS: (STRING_LIST, _allowed(_STRING_FUNCTIONS)),
+        pb.SQL_SYSTEM_FUNCTIONS: (STRING_LIST, _allowed(_SYSTEM_FUNCTIONS)),
+        pb.SQL_DATETIME_FUNCTIONS: (STRING_LIST, _allowed(_DATETIME_FUNCTIONS)),
         pb.SQL_SEARCH_STRING_ESCAPE: (STRING, "\\"),
         pb.SQL_EXTRA_NAME_CHARACTERS: (STRING, ""),
         pb.SQL_SUPPORTS_COLUMN_ALIASING: (BOOL, True),
