@@ -3,9 +3,13 @@
 Handles are canonical-dialect (DuckDB) SELECTs over the source's physical tables, each aliased
 as in the handle's inputs. The base negotiates every `apply_*` against the connector's declared
 `Capabilities`, proves each candidate by describing it with DuckDB (`engine_schema`) and by
-generating it in the source dialect, and streams results cast to the engine schema. A concrete
-connector supplies the driver: `_stream`, `table_columns`, `check`, and optionally the hooks
-`_physical_select`, `_renders_node`, `_conjunct_support`.
+generating it in the source dialect, and streams results cast to the engine schema.
+
+A concrete connector supplies `capabilities`, `table_columns`, `check` and the driver's
+`_stream(sql, parameters, schema)`; optional strategy hooks: `_renders_node` (veto one node,
+e.g. dynamically typed columns), `_conjunct_support` (INEXACT answers), `_physical_select`
+(the SELECT as the source must receive it), `_collated_columns` + `binary_collation` (compare
+collated text by bytes), `driver_errors` (reported as SourceUnavailable).
 """
 
 from __future__ import annotations
