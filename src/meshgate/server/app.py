@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError, Message
 from pyarrow import flight
 
 from meshgate.errors import MeshgateError, Status
+from meshgate.principal import Principal
 from meshgate.server import metadata
 from meshgate.server.auth import AuthMiddlewareFactory, CallCredential, NoopAuthHandler, TokenStore
 from meshgate.server.errors import at_boundary, guarded
@@ -34,10 +35,14 @@ _WRITE_COMMANDS = (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate)
 
 
 class BadRequestError(MeshgateError):
+    """A request that is not well-formed Flight SQL."""
+
     status = Status.INVALID_ARGUMENT
 
 
 class UnsupportedCommandError(MeshgateError):
+    """A Flight SQL command or action meshgate does not offer (clients read "feature absent")."""
+
     status = Status.UNIMPLEMENTED
 
 
@@ -189,7 +194,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         table = self._metadata_table(principal, command)
         return flight.RecordBatchStream(table.combine_chunks())
 
-    def _metadata_table(self, principal: Any, command: Message) -> pa.Table:
+    def _metadata_table(self, principal: Principal, command: Message) -> pa.Table:
         view = self.service.view(principal)
         if isinstance(command, pb.CommandGetSqlInfo):
             return sql_info_table(list(command.info))
