@@ -2,6 +2,8 @@
 
 `meshgate.domains`, `meshgate.products` and `meshgate.columns` are built per query from the
 caller's `CatalogView`, so an ungranted product is absent here exactly as in GetTables.
+Columns are declared nullable because query results are (a merge does not keep NOT NULL),
+and metadata must describe what a `SELECT *` returns.
 """
 
 from __future__ import annotations
@@ -15,33 +17,33 @@ SYSTEM_SCHEMA = "meshgate"
 
 DOMAINS = pa.schema(
     [
-        pa.field("domain", pa.string(), False),
-        pa.field("owner", pa.string(), False),
-        pa.field("description", pa.string(), False),
-        pa.field("products", pa.int64(), False),
+        pa.field("domain", pa.string()),
+        pa.field("owner", pa.string()),
+        pa.field("description", pa.string()),
+        pa.field("products", pa.int64()),
     ]
 )
 PRODUCTS = pa.schema(
     [
-        pa.field("domain", pa.string(), False),
-        pa.field("product", pa.string(), False),
-        pa.field("description", pa.string(), False),
-        pa.field("owner", pa.string(), False),
-        pa.field("version", pa.string(), False),
-        pa.field("tags", pa.list_(pa.string()), False),
-        pa.field("kind", pa.string(), False),
+        pa.field("domain", pa.string()),
+        pa.field("product", pa.string()),
+        pa.field("description", pa.string()),
+        pa.field("owner", pa.string()),
+        pa.field("version", pa.string()),
+        pa.field("tags", pa.list_(pa.string())),
+        pa.field("kind", pa.string()),
     ]
 )
 COLUMNS = pa.schema(
     [
-        pa.field("domain", pa.string(), False),
-        pa.field("product", pa.string(), False),
-        pa.field("column_name", pa.string(), False),
-        pa.field("ordinal", pa.int32(), False),
-        pa.field("data_type", pa.string(), False),
-        pa.field("nullable", pa.bool_(), False),
-        pa.field("classification", pa.string(), True),
-        pa.field("description", pa.string(), False),
+        pa.field("domain", pa.string()),
+        pa.field("product", pa.string()),
+        pa.field("column_name", pa.string()),
+        pa.field("ordinal", pa.int32()),
+        pa.field("data_type", pa.string()),
+        pa.field("nullable", pa.bool_()),
+        pa.field("classification", pa.string()),
+        pa.field("description", pa.string()),
     ]
 )
 
