@@ -44,6 +44,13 @@ CAPABILITIES = Capabilities(
 )
 
 
+# The file is the only thing this connection may read: no other files, no Python objects.
+SANDBOX: dict[str, str | bool | int | float | list[str]] = {
+    "python_enable_replacements": False,
+    "enable_external_access": False,
+}
+
+
 class DuckDBConnector(SqlConnector):
     """Reads tables of a `.duckdb` file (option `path`), opened read-only."""
 
@@ -131,7 +138,9 @@ class DuckDBConnector(SqlConnector):
                         "against the configuration directory)"
                     )
                 try:
-                    self._connection = duckdb.connect(str(self.path), read_only=True)
+                    self._connection = duckdb.connect(
+                        str(self.path), read_only=True, config=SANDBOX
+                    )
                 except duckdb.Error as error:
                     raise self._unavailable(error) from error
             return self._connection.cursor()

@@ -29,6 +29,7 @@ from meshgate.spi import (
     SourceColumn,
     SourceTable,
 )
+from meshgate.spi.engine import sandboxed_duckdb
 from meshgate.spi.sql import CANONICAL_AGGREGATES, CANONICAL_EXPRESSIONS, SqlConnector
 from meshgate.types import sql_type_name, wire_type
 
@@ -167,7 +168,8 @@ class FilesConnector(SqlConnector):
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             if self._connection is None:
-                self._connection = duckdb.connect(":memory:")
+                # Reads only the files this source names; never Python objects by name.
+                self._connection = sandboxed_duckdb(external_access=True)
             return self._connection.cursor()
 
     def _unreadable(self, table: SourceTable, error: BaseException) -> SourceUnavailable:

@@ -17,6 +17,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import CANONICAL_DIALECT, ScanInput
+from meshgate.spi.engine import sandboxed_duckdb
 from meshgate.types import wire_schema
 
 _EMPTY_PREFIX = "__meshgate_input_"
@@ -71,6 +72,6 @@ def _connection() -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB per thread: describing is frequent and must not share cursors."""
     connection: duckdb.DuckDBPyConnection | None = getattr(_local, "connection", None)
     if connection is None:
-        connection = duckdb.connect(":memory:")
+        connection = sandboxed_duckdb(threads=1)
         _local.connection = connection
     return connection
