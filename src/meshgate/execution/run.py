@@ -81,7 +81,15 @@ def _stream(
     try:
         if plan.residual_sql is None:
             (only,) = prefetches
-            yield from cast_batches(only.batches(), plan.schema)
+            try:
+                yield from cast_batches(only.batches(), plan.schema)
+            except (MeshgateError, GeneratorExit):
+                raise
+            except Exception:
+                source_error = first_source_error(prefetches)
+                if source_error is None:
+                    raise
+                raise source_error from None
             return
         connection = sandboxed_duckdb()
         for prefetch in prefetches:
