@@ -113,21 +113,24 @@ class PostgresConnector(SqlConnector):
         )
 
     def _physical_select(self, select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
-        """Read columns without an exact Arrow type (inet, money, ranges) as their text."""
+        """The SELECT PostgreSQL receives: parameters as `$n` (bound by the driver, never
+        spliced), and columns without an exact Arrow type (inet, money, ranges) as text."""
         as_text = {
             (item.alias, name)
             for item in inputs
             for name in self._text_columns_of(item.table)
         }
-        if not as_text:
-            return select
+        positional = iter(range(1, 1 << 16))
 
-        def to_text(node: exp.Expr) -> exp.Expr:
+        def rewrite(node: exp.Expr) -> exp.Expr:
             if isinstance(node, exp.Column) and (node.table, node.name) in as_text:
                 return exp.cast(node.copy(), exp.DataType.build("TEXT"))
+            if isinstance(node, exp.Placeholder):
+                number = node.name if node.name.isdigit() else str(next(positional))
+                return exp.Parameter(this=exp.Literal.number(number))
             return node
 
-        transformed = select.transform(to_text, copy=True)
+        transformed = select.transform(rewrite, copy=True)
         assert isinstance(transformed, exp.Select)
         return transformed
 

@@ -11,6 +11,7 @@ connection to the pool.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from .pool import ConnectionPool, unavailable
 from .typemap import BoundaryCast
 
 QUERY_CANCELED = "57014"
+CANCEL_DRAIN_SECONDS = 2.0
 
 
 def stream_batches(
@@ -60,16 +62,36 @@ def stream_batches(
                 raise source_error(pool, exc, "streaming rows") from None
             yield cast.apply(batch)
     finally:
-        if cursor is not None and not (finished or failed):
-            try:
-                cursor.adbc_cancel()
-            except adbc_driver_manager.Error:
-                failed = True
+        if cursor is not None and source is not None and not (finished or failed):
+            failed = not _cancel(cursor, source)
         if source is not None:
             source.close()
         if cursor is not None:
             cursor.close()
         pool.release(conn, healthy=not failed)
+
+
+def _cancel(cursor: Any, source: pa.RecordBatchReader) -> bool:
+    """Cancel the running statement; True if the connection is clean for the next query.
+
+    A backend blocked writing COPY data to a client that stopped reading only notices the
+    cancel once it can write again, so the rest of the stream is drained (a socket buffer
+    and a batch, then the cancel error arrives). If that takes too long the connection is
+    dropped instead, which ends the backend's query just as surely.
+    """
+    try:
+        cursor.adbc_cancel()
+    except adbc_driver_manager.Error:
+        return False
+    deadline = time.monotonic() + CANCEL_DRAIN_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            source.read_next_batch()
+        except StopIteration:
+            return True
+        except (adbc_driver_manager.Error, OSError):
+            return True
+    return False
 
 
 def _connection_survives(exc: BaseException) -> bool:

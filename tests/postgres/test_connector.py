@@ -1,0 +1,375 @@
+"""The PostgreSQL connector against a real PostgreSQL: types, streaming, parameters, cancel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as pg
+import pyarrow as pa
+import pytest
+from meshgate_postgres import PostgresConnector
+from sqlglot import exp, parse_one
+
+from meshgate.errors import QueryCancelled, SourceUnavailable
+from meshgate.spi import ConnectorContext, JoinKind, PushedQuery, SourceTable
+
+pytestmark = pytest.mark.postgres
+
+
+def run_sql(dsn: str, *statements: str) -> None:
+    with pg.connect(dsn, autocommit=True) as conn, conn.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def query_rows(dsn: str, sql: str) -> list[tuple[Any, ...]]:
+    with pg.connect(dsn, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+
+
+def connector(dsn: str, **options: Any) -> PostgresConnector:
+    return PostgresConnector(ConnectorContext("warehouse", {"dsn": dsn, **options}, Path(".")))
+
+
+@pytest.fixture
+def source(pg_database: str) -> Iterator[PostgresConnector]:
+    run_sql(
+        pg_database,
+        """CREATE TABLE typed (
+            id int PRIMARY KEY, amount numeric(15,2), wide numeric(38,10), huge numeric(60,4),
+            free numeric, hundreds numeric(5,-2), tiny numeric(3,5), ts timestamptz,
+            plain timestamp, day date, span interval, flag boolean, label text, raw bytea,
+            ints int[], prices numeric(6,2)[], address inet, big bigint, ratio float8)""",
+        """INSERT INTO typed VALUES
+            (1, 12345678901.99, 1234567890123456789012345678.0123456789,
+             12345678901234567890123456789012.1234, 1.23456789012345,
+             1234500, 0.00123, '2024-03-10 23:30:00-05', '2024-03-10 23:30:00', '2024-02-29',
+             '1 month 2 days 00:00:03.5', true, 'héllo ✓', '\\x00ff', '{1,NULL,3}',
+             '{1.50,2.25}', '10.1.2.3', 9007199254740993, 0.5),
+            (2, -0.01, -0.0000000001, -1.0001, -123456789.9876543216, -100, -0.00001,
+             NULL, NULL, '0001-01-01', '-3 hours', false, '', '', '{}', '{}', NULL, -1, -2.5),
+            (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+             NULL, NULL, NULL, NULL, NULL)""",
+    )
+    conn = connector(pg_database)
+    yield conn
+    conn.close()
+
+
+def scan(conn: PostgresConnector, table: str = "typed", alias: str = "t") -> PushedQuery:
+    source_table = SourceTable("public", table)
+    return conn.scan(source_table, alias, conn.table_columns(source_table))
+
+
+def test_column_types_map_postgres_types_to_arrow(source: PostgresConnector) -> None:
+    types = {c.name: c.type for c in source.table_columns(SourceTable("public", "typed"))}
+    assert types == {
+        "id": pa.int32(),
+        "amount": pa.decimal128(15, 2),
+        "wide": pa.decimal128(38, 10),
+        "huge": pa.decimal128(38, 4),
+        "free": pa.decimal128(38, 9),
+        "hundreds": pa.decimal128(7, 0),
+        "tiny": pa.decimal128(5, 5),
+        "ts": pa.timestamp("us", tz="UTC"),
+        "plain": pa.timestamp("us"),
+        "day": pa.date32(),
+        "span": pa.month_day_nano_interval(),
+        "flag": pa.bool_(),
+        "label": pa.string(),
+        "raw": pa.binary(),
+        "ints": pa.list_(pa.int32()),
+        "prices": pa.list_(pa.decimal128(6, 2)),
+        "address": pa.string(),
+        "big": pa.int64(),
+        "ratio": pa.float64(),
+    }
+    nullable = {c.name: c.nullable for c in source.table_columns(SourceTable("public", "typed"))}
+    assert nullable["id"] is False
+    assert nullable["amount"] is True
+
+
+def test_values_round_trip_exactly(source: PostgresConnector) -> None:
+    handle = scan(source)
+    table = source.execute(handle).read_all()
+    assert table.schema == handle.schema
+    first, second, third = table.sort_by("id").to_pylist()
+    assert first["amount"] == Decimal("12345678901.99")
+    assert first["wide"] == Decimal("1234567890123456789012345678.0123456789")
+    assert first["huge"] == Decimal("12345678901234567890123456789012.1234")
+    assert first["free"] == Decimal("1.234567890")  # unconstrained -> (38, 9), rounded there
+    assert first["hundreds"] == Decimal("1234500")
+    assert first["tiny"] == Decimal("0.00123")
+    assert first["ts"] == dt.datetime(2024, 3, 11, 4, 30, tzinfo=dt.UTC)
+    assert first["plain"] == dt.datetime(2024, 3, 10, 23, 30)
+    assert first["day"] == dt.date(2024, 2, 29)
+    assert first["span"] == pa.MonthDayNano([1, 2, 3_500_000_000])
+    assert first["flag"] is True
+    assert first["label"] == "héllo ✓"
+    assert first["raw"] == b"\x00\xff"
+    assert first["ints"] == [1, None, 3]
+    assert first["prices"] == [Decimal("1.50"), Decimal("2.25")]
+    assert first["address"] == "10.1.2.3/32"
+    assert first["big"] == 9007199254740993
+    assert second["amount"] == Decimal("-0.01")
+    assert second["wide"] == Decimal("-0.0000000001")
+    assert second["free"] == Decimal("-123456789.987654322")  # rounded half away from zero
+    assert second["hundreds"] == Decimal("-100")
+    assert second["tiny"] == Decimal("-0.00001")
+    assert second["day"] == dt.date(1, 1, 1)
+    assert second["span"] == pa.MonthDayNano([0, 0, -3 * 3600 * 10**9])
+    assert second["label"] == ""
+    assert second["ints"] == []
+    assert all(value is None for key, value in third.items() if key != "id")
+
+
+def test_decimal_columns_are_rounded_by_postgres_and_parsed_as_text(
+    source: PostgresConnector,
+) -> None:
+    sql = source.render(scan(source))
+    assert 'CAST(CAST(q.c1 AS NUMERIC(15,2)) AS TEXT) AS "amount"' in sql
+    assert 'q.c0 AS "id"' in sql
+
+
+def test_aggregates_are_pushed_and_typed_like_duckdb(source: PostgresConnector) -> None:
+    handle = scan(source)
+    total = parse_one("SUM(t.amount) AS total", read="duckdb")
+    count = parse_one("COUNT(*) AS n", read="duckdb")
+    pushed = source.apply_aggregation(handle, [], [total, count])
+    assert pushed is not None
+    assert "SUM(" in source.render(pushed)
+    rows = source.execute(pushed).read_all()
+    assert rows.schema.field("total").type == pa.decimal128(38, 2)
+    assert rows.to_pylist() == [{"total": Decimal("12345678901.98"), "n": 3}]
+
+
+def test_stream_arrives_in_batches_not_all_at_once(pg_database: str) -> None:
+    run_sql(
+        pg_database,
+        "CREATE TABLE numbers AS SELECT g AS n, (g / 100.0)::numeric(12,2) AS price "
+        "FROM generate_series(1, 3000000) AS g",
+    )
+    conn = connector(pg_database)
+    reader = conn.execute(scan(conn, "numbers", "x"))
+    sizes = [batch.num_rows for batch in reader]
+    conn.close()
+    assert sum(sizes) == 3_000_000
+    assert len(sizes) > 1
+    assert max(sizes) < 3_000_000
+
+
+def test_parameters_are_bound_never_spliced(source: PostgresConnector) -> None:
+    handle = scan(source)
+    attack = "x' OR '1'='1"
+    select = handle.select.copy().where(
+        exp.EQ(this=exp.column("label", table="t"), expression=exp.Placeholder(this="1"))
+    )
+    filtered = PushedQuery(select=select, schema=handle.schema, inputs=handle.inputs)
+    sql = source.render(filtered)
+    assert "$1" in sql
+    assert attack not in sql
+    assert source.execute(filtered, [attack]).read_all().num_rows == 0
+    found = source.execute(filtered, ["héllo ✓"]).read_all()
+    assert found.column("id").to_pylist() == [1]
+    assert query_rows(source.pool.dsn, "SELECT count(*) FROM typed") == [(3,)]
+
+
+def test_sessions_are_read_only(source: PostgresConnector) -> None:
+    with source.pool.connection() as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT current_setting('transaction_read_only')")
+        assert cursor.fetchall() == [("on",)]
+
+
+def _running(dsn: str, marker: str) -> list[str]:
+    rows = query_rows(
+        dsn,
+        "SELECT state FROM pg_stat_activity WHERE query ILIKE '%" + marker + "%' "
+        "AND pid <> pg_backend_pid() AND datname = current_database()",
+    )
+    return [str(state) for (state,) in rows if state == "active"]
+
+
+def _wait_until_idle(dsn: str, marker: str, seconds: float) -> float:
+    start = time.perf_counter()
+    while _running(dsn, marker):
+        if time.perf_counter() - start > seconds:
+            pytest.fail(f"the query {marker} still runs on the server {seconds}s after close")
+        time.sleep(0.05)
+    return time.perf_counter() - start
+
+
+def _raw(conn: PostgresConnector, sql: str, schema: pa.Schema) -> PushedQuery:
+    """A handle whose SELECT is `sql` (for server-side behaviour the planner never builds)."""
+    select = parse_one(sql, read="postgres")
+    assert isinstance(select, exp.Select)
+    return PushedQuery(select=select, schema=schema, inputs=())
+
+
+def test_closing_the_reader_cancels_a_huge_scan(pg_database: str) -> None:
+    conn = connector(pg_database, pool_size=1)
+    marker = "cancel_marker_scan"
+    handle = _raw(
+        conn,
+        # In the select list the set-returning function streams (in FROM it would materialise).
+        f"SELECT generate_series(1, 10000000000) AS {marker}",
+        pa.schema([(marker, pa.int64())]),
+    )
+    reader = conn.execute(handle)
+    assert reader.read_next_batch().num_rows > 0
+    assert _running(pg_database, marker)
+    started = time.perf_counter()
+    reader.close()
+    _wait_until_idle(pg_database, marker, 5)
+    assert time.perf_counter() - started < 5
+    # The one pooled connection survived the cancel and serves the next query.
+    again = conn.execute(_raw(conn, "SELECT 1 AS one", pa.schema([("one", pa.int32())])))
+    assert again.read_all().to_pylist() == [{"one": 1}]
+    conn.close()
+
+
+def test_closing_the_reader_cancels_a_sleeping_statement(pg_database: str) -> None:
+    """The server sleeps 60 s after the first batch; closing must not wait for it."""
+    conn = connector(pg_database)
+    marker = "cancel_marker_sleep"
+    handle = _raw(
+        conn,
+        f"SELECT g AS {marker}, pg_sleep(CASE WHEN g = 2500000 THEN 60 ELSE 0 END) AS z "
+        "FROM generate_series(1, 3000000) AS g",
+        pa.schema([(marker, pa.int64()), ("z", pa.string())]),
+    )
+    reader = conn.execute(handle)
+    reader.read_next_batch()
+    time.sleep(0.5)
+    assert _running(pg_database, marker)
+    started = time.perf_counter()
+    reader.close()
+    _wait_until_idle(pg_database, marker, 5)
+    assert time.perf_counter() - started < 5
+    conn.close()
+
+
+def test_cancel_from_another_thread_reports_cancelled(pg_database: str) -> None:
+    """pg_cancel_backend (an operator, or the server's deadline) surfaces as QueryCancelled."""
+    conn = connector(pg_database, pool_size=1)
+    handle = _raw(conn, "SELECT pg_sleep(30) AS z", pa.schema([("z", pa.string())]))
+
+    def cancel_soon() -> None:
+        time.sleep(1)
+        run_sql(
+            pg_database,
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+            "WHERE query ILIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid() "
+            "AND datname = current_database()",
+        )
+
+    canceller = threading.Thread(target=cancel_soon)
+    canceller.start()
+    started = time.perf_counter()
+    with pytest.raises(QueryCancelled):
+        conn.execute(handle).read_all()
+    canceller.join()
+    assert time.perf_counter() - started < 10
+    conn.close()
+
+
+def test_joins_and_filters_push_down_as_one_query(pg_database: str) -> None:
+    run_sql(
+        pg_database,
+        "CREATE TABLE customers (id int PRIMARY KEY, name text)",
+        "CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric(10,2))",
+        "INSERT INTO customers VALUES (1, 'ada'), (2, 'bob')",
+        "INSERT INTO orders VALUES (10, 1, 5.50), (11, 1, 4.50), (12, 3, 1.00)",
+    )
+    conn = connector(pg_database)
+    customers = scan(conn, "customers", "c")
+    orders = conn.apply_projection(
+        scan(conn, "orders", "o"),
+        [parse_one(e, read="duckdb") for e in ("o.id AS order_id", "o.customer", "o.total")],
+    )
+    assert orders is not None
+    condition = parse_one("o.customer = c.id", read="duckdb")
+    joined = conn.apply_join(customers, orders, JoinKind.LEFT, condition)
+    assert joined is not None
+    filtered = conn.apply_filter(joined, [parse_one("c.name <> 'zed'", read="duckdb")])
+    assert filtered is not None
+    sql = conn.render(filtered.handle)
+    assert "LEFT JOIN" in sql
+    rows = conn.execute(filtered.handle).read_all().sort_by([("order_id", "ascending")])
+    assert rows.to_pylist() == [
+        {"id": 1, "name": "ada", "order_id": 10, "customer": 1, "total": Decimal("5.50")},
+        {"id": 1, "name": "ada", "order_id": 11, "customer": 1, "total": Decimal("4.50")},
+        {"id": 2, "name": "bob", "order_id": None, "customer": None, "total": None},
+    ]
+    conn.close()
+
+
+def test_division_by_a_column_is_not_pushed(source: PostgresConnector) -> None:
+    handle = scan(source)
+    by_column = parse_one("t.big / t.id > 1", read="duckdb")
+    by_literal = parse_one("t.big / 2 > 1", read="duckdb")
+    answer = source.apply_filter(handle, [by_column, by_literal])
+    assert answer is not None
+    assert [s.value for s in answer.support] == ["unsupported", "exact"]
+    assert "DOUBLE PRECISION" in source.render(answer.handle)
+
+
+def test_text_ordering_follows_the_database_collation(pg_server_dsn: str) -> None:
+    name = f"meshgate_test_collation_{int(time.time() * 1000) % 10**9}"
+    run_sql(pg_server_dsn, f"CREATE DATABASE {name} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(pg_server_dsn)
+        dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+        conn = connector(dsn)
+        conn.check()
+        assert conn.capabilities.text_ordering_matches_engine is True
+        conn.close()
+    finally:
+        run_sql(pg_server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_text_range_filters_stay_local_without_bytewise_collation(
+    source: PostgresConnector,
+) -> None:
+    source._bytewise = False  # as if the database collated with en_US: decided at check time
+    handle = scan(source)
+    answer = source.apply_filter(
+        handle, [parse_one("t.label > 'a'", read="duckdb"), parse_one("t.id > 1", read="duckdb")]
+    )
+    assert answer is not None
+    assert [s.value for s in answer.support] == ["unsupported", "exact"]
+    order = parse_one("SELECT 1 ORDER BY t.label", read="duckdb").args["order"].expressions
+    assert source.apply_topn(handle, order, 1) is None
+
+
+def test_source_down_is_unavailable_with_a_helpful_message() -> None:
+    conn = connector("postgresql://meshgate:s3cret-pw@127.0.0.1:1/sales")
+    with pytest.raises(SourceUnavailable) as raised:
+        conn.check()
+    message = raised.value.message
+    assert "127.0.0.1:1/sales" in message
+    assert "meshgate" in message
+    assert "s3cret-pw" not in message
+    assert "check that the server runs" in message
+
+
+def test_missing_database_is_unavailable_naming_it(pg_server_dsn: str) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(pg_server_dsn)
+    dsn = urlunsplit((parts.scheme, parts.netloc, "/no_such_database_here", "", ""))
+    with pytest.raises(SourceUnavailable, match="no_such_database_here"):
+        connector(dsn).check()
+
+
+def test_missing_table_is_reported(source: PostgresConnector) -> None:
+    with pytest.raises(SourceUnavailable, match=r"no table 'public\.nope'"):
+        source.table_columns(SourceTable("public", "nope"))
