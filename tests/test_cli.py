@@ -154,7 +154,19 @@ def test_check_passes_on_the_demo(demo_dir: Path) -> None:
     for source in ("sales_db (duckdb)", "hr_db (sqlite)", "finance_lake (files)"):
         assert f"source {source}: reachable" in result.stdout
     assert "product sales.customers: matches sales_db.customer_master" in result.stdout
+    assert "product finance.revenue_by_region: SQL definition plans" in result.stdout
     assert result.stdout.endswith("\nok\n")
+
+
+def test_check_plans_products_defined_by_sql(demo_dir: Path, tmp_path: Path) -> None:
+    mesh = copy_mesh(demo_dir, tmp_path / "mesh")
+    edit_yaml(mesh / "finance.yaml", ("products", 2, "query"),
+              "SELECT region, count(*) AS order_count, sum(amount) AS revenue "
+              "FROM sales.invoices GROUP BY region")
+    result = meshgate("check", "--config", str(mesh))
+    assert result.returncode == 1
+    assert ("product finance.revenue_by_region: its SQL definition does not plan: "
+            "data product 'sales.invoices' does not exist") in result.stdout
 
 
 def test_query_prints_a_table_with_exact_row_count(demo_dir: Path) -> None:

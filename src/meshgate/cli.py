@@ -8,6 +8,7 @@ expects print `error: <message>` and exit 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import getpass
 import signal
@@ -21,10 +22,11 @@ from types import FrameType
 import pyarrow as pa
 
 from meshgate.catalog.catalog import Catalog, DataProduct, TableDefinition
+from meshgate.catalog.config import RoleConfig
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.demo.generate import demo_config_dir, ensure_demo_data
 from meshgate.errors import MeshgateError
-from meshgate.principal import hash_password
+from meshgate.principal import Principal, hash_password
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.service import QueryService
 from meshgate.spi import Connector, ConnectorContext, SourceColumn
@@ -216,7 +218,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def check_mesh(definition: MeshDefinition, catalog: Catalog) -> list[Finding]:
-    """Connect to every source, then compare each mapped product with its source table."""
+    """Connect to every source, compare each mapped product with its source table, and plan
+    each product defined by SQL."""
     findings: list[Finding] = []
     connectors: dict[str, Connector] = {}
     try:
@@ -232,9 +235,13 @@ def check_mesh(definition: MeshDefinition, catalog: Catalog) -> list[Finding]:
                 continue
             connectors[name] = connector
             findings.append(Finding(subject, "reachable", False))
+        planner = _definition_planner(definition, connectors)
         for key in sorted(catalog.products):
             product = catalog.products[key]
-            findings.append(_check_product(product, connectors))
+            if isinstance(product.definition, TableDefinition):
+                findings.append(_check_product(product, connectors))
+            else:
+                findings.append(_check_query_product(product, planner))
     finally:
         for connector in connectors.values():
             connector.close()
@@ -248,11 +255,37 @@ def _reason(exc: Exception) -> str:
     return f"connector failed with {type(exc).__name__}: {exc}"
 
 
+CHECK_ROLE = "_meshgate_check"
+
+
+def _definition_planner(
+    definition: MeshDefinition, connectors: dict[str, Connector]
+) -> QueryService | None:
+    """A service in which a check-only role reads every product; None if a source is down."""
+    if set(connectors) != set(definition.sources):
+        return None
+    roles = {**definition.roles, CHECK_ROLE: RoleConfig(name=CHECK_ROLE, grants=("*",))}
+    return QueryService(dataclasses.replace(definition, roles=roles), connectors)
+
+
+def _check_query_product(product: DataProduct, planner: QueryService | None) -> Finding:
+    """Plan `SELECT *` over the product: its SQL parses, binds and reaches every source."""
+    subject = f"product {product.qualified_name}"
+    if planner is None:
+        return Finding(subject, "not checked: it needs every source, and one is unreachable",
+                       True)
+    principal = Principal(CHECK_ROLE, frozenset({CHECK_ROLE}))
+    try:
+        planner.prepare(f'SELECT * FROM "{product.domain}"."{product.name}"', principal)
+    except MeshgateError as exc:
+        return Finding(subject, f"its SQL definition does not plan: {exc.message}", True)
+    return Finding(subject, "SQL definition plans over the declared products", False)
+
+
 def _check_product(product: DataProduct, connectors: dict[str, Connector]) -> Finding:
     subject = f"product {product.qualified_name}"
     definition = product.definition
-    if not isinstance(definition, TableDefinition):
-        return Finding(subject, "defined by SQL over other products; checked when queried", False)
+    assert isinstance(definition, TableDefinition)
     connector = connectors.get(definition.source)
     if connector is None:
         return Finding(subject, f"not checked: source {definition.source} is unreachable", True)
