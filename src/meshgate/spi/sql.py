@@ -139,6 +139,9 @@ CANONICAL_EXPRESSIONS: frozenset[type[exp.Expr]] = (
             exp.Interval,
             exp.Subquery,
             exp.Exists,
+            exp.Union,
+            exp.Intersect,
+            exp.Except,
         }
     )
 )
@@ -318,12 +321,9 @@ class SqlConnector(Connector):
     def apply_projection(
         self, handle: PushedQuery, projections: Sequence[exp.Expr]
     ) -> PushedQuery | None:
-        if (
-            handle.has_aggregate
-            or handle.has_inexact_filter  # the engine must still see the filtered columns
-            or _is_distinct(handle.select)
-            or not projections
-        ):
+        # Above an INEXACT filter the caller keeps the columns it re-checks (it re-applies
+        # every conjunct not answered EXACT), so projecting is still safe.
+        if handle.has_aggregate or _is_distinct(handle.select) or not projections:
             return None
         named = _named(projections)
         if named is None or not all(self.can_render(p, handle.inputs) for p in named):
@@ -465,9 +465,13 @@ class SqlConnector(Connector):
             if not table.name or isinstance(table.this, exp.Func):
                 return None
             alias = table.alias_or_name
-            if any(i.alias == alias for i in inputs):
-                return None
             source_table = SourceTable(schema=table.db or None, name=table.name)
+            same_alias = [i for i in inputs if i.alias == alias]
+            if same_alias:
+                # The alias is reused in another scope: fine when it names the same table.
+                if same_alias[0].table != source_table:
+                    return None
+                continue
             try:
                 columns = self._cached_columns(source_table)
             except MeshgateError:
