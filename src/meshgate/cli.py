@@ -8,13 +8,13 @@ expects print `error: <message>` and exit 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import getpass
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
@@ -51,8 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("meshgate: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # `meshgate query ... | head`: the reader left; that is not an error.
-        sys.stderr.close()
+        # `meshgate query ... | head`: the reader left, which is not an error. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 
@@ -265,7 +266,7 @@ def _definition_planner(
     if set(connectors) != set(definition.sources):
         return None
     roles = {**definition.roles, CHECK_ROLE: RoleConfig(name=CHECK_ROLE, grants=("*",))}
-    return QueryService(dataclasses.replace(definition, roles=roles), connectors)
+    return QueryService(replace(definition, roles=roles), connectors)
 
 
 def _check_query_product(product: DataProduct, planner: QueryService | None) -> Finding:
