@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -46,6 +49,18 @@ def demo(demo_dir: Path) -> dict[str, pa.Table]:
 def test_two_runs_generate_identical_data(demo: dict[str, pa.Table], tmp_path: Path) -> None:
     again = read_sources(prepare_demo(tmp_path / "again"))
     assert sorted(again) == sorted(demo)
+    for name, table in demo.items():
+        assert again[name].equals(table), name
+
+
+def test_data_does_not_depend_on_the_machine_time_zone(
+    demo: dict[str, pa.Table], tmp_path: Path
+) -> None:
+    target = tmp_path / "auckland"
+    target.mkdir()
+    subprocess.run([sys.executable, "-m", "meshgate.demo", str(target)], check=True,
+                   env={**os.environ, "TZ": "Pacific/Auckland"}, capture_output=True)
+    again = read_sources(target)
     for name, table in demo.items():
         assert again[name].equals(table), name
 
