@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import adbc_driver_manager
@@ -26,9 +27,9 @@ from meshgate.spi import (
 )
 from meshgate.spi.sql import SqlConnector
 
-from .capabilities import BYTEWISE_COLLATIONS, capabilities, renders_exactly
+from .capabilities import BYTEWISE_COLLATIONS, CAPABILITIES, renders_exactly
 from .pool import DEFAULT_POOL_SIZE, ConnectionPool, describe_dsn, unavailable
-from .stream import SourceQueryError, source_error, stream_batches
+from .stream import stream_batches
 from .typemap import arrow_type_of, is_native, sql_cast_for
 
 _COLUMNS_SQL = """
@@ -36,7 +37,10 @@ SELECT a.attname,
        COALESCE(base.typname, t.typname),
        CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
        elem.typname,
-       NOT a.attnotnull
+       NOT a.attnotnull,
+       a.attcollation = 100,
+       COALESCE(co.collprovider = 'c' AND lower(co.collcollate) IN ('c', 'posix', 'c.utf8',
+                'c.utf-8') AND co.collisdeterministic, a.attcollation = 0)
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -45,6 +49,7 @@ LEFT JOIN pg_catalog.pg_type base ON t.typtype = 'd' AND base.oid = t.typbasetyp
 LEFT JOIN pg_catalog.pg_type elem
        ON elem.oid = COALESCE(base.typelem, t.typelem) AND COALESCE(base.typcategory,
           t.typcategory) = 'A'
+LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation AND a.attcollation <> 100
 WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2
   AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
@@ -55,8 +60,23 @@ SELECT datcollate FROM pg_catalog.pg_database WHERE datname = current_database()
 """
 
 
+@dataclass(frozen=True)
+class _PhysicalColumns:
+    """What the SQL sent for a table must adjust: columns read as text, columns re-collated."""
+
+    as_text: frozenset[str]
+    recollate: frozenset[str]
+
+
 class PostgresConnector(SqlConnector):
-    """One PostgreSQL database (one `dsn`); thread-safe, with its own connection pool."""
+    """One PostgreSQL database (one `dsn`); thread-safe, with its own connection pool.
+
+    Text is compared and ordered as DuckDB does (by bytes): columns whose collation is not
+    bytewise (the database default such as en_US.UTF-8, ICU or case-insensitive collations)
+    are referenced as `col COLLATE "C"` in pushed SQL, so ORDER BY, MIN/MAX, ranges and
+    equality on text can all be pushed. The price: an index built for another collation does
+    not serve those predicates.
+    """
 
     kind = "postgres"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (adbc_driver_manager.Error,)
@@ -69,62 +89,82 @@ class PostgresConnector(SqlConnector):
                 f"source {context.name!r} (postgres) needs the option `dsn`, e.g. "
                 "postgresql://user:${PGPASSWORD}@host:5432/database"
             )
-        self.pool = ConnectionPool(dsn, _positive_int(context, "pool_size", DEFAULT_POOL_SIZE))
+        self.pool = ConnectionPool(
+            dsn,
+            _positive_int(context, "pool_size", DEFAULT_POOL_SIZE),
+            label=f"source {context.name!r} (postgres)",
+        )
         self.partitions = _positive_int(context, "partitions", 1)
         self._state_lock = threading.Lock()
         self._bytewise: bool | None = None
-        # Physical columns read as text because Arrow has no exact type for them (inet, ...).
-        self._text_columns: dict[SourceTable, frozenset[str]] = {}
+        self._physical: dict[SourceTable, _PhysicalColumns] = {}
 
     # --- metadata -------------------------------------------------------------------------
     @property
     def capabilities(self) -> Capabilities:
-        return capabilities(bytewise_text_order=self._text_order_is_bytewise())
+        return CAPABILITIES
 
     def check(self) -> None:
+        """Connect, and learn whether the database's default collation is bytewise."""
         with self._state_lock:
             self._bytewise = None
-        self._text_order_is_bytewise(strict=True)
+        self._default_collation_is_bytewise()
 
     def table_columns(self, table: SourceTable) -> list[SourceColumn]:
         rows = self._metadata(_COLUMNS_SQL, (table.schema, table.name))
         if not rows:
             raise SourceUnavailable(
-                f"source {self.context.name!r} (postgres) at {describe_dsn(self.pool.dsn)} has "
-                f"no table {table.qualified()!r}; check the table and schema names in the "
-                "configuration and that meshgate's role may read it"
+                f"{self.pool.label} at {describe_dsn(self.pool.dsn)} has no table "
+                f"{table.qualified()!r}; check the table and schema names in the configuration "
+                "and that meshgate's role may read it"
             )
+        default_bytewise = self._default_collation_is_bytewise()
         columns: list[SourceColumn] = []
         as_text: set[str] = set()
-        for name, typname, typmod, element, nullable in rows:
-            columns.append(SourceColumn(name, arrow_type_of(typname, typmod, element), nullable))
+        recollate: set[str] = set()
+        for name, typname, typmod, element, nullable, uses_default, bytewise in rows:
+            arrow = arrow_type_of(typname, typmod, element)
+            columns.append(SourceColumn(name, arrow, nullable))
             if not is_native(typname, element):
                 as_text.add(name)
+            elif pa.types.is_string(arrow) and not (
+                default_bytewise if uses_default else bytewise
+            ):
+                recollate.add(name)
         with self._state_lock:
-            self._text_columns[table] = frozenset(as_text)
+            self._physical[table] = _PhysicalColumns(frozenset(as_text), frozenset(recollate))
         return columns
 
     # --- SqlConnector hooks ---------------------------------------------------------------
     def _renders_node(
         self, node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]
     ) -> bool:
-        return renders_exactly(
-            node, column_types, bytewise_text_order=self._text_order_is_bytewise()
-        )
+        return renders_exactly(node, column_types)
 
     def _physical_select(self, select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
         """The SELECT PostgreSQL receives: parameters as `$n` (bound by the driver, never
-        spliced), and columns without an exact Arrow type (inet, money, ranges) as text."""
-        as_text = {
-            (item.alias, name)
-            for item in inputs
-            for name in self._text_columns_of(item.table)
-        }
+        spliced), text columns compared bytewise, columns without an exact Arrow type (inet,
+        money, ranges) as their text."""
+        as_text: set[tuple[str, str]] = set()
+        recollate: set[tuple[str, str]] = set()
+        for item in inputs:
+            physical = self._physical_columns(item.table)
+            as_text.update((item.alias, name) for name in physical.as_text)
+            recollate.update((item.alias, name) for name in physical.recollate)
         positional = iter(range(1, 1 << 16))
 
         def rewrite(node: exp.Expr) -> exp.Expr:
-            if isinstance(node, exp.Column) and (node.table, node.name) in as_text:
-                return exp.cast(node.copy(), exp.DataType.build("TEXT"))
+            if isinstance(node, exp.Column):
+                key = (node.table, node.name)
+                if key in as_text:
+                    return exp.Collate(
+                        this=exp.cast(node.copy(), exp.DataType.build("TEXT")),
+                        expression=exp.to_identifier("C", quoted=True),
+                    )
+                if key in recollate:
+                    return exp.Collate(
+                        this=node.copy(), expression=exp.to_identifier("C", quoted=True)
+                    )
             if isinstance(node, exp.Placeholder):
                 number = node.name if node.name.isdigit() else str(next(positional))
                 return exp.Parameter(this=exp.Literal.number(number))
@@ -135,54 +175,37 @@ class PostgresConnector(SqlConnector):
         return transformed
 
     def render(self, handle: PushedQuery) -> str:
-        """The pushed SELECT, wrapped so decimals come back as exact text at planned scale.
+        """The pushed SELECT, with decimal outputs sent as exact text at the planned scale.
 
         PostgreSQL rounds to the planned scale (as DuckDB's cast would) and raises on
-        overflow; the wrapper renames columns positionally so duplicate or unnamed outputs
-        of the inner SELECT cannot collide.
+        overflow; see typemap.py for why text beats the driver's own NUMERIC decoding.
         """
-        inner = super().render(handle)
-        casts = [sql_cast_for(field.type) for field in handle.schema]
-        if not any(casts):
-            return inner
-        names = [f"c{i}" for i in range(len(casts))]
-        outputs = []
-        for name, cast, field in zip(names, casts, handle.schema, strict=True):
-            value = f"q.{name}" if cast is None else f"CAST(CAST(q.{name} AS {cast}) AS TEXT)"
-            if cast is not None and pa.types.is_list(field.type):
-                value = f"CAST(CAST(q.{name} AS {cast}) AS TEXT[])"
-            outputs.append(f"{value} AS {_quote(field.name)}")
-        return f"SELECT {', '.join(outputs)} FROM ({inner}) AS q({', '.join(names)})"
+        return super().render(replace(handle, select=decimals_as_text(handle)))
 
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema
     ) -> Iterator[pa.RecordBatch]:
-        return stream_batches(self.pool, sql, parameters, schema)
+        return stream_batches(self.pool, sql, parameters, schema, self.batch_rows)
 
     def close(self) -> None:
         self.pool.close()
 
     # --- internals ------------------------------------------------------------------------
-    def _text_columns_of(self, table: SourceTable) -> frozenset[str]:
+    def _physical_columns(self, table: SourceTable) -> _PhysicalColumns:
         with self._state_lock:
-            known = self._text_columns.get(table)
+            known = self._physical.get(table)
         if known is None:
-            self.table_columns_cached(table)
+            self.table_columns(table)
             with self._state_lock:
-                known = self._text_columns.get(table, frozenset())
+                known = self._physical[table]
         return known
 
-    def _text_order_is_bytewise(self, *, strict: bool = False) -> bool:
+    def _default_collation_is_bytewise(self) -> bool:
         """Whether the database's default collation orders text like DuckDB (bytewise)."""
         with self._state_lock:
             if self._bytewise is not None:
                 return self._bytewise
-        try:
-            rows = self._metadata(_COLLATION_SQL, ())
-        except SourceUnavailable:
-            if strict:
-                raise
-            return False  # unknown: do not push text ordering; ask again next time
+        rows = self._metadata(_COLLATION_SQL, ())
         bytewise = bool(rows) and str(rows[0][0]).lower() in BYTEWISE_COLLATIONS
         with self._state_lock:
             self._bytewise = bytewise
@@ -194,10 +217,55 @@ class PostgresConnector(SqlConnector):
                 cursor.execute(sql, parameters or None)
                 return list(cursor.fetchall())
         except adbc_driver_manager.Error as exc:
-            error = source_error(self.pool, exc, "reading metadata")
-            if isinstance(error, SourceQueryError):
-                raise unavailable(self.pool.dsn, exc, "reading metadata") from None
-            raise error from None
+            raise unavailable(self.pool.dsn, exc, "reading metadata", self.pool.label) from None
+
+
+def decimals_as_text(handle: PushedQuery) -> exp.Select:
+    """`handle.select` with each decimal output as CAST(CAST(e AS DECIMAL(p,s)) AS TEXT).
+
+    ORDER BY / GROUP BY keys that point at such an output by position or by its bare name
+    are replaced by the expression first, so they still sort and group numbers, not text.
+    """
+    targets = {
+        index: cast
+        for index, field in enumerate(handle.schema)
+        if (cast := sql_cast_for(field.type)) is not None
+    }
+    select = handle.select.copy()
+    if not targets or len(select.expressions) != len(handle.schema):
+        return select
+    inputs = {c.name for item in handle.inputs for c in item.columns}
+    originals = {i: _unaliased(select.expressions[i]) for i in targets}
+    by_name = {select.expressions[i].alias_or_name: i for i in targets}
+    for clause, bare_names in (("order", True), ("group", False)):
+        node = select.args.get(clause)
+        if node is None:
+            continue
+        for key in node.expressions:
+            target = key.this if isinstance(key, exp.Ordered) else key
+            index: int | None = None
+            if isinstance(target, exp.Literal) and target.is_int:
+                index = int(target.this) - 1
+            elif isinstance(target, exp.Column) and not target.table and (
+                bare_names or target.name not in inputs
+            ):
+                index = by_name.get(target.name)
+            if index in originals:
+                target.replace(originals[index].copy())
+    for index, cast in targets.items():
+        projection = select.expressions[index]
+        name = projection.alias_or_name or f"_col{index}"
+        text = "TEXT[]" if pa.types.is_list(handle.schema.field(index).type) else "TEXT"
+        value = exp.cast(
+            exp.cast(_unaliased(projection).copy(), exp.DataType.build(cast, dialect="postgres")),
+            exp.DataType.build(text, dialect="postgres"),
+        )
+        projection.replace(exp.alias_(value, name, quoted=True))
+    return select
+
+
+def _unaliased(projection: exp.Expr) -> exp.Expr:
+    return projection.this if isinstance(projection, exp.Alias) else projection
 
 
 def _positive_int(context: ConnectorContext, option: str, default: int) -> int:
@@ -209,8 +277,4 @@ def _positive_int(context: ConnectorContext, option: str, default: int) -> int:
     return value
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-__all__ = ["PostgresConnector"]
+__all__ = ["CAPABILITIES", "PostgresConnector", "decimals_as_text"]

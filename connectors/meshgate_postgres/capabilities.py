@@ -6,11 +6,13 @@ DuckDB yields NULL), `//` (rounding), ROUND (PostgreSQL rounds doubles half-to-e
 SUBSTRING/LEFT/RIGHT (negative positions), LOWER/UPPER/ILIKE (locale-dependent), GREATEST /
 LEAST (NULL handling), casts to text (number and date formatting) and anything date-part on
 `timestamp with time zone` (depends on the session time zone). Text ordering (<, >, BETWEEN,
-MIN/MAX, ORDER BY on text) is pushed only when the database collation is bytewise.
+MIN/MAX, ORDER BY on text) is pushed everywhere: columns of other collations are sent with
+`COLLATE "C"` (see PostgresConnector), only literal-only text comparisons stay local.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import pyarrow as pa
@@ -65,40 +67,34 @@ JOIN_KINDS = frozenset(JoinKind)
 BYTEWISE_COLLATIONS = frozenset({"c", "posix", "c.utf8", "c.utf-8"})
 
 
-def capabilities(*, bytewise_text_order: bool) -> Capabilities:
-    """The capability table for a database whose default collation is (not) bytewise."""
-    return Capabilities(
-        dialect="postgres",
-        expressions=EXPRESSIONS,
-        aggregates=AGGREGATES,
-        join_kinds=JOIN_KINDS,
-        text_ordering_matches_engine=bytewise_text_order,
-        text_equality_matches_engine=True,
-    )
+# Text ordering matches because every non-bytewise text column is sent `COLLATE "C"`.
+CAPABILITIES = Capabilities(
+    dialect="postgres",
+    expressions=EXPRESSIONS,
+    aggregates=AGGREGATES,
+    join_kinds=JOIN_KINDS,
+    text_ordering_matches_engine=True,
+    text_equality_matches_engine=True,
+)
 
 
 _TEXT_ORDER_SENSITIVE = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.Min, exp.Max,
                          exp.Ordered)
 _DATE_PARTS = (exp.Extract, exp.Year, exp.Month, exp.Day)
 _INTEGERS = ("int8", "int16", "int32", "int64")
+_EXPLICIT_OFFSET = re.compile(r"([+-]\d{2}(:?\d{2})?|Z|UTC)$")
 
 
-def renders_exactly(
-    node: exp.Expr,
-    column_types: Mapping[tuple[str, str], pa.DataType],
-    *,
-    bytewise_text_order: bool,
-) -> bool:
+def renders_exactly(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]) -> bool:
     """The per-node veto behind the table above: value-dependent differences."""
     if isinstance(node, exp.Div | exp.Mod):
         return _nonzero_literal(node.expression)
     if isinstance(node, exp.Like):
         pattern = node.expression
         return isinstance(pattern, exp.Literal) and "\\" not in pattern.this
-    if isinstance(node, _TEXT_ORDER_SENSITIVE) and not bytewise_text_order:
-        return not any(_is_text(t) for t in _types_under(node, column_types)) and not any(
-            literal.is_string for literal in node.find_all(exp.Literal)
-        )
+    if isinstance(node, _TEXT_ORDER_SENSITIVE) and not any(node.find_all(exp.Column)):
+        # Literals alone take the database's default collation, which may not be bytewise.
+        return not any(literal.is_string for literal in node.find_all(exp.Literal))
     if isinstance(node, _DATE_PARTS):
         return not any(
             pa.types.is_timestamp(t) and t.tz is not None for t in _types_under(node, column_types)
@@ -117,10 +113,6 @@ def _nonzero_literal(node: exp.Expr | None) -> bool:
         return float(node.this) != 0.0
     except ValueError:
         return False
-
-
-def _is_text(arrow: pa.DataType) -> bool:
-    return bool(pa.types.is_string(arrow) or pa.types.is_large_string(arrow))
 
 
 def _types_under(
@@ -144,6 +136,8 @@ def _exact_cast(node: exp.Cast, column_types: Mapping[tuple[str, str], pa.DataTy
         return isinstance(operand, exp.Literal) and operand.is_string
     if isinstance(operand, exp.Literal):
         if operand.is_string:
+            if target.is_type(exp.DataType.Type.TIMESTAMPTZ):
+                return bool(_EXPLICIT_OFFSET.search(operand.this))
             return target.is_type(
                 exp.DataType.Type.DATE,
                 exp.DataType.Type.TIMESTAMP,

@@ -60,8 +60,8 @@ def _password(dsn: str) -> str | None:
     return found.group(1).strip("'") if found else None
 
 
-def unavailable(dsn: str, exc: BaseException, doing: str) -> SourceUnavailable:
-    """A SourceUnavailable naming the server and what to check, with the password scrubbed."""
+def unavailable(dsn: str, exc: BaseException, doing: str, label: str) -> SourceUnavailable:
+    """A SourceUnavailable naming the source, the server and what to check (no password)."""
     reason = str(exc).strip()
     reason = re.sub(r"^[A-Z_]+: \[libpq\] ", "", reason)
     reason = reason.replace("Failed to connect: ", "").replace("\n\t", " ").replace("\n", " ")
@@ -69,7 +69,7 @@ def unavailable(dsn: str, exc: BaseException, doing: str) -> SourceUnavailable:
     if secret:
         reason = reason.replace(secret, "***")
     return SourceUnavailable(
-        f"PostgreSQL at {describe_dsn(dsn)} is unavailable while {doing}: {reason.strip()} "
+        f"{label}: PostgreSQL at {describe_dsn(dsn)} failed while {doing}: {reason.strip()} "
         "(check that the server runs and accepts TCP connections on that host and port, that "
         "the database exists, and the source's `dsn` option and its credentials)"
     )
@@ -82,9 +82,10 @@ class ConnectionPool:
     half-read COPY or a broken socket must not leak into the next query.
     """
 
-    def __init__(self, dsn: str, size: int = DEFAULT_POOL_SIZE) -> None:
+    def __init__(self, dsn: str, size: int = DEFAULT_POOL_SIZE, label: str = "source") -> None:
         if size < 1:
             raise ValueError("pool_size must be at least 1")
+        self.label = label  # how messages name the source, e.g. "source 'sales' (postgres)"
         self._dsn = dsn
         self._size = size
         self._idle: list[Any] = []
@@ -96,18 +97,26 @@ class ConnectionPool:
     def dsn(self) -> str:
         return self._dsn
 
+    @property
+    def borrowed(self) -> int:
+        """Connections currently lent out (a running or half-read query holds one)."""
+        with self._lock:
+            return self._open - len(self._idle)
+
     def _connect(self) -> Any:
         try:
             conn = pg_dbapi.connect(self._dsn, autocommit=True)
         except adbc_driver_manager.Error as exc:
-            raise unavailable(self._dsn, exc, "connecting") from None
+            raise unavailable(self._dsn, exc, "connecting", self.label) from None
         try:
             with conn.cursor() as cursor:
                 for statement in SESSION_SETUP:
                     cursor.execute(statement)
         except adbc_driver_manager.Error as exc:
             conn.close()
-            raise unavailable(self._dsn, exc, "opening a read-only session") from None
+            raise unavailable(
+                self._dsn, exc, "opening a read-only session", self.label
+            ) from None
         return conn
 
     def acquire(self) -> Any:
@@ -115,7 +124,7 @@ class ConnectionPool:
         with self._lock:
             while True:
                 if self._closed:
-                    raise SourceUnavailable("the PostgreSQL source is shutting down")
+                    raise SourceUnavailable(f"{self.label} is shutting down")
                 if self._idle:
                     return self._idle.pop()
                 if self._open < self._size:
@@ -123,7 +132,7 @@ class ConnectionPool:
                     break
                 if not self._lock.wait(ACQUIRE_TIMEOUT_SECONDS):
                     raise SourceUnavailable(
-                        f"all {self._size} connections to PostgreSQL at {describe_dsn(self._dsn)} "
+                        f"{self.label}: all {self._size} connections to {describe_dsn(self._dsn)} "
                         f"stayed busy for {ACQUIRE_TIMEOUT_SECONDS:.0f}s; "
                         "raise the source's `pool_size` option or lower the load"
                     )

@@ -28,7 +28,11 @@ CANCEL_DRAIN_SECONDS = 2.0
 
 
 def stream_batches(
-    pool: ConnectionPool, sql: str, parameters: Sequence[Any], schema: pa.Schema
+    pool: ConnectionPool,
+    sql: str,
+    parameters: Sequence[Any],
+    schema: pa.Schema,
+    batch_rows: int,
 ) -> Iterator[pa.RecordBatch]:
     """Run `sql` with `$n` parameters bound when first read; yield batches cast to `schema`.
 
@@ -60,7 +64,10 @@ def stream_batches(
                 # The driver's stream reports server-side errors as OSError.
                 failed = True
                 raise source_error(pool, exc, "streaming rows") from None
-            yield cast.apply(batch)
+            converted = cast.apply(batch)
+            # The driver fills ~16 MB batches; hand them on in zero-copy slices.
+            for start in range(0, converted.num_rows, batch_rows):
+                yield converted.slice(start, batch_rows)
     finally:
         if cursor is not None and source is not None and not (finished or failed):
             failed = not _cancel(cursor, source)
@@ -100,14 +107,18 @@ def _connection_survives(exc: BaseException) -> bool:
 
 
 def source_error(pool: ConnectionPool, exc: BaseException, doing: str) -> MeshgateError:
-    """Map a driver error to meshgate's: cancelled, a SQL error, or the source unavailable."""
+    """Map a driver error: cancelled, a value error in the query, or the source unavailable.
+
+    Errors about names or privileges (class 42) mean the source no longer matches its
+    configuration; like connection failures they are the source's problem (UNAVAILABLE).
+    """
     text = str(exc)
-    if getattr(exc, "sqlstate", None) == QUERY_CANCELED or "canceling statement" in text:
-        return QueryCancelled("the query was cancelled while PostgreSQL was running it")
     sqlstate = getattr(exc, "sqlstate", None) or _sqlstate_in(text)
-    if sqlstate and not sqlstate.startswith("08"):
-        return SourceQueryError(sqlstate, text)
-    return unavailable(pool.dsn, exc, doing)
+    if sqlstate == QUERY_CANCELED or "canceling statement" in text:
+        return QueryCancelled(f"{pool.label}: the query was cancelled while PostgreSQL ran it")
+    if sqlstate and sqlstate[:2] == "22":
+        return SourceQueryError(pool.label, sqlstate, text)
+    return unavailable(pool.dsn, exc, doing, pool.label)
 
 
 def _sqlstate_in(text: str) -> str | None:
@@ -116,30 +127,18 @@ def _sqlstate_in(text: str) -> str | None:
 
 
 class SourceQueryError(MeshgateError):
-    """PostgreSQL ran the fragment and reported an error (overflow, division by zero, ...).
+    """PostgreSQL rejected a value while running the fragment (overflow, division by zero).
 
-    The caller sees the SQLSTATE and its class only: the server's text may name physical
-    tables and columns (ARCHITECTURE.md §4.6). `detail` keeps it for the audit log.
+    The caller sees the SQLSTATE only: the server's text may quote physical names or values
+    of rows a policy hides (ARCHITECTURE.md §4.6). `detail` keeps it for the audit log.
     """
 
     status = Status.INVALID_ARGUMENT
 
-    def __init__(self, sqlstate: str, detail: str) -> None:
-        reason = _SQLSTATE_CLASSES.get(sqlstate[:2], "the source reported an error")
+    def __init__(self, label: str, sqlstate: str, detail: str) -> None:
         super().__init__(
-            f"the PostgreSQL source could not run its part of the query: {reason} "
-            f"(SQLSTATE {sqlstate})"
+            f"{label} could not compute its part of the query: a value was out of range or "
+            f"invalid (e.g. numeric overflow or division by zero; SQLSTATE {sqlstate})"
         )
         self.sqlstate = sqlstate
         self.detail = detail
-
-
-_SQLSTATE_CLASSES = {
-    "22": "a value was out of range or invalid (e.g. numeric overflow, division by zero)",
-    "23": "a constraint was violated",
-    "25": "the session is read-only",
-    "28": "the source rejected meshgate's credentials",
-    "42": "the source table or column changed or is not accessible; run `meshgate check`",
-    "53": "the source ran out of resources",
-    "57": "the source shut the query down",
-}

@@ -243,3 +243,43 @@ def sqlite_source(request: pytest.FixtureRequest, directory: Path) -> ContractSo
         inexact=frozenset({"filter_like"}),
         busy=busy,
     )
+
+
+POSTGRES_DDL = {
+    # `name` is case-insensitive (a nondeterministic ICU collation), like the other databases.
+    "items": "CREATE TABLE public.items (id bigint, qty integer, price numeric(10,2), "
+    "name text COLLATE contract_ci, day date, at timestamptz, active boolean)",
+    "owners": "CREATE TABLE public.owners (item_id bigint, owner text)",
+}
+
+
+@contract_source("postgres", pytest.mark.postgres)
+def postgres_source(request: pytest.FixtureRequest, directory: Path) -> ContractSource:
+    import adbc_driver_postgresql.dbapi as pg
+    from meshgate_postgres import PostgresConnector
+
+    dsn: str = request.getfixturevalue("pg_database")
+    with pg.connect(dsn, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE COLLATION contract_ci "
+            "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+        )
+        for name, table in TABLES.items():
+            cursor.execute(POSTGRES_DDL[name])
+            cursor.adbc_ingest(name, table, mode="append", db_schema_name="public")
+
+    connector = PostgresConnector(_context("warehouse", directory, dsn=dsn))
+
+    def busy() -> bool:
+        """A half-read result holds a pooled connection (and its COPY, if rows remain)."""
+        return connector.pool.borrowed > 0
+
+    return ContractSource(
+        connector=connector,
+        schema="public",
+        unavailable=PostgresConnector(
+            _context("warehouse", directory, dsn="postgresql://meshgate@127.0.0.1:1/gone")
+        ),
+        refuses=frozenset({"filter_floor_division", "filter_ilike", "filter_lower"}),
+        busy=busy,
+    )

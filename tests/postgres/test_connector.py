@@ -134,8 +134,23 @@ def test_decimal_columns_are_rounded_by_postgres_and_parsed_as_text(
     source: PostgresConnector,
 ) -> None:
     sql = source.render(scan(source))
-    assert 'CAST(CAST(q.c1 AS NUMERIC(15,2)) AS TEXT) AS "amount"' in sql
-    assert 'q.c0 AS "id"' in sql
+    assert 'CAST(CAST("t"."amount" AS DECIMAL(15, 2)) AS TEXT) AS "amount"' in sql
+    assert '"t"."id" AS "id"' in sql
+
+
+def test_ordering_by_a_decimal_output_still_sorts_numbers(source: PostgresConnector) -> None:
+    query = parse_one(
+        "SELECT t.id AS id, t.amount AS amount FROM public.typed AS t "
+        "WHERE t.amount IS NOT NULL ORDER BY amount DESC",
+        read="duckdb",
+    )
+    assert isinstance(query, exp.Select)
+    schema = pa.schema([("id", pa.int32()), ("amount", pa.decimal128(15, 2))])
+    pushed = source.apply_query(query, schema)
+    assert pushed is not None
+    assert 'ORDER BY "t"."amount" DESC' in source.render(pushed)
+    rows = source.execute(pushed).read_all().to_pylist()
+    assert [row["amount"] for row in rows] == [Decimal("12345678901.99"), Decimal("-0.01")]
 
 
 def test_aggregates_are_pushed_and_typed_like_duckdb(source: PostgresConnector) -> None:
@@ -320,7 +335,7 @@ def test_division_by_a_column_is_not_pushed(source: PostgresConnector) -> None:
     assert "DOUBLE PRECISION" in source.render(answer.handle)
 
 
-def test_text_ordering_follows_the_database_collation(pg_server_dsn: str) -> None:
+def test_database_collation_is_detected_at_check(pg_server_dsn: str) -> None:
     name = f"meshgate_test_collation_{int(time.time() * 1000) % 10**9}"
     run_sql(pg_server_dsn, f"CREATE DATABASE {name} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
     try:
@@ -328,26 +343,41 @@ def test_text_ordering_follows_the_database_collation(pg_server_dsn: str) -> Non
 
         parts = urlsplit(pg_server_dsn)
         dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+        run_sql(dsn, "CREATE TABLE words (word text, fancy text COLLATE \"en-x-icu\")")
         conn = connector(dsn)
         conn.check()
-        assert conn.capabilities.text_ordering_matches_engine is True
+        assert conn._bytewise is True
+        handle = scan(conn, "words", "w")
+        sql = conn.render(handle)
+        assert '"w"."word" AS' in sql  # already bytewise: sent as is, indexes stay usable
+        assert '"w"."fancy" COLLATE "C" AS' in sql
         conn.close()
     finally:
         run_sql(pg_server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def test_text_range_filters_stay_local_without_bytewise_collation(
-    source: PostgresConnector,
-) -> None:
-    source._bytewise = False  # as if the database collated with en_US: decided at check time
-    handle = scan(source)
-    answer = source.apply_filter(
-        handle, [parse_one("t.label > 'a'", read="duckdb"), parse_one("t.id > 1", read="duckdb")]
+def test_text_of_other_collations_orders_bytewise_like_the_engine(pg_database: str) -> None:
+    run_sql(
+        pg_database,
+        'CREATE TABLE words (id int, word text COLLATE "en-x-icu")',
+        "INSERT INTO words VALUES (1, 'b'), (2, 'B'), (3, 'a'), (4, 'A'), (5, 'é'), (6, '_')",
     )
-    assert answer is not None
-    assert [s.value for s in answer.support] == ["unsupported", "exact"]
-    order = parse_one("SELECT 1 ORDER BY t.label", read="duckdb").args["order"].expressions
-    assert source.apply_topn(handle, order, 1) is None
+    conn = connector(pg_database)
+    handle = scan(conn, "words", "w")
+    order = parse_one("SELECT 1 ORDER BY w.word", read="duckdb").args["order"].expressions
+    top = conn.apply_topn(handle, order, 10)
+    assert top is not None
+    assert [r["word"] for r in conn.execute(top).read_all().to_pylist()] == sorted(
+        ["b", "B", "a", "A", "é", "_"]
+    )
+    ranged = conn.apply_filter(handle, [parse_one("w.word < 'a'", read="duckdb")])
+    assert ranged is not None
+    assert sorted(r["word"] for r in conn.execute(ranged.handle).read_all().to_pylist()) == [
+        "A", "B", "_"
+    ]
+    literal_only = conn.apply_filter(handle, [parse_one("'b' < 'a'", read="duckdb")])
+    assert literal_only is None
+    conn.close()
 
 
 def test_source_down_is_unavailable_with_a_helpful_message() -> None:
