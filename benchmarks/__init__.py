@@ -1,0 +1,1 @@
+"""Runnable benchmarks and the data sets they need (see README.md)."""
