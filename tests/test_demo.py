@@ -42,8 +42,10 @@ def read_sources(config_dir: Path) -> dict[str, pa.Table]:
 
 
 @pytest.fixture(scope="module")
-def demo(demo_dir: Path) -> dict[str, pa.Table]:
-    return read_sources(demo_dir)
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pa.Table]:
+    """A private copy: DuckDB refuses a second in-process connection to a file that the shared
+    `demo_dir` fixture's connectors already hold open with other settings."""
+    return read_sources(prepare_demo(tmp_path_factory.mktemp("demo-data")))
 
 
 def test_two_runs_generate_identical_data(demo: dict[str, pa.Table], tmp_path: Path) -> None:
