@@ -118,7 +118,22 @@ def source_error(pool: ConnectionPool, exc: BaseException, doing: str) -> Meshga
         return QueryCancelled(f"{pool.label}: the query was cancelled while PostgreSQL ran it")
     if sqlstate and sqlstate[:2] == "22":
         return SourceQueryError(pool.label, sqlstate, text)
+    if sqlstate is None and "ERROR:" in text and any(
+        hint in text for hint in _VALUE_ERRORS
+    ):  # errors met mid-stream arrive without their SQLSTATE
+        return SourceQueryError(pool.label, None, text)
     return unavailable(pool.dsn, exc, doing, pool.label)
+
+
+# Messages of SQLSTATE class 22 (data exception) a row can raise while the COPY streams.
+_VALUE_ERRORS = (
+    "out of range",
+    "overflow",
+    "division by zero",
+    "invalid input syntax",
+    "invalid value",
+    "value too long",
+)
 
 
 def _sqlstate_in(text: str) -> str | None:
@@ -135,10 +150,11 @@ class SourceQueryError(MeshgateError):
 
     status = Status.INVALID_ARGUMENT
 
-    def __init__(self, label: str, sqlstate: str, detail: str) -> None:
+    def __init__(self, label: str, sqlstate: str | None, detail: str) -> None:
+        code = f"; SQLSTATE {sqlstate}" if sqlstate else ""
         super().__init__(
             f"{label} could not compute its part of the query: a value was out of range or "
-            f"invalid (e.g. numeric overflow or division by zero; SQLSTATE {sqlstate})"
+            f"invalid (e.g. numeric overflow or division by zero{code})"
         )
         self.sqlstate = sqlstate
         self.detail = detail

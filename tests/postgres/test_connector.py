@@ -403,3 +403,53 @@ def test_missing_database_is_unavailable_naming_it(pg_server_dsn: str) -> None:
 def test_missing_table_is_reported(source: PostgresConnector) -> None:
     with pytest.raises(SourceUnavailable, match=r"no table 'public\.nope'"):
         source.table_columns(SourceTable("public", "nope"))
+
+
+def test_numeric_overflow_at_the_planned_precision_is_a_query_error(
+    source: PostgresConnector,
+) -> None:
+    from meshgate_postgres.stream import SourceQueryError
+
+    from meshgate.errors import Status
+
+    handle = _raw(
+        source, "SELECT t.amount AS amount FROM public.typed AS t",
+        pa.schema([("amount", pa.decimal128(5, 2))]),
+    )
+    with pytest.raises(SourceQueryError) as raised:
+        source.execute(handle).read_all()
+    assert raised.value.status is Status.INVALID_ARGUMENT
+    assert "typed" not in raised.value.message  # no physical names in what the caller sees
+    assert "overflow" in raised.value.detail
+
+
+def test_numeric_nan_is_refused_not_turned_into_a_number(source: PostgresConnector) -> None:
+    from meshgate.errors import UnsupportedQuery
+
+    handle = _raw(
+        source, "SELECT CAST('NaN' AS NUMERIC) AS x", pa.schema([("x", pa.decimal128(38, 9))])
+    )
+    with pytest.raises(UnsupportedQuery, match="NaN"):
+        source.execute(handle).read_all()
+
+
+def test_options_are_validated() -> None:
+    from meshgate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs the option `dsn`"):
+        PostgresConnector(ConnectorContext("warehouse", {}, Path(".")))
+    with pytest.raises(ConfigError, match="pool_size"):
+        connector("postgresql://x@localhost/db", pool_size=0)
+    with pytest.raises(ConfigError, match="partitions"):
+        connector("postgresql://x@localhost/db", partitions=2)
+
+
+def test_dsn_descriptions_never_show_the_password() -> None:
+    from meshgate_postgres.pool import describe_dsn
+
+    assert describe_dsn("postgresql://ann:pw@db.example:6543/sales") == (
+        "db.example:6543/sales as user 'ann'"
+    )
+    assert describe_dsn("host=db.example port=5433 dbname=hr user=bob password='p w'") == (
+        "db.example:5433/hr as user 'bob'"
+    )
