@@ -39,21 +39,11 @@ def stream_batches(
     Closing the generator before the end cancels the statement on the server (the driver
     sends a libpq cancel request), then the connection goes back to the pool.
     """
-    conn = pool.acquire()
-    cursor = None
-    source = None
+    conn, cursor, source = _start(pool, sql, parameters)
     finished = False
     failed = False
     cast = BoundaryCast(schema)
     try:
-        try:
-            cursor = conn.cursor()
-            cursor.execute(sql, tuple(parameters) if parameters else None)
-            source = cursor.fetch_record_batch()
-        except adbc_driver_manager.Error as exc:
-            failed = not _connection_survives(exc)
-            finished = True  # nothing runs on the server any more: no cancel needed
-            raise source_error(pool, exc, "running a query") from None
         while True:
             try:
                 batch = source.read_next_batch()
@@ -69,13 +59,42 @@ def stream_batches(
             for start in range(0, converted.num_rows, batch_rows):
                 yield converted.slice(start, batch_rows)
     finally:
-        if cursor is not None and source is not None and not (finished or failed):
+        if not (finished or failed):
             failed = not _cancel(cursor, source)
-        if source is not None:
-            source.close()
-        if cursor is not None:
-            cursor.close()
+        source.close()
+        cursor.close()
         pool.release(conn, healthy=not failed)
+
+
+def _start(
+    pool: ConnectionPool, sql: str, parameters: Sequence[Any]
+) -> tuple[Any, Any, pa.RecordBatchReader]:
+    """Borrow a connection and start the statement: (connection, cursor, driver reader).
+
+    A pooled connection may have died while idle (server restart, idle timeout, failover);
+    a connection-level failure before any row is read is retried once on a new connection.
+    """
+    for attempt in (1, 2):
+        conn = pool.acquire()
+        cursor = None
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, tuple(parameters) if parameters else None)
+            return conn, cursor, cursor.fetch_record_batch()
+        except adbc_driver_manager.Error as exc:
+            if cursor is not None:
+                cursor.close()
+            survives = _connection_survives(exc)
+            pool.release(conn, healthy=survives)
+            if attempt == 1 and not survives and _classify(exc) == "unavailable":
+                continue
+            raise source_error(pool, exc, "running a query") from None
+        except BaseException:
+            if cursor is not None:
+                cursor.close()
+            pool.release(conn, healthy=False)
+            raise
+    raise AssertionError("unreachable")
 
 
 def _cancel(cursor: Any, source: pa.RecordBatchReader) -> bool:
@@ -112,17 +131,26 @@ def source_error(pool: ConnectionPool, exc: BaseException, doing: str) -> Meshga
     Errors about names or privileges (class 42) mean the source no longer matches its
     configuration; like connection failures they are the source's problem (UNAVAILABLE).
     """
+    kind = _classify(exc)
+    if kind == "cancelled":
+        return QueryCancelled(f"{pool.label}: the query was cancelled while PostgreSQL ran it")
+    if kind == "value":
+        text = str(exc)
+        return SourceQueryError(pool.label, getattr(exc, "sqlstate", None) or _sqlstate_in(text),
+                                text)
+    return unavailable(pool.dsn, exc, doing, pool.label)
+
+
+def _classify(exc: BaseException) -> str:
     text = str(exc)
     sqlstate = getattr(exc, "sqlstate", None) or _sqlstate_in(text)
     if sqlstate == QUERY_CANCELED or "canceling statement" in text:
-        return QueryCancelled(f"{pool.label}: the query was cancelled while PostgreSQL ran it")
+        return "cancelled"
     if sqlstate and sqlstate[:2] == "22":
-        return SourceQueryError(pool.label, sqlstate, text)
-    if sqlstate is None and "ERROR:" in text and any(
-        hint in text for hint in _VALUE_ERRORS
-    ):  # errors met mid-stream arrive without their SQLSTATE
-        return SourceQueryError(pool.label, None, text)
-    return unavailable(pool.dsn, exc, doing, pool.label)
+        return "value"
+    if sqlstate is None and "ERROR:" in text and any(hint in text for hint in _VALUE_ERRORS):
+        return "value"  # errors met mid-stream arrive without their SQLSTATE
+    return "unavailable"
 
 
 # Messages of SQLSTATE class 22 (data exception) a row can raise while the COPY streams.

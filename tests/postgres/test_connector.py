@@ -453,3 +453,16 @@ def test_dsn_descriptions_never_show_the_password() -> None:
     assert describe_dsn("host=db.example port=5433 dbname=hr user=bob password='p w'") == (
         "db.example:5433/hr as user 'bob'"
     )
+
+
+def test_a_pooled_connection_killed_while_idle_is_replaced(source: PostgresConnector) -> None:
+    one = _raw(source, "SELECT 1 AS one", pa.schema([("one", pa.int32())]))
+    assert source.execute(one).read_all().num_rows == 1
+    assert source.pool.borrowed == 0
+    run_sql(
+        source.pool.dsn,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    time.sleep(0.2)
+    assert source.execute(one).read_all().to_pylist() == [{"one": 1}]
