@@ -81,6 +81,7 @@ CAPABILITIES = Capabilities(
 _TEXT_ORDER_SENSITIVE = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.Min, exp.Max,
                          exp.Ordered)
 _DATE_PARTS = (exp.Extract, exp.Year, exp.Month, exp.Day)
+_SAME_DATE_PARTS = frozenset({"YEAR", "QUARTER", "MONTH", "DAY"})
 _INTEGERS = ("int8", "int16", "int32", "int64")
 _EXPLICIT_OFFSET = re.compile(r"([+-]\d{2}(:?\d{2})?|Z|UTC)$")
 
@@ -95,6 +96,8 @@ def renders_exactly(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.Da
     if isinstance(node, _TEXT_ORDER_SENSITIVE) and not any(node.find_all(exp.Column)):
         # Literals alone take the database's default collation, which may not be bytewise.
         return not any(literal.is_string for literal in node.find_all(exp.Literal))
+    if isinstance(node, exp.Extract) and node.name.upper() not in _SAME_DATE_PARTS:
+        return False  # week, dow, epoch, ... are numbered or typed differently
     if isinstance(node, _DATE_PARTS):
         return not any(
             pa.types.is_timestamp(t) and t.tz is not None for t in _types_under(node, column_types)

@@ -466,3 +466,20 @@ def test_a_pooled_connection_killed_while_idle_is_replaced(source: PostgresConne
     )
     time.sleep(0.2)
     assert source.execute(one).read_all().to_pylist() == [{"one": 1}]
+
+
+def test_only_date_parts_with_identical_semantics_are_pushed(source: PostgresConnector) -> None:
+    handle = scan(source)
+    cases = {
+        "EXTRACT(year FROM t.day) = 2024": "exact",
+        "MONTH(t.day) = 2": "exact",
+        "EXTRACT(week FROM t.day) = 9": "unsupported",  # ISO weeks vs PostgreSQL's numbering
+        "YEAR(t.ts) = 2024": "unsupported",  # depends on the session time zone
+        "CAST(t.ratio AS INT) = 0": "unsupported",  # rounding of doubles differs
+        "CAST(t.id AS BIGINT) = 1": "exact",
+    }
+    answer = source.apply_filter(handle, [parse_one(c, read="duckdb") for c in cases])
+    assert answer is not None
+    assert [s.value for s in answer.support] == list(cases.values())
+    rows = source.execute(answer.handle).read_all()
+    assert rows.column("id").to_pylist() == [1]
