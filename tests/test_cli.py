@@ -93,7 +93,8 @@ def test_catalog_lists_domains_and_products(demo_dir: Path) -> None:
         assert f"\n{domain} (owner " in result.stdout
     assert "sales.orders [table, v1.0.0]: One row per customer order" in result.stdout
     assert "finance.revenue_by_region [query" in result.stdout
-    assert "ssn TEXT [pii]: Social security number" in result.stdout
+    assert "ssn VARCHAR [pii]: Social security number" in result.stdout
+    assert "amount DECIMAL(12,2): Order total in USD." in result.stdout
 
 
 def test_catalog_for_a_user_shows_only_granted_products(demo_dir: Path) -> None:

@@ -345,9 +345,11 @@ def run_catalog(args: argparse.Namespace) -> int:
             print(f"  {product.qualified_name} [{kind}, v{product.version}]: "
                   f"{product.description}")
             if args.columns:
-                for column in product.columns:
+                # Types as the config spells them, so the listing reads like the YAML.
+                declared = definition.products[product.domain, product.name].columns
+                for column in declared:
                     tag = f" [{column.classification}]" if column.classification else ""
-                    print(f"      {column.name} {sql_type_name(column.arrow_type)}{tag}: "
+                    print(f"      {column.name} {column.type}{tag}: "
                           f"{column.description}")
     return 0
 
