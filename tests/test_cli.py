@@ -320,3 +320,11 @@ def test_postgres_example_checks_and_serves_queries(pg_database: str) -> None:
                       "--config", example, env=env)
     assert hidden.returncode == 2
     assert "does not exist or you are not allowed to read it" in hidden.stderr
+
+
+def test_without_config_the_demo_mesh_is_used() -> None:
+    """A fresh clone needs no flags: the demo's data is generated in place on first use."""
+    result = meshgate("query", "SELECT count(*) AS n FROM hr.employees", "--user", "admin")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2].strip() == "1200"
+    assert (demo_config_dir() / "data" / "hr.sqlite").is_file()
