@@ -199,7 +199,7 @@ def load_postgres(pg_dsn: str, pg_schema: str, generated: Path) -> None:
             )
             cursor.execute(f"DROP TABLE IF EXISTS {name} CASCADE")
             cursor.execute(f"CREATE TABLE {name} ({columns})")
-            arrow = pq.read_table(generated / f"{table.name}.parquet").cast(_arrow_schema(table))
+            arrow = pq.read_table(generated / f"{table.name}.parquet").cast(arrow_schema(table))
             cursor.adbc_ingest(table.name, arrow, mode="append", db_schema_name=pg_schema)
             keys = ", ".join(_quoted(k) for k in table.primary_key)
             cursor.execute(f"ALTER TABLE {name} ADD PRIMARY KEY ({keys})")
@@ -248,6 +248,8 @@ def write_config(directory: Path, pg_dsn: str, pg_schema: str, sf: float) -> Non
                     {"name": c.name, "type": c.sql_type, "description": c.description}
                     for c in table.columns
                 ],
+                # Declared keys let the planner push FK -> PK joins inside one source.
+                "primary_key": list(table.primary_key),
             }
             for table in TABLES
         ]
@@ -312,7 +314,7 @@ def tpch_extension() -> Path:
     return found[-1]
 
 
-def _arrow_schema(table: Table) -> pa.Schema:
+def arrow_schema(table: Table) -> pa.Schema:
     return pa.schema([pa.field(c.name, _ARROW_TYPES[c.sql_type], False) for c in table.columns])
 
 

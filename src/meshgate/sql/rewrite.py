@@ -76,7 +76,7 @@ def _column_message(detail: str) -> str:
 
 def normalise(tree: exp.Query) -> exp.Query:
     """Flatten relations into their users, decorrelate, and push predicates to the scans."""
-    result: exp.Expr = tree.copy()
+    result: exp.Expr = explicit_cross_joins(tree.copy())
     result = normalize(result, dnf=False, max_distance=128)
     result = unnest_subqueries(result)
     result = pushdown_predicates(result, dialect=CANONICAL_DIALECT)
@@ -87,3 +87,20 @@ def normalise(tree: exp.Query) -> exp.Query:
     result = simplify(result, dialect=CANONICAL_DIALECT)
     assert isinstance(result, exp.Query)
     return result
+
+
+def explicit_cross_joins(tree: exp.Query) -> exp.Query:
+    """`FROM a, b JOIN c ON a.x = c.y` -> `FROM a CROSS JOIN b JOIN c ...`.
+
+    A comma binds looser than JOIN, so once predicates move into ON clauses a comma join would
+    make `a` invisible to `c`'s condition; an explicit CROSS JOIN keeps left-to-right scoping.
+    """
+    for join in tree.find_all(exp.Join):
+        if (
+            not join.args.get("kind")
+            and not join.args.get("side")
+            and not join.args.get("on")
+            and not join.args.get("using")
+        ):
+            join.set("kind", "CROSS")
+    return tree
