@@ -22,7 +22,7 @@ def test_setup_loads_postgres_writes_parquet_and_a_loadable_config(
     pg_database: str, tmp_path: Path
 ) -> None:
     directory = setup_tpch(0.01, pg_database, tmp_path / "mesh")
-    with pg.connect(pg_database) as conn, conn.cursor() as cursor:
+    with pg.connect(pg_database, autocommit=True) as conn, conn.cursor() as cursor:
         for table, rows in PG_TABLES.items():
             cursor.execute(f"SELECT count(*) FROM tpch.{table}")
             assert cursor.fetchone() == (rows,)
