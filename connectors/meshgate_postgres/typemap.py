@@ -35,10 +35,8 @@ _SCALARS: dict[str, pa.DataType] = {
     "char": pa.string(),
     "name": pa.string(),
     "citext": pa.string(),
-    "uuid": pa.string(),
     "json": pa.string(),
     "jsonb": pa.string(),
-    "xml": pa.string(),
     "bytea": pa.binary(),
     "date": pa.date32(),
     "time": pa.time64("us"),
@@ -72,7 +70,8 @@ def arrow_type_of(typname: str, typmod: int, element: str | None = None) -> pa.D
     """The Arrow type meshgate reads a column of this PostgreSQL type as.
 
     `element` is the element type name of an array type (`typname` then starts with `_`).
-    Types without an exact Arrow counterpart (inet, money, ranges, ...) are read as text.
+    Types without an exact Arrow counterpart (uuid, inet, money, ranges, xml, ...) are read
+    as PostgreSQL's text output.
     """
     if element is not None:
         return pa.list_(arrow_type_of(element, typmod))

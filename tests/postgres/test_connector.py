@@ -483,3 +483,30 @@ def test_only_date_parts_with_identical_semantics_are_pushed(source: PostgresCon
     assert [s.value for s in answer.support] == list(cases.values())
     rows = source.execute(answer.handle).read_all()
     assert rows.column("id").to_pylist() == [1]
+
+
+def test_types_without_an_arrow_twin_arrive_as_postgres_text(pg_database: str) -> None:
+    run_sql(
+        pg_database,
+        "CREATE TABLE odd (u uuid, jb jsonb, tz timetz, m money, r int4range, bits bit(3), "
+        "moments timestamptz[], tags text[])",
+        "INSERT INTO odd VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"b\": [1, 2]}', "
+        "'12:00+02', 12.5, '[1,5)', B'101', '{2024-01-01 10:00+00}', '{a,NULL}')",
+    )
+    conn = connector(pg_database)
+    handle = scan(conn, "odd", "o")
+    assert set(handle.schema.names) - {"moments", "tags"} == {
+        f.name for f in handle.schema if f.type == pa.string()
+    }
+    [row] = conn.execute(handle).read_all().to_pylist()
+    assert row == {
+        "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "jb": '{"b": [1, 2]}',
+        "tz": "12:00:00+02",
+        "m": "$12.50",
+        "r": "[1,5)",
+        "bits": "101",
+        "moments": [dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC)],
+        "tags": ["a", None],
+    }
+    conn.close()
