@@ -20,6 +20,7 @@ from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.errors import MeshgateError
 from meshgate.execution.run import ExecutionReport, execute_plan
 from meshgate.execution.stream import cast_batches
+from meshgate.planner.cache import PlanCache
 from meshgate.planner.federate import Planner
 from meshgate.planner.plan import FederatedPlan
 from meshgate.policy.relation import secure
@@ -65,6 +66,7 @@ class QueryService:
         self.definition = definition
         self.catalog = Catalog(definition)
         self.connectors = dict(connectors)
+        self._plans = PlanCache()
 
     @classmethod
     def from_config(cls, directory: Path) -> QueryService:
@@ -100,7 +102,15 @@ class QueryService:
         """Parse, gate, bind, secure, rewrite and plan; nothing runs at a source yet."""
         statement = parse_statement(sql)
         strict_mode = self.definition.server.strict_pushdown if strict is None else strict
-        plan, products = self._plan(statement, principal, default_domain, strict_mode, None)
+        key = (
+            statement.sql, principal.name, principal.roles,
+            tuple(sorted(principal.attributes.items())), default_domain, strict_mode,
+        )  # fmt: skip
+        cached = self._plans.get(key)
+        if cached is None:
+            cached = self._plan(statement, principal, default_domain, strict_mode, None)
+            self._plans.put(key, cached)
+        plan, products = cached
         if statement.explain:
             table = explain_table(plan)
             return PreparedQuery(
@@ -127,9 +137,15 @@ class QueryService:
         )
 
     def execute(
-        self, prepared: PreparedQuery, parameters: Sequence[Any] = ()
+        self,
+        prepared: PreparedQuery,
+        parameters: Sequence[Any] = (),
+        report: ExecutionReport | None = None,
     ) -> pa.RecordBatchReader:
-        """Run a prepared query; the reader streams, and closing it cancels the sources."""
+        """Run a prepared query; the reader streams, and closing it cancels the sources.
+
+        `report`, when given, is filled with what each fragment sent and received.
+        """
         plan = prepared.plan
         if isinstance(plan, pa.Table):
             return plan.to_reader()
@@ -141,7 +157,7 @@ class QueryService:
                 prepared.strict,
                 parameters,
             )
-        report = ExecutionReport()
+        report = report if report is not None else ExecutionReport()
         reader = execute_plan(plan, self.connectors, report)
         return _audited(reader, prepared, report, prepared.schema)
 

@@ -1,9 +1,12 @@
 """Dynamic filtering: a selective fragment's join keys restrict another fragment's scan.
 
 The build side is collected (up to a bound) before the probe side starts; its distinct keys
-become `probe_column IN (...)`, negotiated with the probe's connector like any filter. When
-the build side is too large, or the connector refuses, the probe runs unfiltered: the merge
-re-applies the join, so the answer never depends on this optimisation.
+become `probe_column IN (...)` when there are few of them, else `probe_column BETWEEN min AND
+max` (sources prune partitions and pages by range), negotiated with the probe's connector like
+any filter. Long IN-lists are not worth it: every planning step copies the expression tree,
+which costs more than a 10k-row fragment takes to run. When the build side is too large, or
+the connector refuses, the probe runs unfiltered: the merge re-applies the join, so the
+answer never depends on this optimisation.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from meshgate.spi import Connector, FilterSupport, PushedQuery
 from meshgate.sql.parameters import literal
 
 MAX_BUILD_ROWS = 1_000_000
-MAX_KEYS = 50_000
+MAX_LISTED_KEYS = 100
 
 
 class BuildSide:
@@ -54,17 +57,14 @@ class BuildSide:
         finally:
             self.ready.set()
 
-    def keys(self, column: str) -> list[object] | None:
-        """The distinct non-NULL keys, or None when there are too many to send."""
+    def keys(self, column: str) -> pa.Array | None:
+        """The distinct non-NULL keys, or None when the build side was too large to collect."""
         self.ready.wait()
         if not self._complete:
             return None
         table = pa.Table.from_batches(self._batches, schema=self.schema)
-        values = pc.unique(table.column(column).combine_chunks()).drop_null()
-        if len(values) > MAX_KEYS:
-            return None
-        keys: list[object] = values.to_pylist()
-        return keys
+        values: pa.Array = pc.unique(table.column(column).combine_chunks()).drop_null()
+        return values
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         self.ready.wait()
@@ -85,10 +85,19 @@ def filtered_handle(
     keys = build.keys(dynamic.build_column)
     if keys is None:
         return handle
-    if not keys:
-        condition: exp.Expr = exp.false()
+    column = dynamic.probe_column.copy()
+    condition: exp.Expr
+    if len(keys) == 0:
+        condition = exp.false()
+    elif len(keys) <= MAX_LISTED_KEYS:
+        condition = exp.In(this=column, expressions=[literal(k) for k in keys.to_pylist()])
     else:
-        condition = exp.In(this=dynamic.probe_column.copy(), expressions=[literal(k) for k in keys])
+        bounds = pc.min_max(keys)
+        condition = exp.Between(
+            this=column,
+            low=literal(bounds["min"].as_py()),
+            high=literal(bounds["max"].as_py()),
+        )
     answer = connector.apply_filter(handle, [condition])
     if answer is None or answer.support[0] is FilterSupport.UNSUPPORTED:
         return handle

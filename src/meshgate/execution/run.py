@@ -13,7 +13,7 @@ from meshgate.execution.dynamic import BuildSide, filtered_handle
 from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
 from meshgate.planner.plan import FederatedPlan, Fragment
 from meshgate.spi import Connector
-from meshgate.spi.engine import sandboxed_duckdb
+from meshgate.spi.engine import engine_cursor
 
 BATCH_ROWS = 64 * 1024
 
@@ -91,7 +91,7 @@ def _stream(
                     raise
                 raise source_error from None
             return
-        connection = sandboxed_duckdb()
+        connection = engine_cursor()
         for prefetch in prefetches:
             build = builds.get(prefetch.name)
             connection.register(prefetch.name, (build or prefetch).reader())

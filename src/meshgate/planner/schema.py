@@ -8,13 +8,13 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import CANONICAL_DIALECT
-from meshgate.spi.engine import sandboxed_duckdb
+from meshgate.spi.engine import engine_cursor
 from meshgate.types import wire_schema
 
 
 def residual_schema(residual: exp.Query, fragments: Mapping[str, pa.Schema]) -> pa.Schema:
     """Run the residual over empty fragment tables in DuckDB and read the result's schema."""
-    connection = sandboxed_duckdb(threads=1)
+    connection = engine_cursor()
     try:
         for name, schema in fragments.items():
             connection.register(name, schema.empty_table())
