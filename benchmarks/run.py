@@ -120,7 +120,8 @@ def meshgate_server(directory: Path) -> Iterator[int]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise SystemExit(f"meshgate serve exited: {process.stderr.read().decode()}")
+                _, stderr = process.communicate()
+                raise SystemExit(f"meshgate serve exited: {stderr.decode()}")
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     break
@@ -162,8 +163,11 @@ def run_tpch(directory: Path, pg_dsn: str, queries: Sequence[int], repeat: int) 
 
             timing = Timing(number, _median_seconds(through_meshgate, repeat),
                             _median_seconds(through_duckdb, repeat))  # fmt: skip
-            print(f"q{number:02d}  meshgate {timing.meshgate_seconds:8.3f}s  duckdb+postgres "
-                  f"{timing.duckdb_seconds:8.3f}s  ratio {timing.ratio:6.2f}", flush=True)  # fmt: skip
+            print(
+                f"q{number:02d}  meshgate {timing.meshgate_seconds:8.3f}s  duckdb+postgres "
+                f"{timing.duckdb_seconds:8.3f}s  ratio {timing.ratio:6.2f}",
+                flush=True,
+            )
             timings.append(timing)
     peer.close()
     return timings
@@ -205,7 +209,7 @@ def chart(timings: Sequence[Timing], width: int = 40) -> str:
     """Bars of meshgate/DuckDB time per query; the `|` marks parity (ratio 1)."""
     if not timings:
         return ""
-    top = max(2.0, max(t.ratio for t in timings))
+    top = max(2.0, *(t.ratio for t in timings))
     parity = round(width / top)
     lines = [f"ratio meshgate / duckdb+postgres (| = 1.0, full width = {top:.1f})"]
     for t in timings:
