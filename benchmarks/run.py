@@ -255,9 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = measure_q3_transfer(service, args.pg_dsn, args.pg_schema)
     finally:
         service.close()
-    print(f"TPC-H Q3 rows out of PostgreSQL: meshgate {result.meshgate_rows}, best hand-written "
-          f"pushdown {result.hand_written_rows}, DuckDB postgres scanner "
-          f"{result.duckdb_scanner_rows}; meshgate / hand-written = {result.ratio:.3f}")  # fmt: skip
+    print(
+        f"TPC-H Q3 rows out of PostgreSQL: meshgate {result.meshgate_rows}, best hand-written "
+        f"pushdown {result.hand_written_rows}, DuckDB postgres scanner "
+        f"{result.duckdb_scanner_rows}; meshgate / hand-written = {result.ratio:.3f}"
+    )
     path = _write("transfer", asdict(result) | {"ratio": result.ratio})
     print(f"results: {path}")
     return 0 if result.ratio <= 1.2 else 1
