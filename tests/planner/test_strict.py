@@ -24,7 +24,7 @@ def test_filter_the_source_cannot_run_fails_in_strict_mode(service: QueryService
         "SELECT e.name FROM hr.employees e JOIN sales.orders o ON o.employee_id = e.id "
         "WHERE regexp_matches(e.name, '1[0-9]')"
     )
-    with pytest.raises(PushdownRequired, match="regexp_matches|REGEXP_MATCHES"):
+    with pytest.raises(PushdownRequired, match=r"(?i)regexp_matches"):
         service.prepare(sql, service.principal("admin"), strict=True)
     # the same query runs when strict mode is off: the filter is evaluated in the merge
     assert service.query(sql, service.principal("admin")).num_rows > 0
