@@ -73,12 +73,12 @@ def build(directory: Path, pg_dsn: str) -> Path:
     )
     (data / "lake").mkdir(exist_ok=True)
     pq.write_table(items, data / "lake" / "items.parquet")
-    with sqlite3.connect(data / "hr.sqlite") as con:
-        con.execute(
+    with sqlite3.connect(data / "hr.sqlite") as lite:
+        lite.execute(
             "CREATE TABLE employees (id INTEGER PRIMARY KEY, name TEXT, region TEXT, "
             "manager_id INTEGER, salary TEXT)"
         )
-        con.executemany(
+        lite.executemany(
             "INSERT INTO employees VALUES (?, ?, ?, ?, ?)",
             [
                 (

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flightsql_clients import Session
 
 from meshgate.server import MeshgateFlightServer, running_server
 from meshgate.service import QueryService
+from tests.server.flightsql_clients import Session
 
 
 @pytest.fixture(scope="session")

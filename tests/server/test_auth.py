@@ -5,11 +5,11 @@ from __future__ import annotations
 import adbc_driver_flightsql.dbapi as adbc
 import grpc  # type: ignore[import-untyped]
 import pytest
-from flightsql_clients import basic, descriptor
 from pyarrow import flight
 
 from meshgate.server.auth import parse_basic
 from meshgate.server.proto import flight_sql_pb2 as pb
+from tests.server.flightsql_clients import basic, descriptor
 
 CATALOGS = descriptor(pb.CommandGetCatalogs())
 

@@ -14,12 +14,12 @@ import adbc_driver_flightsql.dbapi as adbc
 import grpc  # type: ignore[import-untyped]
 import pyarrow as pa
 import pytest
-from flightsql_clients import basic, pack
 from pyarrow import flight
 
 from meshgate.errors import SourceUnavailable
 from meshgate.server.errors import InvalidArgument, NotFound, client_error
 from meshgate.server.proto import flight_sql_pb2 as pb
+from tests.server.flightsql_clients import basic, pack
 
 GET_FLIGHT_INFO = "/arrow.flight.protocol.FlightService/GetFlightInfo"
 

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import adbc_driver_flightsql.dbapi as adbc
 import pyarrow as pa
 import pytest
-from flightsql_clients import Session
 from google.protobuf.message import Message
 
 from meshgate.server.proto import flight_sql_pb2 as pb
+from tests.server.flightsql_clients import Session
 
 
 def utf8(name: str, nullable: bool = True) -> pa.Field:

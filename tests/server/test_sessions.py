@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import adbc_driver_flightsql.dbapi as adbc
 import pytest
-from flightsql_clients import Session
 
 from meshgate.server.proto import flight_pb2 as pb
 from meshgate.server.proto import flight_sql_pb2 as sql
+from tests.server.flightsql_clients import Session
 
 SetError = pb.SetSessionOptionsResult
 

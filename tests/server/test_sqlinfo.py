@@ -5,11 +5,11 @@ from __future__ import annotations
 import adbc_driver_flightsql.dbapi as adbc
 import pyarrow as pa
 import pytest
-from flightsql_clients import Session
 
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.server.sqlinfo import SCHEMA
 from meshgate.service import QueryService
+from tests.server.flightsql_clients import Session
 
 # Every key the Flight SQL JDBC driver (18.x) reads; a missing one is an NPE in DBeaver.
 JDBC_KEYS = (

@@ -13,12 +13,12 @@ import adbc_driver_manager
 import grpc  # type: ignore[import-untyped]
 import pyarrow as pa
 import pytest
-from flightsql_clients import Session, descriptor, pack, unpack
 from pyarrow import flight
 
 from meshgate.server.proto import flight_pb2
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import QueryService
+from tests.server.flightsql_clients import Session, descriptor, pack, unpack
 
 QUERIES = [
     "SELECT * FROM sales.orders",
