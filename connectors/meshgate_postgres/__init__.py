@@ -1,14 +1,15 @@
 """PostgreSQL as a meshgate source, over the ADBC PostgreSQL driver (binary COPY to Arrow).
 
 Options: `dsn` (a libpq URI or key=value string; put the password in `${ENV}`), `pool_size`
-(connections kept per source instance, default 4) and `partitions` (only 1: parallel
-ctid-range reads were measured and left out, see benchmarks/README.md).
+(connections kept per source instance, default 4) and `partitions` (default 1: plain scans of
+large tables read in that many ctid ranges at once under one snapshot; measured in
+benchmarks/README.md, worth it only with cores to spare).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -28,6 +29,7 @@ from meshgate.spi import (
 from meshgate.spi.sql import SqlConnector
 
 from .capabilities import BYTEWISE_COLLATIONS, CAPABILITIES, renders_exactly
+from .partitions import MIN_PAGES_PER_PARTITION, ctid_range, is_plain_scan, stream_partitions
 from .pool import DEFAULT_POOL_SIZE, ConnectionPool, describe_dsn, unavailable
 from .stream import stream_batches
 from .typemap import arrow_type_of, is_native, sql_cast_for
@@ -58,6 +60,20 @@ ORDER BY a.attnum
 _COLLATION_SQL = """
 SELECT datcollate FROM pg_catalog.pg_database WHERE datname = current_database()
 """
+
+
+_PAGES_SQL = """
+SELECT c.relpages FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2 AND c.relkind IN ('r', 'm')
+"""
+
+
+@dataclass(frozen=True)
+class _ParallelPlan:
+    parts: int
+    pages: int
+    render: Callable[[int | None, int | None], str]
 
 
 @dataclass(frozen=True)
@@ -94,16 +110,12 @@ class PostgresConnector(SqlConnector):
             _positive_int(context, "pool_size", DEFAULT_POOL_SIZE),
             label=f"source {context.name!r} (postgres)",
         )
-        if _positive_int(context, "partitions", 1) != 1:
-            raise ConfigError(
-                f"source {context.name!r} (postgres): option `partitions` must be 1; parallel "
-                "ctid-range scans gained only ~12% on the measured machine and would read "
-                "partitions under different snapshots (a concurrent UPDATE could duplicate or "
-                "drop rows)"
-            )
+        self.partitions = _positive_int(context, "partitions", 1)
         self._state_lock = threading.Lock()
         self._bytewise: bool | None = None
         self._physical: dict[SourceTable, _PhysicalColumns] = {}
+        # A parallel plan handed from execute() to _stream() on the same thread.
+        self._parallel = threading.local()
 
     # --- metadata -------------------------------------------------------------------------
     @property
@@ -188,15 +200,55 @@ class PostgresConnector(SqlConnector):
         """
         return super().render(replace(handle, select=decimals_as_text(handle)))
 
+    def execute(self, handle: PushedQuery, parameters: Sequence[Any] = ()) -> pa.RecordBatchReader:
+        """Stream the handle; plain scans of large tables in parallel ranges if configured."""
+        plan = self._parallel_plan(handle)
+        if plan is None:
+            return super().execute(handle, parameters)
+        self._parallel.plan = plan
+        try:
+            return super().execute(handle, parameters)
+        finally:
+            self._parallel.plan = None
+
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema
     ) -> Iterator[pa.RecordBatch]:
-        return stream_batches(self.pool, sql, parameters, schema, self.batch_rows)
+        plan: _ParallelPlan | None = getattr(self._parallel, "plan", None)
+        self._parallel.plan = None
+        if plan is None:
+            return stream_batches(self.pool, sql, parameters, schema, self.batch_rows)
+        return stream_partitions(
+            self.pool, plan.parts, plan.pages, plan.render, parameters, schema, self.batch_rows
+        )
 
     def close(self) -> None:
         self.pool.close()
 
     # --- internals ------------------------------------------------------------------------
+    def _parallel_plan(self, handle: PushedQuery) -> _ParallelPlan | None:
+        """Ranges for a plain scan of a table big enough to split, else None."""
+        if self.partitions < 2 or not is_plain_scan(handle):
+            return None
+        table = handle.inputs[0].table
+        rows = self._metadata(_PAGES_SQL, (table.schema, table.name))
+        pages = int(rows[0][0]) if rows and rows[0][0] else 0
+        parts = min(self.partitions, pages // MIN_PAGES_PER_PARTITION)
+        if parts < 2:
+            return None
+        alias = handle.inputs[0].alias
+
+        def render(low: int | None, high: int | None) -> str:
+            if low is None:
+                sql = self.render(handle)
+            else:
+                ranged = handle.select.copy().where(ctid_range(alias, low, high), copy=False)
+                sql = self.render(replace(handle, select=ranged))
+            self.sent_sql.append(sql)
+            return sql
+
+        return _ParallelPlan(parts, pages, render)
+
     def _physical_columns(self, table: SourceTable) -> _PhysicalColumns:
         with self._state_lock:
             known = self._physical.get(table)

@@ -119,6 +119,28 @@ class ConnectionPool:
             ) from None
         return conn
 
+    def try_acquire(self) -> Any | None:
+        """Borrow a connection only if one is idle or may be opened now; never wait.
+
+        Parallel readers take their extra connections this way: waiting while holding one
+        could deadlock several parallel scans against each other.
+        """
+        with self._lock:
+            if self._closed:
+                return None
+            if self._idle:
+                return self._idle.pop()
+            if self._open >= self._size:
+                return None
+            self._open += 1
+        try:
+            return self._connect()
+        except SourceUnavailable:
+            with self._lock:
+                self._open -= 1
+                self._lock.notify()
+            return None
+
     def acquire(self) -> Any:
         """Borrow a connection, opening one if the pool is not full, else wait for one."""
         with self._lock:

@@ -60,7 +60,7 @@ def stream_batches(
                 yield converted.slice(start, batch_rows)
     finally:
         if not (finished or failed):
-            failed = not _cancel(cursor, source)
+            failed = not cancel_statement(cursor, source)
         source.close()
         cursor.close()
         pool.release(conn, healthy=not failed)
@@ -84,7 +84,7 @@ def _start(
         except adbc_driver_manager.Error as exc:
             if cursor is not None:
                 cursor.close()
-            survives = _connection_survives(exc)
+            survives = connection_survives(exc)
             pool.release(conn, healthy=survives)
             if attempt == 1 and not survives and _classify(exc) == "unavailable":
                 continue
@@ -97,7 +97,7 @@ def _start(
     raise AssertionError("unreachable")
 
 
-def _cancel(cursor: Any, source: pa.RecordBatchReader) -> bool:
+def cancel_statement(cursor: Any, source: pa.RecordBatchReader) -> bool:
     """Cancel the running statement; True if the connection is clean for the next query.
 
     A backend blocked writing COPY data to a client that stopped reading only notices the
@@ -120,7 +120,7 @@ def _cancel(cursor: Any, source: pa.RecordBatchReader) -> bool:
     return False
 
 
-def _connection_survives(exc: BaseException) -> bool:
+def connection_survives(exc: BaseException) -> bool:
     """SQL errors leave the session usable; connection-level failures do not."""
     return isinstance(exc, adbc_driver_manager.ProgrammingError)
 

@@ -441,7 +441,7 @@ def test_options_are_validated() -> None:
     with pytest.raises(ConfigError, match="pool_size"):
         connector("postgresql://x@localhost/db", pool_size=0)
     with pytest.raises(ConfigError, match="partitions"):
-        connector("postgresql://x@localhost/db", partitions=2)
+        connector("postgresql://x@localhost/db", partitions="many")
 
 
 def test_dsn_descriptions_never_show_the_password() -> None:

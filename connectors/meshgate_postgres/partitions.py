@@ -1,0 +1,201 @@
+"""Parallel ctid-range reads of one large table, all under one exported snapshot.
+
+A plain scan (one table, no ORDER BY, LIMIT, grouping or DISTINCT) is cut into page ranges
+(`ctid >= '(lo,0)' AND ctid < '(hi,0)'`, a TID range scan since PostgreSQL 14) read on several
+pooled connections at once. Every reader joins the first one's snapshot
+(`pg_export_snapshot` / `SET TRANSACTION SNAPSHOT`), so the ranges together are exactly the
+table at one instant: an UPDATE moving a row version between ranges mid-scan can neither
+duplicate nor drop it. Batches arrive interleaved; order was not promised without ORDER BY.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import adbc_driver_manager
+import pyarrow as pa
+from sqlglot import exp
+
+from meshgate.spi import PushedQuery
+
+from .pool import ConnectionPool
+from .stream import cancel_statement, connection_survives, source_error, stream_batches
+from .typemap import BoundaryCast
+
+# Below ~80 MB of heap one connection is as fast (measured, benchmarks/README.md).
+MIN_PAGES_PER_PARTITION = 5_000
+_QUEUE_DEPTH = 2  # batches buffered per reader: memory stays bounded
+_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
+def is_plain_scan(handle: PushedQuery) -> bool:
+    """One table read row by row: splitting it by pages cannot change the answer."""
+    select = handle.select
+    source = select.args.get("from_") or select.args.get("from")
+    return (
+        len(handle.inputs) == 1
+        and isinstance(source, exp.From)
+        and isinstance(source.this, exp.Table)
+        and not select.args.get("joins")
+        and not any(
+            select.args.get(k) for k in ("group", "having", "order", "limit", "offset", "distinct")
+        )
+        and not any(e.find(exp.AggFunc, exp.Window) for e in select.expressions)
+        and not any(e.find(exp.Subquery, exp.Exists) for e in select.expressions)
+    )
+
+
+def ctid_range(alias: str, low: int, high: int | None) -> exp.Expr:
+    """`alias.ctid` within pages [low, high); the last range is open-ended (the table may
+    have grown since pg_class.relpages was counted)."""
+    ctid = exp.column("ctid", table=alias, quoted=True)
+
+    def tid(page: int) -> exp.Expr:
+        return exp.cast(exp.Literal.string(f"({page},0)"), exp.DataType.build("tid", udt=True))
+
+    lower = exp.GTE(this=ctid, expression=tid(low))
+    if high is None:
+        return lower
+    return exp.and_(lower, exp.LT(this=ctid.copy(), expression=tid(high)))
+
+
+def page_ranges(pages: int, parts: int) -> list[tuple[int, int | None]]:
+    bounds = [pages * i // parts for i in range(parts)]
+    return [(low, bounds[i + 1] if i + 1 < parts else None) for i, low in enumerate(bounds)]
+
+
+def stream_partitions(
+    pool: ConnectionPool,
+    parts: int,
+    pages: int,
+    render: Callable[[int | None, int | None], str],
+    parameters: Sequence[Any],
+    schema: pa.Schema,
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """Read a table of `pages` pages in up to `parts` ranges; `render(low, high)` gives the
+    SQL of one range (`render(None, None)`: the whole table, when no second connection is
+    free and the scan runs on one connection after all)."""
+    leader = pool.acquire()
+    followers = [c for c in (pool.try_acquire() for _ in range(parts - 1)) if c is not None]
+    if not followers:
+        pool.release(leader)
+        yield from stream_batches(pool, render(None, None), parameters, schema, batch_rows)
+        return
+    connections = [leader, *followers]
+    sqls = [render(low, high) for low, high in page_ranges(pages, len(connections))]
+    started: list[Any] = []
+    try:
+        _join_one_snapshot(connections, started)
+    except adbc_driver_manager.Error as exc:
+        for conn in connections:
+            pool.release(conn, healthy=conn not in started)
+        raise source_error(pool, exc, "starting a parallel scan") from None
+    results: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(
+        maxsize=_QUEUE_DEPTH * len(connections)
+    )
+    stop = threading.Event()
+    cast = BoundaryCast(schema)
+    workers = [
+        threading.Thread(
+            target=_read_range,
+            args=(pool, conn, sql, parameters, cast, results, stop),
+            name=f"meshgate-pg-range-{i}",
+            daemon=True,
+        )
+        for i, (conn, sql) in enumerate(zip(connections, sqls, strict=True))
+    ]
+    for worker in workers:
+        worker.start()
+    running = len(workers)
+    try:
+        while running:
+            item = results.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                for start in range(0, item.num_rows, batch_rows):
+                    yield item.slice(start, batch_rows)
+    finally:
+        stop.set()
+        while any(w.is_alive() for w in workers):
+            with contextlib.suppress(queue.Empty):  # unblock readers blocked on a full queue
+                results.get(timeout=0.05)
+        for worker in workers:
+            worker.join()
+
+
+def _join_one_snapshot(connections: Sequence[Any], started: list[Any]) -> None:
+    with connections[0].cursor() as cursor:
+        cursor.execute(_BEGIN)
+        started.append(connections[0])
+        cursor.execute("SELECT pg_export_snapshot()")
+        row = cursor.fetchone()
+    snapshot = str(row[0]) if row else ""
+    for conn in connections[1:]:
+        with conn.cursor() as cursor:
+            cursor.execute(_BEGIN)
+            started.append(conn)
+            cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot.replace(chr(39), '')}'")
+
+
+def _read_range(
+    pool: ConnectionPool,
+    conn: Any,
+    sql: str,
+    parameters: Sequence[Any],
+    cast: BoundaryCast,
+    results: queue.Queue[pa.RecordBatch | BaseException | None],
+    stop: threading.Event,
+) -> None:
+    """One reader thread: stream its range into `results`, then commit and give back."""
+    healthy = True
+    cursor = conn.cursor()
+    source = None
+    finished = False
+    try:
+        cursor.execute(sql, tuple(parameters) if parameters else None)
+        source = cursor.fetch_record_batch()
+        while not stop.is_set():
+            try:
+                batch = source.read_next_batch()
+            except StopIteration:
+                finished = True
+                break
+            converted = cast.apply(batch)
+            while not stop.is_set():
+                try:
+                    results.put(converted, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+    except (adbc_driver_manager.Error, OSError) as exc:
+        healthy = isinstance(exc, adbc_driver_manager.Error) and connection_survives(exc)
+        finished = True
+        results.put(source_error(pool, exc, "streaming rows"))
+    except BaseException as exc:  # a cast error: report it, the consumer stops the rest
+        results.put(exc)
+    finally:
+        if source is not None and not finished:
+            healthy = cancel_statement(cursor, source) and healthy
+        if source is not None:
+            source.close()
+        cursor.close()
+        healthy = healthy and _end_transaction(conn)
+        pool.release(conn, healthy=healthy)
+        results.put(None)
+
+
+def _end_transaction(conn: Any) -> bool:
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("ROLLBACK")  # read-only: nothing to commit, and it never fails late
+        return True
+    except adbc_driver_manager.Error:
+        return False
