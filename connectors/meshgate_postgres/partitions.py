@@ -26,7 +26,7 @@ from .pool import ConnectionPool
 from .stream import cancel_statement, connection_survives, source_error, stream_batches
 from .typemap import BoundaryCast
 
-# Below ~80 MB of heap one connection is as fast (measured, benchmarks/README.md).
+# Ranges smaller than this (~40 MB of heap) are not worth a connection and two transactions.
 MIN_PAGES_PER_PARTITION = 5_000
 _QUEUE_DEPTH = 2  # batches buffered per reader: memory stays bounded
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
