@@ -31,6 +31,7 @@ from meshgate.spi.sql import (
     CANONICAL_EXPRESSIONS,
     SqlConnector,
     collated_text_columns,
+    duckdb_estimate,
 )
 from meshgate.types import wire_type
 
@@ -110,6 +111,13 @@ class DuckDBConnector(SqlConnector):
             cursor.close()
         ddl = row[0] if row and isinstance(row[0], str) else ""
         return collated_text_columns(ddl, CANONICAL_DIALECT, ("c", "posix", "binary"))
+
+    def _estimate(self, sql: str) -> int | None:
+        cursor = self._cursor()
+        try:
+            return duckdb_estimate(cursor, sql)
+        finally:
+            cursor.close()
 
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema

@@ -30,7 +30,12 @@ from meshgate.spi import (
     SourceTable,
 )
 from meshgate.spi.engine import sandboxed_duckdb
-from meshgate.spi.sql import CANONICAL_AGGREGATES, CANONICAL_EXPRESSIONS, SqlConnector
+from meshgate.spi.sql import (
+    CANONICAL_AGGREGATES,
+    CANONICAL_EXPRESSIONS,
+    SqlConnector,
+    duckdb_estimate,
+)
 from meshgate.types import sql_type_name, wire_type
 
 CAPABILITIES = Capabilities(
@@ -108,6 +113,13 @@ class FilesConnector(SqlConnector):
         rewritten = select.transform(to_file_scan, copy=True)
         assert isinstance(rewritten, exp.Select)
         return rewritten
+
+    def _estimate(self, sql: str) -> int | None:
+        cursor = self._cursor()
+        try:
+            return duckdb_estimate(cursor, sql)
+        finally:
+            cursor.close()
 
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema

@@ -40,8 +40,17 @@ EXPLAIN_SCHEMA = pa.schema(
         pa.field("source", pa.string(), nullable=False),
         pa.field("sql", pa.string(), nullable=False),
         pa.field("detail", pa.string(), nullable=False),
+        pa.field("estimated_rows", pa.int64()),
     ]
 )
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """Per-session settings a front end passes with each statement."""
+
+    default_domain: str | None = None  # unqualified product names resolve in this domain
+    strict: bool | None = None  # strict pushdown; None: the deployment's `server` setting
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,7 @@ class QueryService:
             self._plans.put(key, cached)
         plan, products = cached
         if statement.explain:
-            table = explain_table(plan)
+            table = explain_table(plan, self.connectors)
             return PreparedQuery(
                 sql,
                 principal,
@@ -209,17 +218,18 @@ class QueryService:
         return plan, tuple(p.qualified_name for p in bound.products)
 
 
-def explain_table(plan: FederatedPlan) -> pa.Table:
-    """The plan as rows: one per fragment (its source and exact SQL), then the merge."""
-    rows: list[dict[str, str]] = []
+def explain_table(plan: FederatedPlan, connectors: Mapping[str, Connector]) -> pa.Table:
+    """The plan as rows: one per fragment (its source, the exact SQL it receives and the
+    source's own estimate of the rows it returns), then the merge DuckDB runs."""
+    rows: list[dict[str, str | int | None]] = []
     for fragment in plan.fragments:
-        detail = "; ".join(fragment.pushed) or "scan"
         rows.append(
             {
                 "step": f"fragment {fragment.name}",
                 "source": fragment.source,
                 "sql": fragment.sql,
-                "detail": detail,
+                "detail": "; ".join(fragment.pushed) or "scan",
+                "estimated_rows": connectors[fragment.source].estimate_rows(fragment.handle),
             }
         )
     if plan.residual_sql is not None:

@@ -83,3 +83,30 @@ def test_adbc_current_catalog_and_schema(uri: str) -> None:
         with conn.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM orders")
             assert cursor.fetchone()[0] > 0  # type: ignore[index]
+
+
+CROSS_SOURCE_WITH_LOCAL_FILTER = (
+    "SELECT e.name FROM hr.employees e JOIN sales.orders o ON o.employee_id = e.id "
+    "WHERE regexp_matches(e.name, 'a$')"
+)
+
+
+@pytest.mark.parametrize("value", [True, "true"])
+def test_strict_pushdown_session_option_refuses_local_work(analyst: Session,
+                                                           value: object) -> None:
+    assert dict(_set(analyst, strict_pushdown=value).errors) == {}
+    with pytest.raises(Exception, match="strict pushdown") as raised:
+        analyst.fetch(sql.CommandStatementQuery(query=CROSS_SOURCE_WITH_LOCAL_FILTER))
+    assert "Traceback" not in str(raised.value)
+    # a query the sources run entirely is fine in strict mode
+    _, table = analyst.fetch(sql.CommandStatementQuery(
+        query="SELECT count(*) AS n FROM sales.orders WHERE amount > 100"))
+    assert table.column("n")[0].as_py() > 0
+    _set(analyst, strict_pushdown=False)
+    _, table = analyst.fetch(sql.CommandStatementQuery(query=CROSS_SOURCE_WITH_LOCAL_FILTER))
+    assert table.num_rows > 0
+
+
+def test_strict_pushdown_takes_only_booleans(analyst: Session) -> None:
+    result = _set(analyst, strict_pushdown="sometimes")
+    assert result.errors["strict_pushdown"].value == SetError.INVALID_VALUE

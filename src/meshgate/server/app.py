@@ -131,7 +131,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         command = self._command(descriptor)
         if isinstance(command, pb.CommandStatementQuery):
             return self.statements.statement_info(principal, command, descriptor,
-                                                  self.sessions.schema(caller.token))
+                                                  self.sessions.options(caller.token))
         if isinstance(command, pb.CommandPreparedStatementQuery):
             return self.statements.prepared_info(principal, command, descriptor)
         schema = self._metadata_schema(command)
@@ -146,7 +146,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         command = self._command(descriptor)
         if isinstance(command, pb.CommandStatementQuery):
             return flight.SchemaResult(self.statements.statement_schema(
-                principal, command, self.sessions.schema(caller.token)))
+                principal, command, self.sessions.options(caller.token)))
         if isinstance(command, pb.CommandPreparedStatementQuery):
             return flight.SchemaResult(self.statements.prepared_schema(principal, command))
         return flight.SchemaResult(self._metadata_schema(command))
@@ -247,7 +247,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     def _create_prepared(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
         request = _parse(pb.ActionCreatePreparedStatementRequest, body, "CreatePreparedStatement")
         yield pack(self.statements.create_prepared(caller.principal, request,
-                                                   self.sessions.schema(caller.token)))
+                                                   self.sessions.options(caller.token)))
 
     def _close_prepared(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
         request = _parse(pb.ActionClosePreparedStatementRequest, body, "ClosePreparedStatement")

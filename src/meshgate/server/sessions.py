@@ -1,4 +1,4 @@
-"""Session options `catalog` and `schema`, per bearer token (flightsql-clients.md P25).
+"""Session options `catalog`, `schema` and `strict_pushdown`, per bearer token (P25).
 
 The Flight-level session actions carry raw (not Any-wrapped) Flight.proto messages and answer
 exactly one Result. JDBC sets `catalog` at connect and fails the connection on any error in the
@@ -11,6 +11,7 @@ import threading
 
 from meshgate.catalog.catalog import CatalogView
 from meshgate.server.proto import flight_pb2 as pb
+from meshgate.service import QueryOptions
 
 SetError = pb.SetSessionOptionsResult.ErrorValue
 
@@ -29,7 +30,7 @@ class SessionStore:
         for name, value in request.session_options.items():
             error = _check(name, value, view)
             if error is None:
-                accepted[name] = value.string_value
+                accepted[name] = _text(value)
             else:
                 result.errors[name].value = error
         with self._lock:
@@ -50,18 +51,36 @@ class SessionStore:
         self.forget(token)
         return pb.CloseSessionResult(status=pb.CloseSessionResult.CLOSED).SerializeToString()
 
-    def schema(self, token: str) -> str | None:
-        """The session's current domain: unqualified product names resolve in it."""
+    def options(self, token: str) -> QueryOptions:
+        """What the session's statements run with: current domain and strict pushdown."""
         with self._lock:
-            return self._options.get(token, {}).get("schema")
+            current = dict(self._options.get(token, {}))
+        strict = current.get("strict_pushdown")
+        return QueryOptions(
+            default_domain=current.get("schema"),
+            strict=None if strict is None else strict == "true",
+        )
 
     def forget(self, token: str) -> None:
         with self._lock:
             self._options.pop(token, None)
 
 
+def _text(value: pb.SessionOptionValue) -> str:
+    """Options are kept as text; booleans (strict_pushdown) as 'true' / 'false'."""
+    if value.WhichOneof("option_value") == "bool_value":
+        return "true" if value.bool_value else "false"
+    return value.string_value
+
+
 def _check(name: str, value: pb.SessionOptionValue,
            view: CatalogView) -> pb.SetSessionOptionsResult.ErrorValue | None:
+    if name == "strict_pushdown":
+        kind = value.WhichOneof("option_value")
+        if kind == "bool_value" or (kind == "string_value"
+                                    and value.string_value in ("true", "false")):
+            return None
+        return SetError.INVALID_VALUE
     if name not in ("catalog", "schema"):
         return SetError.INVALID_NAME
     if value.WhichOneof("option_value") != "string_value":

@@ -21,7 +21,7 @@ from pyarrow import flight
 from meshgate.errors import MeshgateError, QueryCancelled, Status
 from meshgate.principal import Principal
 from meshgate.server.proto import flight_sql_pb2 as pb
-from meshgate.service import PreparedQuery, QueryService
+from meshgate.service import PreparedQuery, QueryOptions, QueryService
 
 
 class HandleNotFoundError(MeshgateError):
@@ -124,22 +124,24 @@ class StatementRegistry:
 
     def statement_info(self, principal: Principal, command: pb.CommandStatementQuery,
                        descriptor: flight.FlightDescriptor,
-                       default_domain: str | None) -> flight.FlightInfo:
-        prepared = self._service.prepare(command.query, principal, default_domain=default_domain)
+                       options: QueryOptions) -> flight.FlightInfo:
+        prepared = self._prepare(command.query, principal, options)
         return self._flight_info(Statement(principal, prepared), descriptor)
 
     def statement_schema(self, principal: Principal, command: pb.CommandStatementQuery,
-                         default_domain: str | None) -> pa.Schema:
-        return self._service.prepare(
-            command.query, principal, default_domain=default_domain
-        ).schema
+                         options: QueryOptions) -> pa.Schema:
+        return self._prepare(command.query, principal, options).schema
+
+    def _prepare(self, sql: str, principal: Principal, options: QueryOptions) -> PreparedQuery:
+        return self._service.prepare(sql, principal, default_domain=options.default_domain,
+                                     strict=options.strict)
 
     # ---- prepared statements ----------------------------------------------------------------
 
     def create_prepared(self, principal: Principal,
                         request: pb.ActionCreatePreparedStatementRequest,
-                        default_domain: str | None) -> pb.ActionCreatePreparedStatementResult:
-        prepared = self._service.prepare(request.query, principal, default_domain=default_domain)
+                        options: QueryOptions) -> pb.ActionCreatePreparedStatementResult:
+        prepared = self._prepare(request.query, principal, options)
         handle = self._prepared.add(Statement(principal, prepared))
         parameters = pa.schema(
             [pa.field(str(i), pa.string()) for i in range(prepared.parameter_count)]

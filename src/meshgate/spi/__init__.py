@@ -208,6 +208,10 @@ class Connector(abc.ABC):
     ) -> PushedQuery | None:
         return None
 
+    def estimate_rows(self, handle: PushedQuery) -> int | None:
+        """The source's own row estimate for `handle` (EXPLAIN only), or None if it has none."""
+        return None
+
     def apply_query(self, query: exp.Query, schema: pa.Schema) -> PushedQuery | None:
         """Take a whole single-source subtree as is, if every node of it can be rendered."""
         return None

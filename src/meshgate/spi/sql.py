@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import collections
 import itertools
+import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -499,6 +500,16 @@ class SqlConnector(Connector):
             return None
         return replace(candidate, schema=schema)
 
+    def estimate_rows(self, handle: PushedQuery) -> int | None:
+        try:
+            return self._estimate(self.render(handle))
+        except Exception:
+            return None
+
+    def _estimate(self, sql: str) -> int | None:
+        """Strategy hook: ask the source's planner how many rows `sql` returns."""
+        return None
+
     # --- execution ------------------------------------------------------------------------
     def render(self, handle: PushedQuery) -> str:
         select = self._binary_text(handle.select, handle.inputs)
@@ -819,3 +830,12 @@ __all__ = [
     "on_filter_path",
     "physical_table",
 ]
+
+
+def duckdb_estimate(cursor: duckdb.DuckDBPyConnection, sql: str) -> int | None:
+    """DuckDB's estimated cardinality of the plan's root, from `EXPLAIN (FORMAT JSON)`."""
+    rows = cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchall()
+    plan = json.loads(rows[0][1])
+    value = str(plan[0].get("extra_info", {}).get("Estimated Cardinality", ""))
+    digits = "".join(ch for ch in value if ch.isdigit())
+    return int(digits) if digits else None
