@@ -143,9 +143,11 @@ def _median_seconds(run: Callable[[], object], repeat: int) -> float:
 
 
 # --- suites ---------------------------------------------------------------------------------
-def run_tpch(directory: Path, pg_dsn: str, queries: Sequence[int], repeat: int) -> list[Timing]:
+def run_tpch(
+    directory: Path, pg_dsn: str, queries: Sequence[int], repeat: int, pg_schema: str = "tpch"
+) -> list[Timing]:
     texts = tpch_queries()
-    peer = duckdb_peer(directory, pg_dsn)
+    peer = duckdb_peer(directory, pg_dsn, pg_schema)
     timings = []
     with meshgate_server(directory) as port, flightsql.connect(
         f"grpc://127.0.0.1:{port}", db_kwargs={"username": "admin", "password": "admin"}
@@ -245,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "tpch":
         queries = [int(n) for n in args.queries.split(",") if n]
-        timings = run_tpch(args.dir, args.pg_dsn, queries, args.repeat)
+        timings = run_tpch(args.dir, args.pg_dsn, queries, args.repeat, args.pg_schema)
         print(chart(timings))
         path = _write("tpch", [asdict(t) | {"ratio": t.ratio} for t in timings])
         print(f"results: {path}")
