@@ -311,34 +311,36 @@ class Planner:
         joins: list[exp.Join],
         null_supplied: set[str],
     ) -> None:
-        """Keep the join tree; push to each scan only what outer-join semantics allow."""
+        """Keep the join tree; push to each scan only what outer-join semantics allow.
+
+        A table no outer join null-extends takes its WHERE conjuncts and the conjuncts of any
+        inner join's ON that name only it; a table on the right of a LEFT JOIN takes only that
+        join's own ON conjuncts; everything else stays where it is.
+        """
         on_of: dict[str, exp.Join] = {j.this.alias_or_name: j for j in joins}
+        inner_ons = [j for j in joins if _is_inner(j) and j.args.get("on") is not None]
         for scan in scans:
-            join = on_of.get(scan.alias)
-            candidates: list[exp.Expr] = []
-            origin: exp.Expr | None = None
+            origins: list[tuple[exp.Expr, exp.Expr]] = []  # (conjunct, WHERE or Join)
+            where = select.args.get("where")
             if scan.alias in null_supplied:
+                join = on_of.get(scan.alias)
                 if join is not None and join.args.get("side") == "LEFT" and join.args.get("on"):
-                    origin = join
-                    candidates = list(_conjuncts(join.args["on"]))
-                    self._local_if_single(
-                        scan, where_conjuncts, "filter above a null-supplying outer-join side"
-                    )
+                    origins = [(c, join) for c in _conjuncts(join.args["on"])]
+                self._local_if_single(
+                    scan, where_conjuncts, "filter above a null-supplying outer-join side"
+                )
             else:
-                origin = select.args.get("where")
-                candidates = list(where_conjuncts)
+                if where is not None:
+                    origins = [(c, where) for c in _conjuncts(where.this)]
+                origins += [(c, j) for j in inner_ons for c in _conjuncts(j.args["on"])]
+            candidates = [c for c, _ in origins]
             fragment, absorbed = self._push_scan(select, scan, candidates)
-            if absorbed and origin is not None:
-                key = "on" if isinstance(origin, exp.Join) else "this"
-                kept = [c for c in candidates if not any(c is a for a in absorbed)]
-                if isinstance(origin, exp.Join):
-                    origin.set(key, exp.and_(*kept) if kept else exp.true())
-                else:
-                    if kept:
-                        origin.set("this", exp.and_(*kept))
-                    else:
-                        select.set("where", None)
-                    where_conjuncts[:] = kept
+            for conjunct, origin in origins:
+                if any(conjunct is a for a in absorbed):
+                    _drop_conjunct(select, origin, conjunct)
+            where_conjuncts[:] = (
+                list(_conjuncts(select.args["where"].this)) if select.args.get("where") else []
+            )
             scan.node.replace(_fragment_ref(fragment.name, scan.alias))
 
     def _local_if_single(self, scan: _Scan, conjuncts: list[exp.Expr], why: str) -> None:
@@ -603,6 +605,18 @@ def _aliases(expression: exp.Expr) -> set[str]:
 
 def _has_subquery(expression: exp.Expr) -> bool:
     return any(True for _ in expression.find_all(exp.Query, exp.Subquery, exp.Exists))
+
+
+def _drop_conjunct(select: exp.Select, origin: exp.Expr, conjunct: exp.Expr) -> None:
+    """Remove one absorbed conjunct from a WHERE or a join's ON (an emptied ON is TRUE)."""
+    condition = origin.args["on"] if isinstance(origin, exp.Join) else origin.this
+    kept = [c for c in _conjuncts(condition) if c is not conjunct]
+    if isinstance(origin, exp.Join):
+        origin.set("on", exp.and_(*kept) if kept else exp.true())
+    elif kept:
+        origin.set("this", exp.and_(*kept))
+    else:
+        select.set("where", None)
 
 
 def _is_inner(join: exp.Join) -> bool:
