@@ -8,6 +8,7 @@ benchmarks/README.md, worth it only with cores to spare).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -268,6 +269,16 @@ class PostgresConnector(SqlConnector):
         with self._state_lock:
             self._bytewise = bytewise
         return bytewise
+
+    def _estimate(self, sql: str) -> int | None:
+        """PostgreSQL's planner estimate (`Plan Rows` of the root) for EXPLAIN."""
+        with self.pool.connection() as conn, conn.cursor() as cursor:
+            # EXPLAIN cannot run inside the COPY the driver wraps queries in by default.
+            cursor.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+            document = cursor.fetchall()[0][0]
+        plan = json.loads(document) if isinstance(document, str) else document
+        return int(plan[0]["Plan"]["Plan Rows"])
 
     def _metadata(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:

@@ -54,6 +54,9 @@ EXPRESSIONS: frozenset[type[exp.Expr]] = (
             exp.Interval,
             exp.Subquery,
             exp.Exists,
+            exp.Union,
+            exp.Intersect,
+            exp.Except,
         }
     )
 )
