@@ -611,10 +611,11 @@ def _drop_conjunct(select: exp.Select, origin: exp.Expr, conjunct: exp.Expr) -> 
     """Remove one absorbed conjunct from a WHERE or a join's ON (an emptied ON is TRUE)."""
     condition = origin.args["on"] if isinstance(origin, exp.Join) else origin.this
     kept = [c for c in _conjuncts(condition) if c is not conjunct]
+    # copy=False: the remaining conjuncts must stay the very nodes callers hold on to
     if isinstance(origin, exp.Join):
-        origin.set("on", exp.and_(*kept) if kept else exp.true())
+        origin.set("on", exp.and_(*kept, copy=False) if kept else exp.true())
     elif kept:
-        origin.set("this", exp.and_(*kept))
+        origin.set("this", exp.and_(*kept, copy=False))
     else:
         select.set("where", None)
 
