@@ -1,0 +1,57 @@
+"""The dependency direction is the architecture (ARCHITECTURE.md §6), checked on the source.
+
+Connectors import only the connector-facing surface of meshgate (spi, types, errors);
+nothing but the CLI imports the server; the engine never imports a connector package.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONNECTOR_SURFACE = ("meshgate.spi", "meshgate.types", "meshgate.errors")
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+CONNECTOR_FILES = sorted((ROOT / "connectors").rglob("*.py"))
+ENGINE_FILES = sorted((ROOT / "src" / "meshgate").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", CONNECTOR_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_connectors_import_only_the_spi(path: Path) -> None:
+    engine = {m for m in imports(path) if m == "meshgate" or m.startswith("meshgate.")}
+    outside = {m for m in engine if not m.startswith(CONNECTOR_SURFACE)}
+    assert not outside, f"{path.name} imports {sorted(outside)}; connectors may use only the SPI"
+
+
+@pytest.mark.parametrize("path", ENGINE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_cli_imports_the_server_and_no_one_imports_a_connector(path: Path) -> None:
+    found = imports(path)
+    relative = path.relative_to(ROOT / "src" / "meshgate")
+    if relative.parts[0] != "server" and relative.name != "cli.py":
+        assert not {m for m in found if m.startswith("meshgate.server")}, relative
+    assert not {m for m in found if m.startswith("meshgate_")}, relative
+
+
+def test_the_spi_does_not_reach_into_the_engine() -> None:
+    for path in sorted((ROOT / "src" / "meshgate" / "spi").rglob("*.py")):
+        engine = {m for m in imports(path) if m.startswith("meshgate.")}
+        assert all(m.startswith(CONNECTOR_SURFACE) for m in engine), (path.name, engine)
+
+
+def test_there_is_something_to_check() -> None:
+    assert len(CONNECTOR_FILES) >= 4
+    assert len(ENGINE_FILES) >= 20
