@@ -79,6 +79,16 @@ def client_error(exc: BaseException) -> BaseException:
     """The exception to raise into pyarrow for `exc`; unexpected ones are logged with an id."""
     if isinstance(exc, _PASS_THROUGH):
         return exc
+    if isinstance(exc, MeshgateError) and exc.status is Status.UNAVAILABLE:
+        # A source's message names hosts, databases and users: physical names the caller
+        # must not learn (ARCHITECTURE.md §4.6). The operator finds them by the error id.
+        error_id = uuid.uuid4().hex[:12]
+        log.warning("source unavailable (error id %s): %s", error_id, exc.message)
+        return flight.FlightUnavailableError(
+            f"a source this query reads is unavailable right now (error id {error_id}); "
+            "retry later, or ask the administrator: the server log has the details under "
+            "this id"
+        )
     if isinstance(exc, MeshgateError):
         return _BY_STATUS[exc.status](exc.message)
     error_id = uuid.uuid4().hex[:12]
