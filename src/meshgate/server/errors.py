@@ -84,11 +84,12 @@ def client_error(exc: BaseException) -> BaseException:
         # must not learn (ARCHITECTURE.md §4.6). The operator finds them by the error id.
         error_id = uuid.uuid4().hex[:12]
         log.warning("source unavailable (error id %s): %s", error_id, exc.message)
-        return flight.FlightUnavailableError(
+        unavailable: BaseException = flight.FlightUnavailableError(
             f"a source this query reads is unavailable right now (error id {error_id}); "
             "retry later, or ask the administrator: the server log has the details under "
             "this id"
         )
+        return unavailable
     if isinstance(exc, MeshgateError):
         return _BY_STATUS[exc.status](exc.message)
     error_id = uuid.uuid4().hex[:12]
