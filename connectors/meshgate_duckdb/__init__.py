@@ -10,12 +10,10 @@ each can be interrupted alone.
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import duckdb
-import pyarrow as pa
 
 from meshgate.errors import ConfigError, SourceUnavailable
 from meshgate.spi import (
@@ -29,9 +27,8 @@ from meshgate.spi import (
 from meshgate.spi.sql import (
     CANONICAL_AGGREGATES,
     CANONICAL_EXPRESSIONS,
-    SqlConnector,
+    DuckDBBackedConnector,
     collated_text_columns,
-    duckdb_estimate,
 )
 from meshgate.types import wire_type
 
@@ -52,7 +49,7 @@ SANDBOX: dict[str, str | bool | int | float | list[str]] = {
 }
 
 
-class DuckDBConnector(SqlConnector):
+class DuckDBConnector(DuckDBBackedConnector):
     """Reads tables of a `.duckdb` file (option `path`), opened read-only."""
 
     kind = "duckdb"
@@ -111,24 +108,6 @@ class DuckDBConnector(SqlConnector):
             cursor.close()
         ddl = row[0] if row and isinstance(row[0], str) else ""
         return collated_text_columns(ddl, CANONICAL_DIALECT, ("c", "posix", "binary"))
-
-    def _estimate(self, sql: str) -> int | None:
-        cursor = self._cursor()
-        try:
-            return duckdb_estimate(cursor, sql)
-        finally:
-            cursor.close()
-
-    def _stream(
-        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
-    ) -> Generator[pa.RecordBatch, None, None]:
-        cursor = self._cursor()
-        try:
-            reader = cursor.execute(sql, list(parameters)).to_arrow_reader(self.batch_rows)
-            yield from reader
-        finally:
-            cursor.interrupt()
-            cursor.close()
 
     def close(self) -> None:
         with self._lock:

@@ -10,7 +10,7 @@ types the handle declares, so filters compare dates as dates, not as sniffed tex
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,8 +33,7 @@ from meshgate.spi.engine import sandboxed_duckdb
 from meshgate.spi.sql import (
     CANONICAL_AGGREGATES,
     CANONICAL_EXPRESSIONS,
-    SqlConnector,
-    duckdb_estimate,
+    DuckDBBackedConnector,
 )
 from meshgate.types import sql_type_name, wire_type
 
@@ -50,7 +49,7 @@ CAPABILITIES = Capabilities(
 FORMATS = ("parquet", "csv")
 
 
-class FilesConnector(SqlConnector):
+class FilesConnector(DuckDBBackedConnector):
     """Reads `<path>/<table>.<format>` files (options `path`, `format`)."""
 
     kind = "files"
@@ -113,23 +112,6 @@ class FilesConnector(SqlConnector):
         rewritten = select.transform(to_file_scan, copy=True)
         assert isinstance(rewritten, exp.Select)
         return rewritten
-
-    def _estimate(self, sql: str) -> int | None:
-        cursor = self._cursor()
-        try:
-            return duckdb_estimate(cursor, sql)
-        finally:
-            cursor.close()
-
-    def _stream(
-        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
-    ) -> Generator[pa.RecordBatch, None, None]:
-        cursor = self._cursor()
-        try:
-            yield from cursor.execute(sql, list(parameters)).to_arrow_reader(self.batch_rows)
-        finally:
-            cursor.interrupt()
-            cursor.close()
 
     def close(self) -> None:
         with self._lock:

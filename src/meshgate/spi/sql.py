@@ -19,7 +19,7 @@ import collections
 import itertools
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -832,10 +832,35 @@ __all__ = [
 ]
 
 
-def duckdb_estimate(cursor: duckdb.DuckDBPyConnection, sql: str) -> int | None:
-    """DuckDB's estimated cardinality of the plan's root, from `EXPLAIN (FORMAT JSON)`."""
-    rows = cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchall()
-    plan = json.loads(rows[0][1])
-    value = str(plan[0].get("extra_info", {}).get("Estimated Cardinality", ""))
-    digits = "".join(ch for ch in value if ch.isdigit())
-    return int(digits) if digits else None
+
+class DuckDBBackedConnector(SqlConnector):
+    """A source read through an in-process DuckDB (a database file, Parquet/CSV files).
+
+    Subclasses provide `_cursor()`: a fresh cursor on their own connection, so every fragment
+    can be interrupted on its own.
+    """
+
+    @abc.abstractmethod
+    def _cursor(self) -> duckdb.DuckDBPyConnection: ...
+
+    def _stream(
+        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
+    ) -> Generator[pa.RecordBatch, None, None]:
+        cursor = self._cursor()
+        try:
+            yield from cursor.execute(sql, list(parameters)).to_arrow_reader(self.batch_rows)
+        finally:
+            cursor.interrupt()
+            cursor.close()
+
+    def _estimate(self, sql: str) -> int | None:
+        """DuckDB's estimated cardinality of the plan's root, from `EXPLAIN (FORMAT JSON)`."""
+        cursor = self._cursor()
+        try:
+            rows = cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchall()
+        finally:
+            cursor.close()
+        plan = json.loads(rows[0][1])
+        value = str(plan[0].get("extra_info", {}).get("Estimated Cardinality", ""))
+        digits = "".join(ch for ch in value if ch.isdigit())
+        return int(digits) if digits else None
