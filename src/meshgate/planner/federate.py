@@ -17,6 +17,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
+import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
@@ -128,11 +129,7 @@ class Planner:
         source = next(iter(_sources(query)))
         connector = self._connectors[source]
         select, inputs = self._source_select(query)
-        try:
-            schema = engine_schema(select, inputs)
-        except Exception:
-            return None
-        handle = connector.apply_query(select, schema)
+        handle = _offer_query(connector, select, inputs)
         if handle is None:
             return None
         return self._fragment(source, handle, ("whole query",))
@@ -404,11 +401,7 @@ class Planner:
         if absorbed:
             query = query.where(exp.and_(*[c.copy() for c in absorbed]))
         inputs = tuple(ScanInput(s.alias, s.physical.table, s.physical.columns) for s in group)
-        try:
-            schema = engine_schema(query, inputs)
-        except Exception:
-            return None
-        handle = connector.apply_query(query, schema)
+        handle = _offer_query(connector, query, inputs)
         if handle is None:
             return None
         joined = ", ".join(sorted(aliases))
@@ -494,6 +487,17 @@ class Planner:
 
     def _identity(self, source: str) -> SourceIdentity:
         return self._connectors[source].identity
+
+
+def _offer_query(
+    connector: Connector, select: exp.Select, inputs: tuple[ScanInput, ...]
+) -> PushedQuery | None:
+    """Offer a whole SELECT to its source, typed with engine semantics; None if refused."""
+    try:
+        schema = engine_schema(select, inputs)
+    except duckdb.Error:  # DuckDB cannot type it, so it cannot be a fragment either
+        return None
+    return connector.apply_query(select, schema)
 
 
 # --- tree helpers ---------------------------------------------------------------------------
