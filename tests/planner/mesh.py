@@ -94,7 +94,7 @@ def build(directory: Path, pg_dsn: str) -> Path:
     with pg.connect(pg_dsn, autocommit=True) as con, con.cursor() as cur:
         cur.execute(
             "CREATE TABLE contacts (contact_id BIGINT PRIMARY KEY, customer_id BIGINT, "
-            "email TEXT, name TEXT, created DATE)"
+            "email TEXT, name TEXT COLLATE \"en-US-x-icu\", created DATE)"
         )
         cur.execute(
             "CREATE TABLE tickets (ticket_id BIGINT PRIMARY KEY, contact_id BIGINT, "

@@ -167,6 +167,7 @@ CANONICAL_AGGREGATES: frozenset[type[exp.Expr]] = frozenset(
 # Nodes whose answer depends on how the source orders / equates text (its collation).
 TEXT_ORDERING: tuple[type[exp.Expr], ...] = (
     exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.Min, exp.Max, exp.Greatest, exp.Least,
+    exp.Ordered,
 )  # fmt: skip
 TEXT_EQUALITY: tuple[type[exp.Expr], ...] = (
     exp.EQ, exp.NEQ, exp.In, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Like, exp.ILike, exp.Group,
@@ -277,6 +278,8 @@ class SqlConnector(Connector):
         """Whether the source's collation gives `node` the engine's answer (or, for equality
         in a WHERE, a superset the engine can filter again)."""
         capabilities = self.capabilities
+        if isinstance(node, exp.Ordered) and not capabilities.text_ordering_matches_engine:
+            return not _is_text(_ordered_key(node), column_types)
         if isinstance(node, TEXT_ORDERING) and not capabilities.text_ordering_matches_engine:
             return not has_text_operand(node, column_types)
         if isinstance(node, TEXT_EQUALITY) and not capabilities.text_equality_matches_engine:
@@ -694,6 +697,17 @@ def _is_text(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]
     if isinstance(node, exp.Cast):
         return node.to.is_type(*exp.DataType.TEXT_TYPES)
     return isinstance(node, TEXT_VALUED)
+
+
+def _ordered_key(node: exp.Ordered) -> exp.Expr:
+    """An ORDER BY key, with a reference to an output column replaced by its expression."""
+    key = node.this
+    select = node.find_ancestor(exp.Select)
+    if isinstance(key, exp.Column) and not key.table and select is not None:
+        for projection in select.expressions:
+            if isinstance(projection, exp.Alias) and projection.alias == key.name:
+                return projection.this
+    return key
 
 
 def column_type(

@@ -1,5 +1,5 @@
--- shape: top-N on text not pushed where PostgreSQL's collation differs
+-- shape: top-N on a text column whose PostgreSQL collation (ICU en-US) differs: pushed only with COLLATE "C"
 SELECT name FROM crm.contacts ORDER BY name LIMIT 7
 -- plan
 fragment __fragment_1 @ crm_db: whole query
-  SELECT "contacts"."name" AS "name" FROM "public"."contacts" AS "contacts" ORDER BY "name" LIMIT 7
+  SELECT "contacts"."name" COLLATE "C" AS "name" FROM "public"."contacts" AS "contacts" ORDER BY "name" LIMIT 7
