@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 
 import duckdb
 import pytest
+from meshgate_duckdb import DuckDBConnector
 
 from meshgate.catalog.loader import load_mesh
 from meshgate.principal import hash_password
 from meshgate.registry import installed_kinds
 from meshgate.service import QueryService
 from meshgate.spi import Capabilities, ConnectorContext
-from meshgate_duckdb import DuckDBConnector
 
 CONFIG = """
 mesh: {name: words}

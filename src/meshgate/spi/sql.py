@@ -701,12 +701,13 @@ def _is_text(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.DataType]
 
 def _ordered_key(node: exp.Ordered) -> exp.Expr:
     """An ORDER BY key, with a reference to an output column replaced by its expression."""
-    key = node.this
+    key: exp.Expr = node.this
     select = node.find_ancestor(exp.Select)
     if isinstance(key, exp.Column) and not key.table and select is not None:
         for projection in select.expressions:
             if isinstance(projection, exp.Alias) and projection.alias == key.name:
-                return projection.this
+                aliased: exp.Expr = projection.this
+                return aliased
     return key
 
 
