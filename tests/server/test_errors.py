@@ -57,11 +57,15 @@ def _status(channel: grpc.Channel, sql: str, user: str = "analyst") -> grpc.RpcE
     ("sql", "code", "text"),
     [
         ("SELEC 1", grpc.StatusCode.INVALID_ARGUMENT, "syntax error"),
-        ("DELETE FROM sales.orders", grpc.StatusCode.INVALID_ARGUMENT, ""),
-        ("SELECT * FROM finance.ledger", grpc.StatusCode.NOT_FOUND, "does not exist"),
+        ("SELECT * FROM sales.orders WHERE (", grpc.StatusCode.INVALID_ARGUMENT, "column"),
+        ("DELETE FROM sales.orders", grpc.StatusCode.INVALID_ARGUMENT, "read-only"),
+        ("DROP TABLE sales.orders", grpc.StatusCode.INVALID_ARGUMENT, "read-only"),
+        ("SELECT 1; SELECT 2", grpc.StatusCode.INVALID_ARGUMENT, "one statement at a time"),
+        ("SELECT * FROM finance.budgets", grpc.StatusCode.NOT_FOUND, "does not exist"),
         ("SELECT * FROM sales.nope", grpc.StatusCode.NOT_FOUND, "does not exist"),
     ],
-    ids=["syntax", "write", "denied-product", "unknown-product"],
+    ids=["syntax", "syntax-position", "write", "drop", "two-statements", "denied-product",
+         "unknown-product"],
 )
 def test_grpc_status_has_the_code_and_no_traceback(channel: grpc.Channel, sql: str,
                                                     code: grpc.StatusCode, text: str) -> None:
@@ -73,9 +77,10 @@ def test_grpc_status_has_the_code_and_no_traceback(channel: grpc.Channel, sql: s
 
 
 def test_denied_and_missing_products_are_indistinguishable(channel: grpc.Channel) -> None:
-    denied = _status(channel, "SELECT * FROM finance.ledger").details()
+    # finance.budgets exists, but the analyst is not granted finance
+    denied = _status(channel, "SELECT * FROM finance.budgets").details()
     missing = _status(channel, "SELECT * FROM finance.nothing_here").details()
-    assert denied.replace("ledger", "X") == missing.replace("nothing_here", "X")
+    assert denied.replace("budgets", "X") == missing.replace("nothing_here", "X")
 
 
 def test_adbc_user_reads_a_clean_message(uri: str) -> None:
@@ -149,3 +154,20 @@ def test_what_pyarrow_puts_in_the_grpc_status(raised: str, code: grpc.StatusCode
     assert caught.value.code() == code
     assert caught.value.details().startswith("bad input") or raised == "KeyError"
     assert ("Traceback (most recent call last)" in caught.value.details()) == traceback
+
+
+def test_bad_input_leaves_the_server_serving(uri: str) -> None:
+    bad = ["SELEC 1", "DROP TABLE sales.orders", "SELECT 1; SELECT 2",
+           "SELECT * FROM sales.nope", "SELECT * FROM finance.budgets"]
+    with pytest.raises(adbc.Error, match="UNAUTHENTICATED"), adbc.connect(
+        uri, db_kwargs={"username": "analyst", "password": "wrong"}
+    ) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
+                      autocommit=True) as conn:
+        for sql in bad:
+            with conn.cursor() as cursor, pytest.raises(adbc.Error):
+                cursor.execute(sql)
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM hr.employees")
+            assert cursor.fetchone() == (1200,)
