@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -278,6 +279,10 @@ def test_serve_answers_adbc_and_stops_cleanly_on_sigterm(
     assert f"serving mesh 'demo' on {uri}" in stderr
     assert stderr.endswith("meshgate: stopped\n")
     assert "Traceback" not in stderr
+    audit = [json.loads(line.split("meshgate.audit: ", 1)[1])
+             for line in stderr.splitlines() if "meshgate.audit: " in line]
+    assert any(record["user"] == "admin" and record["products"] == ["sales.orders"]
+               and record["rows"] == 1 and record["outcome"] == "ok" for record in audit)
 
 
 def test_serve_on_a_taken_port_says_so(

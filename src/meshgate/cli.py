@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import logging
 import os
 import signal
 import sys
@@ -129,6 +130,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from meshgate.server import serve
 
     settings = service.definition.server
+    # Operators read the server log: error details behind client-facing error ids, and one
+    # JSON audit line per query (logger `meshgate.audit`).
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     # pyarrow stops the server on signals that have a Python handler; SIGTERM (docker stop,
