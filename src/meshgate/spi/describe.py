@@ -8,20 +8,17 @@ sources' batches are cast to it at the boundary.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from functools import lru_cache
 
-import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import CANONICAL_DIALECT, ScanInput
-from meshgate.spi.engine import sandboxed_duckdb
+from meshgate.spi.engine import engine_cursor
 from meshgate.types import wire_schema
 
 _EMPTY_PREFIX = "__meshgate_input_"
-_local = threading.local()
 
 
 def engine_schema(select: exp.Select, inputs: Sequence[ScanInput]) -> pa.Schema:
@@ -56,8 +53,7 @@ def _bind_to_empty_inputs(select: exp.Select, inputs: Sequence[ScanInput]) -> ex
 
 @lru_cache(maxsize=4096)
 def _describe(sql: str, inputs: tuple[ScanInput, ...]) -> pa.Schema:
-    connection = _connection()
-    cursor = connection.cursor()
+    cursor = engine_cursor()  # its own registrations, on the shared sandboxed engine
     try:
         for index, item in enumerate(inputs):
             empty = pa.schema([pa.field(c.name, c.type) for c in item.columns]).empty_table()
@@ -67,11 +63,3 @@ def _describe(sql: str, inputs: tuple[ScanInput, ...]) -> pa.Schema:
     finally:
         cursor.close()
 
-
-def _connection() -> duckdb.DuckDBPyConnection:
-    """One in-memory DuckDB per thread: describing is frequent and must not share cursors."""
-    connection: duckdb.DuckDBPyConnection | None = getattr(_local, "connection", None)
-    if connection is None:
-        connection = sandboxed_duckdb(threads=1)
-        _local.connection = connection
-    return connection
