@@ -53,3 +53,9 @@ def test_system_table_joins_a_product(service: QueryService) -> None:
 def test_unknown_system_table_is_not_found(service: QueryService) -> None:
     with pytest.raises(ProductNotFound):
         service.prepare("SELECT * FROM meshgate.secrets", service.principal("admin"))
+
+
+def test_current_user_is_the_caller(service: QueryService) -> None:
+    for user in ("admin", "analyst"):
+        table = service.query("SELECT current_user AS me", service.principal(user))
+        assert table.column("me").to_pylist() == [user]

@@ -38,6 +38,9 @@ class BoundQuery:
 def bind(tree: exp.Query, view: CatalogView, default_domain: str | None = None) -> BoundQuery:
     """Resolve product references on a copy of `tree`."""
     bound = tree.copy()
+    # `current_user` is the caller, not whatever account an engine or source runs as.
+    for node in list(bound.find_all(exp.CurrentUser)):
+        node.replace(exp.Literal.string(view.principal.name))
     cte_names = {cte.alias_or_name for cte in bound.find_all(exp.CTE)}
     products: dict[str, DataProduct] = {}
     local_tables: dict[str, pa.Table] = {}
