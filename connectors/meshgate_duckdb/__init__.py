@@ -20,26 +20,17 @@ from meshgate.spi import (
     CANONICAL_DIALECT,
     Capabilities,
     ConnectorContext,
-    JoinKind,
     SourceColumn,
     SourceTable,
 )
 from meshgate.spi.sql import (
-    CANONICAL_AGGREGATES,
-    CANONICAL_EXPRESSIONS,
+    ENGINE_CAPABILITIES,
     DuckDBBackedConnector,
     collated_text_columns,
 )
 from meshgate.types import wire_type
 
-CAPABILITIES = Capabilities(
-    dialect=CANONICAL_DIALECT,
-    expressions=CANONICAL_EXPRESSIONS,
-    aggregates=CANONICAL_AGGREGATES,
-    join_kinds=frozenset(JoinKind),
-    text_ordering_matches_engine=True,
-    text_equality_matches_engine=True,
-)
+CAPABILITIES = ENGINE_CAPABILITIES
 
 
 # The file is the only thing this connection may read: no other files, no Python objects.

@@ -23,7 +23,6 @@ from meshgate.spi import (
     CANONICAL_DIALECT,
     Capabilities,
     ConnectorContext,
-    JoinKind,
     PushedQuery,
     ScanInput,
     SourceColumn,
@@ -31,20 +30,12 @@ from meshgate.spi import (
 )
 from meshgate.spi.engine import sandboxed_duckdb
 from meshgate.spi.sql import (
-    CANONICAL_AGGREGATES,
-    CANONICAL_EXPRESSIONS,
+    ENGINE_CAPABILITIES,
     DuckDBBackedConnector,
 )
 from meshgate.types import sql_type_name, wire_type
 
-CAPABILITIES = Capabilities(
-    dialect=CANONICAL_DIALECT,
-    expressions=CANONICAL_EXPRESSIONS,
-    aggregates=CANONICAL_AGGREGATES,
-    join_kinds=frozenset(JoinKind),
-    text_ordering_matches_engine=True,
-    text_equality_matches_engine=True,
-)
+CAPABILITIES = ENGINE_CAPABILITIES
 
 FORMATS = ("parquet", "csv")
 

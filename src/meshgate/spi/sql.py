@@ -34,6 +34,7 @@ from sqlglot.schema import MappingSchema
 from meshgate.errors import MeshgateError, SourceUnavailable
 from meshgate.spi import (
     CANONICAL_DIALECT,
+    Capabilities,
     Connector,
     ConnectorContext,
     FilterApplication,
@@ -846,6 +847,17 @@ __all__ = [
     "physical_table",
 ]
 
+
+
+# A source that runs on DuckDB itself evaluates everything exactly as the merge does.
+ENGINE_CAPABILITIES = Capabilities(
+    dialect=CANONICAL_DIALECT,
+    expressions=CANONICAL_EXPRESSIONS,
+    aggregates=CANONICAL_AGGREGATES,
+    join_kinds=frozenset(JoinKind),
+    text_ordering_matches_engine=True,
+    text_equality_matches_engine=True,
+)
 
 
 class DuckDBBackedConnector(SqlConnector):
