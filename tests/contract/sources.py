@@ -139,10 +139,12 @@ def duckdb_source(request: pytest.FixtureRequest, directory: Path) -> ContractSo
             connection.register("incoming", table)
             connection.execute(f"INSERT INTO main.{name} SELECT * FROM incoming")
             connection.unregister("incoming")
+    connector = DuckDBConnector(_context("shop", directory, path="contract.duckdb"))
     return ContractSource(
-        connector=DuckDBConnector(_context("shop", directory, path="contract.duckdb")),
+        connector=connector,
         schema="main",
         unavailable=DuckDBConnector(_context("shop", directory, path="missing.duckdb")),
+        busy=lambda: connector.open_streams > 0,
     )
 
 
@@ -155,10 +157,12 @@ def parquet_source(request: pytest.FixtureRequest, directory: Path) -> ContractS
     owners = TABLES["owners"]
     pq.write_table(owners.slice(0, 2), data / "owners" / "part-0.parquet")
     pq.write_table(owners.slice(2), data / "owners" / "part-1.parquet")
+    connector = FilesConnector(_context("lake", directory, path="lake", format="parquet"))
     return ContractSource(
-        connector=FilesConnector(_context("lake", directory, path="lake", format="parquet")),
+        connector=connector,
         schema=None,
         unavailable=FilesConnector(_context("lake", directory, path="nowhere", format="parquet")),
+        busy=lambda: connector.open_streams > 0,
     )
 
 
@@ -172,10 +176,12 @@ def csv_source(request: pytest.FixtureRequest, directory: Path) -> ContractSourc
             target = str(data / f"{name}.csv").replace("'", "''")
             connection.execute(f"COPY outgoing TO '{target}' (HEADER, DELIMITER ',')")
             connection.unregister("outgoing")
+    connector = FilesConnector(_context("csv", directory, path="csv", format="csv"))
     return ContractSource(
-        connector=FilesConnector(_context("csv", directory, path="csv", format="csv")),
+        connector=connector,
         schema=None,
         unavailable=FilesConnector(_context("csv", directory, path="csv_missing", format="csv")),
+        busy=lambda: connector.open_streams > 0,
     )
 
 

@@ -867,18 +867,34 @@ class DuckDBBackedConnector(SqlConnector):
     can be interrupted on its own.
     """
 
+    def __init__(self, context: ConnectorContext) -> None:
+        super().__init__(context)
+        self._streams_lock = threading.Lock()
+        self._open_streams = 0
+
     @abc.abstractmethod
     def _cursor(self) -> duckdb.DuckDBPyConnection: ...
+
+    @property
+    def open_streams(self) -> int:
+        """Results being read right now, each holding a cursor until its reader closes."""
+        return self._open_streams
 
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema
     ) -> Generator[pa.RecordBatch, None, None]:
         cursor = self._cursor()
+        self._count_stream(+1)
         try:
             yield from cursor.execute(sql, list(parameters)).to_arrow_reader(self.batch_rows)
         finally:
             cursor.interrupt()
             cursor.close()
+            self._count_stream(-1)
+
+    def _count_stream(self, change: int) -> None:
+        with self._streams_lock:
+            self._open_streams += change
 
     def _estimate(self, sql: str) -> int | None:
         """DuckDB's estimated cardinality of the plan's root, from `EXPLAIN (FORMAT JSON)`."""
