@@ -19,21 +19,14 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import Capabilities, JoinKind
-from meshgate.spi.sql import BOOLEAN_LOGIC, COMPARISONS
+from meshgate.spi.sql import ARITHMETIC, BOOLEAN_LOGIC, COMPARISONS
 
 EXPRESSIONS: frozenset[type[exp.Expr]] = (
     COMPARISONS
     | BOOLEAN_LOGIC
+    | ARITHMETIC
     | frozenset(
         {
-            exp.NullSafeEQ,
-            exp.NullSafeNEQ,
-            exp.Add,
-            exp.Sub,
-            exp.Mul,
-            exp.Div,
-            exp.Mod,
-            exp.Neg,
             exp.Like,
             exp.Case,
             exp.If,

@@ -24,20 +24,6 @@ from tests.server.flightsql_clients import basic, pack
 GET_FLIGHT_INFO = "/arrow.flight.protocol.FlightService/GetFlightInfo"
 
 
-def _flight_descriptor(command: bytes) -> bytes:
-    """FlightDescriptor{type=CMD, cmd=command} in protobuf wire format."""
-    return b"\x08\x02" + b"\x12" + _varint(len(command)) + command
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        bits, value = value & 0x7F, value >> 7
-        out.append(bits | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 @pytest.fixture
 def channel(server: flight.FlightServerBase) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -49,7 +35,8 @@ def _status(channel: grpc.Channel, sql: str, user: str = "analyst") -> grpc.RpcE
                                response_deserializer=lambda b: b)
     command = pack(pb.CommandStatementQuery(query=sql))
     with pytest.raises(grpc.RpcError) as caught:
-        call(_flight_descriptor(command), metadata=[("authorization", basic(user, user))])
+        call(flight.FlightDescriptor.for_command(command).serialize(),
+             metadata=[("authorization", basic(user, user))])
     return caught.value
 
 
@@ -148,7 +135,7 @@ def test_what_pyarrow_puts_in_the_grpc_status(raised: str, code: grpc.StatusCode
         call = channel.unary_stream("/arrow.flight.protocol.FlightService/DoAction",
                                     request_serializer=lambda b: b,
                                     response_deserializer=lambda b: b)
-        action = b"\x0a" + _varint(len(raised)) + raised.encode()  # Action{type=raised}
+        action = flight.Action(raised, b"").serialize()
         with pytest.raises(grpc.RpcError) as caught:
             list(call(action))
     assert caught.value.code() == code

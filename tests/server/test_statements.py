@@ -266,7 +266,7 @@ def test_cancel_flight_info_stops_a_running_stream(analyst: Session,
                                       request_serializer=lambda b: b,
                                       response_deserializer=lambda b: b)
         bearer = dict(analyst.headers)["authorization"]
-        stream = do_get(b"\x0a" + _varint(len(ticket)) + ticket,
+        stream = do_get(flight.Ticket(ticket).serialize(),
                         metadata=[("authorization", bearer)])
         next(stream)  # the schema message
         next(stream)  # the first batch
@@ -280,15 +280,6 @@ def test_cancel_flight_info_stops_a_running_stream(analyst: Session,
                 pass
     assert caught.value.code() == grpc.StatusCode.CANCELLED
     assert "the query was cancelled" in caught.value.details()
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        bits, value = value & 0x7F, value >> 7
-        out.append(bits | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def test_adbc_execute_schema_and_partitions(adbc_analyst: adbc.Connection) -> None:

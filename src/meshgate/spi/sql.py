@@ -84,22 +84,19 @@ COMPARISONS: frozenset[type[exp.Expr]] = frozenset(
     {exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Is}
 )
 BOOLEAN_LOGIC: frozenset[type[exp.Expr]] = frozenset({exp.And, exp.Or, exp.Not})
+# Null-safe comparisons and arithmetic every SQL source spells alike (division is typed later).
+ARITHMETIC: frozenset[type[exp.Expr]] = frozenset(
+    {exp.NullSafeEQ, exp.NullSafeNEQ, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg}
+)
 
 # What a DuckDB-dialect source (the engine's own dialect) evaluates exactly as the engine does.
 CANONICAL_EXPRESSIONS: frozenset[type[exp.Expr]] = (
     COMPARISONS
     | BOOLEAN_LOGIC
+    | ARITHMETIC
     | frozenset(
         {
-            exp.NullSafeEQ,
-            exp.NullSafeNEQ,
-            exp.Add,
-            exp.Sub,
-            exp.Mul,
-            exp.Div,
             exp.IntDiv,
-            exp.Mod,
-            exp.Neg,
             exp.Like,
             exp.ILike,
             exp.Escape,
