@@ -1,7 +1,8 @@
 """The dependency direction is the architecture (ARCHITECTURE.md §6), checked on the source.
 
 Connectors import only the connector-facing surface of meshgate (spi, types, errors);
-nothing but the CLI imports the server; the engine never imports a connector package.
+nothing but the CLI imports the server; the engine never imports a connector package; the
+stages of a query's path import only earlier stages, with the query model at the bottom.
 """
 
 from __future__ import annotations
@@ -50,6 +51,48 @@ def test_the_spi_does_not_reach_into_the_engine() -> None:
     for path in sorted((ROOT / "src" / "meshgate" / "spi").rglob("*.py")):
         engine = {m for m in imports(path) if m.startswith("meshgate.")}
         assert all(m.startswith(CONNECTOR_SURFACE) for m in engine), (path.name, engine)
+
+
+# The path of one query (ARCHITECTURE.md §2), earliest first. A stage may import the stages
+# before it and the shared layers (errors, types, principal, spi, catalog), never a later one.
+STAGES = (
+    "meshgate.query",
+    "meshgate.sql",
+    "meshgate.policy",
+    "meshgate.rewrite",
+    "meshgate.planner",
+    "meshgate.execution",
+    "meshgate.service",
+)
+SHARED_LAYERS = ("meshgate.errors", "meshgate.types", "meshgate.principal", "meshgate.spi",
+                 "meshgate.catalog")  # fmt: skip
+
+
+def _stage_of(module: str) -> int | None:
+    for index, stage in enumerate(STAGES):
+        if module == stage or module.startswith(stage + "."):
+            return index
+    return None
+
+
+@pytest.mark.parametrize("path", ENGINE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_stages_import_only_earlier_stages(path: Path) -> None:
+    relative = path.relative_to(ROOT / "src")
+    module = ".".join(relative.with_suffix("").parts).removesuffix(".__init__")
+    own = _stage_of(module)
+    if own is None:
+        return
+    later = {m for m in imports(path) if (_stage_of(m) or -1) > own}
+    assert not later, f"{module} imports later stages {sorted(later)}"
+
+
+def test_shared_layers_import_no_stage() -> None:
+    for layer in SHARED_LAYERS:
+        folder = ROOT / "src" / Path(*layer.split("."))
+        files = sorted(folder.rglob("*.py")) if folder.is_dir() else [folder.with_suffix(".py")]
+        for path in files:
+            stages = {m for m in imports(path) if _stage_of(m) is not None}
+            assert not stages, f"{path.relative_to(ROOT)} imports pipeline stages {sorted(stages)}"
 
 
 def test_there_is_something_to_check() -> None:

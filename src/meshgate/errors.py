@@ -106,6 +106,12 @@ class QueryTimeout(MeshgateError):
     status = Status.DEADLINE_EXCEEDED
 
 
+class ParameterError(MeshgateError):
+    """Client parameter values that do not fit the statement."""
+
+    status = Status.INVALID_ARGUMENT
+
+
 class PushdownRequired(MeshgateError):
     """Strict pushdown mode: work the user expected at a source would run in the merge layer."""
 

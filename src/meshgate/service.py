@@ -25,12 +25,13 @@ from meshgate.planner.federate import Planner
 from meshgate.planner.plan import FederatedPlan
 from meshgate.policy.relation import secure
 from meshgate.principal import Principal
+from meshgate.query.model import BoundQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
+from meshgate.rewrite.rules import normalise, physical_schema, qualify_query
 from meshgate.spi import Connector, ConnectorContext
-from meshgate.sql.bind import BoundQuery, bind
+from meshgate.sql.bind import bind
 from meshgate.sql.parameters import bind_parameters
-from meshgate.sql.parse import Statement, parse_statement
-from meshgate.sql.rewrite import normalise, physical_schema, qualify_query
+from meshgate.sql.parse import parse_statement
 
 audit_log = logging.getLogger("meshgate.audit")
 

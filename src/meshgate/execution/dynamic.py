@@ -20,8 +20,8 @@ from sqlglot import exp
 
 from meshgate.execution.stream import Prefetch
 from meshgate.planner.plan import DynamicFilter
+from meshgate.query.literals import literal
 from meshgate.spi import Connector, FilterSupport, PushedQuery
-from meshgate.sql.parameters import literal
 
 MAX_BUILD_ROWS = 1_000_000
 MAX_LISTED_KEYS = 100

@@ -24,7 +24,7 @@ from sqlglot import exp
 from meshgate.errors import PushdownRequired, UnsupportedQuery
 from meshgate.planner.plan import DynamicFilter, FederatedPlan, Fragment
 from meshgate.planner.schema import residual_schema
-from meshgate.policy.relation import PhysicalTable, physical_key, source_of
+from meshgate.query.names import LOCAL_CATALOG, PhysicalTable, TableKey, physical_key, source_of
 from meshgate.spi import (
     CANONICAL_DIALECT,
     Connector,
@@ -34,9 +34,6 @@ from meshgate.spi import (
     SourceIdentity,
 )
 from meshgate.spi.describe import engine_schema
-from meshgate.sql.bind import LOCAL_CATALOG
-
-Key = tuple[str, str | None, str]
 
 
 @dataclass
@@ -72,7 +69,7 @@ class Planner:
     def __init__(
         self,
         connectors: Mapping[str, Connector],
-        tables: Mapping[Key, PhysicalTable],
+        tables: Mapping[TableKey, PhysicalTable],
         local_tables: Mapping[str, pa.Table],
         *,
         strict: bool = False,

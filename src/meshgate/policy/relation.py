@@ -9,51 +9,17 @@ everything the user wrote sees only the policy relation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 
-import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.catalog.catalog import DataProduct, QueryDefinition, TableDefinition
 from meshgate.errors import UnsupportedQuery
-from meshgate.spi import SourceColumn, SourceTable
-from meshgate.sql.bind import PRODUCT_META, BoundQuery
+from meshgate.query.model import BoundQuery, SecuredQuery
+from meshgate.query.names import PRODUCT_META, PhysicalTable, TableKey, physical_table
+from meshgate.spi import SourceColumn
 
-SOURCE_PREFIX = "$source:"
-# Physical tables always have three name parts; sources without schemas get this one.
-DEFAULT_SCHEMA = "$default"
 MAX_DEFINITION_DEPTH = 16
-
-
-@dataclass(frozen=True)
-class PhysicalTable:
-    """A source table a secured query reads, with the typed columns it may use."""
-
-    source: str
-    table: SourceTable
-    columns: tuple[SourceColumn, ...]
-    primary_key: tuple[str, ...] = ()
-
-
-def source_of(table: exp.Table) -> str | None:
-    """The source a physical table node belongs to, or None for anything else."""
-    catalog = table.catalog
-    return catalog[len(SOURCE_PREFIX) :] if catalog.startswith(SOURCE_PREFIX) else None
-
-
-def physical_key(table: exp.Table) -> tuple[str, str | None, str]:
-    source = source_of(table)
-    assert source is not None
-    return source, None if table.db == DEFAULT_SCHEMA else table.db, table.name
-
-
-@dataclass(frozen=True)
-class SecuredQuery:
-    tree: exp.Query
-    products: tuple[DataProduct, ...]
-    tables: dict[tuple[str, str | None, str], PhysicalTable]
-    local_tables: Mapping[str, pa.Table]
 
 
 DefinitionBinder = Callable[[str], BoundQuery]
@@ -61,7 +27,7 @@ DefinitionBinder = Callable[[str], BoundQuery]
 
 def secure(bound: BoundQuery, bind_definition: DefinitionBinder) -> SecuredQuery:
     """Swap each product reference for its relation; `bind_definition` binds product SQL."""
-    tables: dict[tuple[str, str | None, str], PhysicalTable] = {}
+    tables: dict[TableKey, PhysicalTable] = {}
     products: dict[str, DataProduct] = {p.qualified_name: p for p in bound.products}
     tree = _secure_tree(bound.tree, bind_definition, tables, products, depth=0)
     return SecuredQuery(tree, tuple(products.values()), tables, bound.local_tables)
@@ -70,7 +36,7 @@ def secure(bound: BoundQuery, bind_definition: DefinitionBinder) -> SecuredQuery
 def _secure_tree(
     tree: exp.Query,
     bind_definition: DefinitionBinder,
-    tables: dict[tuple[str, str | None, str], PhysicalTable],
+    tables: dict[TableKey, PhysicalTable],
     products: dict[str, DataProduct],
     depth: int,
 ) -> exp.Query:
@@ -99,7 +65,7 @@ def _table_relation(
     product: DataProduct,
     definition: TableDefinition,
     alias: str,
-    tables: dict[tuple[str, str | None, str], PhysicalTable],
+    tables: dict[TableKey, PhysicalTable],
 ) -> exp.Select:
     key = (definition.source, definition.table.schema, definition.table.name)
     columns = tuple(
@@ -113,12 +79,7 @@ def _table_relation(
     renames = dict(zip((c.name for c in product.columns), definition.source_columns, strict=True))
     primary_key = tuple(renames[k] for k in product.primary_key)
     tables[key] = PhysicalTable(definition.source, definition.table, columns, primary_key)
-    physical = exp.Table(
-        this=exp.to_identifier(definition.table.name, quoted=True),
-        db=exp.to_identifier(definition.table.schema or DEFAULT_SCHEMA, quoted=True),
-        catalog=exp.to_identifier(SOURCE_PREFIX + definition.source, quoted=True),
-        alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
-    )
+    physical = physical_table(definition.source, definition.table, alias)
     projections = [
         exp.alias_(exp.column(source_name, alias, quoted=True), column.name, quoted=True)
         for source_name, column in zip(definition.source_columns, product.columns, strict=True)
@@ -130,7 +91,7 @@ def _query_relation(
     product: DataProduct,
     definition: QueryDefinition,
     bind_definition: DefinitionBinder,
-    tables: dict[tuple[str, str | None, str], PhysicalTable],
+    tables: dict[TableKey, PhysicalTable],
     products: dict[str, DataProduct],
     depth: int,
 ) -> exp.Select:

@@ -7,32 +7,14 @@ for both (ARCHITECTURE.md §4.4). CTE names shadow products, as in any SQL engin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-
 import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.catalog.catalog import CatalogView, DataProduct
 from meshgate.catalog.system import SYSTEM_SCHEMA, SYSTEM_TABLES, system_table
 from meshgate.errors import ProductNotFound, UnsupportedQuery
-
-PRODUCT_META = "meshgate_product"
-# In-memory relations the merge layer holds (the system schema) are named in this catalog.
-LOCAL_CATALOG = "$local"
-LOCAL_SCHEMA = "$default"
-
-
-@dataclass(frozen=True)
-class BoundQuery:
-    """A query whose product references are resolved; `tree` is never shared with callers.
-
-    Each product reference is an `exp.Table` whose `meta[PRODUCT_META]` holds the product.
-    """
-
-    tree: exp.Query
-    products: tuple[DataProduct, ...]
-    local_tables: Mapping[str, pa.Table] = field(default_factory=dict)
+from meshgate.query.model import BoundQuery
+from meshgate.query.names import PRODUCT_META, local_table
 
 
 def bind(tree: exp.Query, view: CatalogView, default_domain: str | None = None) -> BoundQuery:
@@ -63,16 +45,6 @@ def bind(tree: exp.Query, view: CatalogView, default_domain: str | None = None) 
         table.meta[PRODUCT_META] = product
         products[product.qualified_name] = product
     return BoundQuery(bound, tuple(products.values()), local_tables)
-
-
-def local_table(name: str, alias: str) -> exp.Table:
-    """A reference to an in-memory relation of the merge layer."""
-    return exp.Table(
-        this=exp.to_identifier(name, quoted=True),
-        db=exp.to_identifier(LOCAL_SCHEMA, quoted=True),
-        catalog=exp.to_identifier(LOCAL_CATALOG, quoted=True),
-        alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
-    )
 
 
 def _resolve(table: exp.Table, view: CatalogView, default_domain: str | None) -> DataProduct:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import dataclass
 
 import duckdb
 import sqlglot
@@ -22,6 +21,7 @@ from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from meshgate.errors import ForbiddenStatement, SqlSyntaxError, UnsupportedQuery
+from meshgate.query.model import Statement
 from meshgate.sql.functions import function_name, is_allowed_function
 
 DIALECT = "duckdb"
@@ -105,22 +105,6 @@ _RESERVED = frozenset(
 # Characters that never occur in a product or CTE name but do in file paths, globs and URLs.
 # DuckDB reads ``FROM 'data.csv'`` and ``FROM "s3://b/x.parquet"`` as files (replacement scans).
 _PATH_CHARACTERS = frozenset("./\\:*?")
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One gated query: the stages after parsing receive this, never raw text.
-
-    ``tree`` is freshly parsed for this call and owned by the caller (later stages copy it
-    before rewriting). ``sql`` is the text exactly as the client sent it, for the audit record;
-    nothing downstream may execute it. ``parameter_count`` is the number of values the client
-    must bind (``?`` placeholders, or the highest ``$n``).
-    """
-
-    tree: exp.Query
-    explain: bool
-    parameter_count: int
-    sql: str
 
 
 def parse_statement(sql: str) -> Statement:

@@ -25,14 +25,20 @@ from sqlglot.optimizer.unnest_subqueries import unnest_subqueries
 from sqlglot.schema import MappingSchema
 
 from meshgate.errors import ColumnNotFound
-from meshgate.policy.relation import DEFAULT_SCHEMA, SOURCE_PREFIX, PhysicalTable
+from meshgate.query.names import (
+    DEFAULT_SCHEMA,
+    LOCAL_CATALOG,
+    LOCAL_SCHEMA,
+    SOURCE_PREFIX,
+    PhysicalTable,
+    TableKey,
+)
 from meshgate.spi import CANONICAL_DIALECT
-from meshgate.sql.bind import LOCAL_CATALOG, LOCAL_SCHEMA
 from meshgate.types import wire_sql_type
 
 
 def physical_schema(
-    tables: dict[tuple[str, str | None, str], PhysicalTable],
+    tables: Mapping[TableKey, PhysicalTable],
     local_tables: Mapping[str, pa.Table],
 ) -> MappingSchema:
     """The typed schema of every physical and local table, keyed by its three-part name."""

@@ -1,0 +1,53 @@
+"""The values that travel between stages: each stage takes one and returns the next.
+
+They are immutable; a stage that rewrites a tree copies it first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from sqlglot import exp
+
+from meshgate.catalog.catalog import DataProduct
+from meshgate.query.names import PhysicalTable, TableKey
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One gated query: the stages after parsing receive this, never raw text.
+
+    ``tree`` is freshly parsed for this call and owned by the caller (later stages copy it
+    before rewriting). ``sql`` is the text exactly as the client sent it, for the audit record;
+    nothing downstream may execute it. ``parameter_count`` is the number of values the client
+    must bind (``?`` placeholders, or the highest ``$n``).
+    """
+
+    tree: exp.Query
+    explain: bool
+    parameter_count: int
+    sql: str
+
+
+@dataclass(frozen=True)
+class BoundQuery:
+    """A query whose product references are resolved; `tree` is never shared with callers.
+
+    Each product reference is an `exp.Table` whose `meta[PRODUCT_META]` holds the product.
+    """
+
+    tree: exp.Query
+    products: tuple[DataProduct, ...]
+    local_tables: Mapping[str, pa.Table] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SecuredQuery:
+    """A bound query whose product references are replaced by their policy relations."""
+
+    tree: exp.Query
+    products: tuple[DataProduct, ...]
+    tables: Mapping[TableKey, PhysicalTable]
+    local_tables: Mapping[str, pa.Table]

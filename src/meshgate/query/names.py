@@ -1,0 +1,67 @@
+"""How physical and in-memory relations are named inside a query tree.
+
+Only meshgate puts these names into a tree: binding resolves every table a user writes to a
+product, a CTE in scope, a system table or an error (ARCHITECTURE.md §4.8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from meshgate.spi import SourceColumn, SourceTable
+
+SOURCE_PREFIX = "$source:"
+# Physical tables always have three name parts; sources without schemas get this one.
+DEFAULT_SCHEMA = "$default"
+# In-memory relations the merge layer holds (the system schema) are named in this catalog.
+LOCAL_CATALOG = "$local"
+LOCAL_SCHEMA = "$default"
+# The binder marks each product reference: `table.meta[PRODUCT_META]` is its DataProduct.
+PRODUCT_META = "meshgate_product"
+
+TableKey = tuple[str, str | None, str]
+
+
+@dataclass(frozen=True)
+class PhysicalTable:
+    """A source table a secured query reads, with the typed columns it may use."""
+
+    source: str
+    table: SourceTable
+    columns: tuple[SourceColumn, ...]
+    primary_key: tuple[str, ...] = ()
+
+
+def source_of(table: exp.Table) -> str | None:
+    """The source a physical table node belongs to, or None for anything else."""
+    catalog = table.catalog
+    return catalog[len(SOURCE_PREFIX) :] if catalog.startswith(SOURCE_PREFIX) else None
+
+
+def physical_key(table: exp.Table) -> TableKey:
+    """The (source, schema, table) identity of a physical table node."""
+    source = source_of(table)
+    assert source is not None
+    return source, None if table.db == DEFAULT_SCHEMA else table.db, table.name
+
+
+def physical_table(source: str, table: SourceTable, alias: str) -> exp.Table:
+    """A reference to a source table under `alias`, as the secured tree spells it."""
+    return exp.Table(
+        this=exp.to_identifier(table.name, quoted=True),
+        db=exp.to_identifier(table.schema or DEFAULT_SCHEMA, quoted=True),
+        catalog=exp.to_identifier(SOURCE_PREFIX + source, quoted=True),
+        alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
+    )
+
+
+def local_table(name: str, alias: str) -> exp.Table:
+    """A reference to an in-memory relation of the merge layer."""
+    return exp.Table(
+        this=exp.to_identifier(name, quoted=True),
+        db=exp.to_identifier(LOCAL_SCHEMA, quoted=True),
+        catalog=exp.to_identifier(LOCAL_CATALOG, quoted=True),
+        alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
+    )
