@@ -92,6 +92,10 @@ class Catalog:
             }
         )
 
+    def is_admin(self, principal: Principal) -> bool:
+        """Admins see what the policy layer hides from everyone else (physical plans, history)."""
+        return bool(principal.roles & set(self.definition.server.admin_roles))
+
     def view(self, principal: Principal) -> CatalogView:
         grants = [g for role in principal.roles for g in _role(self.definition.roles, role).grants]
         visible = {key: product for key, product in self.products.items() if _granted(grants, *key)}

@@ -116,6 +116,8 @@ class ServerConfig(Strict):
     port: int = 8815
     token_ttl_seconds: int = 3600
     strict_pushdown: bool = False
+    # Callers holding one of these roles see physical plans, every query's history and audit.
+    admin_roles: tuple[str, ...] = ("admin",)
 
 
 class ConfigFile(Strict):
