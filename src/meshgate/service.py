@@ -21,13 +21,15 @@ from meshgate.errors import MeshgateError
 from meshgate.execution.run import ExecutionReport, execute_plan
 from meshgate.execution.stream import cast_batches
 from meshgate.planner.cache import PlanCache
+from meshgate.planner.explain import explain_table
 from meshgate.planner.federate import Planner
 from meshgate.planner.plan import FederatedPlan
+from meshgate.policy.policies import PolicySet
 from meshgate.policy.relation import secure
 from meshgate.principal import Principal
 from meshgate.query.model import BoundQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
-from meshgate.rewrite.rules import normalise, physical_schema, qualify_query
+from meshgate.rewrite.barrier import rewrite
 from meshgate.spi import Connector, ConnectorContext
 from meshgate.sql.bind import bind
 from meshgate.sql.parameters import bind_parameters
@@ -35,23 +37,16 @@ from meshgate.sql.parse import parse_statement
 
 audit_log = logging.getLogger("meshgate.audit")
 
-EXPLAIN_SCHEMA = pa.schema(
-    [
-        pa.field("step", pa.string(), nullable=False),
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("sql", pa.string(), nullable=False),
-        pa.field("detail", pa.string(), nullable=False),
-        pa.field("estimated_rows", pa.int64()),
-    ]
-)
-
-
 @dataclass(frozen=True)
 class QueryOptions:
     """Per-session settings a front end passes with each statement."""
 
     default_domain: str | None = None  # unqualified product names resolve in this domain
     strict: bool | None = None  # strict pushdown; None: the deployment's `server` setting
+
+
+# A plan with the products it reads and the policies it applies.
+_Planned = tuple[FederatedPlan, tuple[str, ...], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -67,6 +62,7 @@ class PreparedQuery:
     statement: Statement
     default_domain: str | None
     strict: bool
+    policies: tuple[str, ...] = ()  # names of the policies applied, for audit and EXPLAIN
 
 
 class QueryService:
@@ -75,8 +71,10 @@ class QueryService:
     def __init__(self, definition: MeshDefinition, connectors: Mapping[str, Connector]) -> None:
         self.definition = definition
         self.catalog = Catalog(definition)
+        self.policies = PolicySet(self.catalog)
+        self._source_kinds = {name: s.kind for name, s in definition.sources.items()}
         self.connectors = dict(connectors)
-        self._plans = PlanCache()
+        self._plans: PlanCache[_Planned] = PlanCache()
 
     @classmethod
     def from_config(cls, directory: Path) -> QueryService:
@@ -120,9 +118,10 @@ class QueryService:
         if cached is None:
             cached = self._plan(statement, principal, default_domain, strict_mode, None)
             self._plans.put(key, cached)
-        plan, products = cached
+        plan, products, policies = cached
         if statement.explain:
-            table = explain_table(plan, self.connectors)
+            admin = self.catalog.is_admin(principal)
+            table = explain_table(plan, self.connectors, self._source_kinds, admin=admin)
             return PreparedQuery(
                 sql,
                 principal,
@@ -133,6 +132,7 @@ class QueryService:
                 statement,
                 default_domain,
                 strict_mode,
+                policies,
             )
         return PreparedQuery(
             sql,
@@ -144,6 +144,7 @@ class QueryService:
             statement,
             default_domain,
             strict_mode,
+            policies,
         )
 
     def execute(
@@ -160,7 +161,7 @@ class QueryService:
         if isinstance(plan, pa.Table):
             return plan.to_reader()
         if prepared.parameter_count:
-            plan, _ = self._plan(
+            plan, _, _ = self._plan(
                 prepared.statement,
                 prepared.principal,
                 prepared.default_domain,
@@ -197,50 +198,28 @@ class QueryService:
         default_domain: str | None,
         strict: bool,
         parameters: Sequence[Any] | None,
-    ) -> tuple[FederatedPlan, tuple[str, ...]]:
+    ) -> _Planned:
         view = self.catalog.view(principal)
         tree = bind_parameters(statement.tree, parameters if statement.parameter_count else ())
         bound = bind(tree, view, default_domain)
         # Product definitions run with their owner's rights (like a Trino view): they may
-        # read products the caller cannot name directly.
-        all_products = CatalogView(
-            self.catalog, Principal("$definer", frozenset()), self.catalog.products
-        )
+        # read products the caller cannot name directly; `current_user` is still the caller.
+        all_products = CatalogView(self.catalog, principal, self.catalog.products)
 
         def bind_definition(sql: str) -> BoundQuery:
             return bind(parse_statement(sql).tree, all_products)
 
-        secured = secure(bound, bind_definition)
-        schema = physical_schema(secured.tables, secured.local_tables)
-        qualified = qualify_query(secured.tree, schema)
-        normalised = normalise(qualified)
-        planner = Planner(self.connectors, secured.tables, secured.local_tables, strict=strict)
-        plan = planner.plan(normalised)
-        return plan, tuple(p.qualified_name for p in bound.products)
-
-
-def explain_table(plan: FederatedPlan, connectors: Mapping[str, Connector]) -> pa.Table:
-    """The plan as rows: one per fragment (its source, the exact SQL it receives and the
-    source's own estimate of the rows it returns), then the merge DuckDB runs."""
-    rows: list[dict[str, str | int | None]] = []
-    for fragment in plan.fragments:
-        rows.append(
-            {
-                "step": f"fragment {fragment.name}",
-                "source": fragment.source,
-                "sql": fragment.sql,
-                "detail": "; ".join(fragment.pushed) or "scan",
-                "estimated_rows": connectors[fragment.source].estimate_rows(fragment.handle),
-            }
+        secured = secure(bound, bind_definition, principal, self.policies)
+        rewritten = rewrite(secured)
+        planner = Planner(
+            self.connectors,
+            secured.tables,
+            secured.local_tables,
+            strict=strict,
+            barriers=rewritten.barriers,
         )
-    if plan.residual_sql is not None:
-        detail = "; ".join(plan.local_work) or "merge of the fragments"
-        rows.append(
-            {"step": "merge", "source": "duckdb", "sql": plan.residual_sql, "detail": detail}
-        )
-    elif not plan.fragments:
-        rows.append({"step": "local", "source": "duckdb", "sql": "", "detail": "no source"})
-    return pa.Table.from_pylist(rows, schema=EXPLAIN_SCHEMA)
+        plan = planner.plan(rewritten.tree)
+        return plan, tuple(p.qualified_name for p in bound.products), secured.policies
 
 
 def _audited(

@@ -25,14 +25,14 @@ def run(server: flight.FlightServerBase, sql: str, *params: object,
 
 
 def test_query_without_parameters(server: flight.FlightServerBase) -> None:
-    result = run(server, "SELECT id, name FROM hr.employees ORDER BY id LIMIT 3")
+    result = run(server, "SELECT id, name FROM hr.departments ORDER BY id LIMIT 3")
     assert result["columns"] == ["id", "name"]
     assert [row[0] for row in result["rows"]] == [1, 2, 3]
     assert result["schema_matches"] is True
 
 
 def test_query_with_union_typed_parameters(server: flight.FlightServerBase) -> None:
-    result = run(server, "SELECT id FROM hr.employees WHERE id BETWEEN ? AND ? ORDER BY id", 2, 4)
+    result = run(server, "SELECT id FROM hr.departments WHERE id BETWEEN ? AND ? ORDER BY id", 2, 4)
     assert result["rows"] == [[2], [3], [4]]
 
 

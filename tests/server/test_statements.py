@@ -75,10 +75,10 @@ def test_adbc_runs_every_query(adbc_analyst: adbc.Connection, service: QueryServ
 
 def test_adbc_parameters_are_bound_positionally(adbc_analyst: adbc.Connection) -> None:
     with adbc_analyst.cursor() as cursor:
-        cursor.execute("SELECT id, region FROM hr.employees WHERE id BETWEEN ? AND ? ORDER BY id",
+        cursor.execute("SELECT id, region FROM hr.departments WHERE id BETWEEN ? AND ? ORDER BY id",
                        parameters=(3, 5))
         assert [row[0] for row in cursor.fetchall()] == [3, 4, 5]
-        cursor.execute("SELECT id FROM hr.employees WHERE region = ? ORDER BY id LIMIT 2",
+        cursor.execute("SELECT id FROM hr.departments WHERE region = ? ORDER BY id LIMIT 2",
                        parameters=("EU",))
         assert len(cursor.fetchall()) == 2
 
@@ -119,7 +119,7 @@ def _union_parameter(value: object) -> pa.Array:
 
 
 def test_prepared_statement_lifecycle(analyst: Session) -> None:
-    sql = "SELECT id, name FROM hr.employees WHERE id <= ? AND region <> ? ORDER BY id"
+    sql = "SELECT id, name FROM hr.departments WHERE id <= ? AND region <> ? ORDER BY id"
     created = _create(analyst, sql)
     dataset = pa.ipc.read_schema(pa.py_buffer(created.dataset_schema))
     parameters = pa.ipc.read_schema(pa.py_buffer(created.parameter_schema))

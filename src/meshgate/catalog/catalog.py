@@ -96,6 +96,14 @@ class Catalog:
         """Admins see what the policy layer hides from everyone else (physical plans, history)."""
         return bool(principal.roles & set(self.definition.server.admin_roles))
 
+    def granting_roles(self, principal: Principal, product: DataProduct) -> frozenset[str]:
+        """The caller's roles that grant `product`: the roles whose policies apply to it."""
+        return frozenset(
+            role
+            for role in principal.roles
+            if _granted(_role(self.definition.roles, role).grants, product.domain, product.name)
+        )
+
     def view(self, principal: Principal) -> CatalogView:
         grants = [g for role in principal.roles for g in _role(self.definition.roles, role).grants]
         visible = {key: product for key, product in self.products.items() if _granted(grants, *key)}

@@ -19,6 +19,8 @@ class Strict(BaseModel):
 class MeshConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="catalog name clients see")
     description: str = ""
+    # The secret of the keyed `hash` mask (HMAC-SHA256); from ${ENV}, never written inline.
+    hash_key: str | None = None
 
 
 class SourceConfig(Strict):
@@ -111,6 +113,47 @@ class RoleConfig(Strict):
         return grants
 
 
+PRODUCT_PATTERN = r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$"
+
+
+class ExpressionMask(Strict):
+    """A mask written as SQL over the product's columns; cast back to the column's type."""
+
+    expression: str
+
+
+# A built-in mask name (null, redact, last4, hash, email_domain, truncate_date(day|month|year))
+# or an expression.
+MaskConfig = str | ExpressionMask
+
+
+class PolicyConfig(Strict):
+    """What one role sees of one product: the rows its filter admits, its columns masked."""
+
+    product: str = Field(pattern=PRODUCT_PATTERN)
+    role: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    row_filter: str | None = None
+    masks: dict[str, MaskConfig] = Field(default_factory=dict)
+    # Where two of a caller's roles mask one column differently, the higher priority wins.
+    priority: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.product}/{self.role}"
+
+
+class MeshPolicyConfig(Strict):
+    """A mesh-wide rule on classified columns; domains cannot weaken it (applied last)."""
+
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
+    description: str = ""
+    classification: str
+    mask: MaskConfig
+    exempt_roles: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # only products carrying one of these tags; empty: every product
+
+
 class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = 8815
@@ -130,3 +173,5 @@ class ConfigFile(Strict):
     products: tuple[ProductConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     roles: tuple[RoleConfig, ...] = ()
+    policies: tuple[PolicyConfig, ...] = ()
+    mesh_policies: tuple[MeshPolicyConfig, ...] = ()

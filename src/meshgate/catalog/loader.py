@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from meshgate.catalog.config import (
     ConfigFile,
     DomainConfig,
     MeshConfig,
+    MeshPolicyConfig,
+    PolicyConfig,
     ProductConfig,
     RoleConfig,
     ServerConfig,
@@ -27,7 +30,8 @@ from meshgate.catalog.config import (
 )
 from meshgate.errors import ConfigError
 
-ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `${NAME}`, or `${NAME:-fallback}` (the fallback is used when NAME is unset).
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class MeshDefinition:
     users: dict[str, UserConfig]
     roles: dict[str, RoleConfig]
     origin: dict[str, Path] = field(default_factory=dict)
+    policies: dict[tuple[str, str], PolicyConfig] = field(default_factory=dict)
+    mesh_policies: dict[str, MeshPolicyConfig] = field(default_factory=dict)
 
 
 def load_mesh(
@@ -118,7 +124,9 @@ def _substitute_env(value: Any, label: str, where: str, problems: list[str]) -> 
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
+            name, fallback = match.group(1), match.group(2)
+            if name not in os.environ and fallback is not None:
+                return fallback
             if name not in os.environ:
                 problems.append(
                     f"{label}: {where}: environment variable ${{{name}}} is not set; "
@@ -141,6 +149,8 @@ def _merge(
     products: dict[tuple[str, str], ProductConfig] = {}
     users: dict[str, UserConfig] = {}
     roles: dict[str, RoleConfig] = {}
+    policies: dict[tuple[str, str], PolicyConfig] = {}
+    mesh_policies: dict[str, MeshPolicyConfig] = {}
     origin: dict[str, Path] = {}
 
     def put(table: dict[Any, Any], key: Any, value: Any, what: str, path: Path) -> None:
@@ -170,12 +180,17 @@ def _merge(
             put(users, user.name, user, "user", path)
         for role in config.roles:
             put(roles, role.name, role, "role", path)
+        for policy in config.policies:
+            put(policies, (policy.product, policy.role), policy, "policy", path)
+        for rule in config.mesh_policies:
+            put(mesh_policies, rule.name, rule, "mesh policy", path)
     if mesh is None:
         problems.append(f"{root}: no file declares `mesh:` (name: <catalog name>)")
         mesh = MeshConfig(name="mesh")
     return MeshDefinition(
-        root, mesh, server or ServerConfig(), sources, domains, products, users, roles, origin
-    )
+        root, mesh, server or ServerConfig(), sources, domains, products, users, roles, origin,
+        policies, mesh_policies,
+    )  # fmt: skip
 
 
 def _cross_check(d: MeshDefinition, problems: list[str], kinds: frozenset[str] | None) -> None:
@@ -232,3 +247,32 @@ def _cross_check(d: MeshDefinition, problems: list[str], kinds: frozenset[str] |
                 problems.append(
                     f"{at(f'role {name}')}: roles.{name}.grants: unknown product {grant!r}"
                 )
+    _cross_check_policies(d, problems, at)
+
+
+def _cross_check_policies(
+    d: MeshDefinition, problems: list[str], at: Callable[[str], str]
+) -> None:
+    """Names a policy uses must exist: a typo must never leave a product unprotected."""
+    for (product_name, role), policy in d.policies.items():
+        label = f"policy {product_name}/{role}"
+        where = f"{at(label)}: policies.{product_name}/{role}"
+        domain, _, name = product_name.partition(".")
+        product = d.products.get((domain, name))
+        if product is None:
+            problems.append(f"{where}.product: unknown product {product_name!r}")
+            continue
+        if role not in d.roles:
+            problems.append(f"{where}.role: unknown role {role!r}")
+        declared = {c.name for c in product.columns}
+        for column in policy.masks:
+            if column not in declared:
+                problems.append(
+                    f"{where}.masks.{column}: {product_name} has no column {column!r} "
+                    f"(columns: {', '.join(sorted(declared))})"
+                )
+    for name, rule in d.mesh_policies.items():
+        where = f"{at(f'mesh policy {name}')}: mesh_policies.{name}"
+        for role in rule.exempt_roles:
+            if role not in d.roles:
+                problems.append(f"{where}.exempt_roles: unknown role {role!r}")

@@ -11,7 +11,7 @@ import pyarrow as pa
 from meshgate.errors import MeshgateError, QueryCancelled, SourceUnavailable
 from meshgate.execution.dynamic import BuildSide, filtered_handle
 from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
-from meshgate.planner.plan import FederatedPlan, Fragment
+from meshgate.planner.plan import FederatedPlan, Fragment, PolicyStage
 from meshgate.spi import Connector
 from meshgate.spi.engine import engine_cursor
 
@@ -54,7 +54,21 @@ def execute_plan(
         prefetches.append(prefetch)
         if fragment.name in build_names:
             builds[fragment.name] = BuildSide(prefetch)
+    for stage in plan.stages:
+        prefetches.append(Prefetch(stage.name, _stage_opener(stage, connectors, report),
+                                   stage.plan.schema))  # fmt: skip
     return pa.RecordBatchReader.from_batches(plan.schema, _stream(plan, prefetches, builds, report))
+
+
+def _stage_opener(
+    stage: PolicyStage, connectors: Mapping[str, Connector], report: ExecutionReport
+) -> Callable[[], pa.RecordBatchReader]:
+    """A policy stage runs as its own plan and merge query: the fence around a barrier."""
+
+    def open_reader() -> pa.RecordBatchReader:
+        return execute_plan(stage.plan, connectors, report)
+
+    return open_reader
 
 
 def _opener(
@@ -116,7 +130,8 @@ def _stream(
     finally:
         for prefetch in prefetches:
             prefetch.close()
-            report.fragments[prefetch.name].rows = prefetch.rows
+            if prefetch.name in report.fragments:
+                report.fragments[prefetch.name].rows = prefetch.rows
         if connection is not None:
             connection.close()
 

@@ -12,28 +12,28 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
-
-from meshgate.planner.plan import FederatedPlan
+from typing import Generic, TypeVar
 
 PlanKey = tuple[Hashable, ...]
+Planned = TypeVar("Planned")
 
 
-class PlanCache:
+class PlanCache(Generic[Planned]):
     """Least-recently-used plans, at most `capacity` of them."""
 
     def __init__(self, capacity: int = 512) -> None:
         self._capacity = capacity
-        self._plans: OrderedDict[PlanKey, tuple[FederatedPlan, tuple[str, ...]]] = OrderedDict()
+        self._plans: OrderedDict[PlanKey, Planned] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: PlanKey) -> tuple[FederatedPlan, tuple[str, ...]] | None:
+    def get(self, key: PlanKey) -> Planned | None:
         with self._lock:
             found = self._plans.get(key)
             if found is not None:
                 self._plans.move_to_end(key)
             return found
 
-    def put(self, key: PlanKey, value: tuple[FederatedPlan, tuple[str, ...]]) -> None:
+    def put(self, key: PlanKey, value: Planned) -> None:
         if self._capacity <= 0:
             return
         with self._lock:

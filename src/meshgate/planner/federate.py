@@ -22,9 +22,17 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.errors import PushdownRequired, UnsupportedQuery
-from meshgate.planner.plan import DynamicFilter, FederatedPlan, Fragment
+from meshgate.planner.plan import DynamicFilter, FederatedPlan, Fragment, PolicyStage
 from meshgate.planner.schema import residual_schema
-from meshgate.query.names import LOCAL_CATALOG, PhysicalTable, TableKey, physical_key, source_of
+from meshgate.query.model import PolicyBarrier
+from meshgate.query.names import (
+    LOCAL_CATALOG,
+    PhysicalTable,
+    TableKey,
+    barrier_of,
+    physical_key,
+    source_of,
+)
 from meshgate.spi import (
     CANONICAL_DIALECT,
     Connector,
@@ -61,6 +69,7 @@ class _PlanState:
     fragments: list[Fragment] = field(default_factory=list)
     local_work: list[str] = field(default_factory=list)
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    stages: list[PolicyStage] = field(default_factory=list)
 
 
 class Planner:
@@ -73,12 +82,15 @@ class Planner:
         local_tables: Mapping[str, pa.Table],
         *,
         strict: bool = False,
+        barriers: Mapping[str, PolicyBarrier] | None = None,
+        counter: Iterator[int] | None = None,
     ) -> None:
         self._connectors = connectors
         self._tables = tables
         self._local_tables = local_tables
         self._strict = strict
-        self._state = _PlanState()
+        self._barriers = barriers or {}
+        self._state = _PlanState() if counter is None else _PlanState(counter=counter)
 
     def plan(self, tree: exp.Query) -> FederatedPlan:
         query = inline_ctes(tree)
@@ -88,24 +100,39 @@ class Planner:
             return FederatedPlan(
                 fragments, None, placed.handle.schema, tuple(self._state.local_work)
             )
+        if _has_barrier(placed) or _sources(placed):
+            # Fail closed: nothing unplanned may reach the merge (ARCHITECTURE.md §4.8).
+            raise UnsupportedQuery(
+                "this query places a product where meshgate cannot apply its policies yet; "
+                "reference products in FROM or JOIN clauses"
+            )
         residual = _name_local_tables(placed)
+        stages = tuple(self._state.stages)
         inputs = {f.name: f.handle.schema for f in fragments}
         inputs.update({name: table.schema for name, table in self._local_tables.items()})
+        inputs.update({stage.name: stage.plan.schema for stage in stages})
         schema = residual_schema(residual, inputs)
         return FederatedPlan(
-            fragments, residual, schema, tuple(self._state.local_work), self._local_tables
-        )
+            fragments, residual, schema, tuple(self._state.local_work), self._local_tables,
+            stages,
+        )  # fmt: skip
 
     # --- placement ----------------------------------------------------------------------
     def _place(self, query: exp.Query) -> exp.Query | Fragment:
         """Push `query` whole if one source can run it, else split it and recurse."""
         identities = {self._identity(s) for s in _sources(query)}
-        if len(identities) == 1 and not _external_columns(query) and not _has_local(query):
+        barrier = _has_barrier(query)
+        if (
+            len(identities) == 1
+            and not barrier
+            and not _external_columns(query)
+            and not _has_local(query)
+        ):
             fragment = self._push_whole(query)
             if fragment is not None:
                 return fragment
             self._local("the source cannot run this (sub)query whole; it was split")
-        if not identities:
+        if not identities and not barrier:
             return query
         if isinstance(query, exp.SetOperation):
             result = query.copy()
@@ -152,6 +179,7 @@ class Planner:
     def _split_select(self, original: exp.Select) -> exp.Query:
         select = original.copy()
         self._place_nested(select)
+        self._place_barriers(select)
         scans = self._scans(select)
         if not scans:
             return select
@@ -193,6 +221,35 @@ class Planner:
                     else placed
                 )
                 inner.replace(replacement)
+
+    def _place_barriers(self, select: exp.Select) -> None:
+        """Each barrier `select` reads becomes a fragment, or a stage the merge runs apart."""
+        for item in [select.args.get("from_"), *list(select.args.get("joins") or [])]:
+            node = item.this if item is not None else None
+            name = barrier_of(node) if isinstance(node, exp.Table) else None
+            if name is None:
+                continue
+            assert isinstance(node, exp.Table)
+            relation = self._plan_barrier(self._barriers[name])
+            node.replace(_fragment_ref(relation, node.alias_or_name))
+
+    def _plan_barrier(self, barrier: PolicyBarrier) -> str:
+        """Plan a barrier body on its own; nothing of the user's query is in it."""
+        inner = Planner(
+            self._connectors,
+            self._tables,
+            self._local_tables,
+            strict=self._strict,
+            counter=self._state.counter,
+        )
+        plan = inner.plan(barrier.body)
+        if plan.residual is None and not plan.stages:
+            (fragment,) = plan.fragments
+            self._state.fragments.append(replace(fragment, policies=barrier.policies))
+            return fragment.name
+        stage = PolicyStage(self._next_name(), barrier.product, barrier.policies, plan)
+        self._state.stages.append(stage)
+        return stage.name
 
     def _scans(self, select: exp.Select) -> list[_Scan]:
         scans = []
@@ -535,6 +592,10 @@ def _substitute_ctes(node: exp.Query, bodies: Mapping[str, exp.Query]) -> exp.Qu
     result = node.transform(swap, copy=True)
     assert isinstance(result, exp.Query)
     return result
+
+
+def _has_barrier(query: exp.Expr) -> bool:
+    return any(barrier_of(t) is not None for t in query.find_all(exp.Table))
 
 
 def _has_local(query: exp.Expr) -> bool:

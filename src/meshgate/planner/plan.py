@@ -35,6 +35,22 @@ class Fragment:
     sql: str
     pushed: tuple[str, ...]  # what the source absorbed, for EXPLAIN ("filter ...", "join ...")
     dynamic_filter: DynamicFilter | None = None
+    policies: tuple[str, ...] = ()  # set when the fragment is a whole policy barrier
+
+
+@dataclass(frozen=True)
+class PolicyStage:
+    """A policy barrier the sources could not run whole, planned and run as its own query.
+
+    The outer merge reads its output as the relation `name`. Running it as a separate DuckDB
+    query is the fence: the merge's optimizer cannot move the user's predicates below the
+    barrier's row filter or masks (ARCHITECTURE.md §4.9).
+    """
+
+    name: str
+    product: str
+    policies: tuple[str, ...]
+    plan: FederatedPlan
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,7 @@ class FederatedPlan:
     schema: pa.Schema
     local_work: tuple[str, ...]  # work that stayed in the merge layer although a source had it
     local_tables: Mapping[str, pa.Table] = field(default_factory=dict)  # system tables
+    stages: tuple[PolicyStage, ...] = ()
 
     @property
     def residual_sql(self) -> str | None:

@@ -1,45 +1,75 @@
 """Replace every bound product reference with the relation the caller is allowed to read.
 
 A table-mapped product becomes `(SELECT <source column> AS <product column>, ... FROM
-<physical table>) AS <alias>`; a SQL-defined product becomes its own (recursively secured)
-query under the same alias. This is the single place where the governance issue will wrap
-the product's row filter (on raw values) and column masks (as the projection), so that
-everything the user wrote sees only the policy relation.
+<physical table>) AS <alias>`; a SQL-defined product becomes its own query under the same
+alias, secured with its definer's rights (like a Trino view). Where the caller's policies
+restrict a product (policies.PolicySet.for_caller), the reference becomes a policy barrier
+instead: the row filter evaluated on raw values, then the masks as the projection, standing in
+the tree as an opaque table that nothing the user wrote can reach into (ARCHITECTURE.md §4).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from sqlglot import exp
 
 from meshgate.catalog.catalog import DataProduct, QueryDefinition, TableDefinition
 from meshgate.errors import UnsupportedQuery
-from meshgate.query.model import BoundQuery, SecuredQuery
-from meshgate.query.names import PRODUCT_META, PhysicalTable, TableKey, physical_table
+from meshgate.policy.policies import EffectivePolicy, PolicySet
+from meshgate.principal import Principal
+from meshgate.query.model import BoundQuery, PolicyBarrier, SecuredQuery
+from meshgate.query.names import (
+    PRODUCT_META,
+    PhysicalTable,
+    TableKey,
+    barrier_table,
+    physical_table,
+)
 from meshgate.spi import SourceColumn
 
 MAX_DEFINITION_DEPTH = 16
+RAW = "raw"  # alias of the unrestricted relation inside a barrier body
 
 
 DefinitionBinder = Callable[[str], BoundQuery]
 
 
-def secure(bound: BoundQuery, bind_definition: DefinitionBinder) -> SecuredQuery:
-    """Swap each product reference for its relation; `bind_definition` binds product SQL."""
-    tables: dict[TableKey, PhysicalTable] = {}
-    products: dict[str, DataProduct] = {p.qualified_name: p for p in bound.products}
-    tree = _secure_tree(bound.tree, bind_definition, tables, products, depth=0)
-    return SecuredQuery(tree, tuple(products.values()), tables, bound.local_tables)
+@dataclass
+class _Securing:
+    """What one secure() call collects while it walks the tree and product definitions."""
+
+    bind_definition: DefinitionBinder
+    principal: Principal
+    policies: PolicySet | None
+    tables: dict[TableKey, PhysicalTable] = field(default_factory=dict)
+    products: dict[str, DataProduct] = field(default_factory=dict)
+    barriers: dict[str, PolicyBarrier] = field(default_factory=dict)
+    counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
 
-def _secure_tree(
-    tree: exp.Query,
+def secure(
+    bound: BoundQuery,
     bind_definition: DefinitionBinder,
-    tables: dict[TableKey, PhysicalTable],
-    products: dict[str, DataProduct],
-    depth: int,
-) -> exp.Query:
+    principal: Principal,
+    policies: PolicySet | None = None,
+) -> SecuredQuery:
+    """Swap each product reference for its relation, under `principal`'s policies.
+
+    `bind_definition` binds product SQL (with definer's rights). Products read inside a
+    definition are not restricted by the caller's policies; the definition's own columns are.
+    """
+    state = _Securing(bind_definition, principal, policies)
+    state.products.update((p.qualified_name, p) for p in bound.products)
+    tree = _secure_tree(bound.tree, state, depth=0)
+    return SecuredQuery(
+        tree, tuple(state.products.values()), state.tables, bound.local_tables, state.barriers
+    )
+
+
+def _secure_tree(tree: exp.Query, state: _Securing, depth: int) -> exp.Query:
     if depth > MAX_DEFINITION_DEPTH:
         raise UnsupportedQuery("product definitions nest too deeply (a cycle between products?)")
 
@@ -49,16 +79,61 @@ def _secure_tree(
         product: DataProduct = node.meta[PRODUCT_META]
         alias = node.alias_or_name
         if isinstance(product.definition, TableDefinition):
-            relation = _table_relation(product, product.definition, alias, tables)
+            relation = _table_relation(product, product.definition, alias, state.tables)
         else:
-            relation = _query_relation(
-                product, product.definition, bind_definition, tables, products, depth
-            )
+            relation = _query_relation(product, product.definition, state, depth)
+        policy = (
+            state.policies.for_caller(product, state.principal)
+            if state.policies is not None and depth == 0
+            else None
+        )
+        if policy is not None and policy.restricts:
+            return _barrier(product, relation, policy, alias, state)
         return exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
     secured = tree.transform(replace, copy=True)
     assert isinstance(secured, exp.Query)
     return secured
+
+
+def _barrier(
+    product: DataProduct,
+    relation: exp.Select,
+    policy: EffectivePolicy,
+    alias: str,
+    state: _Securing,
+) -> exp.Table:
+    """`SELECT masks FROM (relation) raw WHERE filter` as a barrier named `b<n>`."""
+    hash_key = state.policies.hash_key if state.policies is not None else None
+    projections = []
+    for column in product.columns:
+        value: exp.Expr = exp.column(column.name, RAW, quoted=True)
+        for mask in policy.masks.get(column.name, ()):
+            value = _over_raw(mask.apply(value, column, hash_key))
+        projections.append(exp.alias_(value, column.name, quoted=True))
+    body = exp.select(*projections).from_(
+        exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier(RAW, quoted=True)))
+    )
+    if policy.row_filter is not None:
+        body = body.where(_over_raw(policy.row_filter.copy()))
+    name = f"b{next(state.counter)}"
+    state.barriers[name] = PolicyBarrier(
+        name,
+        product.qualified_name,
+        body,
+        tuple((c.name, c.sql_type) for c in product.columns),
+        frozenset(policy.masks),
+        policy.names,
+    )
+    return barrier_table(name, alias)
+
+
+def _over_raw(expression: exp.Expr) -> exp.Expr:
+    """Policy text names the product's columns bare; inside a barrier they are `raw`'s."""
+    for column in list(expression.find_all(exp.Column)):
+        if not column.table:
+            column.replace(exp.column(column.name, RAW, quoted=True))
+    return expression
 
 
 def _table_relation(
@@ -88,17 +163,12 @@ def _table_relation(
 
 
 def _query_relation(
-    product: DataProduct,
-    definition: QueryDefinition,
-    bind_definition: DefinitionBinder,
-    tables: dict[TableKey, PhysicalTable],
-    products: dict[str, DataProduct],
-    depth: int,
+    product: DataProduct, definition: QueryDefinition, state: _Securing, depth: int
 ) -> exp.Select:
-    bound = bind_definition(definition.sql)
+    bound = state.bind_definition(definition.sql)
     for used in bound.products:
-        products.setdefault(used.qualified_name, used)
-    inner = _secure_tree(bound.tree, bind_definition, tables, products, depth + 1)
+        state.products.setdefault(used.qualified_name, used)
+    inner = _secure_tree(bound.tree, state, depth + 1)
     # Project exactly the declared columns, cast to their declared types: the contract.
     projections = [
         exp.alias_(exp.cast(exp.column(c.name, "d", quoted=True), c.sql_type), c.name, quoted=True)

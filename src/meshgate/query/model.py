@@ -44,6 +44,25 @@ class BoundQuery:
 
 
 @dataclass(frozen=True)
+class PolicyBarrier:
+    """A product's policy relation for one caller, standing in the tree as an opaque table.
+
+    `body` is `SELECT <masked columns> FROM <source> WHERE <row filter>`. Rewrite rules and the
+    planner see only the barrier table (`names.barrier_table`), so they can neither merge the
+    body into the user's query nor move the user's predicates into it; one rule
+    (rewrite.barrier) moves in conjuncts that cannot fail or leak, and the planner runs the
+    body as its own fragment or stage (ARCHITECTURE.md §4.9).
+    """
+
+    name: str
+    product: str
+    body: exp.Query
+    columns: tuple[tuple[str, exp.DataType], ...]  # output columns with their declared types
+    masked: frozenset[str]
+    policies: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SecuredQuery:
     """A bound query whose product references are replaced by their policy relations."""
 
@@ -51,3 +70,10 @@ class SecuredQuery:
     products: tuple[DataProduct, ...]
     tables: Mapping[TableKey, PhysicalTable]
     local_tables: Mapping[str, pa.Table]
+    barriers: Mapping[str, PolicyBarrier] = field(default_factory=dict)
+
+    @property
+    def policies(self) -> tuple[str, ...]:
+        """Names of every policy applied, for the audit record and EXPLAIN."""
+        names = (n for b in self.barriers.values() for n in b.policies)
+        return tuple(dict.fromkeys(names))

@@ -18,6 +18,8 @@ DEFAULT_SCHEMA = "$default"
 # In-memory relations the merge layer holds (the system schema) are named in this catalog.
 LOCAL_CATALOG = "$local"
 LOCAL_SCHEMA = "$default"
+# Policy barriers (model.PolicyBarrier) stand in the tree as tables of this catalog.
+BARRIER_CATALOG = "$barrier"
 # The binder marks each product reference: `table.meta[PRODUCT_META]` is its DataProduct.
 PRODUCT_META = "meshgate_product"
 
@@ -65,3 +67,18 @@ def local_table(name: str, alias: str) -> exp.Table:
         catalog=exp.to_identifier(LOCAL_CATALOG, quoted=True),
         alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
     )
+
+
+def barrier_table(name: str, alias: str) -> exp.Table:
+    """The opaque stand-in of a policy barrier under the user's alias."""
+    return exp.Table(
+        this=exp.to_identifier(name, quoted=True),
+        db=exp.to_identifier(DEFAULT_SCHEMA, quoted=True),
+        catalog=exp.to_identifier(BARRIER_CATALOG, quoted=True),
+        alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
+    )
+
+
+def barrier_of(table: exp.Table) -> str | None:
+    """The barrier a table node stands for, or None."""
+    return table.name if table.catalog == BARRIER_CATALOG else None

@@ -8,7 +8,7 @@ optimizer's signatures drift between versions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +25,9 @@ from sqlglot.optimizer.unnest_subqueries import unnest_subqueries
 from sqlglot.schema import MappingSchema
 
 from meshgate.errors import ColumnNotFound
+from meshgate.query.model import PolicyBarrier
 from meshgate.query.names import (
+    BARRIER_CATALOG,
     DEFAULT_SCHEMA,
     LOCAL_CATALOG,
     LOCAL_SCHEMA,
@@ -40,9 +42,14 @@ from meshgate.types import wire_sql_type
 def physical_schema(
     tables: Mapping[TableKey, PhysicalTable],
     local_tables: Mapping[str, pa.Table],
+    barriers: Mapping[str, PolicyBarrier] | None = None,
 ) -> MappingSchema:
-    """The typed schema of every physical and local table, keyed by its three-part name."""
+    """The typed schema of every physical, local and barrier table, by three-part name."""
     nested: dict[str, Any] = {}
+    for name, barrier in (barriers or {}).items():
+        nested.setdefault(BARRIER_CATALOG, {}).setdefault(DEFAULT_SCHEMA, {})[name] = {
+            column: sql_type.sql(CANONICAL_DIALECT) for column, sql_type in barrier.columns
+        }
     for name, table in local_tables.items():
         nested.setdefault(LOCAL_CATALOG, {}).setdefault(LOCAL_SCHEMA, {})[name] = {
             f.name: wire_sql_type(f.type).sql(CANONICAL_DIALECT) for f in table.schema
@@ -80,18 +87,52 @@ def _column_message(detail: str) -> str:
     return f"{first}; check the column names with GetTables (include_schema) or DESCRIBE"
 
 
-def normalise(tree: exp.Query) -> exp.Query:
-    """Flatten relations into their users, decorrelate, and push predicates to the scans."""
-    result: exp.Expr = explicit_cross_joins(tree.copy())
-    result = normalize(result, dnf=False, max_distance=128)
-    result = unnest_subqueries(result)
-    result = pushdown_predicates(result, dialect=CANONICAL_DIALECT)
-    result = merge_subqueries(result, leave_tables_isolated=False)
-    result = eliminate_ctes(result)
-    result = pushdown_predicates(result, dialect=CANONICAL_DIALECT)
-    result = pushdown_projections(result)
-    result = simplify(result, dialect=CANONICAL_DIALECT)
+def normalise_conditions(tree: exp.Query) -> exp.Query:
+    """`NOT (a AND b)` -> `NOT a OR NOT b` and friends, without exploding into DNF."""
+    return _query(normalize(tree, dnf=False, max_distance=128))
+
+
+def decorrelate(tree: exp.Query) -> exp.Query:
+    """IN / EXISTS / scalar subqueries into joins where sqlglot can (`unnest_subqueries`)."""
+    return _query(unnest_subqueries(tree))
+
+
+def push_predicates(tree: exp.Query) -> exp.Query:
+    """WHERE conjuncts towards the tables they use; barrier tables are opaque to it."""
+    return _query(pushdown_predicates(tree, dialect=CANONICAL_DIALECT))
+
+
+def merge_derived_tables(tree: exp.Query) -> exp.Query:
+    """Product relations and derived tables into their users; never into a barrier."""
+    return _query(merge_subqueries(tree, leave_tables_isolated=False))
+
+
+def drop_unused_ctes(tree: exp.Query) -> exp.Query:
+    return _query(eliminate_ctes(tree))
+
+
+def prune_projections(tree: exp.Query) -> exp.Query:
+    """Derived tables project only the columns their users read."""
+    return _query(pushdown_projections(tree))
+
+
+def simplify_expressions(tree: exp.Query) -> exp.Query:
+    return _query(simplify(tree, dialect=CANONICAL_DIALECT))
+
+
+def _query(result: exp.Expr) -> exp.Query:
     assert isinstance(result, exp.Query)
+    return result
+
+
+Rule = Callable[[exp.Query], exp.Query]
+
+
+def normalise(tree: exp.Query, rules: Sequence[Rule] | None = None) -> exp.Query:
+    """Apply `RULES` in order to a copy of a qualified tree."""
+    result = tree.copy()
+    for rule in RULES if rules is None else rules:
+        result = rule(result)
     return result
 
 
@@ -110,3 +151,17 @@ def explicit_cross_joins(tree: exp.Query) -> exp.Query:
         ):
             join.set("kind", "CROSS")
     return tree
+
+
+# The rewrite, in order (sqlglot-notes.md). Every rule sees barrier tables only as tables.
+RULES: tuple[Rule, ...] = (
+    explicit_cross_joins,
+    normalise_conditions,
+    decorrelate,
+    push_predicates,
+    merge_derived_tables,
+    drop_unused_ctes,
+    push_predicates,
+    prune_projections,
+    simplify_expressions,
+)

@@ -1,0 +1,77 @@
+"""A plan as rows for EXPLAIN: what each source receives, each policy stage, then the merge.
+
+Admins see the physical plan. Everyone else sees its shape only: which kinds of source do
+work and which policies apply, never physical names, source SQL, policy text or row
+estimates, which could tell them what a policy hides (ARCHITECTURE.md §4.6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pyarrow as pa
+
+from meshgate.planner.plan import FederatedPlan
+from meshgate.spi import Connector
+
+EXPLAIN_SCHEMA = pa.schema(
+    [
+        pa.field("step", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("sql", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+        pa.field("estimated_rows", pa.int64()),
+    ]
+)
+HIDDEN = "(shown to admins only)"
+
+Row = dict[str, str | int | None]
+
+
+def explain_table(
+    plan: FederatedPlan,
+    connectors: Mapping[str, Connector],
+    source_kinds: Mapping[str, str],
+    *,
+    admin: bool,
+) -> pa.Table:
+    """One row per fragment and policy stage, then the merge DuckDB runs."""
+    rows: list[Row] = []
+    _explain(plan, connectors, source_kinds, admin, rows, prefix="")
+    return pa.Table.from_pylist(rows, schema=EXPLAIN_SCHEMA)
+
+
+def _explain(
+    plan: FederatedPlan,
+    connectors: Mapping[str, Connector],
+    source_kinds: Mapping[str, str],
+    admin: bool,
+    rows: list[Row],
+    prefix: str,
+) -> None:
+    for fragment in plan.fragments:
+        policies = f"policies {', '.join(fragment.policies)}" if fragment.policies else ""
+        if admin:
+            detail = "; ".join(p for p in (*fragment.pushed, policies) if p) or "scan"
+            estimate = connectors[fragment.source].estimate_rows(fragment.handle)
+            rows.append(
+                {"step": f"{prefix}fragment {fragment.name}", "source": fragment.source,
+                 "sql": fragment.sql, "detail": detail, "estimated_rows": estimate}
+            )  # fmt: skip
+        else:
+            rows.append({"step": f"{prefix}fragment {fragment.name}",
+                         "source": source_kinds.get(fragment.source, "source"),
+                         "sql": HIDDEN, "detail": policies or "source query"})  # fmt: skip
+    for stage in plan.stages:
+        rows.append({"step": f"{prefix}policy stage {stage.name}", "source": "duckdb",
+                     "sql": "", "detail": f"{stage.product}: policies "
+                     f"{', '.join(stage.policies)}, run apart from the query"})  # fmt: skip
+        _explain(stage.plan, connectors, source_kinds, admin, rows, prefix=f"{prefix}  ")
+    if plan.residual_sql is not None:
+        detail = "; ".join(plan.local_work) or "merge of the fragments"
+        rows.append({"step": f"{prefix}merge", "source": "duckdb",
+                     "sql": plan.residual_sql if admin else HIDDEN,
+                     "detail": detail if admin else "merge of the fragments"})  # fmt: skip
+    elif not plan.fragments:
+        rows.append({"step": f"{prefix}local", "source": "duckdb", "sql": "",
+                     "detail": "no source"})  # fmt: skip

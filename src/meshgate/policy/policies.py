@@ -1,0 +1,387 @@
+"""Row filters and column masks from the config, compiled once and checked against the products.
+
+A product policy belongs to one (product, role); mesh-wide rules mask classified columns of
+every product, now and later. For one caller the policies add up (ARCHITECTURE.md §4,
+issue 12): a row is visible when any granting role's filter admits it (a granting role without
+a filter admits every row), a column is unmasked when any granting role leaves it unmasked,
+and mesh-wide rules are applied on top of the result, always.
+
+Anything that does not compile or type-check is a configuration error: a policy never falls
+open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from meshgate.catalog.catalog import Catalog, DataProduct, ProductColumn
+from meshgate.catalog.config import ExpressionMask, MaskConfig
+from meshgate.errors import ConfigError, MeshgateError
+from meshgate.policy.principal import bind_principal, describe_principal
+from meshgate.principal import Principal
+from meshgate.spi import CANONICAL_DIALECT
+from meshgate.sql.parse import parse_statement
+
+_TEXT_TYPES = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.CHAR,
+               exp.DataType.Type.NVARCHAR, exp.DataType.Type.NCHAR}  # fmt: skip
+_DATE_TYPES = {exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ,
+               exp.DataType.Type.TIMESTAMPNTZ, exp.DataType.Type.DATETIME}  # fmt: skip
+_TRUNCATE = re.compile(r"^truncate_date\((day|month|year)\)$")
+BUILTIN_MASKS = ("null", "redact", "last4", "hash", "email_domain", "truncate_date(day|month|year)")
+REDACTED = "****"
+HMAC_BLOCK = 64
+
+
+@dataclass(frozen=True)
+class Mask:
+    """One way of hiding a column's value; `apply` keeps the column's declared type."""
+
+    kind: str  # a built-in name, "truncate_date" or "expression"
+    unit: str | None = None  # truncate_date's unit
+    expression: exp.Expr | None = None  # over the product's raw columns, by name
+
+    def apply(self, value: exp.Expr, column: ProductColumn, hash_key: bytes | None) -> exp.Expr:
+        """`value` masked; expressions see the raw columns by name, built-ins see `value`."""
+        kind = self.kind
+        if kind == "null":
+            return exp.cast(exp.null(), column.sql_type.copy())
+        if kind == "expression":
+            assert self.expression is not None
+            return exp.cast(exp.paren(self.expression.copy()), column.sql_type.copy())
+        if kind == "truncate_date":
+            truncated = exp.func("date_trunc", exp.Literal.string(self.unit or "day"), value)
+            return exp.cast(truncated, column.sql_type.copy())
+        if not _is_text(column):
+            return exp.cast(exp.null(), column.sql_type.copy())  # redact of a non-text value
+        if kind == "redact":
+            return _unless_null(value, exp.Literal.string(REDACTED))
+        if kind == "last4":
+            stars = exp.func(
+                "repeat",
+                exp.Literal.string("*"),
+                exp.func("greatest", exp.Sub(this=exp.Length(this=value.copy()),
+                                             expression=exp.Literal.number(4)),
+                         exp.Literal.number(0)),
+            )  # fmt: skip
+            right = exp.Right(this=value.copy(), expression=exp.Literal.number(4))
+            return _unless_null(value, exp.DPipe(this=stars, expression=right))
+        if kind == "email_domain":
+            at = exp.StrPosition(this=value.copy(), substr=exp.Literal.string("@"))
+            domain = exp.Substring(this=value.copy(), start=exp.Add(
+                this=at.copy(), expression=exp.Literal.number(1)))  # fmt: skip
+            return exp.Case(
+                ifs=[exp.If(this=exp.GT(this=at, expression=exp.Literal.number(0)),
+                            true=exp.DPipe(this=exp.Literal.string("***@"), expression=domain))],
+                default=_unless_null(value, exp.Literal.string(REDACTED)),
+            )  # fmt: skip
+        if kind == "hash":
+            assert hash_key is not None
+            return keyed_hash(value, hash_key)
+        raise AssertionError(f"unknown mask {kind}")
+
+
+def _is_text(column: ProductColumn) -> bool:
+    return column.sql_type.this in _TEXT_TYPES
+
+
+def _unless_null(value: exp.Expr, replacement: exp.Expr) -> exp.Expr:
+    return exp.Case(
+        ifs=[exp.If(this=exp.Is(this=value.copy(), expression=exp.null()), true=exp.null())],
+        default=replacement,
+    )
+
+
+def keyed_hash(value: exp.Expr, key: bytes) -> exp.Expr:
+    """HMAC-SHA256 of the value's UTF-8 bytes as lower-case hex, in DuckDB SQL (RFC 2104).
+
+    The key is folded into the inner and outer pads at plan time, so the SQL carries only the
+    padded keys, which the audit never shows to non-admins.
+    """
+    block = hashlib.sha256(key).digest() if len(key) > HMAC_BLOCK else key
+    block = block.ljust(HMAC_BLOCK, b"\0")
+    inner_pad = bytes(b ^ 0x36 for b in block).hex()
+    outer_pad = bytes(b ^ 0x5C for b in block).hex()
+    template = sqlglot.parse_one(
+        f"sha256(unhex('{outer_pad}') || unhex(sha256(unhex('{inner_pad}') || encode(v))))",
+        read=CANONICAL_DIALECT,
+    )
+    outer = template.transform(
+        lambda node: value.copy() if isinstance(node, exp.Column) else node, copy=True
+    )
+    return _unless_null(value, outer)
+
+
+def hmac_hex(value: str, key: bytes) -> str:
+    """The reference the SQL above must agree with (used by tests and docs)."""
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class RolePolicy:
+    """One role's view of one product."""
+
+    name: str
+    role: str
+    row_filter: exp.Expr | None
+    masks: Mapping[str, Mask]
+    priority: int
+
+
+@dataclass(frozen=True)
+class MeshRule:
+    name: str
+    classification: str
+    mask: Mask
+    exempt_roles: frozenset[str]
+    tags: frozenset[str]
+
+    def covers(self, product: DataProduct, column: ProductColumn) -> bool:
+        if column.classification != self.classification:
+            return False
+        return not self.tags or bool(self.tags & set(product.tags))
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    """What one caller sees of one product: filter over raw columns, masks per column."""
+
+    row_filter: exp.Expr | None
+    masks: Mapping[str, tuple[Mask, ...]]  # applied in order, product masks before mesh rules
+    names: tuple[str, ...]
+
+    @property
+    def restricts(self) -> bool:
+        return self.row_filter is not None or bool(self.masks)
+
+
+UNRESTRICTED = EffectivePolicy(None, {}, ())
+
+
+class PolicySet:
+    """Every policy of a deployment, compiled; `for_caller` is what secure() applies."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        definition = catalog.definition
+        self._catalog = catalog
+        self.hash_key = (
+            definition.mesh.hash_key.encode() if definition.mesh.hash_key is not None else None
+        )
+        problems: list[str] = []
+        checker = _TypeChecker()
+        self._by_product: dict[str, list[RolePolicy]] = {}
+        for (product_name, role), config in definition.policies.items():
+            where = f"policies.{product_name}/{role}"
+            product = catalog.products.get(tuple(product_name.split(".", 1)))  # type: ignore[arg-type]
+            if product is None:
+                continue  # the loader reported it
+            row_filter = None
+            if config.row_filter is not None:
+                row_filter = _compile_expression(
+                    config.row_filter, f"{where}.row_filter", problems
+                )
+                if row_filter is not None:
+                    checker.boolean(product, row_filter, f"{where}.row_filter", problems)
+            masks: dict[str, Mask] = {}
+            for column_name, mask_config in config.masks.items():
+                column = next((c for c in product.columns if c.name == column_name), None)
+                if column is None:
+                    continue  # the loader reported it
+                mask = self._compile_mask(mask_config, column, f"{where}.masks.{column_name}",
+                                          problems)  # fmt: skip
+                if mask is not None:
+                    checker.mask(product, column, mask, self.hash_key,
+                                 f"{where}.masks.{column_name}", problems)  # fmt: skip
+                    masks[column_name] = mask
+            self._by_product.setdefault(product_name, []).append(
+                RolePolicy(config.name, role, row_filter, masks, config.priority)
+            )
+        self._rules: list[MeshRule] = []
+        for name, rule in definition.mesh_policies.items():
+            where = f"mesh_policies.{name}.mask"
+            if isinstance(rule.mask, ExpressionMask):
+                problems.append(
+                    f"{where}: mesh-wide rules take a built-in mask ({', '.join(BUILTIN_MASKS)})"
+                )
+                continue
+            mask = _builtin(rule.mask, where, problems)
+            if mask is None:
+                continue
+            if mask.kind == "hash" and self.hash_key is None:
+                problems.append(f"{where}: the hash mask needs mesh.hash_key (from ${{ENV}})")
+                continue
+            exempt, tags = frozenset(rule.exempt_roles), frozenset(rule.tags)
+            self._rules.append(MeshRule(name, rule.classification, mask, exempt, tags))
+        _check_conflicts(self._by_product, catalog, problems)
+        if problems:
+            raise ConfigError("invalid policies:\n  " + "\n  ".join(problems))
+
+    def _compile_mask(
+        self, config: MaskConfig, column: ProductColumn, where: str, problems: list[str]
+    ) -> Mask | None:
+        if isinstance(config, ExpressionMask):
+            expression = _compile_expression(config.expression, f"{where}.expression", problems)
+            return None if expression is None else Mask("expression", expression=expression)
+        mask = _builtin(config, where, problems)
+        if mask is None:
+            return None
+        if mask.kind in ("last4", "hash", "email_domain") and not _is_text(column):
+            problems.append(f"{where}: {mask.kind} applies to text columns; use null or an "
+                            "expression")  # fmt: skip
+            return None
+        if mask.kind == "truncate_date" and column.sql_type.this not in _DATE_TYPES:
+            problems.append(f"{where}: truncate_date applies to DATE and TIMESTAMP columns")
+            return None
+        if mask.kind == "hash" and self.hash_key is None:
+            problems.append(f"{where}: the hash mask needs mesh.hash_key (from ${{ENV}})")
+            return None
+        return mask
+
+    def for_caller(self, product: DataProduct, principal: Principal) -> EffectivePolicy:
+        """The policy one caller's granting roles add up to, with its principal bound."""
+        granting = self._catalog.granting_roles(principal, product)
+        by_role = {p.role: p for p in self._by_product.get(product.qualified_name, ())}
+        applied = [by_role[r] for r in sorted(granting) if r in by_role]
+        names = [p.name for p in applied]
+        row_filter: exp.Expr | None = None
+        if granting and len(applied) == len(granting) and all(p.row_filter for p in applied):
+            filters = [bind_principal(p.row_filter, principal) for p in applied if p.row_filter]
+            row_filter = exp.or_(*(exp.paren(f) for f in filters)) if len(filters) > 1 else (
+                filters[0])  # fmt: skip
+        masks: dict[str, tuple[Mask, ...]] = {}
+        for column in product.columns:
+            chosen = _mask_for(column.name, applied, len(granting))
+            steps = [] if chosen is None else [_bound(chosen, principal)]
+            for rule in self._rules:
+                if rule.covers(product, column) and not (rule.exempt_roles & principal.roles):
+                    steps.append(rule.mask)
+                    names.append(rule.name)
+            if steps:
+                masks[column.name] = tuple(steps)
+        return EffectivePolicy(row_filter, masks, tuple(dict.fromkeys(names)))
+
+
+def _mask_for(column: str, applied: Sequence[RolePolicy], granting: int) -> Mask | None:
+    """None when any granting role leaves the column unmasked, else the winning mask."""
+    if len(applied) < granting or any(column not in p.masks for p in applied):
+        return None
+    return max(applied, key=lambda p: p.priority).masks[column]
+
+
+def _bound(mask: Mask, principal: Principal) -> Mask:
+    if mask.expression is None:
+        return mask
+    return Mask(mask.kind, mask.unit, bind_principal(mask.expression, principal))
+
+
+def _check_conflicts(
+    by_product: Mapping[str, list[RolePolicy]], catalog: Catalog, problems: list[str]
+) -> None:
+    """Two roles one caller may hold that mask a column differently need distinct priorities."""
+    for product_name, policies in by_product.items():
+        for index, first in enumerate(policies):
+            for second in policies[index + 1 :]:
+                for column in set(first.masks) & set(second.masks):
+                    if first.masks[column] != second.masks[column] and (
+                        first.priority == second.priority
+                    ):
+                        problems.append(
+                            f"policies.{product_name}: roles {first.role!r} and {second.role!r} "
+                            f"mask column {column!r} differently; give one of them a higher "
+                            "`priority` to declare which wins for callers holding both"
+                        )
+    del catalog
+
+
+def _builtin(name: str, where: str, problems: list[str]) -> Mask | None:
+    truncate = _TRUNCATE.match(name)
+    if truncate:
+        return Mask("truncate_date", unit=truncate.group(1))
+    if name in ("null", "redact", "last4", "hash", "email_domain"):
+        return Mask(name)
+    problems.append(
+        f"{where}: unknown mask {name!r}; use one of {', '.join(BUILTIN_MASKS)} "
+        "or {expression: <SQL>}"
+    )
+    return None
+
+
+def _compile_expression(text: str, where: str, problems: list[str]) -> exp.Expr | None:
+    """One scalar SQL expression over the product's columns, through the query gate."""
+    try:
+        select = sqlglot.parse_one(f"SELECT {text}", read=CANONICAL_DIALECT)
+    except SqlglotError as exc:
+        problems.append(f"{where}: not valid SQL: {str(exc).splitlines()[0]}")
+        return None
+    if (
+        not isinstance(select, exp.Select)
+        or len(select.expressions) != 1
+        or any(k != "expressions" and v for k, v in select.args.items())
+        or isinstance(select.expressions[0], exp.Alias)
+    ):
+        problems.append(f"{where}: must be one SQL expression over the product's columns")
+        return None
+    expression: exp.Expr = select.expressions[0]
+    if any(isinstance(n, (exp.Subquery, exp.Query, exp.Table)) for n in expression.walk()):
+        problems.append(f"{where}: may use only the product's own columns, not subqueries")
+        return None
+    try:
+        parse_statement(f"SELECT {describe_principal(expression).sql(CANONICAL_DIALECT)}")
+    except MeshgateError as exc:
+        problems.append(f"{where}: {exc.message}")
+        return None
+    return expression
+
+
+class _TypeChecker:
+    """Checks expressions against an empty table shaped like the product, in DuckDB."""
+
+    def __init__(self) -> None:
+        self._connection = duckdb.connect(":memory:")
+
+    def boolean(
+        self, product: DataProduct, expression: exp.Expr, where: str, problems: list[str]
+    ) -> None:
+        kind = self._describe(product, describe_principal(expression), where, problems)
+        if kind is not None and kind != "BOOLEAN":
+            problems.append(f"{where}: a row filter must be a boolean condition, not {kind}")
+
+    def mask(
+        self,
+        product: DataProduct,
+        column: ProductColumn,
+        mask: Mask,
+        hash_key: bytes | None,
+        where: str,
+        problems: list[str],
+    ) -> None:
+        applied = mask.apply(exp.column(column.name, quoted=True), column, hash_key)
+        self._describe(product, describe_principal(applied), where, problems)
+
+    def _describe(
+        self, product: DataProduct, expression: exp.Expr, where: str, problems: list[str]
+    ) -> str | None:
+        columns = ", ".join(
+            f'{exp.to_identifier(c.name, quoted=True).sql(CANONICAL_DIALECT)} '
+            f"{c.sql_type.sql(CANONICAL_DIALECT)}"
+            for c in product.columns
+        )
+        try:
+            self._connection.execute(f"CREATE OR REPLACE TEMP TABLE product ({columns})")
+            row = self._connection.execute(
+                f"DESCRIBE SELECT {expression.sql(CANONICAL_DIALECT)} AS checked FROM product"
+            ).fetchone()
+        except duckdb.Error as exc:
+            problems.append(f"{where}: does not type-check against {product.qualified_name}: "
+                            f"{str(exc).splitlines()[0]}")  # fmt: skip
+            return None
+        assert row is not None
+        return str(row[1])
