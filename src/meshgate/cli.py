@@ -27,6 +27,7 @@ from meshgate.catalog.config import RoleConfig
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.demo.generate import demo_config_dir, ensure_demo_data
 from meshgate.errors import MeshgateError
+from meshgate.policy.policies import PolicySet
 from meshgate.principal import Principal, hash_password
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.service import QueryService
@@ -209,6 +210,7 @@ class Finding:
 def run_check(args: argparse.Namespace) -> int:
     definition = load_definition(args.config)
     catalog = Catalog(definition)
+    PolicySet(catalog)  # every policy compiles and type-checks, or the config is refused
     print(
         f"config {definition.directory}: mesh {definition.mesh.name!r}, "
         f"{len(definition.sources)} sources, {len(definition.domains)} domains, "

@@ -255,7 +255,7 @@ def _cross_check_policies(
 ) -> None:
     """Names a policy uses must exist: a typo must never leave a product unprotected."""
     for (product_name, role), policy in d.policies.items():
-        label = f"policy {product_name}/{role}"
+        label = f"policy {product_name}.{role}"
         where = f"{at(label)}: policies.{product_name}/{role}"
         domain, _, name = product_name.partition(".")
         product = d.products.get((domain, name))

@@ -25,6 +25,7 @@ from sqlglot.errors import SqlglotError
 
 from meshgate.catalog.catalog import Catalog, DataProduct, ProductColumn
 from meshgate.catalog.config import ExpressionMask, MaskConfig
+from meshgate.catalog.loader import MeshDefinition
 from meshgate.errors import ConfigError, MeshgateError
 from meshgate.policy.principal import bind_principal, describe_principal
 from meshgate.principal import Principal
@@ -179,7 +180,8 @@ class PolicySet:
         checker = _TypeChecker()
         self._by_product: dict[str, list[RolePolicy]] = {}
         for (product_name, role), config in definition.policies.items():
-            where = f"policies.{product_name}/{role}"
+            origin = _file(definition, f"policy {config.product}.{config.role}")
+            where = f"{origin}: policies.{config.name}"
             product = catalog.products.get(tuple(product_name.split(".", 1)))  # type: ignore[arg-type]
             if product is None:
                 continue  # the loader reported it
@@ -206,7 +208,7 @@ class PolicySet:
             )
         self._rules: list[MeshRule] = []
         for name, rule in definition.mesh_policies.items():
-            where = f"mesh_policies.{name}.mask"
+            where = f"{_file(definition, f'mesh policy {name}')}: mesh_policies.{name}.mask"
             if isinstance(rule.mask, ExpressionMask):
                 problems.append(
                     f"{where}: mesh-wide rules take a built-in mask ({', '.join(BUILTIN_MASKS)})"
@@ -220,7 +222,7 @@ class PolicySet:
                 continue
             exempt, tags = frozenset(rule.exempt_roles), frozenset(rule.tags)
             self._rules.append(MeshRule(name, rule.classification, mask, exempt, tags))
-        _check_conflicts(self._by_product, catalog, problems)
+        _check_conflicts(self._by_product, definition, problems)
         if problems:
             raise ConfigError("invalid policies:\n  " + "\n  ".join(problems))
 
@@ -269,6 +271,11 @@ class PolicySet:
         return EffectivePolicy(row_filter, masks, tuple(dict.fromkeys(names)))
 
 
+def _file(definition: MeshDefinition, label: str) -> str:
+    path = definition.origin.get(label)
+    return path.name if path is not None else str(definition.directory)
+
+
 def _mask_for(column: str, applied: Sequence[RolePolicy], granting: int) -> Mask | None:
     """None when any granting role leaves the column unmasked, else the winning mask."""
     if len(applied) < granting or any(column not in p.masks for p in applied):
@@ -283,7 +290,7 @@ def _bound(mask: Mask, principal: Principal) -> Mask:
 
 
 def _check_conflicts(
-    by_product: Mapping[str, list[RolePolicy]], catalog: Catalog, problems: list[str]
+    by_product: Mapping[str, list[RolePolicy]], definition: MeshDefinition, problems: list[str]
 ) -> None:
     """Two roles one caller may hold that mask a column differently need distinct priorities."""
     for product_name, policies in by_product.items():
@@ -293,12 +300,13 @@ def _check_conflicts(
                     if first.masks[column] != second.masks[column] and (
                         first.priority == second.priority
                     ):
+                        origin = _file(definition, f"policy {product_name}.{second.role}")
                         problems.append(
-                            f"policies.{product_name}: roles {first.role!r} and {second.role!r} "
-                            f"mask column {column!r} differently; give one of them a higher "
-                            "`priority` to declare which wins for callers holding both"
+                            f"{origin}: policies.{product_name}: roles {first.role!r} and "
+                            f"{second.role!r} mask column {column!r} differently; give one of "
+                            "them a higher `priority` to declare which wins for callers holding "
+                            "both"
                         )
-    del catalog
 
 
 def _builtin(name: str, where: str, problems: list[str]) -> Mask | None:
