@@ -71,6 +71,8 @@ CAPABILITIES = Capabilities(
     join_kinds=JOIN_KINDS,
     text_ordering_matches_engine=True,
     text_equality_matches_engine=True,
+    # PostgreSQL pushes no qual into, and never flattens, a subquery with LIMIT/OFFSET.
+    offset_fences_subqueries=True,
 )
 
 
@@ -131,6 +133,8 @@ def _exact_cast(node: exp.Cast, column_types: Mapping[tuple[str, str], pa.DataTy
     """Casts both systems evaluate identically: literals to dates/numbers, widening numbers."""
     target = node.to
     operand = node.this
+    if isinstance(operand, exp.Null):
+        return True  # a typed NULL (the `null` mask) is NULL everywhere
     if target.is_type(*exp.DataType.TEXT_TYPES):
         return isinstance(operand, exp.Literal) and operand.is_string
     if isinstance(operand, exp.Literal):

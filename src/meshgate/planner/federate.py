@@ -132,6 +132,10 @@ class Planner:
             if fragment is not None:
                 return fragment
             self._local("the source cannot run this (sub)query whole; it was split")
+        elif barrier:
+            fenced = self._push_fenced(query)
+            if fenced is not None:
+                return fenced
         if not identities and not barrier:
             return query
         if isinstance(query, exp.SetOperation):
@@ -157,6 +161,47 @@ class Planner:
         if handle is None:
             return None
         return self._fragment(source, handle, ("whole query",))
+
+    def _push_fenced(self, query: exp.Query) -> Fragment | None:
+        """Push `query` whole with each barrier inside as an `OFFSET 0` derived table.
+
+        Only where every table and barrier lives in one source that declares such a subquery
+        a fence: the user's predicates then never run below the row filter or on raw values.
+        """
+        names = {n for t in query.find_all(exp.Table) if (n := barrier_of(t)) is not None}
+        bodies = [self._barriers[n].body for n in names]
+        sources = _sources(query).union(*(_sources(b) for b in bodies))
+        identities = {self._identity(s) for s in sources}
+        if len(identities) != 1 or _external_columns(query) or _has_local(query):
+            return None
+        source = next(iter(sources))
+        if not self._connectors[source].capabilities.offset_fences_subqueries:
+            return None
+        if any(_has_barrier(b) or _has_local(b) for b in bodies):
+            return None
+
+        def fence(node: exp.Expr) -> exp.Expr:
+            name = barrier_of(node) if isinstance(node, exp.Table) else None
+            if name is None:
+                return node
+            assert isinstance(node, exp.Table)
+            body = self._barriers[name].body.copy()
+            assert isinstance(body, exp.Select)
+            fenced_body = body.offset(0, copy=False)
+            return exp.Subquery(this=fenced_body, alias=exp.TableAlias(
+                this=exp.to_identifier(node.alias_or_name, quoted=True)))  # fmt: skip
+
+        fenced = query.transform(fence, copy=True)
+        assert isinstance(fenced, exp.Query)
+        fragment = self._push_whole(fenced)
+        if fragment is None:
+            return None
+        policies = tuple(dict.fromkeys(p for n in sorted(names) for p in
+                                       self._barriers[n].policies))  # fmt: skip
+        note = "policy barriers fenced with OFFSET 0"
+        pushed = replace(fragment, policies=policies, pushed=(*fragment.pushed, note))
+        self._state.fragments[-1] = pushed
+        return pushed
 
     def _source_select(self, query: exp.Query) -> tuple[exp.Select, tuple[ScanInput, ...]]:
         """`query` with physical names as the source knows them, wrapped to a SELECT."""

@@ -73,6 +73,9 @@ class Capabilities:
     text_ordering_matches_engine: bool = False
     # Whether the source evaluates text equality exactly as DuckDB (case/trailing blanks).
     text_equality_matches_engine: bool = True
+    # Whether a derived table with `OFFSET 0` is a fence: never merged into its user, never
+    # given its user's predicates (PostgreSQL), so a policy barrier may go down inside a query.
+    offset_fences_subqueries: bool = False
 
 
 @dataclass(frozen=True)
