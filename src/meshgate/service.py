@@ -200,7 +200,7 @@ class QueryService:
     ) -> tuple[FederatedPlan, tuple[str, ...]]:
         view = self.catalog.view(principal)
         tree = bind_parameters(statement.tree, parameters if statement.parameter_count else ())
-        bound = bind(tree, view, default_domain)
+        bound = bind(tree, view, principal, default_domain)
         # Product definitions run with their owner's rights (like a Trino view): they may
         # read products the caller cannot name directly.
         all_products = CatalogView(
@@ -208,7 +208,7 @@ class QueryService:
         )
 
         def bind_definition(sql: str) -> BoundQuery:
-            return bind(parse_statement(sql).tree, all_products)
+            return bind(parse_statement(sql).tree, all_products, principal)
 
         secured = secure(bound, bind_definition)
         schema = physical_schema(secured.tables, secured.local_tables)
