@@ -3,9 +3,10 @@
 Fail closed: a function is allowed only if it is listed here. Everything listed computes on
 the values it is given (plus the clock, randomness and the principal functions ``current_user``,
 ``current_roles()`` and ``user_attribute(name)``, which the binder replaces by the caller's values
-before anything runs; see :mod:`meshgate.sql.principal_functions`). Nothing here reads files or the network, looks at system catalogs, settings or
-environment variables, changes session state, or evaluates SQL text; such functions are absent
-on purpose, so sqlglot growing a new typed class for one of them cannot open a hole.
+before anything runs; see :mod:`meshgate.sql.principal_functions`). Nothing here reads files or
+the network, looks at system catalogs, settings or environment variables, changes session state,
+or evaluates SQL text; such functions are absent on purpose, so sqlglot growing a new typed
+class for one of them cannot open a hole.
 
 Two sets, because sqlglot represents calls two ways: a typed expression class when it knows the
 function (``exp.Upper``), and ``exp.Anonymous`` carrying the name as written when it does not.

@@ -4,7 +4,8 @@ This is the first stage of every query (ARCHITECTURE.md §2) and the place §4.5
 runs before anything touches a source, and it fails closed. A text passes only if it is exactly
 one query (optionally under ``EXPLAIN``) whose every function call is on the allow-list in
 :mod:`meshgate.sql.functions`, with no DDL, DML, session command or table function anywhere in
-the tree, and no operator the later stages would silently drop (TABLESAMPLE, PIVOT, ASOF JOIN). meshgate's SQL dialect is DuckDB's.
+the tree, and no operator the later stages would silently drop (TABLESAMPLE, PIVOT, ASOF JOIN).
+meshgate's SQL dialect is DuckDB's.
 """
 
 from __future__ import annotations
