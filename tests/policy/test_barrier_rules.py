@@ -33,8 +33,8 @@ QUERIES = [
 def secured(service: QueryService, sql: str) -> SecuredQuery:
     principal = service.principal("analyst")
     view = service.catalog.view(principal)
-    bound = bind(parse_statement(sql).tree, view)
-    return secure(bound, lambda text: bind(parse_statement(text).tree, view), principal,
+    bound = bind(parse_statement(sql).tree, view, principal)
+    return secure(bound, lambda text: bind(parse_statement(text).tree, view, principal), principal,
                   service.policies)  # fmt: skip
 
 
