@@ -72,6 +72,8 @@ class IdentityProvider:
             header = jwt.get_unverified_header(token)
             algorithm = header.get("alg")
             kid = header.get("kid")
+            if not isinstance(algorithm, str):
+                raise jwt.InvalidAlgorithmError("the header's alg is not a name")
             candidates = [
                 k for k in self._keys
                 if algorithm in k.algorithms and (kid is None or k.kid in (None, kid))
@@ -84,7 +86,7 @@ class IdentityProvider:
                     return jwt.decode(
                         token,
                         candidate.key,
-                        algorithms=[str(algorithm)],
+                        algorithms=[algorithm],
                         audience=self._config.audience,
                         issuer=self._config.issuer,
                         leeway=self._config.leeway_seconds,
@@ -278,4 +280,4 @@ def _check_length(key: VerifyingKey, algorithms: frozenset[str], where: str) -> 
     for name in sorted(algorithms):
         problem = implementations[name].check_key_length(key)
         if problem:
-            raise ConfigError(f"{where}: {problem}")
+            raise ConfigError(f"{where}: {problem} Configure a longer key.")

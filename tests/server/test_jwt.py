@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -276,13 +277,17 @@ def _rs256_forgeries(keys: IdentityProviderKeys) -> dict[str, str]:
         "alg none": unsigned(claims()),
         "HS256 with the RSA public key as secret": hand_signed_hs256(claims(),
                                                                      keys.rsa_public_pem),
+        "alg not a name": ".".join([_b64(json.dumps({"alg": ["RS256"]}).encode()),
+                                    *genuine.split(".")[1:]]),
+        "not a JWT at all": "a.b.c",
         "ES256 not configured": jwt.encode(claims(), keys.ec_key, algorithm="ES256"),
     }
 
 
 FORGERIES = ("expired", "not yet valid", "wrong issuer", "wrong audience", "no expiry",
              "wrong signature", "tampered claims", "alg none",
-             "HS256 with the RSA public key as secret", "ES256 not configured")
+             "HS256 with the RSA public key as secret", "ES256 not configured",
+             "alg not a name", "not a JWT at all")
 
 
 @pytest.mark.parametrize("case", FORGERIES)
@@ -293,6 +298,15 @@ def test_pyarrow_refuses_each_bad_token_as_unauthenticated(
         pyarrow_query(rs256_uri, token, "SELECT current_user AS who")
     assert REFUSED in str(refused.value)
     assert "Traceback" not in str(refused.value)
+
+
+def test_the_reason_for_a_refusal_is_logged_for_the_operator_only(
+        rs256_uri: str, keys: IdentityProviderKeys, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="meshgate.auth"), \
+            pytest.raises(flight.FlightUnauthenticatedError) as refused:
+        pyarrow_query(rs256_uri, rs256(keys, aud="another-service"), "SELECT 1 AS one")
+    assert "audience" in caplog.text.lower()
+    assert "audience" not in str(refused.value).lower()
 
 
 @pytest.mark.parametrize("case", ["expired", "alg none", "HS256 with the RSA public key as secret"])
