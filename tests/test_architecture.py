@@ -64,8 +64,8 @@ STAGES = (
     "meshgate.execution",
     "meshgate.service",
 )
-SHARED_LAYERS = ("meshgate.errors", "meshgate.types", "meshgate.principal", "meshgate.spi",
-                 "meshgate.catalog")  # fmt: skip
+SHARED_LAYERS = ("meshgate.errors", "meshgate.types", "meshgate.principal", "meshgate.identity",
+                 "meshgate.spi", "meshgate.catalog")  # fmt: skip
 
 
 def _stage_of(module: str) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import RSAAlgorithm
 
 from meshgate.catalog.catalog import Catalog, TableDefinition
 from meshgate.catalog.loader import load_mesh
@@ -209,3 +213,180 @@ def test_readme_config_example_is_valid(tmp_path: Path, monkeypatch: pytest.Monk
     assert sorted(catalog.products) == [
         ("customers", "accounts"), ("customers", "accounts_per_country")
     ]
+
+
+# ---- server.jwt: an identity provider's keys, checked before the server starts ----------------
+
+JWT_SECRET_VARIABLE = "MESHGATE_TEST_JWT_KEY"
+JWT_BASE = {"issuer": "https://idp.example.com/", "audience": "meshgate"}
+
+
+def _public_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def _private_pem(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _mesh_with_jwt(tmp_path: Path, section: dict[str, Any], files: dict[str, str]) -> Path:
+    """The demo config plus `identity.yaml` holding `server.jwt` (a None value drops a key)."""
+    directory = copy_demo_config(tmp_path / "mesh")
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    (directory / "identity.yaml").write_text(
+        yaml.safe_dump({"server": {"jwt": {
+            k: v for k, v in {**JWT_BASE, **section}.items() if v is not None
+        }}}),
+        encoding="utf-8",
+    )
+    return directory
+
+
+# case -> (server.jwt keys, files beside the YAML, value of the secret variable, expected)
+BROKEN_JWT: dict[str, tuple[dict[str, Any], dict[str, str], str | None, tuple[str, ...]]] = {
+    "unknown key": (
+        {"key_file": "idp.pem", "colour": "blue"}, {"idp.pem": "RSA"}, None,
+        ("server.jwt.colour", "unknown key"),
+    ),
+    "wrong type": (
+        {"key_file": "idp.pem", "leeway_seconds": "soon"}, {"idp.pem": "RSA"}, None,
+        ("server.jwt.leeway_seconds", "valid integer"),
+    ),
+    "missing issuer": (
+        {"issuer": None, "key_file": "idp.pem"}, {"idp.pem": "RSA"}, None,
+        ("server.jwt.issuer",),
+    ),
+    "alg none": (
+        {"algorithms": ["none"], "key_file": "idp.pem"}, {"idp.pem": "RSA"}, None,
+        ("server.jwt.algorithms", "'none' is never accepted"),
+    ),
+    "unknown algorithm": (
+        {"algorithms": ["RS999"], "key_file": "idp.pem"}, {"idp.pem": "RSA"}, None,
+        ("server.jwt.algorithms", "unsupported algorithm 'RS999'"),
+    ),
+    "mixed families": (
+        {"algorithms": ["RS256", "HS256"], "key_file": "idp.pem"}, {"idp.pem": "RSA"}, None,
+        ("server.jwt.algorithms", "one family only"),
+    ),
+    "two key sources": (
+        {"key_file": "idp.pem", "jwks_file": "jwks.json"}, {"idp.pem": "RSA"}, None,
+        ("server.jwt", "exactly one of `key`, `key_file` or `jwks_file`"),
+    ),
+    "HS secret from a file": (
+        {"algorithms": ["HS256"], "key_file": "secret.txt"}, {"secret.txt": "x" * 40}, None,
+        ("server.jwt", "read only from the environment"),
+    ),
+    "HS secret inline": (
+        {"algorithms": ["HS256"], "key": "s3cret-s3cret-s3cret-s3cret-s3cret"}, {}, None,
+        ("server.jwt.key: must be an environment reference",),
+    ),
+    "undefined secret variable": (
+        {"algorithms": ["HS256"], "key": "${MESHGATE_TEST_UNSET_JWT_KEY}"}, {}, None,
+        ("server.jwt.key", "${MESHGATE_TEST_UNSET_JWT_KEY} is not set"),
+    ),
+    "short HS secret": (
+        {"algorithms": ["HS256"], "key": f"${{{JWT_SECRET_VARIABLE}}}"}, {}, "short",
+        ("server.jwt.key", "5 bytes long", "minimum recommended length of 32 bytes"),
+    ),
+    "PEM as HS secret": (
+        {"algorithms": ["HS256"], "key": f"${{{JWT_SECRET_VARIABLE}}}"}, {}, "RSA",
+        ("server.jwt.key", "not a PEM or SSH key"),
+    ),
+    "missing key file": (
+        {"key_file": "nowhere.pem"}, {}, None,
+        ("server.jwt.key_file: cannot read 'nowhere.pem'", "relative to the config directory"),
+    ),
+    "private key in key file": (
+        {"key_file": "idp.pem"}, {"idp.pem": "RSA PRIVATE"}, None,
+        ("server.jwt.key_file: not a PEM public key or certificate",),
+    ),
+    "EC key for RS256": (
+        {"key_file": "idp.pem"}, {"idp.pem": "EC"}, None,
+        ("server.jwt.key_file: the key is an EC key on curve secp256r1 but `algorithms` "
+         "lists RS256",),
+    ),
+    "symmetric key in a JWKS": (
+        {"algorithms": ["HS256"], "jwks_file": "jwks.json"},
+        {"jwks.json": json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})}, None,
+        ("server.jwt", "read only from the environment"),
+    ),
+    "oct key in an RS256 JWKS": (
+        {"jwks_file": "jwks.json"},
+        {"jwks.json": json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})}, None,
+        ("server.jwt.jwks_file: keys[0]: a symmetric (oct) key",),
+    ),
+    "JWKS without a fitting key": (
+        {"algorithms": ["ES256"], "jwks_file": "jwks.json"}, {"jwks.json": "RSA JWKS"}, None,
+        ("server.jwt.jwks_file: no signing key in the set fits `algorithms` (ES256)",),
+    ),
+    "JWKS that is not JSON": (
+        {"jwks_file": "jwks.json"}, {"jwks.json": "{keys"}, None,
+        ("server.jwt.jwks_file: not valid JSON",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_JWT))
+def test_broken_jwt_section_names_file_and_problem(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    section, files, secret, expected = BROKEN_JWT[case]
+    materials = {
+        "RSA": _public_pem(rsa_key),
+        "RSA PRIVATE": _private_pem(rsa_key),
+        "EC": _public_pem(ec.generate_private_key(ec.SECP256R1())),
+        "RSA JWKS": json.dumps({"keys": [json.loads(RSAAlgorithm.to_jwk(rsa_key.public_key()))]}),
+    }
+    files = {name: materials.get(text, text) for name, text in files.items()}
+    monkeypatch.delenv("MESHGATE_TEST_UNSET_JWT_KEY", raising=False)
+    if secret is not None:
+        monkeypatch.setenv(JWT_SECRET_VARIABLE, materials.get(secret, secret))
+    directory = _mesh_with_jwt(tmp_path, section, files)
+    message = load_error(directory)
+    assert "identity.yaml" in message
+    for fragment in expected:
+        assert fragment in message
+    assert "s3cret" not in message
+
+
+def test_a_valid_jwt_section_loads_with_its_claim_mapping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(JWT_SECRET_VARIABLE, "k" * 64)
+    directory = _mesh_with_jwt(tmp_path, {
+        "algorithms": ["HS256", "HS512"], "key": f"${{{JWT_SECRET_VARIABLE}}}",
+        "user_claim": "email", "roles_claim": "groups",
+        "attribute_claims": {"region": "office"}, "leeway_seconds": 30,
+    }, {})
+    jwt_config = load_mesh(directory).server.jwt
+    assert jwt_config is not None
+    assert jwt_config.algorithms == ("HS256", "HS512")
+    assert jwt_config.key == "k" * 64
+    assert (jwt_config.user_claim, jwt_config.roles_claim) == ("email", "groups")
+    assert jwt_config.attribute_claims == {"region": "office"}
+    assert jwt_config.leeway_seconds == 30
+
+
+def test_readme_jwt_example_is_valid(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
+    readme = (demo_config_dir().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Identity-provider tokens (JWT)"):]
+    example = section[section.index("```yaml\n") + len("```yaml\n"):]
+    example = example[:example.index("```")]
+    directory = copy_demo_config(tmp_path / "mesh")
+    (directory / "identity.yaml").write_text(example, encoding="utf-8")
+    jwk = json.loads(RSAAlgorithm.to_jwk(rsa_key.public_key()))
+    (directory / "idp-jwks.json").write_text(json.dumps({"keys": [jwk]}), encoding="utf-8")
+    jwt_config = load_mesh(directory).server.jwt
+    assert jwt_config is not None
+    assert jwt_config.jwks_file == "idp-jwks.json"

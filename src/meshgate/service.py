@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from meshgate.catalog.catalog import Catalog, CatalogView
 from meshgate.catalog.loader import MeshDefinition, load_mesh
-from meshgate.errors import MeshgateError
+from meshgate.errors import AuthenticationFailed, MeshgateError
 from meshgate.execution.run import ExecutionReport, execute_plan
 from meshgate.execution.stream import cast_batches
 from meshgate.planner.cache import PlanCache
@@ -90,6 +90,15 @@ class QueryService:
     # --- who and what -------------------------------------------------------------------
     def authenticate(self, user: str, password: str) -> Principal:
         return self.catalog.directory.authenticate(user, password)
+
+    def authenticate_token(self, token: str) -> Principal:
+        """The principal of an identity provider's bearer token (JWT), if one is configured."""
+        provider = self.catalog.identity_provider
+        if provider is None:
+            raise AuthenticationFailed(
+                "this server accepts no identity-provider tokens; sign in with user and password"
+            )
+        return provider.authenticate(token)
 
     def principal(self, user: str) -> Principal:
         """A principal by name, for trusted in-process callers (CLI, tests)."""

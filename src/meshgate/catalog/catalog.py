@@ -11,6 +11,7 @@ from sqlglot import exp
 from meshgate.catalog.config import ProductConfig, RoleConfig
 from meshgate.catalog.loader import MeshDefinition
 from meshgate.errors import ConfigError, ProductNotFound
+from meshgate.identity import IdentityProvider
 from meshgate.principal import Directory, Principal
 from meshgate.spi import SourceTable
 from meshgate.types import arrow_type, parse_sql_type
@@ -90,6 +91,10 @@ class Catalog:
                 )
                 for name, user in definition.users.items()
             }
+        )
+        jwt = definition.server.jwt
+        self.identity_provider = (
+            None if jwt is None else IdentityProvider.from_config(jwt, definition.directory)
         )
 
     def is_admin(self, principal: Principal) -> bool:

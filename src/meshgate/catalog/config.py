@@ -154,6 +154,67 @@ class MeshPolicyConfig(Strict):
     tags: tuple[str, ...] = ()  # only products carrying one of these tags; empty: every product
 
 
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+EC_ALGORITHMS = frozenset({"ES256", "ES384", "ES512"})
+JWT_ALGORITHMS = HMAC_ALGORITHMS | RSA_ALGORITHMS | EC_ALGORITHMS
+
+
+class JwtConfig(Strict):
+    """Bearer tokens from an identity provider: who signs them, for whom, and which claims count.
+
+    One key source and one algorithm family: a deployment that accepts HS256 and RS256 at once
+    is how an RSA public key ends up verifying an HMAC signature (algorithm confusion).
+    """
+
+    issuer: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+    algorithms: tuple[str, ...] = ("RS256",)
+    key: str | None = None  # an HMAC secret or a PEM public key, always from ${ENV}
+    key_file: str | None = None  # a PEM public key or certificate
+    jwks_file: str | None = None  # a JSON Web Key Set as the identity provider publishes it
+    user_claim: str = Field(default="sub", min_length=1)
+    roles_claim: str | None = "roles"
+    attribute_claims: dict[str, str] = Field(default_factory=dict)  # attribute -> claim
+    leeway_seconds: int = Field(default=0, ge=0, le=300)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _known_algorithms(cls, algorithms: tuple[str, ...]) -> tuple[str, ...]:
+        if not algorithms:
+            raise ValueError("list at least one signing algorithm, e.g. [RS256]")
+        for name in algorithms:
+            if name.lower() == "none":
+                raise ValueError("'none' is never accepted: every token must be signed")
+            if name not in JWT_ALGORITHMS:
+                raise ValueError(
+                    f"unsupported algorithm {name!r}; "
+                    f"use one of {', '.join(sorted(JWT_ALGORITHMS))}"
+                )
+        families = [f for f in (HMAC_ALGORITHMS, RSA_ALGORITHMS, EC_ALGORITHMS)
+                    if f & set(algorithms)]
+        if len(families) > 1:
+            raise ValueError(
+                "list algorithms of one family only (HS*, RS*/PS* or ES*): mixing them lets "
+                "one kind of key verify another kind of signature"
+            )
+        return algorithms
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> JwtConfig:
+        given = [k for k in ("key", "key_file", "jwks_file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of `key`, `key_file` or `jwks_file` "
+                f"(given: {', '.join(given) or 'none'})"
+            )
+        if set(self.algorithms) <= HMAC_ALGORITHMS and self.key is None:
+            raise ValueError(
+                "an HS* secret is read only from the environment: set `key: \"${VARIABLE}\"`"
+            )
+        return self
+
+
 class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = 8815
@@ -161,6 +222,7 @@ class ServerConfig(Strict):
     strict_pushdown: bool = False
     # Callers holding one of these roles see physical plans, every query's history and audit.
     admin_roles: tuple[str, ...] = ("admin",)
+    jwt: JwtConfig | None = None
 
 
 class ConfigFile(Strict):

@@ -29,9 +29,14 @@ from meshgate.catalog.config import (
     UserConfig,
 )
 from meshgate.errors import ConfigError
+from meshgate.identity import trusted_keys
 
 # `${NAME}`, or `${NAME:-fallback}` (the fallback is used when NAME is unset).
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# A secret's value must be exactly `${NAME}`: no inline fallback either.
+SECRET_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+# Keys whose value is a secret: the file may hold only a `${VAR}` reference to it.
+SECRET_KEYS = (("server", "jwt", "key"),)
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ def _read_file(path: Path, root: Path, problems: list[str]) -> ConfigFile | None
             f"{label}: expected a mapping of sections (sources, domains, ...) at top level"
         )
         return None
+    _check_secret_references(raw, label, problems)
     substituted = _substitute_env(raw, label, "", problems)
     try:
         return ConfigFile.model_validate(substituted)
@@ -110,6 +116,19 @@ def _read_file(path: Path, root: Path, problems: list[str]) -> ConfigFile | None
                 message = "required key is missing"
             problems.append(f"{label}: {where}: {message}")
         return None
+
+
+def _check_secret_references(raw: dict[str, Any], label: str, problems: list[str]) -> None:
+    """A config file is shared and versioned: a secret in it must be an `${ENV}` reference."""
+    for path in SECRET_KEYS:
+        node: Any = raw
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None and not (isinstance(node, str) and SECRET_REFERENCE.fullmatch(node)):
+            problems.append(
+                f"{label}: {'.'.join(path)}: must be an environment reference such as "
+                '"${JWT_KEY}", never the key itself (a public key may also be a `key_file`)'
+            )
 
 
 def _substitute_env(value: Any, label: str, where: str, problems: list[str]) -> Any:
@@ -170,6 +189,7 @@ def _merge(
             mesh = config.mesh
         if config.server is not None:
             server = config.server
+            origin["server"] = path
         for source in config.sources:
             put(sources, source.name, source, "source", path)
         for domain in config.domains:
@@ -198,6 +218,11 @@ def _cross_check(d: MeshDefinition, problems: list[str], kinds: frozenset[str] |
         path = d.origin.get(label)
         return path.name if path else str(d.directory)
 
+    if d.server.jwt is not None:
+        try:
+            trusted_keys(d.server.jwt, d.directory)
+        except ConfigError as exc:
+            problems.append(f"{at('server')}: {exc.message}")
     for name, source in d.sources.items():
         if kinds is not None and source.kind not in kinds:
             problems.append(

@@ -111,7 +111,8 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         super().__init__(
             location,
             auth_handler=NoopAuthHandler(),
-            middleware={AUTH: AuthMiddlewareFactory(service.authenticate, self.tokens)},
+            middleware={AUTH: AuthMiddlewareFactory(service.authenticate, self.tokens,
+                                                    service.authenticate_token)},
             **options,
         )
 

@@ -3,13 +3,16 @@
 Clients differ: JDBC and pyarrow send `Basic` (padded base64) on Handshake, ADBC sends it
 unpadded, some send it on a data RPC directly, and JDBC with `token=` sends `Bearer` on
 Handshake. So the middleware accepts `Basic` on any call and answers with a fresh opaque token
-in the *initial* response headers; `Bearer` tokens are looked up in a TTL store.
+in the *initial* response headers; `Bearer` tokens are looked up in a TTL store. A bearer token
+in JWS form (three dot-separated parts; meshgate's own tokens have none) comes from the
+deployment's identity provider and is verified on every call instead, as sent.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 import secrets
 import threading
 import time
@@ -19,9 +22,11 @@ from dataclasses import dataclass
 from pyarrow import flight
 
 from meshgate.errors import AuthenticationFailed
+from meshgate.identity import looks_like_jwt
 from meshgate.principal import Principal
 
 Authenticate = Callable[[str, str], Principal]
+AuthenticateToken = Callable[[str], Principal]
 
 
 @dataclass(frozen=True)
@@ -108,9 +113,11 @@ class CallCredential(flight.ServerMiddleware):  # type: ignore[misc]
 class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[misc]
     """Authenticates every call; failures are UNAUTHENTICATED without a traceback."""
 
-    def __init__(self, authenticate: Authenticate, tokens: TokenStore) -> None:
+    def __init__(self, authenticate: Authenticate, tokens: TokenStore,
+                 authenticate_token: AuthenticateToken) -> None:
         self._authenticate = authenticate
         self._tokens = tokens
+        self._authenticate_token = authenticate_token
 
     def start_call(self, info: flight.CallInfo,
                    headers: dict[str, list[str]]) -> CallCredential:
@@ -135,6 +142,10 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
             user, password = parse_basic(value)
             principal = self._authenticate(user, password)
             return CallCredential(self._tokens.issue(principal), issued=True)
+        if scheme.lower() == "bearer" and looks_like_jwt(value):
+            # Its `exp` is checked on every call, so the credential itself never expires.
+            principal = self._authenticate_token(value)
+            return CallCredential(Credential(value, principal, math.inf), issued=False)
         if scheme.lower() == "bearer":
             return CallCredential(self._tokens.resolve(value), issued=False)
         raise AuthenticationFailed(
