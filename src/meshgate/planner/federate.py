@@ -442,7 +442,7 @@ class Planner:
     def _local_if_single(self, scan: _Scan, conjuncts: list[exp.Expr], why: str) -> None:
         for conjunct in conjuncts:
             if _aliases(conjunct) == {scan.alias}:
-                self._local(f"{why}: {conjunct.sql(CANONICAL_DIALECT)}")
+                self._local(f"{why}: {conjunct.sql(CANONICAL_DIALECT)}", conjunct)
 
     def _join_groups(self, scans: list[_Scan], conjuncts: list[exp.Expr]) -> list[list[str]]:
         """Tables of one source connected by row-preserving equi-joins, in scan order."""
@@ -542,11 +542,12 @@ class Planner:
                     elif support is FilterSupport.INEXACT:
                         pushed.append(f"filter {text} (inexact, re-checked locally)")
                     else:
-                        self._local(f"filter the source cannot evaluate: {text}")
+                        self._local(f"filter the source cannot evaluate: {text}", conjunct)
             else:
                 for conjunct in mine:
                     self._local(
-                        f"filter the source cannot evaluate: {conjunct.sql(CANONICAL_DIALECT)}"
+                        f"filter the source cannot evaluate: {conjunct.sql(CANONICAL_DIALECT)}",
+                        conjunct,
                     )
         used = _used_columns(select, {scan.alias}, exclude=absorbed)
         projection = [
@@ -576,12 +577,23 @@ class Planner:
     def _next_name(self) -> str:
         return f"__fragment_{next(self._state.counter)}"
 
-    def _local(self, what: str) -> None:
+    def _local(self, what: str, expression: exp.Expr | None = None) -> None:
+        """Record work that stays in the merge; in strict mode, refuse the query instead.
+
+        `what` may hold physical SQL: only admins see it, in EXPLAIN. The strict error names
+        just the kind of work and the functions involved, which the caller wrote.
+        """
         self._state.local_work.append(what)
         if self._strict:
+            kind = what.split(":", 1)[0]
+            found = expression.find_all(exp.Func) if expression is not None else iter(())
+            functions = sorted({_written_name(f) for f in found})
+            involving = f" (using {', '.join(functions)})" if functions else ""
             raise PushdownRequired(
-                f"strict pushdown: {what} would run in the merge layer; rewrite the query, or "
-                "turn strict pushdown off (session option strict_pushdown=false)"
+                f"strict pushdown: a part of this query would run in meshgate's merge layer "
+                f"instead of at its source: {kind}{involving}; an admin's EXPLAIN shows which "
+                "part; rewrite the query, or turn strict pushdown off (session option "
+                "strict_pushdown=false)"
             )
 
     def _identity(self, source: str) -> SourceIdentity:
@@ -637,6 +649,13 @@ def _substitute_ctes(node: exp.Query, bodies: Mapping[str, exp.Query]) -> exp.Qu
     result = node.transform(swap, copy=True)
     assert isinstance(result, exp.Query)
     return result
+
+
+def _written_name(node: exp.Func) -> str:
+    """A function's name as DuckDB SQL spells it, which is how the user wrote it."""
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower()
+    return node.sql(CANONICAL_DIALECT).split("(", 1)[0].lower()
 
 
 def _has_barrier(query: exp.Expr) -> bool:
