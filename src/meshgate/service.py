@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from meshgate.catalog.catalog import Catalog, CatalogView
+from meshgate.catalog.catalog import Catalog, CatalogView, DataProduct, MaskedColumns
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.errors import AuthenticationFailed, MeshgateError
 from meshgate.execution.run import ExecutionReport, execute_plan
@@ -105,7 +105,13 @@ class QueryService:
         return self.catalog.directory.principal(user)
 
     def view(self, principal: Principal) -> CatalogView:
-        return self.catalog.view(principal)
+        return self.catalog.view(principal, self._masked_for(principal))
+
+    def _masked_for(self, principal: Principal) -> MaskedColumns:
+        def masked(product: DataProduct) -> frozenset[str]:
+            return frozenset(self.policies.for_caller(product, principal).masks)
+
+        return masked
 
     # --- queries ------------------------------------------------------------------------
     def prepare(
@@ -208,7 +214,7 @@ class QueryService:
         strict: bool,
         parameters: Sequence[Any] | None,
     ) -> _Planned:
-        view = self.catalog.view(principal)
+        view = self.view(principal)
         tree = bind_parameters(statement.tree, parameters if statement.parameter_count else ())
         bound = bind(tree, view, principal, default_domain)
         # Product definitions run with their owner's rights (like a Trino view): they may

@@ -158,3 +158,13 @@ def test_policies_are_reported_for_the_audit(service: QueryService) -> None:
     assert prepared.policies == ("hr.staff/analyst",)
     prepared = service.prepare("SELECT * FROM hr.staff", service.principal("viewer"))
     assert prepared.policies == ("pii-redacted",)
+
+
+def test_system_columns_say_which_columns_are_masked_for_the_caller(
+    service: QueryService,
+) -> None:
+    sql = ("SELECT column_name FROM meshgate.columns WHERE domain = 'hr' AND product = 'staff' "
+           "AND masked ORDER BY ordinal")  # fmt: skip
+    assert [r["column_name"] for r in rows(service, sql, "analyst")] == ["email", "ssn", "salary"]
+    assert [r["column_name"] for r in rows(service, sql, "viewer")] == ["name", "email", "ssn"]
+    assert rows(service, sql, "admin") == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -70,6 +70,9 @@ class DataProduct:
         return pa.schema([pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns])
 
 
+MaskedColumns = Callable[["DataProduct"], frozenset[str]]
+
+
 class Catalog:
     """The whole mesh as declared; `view(principal)` is what a caller may see."""
 
@@ -109,10 +112,11 @@ class Catalog:
             if _granted(_role(self.definition.roles, role).grants, product.domain, product.name)
         )
 
-    def view(self, principal: Principal) -> CatalogView:
+    def view(self, principal: Principal, masked: MaskedColumns | None = None) -> CatalogView:
+        """`masked` tells, per product, which columns the caller's policies mask."""
         grants = [g for role in principal.roles for g in _role(self.definition.roles, role).grants]
         visible = {key: product for key, product in self.products.items() if _granted(grants, *key)}
-        return CatalogView(self, principal, visible)
+        return CatalogView(self, principal, visible, masked)
 
 
 def _role(roles: Mapping[str, RoleConfig], name: str) -> RoleConfig:
@@ -174,10 +178,16 @@ class CatalogView:
         catalog: Catalog,
         principal: Principal,
         products: Mapping[tuple[str, str], DataProduct],
+        masked: MaskedColumns | None = None,
     ) -> None:
         self.catalog = catalog
         self.principal = principal
         self._products = dict(products)
+        self._masked = masked
+
+    def masked_columns(self, product: DataProduct) -> frozenset[str]:
+        """The columns of `product` the caller sees masked (empty when nothing is known)."""
+        return self._masked(product) if self._masked is not None else frozenset()
 
     @property
     def name(self) -> str:

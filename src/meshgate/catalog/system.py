@@ -44,6 +44,7 @@ COLUMNS = pa.schema(
         pa.field("nullable", pa.bool_()),
         pa.field("classification", pa.string()),
         pa.field("description", pa.string()),
+        pa.field("masked", pa.bool_()),  # whether the caller's policies mask this column
     ]
 )
 
@@ -94,8 +95,10 @@ def system_table(name: str, view: CatalogView) -> pa.Table:
                     "nullable": c.nullable,
                     "classification": c.classification,
                     "description": c.description,
+                    "masked": c.name in masked,
                 }
                 for p in products
+                for masked in (view.masked_columns(p),)
                 for i, c in enumerate(p.columns, start=1)
             ],
             schema=COLUMNS,
