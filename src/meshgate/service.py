@@ -5,19 +5,24 @@ The Flight server, the CLI and the tests all go through `QueryService`.
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from meshgate.catalog.catalog import Catalog, CatalogView, DataProduct, MaskedColumns
+from meshgate.audit import AuditRecord, AuditTrail, SourceCall, error_id_of, new_query_id, now
+from meshgate.catalog.catalog import (
+    Catalog,
+    CatalogView,
+    DataProduct,
+    MaskedColumns,
+    QueryHistory,
+)
 from meshgate.catalog.loader import MeshDefinition, load_mesh
-from meshgate.errors import AuthenticationFailed, MeshgateError
+from meshgate.errors import AuthenticationFailed, MeshgateError, Status
 from meshgate.execution.run import ExecutionReport, execute_plan
 from meshgate.execution.stream import cast_batches
 from meshgate.planner.cache import PlanCache
@@ -35,7 +40,6 @@ from meshgate.sql.bind import bind
 from meshgate.sql.parameters import bind_parameters
 from meshgate.sql.parse import parse_statement
 
-audit_log = logging.getLogger("meshgate.audit")
 
 @dataclass(frozen=True)
 class QueryOptions:
@@ -43,6 +47,7 @@ class QueryOptions:
 
     default_domain: str | None = None  # unqualified product names resolve in this domain
     strict: bool | None = None  # strict pushdown; None: the deployment's `server` setting
+    client: str | None = None  # the caller's network address, for the audit record
 
 
 # A plan with the products it reads and the policies it applies.
@@ -63,6 +68,7 @@ class PreparedQuery:
     default_domain: str | None
     strict: bool
     policies: tuple[str, ...] = ()  # names of the policies applied, for audit and EXPLAIN
+    client: str | None = None  # the caller's network address, for the audit record
 
 
 class QueryService:
@@ -73,6 +79,13 @@ class QueryService:
         self.catalog = Catalog(definition)
         self.policies = PolicySet(self.catalog)
         self._source_kinds = {name: s.kind for name, s in definition.sources.items()}
+        audit = definition.server.audit
+        self.audit = AuditTrail(
+            history=audit.history,
+            file=definition.directory / audit.file if audit.file is not None else None,
+            max_bytes=audit.max_bytes,
+            backups=audit.backups,
+        )
         self.connectors = dict(connectors)
         self._plans: PlanCache[_Planned] = PlanCache()
 
@@ -88,24 +101,39 @@ class QueryService:
         return cls(definition, connectors)
 
     # --- who and what -------------------------------------------------------------------
-    def authenticate(self, user: str, password: str) -> Principal:
-        return self.catalog.directory.authenticate(user, password)
+    def authenticate(self, user: str, password: str, client: str | None = None) -> Principal:
+        try:
+            return self.catalog.directory.authenticate(user, password)
+        except AuthenticationFailed as exc:
+            self._audit_refusal(now(), user, (), client, "", exc, outcome="login_failed")
+            raise
 
-    def authenticate_token(self, token: str) -> Principal:
+    def authenticate_token(self, token: str, client: str | None = None) -> Principal:
         """The principal of an identity provider's bearer token (JWT), if one is configured."""
-        provider = self.catalog.identity_provider
-        if provider is None:
-            raise AuthenticationFailed(
-                "this server accepts no identity-provider tokens; sign in with user and password"
-            )
-        return provider.authenticate(token)
+        try:
+            provider = self.catalog.identity_provider
+            if provider is None:
+                raise AuthenticationFailed(
+                    "this server accepts no identity-provider tokens; sign in with user and "
+                    "password"
+                )
+            return provider.authenticate(token)
+        except AuthenticationFailed as exc:
+            self._audit_refusal(now(), "(bearer token)", (), client, "", exc,
+                                outcome="login_failed")  # fmt: skip
+            raise
 
     def principal(self, user: str) -> Principal:
         """A principal by name, for trusted in-process callers (CLI, tests)."""
         return self.catalog.directory.principal(user)
 
     def view(self, principal: Principal) -> CatalogView:
-        return self.catalog.view(principal, self._masked_for(principal))
+        return self.catalog.view(principal, self._masked_for(principal),
+                                 self._history_for(principal))  # fmt: skip
+
+    def _history_for(self, principal: Principal) -> QueryHistory:
+        own = None if self.catalog.is_admin(principal) else principal.name
+        return lambda: self.audit.records(own)
 
     def _masked_for(self, principal: Principal) -> MaskedColumns:
         def masked(product: DataProduct) -> frozenset[str]:
@@ -121,8 +149,46 @@ class QueryService:
         *,
         default_domain: str | None = None,
         strict: bool | None = None,
+        client: str | None = None,
     ) -> PreparedQuery:
-        """Parse, gate, bind, secure, rewrite and plan; nothing runs at a source yet."""
+        """Parse, gate, bind, secure, rewrite and plan; nothing runs at a source yet.
+
+        A refusal (bad SQL, a forbidden statement, an unknown or denied product) is audited.
+        """
+        arrived = now()
+        try:
+            prepared = self._prepare(sql, principal, default_domain, strict)
+        except MeshgateError as exc:
+            self._audit_refusal(arrived, principal.name, tuple(sorted(principal.roles)),
+                                client, sql, exc)  # fmt: skip
+            raise
+        return replace(prepared, client=client)
+
+    def _audit_refusal(
+        self,
+        arrived: str,
+        user: str,
+        roles: tuple[str, ...],
+        client: str | None,
+        sql: str,
+        error: MeshgateError,
+        outcome: str | None = None,
+    ) -> None:
+        denied = error.status in (Status.INVALID_ARGUMENT, Status.NOT_FOUND,
+                                  Status.PERMISSION_DENIED, Status.UNAUTHENTICATED)  # fmt: skip
+        self.audit.write(AuditRecord(
+            arrived, new_query_id(), user, roles, client, sql,
+            outcome or ("denied" if denied else "error"), error.status.value,
+            error_id_of(error), error.message,
+        ))  # fmt: skip
+
+    def _prepare(
+        self,
+        sql: str,
+        principal: Principal,
+        default_domain: str | None,
+        strict: bool | None,
+    ) -> PreparedQuery:
         statement = parse_statement(sql)
         strict_mode = self.definition.server.strict_pushdown if strict is None else strict
         key = (
@@ -132,7 +198,8 @@ class QueryService:
         cached = self._plans.get(key)
         if cached is None:
             cached = self._plan(statement, principal, default_domain, strict_mode, None)
-            self._plans.put(key, cached)
+            if not _reads_live_tables(cached[0]):
+                self._plans.put(key, cached)
         plan, products, policies = cached
         if statement.explain:
             admin = self.catalog.is_admin(principal)
@@ -172,20 +239,68 @@ class QueryService:
 
         `report`, when given, is filled with what each fragment sent and received.
         """
+        arrived = now()
         plan = prepared.plan
-        if isinstance(plan, pa.Table):
-            return plan.to_reader()
-        if prepared.parameter_count:
-            plan, _, _ = self._plan(
-                prepared.statement,
-                prepared.principal,
-                prepared.default_domain,
-                prepared.strict,
-                parameters,
-            )
         report = report if report is not None else ExecutionReport()
+        if isinstance(plan, pa.Table):
+            return self._audited(plan.to_reader(), prepared, report, arrived)
+        if prepared.parameter_count:
+            try:
+                plan, _, _ = self._plan(
+                    prepared.statement,
+                    prepared.principal,
+                    prepared.default_domain,
+                    prepared.strict,
+                    parameters,
+                )
+            except MeshgateError as exc:
+                self._audit_refusal(arrived, prepared.principal.name,
+                                    tuple(sorted(prepared.principal.roles)), prepared.client,
+                                    prepared.sql, exc)  # fmt: skip
+                raise
         reader = execute_plan(plan, self.connectors, report)
-        return _audited(reader, prepared, report, prepared.schema)
+        return self._audited(reader, prepared, report, arrived)
+
+    def _audited(
+        self,
+        reader: pa.RecordBatchReader,
+        prepared: PreparedQuery,
+        report: ExecutionReport,
+        arrived: str,
+    ) -> pa.RecordBatchReader:
+        """`reader` cast to the planned schema; its audit record is written when it ends."""
+        schema = prepared.schema
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            started = time.monotonic()
+            rows = nbytes = 0
+            outcome, status, error_id, message = "ok", None, None, None
+            try:
+                for batch in cast_batches(iter(reader), schema):
+                    rows += batch.num_rows
+                    nbytes += batch.nbytes
+                    yield batch
+            except MeshgateError as exc:
+                outcome, status = "error", exc.status.value
+                error_id, message = error_id_of(exc), exc.message
+                raise
+            except GeneratorExit:
+                outcome = "cancelled"
+                raise
+            except Exception as exc:
+                outcome, status, error_id = "error", Status.INTERNAL.value, error_id_of(exc)
+                raise
+            finally:
+                reader.close()
+                self.audit.write(AuditRecord(
+                    arrived, new_query_id(), prepared.principal.name,
+                    tuple(sorted(prepared.principal.roles)), prepared.client, prepared.sql,
+                    outcome, status, error_id, message, prepared.products, prepared.policies,
+                    tuple(SourceCall(f.source, f.sql, f.rows) for f in report.fragments.values()),
+                    rows, nbytes, round(time.monotonic() - started, 6),
+                ))  # fmt: skip
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
 
     def query(
         self, sql: str, principal: Principal, parameters: Sequence[Any] = (), **options: Any
@@ -237,46 +352,9 @@ class QueryService:
         return plan, tuple(p.qualified_name for p in bound.products), secured.policies
 
 
-def _audited(
-    reader: pa.RecordBatchReader,
-    prepared: PreparedQuery,
-    report: ExecutionReport,
-    schema: pa.Schema,
-) -> pa.RecordBatchReader:
-    def batches() -> Iterator[pa.RecordBatch]:
-        started = time.monotonic()
-        rows = 0
-        nbytes = 0
-        outcome = "ok"
-        try:
-            for batch in cast_batches(iter(reader), schema):
-                rows += batch.num_rows
-                nbytes += batch.nbytes
-                yield batch
-        except MeshgateError as exc:
-            outcome = f"error: {exc.status.value}"
-            raise
-        except GeneratorExit:
-            outcome = "cancelled"
-            raise
-        finally:
-            reader.close()
-            audit_log.info(
-                json.dumps(
-                    {
-                        "user": prepared.principal.name,
-                        "sql": prepared.sql,
-                        "products": list(prepared.products),
-                        "fragments": [
-                            {"source": f.source, "sql": f.sql, "rows": f.rows}
-                            for f in report.fragments.values()
-                        ],
-                        "rows": rows,
-                        "bytes": nbytes,
-                        "outcome": outcome,
-                        "seconds": round(time.monotonic() - started, 6),
-                    }
-                )
-            )
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
+def _reads_live_tables(plan: FederatedPlan) -> bool:
+    """A plan over the query history holds a snapshot of it: never reuse one."""
+    tables = set(plan.local_tables)
+    for stage in plan.stages:
+        tables |= set(stage.plan.local_tables)
+    return any(name.endswith("query_history") for name in tables)

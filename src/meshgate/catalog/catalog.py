@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 from sqlglot import exp
 
+from meshgate.audit import AuditRecord
 from meshgate.catalog.config import ProductConfig, RoleConfig
 from meshgate.catalog.loader import MeshDefinition
 from meshgate.errors import ConfigError, ProductNotFound
@@ -71,6 +72,7 @@ class DataProduct:
 
 
 MaskedColumns = Callable[["DataProduct"], frozenset[str]]
+QueryHistory = Callable[[], Sequence[AuditRecord]]
 
 
 class Catalog:
@@ -112,11 +114,17 @@ class Catalog:
             if _granted(_role(self.definition.roles, role).grants, product.domain, product.name)
         )
 
-    def view(self, principal: Principal, masked: MaskedColumns | None = None) -> CatalogView:
-        """`masked` tells, per product, which columns the caller's policies mask."""
+    def view(
+        self,
+        principal: Principal,
+        masked: MaskedColumns | None = None,
+        history: QueryHistory | None = None,
+    ) -> CatalogView:
+        """`masked` tells, per product, which columns the caller's policies mask; `history`
+        gives the audit records the caller may read."""
         grants = [g for role in principal.roles for g in _role(self.definition.roles, role).grants]
         visible = {key: product for key, product in self.products.items() if _granted(grants, *key)}
-        return CatalogView(self, principal, visible, masked)
+        return CatalogView(self, principal, visible, masked, history)
 
 
 def _role(roles: Mapping[str, RoleConfig], name: str) -> RoleConfig:
@@ -179,11 +187,17 @@ class CatalogView:
         principal: Principal,
         products: Mapping[tuple[str, str], DataProduct],
         masked: MaskedColumns | None = None,
+        history: QueryHistory | None = None,
     ) -> None:
         self.catalog = catalog
         self.principal = principal
         self._products = dict(products)
         self._masked = masked
+        self._history = history
+
+    def history(self) -> Sequence[AuditRecord]:
+        """The audit records this caller may read: its own, or everyone's for an admin."""
+        return self._history() if self._history is not None else ()
 
     def masked_columns(self, product: DataProduct) -> frozenset[str]:
         """The columns of `product` the caller sees masked (empty when nothing is known)."""

@@ -215,6 +215,15 @@ class JwtConfig(Strict):
         return self
 
 
+class AuditConfig(Strict):
+    """Where audit records go besides the `meshgate.audit` logger, and how many stay queryable."""
+
+    file: str | None = None  # JSON lines; relative to the config directory
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # rotate at this size
+    backups: int = Field(default=5, ge=0, le=100)  # rotated files kept
+    history: int = Field(default=1000, ge=0, le=1_000_000)  # records in meshgate.query_history
+
+
 class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = 8815
@@ -222,6 +231,7 @@ class ServerConfig(Strict):
     strict_pushdown: bool = False
     # Callers holding one of these roles see physical plans, every query's history and audit.
     admin_roles: tuple[str, ...] = ("admin",)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     jwt: JwtConfig | None = None
 
 

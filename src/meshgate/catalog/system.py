@@ -48,7 +48,26 @@ COLUMNS = pa.schema(
     ]
 )
 
-SYSTEM_TABLES = ("domains", "products", "columns")
+QUERY_HISTORY = pa.schema(
+    [
+        pa.field("time", pa.string()),
+        pa.field("query_id", pa.string()),
+        pa.field("user", pa.string()),
+        pa.field("client", pa.string()),
+        pa.field("sql", pa.string()),
+        pa.field("outcome", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("error_id", pa.string()),
+        pa.field("products", pa.list_(pa.string())),
+        pa.field("policies", pa.list_(pa.string())),
+        pa.field("rows", pa.int64()),
+        pa.field("bytes", pa.int64()),
+        pa.field("seconds", pa.float64()),
+        pa.field("source_sql", pa.list_(pa.string())),  # admins only: physical SQL
+    ]
+)
+
+SYSTEM_TABLES = ("domains", "products", "columns", "query_history")
 
 
 def system_table(name: str, view: CatalogView) -> pa.Table:
@@ -103,4 +122,20 @@ def system_table(name: str, view: CatalogView) -> pa.Table:
             ],
             schema=COLUMNS,
         )
+    if name == "query_history":
+        admin = view.catalog.is_admin(view.principal)
+        return pa.Table.from_pylist(
+            [
+                {
+                    "time": r.time, "query_id": r.query_id, "user": r.user, "client": r.client,
+                    "sql": r.sql, "outcome": r.outcome, "status": r.status,
+                    "error_id": r.error_id, "products": list(r.products),
+                    "policies": list(r.policies), "rows": r.rows, "bytes": r.bytes,
+                    "seconds": r.seconds,
+                    "source_sql": [s.sql for s in r.sources] if admin else None,
+                }
+                for r in view.history()
+            ],
+            schema=QUERY_HISTORY,
+        )  # fmt: skip
     raise KeyError(name)

@@ -7,6 +7,7 @@ each descriptor/ticket and on the action name. It holds no query or catalog logi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +26,7 @@ from meshgate.server.sessions import SessionStore
 from meshgate.server.sqlinfo import SCHEMA as SQL_INFO_SCHEMA
 from meshgate.server.sqlinfo import sql_info_table
 from meshgate.server.statements import ReadOnlyError, StatementRegistry, pack
-from meshgate.service import QueryService
+from meshgate.service import QueryOptions, QueryService
 
 AUTH = "auth"
 DEFAULT_TTL_SECONDS = 3600.0
@@ -120,7 +121,11 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     def _caller(context: flight.ServerCallContext) -> CallCredential:
         credential = context.get_middleware(AUTH)
         assert isinstance(credential, CallCredential)
+        credential.client = context.peer()
         return credential
+
+    def _options(self, caller: CallCredential) -> QueryOptions:
+        return replace(self.sessions.options(caller.token), client=caller.client)
 
     # ---- GetFlightInfo / GetSchema ------------------------------------------------------------
 
@@ -132,7 +137,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         command = self._command(descriptor)
         if isinstance(command, pb.CommandStatementQuery):
             return self.statements.statement_info(principal, command, descriptor,
-                                                  self.sessions.options(caller.token))
+                                                  self._options(caller))
         if isinstance(command, pb.CommandPreparedStatementQuery):
             return self.statements.prepared_info(principal, command, descriptor)
         schema = self._metadata_schema(command)
@@ -147,7 +152,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         command = self._command(descriptor)
         if isinstance(command, pb.CommandStatementQuery):
             return flight.SchemaResult(self.statements.statement_schema(
-                principal, command, self.sessions.options(caller.token)))
+                principal, command, self._options(caller)))
         if isinstance(command, pb.CommandPreparedStatementQuery):
             return flight.SchemaResult(self.statements.prepared_schema(principal, command))
         return flight.SchemaResult(self._metadata_schema(command))
@@ -248,7 +253,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     def _create_prepared(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
         request = _parse(pb.ActionCreatePreparedStatementRequest, body, "CreatePreparedStatement")
         yield pack(self.statements.create_prepared(caller.principal, request,
-                                                   self.sessions.options(caller.token)))
+                                                   self._options(caller)))
 
     def _close_prepared(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
         request = _parse(pb.ActionClosePreparedStatementRequest, body, "ClosePreparedStatement")

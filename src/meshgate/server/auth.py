@@ -95,6 +95,7 @@ class CallCredential(flight.ServerMiddleware):  # type: ignore[misc]
     def __init__(self, credential: Credential, issued: bool) -> None:
         self.credential = credential
         self._issued = issued
+        self.client: str | None = None  # the peer, set by the RPC handler that knows it
 
     @property
     def principal(self) -> Principal:

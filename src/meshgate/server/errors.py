@@ -21,7 +21,6 @@ client and with pyarrow/ADBC clients, see tests/server/test_errors.py):
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, NoReturn, ParamSpec, TypeVar
@@ -29,6 +28,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import pyarrow as pa
 from pyarrow import flight
 
+from meshgate.audit import error_id_of
 from meshgate.errors import MeshgateError, Status
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def client_error(exc: BaseException) -> BaseException:
     if isinstance(exc, MeshgateError) and exc.status is Status.UNAVAILABLE:
         # A source's message names hosts, databases and users: physical names the caller
         # must not learn (ARCHITECTURE.md §4.6). The operator finds them by the error id.
-        error_id = uuid.uuid4().hex[:12]
+        error_id = error_id_of(exc)
         log.warning("source unavailable (error id %s): %s", error_id, exc.message)
         unavailable: BaseException = flight.FlightUnavailableError(
             f"a source this query reads is unavailable right now (error id {error_id}); "
@@ -92,7 +92,7 @@ def client_error(exc: BaseException) -> BaseException:
         return unavailable
     if isinstance(exc, MeshgateError):
         return _BY_STATUS[exc.status](exc.message)
-    error_id = uuid.uuid4().hex[:12]
+    error_id = error_id_of(exc)
     log.error("internal error %s", error_id, exc_info=exc)
     internal: BaseException = flight.FlightInternalError(
         f"internal error {error_id}; the server log has the details under this id"

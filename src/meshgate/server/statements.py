@@ -134,7 +134,7 @@ class StatementRegistry:
 
     def _prepare(self, sql: str, principal: Principal, options: QueryOptions) -> PreparedQuery:
         return self._service.prepare(sql, principal, default_domain=options.default_domain,
-                                     strict=options.strict)
+                                     strict=options.strict, client=options.client)
 
     # ---- prepared statements ----------------------------------------------------------------
 

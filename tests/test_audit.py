@@ -1,0 +1,124 @@
+"""Every query, allowed or refused, and every failed login leaves one audit record."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_flightsql.dbapi as adbc
+import pytest
+
+from meshgate.errors import MeshgateError
+from meshgate.server import running_server
+from meshgate.service import QueryService
+
+FIELDS = {"time", "query_id", "user", "roles", "client", "sql", "outcome", "status", "error_id",
+          "message", "products", "policies", "sources", "rows", "bytes", "seconds"}  # fmt: skip
+
+
+@pytest.fixture
+def audit_dir(demo_dir: Path, tmp_path: Path) -> Path:
+    """The demo mesh with an audit file that rotates at 4 KiB."""
+    config = tmp_path / "config"
+    config.mkdir()
+    for source in demo_dir.iterdir():
+        if source.suffix == ".yaml":
+            text = source.read_text(encoding="utf-8")
+            text = text.replace("path: data/", f"path: {demo_dir}/data/")
+            (config / source.name).write_text(text, encoding="utf-8")
+    (config / "server.yaml").write_text(
+        "server:\n  audit: {file: audit/audit.jsonl, max_bytes: 4096, backups: 2}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture
+def service(audit_dir: Path) -> Iterator[QueryService]:
+    svc = QueryService.from_config(audit_dir)
+    yield svc
+    svc.close()
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "meshgate.audit"]
+
+
+def test_allowed_denied_forbidden_syntax_and_login_lines_over_flight(
+    service: QueryService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="meshgate.audit")
+    with running_server(service) as server:
+        uri = f"grpc://127.0.0.1:{server.port}"
+        with pytest.raises(adbc.Error), adbc.connect(
+            uri, db_kwargs={"username": "analyst", "password": "wrong"}
+        ) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
+                          autocommit=True) as conn:  # fmt: skip
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT id, ssn FROM hr.employees ORDER BY id LIMIT 3")
+                assert len(cursor.fetchall()) == 3
+            for bad in ("SELECT * FROM finance.budgets", "DROP TABLE sales.orders", "SELEC 1"):
+                with conn.cursor() as cursor, pytest.raises(adbc.Error):
+                    cursor.execute(bad)
+    records = lines(caplog)
+    assert all(set(r) == FIELDS for r in records)
+    by_sql = {r["sql"]: r for r in records}
+    login = next(r for r in records if r["outcome"] == "login_failed")
+    assert login["user"] == "analyst"
+    assert login["status"] == "UNAUTHENTICATED"
+    assert "wrong" not in json.dumps(login)  # never the password
+    ok = by_sql["SELECT id, ssn FROM hr.employees ORDER BY id LIMIT 3"]
+    assert ok["outcome"] == "ok"
+    assert ok["rows"] == 3
+    assert ok["roles"] == ["analyst", "pii_reader"]
+    assert ok["policies"] == ["hr.employees/analyst"]
+    assert ok["products"] == ["hr.employees"]
+    assert ok["client"]
+    assert "127.0.0.1" in ok["client"]
+    assert ok["sources"]
+    assert all(s["source"] == "hr_db" for s in ok["sources"])
+    assert ok["bytes"] > 0
+    for sql, status in (("SELECT * FROM finance.budgets", "NOT_FOUND"),
+                        ("DROP TABLE sales.orders", "INVALID_ARGUMENT"),
+                        ("SELEC 1", "INVALID_ARGUMENT")):  # fmt: skip
+        assert by_sql[sql]["outcome"] == "denied"
+        assert by_sql[sql]["status"] == status
+        assert by_sql[sql]["sources"] == []
+        assert by_sql[sql]["client"]
+        assert "127.0.0.1" in by_sql[sql]["client"]
+
+
+def test_the_audit_file_rotates(service: QueryService, audit_dir: Path) -> None:
+    analyst = service.principal("analyst")
+    for number in range(40):
+        service.query(f"SELECT {number} AS n, count(*) FROM sales.orders", analyst)
+    files = sorted((audit_dir / "audit").iterdir())
+    assert [f.name for f in files] == ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"]
+    for file in files:
+        assert all(json.loads(line)["user"] == "analyst" for line in file.read_text().splitlines())
+
+
+def test_query_history_shows_the_callers_own_queries(service: QueryService) -> None:
+    analyst, admin, partner = (service.principal(u) for u in ("analyst", "admin", "partner"))
+    service.query("SELECT 'analyst was here' AS x", analyst)
+    service.query("SELECT 'partner was here' AS x", partner)
+    service.query("SELECT 'admin was here' AS x", admin)
+    with pytest.raises(MeshgateError):
+        service.prepare("SELECT * FROM hr.employees", partner)  # denied: partner has no hr
+    history = "SELECT user, sql, outcome, source_sql FROM meshgate.query_history"
+    mine = service.query(history, analyst).to_pylist()
+    assert {r["user"] for r in mine} == {"analyst"}
+    assert any(r["sql"] == "SELECT 'analyst was here' AS x" for r in mine)
+    assert all(r["source_sql"] is None for r in mine)  # physical SQL is for admins
+    theirs = service.query(history, partner).to_pylist()
+    assert {r["user"] for r in theirs} == {"partner"}
+    assert {r["outcome"] for r in theirs} >= {"ok", "denied"}
+    everyone = service.query(history, admin).to_pylist()
+    assert {"analyst", "partner", "admin"} <= {r["user"] for r in everyone}
+    again = service.query(history, analyst).to_pylist()
+    assert len(again) > len(mine)  # a live view, never a cached snapshot
