@@ -201,13 +201,13 @@ class QueryService:
     ) -> _Planned:
         view = self.catalog.view(principal)
         tree = bind_parameters(statement.tree, parameters if statement.parameter_count else ())
-        bound = bind(tree, view, default_domain)
+        bound = bind(tree, view, principal, default_domain)
         # Product definitions run with their owner's rights (like a Trino view): they may
         # read products the caller cannot name directly; `current_user` is still the caller.
         all_products = CatalogView(self.catalog, principal, self.catalog.products)
 
         def bind_definition(sql: str) -> BoundQuery:
-            return bind(parse_statement(sql).tree, all_products)
+            return bind(parse_statement(sql).tree, all_products, principal)
 
         secured = secure(bound, bind_definition, principal, self.policies)
         rewritten = rewrite(secured)

@@ -419,18 +419,38 @@ def test_join_without_condition_is_not_silently_a_cross_join(sql: str) -> None:
         "SELECT * FROM d.p, d.q",
         "SELECT * FROM d.p CROSS JOIN d.q",
         "SELECT * FROM d.p NATURAL JOIN d.q",
-        "SELECT * FROM d.p POSITIONAL JOIN d.q",
-        "SELECT * FROM d.p ASOF JOIN d.q ON p.t >= q.t",
         "SELECT * FROM d.p ANTI JOIN d.q ON p.a = q.a",
         "SELECT * FROM d.p SEMI JOIN d.q USING (a)",
         "SELECT * FROM d.p, LATERAL (SELECT p.a + 1)",
         "SELECT * FROM d.p LEFT JOIN LATERAL (SELECT p.a + 1) ON TRUE",
         "SELECT * FROM d.p CROSS JOIN UNNEST(p.tags) AS t(tag)",
-        "SELECT * FROM d.p PIVOT (sum(b) FOR a IN ('x', 'y'))",
     ],
 )
 def test_other_join_forms_are_accepted(sql: str) -> None:
     assert isinstance(parse_statement(sql).tree, exp.Select)
+
+
+@pytest.mark.parametrize(
+    ("sql", "operator"),
+    [
+        ("SELECT * FROM d.p POSITIONAL JOIN d.q", "POSITIONAL JOIN"),
+        ("SELECT * FROM d.p ASOF JOIN d.q ON p.t >= q.t", "ASOF JOIN"),
+        ("SELECT * FROM d.p ASOF LEFT JOIN d.q ON p.t >= q.t", "ASOF JOIN"),
+        ("SELECT * FROM d.p PIVOT (sum(b) FOR a IN ('x', 'y'))", "PIVOT"),
+        ("SELECT * FROM (SELECT * FROM d.p) s PIVOT (sum(b) FOR a IN ('x'))", "PIVOT"),
+        ("SELECT * FROM d.p JOIN d.q USING (a) PIVOT (sum(b) FOR a IN ('x'))", "PIVOT"),
+        ("SELECT * FROM d.p UNPIVOT (v FOR k IN (a, b))", "UNPIVOT"),
+        ("SELECT * FROM d.p TABLESAMPLE (1 ROWS)", "TABLESAMPLE"),
+        ("SELECT * FROM d.p USING SAMPLE 10%", "TABLESAMPLE"),
+        ("SELECT * FROM (SELECT * FROM d.p) s TABLESAMPLE (5 ROWS)", "TABLESAMPLE"),
+        ("SELECT * FROM d.p WHERE a IN (SELECT a FROM d.q TABLESAMPLE 1%)", "TABLESAMPLE"),
+    ],
+)
+def test_operators_later_stages_would_drop_are_refused(sql: str, operator: str) -> None:
+    with pytest.raises(UnsupportedQuery) as raised:
+        parse_statement(sql)
+    assert raised.value.message.startswith(operator)
+    assert "is not supported yet" in raised.value.message
 
 
 def test_a_parameter_cannot_name_a_table() -> None:

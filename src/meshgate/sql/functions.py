@@ -1,10 +1,12 @@
 """The function allow-list: what a user's query may call (ARCHITECTURE.md §4.5).
 
 Fail closed: a function is allowed only if it is listed here. Everything listed computes on
-the values it is given (plus the clock, randomness and ``current_user``, which meshgate binds to
-the principal). Nothing here reads files or the network, looks at system catalogs, settings or
-environment variables, changes session state, or evaluates SQL text; such functions are absent
-on purpose, so sqlglot growing a new typed class for one of them cannot open a hole.
+the values it is given (plus the clock, randomness and the principal functions ``current_user``,
+``current_roles()`` and ``user_attribute(name)``, which the binder replaces by the caller's values
+before anything runs; see :mod:`meshgate.sql.principal_functions`). Nothing here reads files or
+the network, looks at system catalogs, settings or environment variables, changes session state,
+or evaluates SQL text; such functions are absent on purpose, so sqlglot growing a new typed
+class for one of them cannot open a hole.
 
 Two sets, because sqlglot represents calls two ways: a typed expression class when it knows the
 function (``exp.Upper``), and ``exp.Anonymous`` carrying the name as written when it does not.
@@ -13,6 +15,8 @@ function (``exp.Upper``), and ``exp.Anonymous`` carrying the name as written whe
 from __future__ import annotations
 
 from sqlglot import exp
+
+from meshgate.sql.principal_functions import PRINCIPAL_FUNCTION_NAMES
 
 ALLOWED_FUNCTION_CLASSES: frozenset[type[exp.Func]] = frozenset(
     {
@@ -406,7 +410,7 @@ ALLOWED_FUNCTION_NAMES: frozenset[str] = frozenset(
         "histogram",
         "mad",
     }
-)
+) | PRINCIPAL_FUNCTION_NAMES
 """Lower-case names of functions sqlglot parses as ``exp.Anonymous`` that a query may call."""
 
 

@@ -4,7 +4,8 @@ This is the first stage of every query (ARCHITECTURE.md §2) and the place §4.5
 runs before anything touches a source, and it fails closed. A text passes only if it is exactly
 one query (optionally under ``EXPLAIN``) whose every function call is on the allow-list in
 :mod:`meshgate.sql.functions`, with no DDL, DML, session command or table function anywhere in
-the tree. meshgate's SQL dialect is DuckDB's.
+the tree, and no operator the later stages would silently drop (TABLESAMPLE, PIVOT, ASOF JOIN).
+meshgate's SQL dialect is DuckDB's.
 """
 
 from __future__ import annotations
@@ -407,9 +408,22 @@ def _gate_tree(query: exp.Query) -> None:
             raise ForbiddenStatement(f"table functions are not allowed in FROM: {_PRODUCTS_ONLY}")
         if isinstance(node, exp.Select) and not node.expressions:
             raise SqlSyntaxError("syntax error: a SELECT list is empty")
-        if isinstance(node, exp.Join) and _lacks_condition(node):
-            raise SqlSyntaxError(
-                "syntax error: JOIN needs ON or USING (write CROSS JOIN for a cross product)"
+        if isinstance(node, exp.Join):
+            _gate_join(node)
+        if isinstance(node, exp.TableSample):
+            raise UnsupportedQuery(
+                "TABLESAMPLE (or USING SAMPLE) is not supported yet; "
+                "take a sample with ORDER BY random() LIMIT n"
+            )
+        if isinstance(node, exp.Pivot):
+            word = "UNPIVOT" if node.unpivot else "PIVOT"
+            raise UnsupportedQuery(
+                f"{word} is not supported yet; "
+                + (
+                    "write one SELECT per column and combine them with UNION ALL"
+                    if node.unpivot
+                    else "aggregate with GROUP BY and CASE or FILTER (WHERE ...) instead"
+                )
             )
         if isinstance(node, exp.Table):
             _gate_table(node)
@@ -420,6 +434,32 @@ def _gate_tree(query: exp.Query) -> None:
         elif isinstance(node, exp.Column) and isinstance(node.parts[0], exp.Identifier):
             # ``LIMIT BY`` or ``SELECT OFFSET FROM t`` would otherwise read a column "BY".
             _reject_reserved(node.parts[0])
+
+
+# Join methods meshgate plans like any other join; ASOF and POSITIONAL ones it would turn into
+# a filtered cross product, so they are refused until the planner keeps them.
+_JOIN_METHODS = frozenset({"NATURAL"})
+_JOIN_ARGS = frozenset({"this", "on", "side", "kind", "using", "method", "pivots"})
+
+
+def _gate_join(join: exp.Join) -> None:
+    """Refuse join forms the later stages would not keep, and JOIN without a condition."""
+    method = str(join.args.get("method") or "").upper()
+    if method and method not in _JOIN_METHODS:
+        raise UnsupportedQuery(
+            f"{method} JOIN is not supported yet; join on an explicit condition "
+            "(and pick the nearest row with a window function such as row_number())"
+        )
+    extra = sorted(k for k, v in join.args.items() if v and k not in _JOIN_ARGS)
+    if extra:
+        raise UnsupportedQuery(
+            f"this join form ({', '.join(extra)}) is not supported yet; "
+            "write JOIN ... ON or JOIN ... USING"
+        )
+    if _lacks_condition(join):
+        raise SqlSyntaxError(
+            "syntax error: JOIN needs ON or USING (write CROSS JOIN for a cross product)"
+        )
 
 
 def _lacks_condition(join: exp.Join) -> bool:
