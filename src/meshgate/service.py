@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from meshgate.catalog.catalog import Catalog, CatalogView
 from meshgate.catalog.loader import MeshDefinition, load_mesh
-from meshgate.errors import MeshgateError
+from meshgate.errors import MeshgateError, ParameterError
 from meshgate.execution.run import ExecutionReport, execute_plan
 from meshgate.execution.stream import cast_batches
 from meshgate.planner.cache import PlanCache
@@ -168,6 +168,12 @@ class QueryService:
                 prepared.strict,
                 parameters,
             )
+            if not plan.schema.equals(prepared.schema):
+                raise ParameterError(
+                    "the parameter values give the result other column types than the prepared "
+                    "statement announced (a parameter used as a value has no type of its own); "
+                    "cast each such parameter to the type you mean, e.g. CAST(? AS VARCHAR)"
+                )
         report = report if report is not None else ExecutionReport()
         reader = execute_plan(plan, self.connectors, report)
         return _audited(reader, prepared, report, prepared.schema)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from meshgate.demo.generate import build_tables
+from meshgate.errors import ParameterError, Status
 from meshgate.service import QueryService
 
 
@@ -35,3 +36,16 @@ def test_partitioned_window_over_a_fragment_stream_keeps_every_row(
     assert sorted((r["region"], r["id"], r["n"]) for r in rows) == sorted(
         (e["region"], e["id"], per_region[e["region"]]) for e in visible
     )
+
+
+def test_a_projected_parameter_of_another_type_is_a_user_error(demo_service: QueryService) -> None:
+    """`SELECT ? AS v` is prepared as INTEGER (the placeholder has no type); executing it with
+    text failed casting the rows to the announced schema: an internal error."""
+    analyst = demo_service.principal("analyst")
+    sql = "SELECT ? AS v, count(*) AS n FROM hr.employees"
+    with pytest.raises(ParameterError, match=r"CAST\(\? AS VARCHAR\)") as caught:
+        demo_service.query(sql, analyst, ("text",))
+    assert caught.value.status is Status.INVALID_ARGUMENT
+    assert demo_service.query(sql, analyst, (7,)).to_pylist() == [{"v": 7, "n": 376}]
+    cast = "SELECT CAST(? AS VARCHAR) AS v, count(*) AS n FROM hr.employees"
+    assert demo_service.query(cast, analyst, ("text",)).to_pylist() == [{"v": "text", "n": 376}]
