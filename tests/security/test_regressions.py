@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from meshgate.demo.generate import build_tables
-from meshgate.errors import ParameterError, Status
+from meshgate.errors import ParameterError, QueryValueError, Status
 from meshgate.service import QueryService
 
 
@@ -49,3 +49,20 @@ def test_a_projected_parameter_of_another_type_is_a_user_error(demo_service: Que
     assert demo_service.query(sql, analyst, (7,)).to_pylist() == [{"v": 7, "n": 376}]
     cast = "SELECT CAST(? AS VARCHAR) AS v, count(*) AS n FROM hr.employees"
     assert demo_service.query(cast, analyst, ("text",)).to_pylist() == [{"v": "text", "n": 376}]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT CAST(name AS INTEGER) FROM hr.employees",
+    "SELECT id FROM hr.employees WHERE hire_date > 'notadate'",
+    "SELECT CAST(ssn AS DATE) FROM hr.employees",
+])
+def test_a_value_error_is_the_query_s_fault_and_quotes_no_value(
+    demo_service: QueryService, sql: str
+) -> None:
+    """A failed cast in the merge answered UNAVAILABLE ("a source is down") and quoted the
+    row's value it failed on."""
+    with pytest.raises(QueryValueError) as caught:
+        demo_service.query(sql, demo_service.principal("analyst"))
+    assert caught.value.status is Status.INVALID_ARGUMENT
+    assert "<value>" in caught.value.message
+    assert "'" not in caught.value.message.split(":", 1)[1].split(";")[0]
