@@ -106,6 +106,12 @@ class QueryTimeout(MeshgateError):
     status = Status.DEADLINE_EXCEEDED
 
 
+class QueryValueError(MeshgateError):
+    """A value the query computes cannot be computed (a failed cast, a value out of range)."""
+
+    status = Status.INVALID_ARGUMENT
+
+
 class ParameterError(MeshgateError):
     """Client parameter values that do not fit the statement."""
 

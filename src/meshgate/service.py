@@ -22,7 +22,7 @@ from meshgate.catalog.catalog import (
     QueryHistory,
 )
 from meshgate.catalog.loader import MeshDefinition, load_mesh
-from meshgate.errors import AuthenticationFailed, MeshgateError, Status
+from meshgate.errors import AuthenticationFailed, MeshgateError, ParameterError, Status
 from meshgate.execution.run import ExecutionReport, execute_plan
 from meshgate.execution.stream import cast_batches
 from meshgate.planner.cache import PlanCache
@@ -253,6 +253,13 @@ class QueryService:
                     prepared.strict,
                     parameters,
                 )
+                if not plan.schema.equals(prepared.schema):
+                    raise ParameterError(
+                        "the parameter values give the result other column types than the "
+                        "prepared statement announced (a parameter used as a value has no type "
+                        "of its own); cast each such parameter to the type you mean, e.g. "
+                        "CAST(? AS VARCHAR)"
+                    )
             except MeshgateError as exc:
                 self._audit_refusal(arrived, prepared.principal.name,
                                     tuple(sorted(prepared.principal.roles)), prepared.client,

@@ -14,6 +14,10 @@ from typing import Any
 import duckdb
 
 _engine: list[duckdb.DuckDBPyConnection] = []  # the one shared database, opened on first use
+# Optimizer rules that read one relation twice. A fragment stream registered on the engine can be
+# read only once: the second read sees an empty stream, a silently wrong answer (for instance
+# DuckDB 1.5 answers `sum(x) OVER (PARTITION BY k)` with a self-join of the scan: no rows).
+_SINGLE_SCAN_UNSAFE_OPTIMIZERS = ("window_self_join",)
 _engine_lock = threading.Lock()
 
 
@@ -37,5 +41,7 @@ def engine_cursor() -> duckdb.DuckDBPyConnection:
     """
     with _engine_lock:
         if not _engine:
-            _engine.append(sandboxed_duckdb())
+            _engine.append(
+                sandboxed_duckdb(disabled_optimizers=",".join(_SINGLE_SCAN_UNSAFE_OPTIMIZERS))
+            )
         return _engine[0].cursor()
