@@ -2,8 +2,9 @@
 
 Connectors import only the connector-facing surface of meshgate (the SPI, the SQL-connector
 base, types, errors); the SPI imports nothing of meshgate, the connector base only the SPI,
-types and errors; nothing but the CLI imports the server; the engine never imports a connector package; the
-stages of a query's path import only earlier stages, with the query model at the bottom.
+types and errors; nothing but the CLI imports the server; the engine never imports a
+connector package; the stages of a query's path import only earlier stages, with the query
+model at the bottom.
 """
 
 from __future__ import annotations
