@@ -35,7 +35,6 @@ from sqlglot import exp
 from meshgate.errors import ConfigError, SourceUnavailable
 from meshgate.spi import (
     Capabilities,
-    ColumnStatistics,
     ConnectorContext,
     FilterSupport,
     JoinKind,
@@ -136,44 +135,24 @@ class SQLiteConnector(SqlConnector):
 
     # --- strategy hooks -------------------------------------------------------------------
     def _table_statistics(self, table: SourceTable) -> TableStatistics | None:
-        """What `ANALYZE` left in `sqlite_stat1`: the row count, and the distinct count of
-        each index's leading column (rows / rows per key); None where ANALYZE never ran."""
+        """The row count `ANALYZE` left in `sqlite_stat1` (the first figure of each row);
+        None where ANALYZE never ran. SQLite keeps no per-column figures worth reporting."""
         schema = _quote(table.schema or "main")
         connection = self._connect()
         try:
             analyzed = connection.execute(
                 f"SELECT 1 FROM {schema}.sqlite_schema WHERE name = 'sqlite_stat1'"
             ).fetchone()
-            if analyzed is None:
-                return None
-            stats = connection.execute(
-                f"SELECT idx, stat FROM {schema}.sqlite_stat1 WHERE tbl = ?", (table.name,)
-            ).fetchall()
-            leading = {
-                str(idx): connection.execute(f"PRAGMA {schema}.index_info({_quote(str(idx))})")
-                .fetchone()
-                for idx, _ in stats
-                if idx is not None
-            }
-            info = connection.execute(f"PRAGMA {schema}.table_info({_quote(table.name)})")
-            keys = [(str(r[1]), str(r[2]).upper()) for r in info.fetchall() if r[5]]
+            found = analyzed and connection.execute(
+                f"SELECT stat FROM {schema}.sqlite_stat1 WHERE tbl = ? LIMIT 1", (table.name,)
+            ).fetchone()
         except sqlite3.Error as error:
             raise self._unavailable(error) from error
         finally:
             connection.close()
-        if not stats:
+        if not found:
             return None
-        rows = int(str(stats[0][1]).split()[0])
-        columns: dict[str, ColumnStatistics] = {}
-        if len(keys) == 1 and keys[0][1] == "INTEGER":  # the rowid itself: unique, never NULL
-            columns[keys[0][0]] = ColumnStatistics(distinct_count=rows, null_fraction=0.0)
-        for idx, stat in stats:
-            figures = str(stat).split()
-            first = leading.get(str(idx))
-            if first is not None and len(figures) > 1 and int(figures[1]) > 0:
-                distinct = max(1, round(rows / int(figures[1]))) if rows else 0
-                columns.setdefault(str(first[2]), ColumnStatistics(distinct_count=distinct))
-        return TableStatistics(rows, columns)
+        return TableStatistics(int(str(found[0]).split()[0]))
 
     def _collated_columns(self, table: SourceTable) -> frozenset[str]:
         connection = self._connect()

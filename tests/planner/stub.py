@@ -10,7 +10,7 @@ holds the real connector to the same goldens.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -58,7 +58,7 @@ STATISTICS: dict[str, list[tuple[Any, ...]]] = {
         (150.0, "opened_at", 0.0, -1.0, None, None),
     ],
 }
-CATALOG = {
+CATALOG: dict[str, Callable[[str], list[tuple[Any, ...]]]] = {
     _COLLATION_SQL: lambda table: [("C.UTF-8",)],
     _COLUMNS_SQL: lambda table: COLUMNS.get(table, []),
     _STATISTICS_SQL: lambda table: STATISTICS.get(table, []),
