@@ -1,8 +1,10 @@
 """The dependency direction is the architecture (ARCHITECTURE.md §6), checked on the source.
 
-Connectors import only the connector-facing surface of meshgate (spi, types, errors);
-nothing but the CLI imports the server; the engine never imports a connector package; the
-stages of a query's path import only earlier stages, with the query model at the bottom.
+Connectors import only the connector-facing surface of meshgate (the SPI, the SQL-connector
+base, types, errors); the SPI imports nothing of meshgate, the connector base only the SPI,
+types and errors; nothing but the CLI imports the server; the engine never imports a
+connector package; the stages of a query's path import only earlier stages, with the query
+model at the bottom.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CONNECTOR_SURFACE = ("meshgate.spi", "meshgate.types", "meshgate.errors")
+BASE_SURFACE = ("meshgate.spi", "meshgate.types", "meshgate.errors")
+CONNECTOR_SURFACE = (*BASE_SURFACE, "meshgate.sqlconnector")
+
+
+def within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
 
 
 def imports(path: Path) -> set[str]:
@@ -34,8 +41,11 @@ ENGINE_FILES = sorted((ROOT / "src" / "meshgate").rglob("*.py"))
 @pytest.mark.parametrize("path", CONNECTOR_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_connectors_import_only_the_spi(path: Path) -> None:
     engine = {m for m in imports(path) if m == "meshgate" or m.startswith("meshgate.")}
-    outside = {m for m in engine if not m.startswith(CONNECTOR_SURFACE)}
-    assert not outside, f"{path.name} imports {sorted(outside)}; connectors may use only the SPI"
+    outside = {m for m in engine if not within(m, CONNECTOR_SURFACE)}
+    assert not outside, (
+        f"{path.name} imports {sorted(outside)}; connectors may use only the SPI, the "
+        "SQL-connector base, types and errors"
+    )
 
 
 @pytest.mark.parametrize("path", ENGINE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -47,10 +57,19 @@ def test_only_the_cli_imports_the_server_and_no_one_imports_a_connector(path: Pa
     assert not {m for m in found if m.startswith("meshgate_")}, relative
 
 
-def test_the_spi_does_not_reach_into_the_engine() -> None:
+def test_the_spi_imports_nothing_of_meshgate() -> None:
     for path in sorted((ROOT / "src" / "meshgate" / "spi").rglob("*.py")):
-        engine = {m for m in imports(path) if m.startswith("meshgate.")}
-        assert all(m.startswith(CONNECTOR_SURFACE) for m in engine), (path.name, engine)
+        engine = {m for m in imports(path) if within(m, ("meshgate",))}
+        assert all(within(m, ("meshgate.spi",)) for m in engine), (path.name, engine)
+
+
+def test_the_connector_base_imports_only_the_spi_types_and_errors() -> None:
+    files = sorted((ROOT / "src" / "meshgate" / "sqlconnector").rglob("*.py"))
+    assert files
+    for path in files:
+        engine = {m for m in imports(path) if within(m, ("meshgate",))}
+        outside = {m for m in engine if not within(m, (*BASE_SURFACE, "meshgate.sqlconnector"))}
+        assert not outside, f"sqlconnector/{path.name} imports {sorted(outside)}"
 
 
 # The path of one query (ARCHITECTURE.md §2), earliest first. A stage may import the stages
@@ -65,7 +84,7 @@ STAGES = (
     "meshgate.service",
 )
 SHARED_LAYERS = ("meshgate.errors", "meshgate.types", "meshgate.principal", "meshgate.identity",
-                 "meshgate.spi", "meshgate.catalog")  # fmt: skip
+                 "meshgate.spi", "meshgate.sqlconnector", "meshgate.catalog")  # fmt: skip
 
 
 def _stage_of(module: str) -> int | None:

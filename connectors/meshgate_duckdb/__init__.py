@@ -22,8 +22,9 @@ from meshgate.spi import (
     ConnectorContext,
     SourceColumn,
     SourceTable,
+    TableStatistics,
 )
-from meshgate.spi.sql import (
+from meshgate.sqlconnector import (
     ENGINE_CAPABILITIES,
     DuckDBBackedConnector,
     collated_text_columns,
@@ -99,6 +100,22 @@ class DuckDBConnector(DuckDBBackedConnector):
             cursor.close()
         ddl = row[0] if row and isinstance(row[0], str) else ""
         return collated_text_columns(ddl, CANONICAL_DIALECT, ("c", "posix", "binary"))
+
+    def _table_statistics(self, table: SourceTable) -> TableStatistics | None:
+        """The row count DuckDB keeps per table and its per-column storage statistics."""
+        cursor = self._cursor()
+        try:
+            row = cursor.execute(
+                "SELECT estimated_size FROM duckdb_tables() WHERE schema_name = ? "
+                "AND table_name = ?",
+                [table.schema or "main", table.name],
+            ).fetchone()
+        finally:
+            cursor.close()
+        if row is None:
+            return None
+        columns = [(c.name, c.type) for c in self._cached_columns(table)]
+        return TableStatistics(int(row[0]), self._column_statistics(_quoted(table), columns))
 
     def close(self) -> None:
         with self._lock:

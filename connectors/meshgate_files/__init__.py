@@ -16,23 +16,26 @@ from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlglot import exp, parse_one
 
 from meshgate.errors import ConfigError, SourceUnavailable
 from meshgate.spi import (
     CANONICAL_DIALECT,
     Capabilities,
+    ColumnStatistics,
     ConnectorContext,
     PushedQuery,
     ScanInput,
     SourceColumn,
     SourceTable,
+    TableStatistics,
 )
-from meshgate.spi.engine import sandboxed_duckdb
-from meshgate.spi.sql import (
+from meshgate.sqlconnector import (
     ENGINE_CAPABILITIES,
     DuckDBBackedConnector,
 )
+from meshgate.sqlconnector.sandbox import sandboxed_duckdb
 from meshgate.types import sql_type_name, wire_type
 
 CAPABILITIES = ENGINE_CAPABILITIES
@@ -104,6 +107,17 @@ class FilesConnector(DuckDBBackedConnector):
         assert isinstance(rewritten, exp.Select)
         return rewritten
 
+    def _table_statistics(self, table: SourceTable) -> TableStatistics | None:
+        """Parquet footers: exact row and null counts, min/max per column (CSV has none)."""
+        if self.format != "parquet":
+            return None
+        location = self._location(table)
+        files = [location] if location.is_file() else sorted(location.glob("*.parquet"))
+        try:
+            return parquet_statistics([pq.read_metadata(file) for file in files])
+        except (OSError, pa.ArrowException) as error:
+            raise self._unreadable(table, error) from error
+
     def close(self) -> None:
         with self._lock:
             if self._connection is not None:
@@ -165,4 +179,35 @@ class FilesConnector(DuckDBBackedConnector):
         )
 
 
-__all__ = ["CAPABILITIES", "FilesConnector"]
+def parquet_statistics(footers: Sequence[pq.FileMetaData]) -> TableStatistics:
+    """Row count and per-column null fraction / min / max over every row group of `footers`;
+    a column's figure is known only if every row group records it."""
+    rows = sum(footer.num_rows for footer in footers)
+    nulls: dict[str, int | None] = {}
+    bounds: dict[str, list[Any] | None] = {}
+    for footer in footers:
+        for group in (footer.row_group(i) for i in range(footer.num_row_groups)):
+            for chunk in (group.column(j) for j in range(group.num_columns)):
+                name, stats = chunk.path_in_schema, chunk.statistics
+                counted = nulls.get(name, 0)
+                known = stats is not None and stats.has_null_count and counted is not None
+                nulls[name] = counted + stats.null_count if known else None
+                if known and stats.null_count == group.num_rows:
+                    continue  # all NULL: no bounds to add
+                seen = bounds.setdefault(name, [])
+                if stats is None or not stats.has_min_max or seen is None:
+                    bounds[name] = None
+                else:
+                    seen.extend((stats.min, stats.max))
+    columns: dict[str, ColumnStatistics] = {}
+    for name, count in nulls.items():
+        values = bounds.get(name)
+        columns[name] = ColumnStatistics(
+            null_fraction=None if count is None or not rows else count / rows,
+            min=min(values) if values else None,
+            max=max(values) if values else None,
+        )
+    return TableStatistics(rows, columns)
+
+
+__all__ = ["CAPABILITIES", "FilesConnector", "parquet_statistics"]

@@ -8,10 +8,12 @@ benchmarks/README.md, worth it only with cores to spare).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import adbc_driver_manager
@@ -21,13 +23,15 @@ from sqlglot import exp
 from meshgate.errors import ConfigError, SourceUnavailable
 from meshgate.spi import (
     Capabilities,
+    ColumnStatistics,
     ConnectorContext,
     PushedQuery,
     ScanInput,
     SourceColumn,
     SourceTable,
+    TableStatistics,
 )
-from meshgate.spi.sql import SqlConnector
+from meshgate.sqlconnector import SqlConnector
 
 from .capabilities import BYTEWISE_COLLATIONS, CAPABILITIES, renders_exactly
 from .partitions import MIN_PAGES_PER_PARTITION, ctid_range, is_plain_scan, stream_partitions
@@ -60,6 +64,19 @@ ORDER BY a.attnum
 
 _COLLATION_SQL = """
 SELECT datcollate FROM pg_catalog.pg_database WHERE datname = current_database()
+"""
+
+
+# reltuples is -1 before the first VACUUM / ANALYZE; pg_stats holds what ANALYZE sampled.
+_STATISTICS_SQL = """
+SELECT c.reltuples, s.attname, s.null_frac, s.n_distinct, s.histogram_bounds::text,
+       s.most_common_vals::text
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+     AND s.inherited = (c.relkind = 'p')
+WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2
+  AND c.relkind IN ('r', 'm', 'p')
 """
 
 
@@ -270,6 +287,20 @@ class PostgresConnector(SqlConnector):
             self._bytewise = bytewise
         return bytewise
 
+    def _table_statistics(self, table: SourceTable) -> TableStatistics | None:
+        """`reltuples` and `pg_stats` (as of the last ANALYZE; bounds from its sample)."""
+        rows = self._metadata(_STATISTICS_SQL, (table.schema, table.name))
+        if not rows or rows[0][0] is None or float(rows[0][0]) < 0:
+            return None
+        count = int(float(rows[0][0]))
+        types = {c.name: c.type for c in self._cached_columns(table)}
+        columns = {
+            str(name): column_statistics(count, types.get(str(name)), *figures)
+            for _, name, *figures in rows
+            if name is not None
+        }
+        return TableStatistics(count, columns)
+
     def _estimate(self, sql: str) -> int | None:
         """PostgreSQL's planner estimate (`Plan Rows` of the root) for EXPLAIN."""
         with self.pool.connection() as conn, conn.cursor() as cursor:
@@ -333,6 +364,47 @@ def decimals_as_text(handle: PushedQuery) -> exp.Select:
     return select
 
 
+def column_statistics(
+    rows: int, arrow: pa.DataType | None, null_frac: float | None, n_distinct: float | None,
+    histogram: str | None, common: str | None,
+) -> ColumnStatistics:  # fmt: skip
+    """One `pg_stats` row as ColumnStatistics: a negative `n_distinct` is a fraction of the
+    rows; min/max are the outermost sampled values, for numbers and dates only."""
+    distinct: int | None = None
+    if n_distinct is not None and n_distinct != 0:
+        distinct = int(n_distinct) if n_distinct > 0 else round(-n_distinct * rows)
+    values = [
+        v for text in (histogram, common) for v in _array_values(text, arrow) if v is not None
+    ]
+    return ColumnStatistics(
+        distinct_count=distinct,
+        null_fraction=None if null_frac is None else float(null_frac),
+        min=min(values) if values else None,
+        max=max(values) if values else None,
+    )
+
+
+def _array_values(text: str | None, arrow: pa.DataType | None) -> list[Any]:
+    """`{1,5,9}` as Python values of `arrow` (numbers, decimals, dates); [] otherwise."""
+    if not text or arrow is None or not text.startswith("{"):
+        return []
+    parse: Callable[[str], Any]
+    if pa.types.is_integer(arrow):
+        parse = int
+    elif pa.types.is_floating(arrow):
+        parse = float
+    elif pa.types.is_decimal(arrow):
+        parse = Decimal
+    elif pa.types.is_date(arrow):
+        parse = dt.date.fromisoformat
+    else:
+        return []
+    try:
+        return [parse(item) for item in text[1:-1].split(",") if item and item != "NULL"]
+    except (ValueError, ArithmeticError):
+        return []
+
+
 def _unaliased(projection: exp.Expr) -> exp.Expr:
     return projection.this if isinstance(projection, exp.Alias) else projection
 
@@ -346,4 +418,4 @@ def _positive_int(context: ConnectorContext, option: str, default: int) -> int:
     return value
 
 
-__all__ = ["CAPABILITIES", "PostgresConnector", "decimals_as_text"]
+__all__ = ["CAPABILITIES", "PostgresConnector", "column_statistics", "decimals_as_text"]

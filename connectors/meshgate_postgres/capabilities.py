@@ -19,7 +19,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import Capabilities, JoinKind
-from meshgate.spi.sql import ARITHMETIC, BOOLEAN_LOGIC, COMPARISONS
+from meshgate.sqlconnector import ARITHMETIC, BOOLEAN_LOGIC, COMPARISONS
 
 EXPRESSIONS: frozenset[type[exp.Expr]] = (
     COMPARISONS

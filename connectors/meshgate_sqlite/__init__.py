@@ -40,8 +40,9 @@ from meshgate.spi import (
     JoinKind,
     SourceColumn,
     SourceTable,
+    TableStatistics,
 )
-from meshgate.spi.sql import (
+from meshgate.sqlconnector import (
     BOOLEAN_LOGIC,
     COMPARISONS,
     SqlConnector,
@@ -133,6 +134,26 @@ class SQLiteConnector(SqlConnector):
         return [SourceColumn(str(r[1]), _declared_type(str(r[2])), not r[3]) for r in rows]
 
     # --- strategy hooks -------------------------------------------------------------------
+    def _table_statistics(self, table: SourceTable) -> TableStatistics | None:
+        """The row count `ANALYZE` left in `sqlite_stat1` (the first figure of each row);
+        None where ANALYZE never ran. SQLite keeps no per-column figures worth reporting."""
+        schema = _quote(table.schema or "main")
+        connection = self._connect()
+        try:
+            analyzed = connection.execute(
+                f"SELECT 1 FROM {schema}.sqlite_schema WHERE name = 'sqlite_stat1'"
+            ).fetchone()
+            found = analyzed and connection.execute(
+                f"SELECT stat FROM {schema}.sqlite_stat1 WHERE tbl = ? LIMIT 1", (table.name,)
+            ).fetchone()
+        except sqlite3.Error as error:
+            raise self._unavailable(error) from error
+        finally:
+            connection.close()
+        if not found:
+            return None
+        return TableStatistics(int(str(found[0]).split()[0]))
+
     def _collated_columns(self, table: SourceTable) -> frozenset[str]:
         connection = self._connect()
         try:

@@ -27,7 +27,7 @@ from meshgate_files import FilesConnector
 from meshgate_sqlite import SQLiteConnector
 
 from meshgate.spi import ConnectorContext, SourceColumn, SourceTable
-from meshgate.spi.sql import SqlConnector
+from meshgate.sqlconnector import SqlConnector
 
 ITEMS_SCHEMA = pa.schema(
     [

@@ -19,8 +19,15 @@ import sqlglot
 from sqlglot import exp
 
 from meshgate.errors import SourceUnavailable
-from meshgate.spi import CANONICAL_DIALECT, FilterSupport, JoinKind, PushedQuery
-from meshgate.spi.describe import engine_schema
+from meshgate.spi import (
+    CANONICAL_DIALECT,
+    FilterSupport,
+    JoinKind,
+    PushedQuery,
+    ScanInput,
+    SourceTable,
+)
+from meshgate.sqlconnector.describe import engine_schema
 
 from .sources import TABLES, ContractSource
 
@@ -29,15 +36,24 @@ def parse(sql: str) -> exp.Expr:
     return sqlglot.parse_one(sql, read=CANONICAL_DIALECT)
 
 
-def order_keys(sql: str) -> list[exp.Ordered]:
-    """ORDER BY keys as a planner builds them: NULL placement only where the SQL says it."""
-    keys: list[exp.Ordered] = []
-    for text in sql.split(","):
-        ordered = parse(f"SELECT 1 ORDER BY {text}").args["order"].expressions[0]
-        if "NULLS" not in text.upper():
-            ordered.set("nulls_first", None)
-        keys.append(ordered)
-    return keys
+ITEMS = ", ".join(f"t.{name} AS {name}" for name in TABLES["items"].schema.names)
+
+
+def offer(source: ContractSource, sql: str) -> PushedQuery | None:
+    """Propose a whole SELECT as the planner does: `apply_query` with the tables' declared
+    types (TABLES), the handle typed with engine semantics.
+
+    `{items}` / `{owners}` in `sql` name the source's tables.
+    """
+    names = {name: source.table(name).qualified() for name in TABLES}
+    query = parse(sql.format(**names))
+    assert isinstance(query, exp.Select)
+    inputs = tuple(
+        ScanInput(t.alias_or_name, SourceTable(t.db or None, t.name), tuple(source.columns(t.name)))
+        for t in query.find_all(exp.Table)
+    )
+    unique = tuple({item.alias: item for item in inputs}.values())
+    return source.connector.apply_query(query, engine_schema(query, unique), unique)
 
 
 def scan(source: ContractSource, table: str = "items", alias: str = "t") -> PushedQuery:
@@ -131,9 +147,9 @@ def test_closing_the_reader_releases_the_source(source: ContractSource) -> None:
 
 
 def test_concurrent_fragments_do_not_share_state(source: ContractSource) -> None:
-    limited = source.connector.apply_limit(scan(source), 2)
+    limited = offer(source, f"SELECT {ITEMS} FROM {{items}} AS t LIMIT 2")
     assert limited is not None
-    work = [scan(source), limited.handle] * 8
+    work = [scan(source), limited] * 8
     with ThreadPoolExecutor(max_workers=8) as pool:
         sizes = list(pool.map(lambda h: source.connector.execute(h).read_all().num_rows, work))
     assert sizes == [len(TABLES["items"]), 2] * 8
@@ -248,34 +264,33 @@ def test_placeholders_are_never_pushed(source: ContractSource) -> None:
 
 
 def test_no_filter_is_pushed_above_a_limit(source: ContractSource) -> None:
-    limited = source.connector.apply_limit(scan(source), 3)
+    limited = offer(source, f"SELECT {ITEMS} FROM {{items}} AS t LIMIT 3")
     assert limited is not None
-    assert source.connector.apply_filter(limited.handle, [parse("t.qty = 7")]) is None
+    assert source.connector.apply_filter(limited, [parse("t.qty = 7")]) is None
 
 
 # --- limit and top-N ------------------------------------------------------------------------
 def test_limit(source: ContractSource) -> None:
-    applied = source.connector.apply_limit(scan(source), 3)
+    applied = offer(source, f"SELECT {ITEMS} FROM {{items}} AS t LIMIT 3")
     assert applied is not None
-    assert applied.limit_guaranteed
-    rows = run(source, applied.handle)
+    assert applied.has_limit
+    rows = run(source, applied)
     assert len(rows) == 3
     assert set(unordered(rows)) <= set(unordered(TABLES["items"].to_pylist()))
     limit = sent_clause(source, "limit")
     assert limit is not None
     assert limit.expression.this == "3"
-    assert source.connector.apply_limit(applied.handle, 5) is None, "a wider limit is no change"
 
 
 def test_limit_is_refused_above_an_inexact_filter(source: ContractSource) -> None:
-    applied = source.connector.apply_filter(scan(source), [parse(FILTERS["filter_like"])])
+    like = FILTERS["filter_like"]
+    limited = offer(source, f"SELECT {ITEMS} FROM {{items}} AS t WHERE {like} LIMIT 2")
     if expected_support(source, "filter_like") is not FilterSupport.INEXACT:
-        assert applied is not None
-        assert source.connector.apply_limit(applied.handle, 2) is not None
+        assert limited is not None
         return
-    assert applied is not None
-    assert source.connector.apply_limit(applied.handle, 2) is None
-    assert source.connector.apply_topn(applied.handle, order_keys("t.id"), 2) is None
+    assert limited is None
+    top = offer(source, f"SELECT {ITEMS} FROM {{items}} AS t WHERE {like} ORDER BY t.id LIMIT 2")
+    assert top is None
 
 
 TOPN: dict[str, str] = {
@@ -291,7 +306,7 @@ TOPN: dict[str, str] = {
 
 @pytest.mark.parametrize("case", list(TOPN))
 def test_topn(source: ContractSource, reference: duckdb.DuckDBPyConnection, case: str) -> None:
-    applied = source.connector.apply_topn(scan(source), order_keys(TOPN[case]), 7)
+    applied = offer(source, f"SELECT {ITEMS} FROM {{items}} AS t ORDER BY {TOPN[case]} LIMIT 7")
     if case in source.refuses:
         assert applied is None
         return
@@ -305,7 +320,7 @@ def test_topn(source: ContractSource, reference: duckdb.DuckDBPyConnection, case
 
 def test_nulls_sort_last_like_the_engine(source: ContractSource) -> None:
     for keys in ("t.qty, t.id", "t.qty DESC, t.id"):
-        applied = source.connector.apply_topn(scan(source), order_keys(keys), 8)
+        applied = offer(source, f"SELECT {ITEMS} FROM {{items}} AS t ORDER BY {keys} LIMIT 8")
         assert applied is not None
         qty = [row["qty"] for row in run(source, applied)]
         assert qty[-2:] == [None, None]
@@ -313,7 +328,7 @@ def test_nulls_sort_last_like_the_engine(source: ContractSource) -> None:
 
 
 def test_text_sorts_by_code_point(source: ContractSource) -> None:
-    applied = source.connector.apply_topn(scan(source), order_keys("t.name"), 8)
+    applied = offer(source, f"SELECT {ITEMS} FROM {{items}} AS t ORDER BY t.name LIMIT 8")
     if not source.connector.capabilities.text_ordering_matches_engine:
         assert applied is None
         return
@@ -381,9 +396,9 @@ def test_aggregation(
     source: ContractSource, reference: duckdb.DuckDBPyConnection, case: str
 ) -> None:
     group_by, aggregates = AGGREGATIONS[case]
-    applied = source.connector.apply_aggregation(
-        scan(source), [parse(g) for g in group_by], [parse(a) for a in aggregates]
-    )
+    grouping = f" GROUP BY {', '.join(group_by)}" if group_by else ""
+    outputs = ", ".join([*group_by, *aggregates])
+    applied = offer(source, f"SELECT {outputs} FROM {{items}} AS t{grouping}")
     if case in source.refuses:
         assert applied is None
         return
@@ -398,16 +413,14 @@ def test_aggregation(
 
 
 def test_sum_of_integers_has_the_engine_type(source: ContractSource) -> None:
-    applied = source.connector.apply_aggregation(scan(source), [], [parse("SUM(t.qty) AS total")])
+    applied = offer(source, "SELECT SUM(t.qty) AS total FROM {items} AS t")
     assert applied is not None
     assert applied.schema.field("total").type == pa.decimal128(38, 0)
     assert run(source, applied)[0]["total"] == 20
 
 
 def test_no_filter_is_pushed_above_an_aggregate(source: ContractSource) -> None:
-    applied = source.connector.apply_aggregation(
-        scan(source), [parse("t.active")], [parse("COUNT(*) AS n")]
-    )
+    applied = offer(source, "SELECT t.active, COUNT(*) AS n FROM {items} AS t GROUP BY t.active")
     assert applied is not None
     assert source.connector.apply_filter(applied, [parse("t.qty = 7")]) is None
 
@@ -423,29 +436,26 @@ JOINS: dict[str, tuple[JoinKind, str | None, str | None, str | None]] = {
 }
 
 
-def _side(
-    source: ContractSource, table: str, alias: str, projections: list[str], where: str | None
-) -> PushedQuery:
-    handle = source.connector.apply_projection(
-        scan(source, table, alias), [parse(p) for p in projections]
+JOIN_KEYWORDS = {JoinKind.INNER: "JOIN", JoinKind.LEFT: "LEFT JOIN", JoinKind.RIGHT: "RIGHT JOIN",
+                 JoinKind.FULL: "FULL JOIN", JoinKind.CROSS: "CROSS JOIN"}  # fmt: skip
+
+
+def join_sql(kind: JoinKind, condition: str | None, left: str | None, right: str | None) -> str:
+    """items t joined to owners o; the right side's filter of a LEFT JOIN goes into ON."""
+    on = [c for c in (condition, right if kind is JoinKind.LEFT else None) if c]
+    where = [f for f in (left, None if kind is JoinKind.LEFT else right) if f]
+    return (
+        "SELECT t.id AS id, t.name AS name, o.item_id AS item_id, o.owner AS owner "
+        f"FROM {{items}} AS t {JOIN_KEYWORDS[kind]} {{owners}} AS o"
+        + (f" ON {' AND '.join(on)}" if on else "")
+        + (f" WHERE {' AND '.join(where)}" if where else "")
     )
-    assert handle is not None
-    if where is not None:
-        filtered = source.connector.apply_filter(handle, [parse(where)])
-        assert filtered is not None
-        assert filtered.support == (FilterSupport.EXACT,)
-        handle = filtered.handle
-    return handle
 
 
 @pytest.mark.parametrize("case", list(JOINS))
 def test_join(source: ContractSource, reference: duckdb.DuckDBPyConnection, case: str) -> None:
-    kind, condition, left_filter, right_filter = JOINS[case]
-    left = _side(source, "items", "t", ["t.id AS id", "t.name AS name"], left_filter)
-    right = _side(source, "owners", "o", ["o.item_id AS item_id", "o.owner AS owner"], right_filter)
-    applied = source.connector.apply_join(
-        left, right, kind, parse(condition) if condition else None
-    )
+    kind = JOINS[case][0]
+    applied = offer(source, join_sql(*JOINS[case]))
     if case in source.refuses:
         assert applied is None
         return
@@ -472,20 +482,16 @@ def test_join(source: ContractSource, reference: duckdb.DuckDBPyConnection, case
 def test_join_on_a_date_equality(
     source: ContractSource, reference: duckdb.DuckDBPyConnection
 ) -> None:
-    left = _side(source, "items", "t", ["t.id AS id", "t.day AS day"], None)
-    right = _side(source, "items", "u", ["u.id AS other"], None)
-    applied = source.connector.apply_join(left, right, JoinKind.INNER, parse("t.day = u.day"))
+    applied = offer(
+        source,
+        "SELECT t.id AS id, t.day AS day, u.id AS other FROM {items} AS t "
+        "JOIN {items} AS u ON t.day = u.day",
+    )
     if "join_on_date" in source.refuses:
         assert applied is None
         return
     assert applied is not None
     assert unordered(run(source, applied)) == unordered(expected(reference, applied))
-
-
-def test_join_refuses_clashing_output_names(source: ContractSource) -> None:
-    left = _side(source, "items", "t", ["t.id AS id"], None)
-    right = _side(source, "items", "u", ["u.id AS id"], None)
-    assert source.connector.apply_join(left, right, JoinKind.INNER, parse("t.id = u.id")) is None
 
 
 # --- whole-subtree pushdown -----------------------------------------------------------------

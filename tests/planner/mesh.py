@@ -2,7 +2,8 @@
 
 sales (DuckDB file): orders, customers; lake (Parquet): items; hr (SQLite): employees;
 crm (PostgreSQL): contacts, tickets. Data is tiny, deterministic and has NULLs everywhere a
-NULL can change an answer (outer joins, NOT IN, aggregates).
+NULL can change an answer (outer joins, NOT IN, aggregates). `build` fills all four; the
+goldens' plan check uses `write_files` alone, with crm served by tests/planner/stub.py.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ SEGMENTS = ["retail", "Retail", "enterprise", "smb", None]
 
 def build(directory: Path, pg_dsn: str) -> Path:
     """Write data into the four sources and a config directory; return the config dir."""
+    rng = write_files(directory, pg_dsn)
+    write_postgres(pg_dsn, rng)
+    return directory
+
+
+def write_files(directory: Path, pg_dsn: str) -> random.Random:
+    """The file sources (DuckDB, Parquet, SQLite) and the config naming `pg_dsn` for crm;
+    returns the data generator, positioned where the crm rows start."""
     rng = random.Random(7)
     data = directory / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -91,6 +100,16 @@ def build(directory: Path, pg_dsn: str) -> Path:
                 for i in range(1, 31)
             ],
         )
+    (directory / "mesh.yaml").write_text(
+        CONFIG.replace("@PG_DSN@", pg_dsn).replace(
+            "@HASH@", hash_password("admin", salt=b"golden-salt-0001")
+        )
+    )
+    return rng
+
+
+def write_postgres(pg_dsn: str, rng: random.Random) -> None:
+    """The crm tables, with rows drawn from `rng` after the file sources' rows."""
     with pg.connect(pg_dsn, autocommit=True) as con, con.cursor() as cur:
         cur.execute(
             "CREATE TABLE contacts (contact_id BIGINT PRIMARY KEY, customer_id BIGINT, "
@@ -122,12 +141,6 @@ def build(directory: Path, pg_dsn: str) -> Path:
                     dt.datetime(2024, 2, 1, tzinfo=dt.UTC) + dt.timedelta(hours=11 * i),
                 ),
             )
-    (directory / "mesh.yaml").write_text(
-        CONFIG.replace("@PG_DSN@", pg_dsn).replace(
-            "@HASH@", hash_password("admin", salt=b"golden-salt-0001")
-        )
-    )
-    return directory
 
 
 CONFIG = """

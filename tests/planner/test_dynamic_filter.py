@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meshgate.service import QueryService
-from meshgate.spi.sql import SqlConnector
+from meshgate.sqlconnector import SqlConnector
 
 pytestmark = pytest.mark.postgres
 

@@ -15,7 +15,7 @@ from meshgate.execution.run import ExecutionReport
 from meshgate.planner.explain import explain_table
 from meshgate.policy.policies import hmac_hex
 from meshgate.service import QueryService
-from meshgate.spi.sql import SqlConnector
+from meshgate.sqlconnector import SqlConnector
 from tests.policy import mesh
 
 KEY = mesh.HASH_KEY.encode()

@@ -17,7 +17,8 @@ from meshgate_postgres import PostgresConnector
 from sqlglot import exp, parse_one
 
 from meshgate.errors import QueryCancelled, SourceUnavailable
-from meshgate.spi import ConnectorContext, JoinKind, PushedQuery, SourceTable
+from meshgate.spi import ConnectorContext, PushedQuery, SourceTable
+from tests.postgres.proposals import offer
 
 pytestmark = pytest.mark.postgres
 
@@ -154,10 +155,7 @@ def test_ordering_by_a_decimal_output_still_sorts_numbers(source: PostgresConnec
 
 
 def test_aggregates_are_pushed_and_typed_like_duckdb(source: PostgresConnector) -> None:
-    handle = scan(source)
-    total = parse_one("SUM(t.amount) AS total", read="duckdb")
-    count = parse_one("COUNT(*) AS n", read="duckdb")
-    pushed = source.apply_aggregation(handle, [], [total, count])
+    pushed = offer(source, "SELECT SUM(t.amount) AS total, COUNT(*) AS n FROM public.typed AS t")
     assert pushed is not None
     assert "SUM(" in source.render(pushed)
     rows = source.execute(pushed).read_all()
@@ -303,20 +301,17 @@ def test_joins_and_filters_push_down_as_one_query(pg_database: str) -> None:
         "INSERT INTO orders VALUES (10, 1, 5.50), (11, 1, 4.50), (12, 3, 1.00)",
     )
     conn = connector(pg_database)
-    customers = scan(conn, "customers", "c")
-    orders = conn.apply_projection(
-        scan(conn, "orders", "o"),
-        [parse_one(e, read="duckdb") for e in ("o.id AS order_id", "o.customer", "o.total")],
+    joined = offer(
+        conn,
+        "SELECT c.id AS id, c.name AS name, o.id AS order_id, o.customer AS customer, "
+        "o.total AS total FROM public.customers AS c LEFT JOIN public.orders AS o "
+        "ON o.customer = c.id WHERE c.name <> 'zed'",
     )
-    assert orders is not None
-    condition = parse_one("o.customer = c.id", read="duckdb")
-    joined = conn.apply_join(customers, orders, JoinKind.LEFT, condition)
     assert joined is not None
-    filtered = conn.apply_filter(joined, [parse_one("c.name <> 'zed'", read="duckdb")])
-    assert filtered is not None
-    sql = conn.render(filtered.handle)
+    sql = conn.render(joined)
     assert "LEFT JOIN" in sql
-    rows = conn.execute(filtered.handle).read_all().sort_by([("order_id", "ascending")])
+    assert "WHERE" in sql
+    rows = conn.execute(joined).read_all().sort_by([("order_id", "ascending")])
     assert rows.to_pylist() == [
         {"id": 1, "name": "ada", "order_id": 10, "customer": 1, "total": Decimal("5.50")},
         {"id": 1, "name": "ada", "order_id": 11, "customer": 1, "total": Decimal("4.50")},
@@ -364,8 +359,8 @@ def test_text_of_other_collations_orders_bytewise_like_the_engine(pg_database: s
     )
     conn = connector(pg_database)
     handle = scan(conn, "words", "w")
-    order = parse_one("SELECT 1 ORDER BY w.word", read="duckdb").args["order"].expressions
-    top = conn.apply_topn(handle, order, 10)
+    top = offer(conn, "SELECT w.id AS id, w.word AS word FROM public.words AS w "
+                "ORDER BY w.word LIMIT 10")  # fmt: skip
     assert top is not None
     assert [r["word"] for r in conn.execute(top).read_all().to_pylist()] == sorted(
         ["b", "B", "a", "A", "é", "_"]

@@ -11,9 +11,9 @@ import pyarrow.compute as pc
 import pytest
 from meshgate_postgres import PostgresConnector
 from meshgate_postgres.partitions import page_ranges
-from sqlglot import parse_one
 
 from meshgate.spi import ConnectorContext, PushedQuery, SourceTable
+from tests.postgres.proposals import offer
 
 pytestmark = pytest.mark.postgres
 
@@ -98,9 +98,7 @@ def test_without_a_free_connection_the_scan_runs_on_one(big_table: str) -> None:
 
 def test_ordered_or_limited_scans_are_never_split(big_table: str) -> None:
     conn = connector(big_table, partitions=2)
-    handle = scan(conn)
-    order = parse_one("SELECT 1 ORDER BY b.id", read="duckdb").args["order"].expressions
-    top = conn.apply_topn(handle, order, 3)
+    top = offer(conn, "SELECT b.id AS id FROM public.big AS b ORDER BY b.id LIMIT 3")
     assert top is not None
     assert conn.execute(top).read_all().column("id").to_pylist() == [1, 2, 3]
     assert "ctid" not in conn.sent_sql[-1]

@@ -14,7 +14,7 @@ from meshgate.execution.dynamic import BuildSide, filtered_handle
 from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
 from meshgate.planner.plan import FederatedPlan, Fragment, PolicyStage
 from meshgate.spi import Connector
-from meshgate.spi.engine import engine_cursor
+from meshgate.sqlconnector.sandbox import engine_cursor
 
 BATCH_ROWS = 64 * 1024
 # The merge's errors about the values it computes: the user's query, not a source, is at fault.

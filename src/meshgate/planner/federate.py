@@ -41,7 +41,7 @@ from meshgate.spi import (
     ScanInput,
     SourceIdentity,
 )
-from meshgate.spi.describe import engine_schema
+from meshgate.sqlconnector.describe import engine_schema
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import CANONICAL_DIALECT
-from meshgate.spi.engine import engine_cursor
+from meshgate.sqlconnector.sandbox import engine_cursor
 from meshgate.types import wire_schema
 
 

@@ -1,11 +1,10 @@
-"""The connector SPI: everything a connector package may import from meshgate.
+"""The connector SPI: the contract between the planner and a source, and nothing else.
 
 The planner proposes, the connector accepts what it can and hands back the rest (Trino's
 `apply*` negotiation); filters are answered per conjunct (DataFusion's Exact / Inexact /
-Unsupported). Handles are immutable; "no change" is `None`.
-
-Expressions exchanged here are sqlglot trees in meshgate's canonical dialect (DuckDB) whose
-columns are the *source's* column names, qualified by the table alias of the handle.
+Unsupported). Handles are immutable; "no change" is `None`. Expressions are sqlglot trees in
+the canonical dialect (DuckDB) over the *source's* column names, qualified by table alias.
+Shared machinery for SQL sources lives in `meshgate.sqlconnector`, not here.
 """
 
 from __future__ import annotations
@@ -56,10 +55,10 @@ class SourceIdentity:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a source can evaluate, as declared by its connector and proven by the contract suite.
+    """What a source evaluates exactly as the engine does; proven by tests/contract.
 
-    `expressions` are sqlglot expression classes that may appear in pushed SQL; `functions` are
-    the lower-case names of anonymous/named functions; `aggregates` the aggregate classes.
+    `expressions` / `aggregates` are sqlglot classes that may appear in pushed SQL, `functions`
+    lower-case function names, `join_kinds` the joins it may run.
     """
 
     dialect: str
@@ -67,21 +66,15 @@ class Capabilities:
     functions: frozenset[str] = frozenset()
     aggregates: frozenset[type[exp.Expr]] = frozenset()
     join_kinds: frozenset[JoinKind] = frozenset()
-    supports_limit: bool = True
-    supports_topn: bool = True
-    # Whether ORDER BY / comparisons on text give the same answer as DuckDB (binary collation).
-    text_ordering_matches_engine: bool = False
-    # Whether the source evaluates text equality exactly as DuckDB (case/trailing blanks).
-    text_equality_matches_engine: bool = True
-    # Whether a derived table with `OFFSET 0` is a fence: never merged into its user, never
-    # given its user's predicates (PostgreSQL), so a policy barrier may go down inside a query.
+    text_ordering_matches_engine: bool = False  # ORDER BY / < on text as DuckDB (bytes)
+    text_equality_matches_engine: bool = True  # = on text as DuckDB (case, blanks)
+    # A derived table with `OFFSET 0` is a fence: never merged into its user nor given its
+    # user's predicates (PostgreSQL), so a policy barrier may go down inside a whole query.
     offset_fences_subqueries: bool = False
 
 
 @dataclass(frozen=True)
 class SourceTable:
-    """A physical table of a source, and its columns as the source reports them."""
-
     schema: str | None
     name: str
 
@@ -107,19 +100,13 @@ class ScanInput:
 
 @dataclass(frozen=True)
 class PushedQuery:
-    """An immutable handle: the SQL a source will run, as a canonical-dialect SELECT.
-
-    `select` reads only tables of one source (`exp.Table` nodes carry the physical name, each
-    aliased as in `inputs`); `schema` is the Arrow schema the fragment produces after the
-    boundary cast: the types DuckDB would give the same SELECT over `inputs` (engine semantics,
-    so a fragment's types do not depend on where it ran).
-    """
+    """A handle: a canonical-dialect SELECT over tables of one source (aliased as in `inputs`)
+    and the Arrow schema DuckDB would give it, which the source's rows are cast to."""
 
     select: exp.Select
     schema: pa.Schema
     inputs: tuple[ScanInput, ...]
-    # Properties the planner needs to decide what may still be pushed on top.
-    has_inexact_filter: bool = False
+    has_inexact_filter: bool = False  # rows are a superset; the engine filters again
     has_limit: bool = False
     has_aggregate: bool = False
 
@@ -133,9 +120,22 @@ class FilterApplication:
 
 
 @dataclass(frozen=True)
-class LimitApplication:
-    handle: PushedQuery
-    limit_guaranteed: bool
+class ColumnStatistics:
+    """What the source knows of one output column; None where it does not know."""
+
+    distinct_count: int | None = None
+    null_fraction: float | None = None
+    min: Any = None  # a Python value of the column's type
+    max: Any = None
+
+
+@dataclass(frozen=True)
+class TableStatistics:
+    """The source's estimate of what a handle returns, from its catalog or planner (cheap:
+    never by reading the rows). `columns` is keyed by the handle's output names."""
+
+    row_count: int | None
+    columns: Mapping[str, ColumnStatistics] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,6 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def capabilities(self) -> Capabilities: ...
 
-    # --- metadata -----------------------------------------------------------------------
     @abc.abstractmethod
     def table_columns(self, table: SourceTable) -> list[SourceColumn]:
         """The table's columns as the source declares them (used by `meshgate check`)."""
@@ -178,7 +177,6 @@ class Connector(abc.ABC):
     def check(self) -> None:
         """Connect once and raise `SourceUnavailable` with a helpful message if that fails."""
 
-    # --- negotiation --------------------------------------------------------------------
     @abc.abstractmethod
     def scan(self, table: SourceTable, alias: str, columns: Sequence[SourceColumn]) -> PushedQuery:
         """A handle reading `columns` of `table` under `alias`, nothing else pushed."""
@@ -193,33 +191,25 @@ class Connector(abc.ABC):
     ) -> PushedQuery | None:
         return None
 
-    def apply_limit(self, handle: PushedQuery, limit: int) -> LimitApplication | None:
+    def apply_query(
+        self, query: exp.Query, schema: pa.Schema, inputs: Sequence[ScanInput] = ()
+    ) -> PushedQuery | None:
+        """Take a whole single-source subtree as is, if every node of it can be rendered.
+
+        `inputs`, when given, type the tables it reads as the engine does; they win over the
+        source's own declarations (an SQLite TEXT column the product declares DECIMAL).
+        """
         return None
 
-    def apply_topn(
-        self, handle: PushedQuery, order_by: Sequence[exp.Ordered], limit: int
-    ) -> PushedQuery | None:
-        return None
-
-    def apply_aggregation(
-        self, handle: PushedQuery, group_by: Sequence[exp.Expr], aggregates: Sequence[exp.Expr]
-    ) -> PushedQuery | None:
-        return None
-
-    def apply_join(
-        self, left: PushedQuery, right: PushedQuery, kind: JoinKind, condition: exp.Expr | None
-    ) -> PushedQuery | None:
+    def statistics(self, handle: PushedQuery) -> TableStatistics | None:
+        """What the source estimates `handle` returns, or None if it keeps no statistics."""
         return None
 
     def estimate_rows(self, handle: PushedQuery) -> int | None:
-        """The source's own row estimate for `handle` (EXPLAIN only), or None if it has none."""
-        return None
+        """The row count of `statistics(handle)`: EXPLAIN's `estimated_rows`."""
+        statistics = self.statistics(handle)
+        return None if statistics is None else statistics.row_count
 
-    def apply_query(self, query: exp.Query, schema: pa.Schema) -> PushedQuery | None:
-        """Take a whole single-source subtree as is, if every node of it can be rendered."""
-        return None
-
-    # --- execution ----------------------------------------------------------------------
     @abc.abstractmethod
     def render(self, handle: PushedQuery) -> str:
         """The exact SQL text the source receives for `handle` (shown by EXPLAIN)."""
@@ -230,3 +220,21 @@ class Connector(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing
         """Release pooled connections."""
+
+
+__all__ = [
+    "CANONICAL_DIALECT",
+    "Capabilities",
+    "ColumnStatistics",
+    "Connector",
+    "ConnectorContext",
+    "FilterApplication",
+    "FilterSupport",
+    "JoinKind",
+    "PushedQuery",
+    "ScanInput",
+    "SourceColumn",
+    "SourceIdentity",
+    "SourceTable",
+    "TableStatistics",
+]

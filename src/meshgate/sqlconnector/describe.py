@@ -15,7 +15,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import CANONICAL_DIALECT, ScanInput
-from meshgate.spi.engine import engine_cursor
+from meshgate.sqlconnector.sandbox import engine_cursor
 from meshgate.types import wire_schema
 
 _EMPTY_PREFIX = "__meshgate_input_"
@@ -62,4 +62,3 @@ def _describe(sql: str, inputs: tuple[ScanInput, ...]) -> pa.Schema:
         return wire_schema(result.schema)
     finally:
         cursor.close()
-

@@ -1,0 +1,354 @@
+"""The shared SQL-connector base: one generic pushdown implementation, a strategy per database.
+
+Handles are canonical-dialect (DuckDB) SELECTs over the source's physical tables. The base
+answers the planner's proposals against the connector's declared `Capabilities`, proves each
+candidate by describing it with DuckDB (`engine_schema`) and by generating it in the source
+dialect, and streams results cast to the engine schema.
+
+A concrete connector supplies `capabilities`, `table_columns`, `check` and the driver's
+`_stream(sql, parameters, schema)`; optional strategy hooks: `_renders_node` (veto one node,
+e.g. dynamically typed columns), `_conjunct_support` (INEXACT answers), `_physical_select`
+(the SELECT as the source must receive it), `_collated_columns` + `binary_collation` (compare
+collated text by bytes), `_table_statistics` + `_estimate` (statistics), `driver_errors`
+(reported as SourceUnavailable).
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from meshgate.errors import MeshgateError, SourceUnavailable
+from meshgate.spi import (
+    Connector,
+    ConnectorContext,
+    FilterApplication,
+    FilterSupport,
+    PushedQuery,
+    ScanInput,
+    SourceColumn,
+    SourceIdentity,
+    SourceTable,
+    TableStatistics,
+)
+from meshgate.sqlconnector.capabilities import declares
+from meshgate.sqlconnector.collation import (
+    TEXT_EQUALITY,
+    ColumnTypes,
+    column_types,
+    compare_bytes,
+    has_text_operand,
+    text_agrees,
+)
+from meshgate.sqlconnector.describe import engine_schema
+from meshgate.sqlconnector.negotiation import is_distinct, is_row_level, limit_of, named
+from meshgate.sqlconnector.rendering import physical_table, source_sql
+from meshgate.sqlconnector.statistics import for_outputs, unchanged_table
+from meshgate.sqlconnector.streaming import result_reader
+
+SENT_SQL_KEPT = 256
+
+
+class SqlConnector(Connector):
+    """A source spoken to in SQL; subclasses add the driver and their capability table."""
+
+    # Exceptions of the driver that mean "the source failed", reported as SourceUnavailable.
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    # The source's collation that compares text by bytes, as DuckDB does; text columns declared
+    # with another collation are rendered `col COLLATE <this>` so the source agrees.
+    binary_collation: ClassVar[str | None] = None
+
+    def __init__(self, context: ConnectorContext) -> None:
+        super().__init__(context)
+        # The SQL each execute() sent, newest last: what EXPLAIN shows and tests assert on.
+        self.sent_sql: collections.deque[str] = collections.deque(maxlen=SENT_SQL_KEPT)
+        # Rows per Arrow batch asked of the driver: bounds memory per fragment.
+        self.batch_rows: int = int(context.options.get("batch_rows", 64 * 1024))
+        self._identity = SourceIdentity.of(self.kind, dict(context.options))
+        self._columns_lock = threading.Lock()
+        self._columns_cache: dict[SourceTable, list[SourceColumn]] = {}
+        self._collated_cache: dict[SourceTable, frozenset[str]] = {}
+
+    @property
+    def identity(self) -> SourceIdentity:
+        return self._identity
+
+    # --- strategy hooks -------------------------------------------------------------------
+    @abc.abstractmethod
+    def _stream(
+        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
+    ) -> Iterator[pa.RecordBatch]:
+        """Run `sql` and yield its batches, best as a generator whose `finally` cancels and
+        releases the source's work: `execute` pulls the first batch at once (so errors surface
+        there) and closes the iterator when the caller closes the reader."""
+
+    def _collated_columns(self, table: SourceTable) -> frozenset[str]:
+        """Text columns of `table` declared with a collation other than byte order."""
+        return frozenset()
+
+    def _physical_select(self, select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
+        """The SELECT as this source must receive it (e.g. tables turned into file scans)."""
+        return select
+
+    def _renders_node(self, node: exp.Expr, column_types: ColumnTypes) -> bool:
+        """A per-source veto on one node the capability table allows (dynamic typing etc.)."""
+        return True
+
+    def _conjunct_support(self, conjunct: exp.Expr, column_types: ColumnTypes) -> FilterSupport:
+        """EXACT unless the source evaluates a renderable conjunct differently from DuckDB.
+
+        A source whose text equality differs (case-insensitive collations, blank padding)
+        matches a superset of rows: INEXACT, and the engine filters again.
+        """
+        if not self.capabilities.text_equality_matches_engine and any(
+            isinstance(node, TEXT_EQUALITY) and has_text_operand(node, column_types)
+            for node in conjunct.walk()
+        ):
+            return FilterSupport.INEXACT
+        return FilterSupport.EXACT
+
+    def _table_statistics(self, table: SourceTable) -> TableStatistics | None:
+        """The source's catalog statistics of `table` (columns keyed by source name)."""
+        return None
+
+    def _estimate(self, sql: str) -> int | None:
+        """The source planner's estimate of the rows `sql` returns."""
+        return None
+
+    # --- capability check -----------------------------------------------------------------
+    def can_render(self, expr: exp.Expr, inputs: Sequence[ScanInput] = ()) -> bool:
+        """Whether every node of `expr` is declared pushable to this source."""
+        capabilities = self.capabilities
+        nested_queries = exp.Subquery in capabilities.expressions
+        types = column_types(inputs)
+        for node in expr.walk():
+            if isinstance(node, exp.Placeholder | exp.Parameter):
+                return False
+            if isinstance(node, exp.Query) and node is not expr and not nested_queries:
+                return False
+            if not declares(node, capabilities) or not self._renders_node(node, types):
+                return False
+            if not text_agrees(node, capabilities, types):
+                return False
+        return True
+
+    # --- negotiation ----------------------------------------------------------------------
+    def scan(self, table: SourceTable, alias: str, columns: Sequence[SourceColumn]) -> PushedQuery:
+        inputs = (ScanInput(alias=alias, table=table, columns=tuple(columns)),)
+        select = exp.Select(
+            expressions=[exp.alias_(exp.column(c.name, table=alias), c.name) for c in columns]
+        ).from_(physical_table(table, alias))
+        return PushedQuery(select=select, schema=engine_schema(select, inputs), inputs=inputs)
+
+    def apply_filter(
+        self, handle: PushedQuery, conjuncts: Sequence[exp.Expr]
+    ) -> FilterApplication | None:
+        if not is_row_level(handle.select):
+            return None
+        answers: list[FilterSupport] = []
+        pushed: list[exp.Expr] = []
+        for proposed in conjuncts:
+            conjunct = proposed.copy()
+            answer = FilterSupport.UNSUPPORTED
+            if self.can_render(conjunct, handle.inputs):
+                answer = self._conjunct_support(conjunct, column_types(handle.inputs))
+            answers.append(answer)
+            if answer is not FilterSupport.UNSUPPORTED:
+                pushed.append(conjunct.copy())
+        if not pushed:
+            return None
+        select = handle.select.copy().where(*pushed, copy=False)
+        inexact = FilterSupport.INEXACT in answers
+        candidate = self._accept(
+            select, handle, has_inexact_filter=handle.has_inexact_filter or inexact
+        )
+        if candidate is None:
+            return None
+        return FilterApplication(candidate, tuple(answers))
+
+    def apply_projection(
+        self, handle: PushedQuery, projections: Sequence[exp.Expr]
+    ) -> PushedQuery | None:
+        # Above an INEXACT filter the caller keeps the columns it re-checks (it re-applies
+        # every conjunct not answered EXACT), so projecting is still safe.
+        if handle.has_aggregate or is_distinct(handle.select) or not projections:
+            return None
+        outputs = named(projections)
+        if outputs is None or not all(self.can_render(p, handle.inputs) for p in outputs):
+            return None
+        select = handle.select.copy()
+        select.set("expressions", outputs)
+        return self._accept(select, handle)
+
+    def apply_query(
+        self, query: exp.Query, schema: pa.Schema, inputs: Sequence[ScanInput] = ()
+    ) -> PushedQuery | None:
+        if not isinstance(query, exp.Select) or query.find(exp.With) is not None:
+            return None
+        select = query.copy()
+        inputs = _typed_as_planned(self._inputs_of(select), inputs)
+        if not inputs or not self.can_render(select, inputs):
+            return None
+        for clause in select.find_all(exp.Where, exp.Having):
+            for conjunct in (
+                clause.this.flatten() if isinstance(clause.this, exp.And) else [clause.this]
+            ):
+                support = self._conjunct_support(conjunct, column_types(inputs))
+                if support is not FilterSupport.EXACT:
+                    return None
+        has_aggregate = bool(select.args.get("group")) or any(
+            e.find(exp.AggFunc) for e in select.expressions
+        )
+        probe = PushedQuery(select=select, schema=schema, inputs=inputs)
+        candidate = self._accept(
+            select, probe, has_limit=limit_of(select) is not None, has_aggregate=has_aggregate
+        )
+        if candidate is None or len(candidate.schema) != len(schema):
+            return None
+        return replace(candidate, schema=schema)
+
+    def statistics(self, handle: PushedQuery) -> TableStatistics | None:
+        """Catalog statistics for a table read unchanged, else the planner's row estimate;
+        None when the source keeps neither or cannot be asked right now."""
+        unanswerable: tuple[type[BaseException], ...] = (
+            *self.driver_errors, MeshgateError, SqlglotError, LookupError, ValueError
+        )
+        try:
+            unchanged = unchanged_table(handle)
+            if unchanged is not None:
+                table = self._table_statistics(unchanged[0].table)
+                if table is not None:
+                    return for_outputs(table, unchanged[1])
+            rows = self._estimate(self.render(handle))
+        except unanswerable:
+            return None
+        return None if rows is None else TableStatistics(rows)
+
+    # --- execution ------------------------------------------------------------------------
+    def render(self, handle: PushedQuery) -> str:
+        select = self._binary_text(handle.select, handle.inputs)
+        select = self._physical_select(select, handle.inputs)
+        return source_sql(select, handle.inputs, self.capabilities.dialect)
+
+    def execute(self, handle: PushedQuery, parameters: Sequence[Any] = ()) -> pa.RecordBatchReader:
+        sql = self.render(handle)
+        self.sent_sql.append(sql)
+        batches = self._stream(sql, list(parameters), handle.schema)
+        return result_reader(batches, handle.schema, self.driver_errors, self._failed)
+
+    # --- internals ------------------------------------------------------------------------
+    def _failed(self, error: BaseException) -> SourceUnavailable:
+        return SourceUnavailable(
+            f"source {self.context.name!r} ({self.kind}) failed while answering a query "
+            f"({type(error).__name__}: {error}); check that the source is reachable and still "
+            "has the configured tables and columns"
+        )
+
+    def _inputs_of(self, select: exp.Select) -> tuple[ScanInput, ...]:
+        """The physical tables `select` reads, each aliased (in place); () if one cannot be
+        read or an alias names two different tables."""
+        inputs: list[ScanInput] = []
+        for table in select.find_all(exp.Table):
+            if not table.name or isinstance(table.this, exp.Func):
+                return ()
+            alias = table.alias_or_name
+            source_table = SourceTable(schema=table.db or None, name=table.name)
+            same_alias = [i for i in inputs if i.alias == alias]
+            if same_alias:
+                # The alias is reused in another scope: fine when it names the same table.
+                if same_alias[0].table != source_table:
+                    return ()
+                continue
+            try:
+                columns = self._cached_columns(source_table)
+            except MeshgateError:
+                return ()
+            if not table.alias:
+                table.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+            inputs.append(ScanInput(alias=alias, table=source_table, columns=tuple(columns)))
+        return tuple(inputs)
+
+    def _binary_text(self, select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
+        """`select` with references to collated text columns compared by bytes."""
+        if self.binary_collation is None:
+            return select
+        collated: dict[tuple[str, str], pa.DataType] = {}
+        for item in inputs:
+            with self._columns_lock:
+                names = self._collated_cache.get(item.table)
+            if names is None:
+                names = self._collated_columns(item.table)
+                with self._columns_lock:
+                    self._collated_cache[item.table] = names
+            collated.update({(item.alias, c.name): c.type for c in item.columns if c.name in names})
+        if not collated:
+            return select
+        return compare_bytes(select, collated, column_types(inputs), self.binary_collation)
+
+    def _cached_columns(self, table: SourceTable) -> list[SourceColumn]:
+        """`table_columns`, remembered for the life of the connector (sources' schemas are
+        fixed while a deployment runs; `meshgate check` reports drift)."""
+        with self._columns_lock:
+            cached = self._columns_cache.get(table)
+        if cached is None:
+            cached = self.table_columns(table)
+            with self._columns_lock:
+                self._columns_cache[table] = cached
+        return cached
+
+    def _accept(
+        self,
+        select: exp.Select,
+        base: PushedQuery,
+        *,
+        has_inexact_filter: bool | None = None,
+        has_limit: bool | None = None,
+        has_aggregate: bool | None = None,
+    ) -> PushedQuery | None:
+        """The handle for `select`, or None when DuckDB cannot bind it or the dialect cannot
+        say it: both mean the engine keeps that work."""
+        if not self.can_render(select, base.inputs):
+            return None
+        try:
+            schema = engine_schema(select, base.inputs)
+        except duckdb.Error:
+            return None
+        candidate = PushedQuery(
+            select=select,
+            schema=schema,
+            inputs=base.inputs,
+            has_inexact_filter=(
+                base.has_inexact_filter if has_inexact_filter is None else has_inexact_filter
+            ),
+            has_limit=base.has_limit if has_limit is None else has_limit,
+            has_aggregate=base.has_aggregate if has_aggregate is None else has_aggregate,
+        )
+        try:
+            self.render(candidate)
+        except (SqlglotError, SourceUnavailable):
+            return None
+        return candidate
+
+
+def _typed_as_planned(
+    found: tuple[ScanInput, ...], planned: Sequence[ScanInput]
+) -> tuple[ScanInput, ...]:
+    """The tables a query reads, with the planner's column types where it gave them; () if
+    it gave some and they do not name the same tables under the same aliases."""
+    if not planned:
+        return found
+    by_alias = {item.alias: item for item in planned}
+    if any(by_alias.get(item.alias, item).table != item.table for item in found):
+        return ()
+    if {item.alias for item in found} != by_alias.keys():
+        return ()
+    return tuple(by_alias[item.alias] for item in found)
