@@ -608,7 +608,7 @@ def _offer_query(
         schema = engine_schema(select, inputs)
     except duckdb.Error:  # DuckDB cannot type it, so it cannot be a fragment either
         return None
-    return connector.apply_query(select, schema)
+    return connector.apply_query(select, schema, inputs)
 
 
 # --- tree helpers ---------------------------------------------------------------------------
