@@ -113,7 +113,11 @@ class PolicyTiming:
 
     @property
     def within_filter(self) -> bool:
-        """No PostgreSQL fragment that reads customer alone sent more than the filter admits."""
+        """No restricted PostgreSQL fragment reading customer sent more than the filter admits.
+
+        Today such a fragment reads customer alone (no join crosses a barrier); once joins
+        do, a fragment's rows are join rows and this bound is no longer the filter's.
+        """
         return all(
             f.rows <= self.admitted
             for f in self.restricted.fragments
