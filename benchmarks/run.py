@@ -5,7 +5,10 @@
       client) and through DuckDB attached to the same PostgreSQL and Parquet files;
   python -m benchmarks.run transfer --dir DIR --pg-dsn DSN
       rows TPC-H Q3 moves out of PostgreSQL: meshgate vs the best hand-written pushdown vs
-      what DuckDB's postgres scanner pulls (single-table filters only).
+      what DuckDB's postgres scanner pulls (single-table filters only);
+  python -m benchmarks.run policy --dir DIR --pg-dsn DSN [--repeat 3]
+      scans and joins over a filtered, masked tpch.customer as a restricted role vs as admin
+      (its own `meshgate serve` process, ADBC client), and the rows that left PostgreSQL.
 
 DIR is a mesh made by `python -m benchmarks.tpch setup`. Results are printed and written as
 JSON under benchmarks/results/.
@@ -15,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +32,13 @@ import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_postgresql.dbapi as pg
 import duckdb
 
+from benchmarks.served import meshgate_server
 from benchmarks.tpch import DOMAIN, TABLES, tpch_queries
 from meshgate.execution.run import ExecutionReport
 from meshgate.service import QueryService
 
 RESULTS = Path(__file__).parent / "results"
+POLICY_RATIO_LIMIT = 1.15  # issue 12: restricted within 1.15x of admin
 # TPC-H Q3 with its substitution parameters, as the tpch extension ships it.
 Q3_SEGMENT = "BUILDING"
 Q3_DATE = "1995-03-15"
@@ -105,33 +106,6 @@ def _libpq(dsn: str) -> str:
     return dsn.replace("'", "''")
 
 
-@contextmanager
-def meshgate_server(directory: Path) -> Iterator[int]:
-    """`meshgate serve` in its own process, as users run it; yields the port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "meshgate.cli", "serve", "--config", str(directory),
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy(),
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                _, stderr = process.communicate()
-                raise SystemExit(f"meshgate serve exited: {stderr.decode()}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def _median_seconds(run: Callable[[], object], repeat: int) -> float:
     run()  # warm-up: caches, connections, plans of the peer alike
     samples = []
@@ -149,8 +123,8 @@ def run_tpch(
     texts = tpch_queries()
     peer = duckdb_peer(directory, pg_dsn, pg_schema)
     timings = []
-    with meshgate_server(directory) as port, flightsql.connect(
-        f"grpc://127.0.0.1:{port}", db_kwargs={"username": "admin", "password": "admin"}
+    with meshgate_server(directory) as served, flightsql.connect(
+        served.uri, db_kwargs={"username": "admin", "password": "admin"}
     ) as client:
         for number in queries:
             sql = texts[number - 1]
@@ -232,19 +206,35 @@ def _write(name: str, payload: Any) -> Path:
     return path
 
 
+def _run_policy(directory: Path, pg_dsn: str, repeat: int, pg_schema: str) -> int:
+    """Exit 1 when a ratio is above the limit or the customer rows exceed the filter."""
+    from benchmarks import governance
+
+    timings = governance.run_policy(directory, pg_dsn, repeat, pg_schema)
+    print(governance.report(timings, POLICY_RATIO_LIMIT))
+    path = _write("policy", governance.as_json(timings) | {"repeat": repeat})
+    print(f"results: {path}")
+    ok = all(t.ratio <= POLICY_RATIO_LIMIT and t.within_filter for t in timings)
+    return 0 if ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     tpch = commands.add_parser("tpch", help="TPC-H: meshgate vs DuckDB attached to PostgreSQL")
     transfer = commands.add_parser("transfer", help="rows TPC-H Q3 moves out of PostgreSQL")
-    for command in (tpch, transfer):
+    policy = commands.add_parser("policy", help="a filtered, masked product: restricted vs admin")
+    for command in (tpch, transfer, policy):
         command.add_argument("--dir", type=Path, required=True, help="mesh from tpch setup")
         command.add_argument("--pg-dsn", required=True)
         command.add_argument("--pg-schema", default="tpch")
     tpch.add_argument("--queries", default=",".join(str(n) for n in range(1, 23)))
-    tpch.add_argument("--repeat", type=int, default=3)
+    for command in (tpch, policy):
+        command.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.command == "policy":
+        return _run_policy(args.dir, args.pg_dsn, args.repeat, args.pg_schema)
     if args.command == "tpch":
         queries = [int(n) for n in args.queries.split(",") if n]
         timings = run_tpch(args.dir, args.pg_dsn, queries, args.repeat, args.pg_schema)
