@@ -49,34 +49,28 @@ def physical_key(table: exp.Table) -> TableKey:
     return source, None if table.db == DEFAULT_SCHEMA else table.db, table.name
 
 
-def physical_table(source: str, table: SourceTable, alias: str) -> exp.Table:
-    """A reference to a source table under `alias`, as the secured tree spells it."""
+def _table(catalog: str, schema: str, name: str, alias: str) -> exp.Table:
     return exp.Table(
-        this=exp.to_identifier(table.name, quoted=True),
-        db=exp.to_identifier(table.schema or DEFAULT_SCHEMA, quoted=True),
-        catalog=exp.to_identifier(SOURCE_PREFIX + source, quoted=True),
+        this=exp.to_identifier(name, quoted=True),
+        db=exp.to_identifier(schema, quoted=True),
+        catalog=exp.to_identifier(catalog, quoted=True),
         alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
     )
+
+
+def physical_table(source: str, table: SourceTable, alias: str) -> exp.Table:
+    """A reference to a source table under `alias`, as the secured tree spells it."""
+    return _table(SOURCE_PREFIX + source, table.schema or DEFAULT_SCHEMA, table.name, alias)
 
 
 def local_table(name: str, alias: str) -> exp.Table:
     """A reference to an in-memory relation of the merge layer."""
-    return exp.Table(
-        this=exp.to_identifier(name, quoted=True),
-        db=exp.to_identifier(LOCAL_SCHEMA, quoted=True),
-        catalog=exp.to_identifier(LOCAL_CATALOG, quoted=True),
-        alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
-    )
+    return _table(LOCAL_CATALOG, LOCAL_SCHEMA, name, alias)
 
 
 def barrier_table(name: str, alias: str) -> exp.Table:
     """The opaque stand-in of a policy barrier under the user's alias."""
-    return exp.Table(
-        this=exp.to_identifier(name, quoted=True),
-        db=exp.to_identifier(DEFAULT_SCHEMA, quoted=True),
-        catalog=exp.to_identifier(BARRIER_CATALOG, quoted=True),
-        alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
-    )
+    return _table(BARRIER_CATALOG, DEFAULT_SCHEMA, name, alias)
 
 
 def barrier_of(table: exp.Table) -> str | None:
