@@ -26,6 +26,7 @@ from meshgate.spi import (
     ColumnStatistics,
     ConnectorContext,
     PushedQuery,
+    QueryContext,
     ScanInput,
     SourceColumn,
     SourceTable,
@@ -87,10 +88,12 @@ class FilesConnector(DuckDBBackedConnector):
             cursor.close()
         return [SourceColumn(f.name, wire_type(f.type)) for f in arrow]
 
-    def execute(self, handle: PushedQuery, parameters: Sequence[Any] = ()) -> pa.RecordBatchReader:
+    def execute(
+        self, handle: PushedQuery, context: QueryContext | None = None
+    ) -> pa.RecordBatchReader:
         for item in handle.inputs:
             self._location(item.table)
-        return super().execute(handle, parameters)
+        return super().execute(handle, context)
 
     def _physical_select(self, select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
         by_alias = {item.alias: item for item in inputs}

@@ -26,6 +26,7 @@ from meshgate.spi import (
     ColumnStatistics,
     ConnectorContext,
     PushedQuery,
+    QueryContext,
     ScanInput,
     SourceColumn,
     SourceTable,
@@ -218,14 +219,16 @@ class PostgresConnector(SqlConnector):
         """
         return super().render(replace(handle, select=decimals_as_text(handle)))
 
-    def execute(self, handle: PushedQuery, parameters: Sequence[Any] = ()) -> pa.RecordBatchReader:
+    def execute(
+        self, handle: PushedQuery, context: QueryContext | None = None
+    ) -> pa.RecordBatchReader:
         """Stream the handle; plain scans of large tables in parallel ranges if configured."""
         plan = self._parallel_plan(handle)
         if plan is None:
-            return super().execute(handle, parameters)
+            return super().execute(handle, context)
         self._parallel.plan = plan
         try:
-            return super().execute(handle, parameters)
+            return super().execute(handle, context)
         finally:
             self._parallel.plan = None
 

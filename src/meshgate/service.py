@@ -35,7 +35,7 @@ from meshgate.principal import Principal
 from meshgate.query.model import BoundQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
-from meshgate.spi import Connector, ConnectorContext
+from meshgate.spi import Connector, ConnectorContext, QueryContext
 from meshgate.sql.bind import bind
 from meshgate.sql.parameters import bind_parameters
 from meshgate.sql.parse import parse_statement
@@ -243,7 +243,7 @@ class QueryService:
         plan = prepared.plan
         report = report if report is not None else ExecutionReport()
         if isinstance(plan, pa.Table):
-            return self._audited(plan.to_reader(), prepared, report, arrived)
+            return self._audited(plan.to_reader(), prepared, report, arrived, new_query_id())
         if prepared.parameter_count:
             try:
                 plan, _, _ = self._plan(
@@ -265,8 +265,10 @@ class QueryService:
                                     tuple(sorted(prepared.principal.roles)), prepared.client,
                                     prepared.sql, exc)  # fmt: skip
                 raise
-        reader = execute_plan(plan, self.connectors, report)
-        return self._audited(reader, prepared, report, arrived)
+        context = QueryContext(new_query_id(), prepared.principal.name,
+                               parameters=tuple(parameters))  # fmt: skip
+        reader = execute_plan(plan, self.connectors, context, report)
+        return self._audited(reader, prepared, report, arrived, context.query_id)
 
     def _audited(
         self,
@@ -274,6 +276,7 @@ class QueryService:
         prepared: PreparedQuery,
         report: ExecutionReport,
         arrived: str,
+        query_id: str,
     ) -> pa.RecordBatchReader:
         """`reader` cast to the planned schema; its audit record is written when it ends."""
         schema = prepared.schema
@@ -300,7 +303,7 @@ class QueryService:
             finally:
                 reader.close()
                 self.audit.write(AuditRecord(
-                    arrived, new_query_id(), prepared.principal.name,
+                    arrived, query_id, prepared.principal.name,
                     tuple(sorted(prepared.principal.roles)), prepared.client, prepared.sql,
                     outcome, status, error_id, message, prepared.products, prepared.policies,
                     tuple(SourceCall(f.source, f.sql, f.rows) for f in report.fragments.values()),

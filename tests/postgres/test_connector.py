@@ -17,7 +17,7 @@ from meshgate_postgres import PostgresConnector
 from sqlglot import exp, parse_one
 
 from meshgate.errors import QueryCancelled, SourceUnavailable
-from meshgate.spi import ConnectorContext, PushedQuery, SourceTable
+from meshgate.spi import ConnectorContext, PushedQuery, QueryContext, SourceTable
 from tests.postgres.proposals import offer
 
 pytestmark = pytest.mark.postgres
@@ -184,12 +184,15 @@ def test_parameters_are_bound_never_spliced(source: PostgresConnector) -> None:
     select = handle.select.copy().where(
         exp.EQ(this=exp.column("label", table="t"), expression=exp.Placeholder(this="1"))
     )
-    filtered = PushedQuery(select=select, schema=handle.schema, inputs=handle.inputs)
+    filtered = PushedQuery(
+        select=select, schema=handle.schema, inputs=handle.inputs, parameters=(0,)
+    )
     sql = source.render(filtered)
     assert "$1" in sql
     assert attack not in sql
-    assert source.execute(filtered, [attack]).read_all().num_rows == 0
-    found = source.execute(filtered, ["héllo ✓"]).read_all()
+    attacked = source.execute(filtered, QueryContext.standalone(parameters=(attack,)))
+    assert attacked.read_all().num_rows == 0
+    found = source.execute(filtered, QueryContext.standalone(parameters=("héllo ✓",))).read_all()
     assert found.column("id").to_pylist() == [1]
     assert query_rows(source.pool.dsn, "SELECT count(*) FROM typed") == [(3,)]
 

@@ -13,7 +13,7 @@ from meshgate.errors import MeshgateError, QueryCancelled, QueryValueError, Sour
 from meshgate.execution.dynamic import BuildSide, filtered_handle
 from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
 from meshgate.planner.plan import FederatedPlan, Fragment, PolicyStage
-from meshgate.spi import Connector
+from meshgate.spi import Connector, QueryContext
 from meshgate.sqlconnector.sandbox import engine_cursor
 
 BATCH_ROWS = 64 * 1024
@@ -43,9 +43,13 @@ class ExecutionReport:
 def execute_plan(
     plan: FederatedPlan,
     connectors: Mapping[str, Connector],
+    context: QueryContext,
     report: ExecutionReport | None = None,
 ) -> pa.RecordBatchReader:
-    """Start every fragment now; stream the (merged) result lazily, cast to `plan.schema`."""
+    """Start every fragment now; stream the (merged) result lazily, cast to `plan.schema`.
+
+    Every connector call receives `context`: the run's parameters, deadline and cancel token.
+    """
     report = report if report is not None else ExecutionReport()
     build_names = {f.dynamic_filter.build for f in plan.fragments if f.dynamic_filter}
     builds: dict[str, BuildSide] = {}
@@ -54,30 +58,37 @@ def execute_plan(
         connector = connectors[fragment.source]
         run = FragmentRun(fragment.name, fragment.source, fragment.sql)
         report.fragments[fragment.name] = run
-        opener = _opener(connector, fragment, builds, run)
+        opener = _opener(connector, fragment, builds, run, context)
         prefetch = Prefetch(fragment.name, opener, fragment.handle.schema)
         prefetches.append(prefetch)
         if fragment.name in build_names:
             builds[fragment.name] = BuildSide(prefetch)
     for stage in plan.stages:
-        prefetches.append(Prefetch(stage.name, _stage_opener(stage, connectors, report),
+        prefetches.append(Prefetch(stage.name, _stage_opener(stage, connectors, context, report),
                                    stage.plan.schema))  # fmt: skip
     return pa.RecordBatchReader.from_batches(plan.schema, _stream(plan, prefetches, builds, report))
 
 
 def _stage_opener(
-    stage: PolicyStage, connectors: Mapping[str, Connector], report: ExecutionReport
+    stage: PolicyStage,
+    connectors: Mapping[str, Connector],
+    context: QueryContext,
+    report: ExecutionReport,
 ) -> Callable[[], pa.RecordBatchReader]:
     """A policy stage runs as its own plan and merge query: the fence around a barrier."""
 
     def open_reader() -> pa.RecordBatchReader:
-        return execute_plan(stage.plan, connectors, report)
+        return execute_plan(stage.plan, connectors, context, report)
 
     return open_reader
 
 
 def _opener(
-    connector: Connector, fragment: Fragment, builds: Mapping[str, BuildSide], run: FragmentRun
+    connector: Connector,
+    fragment: Fragment,
+    builds: Mapping[str, BuildSide],
+    run: FragmentRun,
+    context: QueryContext,
 ) -> Callable[[], pa.RecordBatchReader]:
     def open_reader() -> pa.RecordBatchReader:
         handle = fragment.handle
@@ -85,7 +96,7 @@ def _opener(
             build = builds[fragment.dynamic_filter.build]
             handle = filtered_handle(connector, handle, fragment.dynamic_filter, build)
             run.sql = connector.render(handle)
-        return connector.execute(handle)
+        return connector.execute(handle, context)
 
     return open_reader
 

@@ -21,6 +21,8 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from meshgate.spi.context import CancelToken, QueryContext, QueryLimits
+
 CANONICAL_DIALECT = "duckdb"
 
 
@@ -109,6 +111,16 @@ class PushedQuery:
     has_inexact_filter: bool = False  # rows are a superset; the engine filters again
     has_limit: bool = False
     has_aggregate: bool = False
+    # The client parameter (0-based position in QueryContext.parameters) bound to each
+    # placeholder of the rendered SQL, in the order the source numbers them.
+    parameters: tuple[int, ...] = ()
+
+    def bound_values(self, context: QueryContext | None) -> tuple[Any, ...]:
+        """The values for this handle's placeholders, in the source's order."""
+        if not self.parameters:
+            return ()
+        values = () if context is None else context.parameters
+        return tuple(values[position] for position in self.parameters)
 
 
 @dataclass(frozen=True)
@@ -215,8 +227,12 @@ class Connector(abc.ABC):
         """The exact SQL text the source receives for `handle` (shown by EXPLAIN)."""
 
     @abc.abstractmethod
-    def execute(self, handle: PushedQuery, parameters: Sequence[Any] = ()) -> pa.RecordBatchReader:
-        """Stream the handle's rows, cast to `handle.schema`. Closing the reader cancels."""
+    def execute(
+        self, handle: PushedQuery, context: QueryContext | None = None
+    ) -> pa.RecordBatchReader:
+        """Stream the handle's rows, cast to `handle.schema`; `context` carries the run's
+        parameter values, deadline and cancel token (None: a run of its own). Closing the
+        reader or cancelling the context stops the source's work."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing
         """Release pooled connections."""
@@ -224,6 +240,7 @@ class Connector(abc.ABC):
 
 __all__ = [
     "CANONICAL_DIALECT",
+    "CancelToken",
     "Capabilities",
     "ColumnStatistics",
     "Connector",
@@ -232,6 +249,8 @@ __all__ = [
     "FilterSupport",
     "JoinKind",
     "PushedQuery",
+    "QueryContext",
+    "QueryLimits",
     "ScanInput",
     "SourceColumn",
     "SourceIdentity",

@@ -34,6 +34,7 @@ from meshgate.spi import (
     FilterApplication,
     FilterSupport,
     PushedQuery,
+    QueryContext,
     ScanInput,
     SourceColumn,
     SourceIdentity,
@@ -239,10 +240,12 @@ class SqlConnector(Connector):
         select = self._physical_select(select, handle.inputs)
         return source_sql(select, handle.inputs, self.capabilities.dialect)
 
-    def execute(self, handle: PushedQuery, parameters: Sequence[Any] = ()) -> pa.RecordBatchReader:
+    def execute(
+        self, handle: PushedQuery, context: QueryContext | None = None
+    ) -> pa.RecordBatchReader:
         sql = self.render(handle)
         self.sent_sql.append(sql)
-        batches = self._stream(sql, list(parameters), handle.schema)
+        batches = self._stream(sql, list(handle.bound_values(context)), handle.schema)
         return result_reader(batches, handle.schema, self.driver_errors, self._failed)
 
     # --- internals ------------------------------------------------------------------------
