@@ -9,6 +9,7 @@ benchmarks/README.md, worth it only with cores to spare).
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -188,7 +189,6 @@ class PostgresConnector(SqlConnector):
             physical = self._physical_columns(item.table)
             as_text.update((item.alias, name) for name in physical.as_text)
             recollate.update((item.alias, name) for name in physical.recollate)
-        positional = iter(range(1, 1 << 16))
 
         def rewrite(node: exp.Expr) -> exp.Expr:
             if isinstance(node, exp.Column):
@@ -202,14 +202,18 @@ class PostgresConnector(SqlConnector):
                     return exp.Collate(
                         this=node.copy(), expression=exp.to_identifier("C", quoted=True)
                     )
-            if isinstance(node, exp.Placeholder):
-                number = node.name if node.name.isdigit() else str(next(positional))
-                return exp.Parameter(this=exp.Literal.number(number))
             return node
 
         transformed = select.transform(rewrite, copy=True)
         assert isinstance(transformed, exp.Select)
         return transformed
+
+    def _parameter_marker(self, number: int) -> exp.Expr:
+        return exp.Parameter(this=exp.Literal.number(number))
+
+    def _bind_value(self, value: Any) -> Any:
+        # The driver binds Python decimals poorly; the planned CAST reads exact text.
+        return str(value) if isinstance(value, decimal.Decimal) else value
 
     def render(self, handle: PushedQuery) -> str:
         """The pushed SELECT, with decimal outputs sent as exact text at the planned scale.

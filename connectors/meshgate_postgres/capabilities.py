@@ -135,6 +135,15 @@ def _exact_cast(node: exp.Cast, column_types: Mapping[tuple[str, str], pa.DataTy
     operand = node.this
     if isinstance(operand, exp.Null):
         return True  # a typed NULL (the `null` mask) is NULL everywhere
+    if isinstance(operand, exp.Placeholder):
+        # A client value bound with its own type (text, integer, date, ...) read as the
+        # planned type; time zones, intervals and bytes the two systems read differently.
+        return not target.is_type(
+            exp.DataType.Type.TIMESTAMPTZ,
+            exp.DataType.Type.INTERVAL,
+            exp.DataType.Type.VARBINARY,
+            exp.DataType.Type.BLOB,
+        )
     if target.is_type(*exp.DataType.TEXT_TYPES):
         return isinstance(operand, exp.Literal) and operand.is_string
     if isinstance(operand, exp.Literal):

@@ -22,6 +22,7 @@ NUMERIC affinity, as REAL), booleans as 0/1. So:
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import sqlite3
 from collections.abc import Generator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -153,6 +154,19 @@ class SQLiteConnector(SqlConnector):
         if not found:
             return None
         return TableStatistics(int(str(found[0]).split()[0]))
+
+    def _parameter_marker(self, number: int) -> exp.Expr:
+        return exp.var(f"?{number}")
+
+    def _bind_value(self, value: Any) -> Any:
+        """sqlite3 binds text, numbers and bytes; others travel as the text SQLite stores."""
+        if isinstance(value, decimal.Decimal):
+            return str(value)
+        if isinstance(value, dt.datetime):
+            return value.isoformat(sep=" ")
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        return value
 
     def _collated_columns(self, table: SourceTable) -> frozenset[str]:
         connection = self._connect()

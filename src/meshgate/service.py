@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from meshgate.audit import AuditRecord, AuditTrail, SourceCall, error_id_of, new_query_id, now
 from meshgate.catalog.catalog import (
@@ -32,6 +33,7 @@ from meshgate.planner.plan import FederatedPlan
 from meshgate.policy.policies import PolicySet
 from meshgate.policy.relation import secure
 from meshgate.principal import Principal
+from meshgate.query.literals import numbered_placeholders, value_type
 from meshgate.query.model import BoundQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
@@ -191,16 +193,9 @@ class QueryService:
     ) -> PreparedQuery:
         statement = parse_statement(sql)
         strict_mode = self.definition.server.strict_pushdown if strict is None else strict
-        key = (
-            statement.sql, principal.name, principal.roles,
-            tuple(sorted(principal.attributes.items())), default_domain, strict_mode,
-        )  # fmt: skip
-        cached = self._plans.get(key)
-        if cached is None:
-            cached = self._plan(statement, principal, default_domain, strict_mode, None)
-            if not _reads_live_tables(cached[0]):
-                self._plans.put(key, cached)
-        plan, products, policies = cached
+        plan, products, policies = self._planned(
+            statement, principal, default_domain, strict_mode, None
+        )
         if statement.explain:
             admin = self.catalog.is_admin(principal)
             table = explain_table(plan, self.connectors, self._source_kinds, admin=admin)
@@ -246,12 +241,12 @@ class QueryService:
             return self._audited(plan.to_reader(), prepared, report, arrived, new_query_id())
         if prepared.parameter_count:
             try:
-                plan, _, _ = self._plan(
+                plan, _, _ = self._planned(
                     prepared.statement,
                     prepared.principal,
                     prepared.default_domain,
                     prepared.strict,
-                    parameters,
+                    parameter_types(prepared.statement, parameters),
                 )
                 if not plan.schema.equals(prepared.schema):
                     raise ParameterError(
@@ -331,16 +326,44 @@ class QueryService:
         for connector in self.connectors.values():
             connector.close()
 
+    def _planned(
+        self,
+        statement: Statement,
+        principal: Principal,
+        default_domain: str | None,
+        strict: bool,
+        types: tuple[exp.DataType | None, ...] | None,
+    ) -> _Planned:
+        """The cached plan for everything a plan depends on, or a new one.
+
+        `types` are the bound parameters' types (None: describe only, parameters as NULL):
+        a prepared statement executed with new values of the same types reuses its plan.
+        """
+        key = (
+            statement.sql, principal.name, principal.roles,
+            tuple(sorted(principal.attributes.items())), default_domain, strict,
+            None if types is None else tuple("NULL" if t is None else t.sql() for t in types),
+        )  # fmt: skip
+        cached = self._plans.get(key)
+        if cached is None:
+            cached = self._plan(statement, principal, default_domain, strict, types)
+            if not _reads_live_tables(cached[0]):
+                self._plans.put(key, cached)
+        return cached
+
     def _plan(
         self,
         statement: Statement,
         principal: Principal,
         default_domain: str | None,
         strict: bool,
-        parameters: Sequence[Any] | None,
+        types: tuple[exp.DataType | None, ...] | None,
     ) -> _Planned:
         view = self.view(principal)
-        tree = bind_parameters(statement.tree, parameters if statement.parameter_count else ())
+        if types is None or not statement.parameter_count:
+            tree = bind_parameters(statement.tree, None if statement.parameter_count else ())
+        else:
+            tree = numbered_placeholders(statement.tree)
         bound = bind(tree, view, principal, default_domain)
         # Product definitions run with their owner's rights (like a Trino view): they may
         # read products the caller cannot name directly; `current_user` is still the caller.
@@ -350,7 +373,7 @@ class QueryService:
             return bind(parse_statement(sql).tree, all_products, principal)
 
         secured = secure(bound, bind_definition, principal, self.policies)
-        rewritten = rewrite(secured)
+        rewritten = rewrite(secured, types or ())
         planner = Planner(
             self.connectors,
             secured.tables,
@@ -360,6 +383,18 @@ class QueryService:
         )
         plan = planner.plan(rewritten.tree)
         return plan, tuple(p.qualified_name for p in bound.products), secured.policies
+
+
+def parameter_types(
+    statement: Statement, values: Sequence[Any]
+) -> tuple[exp.DataType | None, ...]:
+    """The type of each bound value, after checking there is one value per parameter."""
+    if len(values) != statement.parameter_count:
+        raise ParameterError(
+            f"the statement has {statement.parameter_count} parameter(s) but {len(values)} "
+            "value(s) were bound"
+        )
+    return tuple(value_type(value) for value in values)
 
 
 def _reads_live_tables(plan: FederatedPlan) -> bool:

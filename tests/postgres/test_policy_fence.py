@@ -107,3 +107,45 @@ def test_masked_values_are_what_postgres_compares(service: QueryService) -> None
     rows, _ = run(service, "SELECT s.id FROM hr.staff s JOIN hr.depts d ON d.id = s.dept_id "
                   "WHERE s.ssn = '111-22-3331'", "analyst")  # fmt: skip
     assert rows == []
+
+
+def test_a_prepared_statement_binds_its_values_at_postgresql_and_is_planned_once(
+    service: QueryService,
+) -> None:
+    sql = "SELECT id, hired FROM hr.staff WHERE hired > ? AND dept_id = ? ORDER BY id"
+    prepared = service.prepare(sql, service.principal("analyst"))
+    planned_before = service._plans.misses
+    sent: list[str] = []
+    for hired_after, dept in (("2019-01-01", 1), ("2000-01-01", 1), ("2021-01-01", 2)):
+        report = ExecutionReport()
+        rows = service.execute(prepared, (hired_after, dept), report).read_all().to_pylist()
+        # The oracle: the test's own rows, through the analyst's filter (region EU).
+        expected = sorted(
+            r[0] for r in mesh.STAFF if r[5] == "EU" and r[7] > hired_after and r[6] == dept
+        )
+        assert [r["id"] for r in rows] == expected
+        (fragment,) = report.fragments.values()
+        sent.append(fragment.sql)
+    assert service._plans.misses == planned_before + 1  # one plan served all three
+    assert len(set(sent)) == 1, sent  # the same SQL text each time: values are bound
+    (text,) = set(sent)
+    assert "$1" in text and "$2" in text
+    assert "2019-01-01" not in text and "2000-01-01" not in text
+    fenced = text[text.index("(SELECT") : text.index("OFFSET 0")]
+    assert "'EU'" in fenced  # the row filter is inside the fence ...
+    assert "$1" in fenced  # ... beside the user's safe comparisons with typed parameters
+
+
+def test_a_parameter_in_an_expression_that_can_fail_stays_above_the_fence(
+    service: QueryService,
+) -> None:
+    # Evaluated on the hidden row (id 7, region US) this divides by zero in PostgreSQL.
+    sql = "SELECT id FROM hr.staff WHERE 100 / (id - ?) <> 0 ORDER BY id"
+    prepared = service.prepare(sql, service.principal("analyst"))
+    report = ExecutionReport()
+    rows = service.execute(prepared, (7,), report).read_all().to_pylist()
+    assert [r["id"] for r in rows] == sorted(r[0] for r in mesh.STAFF if r[5] == "EU")
+    (fragment,) = report.fragments.values()
+    # PostgreSQL raises on a zero divisor where DuckDB gives NULL: the division runs in the
+    # merge, over the rows the filter let through; the source never sees the parameter.
+    assert "'EU'" in fragment.sql and "$1" not in fragment.sql, fragment.sql

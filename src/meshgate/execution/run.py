@@ -66,7 +66,8 @@ def execute_plan(
     for stage in plan.stages:
         prefetches.append(Prefetch(stage.name, _stage_opener(stage, connectors, context, report),
                                    stage.plan.schema))  # fmt: skip
-    return pa.RecordBatchReader.from_batches(plan.schema, _stream(plan, prefetches, builds, report))
+    batches = _stream(plan, prefetches, builds, report, context)
+    return pa.RecordBatchReader.from_batches(plan.schema, batches)
 
 
 def _stage_opener(
@@ -106,6 +107,7 @@ def _stream(
     prefetches: list[Prefetch],
     builds: Mapping[str, BuildSide],
     report: ExecutionReport,
+    context: QueryContext,
 ) -> Iterator[pa.RecordBatch]:
     connection: duckdb.DuckDBPyConnection | None = None
     try:
@@ -128,7 +130,9 @@ def _stream(
         for name, table in plan.local_tables.items():
             connection.register(name, table)
         try:
-            result = connection.execute(plan.residual_sql).to_arrow_reader(BATCH_ROWS)
+            values = [context.parameters[position] for position in plan.residual_parameters]
+            result = connection.execute(plan.residual_sql, values or None)
+            result = result.to_arrow_reader(BATCH_ROWS)
             yield from cast_batches(iter(result), plan.schema)
         except duckdb.Error as exc:
             source_error = first_source_error(prefetches)

@@ -25,12 +25,17 @@ class PlanCache(Generic[Planned]):
         self._capacity = capacity
         self._plans: OrderedDict[PlanKey, Planned] = OrderedDict()
         self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0  # plans made: a prepared statement re-executed adds none
 
     def get(self, key: PlanKey) -> Planned | None:
         with self._lock:
             found = self._plans.get(key)
             if found is not None:
                 self._plans.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
             return found
 
     def put(self, key: PlanKey, value: Planned) -> None:

@@ -9,6 +9,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import CANONICAL_DIALECT, PushedQuery
+from meshgate.spi.parameters import renumbered
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ class FederatedPlan:
 
     @property
     def residual_sql(self) -> str | None:
+        """The merge's SQL, its client parameters numbered `$1..$m` as `residual_parameters`."""
         if self.residual is None:
             return None
-        return self.residual.sql(dialect=CANONICAL_DIALECT, comments=False)
+        numbered, _ = renumbered(self.residual)
+        return numbered.sql(dialect=CANONICAL_DIALECT, comments=False)
+
+    @property
+    def residual_parameters(self) -> tuple[int, ...]:
+        """The client position of each of the residual SQL's parameters, in order."""
+        return () if self.residual is None else renumbered(self.residual)[1]

@@ -8,6 +8,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import CANONICAL_DIALECT
+from meshgate.spi.parameters import without_placeholders
 from meshgate.sqlconnector.sandbox import engine_cursor
 from meshgate.types import wire_schema
 
@@ -18,7 +19,7 @@ def residual_schema(residual: exp.Query, fragments: Mapping[str, pa.Schema]) -> 
     try:
         for name, schema in fragments.items():
             connection.register(name, schema.empty_table())
-        sql = residual.sql(dialect=CANONICAL_DIALECT, comments=False)
+        sql = without_placeholders(residual).sql(dialect=CANONICAL_DIALECT, comments=False)
         result = connection.execute(f"SELECT * FROM ({sql}) AS result LIMIT 0").arrow()
         if isinstance(result, pa.RecordBatchReader):
             result = result.read_all()

@@ -45,3 +45,47 @@ def literal(value: Any) -> exp.Expr:
     if isinstance(value, bytes):
         return exp.func("unhex", exp.Literal.string(value.hex()))
     raise ParameterError(f"unsupported parameter type {type(value).__name__}")
+
+
+def numbered_placeholders(tree: exp.Query) -> exp.Query:
+    """A copy of `tree` whose `?` placeholders are `$1, $2, ...` by position in the text, so
+    every later stage refers to a client parameter by number whatever the client wrote."""
+    copy = tree.copy()
+    for index, node in enumerate(placeholders(copy)):
+        if not node.name.isdigit():
+            node.replace(exp.Placeholder(this=str(index + 1)))
+    assert isinstance(copy, exp.Query)
+    return copy
+
+
+def value_type(value: Any) -> exp.DataType | None:
+    """The SQL type DuckDB gives the literal of `value`: UNKNOWN for text, which takes its
+    type from where it is used as a text literal does, None for NULL."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return exp.DataType.build("UNKNOWN")
+    if isinstance(value, bool):
+        return exp.DataType.build("BOOLEAN")
+    if isinstance(value, int):
+        if -(2**31) <= value < 2**31:
+            return exp.DataType.build("INTEGER")
+        return exp.DataType.build("BIGINT" if -(2**63) <= value < 2**63 else "HUGEINT")
+    if isinstance(value, float):
+        return exp.DataType.build("DOUBLE")
+    if isinstance(value, decimal.Decimal):
+        digits = value.as_tuple()
+        exponent = digits.exponent if isinstance(digits.exponent, int) else 0
+        scale = max(0, -exponent)
+        whole = max(len(digits.digits) + exponent, 1)  # DuckDB counts at least one
+        precision = whole + scale
+        if precision > 38:
+            raise ParameterError("a DECIMAL parameter has more than 38 digits")
+        return exp.DataType.build(f"DECIMAL({precision}, {scale})")
+    if isinstance(value, dt.datetime):
+        return exp.DataType.build("TIMESTAMPTZ" if value.tzinfo else "TIMESTAMP")
+    if isinstance(value, dt.date):
+        return exp.DataType.build("DATE")
+    if isinstance(value, bytes):
+        return exp.DataType.build("BLOB")
+    raise ParameterError(f"unsupported parameter type {type(value).__name__}")

@@ -8,14 +8,14 @@ leak, so a filtered product still moves only the rows the user asked for (ARCHIT
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
 from meshgate.query.model import PolicyBarrier, SecuredQuery
 from meshgate.query.names import barrier_of
-from meshgate.rewrite.rules import normalise, physical_schema, qualify_query
+from meshgate.rewrite.rules import normalise, physical_schema, qualify_query, type_parameters
 
 _TEXT = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.CHAR,
          exp.DataType.Type.NVARCHAR, exp.DataType.Type.NCHAR}  # fmt: skip
@@ -32,10 +32,16 @@ class RewrittenQuery:
     barriers: Mapping[str, PolicyBarrier]
 
 
-def rewrite(secured: SecuredQuery) -> RewrittenQuery:
-    """Qualify and normalise the tree and every barrier body, then move safe predicates."""
+def rewrite(
+    secured: SecuredQuery, parameter_types: Sequence[exp.DataType | None] = ()
+) -> RewrittenQuery:
+    """Qualify the tree, type its parameters (`parameter_types` by client position), and
+    normalise it and every barrier body; then move safe predicates."""
     schema = physical_schema(secured.tables, secured.local_tables, secured.barriers)
-    tree = normalise(qualify_query(secured.tree, schema))
+    qualified = qualify_query(secured.tree, schema)
+    if parameter_types:
+        qualified = type_parameters(qualified, schema, parameter_types)
+    tree = normalise(qualified)
     barriers = {
         name: replace(barrier, body=normalise(qualify_query(barrier.body, schema)))
         for name, barrier in secured.barriers.items()
@@ -155,7 +161,11 @@ def _column_class(
 ) -> str | None:
     if not isinstance(node, exp.Column) or node.name in masked or node.name not in types:
         return None
-    kind = types[node.name].this
+    return _type_class(types[node.name])
+
+
+def _type_class(data_type: exp.DataType) -> str | None:
+    kind = data_type.this
     if kind in _TEXT:
         return "text"
     if kind in _TEMPORAL:
@@ -168,6 +178,9 @@ def _column_class(
 
 
 def _constant_class(node: exp.Expr) -> str | None:
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Placeholder):
+        # A client parameter, typed once by the plan: a constant of its type.
+        return _type_class(node.to)
     if isinstance(node, exp.Neg):
         node = node.this
         return "number" if isinstance(node, exp.Literal) and not node.is_string else None

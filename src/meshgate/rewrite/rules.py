@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import OptimizeError
+from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.eliminate_ctes import eliminate_ctes
 from sqlglot.optimizer.merge_subqueries import merge_subqueries
 from sqlglot.optimizer.normalize import normalize
@@ -36,6 +37,7 @@ from meshgate.query.names import (
     TableKey,
 )
 from meshgate.spi import CANONICAL_DIALECT
+from meshgate.spi.parameters import parameter_position
 from meshgate.types import wire_sql_type
 
 
@@ -80,6 +82,53 @@ def qualify_query(tree: exp.Query, schema: MappingSchema) -> exp.Query:
         raise ColumnNotFound(_column_message(str(exc))) from None
     assert isinstance(qualified, exp.Query)
     return qualified
+
+
+_COMPARED = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
+_UNTYPED = {exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL}
+
+
+def type_parameters(
+    tree: exp.Query, schema: MappingSchema, value_types: Sequence[exp.DataType | None]
+) -> exp.Query:
+    """Each placeholder `$k` as `CAST($k AS T)`: the plan then has one type per parameter, so
+    it serves every value of those types, and every source binds the value as a driver
+    parameter. `value_types` (by client position, from `value_type`) give T; UNKNOWN (text)
+    takes its type from its use as a literal's would: text compared with a DATE column is a
+    DATE, else VARCHAR; None (a NULL value) becomes a plain NULL.
+
+    `WHERE o.orderdate > ?` bound to '1995-03-15' -> `o.orderdate > CAST($1 AS DATE)`.
+    """
+    typed = tree.copy()
+    annotate_types(typed, schema=schema, dialect=CANONICAL_DIALECT)
+    for node in list(typed.find_all(exp.Placeholder)):
+        position = parameter_position(node)
+        declared = value_types[position] if position < len(value_types) else None
+        if declared is None:
+            node.replace(exp.null())
+            continue
+        target = declared
+        if declared.this == exp.DataType.Type.UNKNOWN:
+            target = _context_type(node) or exp.DataType.build("VARCHAR")
+        node.replace(exp.cast(node.copy(), target.copy()))
+    return typed
+
+
+def _context_type(node: exp.Placeholder) -> exp.DataType | None:
+    """The type a literal in `node`'s place would take from what it is compared with."""
+    parent = node.parent
+    others: list[exp.Expr] = []
+    if isinstance(parent, _COMPARED):
+        others = [parent.this if parent.expression is node else parent.expression]
+    elif isinstance(parent, exp.Between):
+        others = [parent.this] if parent.this is not node else []
+    elif isinstance(parent, exp.In) and parent.this is not node:
+        others = [parent.this]
+    for other in others:
+        found = other.type
+        if isinstance(found, exp.DataType) and found.this not in _UNTYPED:
+            return found
+    return None
 
 
 def _column_message(detail: str) -> str:

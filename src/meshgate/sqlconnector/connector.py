@@ -41,6 +41,7 @@ from meshgate.spi import (
     SourceTable,
     TableStatistics,
 )
+from meshgate.spi.parameters import renumbered
 from meshgate.sqlconnector.capabilities import declares
 from meshgate.sqlconnector.collation import (
     TEXT_EQUALITY,
@@ -132,8 +133,12 @@ class SqlConnector(Connector):
         nested_queries = exp.Subquery in capabilities.expressions
         types = column_types(inputs)
         for node in expr.walk():
-            if isinstance(node, exp.Placeholder | exp.Parameter):
+            if isinstance(node, exp.Parameter):
                 return False
+            if isinstance(node, exp.Placeholder):
+                if not node.name.isdigit():
+                    return False  # only the planner's numbered client parameters travel
+                continue
             if isinstance(node, exp.Query) and node is not expr and not nested_queries:
                 return False
             if not declares(node, capabilities) or not self._renders_node(node, types):
@@ -236,8 +241,13 @@ class SqlConnector(Connector):
 
     # --- execution ------------------------------------------------------------------------
     def render(self, handle: PushedQuery) -> str:
-        select = self._binary_text(handle.select, handle.inputs)
+        """The handle's SQL with its client parameters numbered 1..m in this source's own
+        marker style; `execute` binds the values in that order."""
+        select, _ = renumbered(handle.select)
+        assert isinstance(select, exp.Select)
+        select = self._binary_text(select, handle.inputs)
         select = self._physical_select(select, handle.inputs)
+        select = self._with_parameter_markers(select)
         return source_sql(select, handle.inputs, self.capabilities.dialect)
 
     def execute(
@@ -245,8 +255,30 @@ class SqlConnector(Connector):
     ) -> pa.RecordBatchReader:
         sql = self.render(handle)
         self.sent_sql.append(sql)
-        batches = self._stream(sql, list(handle.bound_values(context)), handle.schema)
+        _, positions = renumbered(handle.select)
+        values = () if context is None else context.parameters
+        bound = [self._bind_value(values[position]) for position in positions]
+        batches = self._stream(sql, bound, handle.schema)
         return result_reader(batches, handle.schema, self.driver_errors, self._failed)
+
+    # --- parameters -----------------------------------------------------------------------
+    def _parameter_marker(self, number: int) -> exp.Expr:
+        """How the source's SQL names its `number`th bound parameter (DuckDB: `$n`)."""
+        return exp.Placeholder(this=str(number))
+
+    def _bind_value(self, value: Any) -> Any:
+        """A client's value as this source's driver binds it."""
+        return value
+
+    def _with_parameter_markers(self, select: exp.Select) -> exp.Select:
+        def mark(node: exp.Expr) -> exp.Expr:
+            if isinstance(node, exp.Placeholder) and node.name.isdigit():
+                return self._parameter_marker(int(node.name))
+            return node
+
+        marked = select.transform(mark, copy=True)
+        assert isinstance(marked, exp.Select)
+        return marked
 
     # --- internals ------------------------------------------------------------------------
     def _failed(self, error: BaseException) -> SourceUnavailable:

@@ -38,6 +38,8 @@ def _bind_to_empty_inputs(select: exp.Select, inputs: Sequence[ScanInput]) -> ex
     by_alias = {item.alias: index for index, item in enumerate(inputs)}
 
     def rename(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Placeholder):
+            return exp.null()  # planned parameters sit in a CAST: the type stays
         if isinstance(node, exp.Table) and node.alias_or_name in by_alias and node.name:
             index = by_alias[node.alias_or_name]
             return exp.Table(
