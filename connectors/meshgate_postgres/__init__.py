@@ -33,9 +33,10 @@ from meshgate.spi import (
     SourceTable,
     TableStatistics,
 )
-from meshgate.sqlconnector import SqlConnector
+from meshgate.sqlconnector import SqlConnector, ValueFailure
 
 from .capabilities import BYTEWISE_COLLATIONS, CAPABILITIES, renders_exactly
+from .failures import value_failure
 from .partitions import MIN_PAGES_PER_PARTITION, ctid_range, is_plain_scan, stream_partitions
 from .pool import DEFAULT_POOL_SIZE, ConnectionPool, describe_dsn, unavailable
 from .stream import stream_batches
@@ -293,6 +294,10 @@ class PostgresConnector(SqlConnector):
         with self._state_lock:
             self._bytewise = bytewise
         return bytewise
+
+    def _value_failure(self, error: BaseException) -> ValueFailure | None:
+        """SQLSTATE class 22 (data exception); `_stream` maps its own errors the same way."""
+        return value_failure(error)
 
     def _table_statistics(self, table: SourceTable) -> TableStatistics | None:
         """`reltuples` and `pg_stats` (as of the last ANALYZE; bounds from its sample)."""

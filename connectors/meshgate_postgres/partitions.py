@@ -22,8 +22,9 @@ from sqlglot import exp
 
 from meshgate.spi import PushedQuery
 
+from .failures import source_error
 from .pool import ConnectionPool
-from .stream import cancel_statement, connection_survives, source_error, stream_batches
+from .stream import cancel_statement, connection_survives, stream_batches
 from .typemap import BoundaryCast
 
 # Ranges smaller than this (~40 MB of heap) are not worth a connection and two transactions.

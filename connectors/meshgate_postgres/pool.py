@@ -61,7 +61,8 @@ def _password(dsn: str) -> str | None:
 
 
 def unavailable(dsn: str, exc: BaseException, doing: str, label: str) -> SourceUnavailable:
-    """A SourceUnavailable naming the source, the server and what to check (no password)."""
+    """A SourceUnavailable saying what to check; the source, the server and the driver's
+    text (no password) in the operator's detail."""
     reason = str(exc).strip()
     reason = re.sub(r"^[A-Z_]+: \[libpq\] ", "", reason)
     reason = reason.replace("Failed to connect: ", "").replace("\n\t", " ").replace("\n", " ")
@@ -69,9 +70,10 @@ def unavailable(dsn: str, exc: BaseException, doing: str, label: str) -> SourceU
     if secret:
         reason = reason.replace(secret, "***")
     return SourceUnavailable(
-        f"{label}: PostgreSQL at {describe_dsn(dsn)} failed while {doing}: {reason.strip()} "
-        "(check that the server runs and accepts TCP connections on that host and port, that "
-        "the database exists, and the source's `dsn` option and its credentials)"
+        f"a PostgreSQL source failed while {doing}; check that the server runs and accepts "
+        "TCP connections on the configured host and port, that the database exists, and the "
+        "source's `dsn` option and its credentials",
+        detail=f"{label}: PostgreSQL at {describe_dsn(dsn)}: {reason.strip()}",
     )
 
 

@@ -10,7 +10,6 @@ connection to the pool.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -18,12 +17,10 @@ from typing import Any
 import adbc_driver_manager
 import pyarrow as pa
 
-from meshgate.errors import MeshgateError, QueryCancelled, Status
-
-from .pool import ConnectionPool, unavailable
+from .failures import classify, source_error
+from .pool import ConnectionPool
 from .typemap import BoundaryCast
 
-QUERY_CANCELED = "57014"
 CANCEL_DRAIN_SECONDS = 2.0
 
 
@@ -86,7 +83,7 @@ def _start(
                 cursor.close()
             survives = connection_survives(exc)
             pool.release(conn, healthy=survives)
-            if attempt == 1 and not survives and _classify(exc) == "unavailable":
+            if attempt == 1 and not survives and classify(exc) == "unavailable":
                 continue
             raise source_error(pool, exc, "running a query") from None
         except BaseException:
@@ -123,66 +120,3 @@ def cancel_statement(cursor: Any, source: pa.RecordBatchReader) -> bool:
 def connection_survives(exc: BaseException) -> bool:
     """SQL errors leave the session usable; connection-level failures do not."""
     return isinstance(exc, adbc_driver_manager.ProgrammingError)
-
-
-def source_error(pool: ConnectionPool, exc: BaseException, doing: str) -> MeshgateError:
-    """Map a driver error: cancelled, a value error in the query, or the source unavailable.
-
-    Errors about names or privileges (class 42) mean the source no longer matches its
-    configuration; like connection failures they are the source's problem (UNAVAILABLE).
-    """
-    kind = _classify(exc)
-    if kind == "cancelled":
-        return QueryCancelled(f"{pool.label}: the query was cancelled while PostgreSQL ran it")
-    if kind == "value":
-        text = str(exc)
-        return SourceQueryError(pool.label, getattr(exc, "sqlstate", None) or _sqlstate_in(text),
-                                text)
-    return unavailable(pool.dsn, exc, doing, pool.label)
-
-
-def _classify(exc: BaseException) -> str:
-    text = str(exc)
-    sqlstate = getattr(exc, "sqlstate", None) or _sqlstate_in(text)
-    if sqlstate == QUERY_CANCELED or "canceling statement" in text:
-        return "cancelled"
-    if sqlstate and sqlstate[:2] == "22":
-        return "value"
-    if sqlstate is None and "ERROR:" in text and any(hint in text for hint in _VALUE_ERRORS):
-        return "value"  # errors met mid-stream arrive without their SQLSTATE
-    return "unavailable"
-
-
-# Messages of SQLSTATE class 22 (data exception) a row can raise while the COPY streams.
-_VALUE_ERRORS = (
-    "out of range",
-    "overflow",
-    "division by zero",
-    "invalid input syntax",
-    "invalid value",
-    "value too long",
-)
-
-
-def _sqlstate_in(text: str) -> str | None:
-    found = re.search(r"SQLSTATE: ([0-9A-Z]{5})", text)
-    return found.group(1) if found else None
-
-
-class SourceQueryError(MeshgateError):
-    """PostgreSQL rejected a value while running the fragment (overflow, division by zero).
-
-    The caller sees the SQLSTATE only: the server's text may quote physical names or values
-    of rows a policy hides (ARCHITECTURE.md §4.6). `detail` keeps it for the audit log.
-    """
-
-    status = Status.INVALID_ARGUMENT
-
-    def __init__(self, label: str, sqlstate: str | None, detail: str) -> None:
-        code = f"; SQLSTATE {sqlstate}" if sqlstate else ""
-        super().__init__(
-            f"{label} could not compute its part of the query: a value was out of range or "
-            f"invalid (e.g. numeric overflow or division by zero{code})"
-        )
-        self.sqlstate = sqlstate
-        self.detail = detail

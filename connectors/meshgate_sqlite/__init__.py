@@ -17,6 +17,10 @@ NUMERIC affinity, as REAL), booleans as 0/1. So:
   with memcmp, as DuckDB's default does (byte order = code point order), so comparisons,
   ORDER BY, GROUP BY, MIN and MAX over text agree. Columns declared `COLLATE NOCASE` / `RTRIM`
   are read from the table's DDL and rendered `col COLLATE binary` wherever they appear.
+
+SQLite raises few value errors (a failed CAST yields 0, text compares with anything): integer
+overflow in `sum()` or `abs()`, an oversized string, malformed JSON. Those are the query's fault;
+every other `sqlite3.Error` means the file cannot be read.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ from meshgate.sqlconnector import (
     BOOLEAN_LOGIC,
     COMPARISONS,
     SqlConnector,
+    ValueFailure,
+    ValueFault,
     collated_text_columns,
     column_type,
     on_filter_path,
@@ -215,6 +221,14 @@ class SQLiteConnector(SqlConnector):
             return FilterSupport.INEXACT
         return super()._conjunct_support(conjunct, column_types)
 
+    def _value_failure(self, error: BaseException) -> ValueFailure | None:
+        """SQLite reports its value errors as SQLITE_ERROR / SQLITE_TOOBIG: known by message."""
+        text = str(error)
+        for marker, failure in _VALUE_ERRORS:
+            if isinstance(error, sqlite3.Error) and text.startswith(marker):
+                return failure
+        return None
+
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema
     ) -> Generator[pa.RecordBatch, None, None]:
@@ -247,6 +261,13 @@ class SQLiteConnector(SqlConnector):
             f"source {self.context.name!r} (sqlite) could not read {self.path}: {error}; check "
             "that the file is an SQLite database and readable by the server"
         )
+
+
+_VALUE_ERRORS = (
+    ("integer overflow", ValueFailure(ValueFault.OUT_OF_RANGE, "BIGINT")),
+    ("string or blob too big", ValueFailure(ValueFault.TOO_LONG)),
+    ("malformed JSON", ValueFailure(ValueFault.CONVERSION, "JSON")),
+)
 
 
 def _quote(name: str) -> str:
@@ -310,7 +331,11 @@ def _convert(value: Any, arrow: pa.DataType) -> Any:
         try:
             number = Decimal(value) if isinstance(value, int | str) else Decimal(str(value))
         except InvalidOperation:
-            raise SourceUnavailable(f"SQLite value {value!r} is not a decimal number") from None
+            raise SourceUnavailable(
+                "an SQLite source holds a value that is not a decimal number in a column the "
+                "product declares DECIMAL; ask the administrator to check the source's data",
+                detail=f"SQLite value {value!r} is not a decimal number",
+            ) from None
         return number.quantize(Decimal(1).scaleb(-arrow.scale))
     if pa.types.is_boolean(arrow):
         return bool(value)

@@ -71,9 +71,14 @@ def new_query_id() -> str:
 def error_id_of(error: BaseException) -> str | None:
     """The id under which the server log holds an error's details; assigned once.
 
-    Unexpected errors and sources' failures get one; errors whose message says it all do not.
+    Unexpected errors, sources' failures and errors with an operator-only `detail` get one;
+    errors whose message says it all do not.
     """
-    if isinstance(error, MeshgateError) and error.status not in LOGGED_STATUSES:
+    if (
+        isinstance(error, MeshgateError)
+        and error.status not in LOGGED_STATUSES
+        and error.detail is None
+    ):
         return None
     existing = getattr(error, "error_id", None)
     if isinstance(existing, str):

@@ -2,7 +2,8 @@
 
 Every subcommand runs the same code paths as the server (config loader, catalog, QueryService),
 so what the CLI accepts and rejects is what a Flight SQL client would see. Errors meshgate
-expects print `error: <message>` and exit 2, without a traceback.
+expects print `error: <message>` and exit 2, without a traceback; the message carries the
+error's operator-only detail, as the server log does, since the CLI runs where the config is.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except MeshgateError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("meshgate: interrupted", file=sys.stderr)
@@ -257,9 +258,10 @@ def check_mesh(definition: MeshDefinition, catalog: Catalog) -> list[Finding]:
 
 
 def _reason(exc: Exception) -> str:
-    """A MeshgateError's own message; anything else is a connector bug, named as such."""
+    """A MeshgateError's text with its operator detail; anything else is a connector bug,
+    named as such."""
     if isinstance(exc, MeshgateError):
-        return exc.message
+        return str(exc)
     return f"connector failed with {type(exc).__name__}: {exc}"
 
 
@@ -286,7 +288,7 @@ def _check_query_product(product: DataProduct, planner: QueryService | None) -> 
     try:
         planner.prepare(f'SELECT * FROM "{product.domain}"."{product.name}"', principal)
     except MeshgateError as exc:
-        return Finding(subject, f"its SQL definition does not plan: {exc.message}", True)
+        return Finding(subject, f"its SQL definition does not plan: {exc}", True)
     return Finding(subject, "SQL definition plans over the declared products", False)
 
 

@@ -1,7 +1,9 @@
 """Errors a caller can see: each has a user-facing message and the gRPC status it maps to.
 
 The message must say what is wrong and what to do, and never reveal physical names, policy
-text or values the caller may not see (ARCHITECTURE.md §4.6).
+text or values the caller may not see (ARCHITECTURE.md §4.6). What only an operator may read
+(a source's own error text, its name, hosts and paths) goes in `detail`: it is part of
+`str(error)` for logs and the CLI, and front ends log it under an error id instead of showing it.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ class MeshgateError(Exception):
 
     status: Status = Status.INTERNAL
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message if detail is None else f"{message} [detail: {detail}]")
         self.message = message
+        self.detail = detail
 
 
 class ConfigError(MeshgateError):
@@ -89,7 +92,7 @@ class AuthenticationFailed(MeshgateError):
 
 
 class SourceUnavailable(MeshgateError):
-    """A source could not be reached or failed while answering."""
+    """A source could not be reached or failed while answering; `detail` says how."""
 
     status = Status.UNAVAILABLE
 
@@ -107,7 +110,8 @@ class QueryTimeout(MeshgateError):
 
 
 class QueryValueError(MeshgateError):
-    """A value the query computes cannot be computed (a failed cast, a value out of range)."""
+    """A value the query computes cannot be computed (a failed cast, a value out of range),
+    at a source or in the merge; `detail` keeps the engine's own text, which may quote it."""
 
     status = Status.INVALID_ARGUMENT
 

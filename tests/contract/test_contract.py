@@ -159,14 +159,15 @@ def test_missing_table_is_reported_as_unavailable(source: ContractSource) -> Non
     handle = source.connector.scan(source.table("no_such_table"), "x", source.columns("owners"))
     with pytest.raises(SourceUnavailable) as raised:
         source.connector.execute(handle).read_all()
-    assert source.connector.context.name in raised.value.message
+    # the operator's text (server log, CLI) names the source; a caller's message need not
+    assert source.connector.context.name in str(raised.value)
 
 
 def test_missing_source_is_reported_as_unavailable(source: ContractSource) -> None:
     broken = source.unavailable
     with pytest.raises(SourceUnavailable) as checked:
         broken.check()
-    assert broken.context.name in checked.value.message
+    assert broken.context.name in str(checked.value)
     assert "check" in checked.value.message
     with pytest.raises(SourceUnavailable):
         broken.execute(scan(ContractSource(broken, source.schema, broken)))

@@ -382,11 +382,13 @@ def test_source_down_is_unavailable_with_a_helpful_message() -> None:
     conn = connector("postgresql://meshgate:s3cret-pw@127.0.0.1:1/sales")
     with pytest.raises(SourceUnavailable) as raised:
         conn.check()
-    message = raised.value.message
-    assert "127.0.0.1:1/sales" in message
-    assert "meshgate" in message
-    assert "s3cret-pw" not in message
+    message = raised.value.message  # what a caller may read: what to check, no names
     assert "check that the server runs" in message
+    assert "127.0.0.1" not in message
+    operator = str(raised.value)  # what `meshgate check` and the server log show
+    assert "127.0.0.1:1/sales" in operator
+    assert "meshgate" in operator
+    assert "s3cret-pw" not in operator
 
 
 def test_missing_database_is_unavailable_naming_it(pg_server_dsn: str) -> None:
@@ -406,18 +408,18 @@ def test_missing_table_is_reported(source: PostgresConnector) -> None:
 def test_numeric_overflow_at_the_planned_precision_is_a_query_error(
     source: PostgresConnector,
 ) -> None:
-    from meshgate_postgres.stream import SourceQueryError
-
-    from meshgate.errors import Status
+    from meshgate.errors import QueryValueError, Status
 
     handle = _raw(
         source, "SELECT t.amount AS amount FROM public.typed AS t",
         pa.schema([("amount", pa.decimal128(5, 2))]),
     )
-    with pytest.raises(SourceQueryError) as raised:
+    with pytest.raises(QueryValueError) as raised:
         source.execute(handle).read_all()
     assert raised.value.status is Status.INVALID_ARGUMENT
+    assert "(a value is out of range)" in raised.value.message
     assert "typed" not in raised.value.message  # no physical names in what the caller sees
+    assert raised.value.detail is not None
     assert "overflow" in raised.value.detail
 
 

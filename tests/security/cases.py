@@ -25,6 +25,15 @@ class Refused:
     status: str  # the ADBC status code name the client reads
 
 
+@dataclass(frozen=True)
+class Failing:
+    """A query that fails on rows analyst may see: the same INVALID_ARGUMENT in every phase."""
+
+    id: str
+    sql: str
+    message: str  # what the client reads, before the error id
+
+
 E = "hr.employees"
 
 ALLOWED: tuple[Allowed, ...] = (
@@ -297,4 +306,24 @@ REFUSED: tuple[Refused, ...] = (
     Refused("cte-scope-sqlite-master",
             "SELECT * FROM (WITH sqlite_master AS (SELECT 1 AS x) SELECT x FROM sqlite_master) t "
             "CROSS JOIN sqlite_master", "NOT_FOUND"),
+)
+
+_CANNOT = "a value in this query cannot be computed"
+_ADVICE = "; check the casts, the literals compared with columns and the arithmetic in the query"
+_TO_INTEGER = f"{_CANNOT} (a cast or comparison to INTEGER failed: a value could not be converted)"
+_TO_DATE = (f"{_CANNOT} (a cast or comparison to DATE failed: a text value is not a valid date "
+            "or time)")
+# Physical names of the demo's sales source, which a pushed query's error would otherwise quote.
+SALES_PHYSICAL = ("customer_master", "cust_name", "cust_no", "contact_email")
+
+FAILING: tuple[Failing, ...] = (
+    Failing("cast-visible-name", f"SELECT CAST(name AS INTEGER) FROM {E}", _TO_INTEGER + _ADVICE),
+    Failing("date-notadate", f"SELECT id FROM {E} WHERE hire_date > 'notadate'",
+            _TO_DATE + _ADVICE),
+    Failing("cast-masked-ssn", f"SELECT CAST(ssn AS DATE) FROM {E}", _TO_DATE + _ADVICE),
+    Failing("cast-in-join", f"SELECT e.id FROM {E} e JOIN hr.departments d "
+            "ON e.department_id = d.id WHERE CAST(e.name AS INTEGER) > 0", _TO_INTEGER + _ADVICE),
+    # No policy on sales.customers: pushed whole to the sales DuckDB file, which fails on it.
+    Failing("cast-at-source", "SELECT CAST(name AS INTEGER) FROM sales.customers",
+            _TO_INTEGER + _ADVICE),
 )

@@ -2,8 +2,9 @@
 
 Every allowed query must answer exactly what the same query answers over the policy relation
 materialised independently (oracle.py); every refused one must fail with its status before any
-source is contacted. Both run twice: without, then with, a hidden US row in the source; the
-answers, the errors and the rows each source sends must not change.
+source is contacted; every failing one (a value error on rows analyst may see) with its message
+and no value or name from a source. All run twice: without, then with, a hidden US row in the
+source; the answers, the errors and the rows each source sends must not change.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ import adbc_driver_flightsql.dbapi as adbc
 import duckdb
 import pytest
 
-from tests.security.cases import ALLOWED, REFUSED, Allowed, Refused
+from tests.security.cases import (
+    ALLOWED,
+    FAILING,
+    REFUSED,
+    SALES_PHYSICAL,
+    Allowed,
+    Failing,
+    Refused,
+)
 from tests.security.conftest import AuditLines
 from tests.security.deployment import HIDDEN_MARKERS, Deployment
 from tests.security.results import query, rows
@@ -76,3 +85,22 @@ def test_refused_query_fails_before_any_source_is_contacted(
     _sentinel(analyst, audit, case, phase)
     contacted = [f for line in audit.of(case.sql) for f in line["sources"]]
     assert contacted == []
+
+
+@pytest.mark.parametrize("case", FAILING, ids=[c.id for c in FAILING])
+def test_failing_query_fails_alike_without_values_or_names(
+    case: Failing, phase: str, deployment: Deployment, analyst: adbc.Connection,
+    audit: AuditLines,
+) -> None:
+    with pytest.raises(adbc.Error) as caught:
+        query(analyst, case.sql)
+    error = caught.value
+    assert error.status_code.name == "INVALID_ARGUMENT", str(error)
+    message = str(error)
+    assert case.message in message
+    for secret in (*deployment.secrets, *HIDDEN_MARKERS, *SALES_PHYSICAL):
+        assert secret not in message
+    assert "Traceback" not in message
+    _same_as_first(deployment, f"{case.id}:error", _ERROR_ID.sub("<id>", message))
+    line = audit.wait_for(case.sql)
+    assert (line["outcome"], line["status"]) == ("error", "INVALID_ARGUMENT")

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pytest
 from pyarrow import flight
 
-from meshgate.errors import SourceUnavailable
+from meshgate.audit import error_id_of
+from meshgate.errors import QueryValueError, SourceUnavailable
 from meshgate.server.errors import InvalidArgument, NotFound, client_error
 from meshgate.server.proto import flight_sql_pb2 as pb
 from tests.server.flightsql_clients import basic, pack
@@ -104,6 +105,24 @@ def test_unexpected_errors_become_internal_with_an_id_that_is_logged(
 
 def test_meshgate_statuses_map_to_flight_errors() -> None:
     assert isinstance(client_error(SourceUnavailable("hr is down")), flight.FlightUnavailableError)
+
+
+def test_an_error_s_detail_reaches_the_log_under_an_id_never_the_client(
+        caplog: pytest.LogCaptureFixture) -> None:
+    raised = QueryValueError("a cast failed; check the casts", detail="'Vertex' in cust_name")
+    with caplog.at_level(logging.WARNING, logger="meshgate.server.errors"):
+        error = client_error(raised)
+    assert isinstance(error, InvalidArgument)
+    assert str(error).startswith("a cast failed; check the casts (error id ")
+    assert "Vertex" not in str(error)
+    assert "cust_name" not in str(error)
+    error_id = str(error).split("error id ")[1].split(";")[0]
+    assert error_id == error_id_of(raised)
+    assert error_id in caplog.text
+    assert "'Vertex' in cust_name" in caplog.text
+    # the operator's text, as logs and the CLI print it
+    assert str(raised) == "a cast failed; check the casts [detail: 'Vertex' in cust_name]"
+    assert client_error(QueryValueError("no detail")).args == ("no detail",)
 
 
 class _Raising(flight.FlightServerBase):  # type: ignore[misc]

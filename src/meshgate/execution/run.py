@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 
-from meshgate.errors import MeshgateError, QueryCancelled, QueryValueError, SourceUnavailable
+from meshgate.errors import MeshgateError, QueryCancelled, SourceUnavailable
 from meshgate.execution.dynamic import BuildSide, filtered_handle
 from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
 from meshgate.planner.plan import FederatedPlan, Fragment, PolicyStage
 from meshgate.spi import Connector, QueryContext
+from meshgate.sqlconnector.failures import duckdb_value_failure
 from meshgate.sqlconnector.sandbox import engine_cursor
 
 BATCH_ROWS = 64 * 1024
-# The merge's errors about the values it computes: the user's query, not a source, is at fault.
-_VALUE_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException,
-                 duckdb.InvalidInputException)
-_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 
 
 @dataclass
@@ -138,12 +134,12 @@ def _stream(
             source_error = first_source_error(prefetches)
             if source_error is not None:
                 raise source_error from None
-            if isinstance(exc, _VALUE_ERRORS):
-                raise QueryValueError(
-                    f"a value in this query cannot be computed: {_without_values(exc)}; check "
-                    "the casts, literals and arithmetic in the query"
-                ) from None
-            raise SourceUnavailable(f"the merge step failed: {_first_line(exc)}") from None
+            # The merge's errors about the values it computes: the user's query is at fault.
+            failure = duckdb_value_failure(exc)
+            if failure is not None:
+                raise failure.error(f"the merge: {_first_line(exc)}") from None
+            raise SourceUnavailable("the merge step of this query failed",
+                                    detail=_first_line(exc)) from None
     except GeneratorExit:
         if connection is not None:
             connection.interrupt()
@@ -159,11 +155,6 @@ def _stream(
                 report.fragments[prefetch.name].rows = prefetch.rows
         if connection is not None:
             connection.close()
-
-
-def _without_values(exc: BaseException) -> str:
-    """The error's first line with every quoted value replaced: it may quote a row's value."""
-    return _QUOTED.sub("<value>", _first_line(exc))
 
 
 def _first_line(exc: BaseException) -> str:

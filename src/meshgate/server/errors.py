@@ -83,13 +83,20 @@ def client_error(exc: BaseException) -> BaseException:
         # A source's message names hosts, databases and users: physical names the caller
         # must not learn (ARCHITECTURE.md §4.6). The operator finds them by the error id.
         error_id = error_id_of(exc)
-        log.warning("source unavailable (error id %s): %s", error_id, exc.message)
+        log.warning("source unavailable (error id %s): %s", error_id, exc)
         unavailable: BaseException = flight.FlightUnavailableError(
             f"a source this query reads is unavailable right now (error id {error_id}); "
             "retry later, or ask the administrator: the server log has the details under "
             "this id"
         )
         return unavailable
+    if isinstance(exc, MeshgateError) and exc.detail is not None:
+        # The engine's own text (it may quote a row's value) is for the operator's eyes only.
+        error_id = error_id_of(exc)
+        log.warning("%s (error id %s): %s", exc.status.value, error_id, exc)
+        return _BY_STATUS[exc.status](
+            f"{exc.message} (error id {error_id}; the server log has the details under this id)"
+        )
     if isinstance(exc, MeshgateError):
         return _BY_STATUS[exc.status](exc.message)
     error_id = error_id_of(exc)

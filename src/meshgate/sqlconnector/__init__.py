@@ -6,8 +6,9 @@ comparisons the source answers like the engine), `negotiation` (what may still b
 handle), `rendering` (handle -> source SQL), `streaming` (driver batches -> one cast, cancellable
 reader), `statistics` (which table statistics describe a handle), `describe` (a SELECT's type
 under engine semantics), `sandbox` (DuckDB connections that see only what is registered) and
-`duckdb_backed` (sources read through an in-process DuckDB). Imports only the SPI, types and
-errors; connectors import it, the engine uses `describe` and `sandbox`.
+`duckdb_backed` (sources read through an in-process DuckDB), `failures` (a driver's error as the
+caller may read it). Imports only the SPI, types and errors; connectors import it, the engine
+uses `describe`, `sandbox` and `failures`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from meshgate.sqlconnector.collation import (
 )
 from meshgate.sqlconnector.connector import SqlConnector
 from meshgate.sqlconnector.duckdb_backed import DuckDBBackedConnector
+from meshgate.sqlconnector.failures import ValueFailure, ValueFault, source_failed
 from meshgate.sqlconnector.rendering import physical_table
 
 __all__ = [
@@ -42,10 +44,13 @@ __all__ = [
     "STRUCTURAL",
     "DuckDBBackedConnector",
     "SqlConnector",
+    "ValueFailure",
+    "ValueFault",
     "collated_text_columns",
     "column_type",
     "column_types",
     "has_text_operand",
     "on_filter_path",
     "physical_table",
+    "source_failed",
 ]

@@ -10,7 +10,8 @@ A concrete connector supplies `capabilities`, `table_columns`, `check` and the d
 e.g. dynamically typed columns), `_conjunct_support` (INEXACT answers), `_physical_select`
 (the SELECT as the source must receive it), `_collated_columns` + `binary_collation` (compare
 collated text by bytes), `_table_statistics` + `_estimate` (statistics), `driver_errors`
-(reported as SourceUnavailable).
+(reported as SourceUnavailable) + `_value_failure` (those among them that are the query's fault,
+reported as QueryValueError): the caller reads neither the driver's text nor the source's name.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from meshgate.sqlconnector.collation import (
     text_agrees,
 )
 from meshgate.sqlconnector.describe import engine_schema
+from meshgate.sqlconnector.failures import ValueFailure, source_failed
 from meshgate.sqlconnector.negotiation import is_distinct, is_row_level, limit_of, named
 from meshgate.sqlconnector.rendering import physical_table, source_sql
 from meshgate.sqlconnector.statistics import for_outputs, unchanged_table
@@ -63,7 +65,8 @@ SENT_SQL_KEPT = 256
 class SqlConnector(Connector):
     """A source spoken to in SQL; subclasses add the driver and their capability table."""
 
-    # Exceptions of the driver that mean "the source failed", reported as SourceUnavailable.
+    # Exceptions of the driver that mean "the source failed", reported as SourceUnavailable
+    # unless `_value_failure` says the query computed a bad value.
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     # The source's collation that compares text by bytes, as DuckDB does; text columns declared
     # with another collation are rendered `col COLLATE <this>` so the source agrees.
@@ -92,6 +95,11 @@ class SqlConnector(Connector):
         """Run `sql` and yield its batches, best as a generator whose `finally` cancels and
         releases the source's work: `execute` pulls the first batch at once (so errors surface
         there) and closes the iterator when the caller closes the reader."""
+
+    def _value_failure(self, error: BaseException) -> ValueFailure | None:
+        """What the user's query failed to compute, when `error` (one of `driver_errors`) is
+        a value error (a cast, overflow, bad date text) rather than the source failing."""
+        return None
 
     def _collated_columns(self, table: SourceTable) -> frozenset[str]:
         """Text columns of `table` declared with a collation other than byte order."""
@@ -281,12 +289,13 @@ class SqlConnector(Connector):
         return marked
 
     # --- internals ------------------------------------------------------------------------
-    def _failed(self, error: BaseException) -> SourceUnavailable:
-        return SourceUnavailable(
-            f"source {self.context.name!r} ({self.kind}) failed while answering a query "
-            f"({type(error).__name__}: {error}); check that the source is reachable and still "
-            "has the configured tables and columns"
-        )
+    def _failed(self, error: BaseException) -> MeshgateError:
+        """A driver error as the caller may read it; its own text only in the detail."""
+        detail = f"source {self.context.name!r} ({self.kind}): {type(error).__name__}: {error}"
+        failure = self._value_failure(error)
+        if failure is not None:
+            return failure.error(detail)
+        return source_failed(self.kind, detail)
 
     def _inputs_of(self, select: exp.Select) -> tuple[ScanInput, ...]:
         """The physical tables `select` reads, each aliased (in place); () if one cannot be

@@ -2,7 +2,7 @@
 
 Everything the engine evaluates is pushed as is (`ENGINE_CAPABILITIES`); each fragment runs
 on its own cursor so it can be interrupted alone, and open results are counted so tests can
-see a closed reader release its cursor.
+see a closed reader release its cursor. Value errors are classified as the merge's are.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from meshgate.spi import ColumnStatistics, ConnectorContext
 from meshgate.sqlconnector.connector import SqlConnector
+from meshgate.sqlconnector.failures import ValueFailure, duckdb_value_failure
 
 _STAT = re.compile(r"(Min|Max|Has Null|Approx Unique): ([^,\]]*)")
 
@@ -51,6 +52,9 @@ class DuckDBBackedConnector(SqlConnector):
             cursor.interrupt()
             cursor.close()
             self._count_stream(-1)
+
+    def _value_failure(self, error: BaseException) -> ValueFailure | None:
+        return duckdb_value_failure(error)
 
     def _count_stream(self, change: int) -> None:
         with self._streams_lock:
