@@ -229,7 +229,7 @@ def _run_once(
         raise SystemExit(f"audit line does not match the {user} run of {sql!r}: {record}")
     fragments = tuple(
         FragmentRows(f["source"], int(f["rows"]), bool(customer_table.search(f["sql"])), f["sql"])
-        for f in record["fragments"]
+        for f in record["sources"]
     )
     return seconds, rows, fragments
 

@@ -3,7 +3,7 @@
 Left out on purpose, each because PostgreSQL answers differently from the engine:
 `/` and `%` by anything but a non-zero literal (PostgreSQL raises on division by zero where
 DuckDB yields NULL), `//` (rounding), ROUND (PostgreSQL rounds doubles half-to-even),
-SUBSTRING/LEFT/RIGHT (negative positions), LOWER/UPPER/ILIKE (locale-dependent), GREATEST /
+SUBSTRING and LEFT/RIGHT by anything but a non-negative literal (negative positions), LOWER/UPPER/ILIKE (locale-dependent), GREATEST /
 LEAST (NULL handling), casts to text (number and date formatting) and anything date-part on
 `timestamp with time zone` (depends on the session time zone). Text ordering (<, >, BETWEEN,
 MIN/MAX, ORDER BY on text) is pushed everywhere: columns of other collations are sent with
@@ -37,6 +37,8 @@ EXPRESSIONS: frozenset[type[exp.Expr]] = (
             exp.Trim,
             exp.Concat,
             exp.DPipe,
+            exp.Left,
+            exp.Right,
             exp.Abs,
             exp.Floor,
             exp.Ceil,
@@ -88,6 +90,9 @@ def renders_exactly(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.Da
     """The per-node veto behind the table above: value-dependent differences."""
     if isinstance(node, exp.Div | exp.Mod):
         return _nonzero_literal(node.expression)
+    if isinstance(node, exp.Left | exp.Right):
+        count = node.expression
+        return isinstance(count, exp.Literal) and not count.is_string and count.this.isdigit()
     if isinstance(node, exp.Like):
         pattern = node.expression
         return isinstance(pattern, exp.Literal) and "\\" not in pattern.this
@@ -145,7 +150,13 @@ def _exact_cast(node: exp.Cast, column_types: Mapping[tuple[str, str], pa.DataTy
             exp.DataType.Type.BLOB,
         )
     if target.is_type(*exp.DataType.TEXT_TYPES):
-        return isinstance(operand, exp.Literal) and operand.is_string
+        while isinstance(operand, exp.Paren):
+            operand = operand.this
+        # A concatenation is text in both systems already: the cast (a mask keeping its
+        # column's declared type) changes nothing.
+        return (isinstance(operand, exp.Literal) and operand.is_string) or isinstance(
+            operand, exp.DPipe
+        )
     if isinstance(operand, exp.Literal):
         if operand.is_string:
             if target.is_type(exp.DataType.Type.TIMESTAMPTZ):

@@ -180,6 +180,8 @@ class Planner:
         if any(_has_barrier(b) or _has_local(b) for b in bodies):
             return None
 
+        needs_fence = _has_conditions(query)
+
         def fence(node: exp.Expr) -> exp.Expr:
             name = barrier_of(node) if isinstance(node, exp.Table) else None
             if name is None:
@@ -187,7 +189,7 @@ class Planner:
             assert isinstance(node, exp.Table)
             body = self._barriers[name].body.copy()
             assert isinstance(body, exp.Select)
-            fenced_body = body.offset(0, copy=False)
+            fenced_body = body.offset(0, copy=False) if needs_fence else body
             return exp.Subquery(this=fenced_body, alias=exp.TableAlias(
                 this=exp.to_identifier(node.alias_or_name, quoted=True)))  # fmt: skip
 
@@ -198,7 +200,8 @@ class Planner:
             return None
         policies = tuple(dict.fromkeys(p for n in sorted(names) for p in
                                        self._barriers[n].policies))  # fmt: skip
-        note = "policy barriers fenced with OFFSET 0"
+        note = ("policy barriers fenced with OFFSET 0" if needs_fence
+                else "policy barriers inlined: the query adds no condition")  # fmt: skip
         pushed = replace(fragment, policies=policies, pushed=(*fragment.pushed, note))
         self._state.fragments[-1] = pushed
         return pushed
@@ -656,6 +659,24 @@ def _written_name(node: exp.Func) -> str:
     if isinstance(node, exp.Anonymous):
         return node.name.lower()
     return node.sql(CANONICAL_DIALECT).split("(", 1)[0].lower()
+
+
+def _has_conditions(query: exp.Expr) -> bool:
+    """Whether the user's query (outside its barriers) has a condition a source could run
+    beside, or before, a barrier's row filter: WHERE, ON, HAVING, QUALIFY or a subquery.
+
+    Without one, a source cannot reorder anything of the user's with the filter: projections,
+    groups, ordering and limits apply only to rows the filter let through, so the barrier may
+    go down unfenced (and PostgreSQL may then plan it in parallel).
+    """
+    for node in query.walk():
+        if isinstance(node, exp.Where | exp.Having | exp.Qualify | exp.Subquery | exp.Exists):
+            return True
+        if isinstance(node, exp.Join) and (node.args.get("on") or node.args.get("using")):
+            return True
+        if isinstance(node, exp.Query) and node is not query:
+            return True
+    return False
 
 
 def _has_barrier(query: exp.Expr) -> bool:
