@@ -3,8 +3,9 @@
 Left out on purpose, each because PostgreSQL answers differently from the engine:
 `/` and `%` by anything but a non-zero literal (PostgreSQL raises on division by zero where
 DuckDB yields NULL), `//` (rounding), ROUND (PostgreSQL rounds doubles half-to-even),
-SUBSTRING and LEFT/RIGHT by anything but a non-negative literal (negative positions), LOWER/UPPER/ILIKE (locale-dependent), GREATEST /
-LEAST (NULL handling), casts to text (number and date formatting) and anything date-part on
+SUBSTRING and LEFT/RIGHT by anything but a non-negative literal (negative positions),
+LOWER/UPPER/ILIKE (locale-dependent), GREATEST / LEAST (NULL handling), casts to text (number
+and date formatting; a concatenation's text is pushed) and anything date-part on
 `timestamp with time zone` (depends on the session time zone). Text ordering (<, >, BETWEEN,
 MIN/MAX, ORDER BY on text) is pushed everywhere: columns of other collations are sent with
 `COLLATE "C"` (see PostgresConnector), only literal-only text comparisons stay local.
