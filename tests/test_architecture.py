@@ -83,7 +83,7 @@ STAGES = (
     "meshgate.execution",
     "meshgate.service",
 )
-SHARED_LAYERS = ("meshgate.errors", "meshgate.types", "meshgate.principal", "meshgate.identity",
+SHARED_LAYERS = ("meshgate.errors", "meshgate.types", "meshgate.principal",
                  "meshgate.spi", "meshgate.sqlconnector", "meshgate.catalog")  # fmt: skip
 
 

@@ -10,9 +10,9 @@ from sqlglot import exp
 
 from meshgate.audit import AuditRecord
 from meshgate.catalog.config import ProductConfig, RoleConfig
+from meshgate.catalog.identity import IdentityProvider
 from meshgate.catalog.loader import MeshDefinition
 from meshgate.errors import ConfigError, ProductNotFound
-from meshgate.identity import IdentityProvider
 from meshgate.principal import Directory, Principal
 from meshgate.spi import SourceTable
 from meshgate.types import arrow_type, parse_sql_type

@@ -28,8 +28,8 @@ from meshgate.catalog.config import (
     SourceConfig,
     UserConfig,
 )
+from meshgate.catalog.identity import trusted_keys
 from meshgate.errors import ConfigError
-from meshgate.identity import trusted_keys
 
 # `${NAME}`, or `${NAME:-fallback}` (the fallback is used when NAME is unset).
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from pyarrow import flight
 
+from meshgate.catalog.identity import looks_like_jwt
 from meshgate.errors import AuthenticationFailed
-from meshgate.identity import looks_like_jwt
 from meshgate.principal import Principal
 
 Authenticate = Callable[[str, str], Principal]
