@@ -37,15 +37,5 @@ def oracle() -> duckdb.DuckDBPyConnection:
 
 
 def answer(connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """The oracle's answer to `sql`, with time-zone aware columns labelled UTC.
-
-    DuckDB names its UTC zone `Etc/UTC`; the wire says `UTC` for the same instants.
-    """
-    table = connection.execute(sql).to_arrow_table()
-    fields = [
-        pa.field(f.name, pa.timestamp(f.type.unit, tz="UTC"), f.nullable)
-        if pa.types.is_timestamp(f.type) and f.type.tz is not None
-        else f
-        for f in table.schema
-    ]
-    return table.cast(pa.schema(fields))
+    """The oracle's answer to `sql`."""
+    return connection.execute(sql).to_arrow_table()
