@@ -11,12 +11,14 @@ from typing import Any
 import adbc_driver_flightsql.dbapi as adbc
 import pytest
 
-from meshgate.errors import MeshgateError
+from meshgate.errors import MeshgateError, Status
 from meshgate.server import running_server
 from meshgate.service import QueryService
+from tests.server.flightsql_clients import adbc_refusal
 
 FIELDS = {"time", "query_id", "user", "roles", "client", "sql", "outcome", "status", "error_id",
           "message", "products", "policies", "sources", "rows", "bytes", "seconds"}  # fmt: skip
+NOT_READABLE = "does not exist or you are not allowed to read it"
 
 
 @pytest.fixture
@@ -53,7 +55,8 @@ def test_allowed_denied_forbidden_syntax_and_login_lines_over_flight(
     caplog.set_level(logging.INFO, logger="meshgate.audit")
     with running_server(service) as server:
         uri = f"grpc://127.0.0.1:{server.port}"
-        with pytest.raises(adbc.Error), adbc.connect(
+        wrong = adbc_refusal("UNAUTHENTICATED", "invalid user name or password")
+        with pytest.raises(adbc.Error, match=wrong), adbc.connect(
             uri, db_kwargs={"username": "analyst", "password": "wrong"}
         ) as conn, conn.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -62,8 +65,14 @@ def test_allowed_denied_forbidden_syntax_and_login_lines_over_flight(
             with conn.cursor() as cursor:
                 cursor.execute("SELECT id, ssn FROM hr.employees ORDER BY id LIMIT 3")
                 assert len(cursor.fetchall()) == 3
-            for bad in ("SELECT * FROM finance.budgets", "DROP TABLE sales.orders", "SELEC 1"):
-                with conn.cursor() as cursor, pytest.raises(adbc.Error):
+            for bad, refusal in (
+                ("SELECT * FROM finance.budgets",
+                 adbc_refusal("NOT_FOUND", f"data product 'finance.budgets' {NOT_READABLE}")),
+                ("DROP TABLE sales.orders",
+                 adbc_refusal("INVALID_ARGUMENT", "DROP statements are not allowed")),
+                ("SELEC 1", adbc_refusal("INVALID_ARGUMENT", "syntax error near 'SELEC'")),
+            ):
+                with conn.cursor() as cursor, pytest.raises(adbc.Error, match=refusal):
                     cursor.execute(bad)
     records = lines(caplog)
     assert all(set(r) == FIELDS for r in records)
@@ -108,8 +117,9 @@ def test_query_history_shows_the_callers_own_queries(service: QueryService) -> N
     service.query("SELECT 'analyst was here' AS x", analyst)
     service.query("SELECT 'partner was here' AS x", partner)
     service.query("SELECT 'admin was here' AS x", admin)
-    with pytest.raises(MeshgateError):
+    with pytest.raises(MeshgateError, match=f"'hr.employees' {NOT_READABLE}") as denied:
         service.prepare("SELECT * FROM hr.employees", partner)  # denied: partner has no hr
+    assert denied.value.status is Status.NOT_FOUND
     history = "SELECT user, sql, outcome, source_sql FROM meshgate.query_history"
     mine = service.query(history, analyst).to_pylist()
     assert {r["user"] for r in mine} == {"analyst"}

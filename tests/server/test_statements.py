@@ -181,10 +181,10 @@ def test_handles_belong_to_their_principal(analyst: Session, admin: Session) -> 
     created = _create(analyst, "SELECT 1 AS one")
     command = pb.CommandPreparedStatementQuery(
         prepared_statement_handle=created.prepared_statement_handle)
-    with pytest.raises(pa.ArrowKeyError):
+    with pytest.raises(pa.ArrowKeyError, match="unknown or expired statement handle"):
         admin.info(command)
     info = analyst.info(pb.CommandStatementQuery(query="SELECT 2 AS two"))
-    with pytest.raises(pa.ArrowKeyError):
+    with pytest.raises(pa.ArrowKeyError, match="unknown or expired statement handle"):
         admin.client.do_get(info.endpoints[0].ticket, admin.options).read_all()
     assert analyst.client.do_get(info.endpoints[0].ticket, analyst.options).read_all().num_rows == 1
 
@@ -217,7 +217,7 @@ def test_cancel_flight_info_drops_the_ticket(analyst: Session) -> None:
     [body] = analyst.action("CancelFlightInfo", request.SerializeToString())
     result = flight_pb2.CancelFlightInfoResult.FromString(body)
     assert result.status == flight_pb2.CANCEL_STATUS_CANCELLED
-    with pytest.raises(pa.ArrowKeyError):
+    with pytest.raises(pa.ArrowKeyError, match="unknown or expired statement handle"):
         analyst.client.do_get(info.endpoints[0].ticket, analyst.options).read_all()
 
 
