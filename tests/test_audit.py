@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import adbc_driver_flightsql.dbapi as adbc
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from pyarrow import flight
 
-from meshgate.errors import MeshgateError
+from meshgate.demo.generate import prepare_demo
+from meshgate.errors import MeshgateError, Status
 from meshgate.server import running_server
+from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import QueryService
+from tests.server.flightsql_clients import Session, adbc_refusal
 
 FIELDS = {"time", "query_id", "user", "roles", "client", "sql", "outcome", "status", "error_id",
           "message", "products", "policies", "sources", "rows", "bytes", "seconds"}  # fmt: skip
+NOT_READABLE = "does not exist or you are not allowed to read it"
 
 
 @pytest.fixture
@@ -53,7 +61,8 @@ def test_allowed_denied_forbidden_syntax_and_login_lines_over_flight(
     caplog.set_level(logging.INFO, logger="meshgate.audit")
     with running_server(service) as server:
         uri = f"grpc://127.0.0.1:{server.port}"
-        with pytest.raises(adbc.Error), adbc.connect(
+        wrong = adbc_refusal("UNAUTHENTICATED", "invalid user name or password")
+        with pytest.raises(adbc.Error, match=wrong), adbc.connect(
             uri, db_kwargs={"username": "analyst", "password": "wrong"}
         ) as conn, conn.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -62,8 +71,14 @@ def test_allowed_denied_forbidden_syntax_and_login_lines_over_flight(
             with conn.cursor() as cursor:
                 cursor.execute("SELECT id, ssn FROM hr.employees ORDER BY id LIMIT 3")
                 assert len(cursor.fetchall()) == 3
-            for bad in ("SELECT * FROM finance.budgets", "DROP TABLE sales.orders", "SELEC 1"):
-                with conn.cursor() as cursor, pytest.raises(adbc.Error):
+            for bad, refusal in (
+                ("SELECT * FROM finance.budgets",
+                 adbc_refusal("NOT_FOUND", f"data product 'finance.budgets' {NOT_READABLE}")),
+                ("DROP TABLE sales.orders",
+                 adbc_refusal("INVALID_ARGUMENT", "DROP statements are not allowed")),
+                ("SELEC 1", adbc_refusal("INVALID_ARGUMENT", "syntax error near 'SELEC'")),
+            ):
+                with conn.cursor() as cursor, pytest.raises(adbc.Error, match=refusal):
                     cursor.execute(bad)
     records = lines(caplog)
     assert all(set(r) == FIELDS for r in records)
@@ -108,8 +123,9 @@ def test_query_history_shows_the_callers_own_queries(service: QueryService) -> N
     service.query("SELECT 'analyst was here' AS x", analyst)
     service.query("SELECT 'partner was here' AS x", partner)
     service.query("SELECT 'admin was here' AS x", admin)
-    with pytest.raises(MeshgateError):
+    with pytest.raises(MeshgateError, match=f"'hr.employees' {NOT_READABLE}") as denied:
         service.prepare("SELECT * FROM hr.employees", partner)  # denied: partner has no hr
+    assert denied.value.status is Status.NOT_FOUND
     history = "SELECT user, sql, outcome, source_sql FROM meshgate.query_history"
     mine = service.query(history, analyst).to_pylist()
     assert {r["user"] for r in mine} == {"analyst"}
@@ -122,3 +138,45 @@ def test_query_history_shows_the_callers_own_queries(service: QueryService) -> N
     assert {"analyst", "partner", "admin"} <= {r["user"] for r in everyone}
     again = service.query(history, analyst).to_pylist()
     assert len(again) > len(mine)  # a live view, never a cached snapshot
+
+
+def test_a_source_failing_under_a_running_query_is_an_error_with_the_callers_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real fault that is no MeshgateError: after planning, the Parquet file behind
+    finance.exchange_rates is rewritten with text where the plan expects decimals, so the
+    source's batches fail their cast (ArrowInvalid). The caller, the audit record and the
+    server log name the same error id."""
+    demo = prepare_demo(tmp_path / "demo")
+    rates = demo / "data" / "finance" / "exchange_rates.parquet"
+    sql = "SELECT rate_date, currency, rate_to_usd FROM finance.exchange_rates"
+    service = QueryService.from_config(demo)
+    try:
+        with running_server(service) as server:
+            session = Session(f"grpc://127.0.0.1:{server.port}", "admin", "admin")
+            try:
+                info = session.info(pb.CommandStatementQuery(query=sql))
+                stored = pq.read_table(rates)
+                column = stored.schema.get_field_index("usd_rate")
+                text = pa.array(["not a number"] * stored.num_rows)
+                pq.write_table(stored.set_column(column, "usd_rate", text), rates)
+                with caplog.at_level(logging.ERROR), pytest.raises(
+                    flight.FlightUnavailableError,
+                    match=r"a source this query reads is unavailable right now \(error id",
+                ) as raised:
+                    session.client.do_get(info.endpoints[0].ticket, session.options).read_all()
+            finally:
+                session.close()
+        quoted = re.search(r"error id ([0-9a-f]+)", str(raised.value))
+        assert quoted is not None
+        error_id = quoted.group(1)
+        [record] = [r for r in service.audit.records() if r.sql == sql]
+        assert (record.outcome, record.status) == ("error", "UNAVAILABLE")
+        assert record.error_id == error_id
+        assert record.rows == 0
+        logged = [r for r in caplog.records if error_id in r.getMessage()]
+        assert any(
+            r.exc_info is not None and r.exc_info[0] is pa.ArrowInvalid for r in logged
+        ), "the server log keeps the source's own exception under the same id"
+    finally:
+        service.close()

@@ -51,7 +51,7 @@ def test_system_table_joins_a_product(service: QueryService) -> None:
 
 
 def test_unknown_system_table_is_not_found(service: QueryService) -> None:
-    with pytest.raises(ProductNotFound):
+    with pytest.raises(ProductNotFound, match=r"'meshgate\.secrets' does not exist or you are not"):
         service.prepare("SELECT * FROM meshgate.secrets", service.principal("admin"))
 
 

@@ -29,6 +29,9 @@ class MeshgateError(Exception):
     """Base of every error meshgate reports to a caller."""
 
     status: Status = Status.INTERNAL
+    # The id under which the server log holds this error's details, once one is given
+    # (meshgate.audit.error_id_of); the caller's message and the audit record quote the same.
+    error_id: str | None = None
 
     def __init__(self, message: str, detail: str | None = None) -> None:
         super().__init__(message if detail is None else f"{message} [detail: {detail}]")

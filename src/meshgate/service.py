@@ -107,7 +107,7 @@ class QueryService:
         try:
             return self.catalog.directory.authenticate(user, password)
         except AuthenticationFailed as exc:
-            self._audit_refusal(now(), user, (), client, "", exc, outcome="login_failed")
+            self._audit_failure(now(), user, (), client, "", exc, outcome="login_failed")
             raise
 
     def authenticate_token(self, token: str, client: str | None = None) -> Principal:
@@ -121,7 +121,7 @@ class QueryService:
                 )
             return provider.authenticate(token)
         except AuthenticationFailed as exc:
-            self._audit_refusal(now(), "(bearer token)", (), client, "", exc,
+            self._audit_failure(now(), "(bearer token)", (), client, "", exc,
                                 outcome="login_failed")  # fmt: skip
             raise
 
@@ -160,28 +160,32 @@ class QueryService:
         arrived = now()
         try:
             prepared = self._prepare(sql, principal, default_domain, strict)
-        except MeshgateError as exc:
-            self._audit_refusal(arrived, principal.name, tuple(sorted(principal.roles)),
+        except Exception as exc:
+            self._audit_failure(arrived, principal.name, tuple(sorted(principal.roles)),
                                 client, sql, exc)  # fmt: skip
             raise
         return replace(prepared, client=client)
 
-    def _audit_refusal(
+    def _audit_failure(
         self,
         arrived: str,
         user: str,
         roles: tuple[str, ...],
         client: str | None,
         sql: str,
-        error: MeshgateError,
+        error: Exception,
         outcome: str | None = None,
     ) -> None:
-        denied = error.status in (Status.INVALID_ARGUMENT, Status.NOT_FOUND,
-                                  Status.PERMISSION_DENIED, Status.UNAUTHENTICATED)  # fmt: skip
+        """One record for a query that ended before streaming; an unexpected (not a
+        MeshgateError) exception is an INTERNAL "error" with the id the caller is told."""
+        status = error.status if isinstance(error, MeshgateError) else Status.INTERNAL
+        message = error.message if isinstance(error, MeshgateError) else None
+        denied = status in (Status.INVALID_ARGUMENT, Status.NOT_FOUND,
+                            Status.PERMISSION_DENIED, Status.UNAUTHENTICATED)  # fmt: skip
         self.audit.write(AuditRecord(
             arrived, new_query_id(), user, roles, client, sql,
-            outcome or ("denied" if denied else "error"), error.status.value,
-            error_id_of(error), error.message,
+            outcome or ("denied" if denied else "error"), status.value,
+            error_id_of(error), message,
         ))  # fmt: skip
 
     def _prepare(
@@ -239,31 +243,39 @@ class QueryService:
         report = report if report is not None else ExecutionReport()
         if isinstance(plan, pa.Table):
             return self._audited(plan.to_reader(), prepared, report, arrived, new_query_id())
-        if prepared.parameter_count:
-            try:
-                plan, _, _ = self._planned(
-                    prepared.statement,
-                    prepared.principal,
-                    prepared.default_domain,
-                    prepared.strict,
-                    parameter_types(prepared.statement, parameters),
-                )
-                if not plan.schema.equals(prepared.schema):
-                    raise ParameterError(
-                        "the parameter values give the result other column types than the "
-                        "prepared statement announced (a parameter used as a value has no type "
-                        "of its own); cast each such parameter to the type you mean, e.g. "
-                        "CAST(? AS VARCHAR)"
-                    )
-            except MeshgateError as exc:
-                self._audit_refusal(arrived, prepared.principal.name,
-                                    tuple(sorted(prepared.principal.roles)), prepared.client,
-                                    prepared.sql, exc)  # fmt: skip
-                raise
         context = QueryContext(new_query_id(), prepared.principal.name,
                                parameters=tuple(parameters))  # fmt: skip
-        reader = execute_plan(plan, self.connectors, context, report)
+        try:
+            reader = self._start(prepared, context, report)
+        except Exception as exc:
+            self._audit_failure(arrived, prepared.principal.name,
+                                tuple(sorted(prepared.principal.roles)), prepared.client,
+                                prepared.sql, exc)  # fmt: skip
+            raise
         return self._audited(reader, prepared, report, arrived, context.query_id)
+
+    def _start(
+        self, prepared: PreparedQuery, context: QueryContext, report: ExecutionReport
+    ) -> pa.RecordBatchReader:
+        """The plan (the cached one for its parameters' types) started at its sources."""
+        plan = prepared.plan
+        assert not isinstance(plan, pa.Table)
+        if prepared.parameter_count:
+            plan, _, _ = self._planned(
+                prepared.statement,
+                prepared.principal,
+                prepared.default_domain,
+                prepared.strict,
+                parameter_types(prepared.statement, context.parameters),
+            )
+            if not plan.schema.equals(prepared.schema):
+                raise ParameterError(
+                    "the parameter values give the result other column types than the "
+                    "prepared statement announced (a parameter used as a value has no type "
+                    "of its own); cast each such parameter to the type you mean, e.g. "
+                    "CAST(? AS VARCHAR)"
+                )
+        return execute_plan(plan, self.connectors, context, report)
 
     def _audited(
         self,

@@ -1,4 +1,4 @@
-"""Fixtures of the contract suite: one `source` per registered builder, and the DuckDB oracle."""
+"""Fixtures of the contract suite: one `source` per registered builder, and the oracle."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from .sources import BUILDERS, TABLES, ContractSource
+from .oracle import oracle
+from .sources import BUILDERS, ContractSource
 
 
 @pytest.fixture(params=[pytest.param(name, marks=marks) for name, (_, marks) in BUILDERS.items()])
@@ -21,10 +22,5 @@ def source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContractS
 
 @pytest.fixture(scope="session")
 def reference() -> duckdb.DuckDBPyConnection:
-    """DuckDB holding all contract tables: the oracle every source's answer is compared with."""
-    connection = duckdb.connect()
-    for name, table in TABLES.items():
-        connection.register("incoming", table)
-        connection.execute(f'CREATE TABLE "{name}" AS SELECT * FROM incoming')
-        connection.unregister("incoming")
-    return connection
+    """The oracle every source's answer is compared with (tests/contract/oracle.py)."""
+    return oracle()

@@ -1,15 +1,22 @@
 """The planner mesh (four source kinds) and its all-in-one-place DuckDB oracle; and the same
-mesh with crm planned by a stub, for plan goldens without a PostgreSQL."""
+mesh with crm planned by a stub, for plan goldens without a PostgreSQL.
+
+The oracle reads each source by a path that shares no code with meshgate: DuckDB attaches the
+DuckDB file and reads the Parquet file itself, Python's sqlite3 reads the SQLite file, the ADBC
+PostgreSQL driver reads crm. So a connector's decoding error cannot reach the expected answer.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import adbc_driver_postgresql.dbapi as pg
 import duckdb
 import pytest
+import yaml
 
-from meshgate.catalog.catalog import QueryDefinition
 from meshgate.catalog.loader import load_mesh
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.service import QueryService
@@ -20,9 +27,15 @@ from tests.planner.stub import STUB_DSN, PlanOnlyPostgres
 
 
 @pytest.fixture(scope="package")
-def mesh_dir(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def crm_dsn(pg_server_dsn: str) -> Iterator[str]:
+    """The PostgreSQL database holding crm's tables."""
     with fresh_pg_database(pg_server_dsn) as dsn:
-        yield mesh.build(tmp_path_factory.mktemp("golden"), dsn)
+        yield dsn
+
+
+@pytest.fixture(scope="package")
+def mesh_dir(crm_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return mesh.build(tmp_path_factory.mktemp("golden"), crm_dsn)
 
 
 @pytest.fixture(scope="package")
@@ -55,24 +68,44 @@ def service(mesh_dir: Path) -> Iterator[QueryService]:
     svc.close()
 
 
+def _quoted(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 @pytest.fixture(scope="package")
-def oracle(service: QueryService) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One DuckDB holding every product's rows under the same names."""
-    admin = service.principal("admin")
+def oracle(mesh_dir: Path, crm_dsn: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One DuckDB holding every product's rows under the same names, each read from its
+    source without meshgate, typed as mesh.yaml declares."""
+    data = mesh_dir / "data"
     connection = duckdb.connect()
-    for product in service.catalog.products.values():
-        connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{product.domain}"')
-    views = []
-    for product in service.catalog.products.values():
-        if isinstance(product.definition, QueryDefinition):
-            views.append(product)
-            continue
-        table = service.query(f"SELECT * FROM {product.qualified_name}", admin)
-        connection.register("incoming", table)
-        connection.execute(f"CREATE TABLE {product.qualified_name} AS SELECT * FROM incoming")
-        connection.unregister("incoming")
-    for product in views:
-        assert isinstance(product.definition, QueryDefinition)
-        connection.execute(f"CREATE VIEW {product.qualified_name} AS {product.definition.sql}")
+    connection.execute("SET TimeZone = 'UTC'")
+    for domain in ("sales", "hr", "crm"):
+        connection.execute(f"CREATE SCHEMA {domain}")
+    connection.execute(f"ATTACH {_quoted(data / 'sales.duckdb')} AS sales_db (READ_ONLY)")
+    for table in ("orders", "customers"):
+        connection.execute(f"CREATE TABLE sales.{table} AS FROM sales_db.main.{table}")
+    connection.execute("DETACH sales_db")
+    items = _quoted(data / "lake" / "items.parquet")
+    connection.execute(f"CREATE TABLE sales.items AS FROM read_parquet({items})")
+    connection.execute(
+        "CREATE TABLE hr.employees (id BIGINT, name VARCHAR, region VARCHAR, "
+        "manager_id BIGINT, salary DECIMAL(10, 1))"
+    )
+    with sqlite3.connect(data / "hr.sqlite") as lite:
+        employees = lite.execute(
+            "SELECT id, name, region, manager_id, salary FROM employees"
+        ).fetchall()
+    connection.executemany("INSERT INTO hr.employees VALUES (?, ?, ?, ?, ?)", employees)
+    with pg.connect(crm_dsn) as crm, crm.cursor() as cursor:
+        for table in ("contacts", "tickets"):
+            cursor.execute(f"SELECT * FROM public.{table}")
+            connection.register("incoming", cursor.fetch_arrow_table())
+            connection.execute(f"CREATE TABLE crm.{table} AS FROM incoming")
+            connection.unregister("incoming")
+    config = yaml.safe_load((mesh_dir / "mesh.yaml").read_text())
+    for product in config["products"]:
+        if "query" in product:
+            name = f"{product['domain']}.{product['name']}"
+            connection.execute(f"CREATE VIEW {name} AS {product['query']}")
     yield connection
     connection.close()

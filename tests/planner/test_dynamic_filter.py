@@ -1,50 +1,106 @@
-"""Dynamic filtering: a selective fragment's keys restrict the scan it joins with."""
+"""Dynamic filtering: a selective fragment's keys restrict the scan it joins with.
+
+The keys the probe's source receives and the joined rows are both checked against the planner
+oracle (DuckDB over the sources' files and drivers, tests/planner/conftest.py).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import duckdb
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from meshgate.service import QueryService
 from meshgate.sqlconnector import SqlConnector
 
 pytestmark = pytest.mark.postgres
 
-QUERY = (
-    "SELECT o.order_id, i.qty FROM sales.orders o JOIN sales.items i ON i.order_id = o.order_id "
-    "WHERE o.amount > 900 AND i.qty > 5"
-)
 
-
-def test_probe_scan_receives_the_build_side_keys(service: QueryService) -> None:
-    lake = service.connectors["lake"]
-    assert isinstance(lake, SqlConnector)
-    admin = service.principal("admin")
-    expected_keys = (
-        service.query(
-            "SELECT order_id FROM sales.orders WHERE amount > 900 ORDER BY order_id", admin
-        )
-        .column("order_id")
-        .to_pylist()
+def join(amount: int) -> str:
+    return (
+        "SELECT o.order_id, i.item_id, i.qty FROM sales.orders o "
+        "JOIN sales.items i ON i.order_id = o.order_id "
+        f"WHERE o.amount > {amount} AND i.qty > 5"
     )
-    assert 0 < len(expected_keys) < 50
-    lake.sent_sql.clear()
-    result = service.query(QUERY, admin)
-    sent = [sql for sql in lake.sent_sql if "items.parquet" in sql]
-    assert len(sent) == 1
-    assert " IN (" in sent[0]
-    for key in expected_keys:
-        assert str(key) in sent[0]
-    assert set(result.column("order_id").to_pylist()) <= set(expected_keys)
 
 
-def test_too_selective_build_side_sends_a_false_filter_and_no_rows(service: QueryService) -> None:
-    lake = service.connectors["lake"]
-    assert isinstance(lake, SqlConnector)
-    lake.sent_sql.clear()
-    result = service.query(
-        "SELECT o.order_id, i.qty FROM sales.orders o JOIN sales.items i "
-        "ON i.order_id = o.order_id WHERE o.amount > 1000000",
-        service.principal("admin"),
-    )
-    assert result.num_rows == 0
-    assert any("FALSE" in sql.upper() for sql in lake.sent_sql)
+def lake(service: QueryService) -> SqlConnector:
+    connector = service.connectors["lake"]
+    assert isinstance(connector, SqlConnector)
+    connector.sent_sql.clear()
+    return connector
+
+
+def build_keys(oracle: duckdb.DuckDBPyConnection, amount: int) -> list[int]:
+    found = oracle.execute(
+        f"SELECT order_id FROM sales.orders WHERE amount > {amount} ORDER BY order_id"
+    ).fetchall()
+    return [key for (key,) in found]
+
+
+def probe_filter(connector: SqlConnector) -> exp.Expr:
+    """The condition on items.order_id in the one query the lake received for items."""
+    [sent] = [sql for sql in connector.sent_sql if "items.parquet" in sql]
+    where = sqlglot.parse_one(sent, read=connector.capabilities.dialect).args.get("where")
+    assert isinstance(where, exp.Where)
+    conjuncts = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
+    conditions = [c for c in conjuncts if isinstance(c, exp.In | exp.Between | exp.Boolean)]
+    assert len(conditions) == 1, where.sql()
+    return conditions[0]
+
+
+def literals(nodes: list[Any]) -> list[int]:
+    return [int(node.this) for node in nodes]
+
+
+def same_rows(got: Any, want: Any) -> None:
+    assert got.schema.names == want.schema.names
+    assert got.schema.types == want.schema.types
+    assert sorted(got.to_pylist(), key=repr) == sorted(want.to_pylist(), key=repr)
+
+
+def test_few_build_keys_are_sent_as_an_in_list(
+    service: QueryService, oracle: duckdb.DuckDBPyConnection
+) -> None:
+    keys = build_keys(oracle, 900)
+    assert 0 < len(keys) < 50
+    connector = lake(service)
+    result = service.query(join(900), service.principal("admin"))
+    condition = probe_filter(connector)
+    assert isinstance(condition, exp.In)
+    assert isinstance(condition.this, exp.Column)
+    assert condition.this.name == "order_id"
+    assert sorted(literals(condition.expressions)) == keys
+    same_rows(result, oracle.execute(join(900)).to_arrow_table())
+
+
+def test_many_build_keys_are_sent_as_their_range(
+    service: QueryService, oracle: duckdb.DuckDBPyConnection
+) -> None:
+    keys = build_keys(oracle, 100)
+    assert len(keys) > 100, "more keys than an IN-list carries"
+    connector = lake(service)
+    result = service.query(join(100), service.principal("admin"))
+    condition = probe_filter(connector)
+    assert isinstance(condition, exp.Between)
+    assert isinstance(condition.this, exp.Column)
+    assert condition.this.name == "order_id"
+    assert literals([condition.args["low"], condition.args["high"]]) == [keys[0], keys[-1]]
+    want = oracle.execute(join(100)).to_arrow_table()
+    assert want.num_rows > 0
+    same_rows(result, want)
+
+
+def test_too_selective_build_side_sends_a_false_filter_and_no_rows(
+    service: QueryService, oracle: duckdb.DuckDBPyConnection
+) -> None:
+    assert build_keys(oracle, 1_000_000) == []
+    connector = lake(service)
+    result = service.query(join(1_000_000), service.principal("admin"))
+    condition = probe_filter(connector)
+    assert isinstance(condition, exp.Boolean)
+    assert condition.this is False
+    same_rows(result, oracle.execute(join(1_000_000)).to_arrow_table())

@@ -288,7 +288,7 @@ def test_cancel_from_another_thread_reports_cancelled(pg_database: str) -> None:
     canceller = threading.Thread(target=cancel_soon)
     canceller.start()
     started = time.perf_counter()
-    with pytest.raises(QueryCancelled):
+    with pytest.raises(QueryCancelled, match="the query was cancelled while PostgreSQL ran it"):
         conn.execute(handle).read_all()
     canceller.join()
     assert time.perf_counter() - started < 10

@@ -140,6 +140,10 @@ def test_partner_reads_sales_with_the_mesh_rule_and_never_hr(
         with pytest.raises(adbc.Error) as caught:
             query(partner, sql)
         assert caught.value.status_code.name == "NOT_FOUND"
+        product = sql.removeprefix("SELECT * FROM ")
+        assert f"data product '{product}' does not exist or you are not allowed" in str(
+            caught.value
+        )
 
 
 PARAMETERISED: list[tuple[str, tuple[Any, ...]]] = [

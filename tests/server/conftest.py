@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from meshgate.server import MeshgateFlightServer, running_server
 from meshgate.service import QueryService
+from tests.security.oracle import analyst_view
 from tests.server.flightsql_clients import Session
 
 
@@ -42,3 +44,12 @@ def analyst(uri: str) -> Iterator[Session]:
     session = Session(uri, "analyst", "analyst")
     yield session
     session.close()
+
+
+@pytest.fixture(scope="session")
+def analyst_oracle() -> Iterator[duckdb.DuckDBPyConnection]:
+    """What analyst may read, built from the demo generator's rows without meshgate."""
+    connection = analyst_view()
+    connection.execute("SET TimeZone = 'UTC'")
+    yield connection
+    connection.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -56,3 +57,9 @@ def descriptor(command: Message) -> flight.FlightDescriptor:
 def basic(user: str, password: str, *, padded: bool = True) -> str:
     encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
     return "Basic " + (encoded if padded else encoded.rstrip("="))
+
+
+def adbc_refusal(code: str, message: str) -> str:
+    """How ADBC's Flight SQL driver words a refusal: the gRPC code, then meshgate's message
+    (a `pytest.raises(match=...)` pattern)."""
+    return rf"^{code}: \[FlightSQL\] {re.escape(message)}"

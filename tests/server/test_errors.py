@@ -20,7 +20,7 @@ from meshgate.audit import error_id_of
 from meshgate.errors import QueryValueError, SourceUnavailable
 from meshgate.server.errors import InvalidArgument, NotFound, client_error
 from meshgate.server.proto import flight_sql_pb2 as pb
-from tests.server.flightsql_clients import basic, pack
+from tests.server.flightsql_clients import adbc_refusal, basic, pack
 
 GET_FLIGHT_INFO = "/arrow.flight.protocol.FlightService/GetFlightInfo"
 
@@ -163,16 +163,21 @@ def test_what_pyarrow_puts_in_the_grpc_status(raised: str, code: grpc.StatusCode
 
 
 def test_bad_input_leaves_the_server_serving(uri: str) -> None:
-    bad = ["SELEC 1", "DROP TABLE sales.orders", "SELECT 1; SELECT 2",
-           "SELECT * FROM sales.nope", "SELECT * FROM finance.budgets"]
+    bad = {
+        "SELEC 1": adbc_refusal("INVALID_ARGUMENT", "syntax error near 'SELEC'"),
+        "DROP TABLE sales.orders": adbc_refusal("INVALID_ARGUMENT", "DROP statements are not"),
+        "SELECT 1; SELECT 2": adbc_refusal("INVALID_ARGUMENT", "send one statement at a time"),
+        "SELECT * FROM sales.nope": adbc_refusal("NOT_FOUND", "data product 'sales.nope' does"),
+        "SELECT * FROM finance.budgets": adbc_refusal("NOT_FOUND", "data product 'finance.budg"),
+    }
     with pytest.raises(adbc.Error, match="UNAUTHENTICATED"), adbc.connect(
         uri, db_kwargs={"username": "analyst", "password": "wrong"}
     ) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT 1")
     with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
                       autocommit=True) as conn:
-        for sql in bad:
-            with conn.cursor() as cursor, pytest.raises(adbc.Error):
+        for sql, refusal in bad.items():
+            with conn.cursor() as cursor, pytest.raises(adbc.Error, match=refusal):
                 cursor.execute(sql)
         with conn.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM sales.orders")  # no policy restricts it

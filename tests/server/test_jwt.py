@@ -306,6 +306,7 @@ def test_the_reason_for_a_refusal_is_logged_for_the_operator_only(
             pytest.raises(flight.FlightUnauthenticatedError) as refused:
         pyarrow_query(rs256_uri, rs256(keys, aud="another-service"), "SELECT 1 AS one")
     assert "audience" in caplog.text.lower()
+    assert REFUSED in str(refused.value)
     assert "audience" not in str(refused.value).lower()
 
 

@@ -214,7 +214,7 @@ def test_adbc_get_table_schema_matches_query_schema(adbc_analyst: adbc.Connectio
 
 def test_adbc_get_table_schema_of_an_ungranted_product_is_not_found(
         adbc_analyst: adbc.Connection) -> None:
-    with pytest.raises(adbc.Error):
+    with pytest.raises(adbc.Error, match=r"^NOT_FOUND: No table found"):
         adbc_analyst.adbc_get_table_schema("budgets", db_schema_filter="finance")
 
 

@@ -1,6 +1,8 @@
 """Queries and prepared statements as pyarrow.flight and ADBC run them.
 
 The rule every client relies on: the FlightInfo schema equals the streamed schema exactly.
+Answers are compared, names, types and rows, with `analyst_oracle` (tests/security/oracle.py):
+DuckDB over the demo generator's rows with analyst's policies applied in Python.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import adbc_driver_flightsql.dbapi as adbc
 import adbc_driver_manager
+import duckdb
 import grpc  # type: ignore[import-untyped]
 import pyarrow as pa
 import pytest
@@ -17,8 +20,24 @@ from pyarrow import flight
 
 from meshgate.server.proto import flight_pb2
 from meshgate.server.proto import flight_sql_pb2 as pb
-from meshgate.service import QueryService
 from tests.server.flightsql_clients import Session, descriptor, pack, unpack
+
+
+def assert_like_oracle(
+    table: pa.Table,
+    oracle: duckdb.DuckDBPyConnection,
+    sql: str,
+    parameters: tuple[object, ...] = (),
+) -> None:
+    """Same column names, types and rows as the oracle's answer (in order if `sql` orders)."""
+    want = oracle.execute(sql, list(parameters)).to_arrow_table()
+    assert table.schema.names == want.schema.names
+    assert table.schema.types == want.schema.types
+    got_rows, want_rows = table.to_pylist(), want.to_pylist()
+    if " ORDER BY " not in sql.upper():
+        got_rows, want_rows = sorted(got_rows, key=repr), sorted(want_rows, key=repr)
+    assert got_rows == want_rows
+
 
 QUERIES = [
     "SELECT * FROM sales.orders",
@@ -31,9 +50,12 @@ QUERIES = [
 
 
 @pytest.mark.parametrize("sql", QUERIES)
-def test_flight_info_schema_equals_streamed_schema(analyst: Session, sql: str) -> None:
+def test_flight_info_schema_equals_streamed_schema(
+    analyst: Session, analyst_oracle: duckdb.DuckDBPyConnection, sql: str
+) -> None:
     info, table = analyst.fetch(pb.CommandStatementQuery(query=sql))
     assert table.schema.equals(info.schema, check_metadata=True)
+    assert_like_oracle(table, analyst_oracle, sql)
     assert len(info.endpoints) == 1
     assert info.endpoints[0].locations == []
     ticket = unpack(info.endpoints[0].ticket.ticket, pb.TicketStatementQuery())
@@ -46,12 +68,12 @@ def test_get_schema_matches_flight_info(analyst: Session) -> None:
     assert schema.equals(analyst.info(command).schema)
 
 
-def test_rows_match_the_service(analyst: Session, service: QueryService) -> None:
+def test_rows_match_the_oracle(analyst: Session, analyst_oracle: duckdb.DuckDBPyConnection
+                               ) -> None:
     sql = "SELECT order_id, employee_id, amount FROM sales.orders ORDER BY order_id"
     _, table = analyst.fetch(pb.CommandStatementQuery(query=sql))
-    expected = service.query(sql, service.principal("analyst"))
-    assert table.num_rows == expected.num_rows > 0
-    assert table.equals(expected)
+    assert table.num_rows > 0
+    assert_like_oracle(table, analyst_oracle, sql)
 
 
 @pytest.fixture
@@ -62,33 +84,40 @@ def adbc_analyst(uri: str) -> Iterator[adbc.Connection]:
 
 
 @pytest.mark.parametrize("sql", QUERIES)
-def test_adbc_runs_every_query(adbc_analyst: adbc.Connection, service: QueryService,
-                               sql: str) -> None:
+def test_adbc_runs_every_query(adbc_analyst: adbc.Connection,
+                               analyst_oracle: duckdb.DuckDBPyConnection, sql: str) -> None:
     # ADBC checks each endpoint's schema against the FlightInfo schema itself.
     with adbc_analyst.cursor() as cursor:
         cursor.execute(sql)
         table = cursor.fetch_arrow_table()
-    expected = service.query(sql, service.principal("analyst"))
-    assert table.num_rows == expected.num_rows
-    assert table.schema.remove_metadata().equals(expected.schema)
+    assert_like_oracle(table, analyst_oracle, sql)
 
 
-def test_adbc_parameters_are_bound_positionally(adbc_analyst: adbc.Connection) -> None:
+def test_adbc_parameters_are_bound_positionally(
+    adbc_analyst: adbc.Connection, analyst_oracle: duckdb.DuckDBPyConnection
+) -> None:
+    between = "SELECT id, region FROM hr.departments WHERE id BETWEEN ? AND ? ORDER BY id"
+    region = "SELECT id FROM hr.departments WHERE region = ? ORDER BY id LIMIT 2"
     with adbc_analyst.cursor() as cursor:
-        cursor.execute("SELECT id, region FROM hr.departments WHERE id BETWEEN ? AND ? ORDER BY id",
-                       parameters=(3, 5))
-        assert [row[0] for row in cursor.fetchall()] == [3, 4, 5]
-        cursor.execute("SELECT id FROM hr.departments WHERE region = ? ORDER BY id LIMIT 2",
-                       parameters=("EU",))
-        assert len(cursor.fetchall()) == 2
+        cursor.execute(between, parameters=(3, 5))
+        table = cursor.fetch_arrow_table()
+        assert table.column("id").to_pylist() == [3, 4, 5]
+        assert_like_oracle(table, analyst_oracle, between, (3, 5))
+        cursor.execute(region, parameters=("EU",))
+        table = cursor.fetch_arrow_table()
+        assert table.num_rows == 2
+        assert_like_oracle(table, analyst_oracle, region, ("EU",))
 
 
-def test_adbc_partial_fetch_then_next_query(adbc_analyst: adbc.Connection) -> None:
+def test_adbc_partial_fetch_then_next_query(
+    adbc_analyst: adbc.Connection, analyst_oracle: duckdb.DuckDBPyConnection
+) -> None:
     with adbc_analyst.cursor() as cursor:
         cursor.execute("SELECT * FROM sales.order_items")
         assert cursor.fetchone() is not None
-        cursor.execute("SELECT count(*) FROM sales.orders")
-        assert cursor.fetchone()[0] > 0  # type: ignore[index]
+        cursor.execute("SELECT count(*) AS n FROM sales.orders")
+        assert_like_oracle(cursor.fetch_arrow_table(), analyst_oracle,
+                           "SELECT count(*) AS n FROM sales.orders")
 
 
 def _create(session: Session, sql: str) -> pb.ActionCreatePreparedStatementResult:
@@ -118,7 +147,8 @@ def _union_parameter(value: object) -> pa.Array:
                                     children, ["int64", "string"])
 
 
-def test_prepared_statement_lifecycle(analyst: Session) -> None:
+def test_prepared_statement_lifecycle(analyst: Session,
+                                     analyst_oracle: duckdb.DuckDBPyConnection) -> None:
     sql = "SELECT id, name FROM hr.departments WHERE id <= ? AND region <> ? ORDER BY id"
     created = _create(analyst, sql)
     dataset = pa.ipc.read_schema(pa.py_buffer(created.dataset_schema))
@@ -139,6 +169,7 @@ def test_prepared_statement_lifecycle(analyst: Session) -> None:
     assert info.schema.equals(dataset)
     assert table.schema.equals(dataset)
     assert table.column("id").to_pylist() == list(range(1, 11))
+    assert_like_oracle(table, analyst_oracle, sql, (10, "nowhere"))
 
     analyst.action("ClosePreparedStatement", pack(pb.ActionClosePreparedStatementRequest(
         prepared_statement_handle=created.prepared_statement_handle)))
@@ -150,10 +181,10 @@ def test_handles_belong_to_their_principal(analyst: Session, admin: Session) -> 
     created = _create(analyst, "SELECT 1 AS one")
     command = pb.CommandPreparedStatementQuery(
         prepared_statement_handle=created.prepared_statement_handle)
-    with pytest.raises(pa.ArrowKeyError):
+    with pytest.raises(pa.ArrowKeyError, match="unknown or expired statement handle"):
         admin.info(command)
     info = analyst.info(pb.CommandStatementQuery(query="SELECT 2 AS two"))
-    with pytest.raises(pa.ArrowKeyError):
+    with pytest.raises(pa.ArrowKeyError, match="unknown or expired statement handle"):
         admin.client.do_get(info.endpoints[0].ticket, admin.options).read_all()
     assert analyst.client.do_get(info.endpoints[0].ticket, analyst.options).read_all().num_rows == 1
 
@@ -186,19 +217,21 @@ def test_cancel_flight_info_drops_the_ticket(analyst: Session) -> None:
     [body] = analyst.action("CancelFlightInfo", request.SerializeToString())
     result = flight_pb2.CancelFlightInfoResult.FromString(body)
     assert result.status == flight_pb2.CANCEL_STATUS_CANCELLED
-    with pytest.raises(pa.ArrowKeyError):
+    with pytest.raises(pa.ArrowKeyError, match="unknown or expired statement handle"):
         analyst.client.do_get(info.endpoints[0].ticket, analyst.options).read_all()
 
 
-def test_reader_closed_early_leaves_the_server_usable(analyst: Session) -> None:
+def test_reader_closed_early_leaves_the_server_usable(
+    analyst: Session, analyst_oracle: duckdb.DuckDBPyConnection
+) -> None:
     info = analyst.info(pb.CommandStatementQuery(query="SELECT * FROM sales.order_items"))
     reader = analyst.client.do_get(info.endpoints[0].ticket, analyst.options)
     first = reader.read_chunk()
     assert first.data.num_rows > 0
     reader.cancel()
-    _, table = analyst.fetch(pb.CommandStatementQuery(query="SELECT count(*) AS n FROM "
-                                                            "sales.order_items"))
-    assert table.column("n")[0].as_py() > 0
+    count = "SELECT count(*) AS n FROM sales.order_items"
+    _, table = analyst.fetch(pb.CommandStatementQuery(query=count))
+    assert_like_oracle(table, analyst_oracle, count)
 
 
 def test_unknown_action_is_unimplemented(analyst: Session) -> None:
@@ -218,9 +251,11 @@ def test_path_descriptors_are_rejected(analyst: Session) -> None:
                                        analyst.options)
 
 
-def test_jdbc_style_prepared_query(analyst: Session) -> None:
+def test_jdbc_style_prepared_query(analyst: Session,
+                                  analyst_oracle: duckdb.DuckDBPyConnection) -> None:
     """JDBC prepares everything; an empty dataset_schema would make it run a SELECT as update."""
-    created = _create(analyst, "SELECT * FROM sales.orders")
+    sql = "SELECT * FROM sales.orders"
+    created = _create(analyst, sql)
     dataset = pa.ipc.read_schema(pa.py_buffer(created.dataset_schema))
     assert dataset.names[:2] == ["order_id", "employee_id"]
     assert len(pa.ipc.read_schema(pa.py_buffer(created.parameter_schema))) == 0
@@ -230,27 +265,29 @@ def test_jdbc_style_prepared_query(analyst: Session) -> None:
     assert info.schema.equals(dataset)
     assert table.schema.equals(dataset)
     assert table.num_rows > 10_000
+    assert_like_oracle(table, analyst_oracle, sql)
     _, again = analyst.fetch(command)  # a prepared statement runs as often as asked
-    assert again.num_rows == table.num_rows
+    assert again.equals(table)
     analyst.action("ClosePreparedStatement", pack(pb.ActionClosePreparedStatementRequest(
         prepared_statement_handle=created.prepared_statement_handle)))
 
 
-def test_concurrent_queries_from_several_clients(uri: str) -> None:
+def test_concurrent_queries_from_several_clients(
+    uri: str, analyst_oracle: duckdb.DuckDBPyConnection
+) -> None:
     sql = "SELECT employee_id, sum(amount) AS total FROM sales.orders GROUP BY employee_id"
 
-    def run(_: int) -> int:
+    def run(_: int) -> pa.Table:
         session = Session(uri, "analyst", "analyst")
         try:
-            rows: int = session.fetch(pb.CommandStatementQuery(query=sql))[1].num_rows
-            return rows
+            return session.fetch(pb.CommandStatementQuery(query=sql))[1]
         finally:
             session.close()
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        counts = list(pool.map(run, range(16)))
-    assert len(set(counts)) == 1
-    assert counts[0] > 0
+        tables = list(pool.map(run, range(16)))
+    for table in tables:
+        assert_like_oracle(table, analyst_oracle, sql)
 
 
 def test_cancel_flight_info_stops_a_running_stream(analyst: Session,
@@ -282,7 +319,9 @@ def test_cancel_flight_info_stops_a_running_stream(analyst: Session,
     assert "the query was cancelled" in caught.value.details()
 
 
-def test_adbc_execute_schema_and_partitions(adbc_analyst: adbc.Connection) -> None:
+def test_adbc_execute_schema_and_partitions(
+    adbc_analyst: adbc.Connection, analyst_oracle: duckdb.DuckDBPyConnection
+) -> None:
     sql = "SELECT order_id, amount FROM sales.orders WHERE order_id <= 5"
     with adbc_analyst.cursor() as cursor:
         schema = cursor.adbc_execute_schema(sql)
@@ -293,3 +332,4 @@ def test_adbc_execute_schema_and_partitions(adbc_analyst: adbc.Connection) -> No
         table = cursor.fetch_arrow_table()
     assert table.schema.equals(schema)
     assert table.column("order_id").to_pylist() == [1, 2, 3, 4, 5]
+    assert_like_oracle(table, analyst_oracle, sql)

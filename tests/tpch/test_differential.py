@@ -2,7 +2,8 @@
 
 The mesh splits TPC-H (SF 0.01) between PostgreSQL (orders, customer, nation, region,
 supplier) and Parquet (lineitem, part, partsupp); the reference is one DuckDB holding all
-eight tables. Decimals compare exactly; order is compared wherever the query orders.
+eight tables. Column names and Arrow types must be DuckDB's exactly, decimals compare exactly;
+order is compared wherever the query orders.
 """
 
 from __future__ import annotations
@@ -40,26 +41,51 @@ def _orders(sql: str) -> bool:
     return sqlglot.parse_one(sql, read="duckdb").args.get("order") is not None
 
 
-@pytest.mark.parametrize("number", range(1, 23), ids=[f"q{n:02d}" for n in range(1, 23)])
-def test_tpch_query_matches_single_engine(
+def _answers(
     number: int, client: Any, reference: duckdb.DuckDBPyConnection
-) -> None:
+) -> tuple[pa.Table, pa.Table]:
+    """(meshgate's answer over Flight SQL, the reference's) to TPC-H query `number`."""
     sql = QUERIES[number - 1]
     with client.cursor() as cursor:
         cursor.execute(sql)
         got = cursor.fetch_arrow_table()
-    want = reference.execute(sql).to_arrow_table()
+    return got, reference.execute(sql).to_arrow_table()
+
+
+NUMBERS = range(1, 23)
+IDS = [f"q{n:02d}" for n in NUMBERS]
+# Unaliased outputs: meshgate names them after sqlglot (`_col_5`), DuckDB after the
+# expression (`sum(l_quantity)`). strict: this fails as soon as the names agree.
+UNALIASED_OUTPUT = pytest.mark.xfail(
+    strict=True, reason="meshgate names the unaliased sum(l_quantity) `_col_5`"
+)
+
+
+@pytest.mark.parametrize("number", NUMBERS, ids=IDS)
+def test_tpch_query_matches_single_engine(
+    number: int, client: Any, reference: duckdb.DuckDBPyConnection
+) -> None:
+    """Every column's Arrow type (by position) and every value, exactly."""
+    got, want = _answers(number, client, reference)
+    assert got.schema.types == want.schema.types
     assert got.num_rows == want.num_rows
-    assert got.column_names == want.column_names or len(got.column_names) == len(want.column_names)
-    for field, expected in zip(got.schema, want.schema, strict=True):
-        if pa.types.is_decimal(expected.type):
-            assert pa.types.is_decimal(field.type), f"{field.name}: {field.type}"
-            assert field.type.scale == expected.type.scale, f"{field.name}: {field.type}"
     got_rows, want_rows = _rows(got), _rows(want)
-    if _orders(sql):
+    if _orders(QUERIES[number - 1]):
         assert got_rows == want_rows
     else:
         assert sorted(got_rows, key=repr) == sorted(want_rows, key=repr)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [pytest.param(n, marks=UNALIASED_OUTPUT) if n == 18 else n for n in NUMBERS],
+    ids=IDS,
+)
+def test_tpch_columns_are_named_like_the_single_engine(
+    number: int, client: Any, reference: duckdb.DuckDBPyConnection
+) -> None:
+    got, want = _answers(number, client, reference)
+    assert got.column_names == want.column_names
 
 
 def test_queries_are_the_22_tpch_queries() -> None:

@@ -111,8 +111,10 @@ def first_source_error(prefetches: list[Prefetch]) -> MeshgateError | None:
             log.error(
                 "fragment %s failed (error id %s)", prefetch.name, error_id, exc_info=prefetch.error
             )
-            return SourceUnavailable(
+            failed = SourceUnavailable(
                 f"a source failed while answering this query (error id {error_id}); "
                 "retry later, or ask the administrator to check the server log"
             )
+            failed.error_id = error_id
+            return failed
     return None

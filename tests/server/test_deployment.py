@@ -1,0 +1,102 @@
+"""Settings a deployment makes in its `server:` section, seen by real Flight clients.
+
+Each test serves its own copy of the demo configuration plus a server.yaml.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from pyarrow import flight
+
+from meshgate.server import running_server
+from meshgate.server.proto import flight_pb2 as pb
+from meshgate.server.proto import flight_sql_pb2 as sql
+from meshgate.service import QueryService
+from tests.server.flightsql_clients import Session
+
+# The regexp filter cannot run in SQLite: in strict mode it is refused, else merged locally.
+LOCAL_WORK = (
+    "SELECT e.name FROM hr.employees e JOIN sales.orders o ON o.employee_id = e.id "
+    "WHERE regexp_matches(e.name, '^A')"
+)
+STRICT_REFUSAL = "strict pushdown: a part of this query would run in meshgate's merge layer"
+
+
+@contextlib.contextmanager
+def served(demo_dir: Path, directory: Path, server_yaml: str) -> Iterator[str]:
+    """A server over the demo's configuration with `server_yaml` added; yields its URI."""
+    directory.mkdir()
+    for source in demo_dir.glob("*.yaml"):
+        text = source.read_text(encoding="utf-8").replace("path: data/", f"path: {demo_dir}/data/")
+        (directory / source.name).write_text(text, encoding="utf-8")
+    (directory / "server.yaml").write_text(server_yaml, encoding="utf-8")
+    service = QueryService.from_config(directory)
+    try:
+        with running_server(service) as server:
+            yield f"grpc://127.0.0.1:{server.port}"
+    finally:
+        service.close()
+
+
+def _set_strict(session: Session, value: bool) -> None:
+    request = pb.SetSessionOptionsRequest()
+    request.session_options["strict_pushdown"].bool_value = value
+    [body] = session.action("SetSessionOptions", request.SerializeToString())
+    assert dict(pb.SetSessionOptionsResult.FromString(body).errors) == {}
+
+
+def test_a_session_token_stops_authenticating_after_its_ttl(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    count = sql.CommandStatementQuery(query="SELECT count(*) AS n FROM sales.orders")
+    with served(demo_dir, tmp_path / "config", "server: {token_ttl_seconds: 1}\n") as uri:
+        session = Session(uri, "analyst", "analyst")  # Basic once, then the issued bearer
+        try:
+            assert session.fetch(count)[1].column("n").to_pylist() == [20000]
+            time.sleep(1.5)
+            with pytest.raises(
+                flight.FlightUnauthenticatedError,
+                match="the bearer token is unknown or expired; authenticate again",
+            ):
+                session.fetch(count)
+        finally:
+            session.close()
+        renewed = Session(uri, "analyst", "analyst")
+        try:
+            assert renewed.fetch(count)[1].column("n").to_pylist() == [20000]
+        finally:
+            renewed.close()
+
+
+def test_the_deployments_strict_pushdown_applies_unless_the_session_sets_it(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    query = sql.CommandStatementQuery(query=LOCAL_WORK)
+    with served(demo_dir, tmp_path / "config", "server: {strict_pushdown: true}\n") as uri:
+        session = Session(uri, "analyst", "analyst")
+        try:
+            with pytest.raises(pa.ArrowInvalid, match=STRICT_REFUSAL):
+                session.fetch(query)
+            _set_strict(session, False)
+            assert session.fetch(query)[1].num_rows > 0
+            _set_strict(session, True)
+            with pytest.raises(pa.ArrowInvalid, match=STRICT_REFUSAL):
+                session.fetch(query)
+        finally:
+            session.close()
+
+
+def test_without_the_setting_the_same_query_runs(demo_dir: Path, tmp_path: Path) -> None:
+    with served(demo_dir, tmp_path / "config", "server: {}\n") as uri:
+        session = Session(uri, "analyst", "analyst")
+        try:
+            _, table = session.fetch(sql.CommandStatementQuery(query=LOCAL_WORK))
+            assert table.num_rows > 0
+        finally:
+            session.close()
