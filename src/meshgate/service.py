@@ -35,7 +35,7 @@ from meshgate.principal import Principal
 from meshgate.query.model import BoundQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
-from meshgate.spi import Connector, ConnectorContext, QueryContext
+from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.sql.bind import bind
 from meshgate.sql.parameters import bind_parameters
 from meshgate.sql.parse import parse_statement
@@ -234,10 +234,16 @@ class QueryService:
         prepared: PreparedQuery,
         parameters: Sequence[Any] = (),
         report: ExecutionReport | None = None,
+        *,
+        cancel: CancelToken | None = None,
+        deadline: float | None = None,
     ) -> pa.RecordBatchReader:
         """Run a prepared query; the reader streams, and closing it cancels the sources.
 
-        `report`, when given, is filled with what each fragment sent and received.
+        `report`, when given, is filled with what each fragment sent and received. `cancel`
+        is the front end's token for this run (a client's cancel sets it) and `deadline` a
+        `time.monotonic()` instant after which the run fails with QueryTimeout; both go into
+        the run's QueryContext, the one way anything stops a query early.
         """
         arrived = now()
         plan = prepared.plan
@@ -265,7 +271,8 @@ class QueryService:
                                     tuple(sorted(prepared.principal.roles)), prepared.client,
                                     prepared.sql, exc)  # fmt: skip
                 raise
-        context = QueryContext(new_query_id(), prepared.principal.name,
+        context = QueryContext(new_query_id(), prepared.principal.name, deadline=deadline,
+                               cancel=cancel if cancel is not None else CancelToken(),
                                parameters=tuple(parameters))  # fmt: skip
         reader = execute_plan(plan, self.connectors, context, report)
         return self._audited(reader, prepared, report, arrived, context.query_id)

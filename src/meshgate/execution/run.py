@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 
-from meshgate.errors import MeshgateError, QueryCancelled, QueryValueError, SourceUnavailable
+from meshgate.errors import (
+    MeshgateError,
+    QueryCancelled,
+    QueryTimeout,
+    QueryValueError,
+    SourceUnavailable,
+)
 from meshgate.execution.dynamic import BuildSide, filtered_handle
 from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
 from meshgate.planner.plan import FederatedPlan, Fragment, PolicyStage
@@ -48,9 +55,54 @@ def execute_plan(
 ) -> pa.RecordBatchReader:
     """Start every fragment now; stream the (merged) result lazily, cast to `plan.schema`.
 
-    Every connector call receives `context`: the run's parameters, deadline and cancel token.
+    Every connector call receives `context`, whose cancel token is the one way a run stops
+    early: its deadline sets it (a timer armed here), a front end sets it (a client's
+    cancel), and so does closing the returned reader before its end or any failure; every
+    fragment's source work and the merge stop on it. A run stopped by the token fails with
+    QueryTimeout once the deadline has passed, else with QueryCancelled.
     """
     report = report if report is not None else ExecutionReport()
+    timer = _deadline_timer(context)
+    batches = _plan_batches(plan, connectors, context, report)
+    return pa.RecordBatchReader.from_batches(plan.schema, _stoppable(batches, timer))
+
+
+def _deadline_timer(context: QueryContext) -> threading.Timer | None:
+    remaining = context.remaining()
+    if remaining is None:
+        return None
+    timer = threading.Timer(remaining, context.cancel.cancel)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _stoppable(
+    batches: Iterator[pa.RecordBatch], timer: threading.Timer | None
+) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from batches
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _stop_error(context: QueryContext) -> MeshgateError:
+    if context.expired:
+        return QueryTimeout(
+            "the query ran past its deadline and was stopped, at its sources too; narrow it "
+            "(filters, LIMIT, fewer products) or allow it more time"
+        )
+    return QueryCancelled("the query was cancelled")
+
+
+def _plan_batches(
+    plan: FederatedPlan,
+    connectors: Mapping[str, Connector],
+    context: QueryContext,
+    report: ExecutionReport,
+) -> Iterator[pa.RecordBatch]:
+    """Start the plan's fragments and policy stages; their (merged) batches, lazily."""
     build_names = {f.dynamic_filter.build for f in plan.fragments if f.dynamic_filter}
     builds: dict[str, BuildSide] = {}
     prefetches: list[Prefetch] = []
@@ -59,14 +111,14 @@ def execute_plan(
         run = FragmentRun(fragment.name, fragment.source, fragment.sql)
         report.fragments[fragment.name] = run
         opener = _opener(connector, fragment, builds, run, context)
-        prefetch = Prefetch(fragment.name, opener, fragment.handle.schema)
+        prefetch = Prefetch(fragment.name, opener, fragment.handle.schema, context.cancel)
         prefetches.append(prefetch)
         if fragment.name in build_names:
             builds[fragment.name] = BuildSide(prefetch)
     for stage in plan.stages:
         prefetches.append(Prefetch(stage.name, _stage_opener(stage, connectors, context, report),
-                                   stage.plan.schema))  # fmt: skip
-    return pa.RecordBatchReader.from_batches(plan.schema, _stream(plan, prefetches, builds, report))
+                                   stage.plan.schema, context.cancel))  # fmt: skip
+    return _stream(plan, prefetches, builds, report, context)
 
 
 def _stage_opener(
@@ -78,7 +130,8 @@ def _stage_opener(
     """A policy stage runs as its own plan and merge query: the fence around a barrier."""
 
     def open_reader() -> pa.RecordBatchReader:
-        return execute_plan(stage.plan, connectors, context, report)
+        batches = _plan_batches(stage.plan, connectors, context, report)
+        return pa.RecordBatchReader.from_batches(stage.plan.schema, batches)
 
     return open_reader
 
@@ -106,6 +159,7 @@ def _stream(
     prefetches: list[Prefetch],
     builds: Mapping[str, BuildSide],
     report: ExecutionReport,
+    context: QueryContext,
 ) -> Iterator[pa.RecordBatch]:
     connection: duckdb.DuckDBPyConnection | None = None
     try:
@@ -128,26 +182,30 @@ def _stream(
         for name, table in plan.local_tables.items():
             connection.register(name, table)
         try:
-            result = connection.execute(plan.residual_sql).to_arrow_reader(BATCH_ROWS)
-            yield from cast_batches(iter(result), plan.schema)
+            with context.cancel.stopping(connection.interrupt):
+                result = connection.execute(plan.residual_sql).to_arrow_reader(BATCH_ROWS)
+                yield from cast_batches(iter(result), plan.schema)
         except duckdb.Error as exc:
             source_error = first_source_error(prefetches)
             if source_error is not None:
                 raise source_error from None
+            if isinstance(exc, duckdb.InterruptException):
+                raise QueryCancelled("the query was cancelled") from None
             if isinstance(exc, _VALUE_ERRORS):
                 raise QueryValueError(
                     f"a value in this query cannot be computed: {_without_values(exc)}; check "
                     "the casts, literals and arithmetic in the query"
                 ) from None
             raise SourceUnavailable(f"the merge step failed: {_first_line(exc)}") from None
-    except GeneratorExit:
-        if connection is not None:
-            connection.interrupt()
+    except GeneratorExit:  # the consumer let go early: stop every source now
+        context.cancel.cancel()
         raise
-    except MeshgateError:
+    except Exception:
+        stopped = context.cancel.cancelled
+        context.cancel.cancel()  # a failure stops the other fragments' work too
+        if stopped:
+            raise _stop_error(context) from None
         raise
-    except duckdb.InterruptException:
-        raise QueryCancelled("the query was cancelled") from None
     finally:
         for prefetch in prefetches:
             prefetch.close()

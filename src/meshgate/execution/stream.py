@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
-from meshgate.errors import MeshgateError, SourceUnavailable
+from meshgate.errors import MeshgateError, QueryCancelled, SourceUnavailable
+from meshgate.spi import CancelToken
 
 _END = object()
+_POLL_SECONDS = 0.05  # how long a consumer waits for a batch before it looks at the token
 log = logging.getLogger(__name__)
 
 
@@ -21,7 +23,8 @@ class Prefetch:
 
     This is what makes the fragments of one query run concurrently while DuckDB consumes
     them, with backpressure (the queue is bounded), and keeps the first source error so the
-    merge can report it instead of DuckDB's wrapped message.
+    merge can report it instead of DuckDB's wrapped message. A consumer waiting for a batch
+    stops as soon as the query's `cancel` token is set, whatever the source is doing.
     """
 
     def __init__(
@@ -29,10 +32,12 @@ class Prefetch:
         name: str,
         open_reader: Callable[[], pa.RecordBatchReader],
         schema: pa.Schema,
+        cancel: CancelToken,
         depth: int = 4,
     ) -> None:
         self.name = name
         self.schema = schema
+        self._cancel = cancel
         self.rows = 0  # rows that left the source, for the audit record and benchmarks
         self.error: BaseException | None = None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
@@ -68,7 +73,12 @@ class Prefetch:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if self._cancel.cancelled:
+                    raise QueryCancelled("the query was cancelled") from None
+                continue
             if item is _END:
                 if self.error is not None:
                     raise self.error

@@ -18,10 +18,11 @@ import pyarrow as pa
 from google.protobuf import any_pb2
 from pyarrow import flight
 
-from meshgate.errors import MeshgateError, QueryCancelled, Status
+from meshgate.errors import MeshgateError, Status
 from meshgate.principal import Principal
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import PreparedQuery, QueryOptions, QueryService
+from meshgate.spi import CancelToken
 
 
 class HandleNotFoundError(MeshgateError):
@@ -43,7 +44,8 @@ class Statement:
     prepared: PreparedQuery
     parameters: tuple[Any, ...] = ()
     expires_at: float = 0.0
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    # Set by CancelFlightInfo; every run of the ticket's query is linked to it.
+    cancel: CancelToken = field(default_factory=CancelToken)
 
 
 class _Handles:
@@ -119,6 +121,7 @@ class StatementRegistry:
         self._service = service
         self._prepared = _Handles(ttl_seconds)
         self._tickets = _Handles(ttl_seconds)
+        self._calls = CallWatch()
 
     # ---- ad-hoc statements ------------------------------------------------------------------
 
@@ -188,16 +191,29 @@ class StatementRegistry:
     def stream(self, principal: Principal, ticket: pb.TicketStatementQuery,
                context: flight.ServerCallContext
                ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """Run the ticket's query; batches are pulled lazily and the reader closed on cancel.
+        """Run the ticket's query; batches are pulled lazily.
 
-        The ticket stays registered while it streams, so CancelFlightInfo can still reach it.
+        The run has its own cancel token, set by CancelFlightInfo on the ticket (which stays
+        registered while it streams, so it can still be reached) or by the call ending
+        early (the client closed the stream, or its gRPC deadline passed).
         """
         handle = ticket.statement_handle
         statement = self._tickets.get(handle, principal)
-        schema = statement.prepared.schema
-        reader = self._service.execute(statement.prepared, statement.parameters)
-        return schema, _batches(reader, schema, statement, context,
-                                release=lambda: self._tickets.discard(handle))
+        run = CancelToken()
+        unlink = statement.cancel.on_cancel(run.cancel)
+        unwatch = self._calls.watch(context, run)
+
+        def release() -> None:
+            unwatch()
+            unlink()
+            self._tickets.discard(handle)
+
+        try:
+            reader = self._service.execute(statement.prepared, statement.parameters, cancel=run)
+        except BaseException:
+            release()
+            raise
+        return statement.prepared.schema, _batches(reader, release)
 
     def cancel(self, principal: Principal, info: flight.FlightInfo) -> bool:
         """Cancel the queries behind a FlightInfo's tickets; False if none is known."""
@@ -207,23 +223,62 @@ class StatementRegistry:
             ticket = pb.TicketStatementQuery()
             if wrapped.Unpack(ticket):
                 try:
-                    self._tickets.pop(ticket.statement_handle, principal).cancelled.set()
+                    self._tickets.pop(ticket.statement_handle, principal).cancel.cancel()
                     found = True
                 except HandleNotFoundError:
                     pass
         return found
 
 
-def _batches(reader: pa.RecordBatchReader, schema: pa.Schema, statement: Statement,
-             context: flight.ServerCallContext,
+def _batches(reader: pa.RecordBatchReader,
              release: Callable[[], None]) -> Iterator[pa.RecordBatch]:
     try:
-        for batch in reader:
-            if context.is_cancelled():
-                return
-            if statement.cancelled.is_set():
-                raise QueryCancelled("the query was cancelled")
-            yield batch if batch.schema.equals(schema) else batch.cast(schema)
+        yield from reader
     finally:
         reader.close()
         release()
+
+
+class CallWatch:
+    """One thread turning ended Flight calls into their runs' cancel tokens.
+
+    gRPC says a call was cancelled (client gone, deadline passed) only when asked, and the
+    call's own thread may be blocked for minutes waiting for a source's first batch, so a
+    single watcher asks for every streaming call a few times a second.
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self._interval = interval
+        self._calls: dict[int, tuple[flight.ServerCallContext, CancelToken]] = {}
+        self._next = 0
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, call: flight.ServerCallContext, token: CancelToken) -> Callable[[], None]:
+        """Set `token` once `call` is cancelled; returns the function that stops watching
+        (after it returns the watcher never touches `call` again)."""
+        with self._lock:
+            key = self._next
+            self._next += 1
+            self._calls[key] = (call, token)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="meshgate-call-watch",
+                                                daemon=True)  # fmt: skip
+                self._thread.start()
+            self._lock.notify()
+
+        def unwatch() -> None:
+            with self._lock:
+                self._calls.pop(key, None)
+
+        return unwatch
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._calls:
+                    self._lock.wait()
+                ended = [token for call, token in self._calls.values() if call.is_cancelled()]
+            for token in ended:
+                token.cancel()
+            time.sleep(self._interval)

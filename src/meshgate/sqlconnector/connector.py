@@ -6,7 +6,8 @@ candidate by describing it with DuckDB (`engine_schema`) and by generating it in
 dialect, and streams results cast to the engine schema.
 
 A concrete connector supplies `capabilities`, `table_columns`, `check` and the driver's
-`_stream(sql, parameters, schema)`; optional strategy hooks: `_renders_node` (veto one node,
+`_stream(sql, parameters, schema, cancel)` (which stops the driver's work when `cancel` is
+set, through `cancel.stopping(...)`); optional strategy hooks: `_renders_node` (veto one node,
 e.g. dynamically typed columns), `_conjunct_support` (INEXACT answers), `_physical_select`
 (the SELECT as the source must receive it), `_collated_columns` + `binary_collation` (compare
 collated text by bytes), `_table_statistics` + `_estimate` (statistics), `driver_errors`
@@ -27,8 +28,9 @@ import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from meshgate.errors import MeshgateError, SourceUnavailable
+from meshgate.errors import MeshgateError, QueryCancelled, SourceUnavailable
 from meshgate.spi import (
+    CancelToken,
     Connector,
     ConnectorContext,
     FilterApplication,
@@ -86,11 +88,13 @@ class SqlConnector(Connector):
     # --- strategy hooks -------------------------------------------------------------------
     @abc.abstractmethod
     def _stream(
-        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
+        self, sql: str, parameters: Sequence[Any], schema: pa.Schema, cancel: CancelToken
     ) -> Iterator[pa.RecordBatch]:
         """Run `sql` and yield its batches, best as a generator whose `finally` cancels and
         releases the source's work: `execute` pulls the first batch at once (so errors surface
-        there) and closes the iterator when the caller closes the reader."""
+        there) and closes the iterator when the caller closes the reader. While the driver
+        runs, `cancel` (the query's token) must be able to stop it from another thread: wrap
+        the driver's work in `with cancel.stopping(<the driver's cancel>)`."""
 
     def _collated_columns(self, table: SourceTable) -> frozenset[str]:
         """Text columns of `table` declared with a collation other than byte order."""
@@ -243,9 +247,14 @@ class SqlConnector(Connector):
     def execute(
         self, handle: PushedQuery, context: QueryContext | None = None
     ) -> pa.RecordBatchReader:
+        context = context if context is not None else QueryContext.standalone()
+        if context.cancel.cancelled:
+            raise QueryCancelled("the query was cancelled before its source ran it")
         sql = self.render(handle)
         self.sent_sql.append(sql)
-        batches = self._stream(sql, list(handle.bound_values(context)), handle.schema)
+        batches = self._stream(
+            sql, list(handle.bound_values(context)), handle.schema, context.cancel
+        )
         return result_reader(batches, handle.schema, self.driver_errors, self._failed)
 
     # --- internals ------------------------------------------------------------------------
