@@ -24,7 +24,6 @@ from meshgate.catalog.catalog import (
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.errors import AuthenticationFailed, MeshgateError, ParameterError, Status
 from meshgate.execution.run import ExecutionReport, execute_plan
-from meshgate.execution.stream import cast_batches
 from meshgate.planner.cache import PlanCache
 from meshgate.planner.explain import explain_table
 from meshgate.planner.federate import Planner
@@ -285,7 +284,7 @@ class QueryService:
         arrived: str,
         query_id: str,
     ) -> pa.RecordBatchReader:
-        """`reader` cast to the planned schema; its audit record is written when it ends."""
+        """`reader` (already of the planned schema: execution casts) audited when it ends."""
         schema = prepared.schema
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -293,7 +292,7 @@ class QueryService:
             rows = nbytes = 0
             outcome, status, error_id, message = "ok", None, None, None
             try:
-                for batch in cast_batches(iter(reader), schema):
+                for batch in reader:
                     rows += batch.num_rows
                     nbytes += batch.nbytes
                     yield batch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -101,6 +101,7 @@ def _plan_batches(
     connectors: Mapping[str, Connector],
     context: QueryContext,
     report: ExecutionReport,
+    outermost: bool = True,
 ) -> Iterator[pa.RecordBatch]:
     """Start the plan's fragments and policy stages; their (merged) batches, lazily."""
     build_names = {f.dynamic_filter.build for f in plan.fragments if f.dynamic_filter}
@@ -118,7 +119,7 @@ def _plan_batches(
     for stage in plan.stages:
         prefetches.append(Prefetch(stage.name, _stage_opener(stage, connectors, context, report),
                                    stage.plan.schema, context.cancel))  # fmt: skip
-    return _stream(plan, prefetches, builds, report, context)
+    return _stream(plan, prefetches, builds, report, context, outermost)
 
 
 def _stage_opener(
@@ -130,7 +131,7 @@ def _stage_opener(
     """A policy stage runs as its own plan and merge query: the fence around a barrier."""
 
     def open_reader() -> pa.RecordBatchReader:
-        batches = _plan_batches(stage.plan, connectors, context, report)
+        batches = _plan_batches(stage.plan, connectors, context, report, outermost=False)
         return pa.RecordBatchReader.from_batches(stage.plan.schema, batches)
 
     return open_reader
@@ -160,59 +161,83 @@ def _stream(
     builds: Mapping[str, BuildSide],
     report: ExecutionReport,
     context: QueryContext,
+    outermost: bool,
 ) -> Iterator[pa.RecordBatch]:
-    connection: duckdb.DuckDBPyConnection | None = None
+    """The plan's result cast to `plan.schema`: the one cast to the planned wire schema.
+
+    Connectors already deliver their handle's schema (the connector contract: source types
+    to the handle's engine types); what is cast here is the merge's (or the single
+    fragment's) output to the exact types and names the plan announced to the client.
+    """
+    result: Generator[pa.RecordBatch, None, None]
+    if plan.residual_sql is None:
+        (only,) = prefetches
+        result = only.batches()
+    else:
+        result = _merge(plan, prefetches, builds, context)
+    cast = cast_batches(result, plan.schema)
     try:
-        if plan.residual_sql is None:
-            (only,) = prefetches
-            try:
-                yield from cast_batches(only.batches(), plan.schema)
-            except (MeshgateError, GeneratorExit):
-                raise
-            except Exception:
-                source_error = first_source_error(prefetches)
-                if source_error is None:
-                    raise
-                raise source_error from None
-            return
-        connection = engine_cursor()
-        for prefetch in prefetches:
-            build = builds.get(prefetch.name)
-            connection.register(prefetch.name, (build or prefetch).reader())
-        for name, table in plan.local_tables.items():
-            connection.register(name, table)
         try:
-            with context.cancel.stopping(connection.interrupt):
-                result = connection.execute(plan.residual_sql).to_arrow_reader(BATCH_ROWS)
-                yield from cast_batches(iter(result), plan.schema)
-        except duckdb.Error as exc:
+            # Not `yield from`: on close the token must be set (below) before the merge and
+            # the fragments are closed, so that they stop instead of finishing their work.
+            for batch in cast:  # noqa: UP028
+                yield batch
+        except Exception as exc:
             source_error = first_source_error(prefetches)
-            if source_error is not None:
-                raise source_error from None
-            if isinstance(exc, duckdb.InterruptException):
-                raise QueryCancelled("the query was cancelled") from None
-            if isinstance(exc, _VALUE_ERRORS):
-                raise QueryValueError(
-                    f"a value in this query cannot be computed: {_without_values(exc)}; check "
-                    "the casts, literals and arithmetic in the query"
-                ) from None
-            raise SourceUnavailable(f"the merge step failed: {_first_line(exc)}") from None
+            if source_error is None or source_error is exc:
+                raise
+            raise source_error from None
     except GeneratorExit:  # the consumer let go early: stop every source now
         context.cancel.cancel()
         raise
     except Exception:
+        if not outermost:  # a policy stage's failure reaches the outer run, which stops all
+            raise
         stopped = context.cancel.cancelled
         context.cancel.cancel()  # a failure stops the other fragments' work too
         if stopped:
             raise _stop_error(context) from None
         raise
     finally:
+        cast.close()
+        result.close()
         for prefetch in prefetches:
             prefetch.close()
             if prefetch.name in report.fragments:
                 report.fragments[prefetch.name].rows = prefetch.rows
-        if connection is not None:
-            connection.close()
+
+
+def _merge(
+    plan: FederatedPlan,
+    prefetches: list[Prefetch],
+    builds: Mapping[str, BuildSide],
+    context: QueryContext,
+) -> Generator[pa.RecordBatch, None, None]:
+    """The residual SQL over the fragment streams and local tables, in DuckDB."""
+    assert plan.residual_sql is not None
+    connection = engine_cursor()
+    try:
+        for prefetch in prefetches:
+            build = builds.get(prefetch.name)
+            connection.register(prefetch.name, (build or prefetch).reader())
+        for name, table in plan.local_tables.items():
+            connection.register(name, table)
+        with context.cancel.stopping(connection.interrupt):
+            yield from connection.execute(plan.residual_sql).to_arrow_reader(BATCH_ROWS)
+    except duckdb.Error as exc:
+        source_error = first_source_error(prefetches)
+        if source_error is not None:
+            raise source_error from None
+        if isinstance(exc, duckdb.InterruptException):
+            raise QueryCancelled("the query was cancelled") from None
+        if isinstance(exc, _VALUE_ERRORS):
+            raise QueryValueError(
+                f"a value in this query cannot be computed: {_without_values(exc)}; check "
+                "the casts, literals and arithmetic in the query"
+            ) from None
+        raise SourceUnavailable(f"the merge step failed: {_first_line(exc)}") from None
+    finally:
+        connection.close()
 
 
 def _without_values(exc: BaseException) -> str:

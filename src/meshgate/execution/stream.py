@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pyarrow as pa
 
@@ -71,7 +71,7 @@ class Prefetch:
                 continue
         return False
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
+    def batches(self) -> Generator[pa.RecordBatch, None, None]:
         while True:
             try:
                 item = self._queue.get(timeout=_POLL_SECONDS)
@@ -99,8 +99,13 @@ class Prefetch:
         self._thread.join(timeout=5)
 
 
-def cast_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """Cast each batch to the planned wire schema (names from the plan, types exact)."""
+def cast_batches(
+    batches: Iterator[pa.RecordBatch], schema: pa.Schema
+) -> Generator[pa.RecordBatch, None, None]:
+    """Cast each batch to the planned wire schema (names from the plan, types exact).
+
+    Called once per plan, on its output (`run._stream`): the one cast to the wire schema.
+    """
     for batch in batches:
         if batch.num_rows == 0 and batch.num_columns == 0:
             continue

@@ -232,7 +232,11 @@ class Connector(abc.ABC):
     ) -> pa.RecordBatchReader:
         """Stream the handle's rows, cast to `handle.schema`; `context` carries the run's
         parameter values, deadline and cancel token (None: a run of its own). Closing the
-        reader or cancelling the context stops the source's work."""
+        reader or cancelling the context stops the source's work.
+
+        The cast to `handle.schema` (source types to the handle's engine types) is the
+        connector's side of the contract; the engine casts a plan's output to the client's
+        wire schema itself, once, in execution."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing
         """Release pooled connections."""

@@ -3,7 +3,8 @@
 Handles are canonical-dialect (DuckDB) SELECTs over the source's physical tables. The base
 answers the planner's proposals against the connector's declared `Capabilities`, proves each
 candidate by describing it with DuckDB (`engine_schema`) and by generating it in the source
-dialect, and streams results cast to the engine schema.
+dialect, and streams results cast to the handle's (engine) schema: the connector's contract,
+distinct from the one cast of a plan's output to the wire schema, which execution does.
 
 A concrete connector supplies `capabilities`, `table_columns`, `check` and the driver's
 `_stream(sql, parameters, schema, cancel)` (which stops the driver's work when `cancel` is
