@@ -23,6 +23,7 @@ from meshgate.catalog.catalog import (
 )
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.errors import AuthenticationFailed, MeshgateError, ParameterError, Status
+from meshgate.execution.engine import DuckDBEngine, ResidualEngine
 from meshgate.execution.run import ExecutionReport, execute_plan
 from meshgate.planner.cache import PlanCache
 from meshgate.planner.explain import explain_table
@@ -73,7 +74,12 @@ class PreparedQuery:
 class QueryService:
     """Serves queries for every front end; thread-safe, one instance per deployment."""
 
-    def __init__(self, definition: MeshDefinition, connectors: Mapping[str, Connector]) -> None:
+    def __init__(
+        self,
+        definition: MeshDefinition,
+        connectors: Mapping[str, Connector],
+        engine: ResidualEngine | None = None,
+    ) -> None:
         self.definition = definition
         self.catalog = Catalog(definition)
         self.policies = PolicySet(self.catalog)
@@ -86,6 +92,8 @@ class QueryService:
             backups=audit.backups,
         )
         self.connectors = dict(connectors)
+        # Runs every plan's residual (and says what it returns, for the planner).
+        self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine()
         self._plans: PlanCache[_Planned] = PlanCache()
 
     @classmethod
@@ -273,7 +281,7 @@ class QueryService:
         context = QueryContext(new_query_id(), prepared.principal.name, deadline=deadline,
                                cancel=cancel if cancel is not None else CancelToken(),
                                parameters=tuple(parameters))  # fmt: skip
-        reader = execute_plan(plan, self.connectors, context, report)
+        reader = execute_plan(plan, self.connectors, self.engine, context, report)
         return self._audited(reader, prepared, report, arrived, context.query_id)
 
     def _audited(
@@ -336,6 +344,7 @@ class QueryService:
     def close(self) -> None:
         for connector in self.connectors.values():
             connector.close()
+        self.engine.close()
 
     def _plan(
         self,
@@ -361,6 +370,7 @@ class QueryService:
             self.connectors,
             secured.tables,
             secured.local_tables,
+            engine=self.engine,
             strict=strict,
             barriers=rewritten.barriers,
         )

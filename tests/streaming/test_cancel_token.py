@@ -1,4 +1,4 @@
-"""A query's cancel token stops a running SQLite or DuckDB statement from another thread.
+"""A query's cancel token stops a running SQLite, DuckDB or merge statement from another thread.
 
 The statements below run for minutes before their first row, so only the driver's own
 interrupt (registered on the token by the SQL-connector base's drivers) can end them early.
@@ -19,6 +19,7 @@ from meshgate_sqlite import SQLiteConnector
 from sqlglot import exp, parse_one
 
 from meshgate.errors import QueryCancelled
+from meshgate.execution.engine import DuckDBEngine
 from meshgate.spi import Connector, ConnectorContext, PushedQuery, QueryContext
 
 SCHEMA = pa.schema([("n", pa.int64())])
@@ -66,3 +67,34 @@ def test_a_token_cancelled_before_the_run_starts_no_source_work(tmp_path: Path) 
     with pytest.raises(QueryCancelled):
         source.execute(raw("SELECT 1 AS n", "sqlite"), context)
     assert not source.sent_sql
+
+
+def test_the_token_interrupts_the_residual_engine() -> None:
+    engine = DuckDBEngine()
+    query = parse_one("SELECT count(*) AS n FROM range(1000000) AS a(x), range(1000000) AS b(y) "
+                      "WHERE a.x + b.y = -1", read="duckdb")  # fmt: skip
+    assert isinstance(query, exp.Query)
+    context = QueryContext.standalone()
+    threading.Timer(0.5, context.cancel.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(QueryCancelled):
+        list(engine.run(query, {}, {}, context))
+    assert time.monotonic() - started < 2
+    engine.close()
+
+
+def test_the_residual_engine_describes_with_engine_types_over_named_inputs() -> None:
+    engine = DuckDBEngine()
+    query = parse_one("SELECT f.k, SUM(f.qty) AS total FROM __fragment_1 AS f GROUP BY f.k",
+                      read="duckdb")  # fmt: skip
+    assert isinstance(query, exp.Query)
+    inputs = {"__fragment_1": pa.schema([("k", pa.string()), ("qty", pa.int32())])}
+    described = engine.describe(query, inputs)
+    assert described == pa.schema([("k", pa.string()), ("total", pa.decimal128(38, 0))])
+    table = pa.table({"k": ["a", "a", "b"], "qty": pa.array([1, 2, 3], pa.int32())})
+    rows = pa.Table.from_batches(
+        list(engine.run(query, {"__fragment_1": table.to_reader()}, {},
+                        QueryContext.standalone())))  # fmt: skip
+    assert sorted(rows.to_pylist(), key=lambda r: r["k"]) == [
+        {"k": "a", "total": 3}, {"k": "b", "total": 3}]
+    engine.close()

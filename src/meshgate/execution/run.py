@@ -1,33 +1,25 @@
-"""Execute a `FederatedPlan` and stream its result as Arrow."""
+"""Execute a `FederatedPlan` and stream its result as Arrow.
+
+Fragments start at once, each read on its own thread (`stream.Prefetch`); the residual runs
+on the service's `ResidualEngine` over their streams; the result is cast to the plan's wire
+schema here, the one place that cast happens. The run's QueryContext is the one way it stops
+early: its cancel token reaches the fragments, their drivers and the engine.
+"""
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 
-import duckdb
 import pyarrow as pa
 
-from meshgate.errors import (
-    MeshgateError,
-    QueryCancelled,
-    QueryTimeout,
-    QueryValueError,
-    SourceUnavailable,
-)
+from meshgate.errors import MeshgateError, QueryCancelled, QueryTimeout
 from meshgate.execution.dynamic import BuildSide, filtered_handle
+from meshgate.execution.engine import ResidualEngine
 from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
 from meshgate.planner.plan import FederatedPlan, Fragment, PolicyStage
 from meshgate.spi import Connector, QueryContext
-from meshgate.sqlconnector.sandbox import engine_cursor
-
-BATCH_ROWS = 64 * 1024
-# The merge's errors about the values it computes: the user's query, not a source, is at fault.
-_VALUE_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException,
-                 duckdb.InvalidInputException)
-_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 
 
 @dataclass
@@ -50,6 +42,7 @@ class ExecutionReport:
 def execute_plan(
     plan: FederatedPlan,
     connectors: Mapping[str, Connector],
+    engine: ResidualEngine,
     context: QueryContext,
     report: ExecutionReport | None = None,
 ) -> pa.RecordBatchReader:
@@ -63,7 +56,7 @@ def execute_plan(
     """
     report = report if report is not None else ExecutionReport()
     timer = _deadline_timer(context)
-    batches = _plan_batches(plan, connectors, context, report)
+    batches = _plan_batches(plan, _Run(connectors, engine, context, report))
     return pa.RecordBatchReader.from_batches(plan.schema, _stoppable(batches, timer))
 
 
@@ -96,42 +89,43 @@ def _stop_error(context: QueryContext) -> MeshgateError:
     return QueryCancelled("the query was cancelled")
 
 
-def _plan_batches(
-    plan: FederatedPlan,
-    connectors: Mapping[str, Connector],
-    context: QueryContext,
-    report: ExecutionReport,
-    outermost: bool = True,
-) -> Iterator[pa.RecordBatch]:
+@dataclass(frozen=True)
+class _Run:
+    """What every plan of one run (the query's and its policy stages') shares."""
+
+    connectors: Mapping[str, Connector]
+    engine: ResidualEngine
+    context: QueryContext
+    report: ExecutionReport
+
+
+def _plan_batches(plan: FederatedPlan, run: _Run, outermost: bool = True
+                  ) -> Iterator[pa.RecordBatch]:  # fmt: skip
     """Start the plan's fragments and policy stages; their (merged) batches, lazily."""
     build_names = {f.dynamic_filter.build for f in plan.fragments if f.dynamic_filter}
     builds: dict[str, BuildSide] = {}
     prefetches: list[Prefetch] = []
+    cancel = run.context.cancel
     for fragment in sorted(plan.fragments, key=lambda f: f.dynamic_filter is not None):
-        connector = connectors[fragment.source]
-        run = FragmentRun(fragment.name, fragment.source, fragment.sql)
-        report.fragments[fragment.name] = run
-        opener = _opener(connector, fragment, builds, run, context)
-        prefetch = Prefetch(fragment.name, opener, fragment.handle.schema, context.cancel)
+        connector = run.connectors[fragment.source]
+        done = FragmentRun(fragment.name, fragment.source, fragment.sql)
+        run.report.fragments[fragment.name] = done
+        opener = _opener(connector, fragment, builds, done, run.context)
+        prefetch = Prefetch(fragment.name, opener, fragment.handle.schema, cancel)
         prefetches.append(prefetch)
         if fragment.name in build_names:
             builds[fragment.name] = BuildSide(prefetch)
     for stage in plan.stages:
-        prefetches.append(Prefetch(stage.name, _stage_opener(stage, connectors, context, report),
-                                   stage.plan.schema, context.cancel))  # fmt: skip
-    return _stream(plan, prefetches, builds, report, context, outermost)
+        opener = _stage_opener(stage, run)
+        prefetches.append(Prefetch(stage.name, opener, stage.plan.schema, cancel))
+    return _stream(plan, prefetches, builds, run, outermost)
 
 
-def _stage_opener(
-    stage: PolicyStage,
-    connectors: Mapping[str, Connector],
-    context: QueryContext,
-    report: ExecutionReport,
-) -> Callable[[], pa.RecordBatchReader]:
+def _stage_opener(stage: PolicyStage, run: _Run) -> Callable[[], pa.RecordBatchReader]:
     """A policy stage runs as its own plan and merge query: the fence around a barrier."""
 
     def open_reader() -> pa.RecordBatchReader:
-        batches = _plan_batches(stage.plan, connectors, context, report, outermost=False)
+        batches = _plan_batches(stage.plan, run, outermost=False)
         return pa.RecordBatchReader.from_batches(stage.plan.schema, batches)
 
     return open_reader
@@ -141,7 +135,7 @@ def _opener(
     connector: Connector,
     fragment: Fragment,
     builds: Mapping[str, BuildSide],
-    run: FragmentRun,
+    done: FragmentRun,
     context: QueryContext,
 ) -> Callable[[], pa.RecordBatchReader]:
     def open_reader() -> pa.RecordBatchReader:
@@ -149,7 +143,7 @@ def _opener(
         if fragment.dynamic_filter is not None:
             build = builds[fragment.dynamic_filter.build]
             handle = filtered_handle(connector, handle, fragment.dynamic_filter, build)
-            run.sql = connector.render(handle)
+            done.sql = connector.render(handle)
         return connector.execute(handle, context)
 
     return open_reader
@@ -159,31 +153,32 @@ def _stream(
     plan: FederatedPlan,
     prefetches: list[Prefetch],
     builds: Mapping[str, BuildSide],
-    report: ExecutionReport,
-    context: QueryContext,
+    run: _Run,
     outermost: bool,
 ) -> Iterator[pa.RecordBatch]:
     """The plan's result cast to `plan.schema`: the one cast to the planned wire schema.
 
     Connectors already deliver their handle's schema (the connector contract: source types
-    to the handle's engine types); what is cast here is the merge's (or the single
+    to the handle's engine types); what is cast here is the engine's (or the single
     fragment's) output to the exact types and names the plan announced to the client.
     """
+    context = run.context
     result: Generator[pa.RecordBatch, None, None]
-    if plan.residual_sql is None:
+    if plan.residual is None:
         (only,) = prefetches
         result = only.batches()
     else:
-        result = _merge(plan, prefetches, builds, context)
+        streams = {p.name: (builds.get(p.name) or p).reader() for p in prefetches}
+        result = run.engine.run(plan.residual, streams, plan.local_tables, context)
     cast = cast_batches(result, plan.schema)
     try:
         try:
-            # Not `yield from`: on close the token must be set (below) before the merge and
+            # Not `yield from`: on close the token must be set (below) before the engine and
             # the fragments are closed, so that they stop instead of finishing their work.
             for batch in cast:  # noqa: UP028
                 yield batch
         except Exception as exc:
-            source_error = first_source_error(prefetches)
+            source_error = first_source_error(prefetches)  # a source failing explains the rest
             if source_error is None or source_error is exc:
                 raise
             raise source_error from None
@@ -203,47 +198,5 @@ def _stream(
         result.close()
         for prefetch in prefetches:
             prefetch.close()
-            if prefetch.name in report.fragments:
-                report.fragments[prefetch.name].rows = prefetch.rows
-
-
-def _merge(
-    plan: FederatedPlan,
-    prefetches: list[Prefetch],
-    builds: Mapping[str, BuildSide],
-    context: QueryContext,
-) -> Generator[pa.RecordBatch, None, None]:
-    """The residual SQL over the fragment streams and local tables, in DuckDB."""
-    assert plan.residual_sql is not None
-    connection = engine_cursor()
-    try:
-        for prefetch in prefetches:
-            build = builds.get(prefetch.name)
-            connection.register(prefetch.name, (build or prefetch).reader())
-        for name, table in plan.local_tables.items():
-            connection.register(name, table)
-        with context.cancel.stopping(connection.interrupt):
-            yield from connection.execute(plan.residual_sql).to_arrow_reader(BATCH_ROWS)
-    except duckdb.Error as exc:
-        source_error = first_source_error(prefetches)
-        if source_error is not None:
-            raise source_error from None
-        if isinstance(exc, duckdb.InterruptException):
-            raise QueryCancelled("the query was cancelled") from None
-        if isinstance(exc, _VALUE_ERRORS):
-            raise QueryValueError(
-                f"a value in this query cannot be computed: {_without_values(exc)}; check "
-                "the casts, literals and arithmetic in the query"
-            ) from None
-        raise SourceUnavailable(f"the merge step failed: {_first_line(exc)}") from None
-    finally:
-        connection.close()
-
-
-def _without_values(exc: BaseException) -> str:
-    """The error's first line with every quoted value replaced: it may quote a row's value."""
-    return _QUOTED.sub("<value>", _first_line(exc))
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if prefetch.name in run.report.fragments:
+                run.report.fragments[prefetch.name].rows = prefetch.rows

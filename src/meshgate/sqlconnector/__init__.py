@@ -7,7 +7,8 @@ handle), `rendering` (handle -> source SQL), `streaming` (driver batches -> one 
 reader), `statistics` (which table statistics describe a handle), `describe` (a SELECT's type
 under engine semantics), `sandbox` (DuckDB connections that see only what is registered) and
 `duckdb_backed` (sources read through an in-process DuckDB). Imports only the SPI, types and
-errors; connectors import it, the engine uses `describe` and `sandbox`.
+errors; connectors import it; the planner types whole-query offers with `describe`, and the
+residual engine (`meshgate.execution.engine`) opens its database with `sandbox`.
 """
 
 from __future__ import annotations
