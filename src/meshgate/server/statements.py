@@ -1,4 +1,4 @@
-"""Statement and ticket handles: random, bound to the principal that made them, TTL-expired.
+"""OpenStatement and ticket handles: random, bound to the principal that made them, TTL-expired.
 
 A prepared statement is a planned query plus its last bound parameters. A ticket is a snapshot
 (query + parameters) taken at GetFlightInfo, so rebinding later does not change what DoGet
@@ -18,28 +18,18 @@ import pyarrow as pa
 from google.protobuf import any_pb2
 from pyarrow import flight
 
-from meshgate.errors import MeshgateError, Status
+from meshgate.errors import HandleNotFoundError, ParameterError
 from meshgate.principal import Principal
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import PreparedQuery, QueryOptions, QueryService
 from meshgate.spi import CancelToken
 
 
-class HandleNotFoundError(MeshgateError):
-    """A statement or ticket handle that is unknown, expired, closed or someone else's."""
-
-    status = Status.NOT_FOUND
-
-
-class ReadOnlyError(MeshgateError):
-    status = Status.INVALID_ARGUMENT
-
-    def __init__(self) -> None:
-        super().__init__("meshgate is read-only: only SELECT queries are accepted")
-
-
 @dataclass
-class Statement:
+class OpenStatement:
+    """What a client holds a handle to: a prepared statement (with its last bound
+    parameters) or a ticket's snapshot of one (the query a DoGet will run)."""
+
     principal: Principal
     prepared: PreparedQuery
     parameters: tuple[Any, ...] = ()
@@ -53,17 +43,17 @@ class _Handles:
 
     def __init__(self, ttl_seconds: float) -> None:
         self._ttl = ttl_seconds
-        self._items: dict[bytes, Statement] = {}
+        self._items: dict[bytes, OpenStatement] = {}
         self._lock = threading.Lock()
 
-    def add(self, statement: Statement) -> bytes:
+    def add(self, statement: OpenStatement) -> bytes:
         handle = uuid.uuid4().hex.encode()
         with self._lock:
             self._purge()
             self._items[handle] = replace(statement, expires_at=time.monotonic() + self._ttl)
         return handle
 
-    def get(self, handle: bytes, principal: Principal) -> Statement:
+    def get(self, handle: bytes, principal: Principal) -> OpenStatement:
         with self._lock:
             self._purge()
             statement = self._items.get(handle)
@@ -74,7 +64,7 @@ class _Handles:
             statement.expires_at = time.monotonic() + self._ttl
             return statement
 
-    def pop(self, handle: bytes, principal: Principal) -> Statement:
+    def pop(self, handle: bytes, principal: Principal) -> OpenStatement:
         statement = self.get(handle, principal)
         self.discard(handle)
         return statement
@@ -96,21 +86,14 @@ def pack(message: Any) -> bytes:
     return wrapped.SerializeToString()
 
 
-class TooManyParameterRowsError(MeshgateError):
-    status = Status.INVALID_ARGUMENT
-
-    def __init__(self) -> None:
-        super().__init__(
-            "several parameter rows were bound to a query; bind one row per execution"
-        )
-
-
 def parameter_values(table: pa.Table) -> tuple[Any, ...]:
     """One row of bound parameters, by position; union columns give their active child."""
     if table.num_rows == 0:
         return ()
     if table.num_rows > 1:
-        raise TooManyParameterRowsError()
+        raise ParameterError(
+            "several parameter rows were bound to a query; bind one row per execution"
+        )
     return tuple(table.column(i)[0].as_py() for i in range(table.num_columns))
 
 
@@ -129,7 +112,7 @@ class StatementRegistry:
                        descriptor: flight.FlightDescriptor,
                        options: QueryOptions) -> flight.FlightInfo:
         prepared = self._prepare(command.query, principal, options)
-        return self._flight_info(Statement(principal, prepared), descriptor)
+        return self._flight_info(OpenStatement(principal, prepared), descriptor)
 
     def statement_schema(self, principal: Principal, command: pb.CommandStatementQuery,
                          options: QueryOptions) -> pa.Schema:
@@ -145,7 +128,7 @@ class StatementRegistry:
                         request: pb.ActionCreatePreparedStatementRequest,
                         options: QueryOptions) -> pb.ActionCreatePreparedStatementResult:
         prepared = self._prepare(request.query, principal, options)
-        handle = self._prepared.add(Statement(principal, prepared))
+        handle = self._prepared.add(OpenStatement(principal, prepared))
         parameters = pa.schema(
             [pa.field(str(i), pa.string()) for i in range(prepared.parameter_count)]
         )
@@ -172,7 +155,7 @@ class StatementRegistry:
                       descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         statement = self._prepared.get(command.prepared_statement_handle, principal)
         return self._flight_info(
-            Statement(principal, statement.prepared, statement.parameters), descriptor
+            OpenStatement(principal, statement.prepared, statement.parameters), descriptor
         )
 
     def prepared_schema(self, principal: Principal,
@@ -181,7 +164,7 @@ class StatementRegistry:
 
     # ---- tickets ----------------------------------------------------------------------------
 
-    def _flight_info(self, statement: Statement,
+    def _flight_info(self, statement: OpenStatement,
                      descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         handle = self._tickets.add(statement)
         ticket = flight.Ticket(pack(pb.TicketStatementQuery(statement_handle=handle)))
