@@ -1,8 +1,10 @@
-"""OpenStatement and ticket handles: random, bound to the principal that made them, TTL-expired.
+"""Statement and ticket handles: random, bound to the principal that made them, TTL-expired.
 
 A prepared statement is a planned query plus its last bound parameters. A ticket is a snapshot
 (query + parameters) taken at GetFlightInfo, so rebinding later does not change what DoGet
-streams. Nothing a client sends is evaluated: handles are only dictionary keys.
+streams. Both are `OpenStatement`s (the query model's `Statement` is the parsed SQL). Nothing
+a client sends is evaluated: handles are only dictionary keys. Each DoGet runs with its own
+cancel token, set by CancelFlightInfo on its ticket or by the call ending (`CallWatch`).
 """
 
 from __future__ import annotations
