@@ -23,6 +23,7 @@ from sqlglot import exp
 
 from meshgate.errors import ConfigError, SourceUnavailable
 from meshgate.spi import (
+    CancelToken,
     Capabilities,
     ColumnStatistics,
     ConnectorContext,
@@ -238,15 +239,14 @@ class PostgresConnector(SqlConnector):
             self._parallel.plan = None
 
     def _stream(
-        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
+        self, sql: str, parameters: Sequence[Any], schema: pa.Schema, cancel: CancelToken
     ) -> Iterator[pa.RecordBatch]:
         plan: _ParallelPlan | None = getattr(self._parallel, "plan", None)
         self._parallel.plan = None
         if plan is None:
-            return stream_batches(self.pool, sql, parameters, schema, self.batch_rows)
-        return stream_partitions(
-            self.pool, plan.parts, plan.pages, plan.render, parameters, schema, self.batch_rows
-        )
+            return stream_batches(self.pool, sql, parameters, schema, self.batch_rows, cancel)
+        return stream_partitions(self.pool, plan.parts, plan.pages, plan.render, parameters,
+                                 schema, self.batch_rows, cancel)  # fmt: skip
 
     def close(self) -> None:
         self.pool.close()

@@ -20,7 +20,7 @@ import adbc_driver_manager
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.spi import PushedQuery
+from meshgate.spi import CancelToken, PushedQuery
 
 from .failures import source_error
 from .pool import ConnectionPool
@@ -77,6 +77,7 @@ def stream_partitions(
     parameters: Sequence[Any],
     schema: pa.Schema,
     batch_rows: int,
+    cancel: CancelToken,
 ) -> Iterator[pa.RecordBatch]:
     """Read a table of `pages` pages in up to `parts` ranges; `render(low, high)` gives the
     SQL of one range (`render(None, None)`: the whole table, when no second connection is
@@ -85,7 +86,8 @@ def stream_partitions(
     followers = [c for c in (pool.try_acquire() for _ in range(parts - 1)) if c is not None]
     if not followers:
         pool.release(leader)
-        yield from stream_batches(pool, render(None, None), parameters, schema, batch_rows)
+        yield from stream_batches(pool, render(None, None), parameters, schema, batch_rows,
+                                  cancel)
         return
     connections = [leader, *followers]
     sqls = [render(low, high) for low, high in page_ranges(pages, len(connections))]
@@ -104,7 +106,7 @@ def stream_partitions(
     workers = [
         threading.Thread(
             target=_read_range,
-            args=(pool, conn, sql, parameters, cast, results, stop),
+            args=(pool, conn, sql, parameters, cast, results, stop, cancel),
             name=f"meshgate-pg-range-{i}",
             daemon=True,
         )
@@ -154,18 +156,22 @@ def _read_range(
     cast: BoundaryCast,
     results: queue.Queue[pa.RecordBatch | BaseException | None],
     stop: threading.Event,
+    cancel: CancelToken,
 ) -> None:
-    """One reader thread: stream its range into `results`, then commit and give back."""
+    """One reader thread: stream its range into `results`, then commit and give back; a
+    cancel of the query cancels its statement at once."""
     healthy = True
     cursor = conn.cursor()
     source = None
     finished = False
     try:
-        cursor.execute(sql, tuple(parameters) if parameters else None)
-        source = cursor.fetch_record_batch()
+        with cancel.stopping(cursor.adbc_cancel):
+            cursor.execute(sql, tuple(parameters) if parameters else None)
+            source = cursor.fetch_record_batch()
         while not stop.is_set():
             try:
-                batch = source.read_next_batch()
+                with cancel.stopping(cursor.adbc_cancel):
+                    batch = source.read_next_batch()
             except StopIteration:
                 finished = True
                 break

@@ -17,6 +17,8 @@ from typing import Any
 import adbc_driver_manager
 import pyarrow as pa
 
+from meshgate.spi import CancelToken
+
 from .failures import classify, source_error
 from .pool import ConnectionPool
 from .typemap import BoundaryCast
@@ -30,20 +32,23 @@ def stream_batches(
     parameters: Sequence[Any],
     schema: pa.Schema,
     batch_rows: int,
+    cancel: CancelToken,
 ) -> Iterator[pa.RecordBatch]:
     """Run `sql` with `$n` parameters bound when first read; yield batches cast to `schema`.
 
-    Closing the generator before the end cancels the statement on the server (the driver
-    sends a libpq cancel request), then the connection goes back to the pool.
+    Setting `cancel`, or closing the generator before the end, cancels the statement on the
+    server (the driver sends a libpq cancel request); then the connection goes back to the
+    pool.
     """
-    conn, cursor, source = _start(pool, sql, parameters)
+    conn, cursor, source = _start(pool, sql, parameters, cancel)
     finished = False
     failed = False
     cast = BoundaryCast(schema)
     try:
         while True:
             try:
-                batch = source.read_next_batch()
+                with cancel.stopping(cursor.adbc_cancel):
+                    batch = source.read_next_batch()
             except StopIteration:
                 finished = True
                 return
@@ -64,7 +69,7 @@ def stream_batches(
 
 
 def _start(
-    pool: ConnectionPool, sql: str, parameters: Sequence[Any]
+    pool: ConnectionPool, sql: str, parameters: Sequence[Any], cancel: CancelToken
 ) -> tuple[Any, Any, pa.RecordBatchReader]:
     """Borrow a connection and start the statement: (connection, cursor, driver reader).
 
@@ -76,8 +81,9 @@ def _start(
         cursor = None
         try:
             cursor = conn.cursor()
-            cursor.execute(sql, tuple(parameters) if parameters else None)
-            return conn, cursor, cursor.fetch_record_batch()
+            with cancel.stopping(cursor.adbc_cancel):
+                cursor.execute(sql, tuple(parameters) if parameters else None)
+                return conn, cursor, cursor.fetch_record_batch()
         except adbc_driver_manager.Error as exc:
             if cursor is not None:
                 cursor.close()

@@ -37,8 +37,9 @@ from urllib.parse import quote
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.errors import ConfigError, SourceUnavailable
+from meshgate.errors import ConfigError, QueryCancelled, SourceUnavailable
 from meshgate.spi import (
+    CancelToken,
     Capabilities,
     ConnectorContext,
     FilterSupport,
@@ -230,16 +231,22 @@ class SQLiteConnector(SqlConnector):
         return None
 
     def _stream(
-        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
+        self, sql: str, parameters: Sequence[Any], schema: pa.Schema, cancel: CancelToken
     ) -> Generator[pa.RecordBatch, None, None]:
         connection = self._connect()
         try:
-            cursor = connection.execute(sql, tuple(parameters))
-            while rows := cursor.fetchmany(self.batch_rows):
-                yield _record_batch(rows, schema)
+            with cancel.stopping(connection.interrupt):
+                cursor = connection.execute(sql, tuple(parameters))
+                while not cancel.cancelled and (rows := cursor.fetchmany(self.batch_rows)):
+                    yield _record_batch(rows, schema)
+        except sqlite3.OperationalError:
+            if not cancel.cancelled:
+                raise
         finally:
             connection.interrupt()
             connection.close()
+        if cancel.cancelled:
+            raise QueryCancelled(f"source {self.context.name!r} (sqlite): the query was cancelled")
 
     # --- connection -----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:

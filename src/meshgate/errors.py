@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from enum import Enum
 
+# The one refusal of anything that is not a read: the parser's and the Flight endpoint's.
+READ_ONLY = (
+    "meshgate only runs read-only queries (SELECT, WITH ... SELECT, VALUES, "
+    "or EXPLAIN of one of them)"
+)
+
 
 class Status(Enum):
     """The gRPC status family an error maps to at the Flight boundary."""
@@ -61,6 +67,13 @@ class ForbiddenStatement(MeshgateError):
     """Anything but one read-only query: DDL, DML, session commands, disallowed functions."""
 
     status = Status.INVALID_ARGUMENT
+
+
+class ReadOnlyError(ForbiddenStatement):
+    """A Flight SQL update or ingest command: meshgate never writes."""
+
+    def __init__(self) -> None:
+        super().__init__(f"updates and bulk ingestion are not accepted: {READ_ONLY}")
 
 
 class UnsupportedQuery(MeshgateError):
@@ -129,3 +142,21 @@ class PushdownRequired(MeshgateError):
     """Strict pushdown mode: work the user expected at a source would run in the merge layer."""
 
     status = Status.INVALID_ARGUMENT
+
+
+class HandleNotFoundError(MeshgateError):
+    """A statement or ticket handle that is unknown, expired, closed or someone else's."""
+
+    status = Status.NOT_FOUND
+
+
+class BadRequestError(MeshgateError):
+    """A request that is not well-formed Flight SQL."""
+
+    status = Status.INVALID_ARGUMENT
+
+
+class UnsupportedCommandError(MeshgateError):
+    """A Flight SQL command or action meshgate does not offer (clients read "feature absent")."""
+
+    status = Status.UNIMPLEMENTED

@@ -24,8 +24,8 @@ from meshgate.catalog.catalog import (
 )
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.errors import AuthenticationFailed, MeshgateError, ParameterError, Status
+from meshgate.execution.engine import DuckDBEngine, ResidualEngine
 from meshgate.execution.run import ExecutionReport, execute_plan
-from meshgate.execution.stream import cast_batches
 from meshgate.planner.cache import PlanCache
 from meshgate.planner.explain import explain_table
 from meshgate.planner.federate import Planner
@@ -37,7 +37,7 @@ from meshgate.query.literals import numbered_placeholders, value_type
 from meshgate.query.model import BoundQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
-from meshgate.spi import Connector, ConnectorContext, QueryContext
+from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.sql.bind import bind
 from meshgate.sql.parameters import bind_parameters
 from meshgate.sql.parse import parse_statement
@@ -76,7 +76,12 @@ class PreparedQuery:
 class QueryService:
     """Serves queries for every front end; thread-safe, one instance per deployment."""
 
-    def __init__(self, definition: MeshDefinition, connectors: Mapping[str, Connector]) -> None:
+    def __init__(
+        self,
+        definition: MeshDefinition,
+        connectors: Mapping[str, Connector],
+        engine: ResidualEngine | None = None,
+    ) -> None:
         self.definition = definition
         self.catalog = Catalog(definition)
         self.policies = PolicySet(self.catalog)
@@ -89,6 +94,8 @@ class QueryService:
             backups=audit.backups,
         )
         self.connectors = dict(connectors)
+        # Runs every plan's residual (and says what it returns, for the planner).
+        self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine()
         self._plans: PlanCache[_Planned] = PlanCache()
 
     @classmethod
@@ -233,17 +240,24 @@ class QueryService:
         prepared: PreparedQuery,
         parameters: Sequence[Any] = (),
         report: ExecutionReport | None = None,
+        *,
+        cancel: CancelToken | None = None,
+        deadline: float | None = None,
     ) -> pa.RecordBatchReader:
         """Run a prepared query; the reader streams, and closing it cancels the sources.
 
-        `report`, when given, is filled with what each fragment sent and received.
+        `report`, when given, is filled with what each fragment sent and received. `cancel`
+        is the front end's token for this run (a client's cancel sets it) and `deadline` a
+        `time.monotonic()` instant after which the run fails with QueryTimeout; both go into
+        the run's QueryContext, the one way anything stops a query early.
         """
         arrived = now()
         plan = prepared.plan
         report = report if report is not None else ExecutionReport()
         if isinstance(plan, pa.Table):
             return self._audited(plan.to_reader(), prepared, report, arrived, new_query_id())
-        context = QueryContext(new_query_id(), prepared.principal.name,
+        context = QueryContext(new_query_id(), prepared.principal.name, deadline=deadline,
+                               cancel=cancel if cancel is not None else CancelToken(),
                                parameters=tuple(parameters))  # fmt: skip
         try:
             reader = self._start(prepared, context, report)
@@ -275,7 +289,7 @@ class QueryService:
                     "of its own); cast each such parameter to the type you mean, e.g. "
                     "CAST(? AS VARCHAR)"
                 )
-        return execute_plan(plan, self.connectors, context, report)
+        return execute_plan(plan, self.connectors, self.engine, context, report)
 
     def _audited(
         self,
@@ -285,7 +299,7 @@ class QueryService:
         arrived: str,
         query_id: str,
     ) -> pa.RecordBatchReader:
-        """`reader` cast to the planned schema; its audit record is written when it ends."""
+        """`reader` (already of the planned schema: execution casts) audited when it ends."""
         schema = prepared.schema
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -293,7 +307,7 @@ class QueryService:
             rows = nbytes = 0
             outcome, status, error_id, message = "ok", None, None, None
             try:
-                for batch in cast_batches(iter(reader), schema):
+                for batch in reader:
                     rows += batch.num_rows
                     nbytes += batch.nbytes
                     yield batch
@@ -337,6 +351,7 @@ class QueryService:
     def close(self) -> None:
         for connector in self.connectors.values():
             connector.close()
+        self.engine.close()
 
     def _planned(
         self,
@@ -390,6 +405,7 @@ class QueryService:
             self.connectors,
             secured.tables,
             secured.local_tables,
+            engine=self.engine,
             strict=strict,
             barriers=rewritten.barriers,
         )

@@ -22,6 +22,8 @@ from meshgate_postgres import (
     PostgresConnector,
 )
 
+from meshgate.spi import CancelToken
+
 STUB_DSN = "postgresql://planner-stub@127.0.0.1:1/crm"
 
 # (attname, typname, typmod, element, nullable, uses the default collation, bytewise)
@@ -77,6 +79,6 @@ class PlanOnlyPostgres(PostgresConnector):
         return None  # PostgreSQL's planner is not here; plain scans still get reltuples
 
     def _stream(
-        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
+        self, sql: str, parameters: Sequence[Any], schema: pa.Schema, cancel: CancelToken
     ) -> Iterator[pa.RecordBatch]:
         raise AssertionError(f"the planner stub never executes; it was sent {sql}")

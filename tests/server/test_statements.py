@@ -197,7 +197,8 @@ def test_updates_are_refused_as_read_only(analyst: Session, command: pb.CommandS
                                           ) -> None:
     schema = pa.schema([])
     writer, _ = analyst.client.do_put(descriptor(command), schema, analyst.options)
-    with pytest.raises(pa.ArrowInvalid, match="meshgate is read-only"):
+    with pytest.raises(pa.ArrowInvalid, match="updates and bulk ingestion are not accepted: "
+                                              "meshgate only runs read-only queries"):
         writer.close()
 
 

@@ -1,22 +1,25 @@
-"""Execute a `FederatedPlan` and stream its result as Arrow."""
+"""Execute a `FederatedPlan` and stream its result as Arrow.
+
+Fragments start at once, each read on its own thread (`stream.Prefetch`); the residual runs
+on the service's `ResidualEngine` over their streams; the result is cast to the plan's wire
+schema here, the one place that cast happens. The run's QueryContext is the one way it stops
+early: its cancel token reaches the fragments, their drivers and the engine.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 
-import duckdb
 import pyarrow as pa
 
-from meshgate.errors import MeshgateError, QueryCancelled, SourceUnavailable
+from meshgate.errors import MeshgateError, QueryCancelled, QueryTimeout
 from meshgate.execution.dynamic import BuildSide, filtered_handle
+from meshgate.execution.engine import ResidualEngine
 from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
 from meshgate.planner.plan import FederatedPlan, Fragment, PolicyStage
 from meshgate.spi import Connector, QueryContext
-from meshgate.sqlconnector.failures import duckdb_value_failure
-from meshgate.sqlconnector.sandbox import engine_cursor
-
-BATCH_ROWS = 64 * 1024
 
 
 @dataclass
@@ -39,43 +42,91 @@ class ExecutionReport:
 def execute_plan(
     plan: FederatedPlan,
     connectors: Mapping[str, Connector],
+    engine: ResidualEngine,
     context: QueryContext,
     report: ExecutionReport | None = None,
 ) -> pa.RecordBatchReader:
     """Start every fragment now; stream the (merged) result lazily, cast to `plan.schema`.
 
-    Every connector call receives `context`: the run's parameters, deadline and cancel token.
+    Every connector call receives `context`, whose cancel token is the one way a run stops
+    early: its deadline sets it (a timer armed here), a front end sets it (a client's
+    cancel), and so does closing the returned reader before its end or any failure; every
+    fragment's source work and the merge stop on it. A run stopped by the token fails with
+    QueryTimeout once the deadline has passed, else with QueryCancelled.
     """
     report = report if report is not None else ExecutionReport()
+    timer = _deadline_timer(context)
+    batches = _plan_batches(plan, _Run(connectors, engine, context, report))
+    return pa.RecordBatchReader.from_batches(plan.schema, _stoppable(batches, timer))
+
+
+def _deadline_timer(context: QueryContext) -> threading.Timer | None:
+    remaining = context.remaining()
+    if remaining is None:
+        return None
+    timer = threading.Timer(remaining, context.cancel.cancel)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _stoppable(
+    batches: Iterator[pa.RecordBatch], timer: threading.Timer | None
+) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from batches
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _stop_error(context: QueryContext) -> MeshgateError:
+    if context.expired:
+        return QueryTimeout(
+            "the query ran past its deadline and was stopped, at its sources too; narrow it "
+            "(filters, LIMIT, fewer products) or allow it more time"
+        )
+    return QueryCancelled("the query was cancelled")
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every plan of one run (the query's and its policy stages') shares."""
+
+    connectors: Mapping[str, Connector]
+    engine: ResidualEngine
+    context: QueryContext
+    report: ExecutionReport
+
+
+def _plan_batches(plan: FederatedPlan, run: _Run, outermost: bool = True
+                  ) -> Iterator[pa.RecordBatch]:  # fmt: skip
+    """Start the plan's fragments and policy stages; their (merged) batches, lazily."""
     build_names = {f.dynamic_filter.build for f in plan.fragments if f.dynamic_filter}
     builds: dict[str, BuildSide] = {}
     prefetches: list[Prefetch] = []
+    cancel = run.context.cancel
     for fragment in sorted(plan.fragments, key=lambda f: f.dynamic_filter is not None):
-        connector = connectors[fragment.source]
-        run = FragmentRun(fragment.name, fragment.source, fragment.sql)
-        report.fragments[fragment.name] = run
-        opener = _opener(connector, fragment, builds, run, context)
-        prefetch = Prefetch(fragment.name, opener, fragment.handle.schema)
+        connector = run.connectors[fragment.source]
+        done = FragmentRun(fragment.name, fragment.source, fragment.sql)
+        run.report.fragments[fragment.name] = done
+        opener = _opener(connector, fragment, builds, done, run.context)
+        prefetch = Prefetch(fragment.name, opener, fragment.handle.schema, cancel)
         prefetches.append(prefetch)
         if fragment.name in build_names:
             builds[fragment.name] = BuildSide(prefetch)
     for stage in plan.stages:
-        prefetches.append(Prefetch(stage.name, _stage_opener(stage, connectors, context, report),
-                                   stage.plan.schema))  # fmt: skip
-    batches = _stream(plan, prefetches, builds, report, context)
-    return pa.RecordBatchReader.from_batches(plan.schema, batches)
+        opener = _stage_opener(stage, run)
+        prefetches.append(Prefetch(stage.name, opener, stage.plan.schema, cancel))
+    return _stream(plan, prefetches, builds, run, outermost)
 
 
-def _stage_opener(
-    stage: PolicyStage,
-    connectors: Mapping[str, Connector],
-    context: QueryContext,
-    report: ExecutionReport,
-) -> Callable[[], pa.RecordBatchReader]:
+def _stage_opener(stage: PolicyStage, run: _Run) -> Callable[[], pa.RecordBatchReader]:
     """A policy stage runs as its own plan and merge query: the fence around a barrier."""
 
     def open_reader() -> pa.RecordBatchReader:
-        return execute_plan(stage.plan, connectors, context, report)
+        batches = _plan_batches(stage.plan, run, outermost=False)
+        return pa.RecordBatchReader.from_batches(stage.plan.schema, batches)
 
     return open_reader
 
@@ -84,7 +135,7 @@ def _opener(
     connector: Connector,
     fragment: Fragment,
     builds: Mapping[str, BuildSide],
-    run: FragmentRun,
+    done: FragmentRun,
     context: QueryContext,
 ) -> Callable[[], pa.RecordBatchReader]:
     def open_reader() -> pa.RecordBatchReader:
@@ -92,7 +143,7 @@ def _opener(
         if fragment.dynamic_filter is not None:
             build = builds[fragment.dynamic_filter.build]
             handle = filtered_handle(connector, handle, fragment.dynamic_filter, build)
-            run.sql = connector.render(handle)
+            done.sql = connector.render(handle)
         return connector.execute(handle, context)
 
     return open_reader
@@ -102,60 +153,50 @@ def _stream(
     plan: FederatedPlan,
     prefetches: list[Prefetch],
     builds: Mapping[str, BuildSide],
-    report: ExecutionReport,
-    context: QueryContext,
+    run: _Run,
+    outermost: bool,
 ) -> Iterator[pa.RecordBatch]:
-    connection: duckdb.DuckDBPyConnection | None = None
+    """The plan's result cast to `plan.schema`: the one cast to the planned wire schema.
+
+    Connectors already deliver their handle's schema (the connector contract: source types
+    to the handle's engine types); what is cast here is the engine's (or the single
+    fragment's) output to the exact types and names the plan announced to the client.
+    """
+    context = run.context
+    result: Generator[pa.RecordBatch, None, None]
+    if plan.residual is None:
+        (only,) = prefetches
+        result = only.batches()
+    else:
+        streams = {p.name: (builds.get(p.name) or p).reader() for p in prefetches}
+        result = run.engine.run(plan.residual, streams, plan.local_tables, context)
+    cast = cast_batches(result, plan.schema)
     try:
-        if plan.residual_sql is None:
-            (only,) = prefetches
-            try:
-                yield from cast_batches(only.batches(), plan.schema)
-            except (MeshgateError, GeneratorExit):
-                raise
-            except Exception:
-                source_error = first_source_error(prefetches)
-                if source_error is None:
-                    raise
-                raise source_error from None
-            return
-        connection = engine_cursor()
-        for prefetch in prefetches:
-            build = builds.get(prefetch.name)
-            connection.register(prefetch.name, (build or prefetch).reader())
-        for name, table in plan.local_tables.items():
-            connection.register(name, table)
         try:
-            values = [context.parameters[position] for position in plan.residual_parameters]
-            result = connection.execute(plan.residual_sql, values or None)
-            result = result.to_arrow_reader(BATCH_ROWS)
-            yield from cast_batches(iter(result), plan.schema)
-        except duckdb.Error as exc:
-            source_error = first_source_error(prefetches)
-            if source_error is not None:
-                raise source_error from None
-            # The merge's errors about the values it computes: the user's query is at fault.
-            failure = duckdb_value_failure(exc)
-            if failure is not None:
-                raise failure.error(f"the merge: {_first_line(exc)}") from None
-            raise SourceUnavailable("the merge step of this query failed",
-                                    detail=_first_line(exc)) from None
-    except GeneratorExit:
-        if connection is not None:
-            connection.interrupt()
+            # Not `yield from`: on close the token must be set (below) before the engine and
+            # the fragments are closed, so that they stop instead of finishing their work.
+            for batch in cast:  # noqa: UP028
+                yield batch
+        except Exception as exc:
+            source_error = first_source_error(prefetches)  # a source failing explains the rest
+            if source_error is None or source_error is exc:
+                raise
+            raise source_error from None
+    except GeneratorExit:  # the consumer let go early: stop every source now
+        context.cancel.cancel()
         raise
-    except MeshgateError:
+    except Exception:
+        if not outermost:  # a policy stage's failure reaches the outer run, which stops all
+            raise
+        stopped = context.cancel.cancelled
+        context.cancel.cancel()  # a failure stops the other fragments' work too
+        if stopped:
+            raise _stop_error(context) from None
         raise
-    except duckdb.InterruptException:
-        raise QueryCancelled("the query was cancelled") from None
     finally:
+        cast.close()
+        result.close()
         for prefetch in prefetches:
             prefetch.close()
-            if prefetch.name in report.fragments:
-                report.fragments[prefetch.name].rows = prefetch.rows
-        if connection is not None:
-            connection.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if prefetch.name in run.report.fragments:
+                run.report.fragments[prefetch.name].rows = prefetch.rows

@@ -6,13 +6,15 @@ import logging
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pyarrow as pa
 
-from meshgate.errors import MeshgateError, SourceUnavailable
+from meshgate.errors import MeshgateError, QueryCancelled, SourceUnavailable
+from meshgate.spi import CancelToken
 
 _END = object()
+_POLL_SECONDS = 0.05  # how long a consumer waits for a batch before it looks at the token
 log = logging.getLogger(__name__)
 
 
@@ -21,7 +23,8 @@ class Prefetch:
 
     This is what makes the fragments of one query run concurrently while DuckDB consumes
     them, with backpressure (the queue is bounded), and keeps the first source error so the
-    merge can report it instead of DuckDB's wrapped message.
+    merge can report it instead of DuckDB's wrapped message. A consumer waiting for a batch
+    stops as soon as the query's `cancel` token is set, whatever the source is doing.
     """
 
     def __init__(
@@ -29,10 +32,12 @@ class Prefetch:
         name: str,
         open_reader: Callable[[], pa.RecordBatchReader],
         schema: pa.Schema,
+        cancel: CancelToken,
         depth: int = 4,
     ) -> None:
         self.name = name
         self.schema = schema
+        self._cancel = cancel
         self.rows = 0  # rows that left the source, for the audit record and benchmarks
         self.error: BaseException | None = None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
@@ -66,9 +71,14 @@ class Prefetch:
                 continue
         return False
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
+    def batches(self) -> Generator[pa.RecordBatch, None, None]:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if self._cancel.cancelled:
+                    raise QueryCancelled("the query was cancelled") from None
+                continue
             if item is _END:
                 if self.error is not None:
                     raise self.error
@@ -89,8 +99,13 @@ class Prefetch:
         self._thread.join(timeout=5)
 
 
-def cast_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """Cast each batch to the planned wire schema (names from the plan, types exact)."""
+def cast_batches(
+    batches: Iterator[pa.RecordBatch], schema: pa.Schema
+) -> Generator[pa.RecordBatch, None, None]:
+    """Cast each batch to the planned wire schema (names from the plan, types exact).
+
+    Called once per plan, on its output (`run._stream`): the one cast to the wire schema.
+    """
     for batch in batches:
         if batch.num_rows == 0 and batch.num_columns == 0:
             continue

@@ -23,7 +23,7 @@ from sqlglot import exp
 
 from meshgate.errors import PushdownRequired, UnsupportedQuery
 from meshgate.planner.plan import DynamicFilter, FederatedPlan, Fragment, PolicyStage
-from meshgate.planner.schema import residual_schema
+from meshgate.planner.schema import ResultDescriber
 from meshgate.query.model import PolicyBarrier
 from meshgate.query.names import (
     LOCAL_CATALOG,
@@ -81,6 +81,7 @@ class Planner:
         tables: Mapping[TableKey, PhysicalTable],
         local_tables: Mapping[str, pa.Table],
         *,
+        engine: ResultDescriber,
         strict: bool = False,
         barriers: Mapping[str, PolicyBarrier] | None = None,
         counter: Iterator[int] | None = None,
@@ -88,6 +89,7 @@ class Planner:
         self._connectors = connectors
         self._tables = tables
         self._local_tables = local_tables
+        self._engine = engine  # says what the residual returns: the plan's wire schema
         self._strict = strict
         self._barriers = barriers or {}
         self._state = _PlanState() if counter is None else _PlanState(counter=counter)
@@ -111,7 +113,7 @@ class Planner:
         inputs = {f.name: f.handle.schema for f in fragments}
         inputs.update({name: table.schema for name, table in self._local_tables.items()})
         inputs.update({stage.name: stage.plan.schema for stage in stages})
-        schema = residual_schema(residual, inputs)
+        schema = self._engine.describe(residual, inputs)
         return FederatedPlan(
             fragments, residual, schema, tuple(self._state.local_work), self._local_tables,
             stages,
@@ -287,6 +289,7 @@ class Planner:
             self._connectors,
             self._tables,
             self._local_tables,
+            engine=self._engine,
             strict=self._strict,
             counter=self._state.counter,
         )

@@ -67,13 +67,8 @@ class FederatedPlan:
 
     @property
     def residual_sql(self) -> str | None:
-        """The merge's SQL, its client parameters numbered `$1..$m` as `residual_parameters`."""
+        """The merge's SQL (EXPLAIN), its client parameters numbered `$1..$m` as it binds them."""
         if self.residual is None:
             return None
         numbered, _ = renumbered(self.residual)
         return numbered.sql(dialect=CANONICAL_DIALECT, comments=False)
-
-    @property
-    def residual_parameters(self) -> tuple[int, ...]:
-        """The client position of each of the residual SQL's parameters, in order."""
-        return () if self.residual is None else renumbered(self.residual)[1]

@@ -1,28 +1,22 @@
-"""The exact result schema of a residual query, computed before anything runs at a source."""
+"""What the planner asks of the residual engine: the exact schema of a residual query.
+
+The planner fixes a plan's wire schema before anything runs at a source, so it needs the
+engine that will run the residual to say what that query returns. It receives the engine
+(`meshgate.execution.engine.ResidualEngine`, which extends this) as a parameter; this
+protocol is the part of it a planner may use, so planning never imports execution.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.spi import CANONICAL_DIALECT
-from meshgate.spi.parameters import without_placeholders
-from meshgate.sqlconnector.sandbox import engine_cursor
-from meshgate.types import wire_schema
 
-
-def residual_schema(residual: exp.Query, fragments: Mapping[str, pa.Schema]) -> pa.Schema:
-    """Run the residual over empty fragment tables in DuckDB and read the result's schema."""
-    connection = engine_cursor()
-    try:
-        for name, schema in fragments.items():
-            connection.register(name, schema.empty_table())
-        sql = without_placeholders(residual).sql(dialect=CANONICAL_DIALECT, comments=False)
-        result = connection.execute(f"SELECT * FROM ({sql}) AS result LIMIT 0").arrow()
-        if isinstance(result, pa.RecordBatchReader):
-            result = result.read_all()
-        return wire_schema(result.schema)
-    finally:
-        connection.close()
+class ResultDescriber(Protocol):
+    def describe(self, query: exp.Query, inputs: Mapping[str, pa.Schema]) -> pa.Schema:
+        """The wire schema `query` returns over relations named and shaped like `inputs`
+        (fragments, policy stages, local tables), computed without any rows."""
+        ...

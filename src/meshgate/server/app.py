@@ -15,7 +15,11 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 from pyarrow import flight
 
-from meshgate.errors import MeshgateError, Status
+from meshgate.errors import (
+    BadRequestError,
+    ReadOnlyError,
+    UnsupportedCommandError,
+)
 from meshgate.principal import Principal
 from meshgate.server import metadata
 from meshgate.server.auth import AuthMiddlewareFactory, CallCredential, NoopAuthHandler, TokenStore
@@ -25,7 +29,7 @@ from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.server.sessions import SessionStore
 from meshgate.server.sqlinfo import SCHEMA as SQL_INFO_SCHEMA
 from meshgate.server.sqlinfo import sql_info_table
-from meshgate.server.statements import ReadOnlyError, StatementRegistry, pack
+from meshgate.server.statements import StatementRegistry, pack
 from meshgate.service import QueryOptions, QueryService
 
 AUTH = "auth"
@@ -33,18 +37,6 @@ DEFAULT_TTL_SECONDS = 3600.0
 
 _INGEST_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementIngest"
 _WRITE_COMMANDS = (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate)
-
-
-class BadRequestError(MeshgateError):
-    """A request that is not well-formed Flight SQL."""
-
-    status = Status.INVALID_ARGUMENT
-
-
-class UnsupportedCommandError(MeshgateError):
-    """A Flight SQL command or action meshgate does not offer (clients read "feature absent")."""
-
-    status = Status.UNIMPLEMENTED
 
 
 _COMMANDS: dict[str, type[Message]] = {

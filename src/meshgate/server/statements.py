@@ -2,7 +2,9 @@
 
 A prepared statement is a planned query plus its last bound parameters. A ticket is a snapshot
 (query + parameters) taken at GetFlightInfo, so rebinding later does not change what DoGet
-streams. Nothing a client sends is evaluated: handles are only dictionary keys.
+streams. Both are `OpenStatement`s (the query model's `Statement` is the parsed SQL). Nothing
+a client sends is evaluated: handles are only dictionary keys. Each DoGet runs with its own
+cancel token, set by CancelFlightInfo on its ticket or by the call ending (`CallWatch`).
 """
 
 from __future__ import annotations
@@ -18,32 +20,24 @@ import pyarrow as pa
 from google.protobuf import any_pb2
 from pyarrow import flight
 
-from meshgate.errors import MeshgateError, QueryCancelled, Status
+from meshgate.errors import HandleNotFoundError, ParameterError
 from meshgate.principal import Principal
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import PreparedQuery, QueryOptions, QueryService
-
-
-class HandleNotFoundError(MeshgateError):
-    """A statement or ticket handle that is unknown, expired, closed or someone else's."""
-
-    status = Status.NOT_FOUND
-
-
-class ReadOnlyError(MeshgateError):
-    status = Status.INVALID_ARGUMENT
-
-    def __init__(self) -> None:
-        super().__init__("meshgate is read-only: only SELECT queries are accepted")
+from meshgate.spi import CancelToken
 
 
 @dataclass
-class Statement:
+class OpenStatement:
+    """What a client holds a handle to: a prepared statement (with its last bound
+    parameters) or a ticket's snapshot of one (the query a DoGet will run)."""
+
     principal: Principal
     prepared: PreparedQuery
     parameters: tuple[Any, ...] = ()
     expires_at: float = 0.0
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    # Set by CancelFlightInfo; every run of the ticket's query is linked to it.
+    cancel: CancelToken = field(default_factory=CancelToken)
 
 
 class _Handles:
@@ -51,17 +45,17 @@ class _Handles:
 
     def __init__(self, ttl_seconds: float) -> None:
         self._ttl = ttl_seconds
-        self._items: dict[bytes, Statement] = {}
+        self._items: dict[bytes, OpenStatement] = {}
         self._lock = threading.Lock()
 
-    def add(self, statement: Statement) -> bytes:
+    def add(self, statement: OpenStatement) -> bytes:
         handle = uuid.uuid4().hex.encode()
         with self._lock:
             self._purge()
             self._items[handle] = replace(statement, expires_at=time.monotonic() + self._ttl)
         return handle
 
-    def get(self, handle: bytes, principal: Principal) -> Statement:
+    def get(self, handle: bytes, principal: Principal) -> OpenStatement:
         with self._lock:
             self._purge()
             statement = self._items.get(handle)
@@ -72,7 +66,7 @@ class _Handles:
             statement.expires_at = time.monotonic() + self._ttl
             return statement
 
-    def pop(self, handle: bytes, principal: Principal) -> Statement:
+    def pop(self, handle: bytes, principal: Principal) -> OpenStatement:
         statement = self.get(handle, principal)
         self.discard(handle)
         return statement
@@ -94,21 +88,14 @@ def pack(message: Any) -> bytes:
     return wrapped.SerializeToString()
 
 
-class TooManyParameterRowsError(MeshgateError):
-    status = Status.INVALID_ARGUMENT
-
-    def __init__(self) -> None:
-        super().__init__(
-            "several parameter rows were bound to a query; bind one row per execution"
-        )
-
-
 def parameter_values(table: pa.Table) -> tuple[Any, ...]:
     """One row of bound parameters, by position; union columns give their active child."""
     if table.num_rows == 0:
         return ()
     if table.num_rows > 1:
-        raise TooManyParameterRowsError()
+        raise ParameterError(
+            "several parameter rows were bound to a query; bind one row per execution"
+        )
     return tuple(table.column(i)[0].as_py() for i in range(table.num_columns))
 
 
@@ -119,6 +106,7 @@ class StatementRegistry:
         self._service = service
         self._prepared = _Handles(ttl_seconds)
         self._tickets = _Handles(ttl_seconds)
+        self._calls = CallWatch()
 
     # ---- ad-hoc statements ------------------------------------------------------------------
 
@@ -126,7 +114,7 @@ class StatementRegistry:
                        descriptor: flight.FlightDescriptor,
                        options: QueryOptions) -> flight.FlightInfo:
         prepared = self._prepare(command.query, principal, options)
-        return self._flight_info(Statement(principal, prepared), descriptor)
+        return self._flight_info(OpenStatement(principal, prepared), descriptor)
 
     def statement_schema(self, principal: Principal, command: pb.CommandStatementQuery,
                          options: QueryOptions) -> pa.Schema:
@@ -142,7 +130,7 @@ class StatementRegistry:
                         request: pb.ActionCreatePreparedStatementRequest,
                         options: QueryOptions) -> pb.ActionCreatePreparedStatementResult:
         prepared = self._prepare(request.query, principal, options)
-        handle = self._prepared.add(Statement(principal, prepared))
+        handle = self._prepared.add(OpenStatement(principal, prepared))
         parameters = pa.schema(
             [pa.field(str(i), pa.string()) for i in range(prepared.parameter_count)]
         )
@@ -169,7 +157,7 @@ class StatementRegistry:
                       descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         statement = self._prepared.get(command.prepared_statement_handle, principal)
         return self._flight_info(
-            Statement(principal, statement.prepared, statement.parameters), descriptor
+            OpenStatement(principal, statement.prepared, statement.parameters), descriptor
         )
 
     def prepared_schema(self, principal: Principal,
@@ -178,7 +166,7 @@ class StatementRegistry:
 
     # ---- tickets ----------------------------------------------------------------------------
 
-    def _flight_info(self, statement: Statement,
+    def _flight_info(self, statement: OpenStatement,
                      descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         handle = self._tickets.add(statement)
         ticket = flight.Ticket(pack(pb.TicketStatementQuery(statement_handle=handle)))
@@ -188,16 +176,29 @@ class StatementRegistry:
     def stream(self, principal: Principal, ticket: pb.TicketStatementQuery,
                context: flight.ServerCallContext
                ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """Run the ticket's query; batches are pulled lazily and the reader closed on cancel.
+        """Run the ticket's query; batches are pulled lazily.
 
-        The ticket stays registered while it streams, so CancelFlightInfo can still reach it.
+        The run has its own cancel token, set by CancelFlightInfo on the ticket (which stays
+        registered while it streams, so it can still be reached) or by the call ending
+        early (the client closed the stream, or its gRPC deadline passed).
         """
         handle = ticket.statement_handle
         statement = self._tickets.get(handle, principal)
-        schema = statement.prepared.schema
-        reader = self._service.execute(statement.prepared, statement.parameters)
-        return schema, _batches(reader, schema, statement, context,
-                                release=lambda: self._tickets.discard(handle))
+        run = CancelToken()
+        unlink = statement.cancel.on_cancel(run.cancel)
+        unwatch = self._calls.watch(context, run)
+
+        def release() -> None:
+            unwatch()
+            unlink()
+            self._tickets.discard(handle)
+
+        try:
+            reader = self._service.execute(statement.prepared, statement.parameters, cancel=run)
+        except BaseException:
+            release()
+            raise
+        return statement.prepared.schema, _batches(reader, release)
 
     def cancel(self, principal: Principal, info: flight.FlightInfo) -> bool:
         """Cancel the queries behind a FlightInfo's tickets; False if none is known."""
@@ -207,23 +208,62 @@ class StatementRegistry:
             ticket = pb.TicketStatementQuery()
             if wrapped.Unpack(ticket):
                 try:
-                    self._tickets.pop(ticket.statement_handle, principal).cancelled.set()
+                    self._tickets.pop(ticket.statement_handle, principal).cancel.cancel()
                     found = True
                 except HandleNotFoundError:
                     pass
         return found
 
 
-def _batches(reader: pa.RecordBatchReader, schema: pa.Schema, statement: Statement,
-             context: flight.ServerCallContext,
+def _batches(reader: pa.RecordBatchReader,
              release: Callable[[], None]) -> Iterator[pa.RecordBatch]:
     try:
-        for batch in reader:
-            if context.is_cancelled():
-                return
-            if statement.cancelled.is_set():
-                raise QueryCancelled("the query was cancelled")
-            yield batch if batch.schema.equals(schema) else batch.cast(schema)
+        yield from reader
     finally:
         reader.close()
         release()
+
+
+class CallWatch:
+    """One thread turning ended Flight calls into their runs' cancel tokens.
+
+    gRPC says a call was cancelled (client gone, deadline passed) only when asked, and the
+    call's own thread may be blocked for minutes waiting for a source's first batch, so a
+    single watcher asks for every streaming call a few times a second.
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self._interval = interval
+        self._calls: dict[int, tuple[flight.ServerCallContext, CancelToken]] = {}
+        self._next = 0
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, call: flight.ServerCallContext, token: CancelToken) -> Callable[[], None]:
+        """Set `token` once `call` is cancelled; returns the function that stops watching
+        (after it returns the watcher never touches `call` again)."""
+        with self._lock:
+            key = self._next
+            self._next += 1
+            self._calls[key] = (call, token)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="meshgate-call-watch",
+                                                daemon=True)  # fmt: skip
+                self._thread.start()
+            self._lock.notify()
+
+        def unwatch() -> None:
+            with self._lock:
+                self._calls.pop(key, None)
+
+        return unwatch
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._calls:
+                    self._lock.wait()
+                ended = [token for call, token in self._calls.values() if call.is_cancelled()]
+            for token in ended:
+                token.cancel()
+            time.sleep(self._interval)

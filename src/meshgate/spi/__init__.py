@@ -103,7 +103,8 @@ class ScanInput:
 @dataclass(frozen=True)
 class PushedQuery:
     """A handle: a canonical-dialect SELECT over tables of one source (aliased as in `inputs`)
-    and the Arrow schema DuckDB would give it, which the source's rows are cast to."""
+    and the Arrow schema DuckDB would give it, which the source's rows are cast to. Client
+    parameters appear in it as numbered placeholders (`meshgate.spi.parameters`)."""
 
     select: exp.Select
     schema: pa.Schema
@@ -111,16 +112,6 @@ class PushedQuery:
     has_inexact_filter: bool = False  # rows are a superset; the engine filters again
     has_limit: bool = False
     has_aggregate: bool = False
-    # The client parameter (0-based position in QueryContext.parameters) bound to each
-    # placeholder of the rendered SQL, in the order the source numbers them.
-    parameters: tuple[int, ...] = ()
-
-    def bound_values(self, context: QueryContext | None) -> tuple[Any, ...]:
-        """The values for this handle's placeholders, in the source's order."""
-        if not self.parameters:
-            return ()
-        values = () if context is None else context.parameters
-        return tuple(values[position] for position in self.parameters)
 
 
 @dataclass(frozen=True)
@@ -232,7 +223,11 @@ class Connector(abc.ABC):
     ) -> pa.RecordBatchReader:
         """Stream the handle's rows, cast to `handle.schema`; `context` carries the run's
         parameter values, deadline and cancel token (None: a run of its own). Closing the
-        reader or cancelling the context stops the source's work."""
+        reader or cancelling the context stops the source's work.
+
+        The cast to `handle.schema` (source types to the handle's engine types) is the
+        connector's side of the contract; the engine casts a plan's output to the client's
+        wire schema itself, once, in execution."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing
         """Release pooled connections."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -54,6 +55,26 @@ class CancelToken:
                 return unregister
         callback()
         return lambda: None
+
+    @contextmanager
+    def stopping(self, stop: Callable[[], None]) -> Iterator[None]:
+        """While the block runs, a cancel calls `stop` (a driver's cancel, an interrupt);
+        once it has left, never: the driver object `stop` uses may be closed right after."""
+        lock = threading.Lock()
+        running = True
+
+        def guarded() -> None:
+            with lock:
+                if running:
+                    stop()
+
+        unregister = self.on_cancel(guarded)
+        try:
+            yield
+        finally:
+            unregister()
+            with lock:
+                running = False
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,13 @@ from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
-from meshgate.errors import ForbiddenStatement, SqlSyntaxError, UnsupportedQuery
+from meshgate.errors import READ_ONLY, ForbiddenStatement, SqlSyntaxError, UnsupportedQuery
 from meshgate.query.model import Statement
 from meshgate.sql.functions import function_name, is_allowed_function
 
 DIALECT = "duckdb"
 """The dialect users write in (and the merge layer runs)."""
 
-_READ_ONLY = (
-    "meshgate only runs read-only queries (SELECT, WITH ... SELECT, VALUES, "
-    "or EXPLAIN of one of them)"
-)
 _FUNCTION_POLICY = (
     "meshgate runs only functions that compute on values; functions that read files, the "
     "network, system catalogs, settings or variables, or run SQL text are blocked"
@@ -235,7 +231,7 @@ def _reject_statement_keyword(first: Token) -> None:
         "PIVOT",
         "UNPIVOT",
     }:
-        raise ForbiddenStatement(f"{word} statements are not allowed: {_READ_ONLY}")
+        raise ForbiddenStatement(f"{word} statements are not allowed: {READ_ONLY}")
 
 
 def _parse(text: str, first: Token) -> exp.Expr:
@@ -250,7 +246,7 @@ def _parse(text: str, first: Token) -> exp.Expr:
     except ParseError as error:
         word = first.text.upper()
         if word in _STATEMENT_KEYWORDS:
-            raise ForbiddenStatement(f"{word} statements are not allowed: {_READ_ONLY}") from None
+            raise ForbiddenStatement(f"{word} statements are not allowed: {READ_ONLY}") from None
         if word not in _QUERY_KEYWORDS:
             raise _not_a_query(first) from None
         raise _syntax_error(error) from None
@@ -366,7 +362,7 @@ def _gate_root(tree: exp.Expr, first: Token) -> exp.Query:
             "rewrite it with standard SELECT syntax"
         )
     if isinstance(tree, _STATEMENT_CLASSES) or kind in _STATEMENT_KEYWORDS:
-        raise ForbiddenStatement(f"{kind} statements are not allowed: {_READ_ONLY}")
+        raise ForbiddenStatement(f"{kind} statements are not allowed: {READ_ONLY}")
     raise _not_a_query(first)
 
 
@@ -395,15 +391,15 @@ def _gate_tree(query: exp.Query) -> None:
     for node in query.walk():
         if isinstance(node, exp.Into):
             raise ForbiddenStatement(
-                f"SELECT ... INTO is not allowed: it creates a table; {_READ_ONLY}"
+                f"SELECT ... INTO is not allowed: it creates a table; {READ_ONLY}"
             )
         if isinstance(node, exp.Lock):
             raise ForbiddenStatement(
-                f"SELECT ... FOR UPDATE/SHARE is not allowed: it takes locks; {_READ_ONLY}"
+                f"SELECT ... FOR UPDATE/SHARE is not allowed: it takes locks; {READ_ONLY}"
             )
         if isinstance(node, _STATEMENT_CLASSES):
             kind = node.name.upper() if isinstance(node, exp.Command) else type(node).__name__
-            raise ForbiddenStatement(f"{kind.upper()} inside a query is not allowed: {_READ_ONLY}")
+            raise ForbiddenStatement(f"{kind.upper()} inside a query is not allowed: {READ_ONLY}")
         if isinstance(node, exp.TableFromRows):
             raise ForbiddenStatement(f"table functions are not allowed in FROM: {_PRODUCTS_ONLY}")
         if isinstance(node, exp.Select) and not node.expressions:

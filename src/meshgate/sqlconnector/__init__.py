@@ -7,8 +7,9 @@ handle), `rendering` (handle -> source SQL), `streaming` (driver batches -> one 
 reader), `statistics` (which table statistics describe a handle), `describe` (a SELECT's type
 under engine semantics), `sandbox` (DuckDB connections that see only what is registered) and
 `duckdb_backed` (sources read through an in-process DuckDB), `failures` (a driver's error as the
-caller may read it). Imports only the SPI, types and errors; connectors import it, the engine
-uses `describe`, `sandbox` and `failures`.
+caller may read it). Imports only the SPI, types and errors; connectors import it; the planner
+types whole-query offers with `describe`, and the residual engine (`meshgate.execution.engine`)
+opens its database with `sandbox`.
 """
 
 from __future__ import annotations

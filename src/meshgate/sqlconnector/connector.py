@@ -3,10 +3,12 @@
 Handles are canonical-dialect (DuckDB) SELECTs over the source's physical tables. The base
 answers the planner's proposals against the connector's declared `Capabilities`, proves each
 candidate by describing it with DuckDB (`engine_schema`) and by generating it in the source
-dialect, and streams results cast to the engine schema.
+dialect, and streams results cast to the handle's (engine) schema: the connector's contract,
+distinct from the one cast of a plan's output to the wire schema, which execution does.
 
 A concrete connector supplies `capabilities`, `table_columns`, `check` and the driver's
-`_stream(sql, parameters, schema)`; optional strategy hooks: `_renders_node` (veto one node,
+`_stream(sql, parameters, schema, cancel)` (which stops the driver's work when `cancel` is
+set, through `cancel.stopping(...)`); optional strategy hooks: `_renders_node` (veto one node,
 e.g. dynamically typed columns), `_conjunct_support` (INEXACT answers), `_physical_select`
 (the SELECT as the source must receive it), `_collated_columns` + `binary_collation` (compare
 collated text by bytes), `_table_statistics` + `_estimate` (statistics), `driver_errors`
@@ -28,8 +30,9 @@ import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from meshgate.errors import MeshgateError, SourceUnavailable
+from meshgate.errors import MeshgateError, QueryCancelled, SourceUnavailable
 from meshgate.spi import (
+    CancelToken,
     Connector,
     ConnectorContext,
     FilterApplication,
@@ -90,11 +93,13 @@ class SqlConnector(Connector):
     # --- strategy hooks -------------------------------------------------------------------
     @abc.abstractmethod
     def _stream(
-        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
+        self, sql: str, parameters: Sequence[Any], schema: pa.Schema, cancel: CancelToken
     ) -> Iterator[pa.RecordBatch]:
         """Run `sql` and yield its batches, best as a generator whose `finally` cancels and
         releases the source's work: `execute` pulls the first batch at once (so errors surface
-        there) and closes the iterator when the caller closes the reader."""
+        there) and closes the iterator when the caller closes the reader. While the driver
+        runs, `cancel` (the query's token) must be able to stop it from another thread: wrap
+        the driver's work in `with cancel.stopping(<the driver's cancel>)`."""
 
     def _value_failure(self, error: BaseException) -> ValueFailure | None:
         """What the user's query failed to compute, when `error` (one of `driver_errors`) is
@@ -261,12 +266,14 @@ class SqlConnector(Connector):
     def execute(
         self, handle: PushedQuery, context: QueryContext | None = None
     ) -> pa.RecordBatchReader:
+        context = context if context is not None else QueryContext.standalone()
+        if context.cancel.cancelled:
+            raise QueryCancelled("the query was cancelled before its source ran it")
         sql = self.render(handle)
         self.sent_sql.append(sql)
         _, positions = renumbered(handle.select)
-        values = () if context is None else context.parameters
-        bound = [self._bind_value(values[position]) for position in positions]
-        batches = self._stream(sql, bound, handle.schema)
+        bound = [self._bind_value(context.parameters[position]) for position in positions]
+        batches = self._stream(sql, bound, handle.schema, context.cancel)
         return result_reader(batches, handle.schema, self.driver_errors, self._failed)
 
     # --- parameters -----------------------------------------------------------------------

@@ -4,21 +4,29 @@ A fragment's result types must not depend on the source that ran it: `SUM` over 
 HUGEINT in DuckDB whatever SQLite says, `7 / 2` is a DOUBLE. So the schema of every handle is
 what DuckDB gives the same SELECT over empty tables shaped like the handle's inputs, and
 sources' batches are cast to it at the boundary.
+
+This typing is the connectors' (and the planner's, when it offers a whole query): DuckDB
+semantics by definition of the canonical dialect, on a sandboxed database of this module's
+own. It is not the residual engine (`meshgate.execution.engine`), which the service owns.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 
+import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import CANONICAL_DIALECT, ScanInput
-from meshgate.sqlconnector.sandbox import engine_cursor
+from meshgate.sqlconnector.sandbox import sandboxed_duckdb
 from meshgate.types import wire_schema
 
 _EMPTY_PREFIX = "__meshgate_input_"
+_database: list[duckdb.DuckDBPyConnection] = []  # opened on first use (~20 ms), then cursors
+_database_lock = threading.Lock()
 
 
 def engine_schema(select: exp.Select, inputs: Sequence[ScanInput]) -> pa.Schema:
@@ -55,7 +63,7 @@ def _bind_to_empty_inputs(select: exp.Select, inputs: Sequence[ScanInput]) -> ex
 
 @lru_cache(maxsize=4096)
 def _describe(sql: str, inputs: tuple[ScanInput, ...]) -> pa.Schema:
-    cursor = engine_cursor()  # its own registrations, on the shared sandboxed engine
+    cursor = _cursor()  # its own registrations, on this module's sandboxed database
     try:
         for index, item in enumerate(inputs):
             empty = pa.schema([pa.field(c.name, c.type) for c in item.columns]).empty_table()
@@ -64,3 +72,10 @@ def _describe(sql: str, inputs: tuple[ScanInput, ...]) -> pa.Schema:
         return wire_schema(result.schema)
     finally:
         cursor.close()
+
+
+def _cursor() -> duckdb.DuckDBPyConnection:
+    with _database_lock:
+        if not _database:
+            _database.append(sandboxed_duckdb())
+        return _database[0].cursor()

@@ -18,7 +18,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from meshgate.spi import ColumnStatistics, ConnectorContext
+from meshgate.errors import QueryCancelled
+from meshgate.spi import CancelToken, ColumnStatistics, ConnectorContext
 from meshgate.sqlconnector.connector import SqlConnector
 from meshgate.sqlconnector.failures import ValueFailure, duckdb_value_failure
 
@@ -42,12 +43,19 @@ class DuckDBBackedConnector(SqlConnector):
         return self._open_streams
 
     def _stream(
-        self, sql: str, parameters: Sequence[Any], schema: pa.Schema
+        self, sql: str, parameters: Sequence[Any], schema: pa.Schema, cancel: CancelToken
     ) -> Generator[pa.RecordBatch, None, None]:
         cursor = self._cursor()
         self._count_stream(+1)
         try:
-            yield from cursor.execute(sql, list(parameters)).to_arrow_reader(self.batch_rows)
+            with cancel.stopping(cursor.interrupt):
+                yield from cursor.execute(sql, list(parameters)).to_arrow_reader(self.batch_rows)
+        except duckdb.InterruptException:
+            if not cancel.cancelled:
+                raise
+            raise QueryCancelled(
+                f"source {self.context.name!r} ({self.kind}): the query was cancelled"
+            ) from None
         finally:
             cursor.interrupt()
             cursor.close()
