@@ -20,7 +20,9 @@ BATCH_ROWS = 64 * 1024
 # The merge's errors about the values it computes: the user's query, not a source, is at fault.
 _VALUE_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException,
                  duckdb.InvalidInputException)
-_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+# From the first quote to the last of its kind: DuckDB does not escape quotes inside the value it
+# quotes ('O'Brien'), so a pairwise match would leave part of the value outside the quotes.
+_QUOTED = re.compile(r"'.*'|\".*\"")
 
 
 @dataclass
