@@ -1,0 +1,364 @@
+"""The plan cache never serves one caller's or one session's plan for another.
+
+A plan depends on the SQL text, who asks (name, roles, attributes: ``current_user``, grants and
+policies), the session's default domain and strict mode, and, at execution, the parameters'
+values and types. Each test varies one of these alone with the cache warm for the other value,
+in both orders, and checks the answer against the data written here (Python, not meshgate).
+The property test then runs random sequences of requests on one long-lived service and holds
+every answer to a service that has never seen them, so a component missing from the key
+shows up as a stale plan whatever it is.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meshgate.errors import MeshgateError, ParameterError, ProductNotFound, PushdownRequired
+from meshgate.planner.plan import FederatedPlan
+from meshgate.principal import Principal, hash_password
+from meshgate.service import QueryService
+
+EMPLOYEES = [(1, "Ann", "EU"), (2, "Bo", "US"), (3, "Cy", "EU"), (4, "Di", "APAC")]
+HR_TEAM = [(1, "people"), (2, "payroll")]
+SALES_TEAM = [(1, "north"), (2, "south"), (3, "east")]
+ORDERS = [(10, 1, 5.0), (11, 1, 7.0), (12, 2, 1.0), (13, 4, 2.0)]
+
+
+def build(directory: Path) -> Path:
+    """Write the data and a config: hr.employees is filtered by region for analysts."""
+    data = directory / "data"
+    data.mkdir()
+    with duckdb.connect(str(data / "org.duckdb")) as connection:
+        connection.execute("CREATE TABLE employees (id BIGINT, name VARCHAR, region VARCHAR)")
+        connection.executemany("INSERT INTO employees VALUES (?, ?, ?)", EMPLOYEES)
+        for table, rows in (("hr_team", HR_TEAM), ("sales_team", SALES_TEAM)):
+            connection.execute(f"CREATE TABLE {table} (id BIGINT, name VARCHAR)")
+            connection.executemany(f"INSERT INTO {table} VALUES (?, ?)", rows)
+    with sqlite3.connect(data / "orders.sqlite") as lite:
+        lite.execute("CREATE TABLE orders (id INTEGER, employee_id INTEGER, amount REAL)")
+        lite.executemany("INSERT INTO orders VALUES (?, ?, ?)", ORDERS)
+    config = directory / "config"
+    config.mkdir()
+    team = "columns: [{name: id, type: BIGINT}, {name: name, type: VARCHAR}]"
+    users = "\n".join(
+        f"  - {{name: {name}, password_hash: '{hash_password(name)}', roles: [{role}], "
+        f"attributes: {{region: EU}}}}"
+        for name, role in (("analyst", "analyst"), ("ann", "analyst"), ("viewer", "viewer"))
+    )
+    (config / "mesh.yaml").write_text(
+        f"""
+mesh: {{name: org}}
+sources:
+  - {{name: org_db, kind: duckdb, options: {{path: {data / "org.duckdb"}}}}}
+  - {{name: orders_db, kind: sqlite, options: {{path: {data / "orders.sqlite"}}}}}
+domains:
+  - {{name: hr, owner: hr@example.com}}
+  - {{name: sales, owner: sales@example.com}}
+products:
+  - domain: hr
+    name: employees
+    table: {{source: org_db, table: employees}}
+    columns:
+      - {{name: id, type: BIGINT}}
+      - {{name: name, type: VARCHAR}}
+      - {{name: region, type: VARCHAR}}
+  - {{domain: hr, name: team, table: {{source: org_db, table: hr_team}}, {team}}}
+  - {{domain: sales, name: team, table: {{source: org_db, table: sales_team}}, {team}}}
+  - domain: sales
+    name: orders
+    table: {{source: orders_db, table: orders}}
+    columns:
+      - {{name: id, type: BIGINT}}
+      - {{name: employee_id, type: BIGINT}}
+      - {{name: amount, type: DOUBLE}}
+roles:
+  - {{name: analyst, grants: ["hr.*", "sales.*"]}}
+  - {{name: viewer, grants: ["hr.*", "sales.*"]}}
+users:
+{users}
+policies:
+  - product: hr.employees
+    role: analyst
+    row_filter: region = user_attribute('region')
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture(scope="module")
+def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("plan_cache"))
+
+
+@pytest.fixture
+def service(config_dir: Path) -> Iterator[QueryService]:
+    """A service with a cold cache for each test."""
+    svc = QueryService.from_config(config_dir)
+    yield svc
+    svc.close()
+
+
+Answer = list[dict[str, Any]] | str
+
+
+def answer(
+    service: QueryService,
+    sql: str,
+    principal: Principal,
+    parameters: Sequence[Any] = (),
+    **options: Any,
+) -> Answer:
+    """The rows, or the refusal as ``<error type>: <message>``."""
+    try:
+        rows: list[dict[str, Any]] = service.query(
+            sql, principal, parameters, **options
+        ).to_pylist()
+    except MeshgateError as error:
+        return f"{type(error).__name__}: {error.message}"
+    return rows
+
+
+def both_orders(
+    service: QueryService, first: dict[str, Any], second: dict[str, Any]
+) -> tuple[Answer, Answer]:
+    """Ask `first`, `second`, then both again: each must keep its own answer."""
+    a, b = answer(service, **first), answer(service, **second)
+    assert answer(service, **second) == b
+    assert answer(service, **first) == a
+    return a, b
+
+
+def count(rows: object) -> list[dict[str, Any]]:
+    return [{"n": rows}]
+
+
+def test_user_name_alone(service: QueryService) -> None:
+    sql = "SELECT current_user AS u, count(*) AS n FROM hr.employees"
+    analyst, ann = service.principal("analyst"), service.principal("ann")
+    assert (analyst.roles, analyst.attributes) == (ann.roles, ann.attributes)
+    a, b = both_orders(service, {"sql": sql, "principal": analyst}, {"sql": sql, "principal": ann})
+    assert a == [{"u": "analyst", "n": 2}]
+    assert b == [{"u": "ann", "n": 2}]
+
+
+def test_roles_alone(service: QueryService) -> None:
+    """Same name and attributes, other roles (as an identity provider's token may carry)."""
+    sql = "SELECT id FROM hr.employees ORDER BY id"
+    analyst = service.principal("analyst")
+    as_viewer = replace(analyst, roles=frozenset({"viewer"}))
+    a, b = both_orders(
+        service, {"sql": sql, "principal": analyst}, {"sql": sql, "principal": as_viewer}
+    )
+    assert a == [{"id": i} for i, _, region in EMPLOYEES if region == "EU"]
+    assert b == [{"id": i} for i, _, _ in EMPLOYEES]
+
+
+@pytest.mark.parametrize("region", ["US", "APAC"])
+def test_attributes_alone(service: QueryService, region: str) -> None:
+    sql = "SELECT name FROM hr.employees ORDER BY id"
+    analyst = service.principal("analyst")
+    elsewhere = replace(analyst, attributes={"region": region})
+    a, b = both_orders(
+        service, {"sql": sql, "principal": analyst}, {"sql": sql, "principal": elsewhere}
+    )
+    assert a == [{"name": n} for _, n, r in EMPLOYEES if r == "EU"]
+    assert b == [{"name": n} for _, n, r in EMPLOYEES if r == region]
+
+
+def test_default_domain_alone(service: QueryService) -> None:
+    """The review's case: a session in `sales` must not reuse the plan made for `hr`."""
+    analyst = service.principal("analyst")
+    sql = "SELECT count(*) AS n FROM employees"
+    in_hr, in_sales = both_orders(
+        service,
+        {"sql": sql, "principal": analyst, "default_domain": "hr"},
+        {"sql": sql, "principal": analyst, "default_domain": "sales"},
+    )
+    assert in_hr == count(2)
+    assert in_sales == f"ProductNotFound: {ProductNotFound('sales.employees').message}"
+    assert (
+        answer(service, sql, analyst) == f"ProductNotFound: {ProductNotFound('employees').message}"
+    )
+
+
+def test_default_domain_picks_the_product_of_that_domain(service: QueryService) -> None:
+    analyst = service.principal("analyst")
+    sql = "SELECT name FROM team ORDER BY id"
+    in_hr, in_sales = both_orders(
+        service,
+        {"sql": sql, "principal": analyst, "default_domain": "hr"},
+        {"sql": sql, "principal": analyst, "default_domain": "sales"},
+    )
+    assert in_hr == [{"name": n} for _, n in HR_TEAM]
+    assert in_sales == [{"name": n} for _, n in SALES_TEAM]
+
+
+def test_strict_mode_alone(service: QueryService) -> None:
+    """SQLite cannot run regexp_matches, so the merge must: refused in strict mode only."""
+    sql = (
+        "SELECT sum(amount) AS total FROM sales.orders "
+        "WHERE regexp_matches(CAST(id AS VARCHAR), '1[0-2]')"
+    )
+    viewer = service.principal("viewer")
+    for order in ((False, True), (True, False)):
+        fresh = QueryService(service.definition, service.connectors)
+        answers = dict(
+            zip(
+                order,
+                both_orders(
+                    fresh,
+                    {"sql": sql, "principal": viewer, "strict": order[0]},
+                    {"sql": sql, "principal": viewer, "strict": order[1]},
+                ),
+                strict=True,
+            )
+        )
+        assert answers[False] == [{"total": sum(a for i, _, a in ORDERS if 10 <= i <= 12)}]
+        refused = answers[True]
+        assert isinstance(refused, str)
+        assert refused.startswith(f"{PushdownRequired.__name__}: strict pushdown: ")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1, ["Ann"]), (2, ["Bo"]), ("3", ["Cy"]), (2.5, []), (4.0, ["Di"]), (None, [])],
+)
+def test_parameter_values_and_types_alone(
+    service: QueryService, value: object, expected: list[str]
+) -> None:
+    """One prepared (cached) statement, executed with values of several types in turn."""
+    viewer = service.principal("viewer")
+    sql = "SELECT name FROM hr.employees WHERE id = ? ORDER BY id"
+    prepared = service.prepare(sql, viewer)
+    for warm in (1, "2", 3.0):
+        service.execute(prepared, [warm]).read_all()
+    got = service.execute(service.prepare(sql, viewer), [value]).read_all().to_pylist()
+    assert got == [{"name": n} for n in expected]
+
+
+def test_a_parameter_whose_type_changes_the_schema_is_refused(service: QueryService) -> None:
+    """The announced schema comes from the plan; a parameter may not silently change it."""
+    viewer = service.principal("viewer")
+    sql = "SELECT ? AS v FROM hr.team ORDER BY id"
+    prepared = service.prepare(sql, viewer)
+    with pytest.raises(ParameterError, match=r"^the parameter values give the result other"):
+        service.execute(prepared, ["text"]).read_all()
+    typed = service.prepare("SELECT CAST(? AS VARCHAR) AS v FROM hr.team ORDER BY id", viewer)
+    for value in ("a", "b"):
+        assert service.execute(typed, [value]).read_all().to_pylist() == [{"v": value}] * 2
+
+
+@dataclass(frozen=True)
+class Request:
+    sql: str
+    user: str
+    roles: frozenset[str]
+    region: str
+    default_domain: str | None
+    strict: bool
+
+    def principal(self) -> Principal:
+        return Principal(self.user, self.roles, {"region": self.region})
+
+
+QUERIES = (
+    "SELECT current_user AS u, count(*) AS n FROM hr.employees",
+    "SELECT count(*) AS n FROM employees",
+    "SELECT name FROM team ORDER BY id",
+    "SELECT sum(amount) AS total FROM sales.orders "
+    "WHERE regexp_matches(CAST(id AS VARCHAR), '1[0-2]')",
+    "SELECT region, count(*) AS n FROM hr.employees GROUP BY region ORDER BY region",
+)
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "sql": QUERIES,
+    "user": ("analyst", "ann"),
+    "roles": (frozenset({"analyst"}), frozenset({"viewer"})),
+    "region": ("EU", "US"),
+    "default_domain": (None, "hr", "sales"),
+    "strict": (False, True),
+}
+REQUESTS = st.builds(Request, **{name: st.sampled_from(values) for name, values in CHOICES.items()})
+
+
+@st.composite
+def request_sequences(draw: st.DrawFn) -> list[Request]:
+    """A request and neighbours that differ from it in one component each, interleaved."""
+    base = draw(REQUESTS)
+    sequence = [base]
+    for _ in range(draw(st.integers(1, 4))):
+        component = draw(st.sampled_from([c for c in CHOICES if c != "sql"]))
+        other = [v for v in CHOICES[component] if v != getattr(base, component)]
+        sequence.append(replace(base, **{component: draw(st.sampled_from(other))}))
+        sequence.append(draw(st.sampled_from(sequence)))
+    return sequence
+
+
+Plan = tuple[Any, ...]
+
+
+def plan_of(plan: FederatedPlan) -> Plan:
+    """What a plan sends and runs, comparable between services."""
+    return (
+        plan.schema.to_string(),
+        tuple((f.name, f.source, f.sql, f.pushed, f.policies) for f in plan.fragments),
+        plan.residual_sql,
+        plan.local_work,
+        tuple((s.name, s.product, s.policies, plan_of(s.plan)) for s in plan.stages),
+    )
+
+
+def prepared(service: QueryService, request: Request) -> Plan | str:
+    """The plan `service` serves for `request`, or its refusal."""
+    try:
+        result = service.prepare(
+            request.sql,
+            request.principal(),
+            default_domain=request.default_domain,
+            strict=request.strict,
+        )
+    except MeshgateError as error:
+        return f"{type(error).__name__}: {error.message}"
+    assert isinstance(result.plan, FederatedPlan)
+    return (plan_of(result.plan), result.products, result.policies, result.schema.to_string())
+
+
+@pytest.fixture(scope="module")
+def long_lived(config_dir: Path) -> Iterator[QueryService]:
+    """One service whose cache stays warm across every example."""
+    svc = QueryService.from_config(config_dir)
+    yield svc
+    svc.close()
+
+
+class ColdPlans(dict[Request, Plan | str]):
+    """Each request's plan from a service that never planned anything before it."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} cold plans>"
+
+
+@pytest.fixture(scope="module")
+def cold_plans() -> ColdPlans:
+    return ColdPlans()
+
+
+@settings(max_examples=30, deadline=None)
+@given(requests=request_sequences())
+def test_a_warm_cache_plans_like_a_cold_one(
+    long_lived: QueryService, cold_plans: ColdPlans, requests: list[Request]
+) -> None:
+    for request in requests:
+        if request not in cold_plans:
+            fresh = QueryService(long_lived.definition, long_lived.connectors)
+            cold_plans[request] = prepared(fresh, request)
+        assert prepared(long_lived, request) == cold_plans[request], request
