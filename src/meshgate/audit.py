@@ -14,10 +14,13 @@ import logging
 import logging.handlers
 import secrets
 import threading
+import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+import pyarrow as pa
 
 from meshgate.errors import MeshgateError, Status
 
@@ -58,6 +61,71 @@ class AuditRecord:
 
     def json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), default=str)
+
+
+_DENIALS = (Status.INVALID_ARGUMENT, Status.NOT_FOUND, Status.PERMISSION_DENIED,
+            Status.UNAUTHENTICATED)  # fmt: skip
+
+
+def failure_record(
+    arrived: str,
+    user: str,
+    roles: tuple[str, ...],
+    client: str | None,
+    sql: str,
+    error: Exception,
+    outcome: str | None = None,
+) -> AuditRecord:
+    """The record of a query (or login) that ended before streaming: "denied" for the
+    caller's mistakes, "error" otherwise; an unexpected exception is an INTERNAL "error"
+    with the id the caller is told."""
+    status = error.status if isinstance(error, MeshgateError) else Status.INTERNAL
+    message = error.message if isinstance(error, MeshgateError) else None
+    return AuditRecord(
+        arrived, new_query_id(), user, roles, client, sql,
+        outcome or ("denied" if status in _DENIALS else "error"), status.value,
+        error_id_of(error), message,
+    )  # fmt: skip
+
+
+def audited_stream(
+    reader: pa.RecordBatchReader,
+    trail: AuditTrail,
+    opened: AuditRecord,
+    sources: Callable[[], tuple[SourceCall, ...]],
+) -> pa.RecordBatchReader:
+    """`reader` unchanged; when it ends (exhausted, failed or closed early) `opened`, with
+    its outcome, the rows and bytes returned, what each source did and the time, is written.
+    `sources` is read then, once the fragments have reported."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        started = time.monotonic()
+        rows = nbytes = 0
+        outcome, status, error_id, message = "ok", None, None, None
+        try:
+            for batch in reader:
+                rows += batch.num_rows
+                nbytes += batch.nbytes
+                yield batch
+        except MeshgateError as exc:
+            outcome, status = "error", exc.status.value
+            error_id, message = error_id_of(exc), exc.message
+            raise
+        except GeneratorExit:
+            outcome = "cancelled"
+            raise
+        except Exception as exc:
+            outcome, status, error_id = "error", Status.INTERNAL.value, error_id_of(exc)
+            raise
+        finally:
+            reader.close()
+            trail.write(replace(
+                opened, outcome=outcome, status=status, error_id=error_id, message=message,
+                sources=sources(), rows=rows, bytes=nbytes,
+                seconds=round(time.monotonic() - started, 6),
+            ))  # fmt: skip
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 def now() -> str:

@@ -5,8 +5,7 @@ The Flight server, the CLI and the tests all go through `QueryService`.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,15 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.audit import AuditRecord, AuditTrail, SourceCall, error_id_of, new_query_id, now
+from meshgate.audit import (
+    AuditRecord,
+    AuditTrail,
+    SourceCall,
+    audited_stream,
+    failure_record,
+    new_query_id,
+    now,
+)
 from meshgate.catalog.catalog import (
     Catalog,
     CatalogView,
@@ -23,7 +30,7 @@ from meshgate.catalog.catalog import (
     QueryHistory,
 )
 from meshgate.catalog.loader import MeshDefinition, load_mesh
-from meshgate.errors import AuthenticationFailed, MeshgateError, ParameterError, Status
+from meshgate.errors import AuthenticationFailed, ParameterError
 from meshgate.execution.engine import DuckDBEngine, ResidualEngine
 from meshgate.execution.run import ExecutionReport, execute_plan
 from meshgate.planner.cache import PlanCache
@@ -183,17 +190,7 @@ class QueryService:
         error: Exception,
         outcome: str | None = None,
     ) -> None:
-        """One record for a query that ended before streaming; an unexpected (not a
-        MeshgateError) exception is an INTERNAL "error" with the id the caller is told."""
-        status = error.status if isinstance(error, MeshgateError) else Status.INTERNAL
-        message = error.message if isinstance(error, MeshgateError) else None
-        denied = status in (Status.INVALID_ARGUMENT, Status.NOT_FOUND,
-                            Status.PERMISSION_DENIED, Status.UNAUTHENTICATED)  # fmt: skip
-        self.audit.write(AuditRecord(
-            arrived, new_query_id(), user, roles, client, sql,
-            outcome or ("denied" if denied else "error"), status.value,
-            error_id_of(error), message,
-        ))  # fmt: skip
+        self.audit.write(failure_record(arrived, user, roles, client, sql, error, outcome))
 
     def _prepare(
         self,
@@ -299,39 +296,17 @@ class QueryService:
         arrived: str,
         query_id: str,
     ) -> pa.RecordBatchReader:
-        """`reader` (already of the planned schema: execution casts) audited when it ends."""
-        schema = prepared.schema
+        """`reader` (already of the planned schema: execution casts), audited when it ends."""
+        opened = AuditRecord(
+            arrived, query_id, prepared.principal.name, tuple(sorted(prepared.principal.roles)),
+            prepared.client, prepared.sql, "ok", products=prepared.products,
+            policies=prepared.policies,
+        )  # fmt: skip
 
-        def batches() -> Iterator[pa.RecordBatch]:
-            started = time.monotonic()
-            rows = nbytes = 0
-            outcome, status, error_id, message = "ok", None, None, None
-            try:
-                for batch in reader:
-                    rows += batch.num_rows
-                    nbytes += batch.nbytes
-                    yield batch
-            except MeshgateError as exc:
-                outcome, status = "error", exc.status.value
-                error_id, message = error_id_of(exc), exc.message
-                raise
-            except GeneratorExit:
-                outcome = "cancelled"
-                raise
-            except Exception as exc:
-                outcome, status, error_id = "error", Status.INTERNAL.value, error_id_of(exc)
-                raise
-            finally:
-                reader.close()
-                self.audit.write(AuditRecord(
-                    arrived, query_id, prepared.principal.name,
-                    tuple(sorted(prepared.principal.roles)), prepared.client, prepared.sql,
-                    outcome, status, error_id, message, prepared.products, prepared.policies,
-                    tuple(SourceCall(f.source, f.sql, f.rows) for f in report.fragments.values()),
-                    rows, nbytes, round(time.monotonic() - started, 6),
-                ))  # fmt: skip
+        def sources() -> tuple[SourceCall, ...]:
+            return tuple(SourceCall(f.source, f.sql, f.rows) for f in report.fragments.values())
 
-        return pa.RecordBatchReader.from_batches(schema, batches())
+        return audited_stream(reader, self.audit, opened, sources)
 
     def query(
         self, sql: str, principal: Principal, parameters: Sequence[Any] = (), **options: Any
