@@ -98,6 +98,9 @@ def test_allowed_denied_forbidden_syntax_and_login_lines_over_flight(
     assert ok["sources"]
     assert all(s["source"] == "hr_db" for s in ok["sources"])
     assert ok["bytes"] > 0
+    # Rows and bytes per source: the analyst's filter lets through the EU rows only.
+    assert sum(s["rows"] for s in ok["sources"]) >= 3
+    assert all(s["bytes"] > 0 for s in ok["sources"] if s["rows"])
     for sql, status in (("SELECT * FROM finance.budgets", "NOT_FOUND"),
                         ("DROP TABLE sales.orders", "INVALID_ARGUMENT"),
                         ("SELEC 1", "INVALID_ARGUMENT")):  # fmt: skip

@@ -36,6 +36,7 @@ class SourceCall:
     source: str
     sql: str
     rows: int
+    bytes: int = 0  # the Arrow size of those rows
 
 
 @dataclass(frozen=True)

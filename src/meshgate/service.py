@@ -304,7 +304,8 @@ class QueryService:
         )  # fmt: skip
 
         def sources() -> tuple[SourceCall, ...]:
-            return tuple(SourceCall(f.source, f.sql, f.rows) for f in report.fragments.values())
+            runs = report.fragments.values()
+            return tuple(SourceCall(f.source, f.sql, f.rows, f.bytes) for f in runs)
 
         return audited_stream(reader, self.audit, opened, sources)
 

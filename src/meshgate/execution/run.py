@@ -30,6 +30,7 @@ class FragmentRun:
     source: str
     sql: str
     rows: int = 0
+    bytes: int = 0
 
 
 @dataclass
@@ -200,3 +201,4 @@ def _stream(
             prefetch.close()
             if prefetch.name in run.report.fragments:
                 run.report.fragments[prefetch.name].rows = prefetch.rows
+                run.report.fragments[prefetch.name].bytes = prefetch.bytes

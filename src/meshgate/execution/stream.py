@@ -39,6 +39,7 @@ class Prefetch:
         self.schema = schema
         self._cancel = cancel
         self.rows = 0  # rows that left the source, for the audit record and benchmarks
+        self.bytes = 0  # their Arrow size as the source's stream delivered them
         self.error: BaseException | None = None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
@@ -53,6 +54,7 @@ class Prefetch:
             self._reader = open_reader()
             for batch in self._reader:
                 self.rows += batch.num_rows
+                self.bytes += batch.nbytes
                 if not self._put(batch):
                     return
         except BaseException as exc:
