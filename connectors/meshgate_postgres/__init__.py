@@ -217,13 +217,13 @@ class PostgresConnector(SqlConnector):
         # The driver binds Python decimals poorly; the planned CAST reads exact text.
         return str(value) if isinstance(value, decimal.Decimal) else value
 
-    def render(self, handle: PushedQuery) -> str:
+    def _render(self, handle: PushedQuery) -> str:
         """The pushed SELECT, with decimal outputs sent as exact text at the planned scale.
 
         PostgreSQL rounds to the planned scale (as DuckDB's cast would) and raises on
         overflow; see typemap.py for why text beats the driver's own NUMERIC decoding.
         """
-        return super().render(replace(handle, select=decimals_as_text(handle)))
+        return super()._render(replace(handle, select=decimals_as_text(handle)))
 
     def execute(
         self, handle: PushedQuery, context: QueryContext | None = None

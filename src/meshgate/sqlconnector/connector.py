@@ -63,6 +63,7 @@ from meshgate.sqlconnector.statistics import for_outputs, unchanged_table
 from meshgate.sqlconnector.streaming import result_reader
 
 SENT_SQL_KEPT = 256
+RENDERED_KEPT = 1024  # handles whose SQL `render` remembers
 
 
 class SqlConnector(Connector):
@@ -85,6 +86,12 @@ class SqlConnector(Connector):
         self._columns_lock = threading.Lock()
         self._columns_cache: dict[SourceTable, list[SourceColumn]] = {}
         self._collated_cache: dict[SourceTable, frozenset[str]] = {}
+        # Rendered SQL by handle identity: a cached plan's fragments are rendered once, not
+        # at every execution (rendering a barrier's SQL costs milliseconds).
+        self._rendered: collections.OrderedDict[int, tuple[PushedQuery, str]] = (
+            collections.OrderedDict()
+        )
+        self._rendered_lock = threading.Lock()
 
     @property
     def identity(self) -> SourceIdentity:
@@ -255,7 +262,22 @@ class SqlConnector(Connector):
     # --- execution ------------------------------------------------------------------------
     def render(self, handle: PushedQuery) -> str:
         """The handle's SQL with its client parameters numbered 1..m in this source's own
-        marker style; `execute` binds the values in that order."""
+        marker style; `execute` binds the values in that order. Handles are immutable, so
+        the text is remembered per handle (the last 1024)."""
+        with self._rendered_lock:
+            found = self._rendered.get(id(handle))
+            if found is not None and found[0] is handle:
+                self._rendered.move_to_end(id(handle))
+                return found[1]
+        sql = self._render(handle)
+        with self._rendered_lock:
+            self._rendered[id(handle)] = (handle, sql)
+            while len(self._rendered) > RENDERED_KEPT:
+                self._rendered.popitem(last=False)
+        return sql
+
+    def _render(self, handle: PushedQuery) -> str:
+        """The uncached rendering behind `render`; sources refine it here."""
         select, _ = renumbered(handle.select)
         assert isinstance(select, exp.Select)
         select = self._binary_text(select, handle.inputs)
