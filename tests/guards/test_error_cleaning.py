@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Iterator
 
+import duckdb
 import pytest
 from pyarrow import flight
 
@@ -137,3 +138,28 @@ def test_unexpected_errors_show_only_an_id(caplog: pytest.LogCaptureFixture) -> 
     [record] = caplog.records
     assert record.getMessage() == f"internal error {found.group(1)}"
     assert record.exc_info is not None
+
+
+def test_a_source_missing_its_table_names_neither_table_nor_file(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The driver's error names the physical table and file; the caller reads the source's
+    kind and what to do, and the driver's text stays in the operator-only detail."""
+    config = test_plan_cache.build(tmp_path_factory.mktemp("missing"))
+    data = config.parent / "data" / "org.duckdb"
+    with duckdb.connect(str(data)) as connection:
+        connection.execute("DROP TABLE hr_team")
+    service = QueryService.from_config(config)
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            service.query("SELECT name FROM hr.team", service.principal("viewer"))
+    finally:
+        service.close()
+    assert caught.value.message == (
+        "a duckdb source this query reads failed while answering it; retry later, or ask the "
+        "administrator to check that the source is reachable and still has the configured "
+        "tables and columns"
+    )
+    assert caught.value.status is Status.UNAVAILABLE
+    assert caught.value.detail is not None
+    assert "hr_team" in caught.value.detail

@@ -23,7 +23,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from meshgate.errors import ProductNotFound
-from meshgate.principal import hash_password
+from meshgate.principal import Principal, hash_password
 from meshgate.service import QueryService
 
 PASSWORD_HASH = hash_password("u")
@@ -174,3 +174,39 @@ def test_the_prefix_and_domain_example_is_exact(data_file: Path) -> None:
         for other in ("customers.accounts_archive", "customers2.accounts"):
             with pytest.raises(ProductNotFound, match=rf"^data product '{other}' does not exist"):
                 service.prepare(f"SELECT x FROM {other}", principal)
+
+
+def test_a_role_the_deployment_does_not_declare_grants_nothing(data_file: Path) -> None:
+    """Roles can come from a token's claims: one the config does not know adds no product
+    (and does not break the view), while the declared role beside it still grants."""
+    for service in _service(PREFIX_AND_DOMAIN, data_file):
+        caller = Principal("t", frozenset({"r0", "from_a_token"}), {})
+        view = service.catalog.view(caller)
+        assert [p.qualified_name for p in view.products()] == ["customers.accounts"]
+        product = service.catalog.products[("customers", "accounts")]
+        assert service.catalog.granting_roles(caller, product) == {"r0"}
+
+
+@pytest.fixture(scope="module")
+def demo(demo_dir: Path) -> Iterator[QueryService]:
+    service = QueryService.from_config(demo_dir)
+    yield service
+    service.close()
+
+
+def test_the_view_is_the_callers_own_masks_and_history(demo: QueryService) -> None:
+    """The catalog view carries the caller: the columns its policies mask (meshgate.columns)
+    and the audit records it may read (meshgate.query_history), not another's or none."""
+    analyst, admin = demo.principal("analyst"), demo.principal("admin")
+    columns = "SELECT column_name FROM meshgate.columns WHERE product = 'employees' AND masked"
+    masked = {r["column_name"] for r in demo.query(columns, analyst).to_pylist()}
+    assert {"ssn", "email", "salary"} <= masked
+    assert demo.query(columns, admin).num_rows == 0  # admin reads hr raw
+    demo.query("SELECT 'the analyst asked' AS x", analyst)
+    demo.query("SELECT 'the admin asked' AS x", admin)
+    history = "SELECT user, sql, source_sql FROM meshgate.query_history"
+    mine = demo.query(history, analyst).to_pylist()
+    assert {r["user"] for r in mine} == {"analyst"}
+    assert "SELECT 'the analyst asked' AS x" in {r["sql"] for r in mine}
+    everyone = demo.query(history, admin).to_pylist()
+    assert {"analyst", "admin"} <= {r["user"] for r in everyone}

@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshgate.errors import MeshgateError, ParameterError, ProductNotFound, PushdownRequired
+from meshgate.planner.cache import PlanCache
 from meshgate.planner.plan import FederatedPlan
 from meshgate.principal import Principal, hash_password
 from meshgate.service import QueryService
@@ -362,3 +363,44 @@ def test_a_warm_cache_plans_like_a_cold_one(
             fresh = QueryService(long_lived.definition, long_lived.connectors)
             cold_plans[request] = prepared(fresh, request)
         assert prepared(long_lived, request) == cold_plans[request], request
+
+
+def test_the_cache_keeps_the_most_recently_used_plans() -> None:
+    """A bounded LRU: a hit refreshes an entry, the least recently used one leaves first,
+    capacity 0 keeps nothing, and hits/misses count lookups (misses are plans made)."""
+    cache: PlanCache[str] = PlanCache(capacity=2)
+    cache.put(("a",), "plan a")
+    cache.put(("b",), "plan b")
+    assert cache.get(("a",)) == "plan a"  # a is now the most recent
+    cache.put(("c",), "plan c")
+    assert cache.get(("b",)) is None
+    assert (cache.get(("a",)), cache.get(("c",))) == ("plan a", "plan c")
+    cache.put(("a",), "plan a2")
+    assert cache.get(("a",)) == "plan a2"
+    assert (cache.hits, cache.misses) == (4, 1)
+    single: PlanCache[str] = PlanCache(capacity=1)
+    single.put(("a",), "plan a")
+    assert single.get(("a",)) == "plan a"
+    empty: PlanCache[str] = PlanCache(capacity=0)
+    empty.put(("a",), "plan a")
+    assert empty.get(("a",)) is None
+    assert (empty.hits, empty.misses) == (0, 1)
+
+
+def test_a_repeated_request_reuses_its_plan_but_the_history_is_live(
+    service: QueryService,
+) -> None:
+    """The same request is planned once; a plan over meshgate.query_history holds a
+    snapshot of it, so it is never reused and the second read sees the first."""
+    analyst = service.principal("analyst")
+    sql = "SELECT count(*) AS n FROM hr.employees"
+    assert answer(service, sql, analyst) == count(2)
+    made = service._plans.misses
+    assert answer(service, sql, analyst) == count(2)
+    assert service._plans.misses == made
+    history = "SELECT sql FROM meshgate.query_history"
+    first = answer(service, history, analyst)
+    second = answer(service, history, analyst)
+    assert isinstance(first, list)
+    assert isinstance(second, list)
+    assert len(second) == len(first) + 1
