@@ -28,6 +28,7 @@ from meshgate.errors import (
 from meshgate.execution.engine import _first_line
 from meshgate.server.errors import InvalidArgument, NotFound, Unimplemented, client_error
 from meshgate.service import QueryService
+from meshgate.sqlconnector.failures import ValueFailure, ValueFault, duckdb_value_failure
 from tests.guards import test_plan_cache
 
 ERROR_ID = re.compile(r"error id ([0-9a-f]{12})")
@@ -163,3 +164,21 @@ def test_a_source_missing_its_table_names_neither_table_nor_file(
     assert caught.value.status is Status.UNAVAILABLE
     assert caught.value.detail is not None
     assert "hr_team" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (duckdb.OutOfRangeException("Date out of range: 999999-01-01"),
+         ValueFailure(ValueFault.OUT_OF_RANGE, "DATE")),
+        (duckdb.ConversionException(""), ValueFailure(ValueFault.CONVERSION)),
+        (duckdb.ConversionException("Conversion Error: no target named"),
+         ValueFailure(ValueFault.CONVERSION)),
+    ],
+)  # fmt: skip
+def test_duckdb_value_errors_without_a_type_or_text(
+    error: BaseException, expected: ValueFailure
+) -> None:
+    """The range markers name their type; an error with no text or no target type still
+    classifies (as DuckDB's own exception types), naming no type."""
+    assert duckdb_value_failure(error) == expected

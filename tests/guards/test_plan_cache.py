@@ -383,8 +383,8 @@ def test_the_cache_keeps_the_most_recently_used_plans() -> None:
     assert single.get(("a",)) == "plan a"
     empty: PlanCache[str] = PlanCache(capacity=0)
     empty.put(("a",), "plan a")
-    assert empty.get(("a",)) is None
-    assert (empty.hits, empty.misses) == (0, 1)
+    assert (empty.get(("a",)), empty.get(("a",))) == (None, None)
+    assert (empty.hits, empty.misses) == (0, 2)
 
 
 def test_a_repeated_request_reuses_its_plan_but_the_history_is_live(
@@ -395,9 +395,9 @@ def test_a_repeated_request_reuses_its_plan_but_the_history_is_live(
     analyst = service.principal("analyst")
     sql = "SELECT count(*) AS n FROM hr.employees"
     assert answer(service, sql, analyst) == count(2)
-    made = service._plans.misses
+    made, served = service._plans.misses, service._plans.hits
     assert answer(service, sql, analyst) == count(2)
-    assert service._plans.misses == made
+    assert (service._plans.misses, service._plans.hits) == (made, served + 1)
     history = "SELECT sql FROM meshgate.query_history"
     first = answer(service, history, analyst)
     second = answer(service, history, analyst)
