@@ -45,8 +45,8 @@ from meshgate.query.model import BoundQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
 from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
+from meshgate.spi.parameters import without_placeholders
 from meshgate.sql.bind import bind
-from meshgate.sql.parameters import bind_parameters
 from meshgate.sql.parse import parse_statement
 
 
@@ -363,8 +363,9 @@ class QueryService:
         types: tuple[exp.DataType | None, ...] | None,
     ) -> _Planned:
         view = self.view(principal)
-        if types is None or not statement.parameter_count:
-            tree = bind_parameters(statement.tree, None if statement.parameter_count else ())
+        if types is None:  # describe only: a parameter is a NULL of no type
+            tree = without_placeholders(statement.tree)
+            assert isinstance(tree, exp.Query)
         else:
             tree = numbered_placeholders(statement.tree)
         bound = bind(tree, view, principal, default_domain)

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -111,6 +111,3 @@ class QueryContext:
     @property
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
-
-    def with_parameters(self, parameters: tuple[Any, ...]) -> QueryContext:
-        return replace(self, parameters=parameters)
