@@ -73,8 +73,10 @@ class DuckDBConnector(DuckDBBackedConnector):
             ).fetchall()
             if not relation:
                 raise SourceUnavailable(
-                    f"source {self.context.name!r} (duckdb) has no table {table.qualified()!r} "
-                    f"in {self.path}; check the table name in the configuration"
+                    "a DuckDB source has no table a product is configured to read; check the "
+                    "product's table name in the configuration",
+                    detail=f"source {self.context.name!r}: no table {table.qualified()!r} "
+                    f"in {self.path}",
                 )
             arrow = (
                 cursor.execute(f"SELECT * FROM {_quoted(table)} LIMIT 0").to_arrow_table().schema
@@ -128,9 +130,10 @@ class DuckDBConnector(DuckDBBackedConnector):
             if self._connection is None:
                 if not self.path.is_file():
                     raise SourceUnavailable(
-                        f"source {self.context.name!r} (duckdb): database file {self.path} does "
-                        "not exist; check the `path` option (relative paths are resolved "
-                        "against the configuration directory)"
+                        "a DuckDB source's database file does not exist; check the source's "
+                        "`path` option (relative paths are resolved against the configuration "
+                        "directory)",
+                        detail=f"source {self.context.name!r}: no file {self.path}",
                     )
                 try:
                     self._connection = duckdb.connect(
@@ -142,9 +145,9 @@ class DuckDBConnector(DuckDBBackedConnector):
 
     def _unavailable(self, error: BaseException) -> SourceUnavailable:
         return SourceUnavailable(
-            f"source {self.context.name!r} (duckdb) could not read {self.path}: {error}; check "
-            "that the file is a DuckDB database this DuckDB version can open and is not locked "
-            "by a writer"
+            "a DuckDB source's database file could not be read; check that it is a DuckDB "
+            "database this DuckDB version can open and is not locked by a writer",
+            detail=f"source {self.context.name!r}: {self.path}: {error}",
         )
 
 

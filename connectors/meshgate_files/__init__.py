@@ -71,9 +71,9 @@ class FilesConnector(DuckDBBackedConnector):
     def check(self) -> None:
         if not self.directory.is_dir():
             raise SourceUnavailable(
-                f"source {self.context.name!r} (files): directory {self.directory} does not "
-                "exist; check the `path` option (relative paths are resolved against the "
-                "configuration directory)"
+                "a files source's directory does not exist; check the source's `path` option "
+                "(relative paths are resolved against the configuration directory)",
+                detail=f"source {self.context.name!r}: no directory {self.directory}",
             )
 
     def table_columns(self, table: SourceTable) -> list[SourceColumn]:
@@ -161,10 +161,10 @@ class FilesConnector(DuckDBBackedConnector):
         if self.format == "parquet" and folder.is_dir() and any(folder.glob("*.parquet")):
             return folder
         raise SourceUnavailable(
-            f"source {self.context.name!r} (files): table {table.name!r} has no file "
-            f"{single}"
-            + (f" nor Parquet files in {folder}" if self.format == "parquet" else "")
-            + "; check the table name and the `path` and `format` options"
+            "a files source has no file for a table a product is configured to read; check "
+            "the product's table name and the source's `path` and `format` options",
+            detail=f"source {self.context.name!r}: table {table.name!r} has no file {single}"
+            + (f" nor Parquet files in {folder}" if self.format == "parquet" else ""),
         )
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -177,8 +177,9 @@ class FilesConnector(DuckDBBackedConnector):
     def _unreadable(self, table: SourceTable, error: BaseException) -> SourceUnavailable:
         self._location(table)
         return SourceUnavailable(
-            f"source {self.context.name!r} (files) could not read table {table.name!r} "
-            f"({error}); check that the files are valid {self.format}"
+            f"a files source could not read a table's files; check that they are valid "
+            f"{self.format}",
+            detail=f"source {self.context.name!r}: table {table.name!r}: {error}",
         )
 
 

@@ -154,9 +154,11 @@ class PostgresConnector(SqlConnector):
         rows = self._metadata(_COLUMNS_SQL, (table.schema, table.name))
         if not rows:
             raise SourceUnavailable(
-                f"{self.pool.label} at {describe_dsn(self.pool.dsn)} has no table "
-                f"{table.qualified()!r}; check the table and schema names in the configuration "
-                "and that meshgate's role may read it"
+                "a PostgreSQL source has no table a product is configured to read; check the "
+                "product's table and schema names in the configuration and that meshgate's "
+                "role may read it",
+                detail=f"{self.pool.label} at {describe_dsn(self.pool.dsn)}: no table "
+                f"{table.qualified()!r}",
             )
         default_bytewise = self._default_collation_is_bytewise()
         columns: list[SourceColumn] = []

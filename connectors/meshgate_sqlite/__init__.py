@@ -136,8 +136,10 @@ class SQLiteConnector(SqlConnector):
             connection.close()
         if not rows:
             raise SourceUnavailable(
-                f"source {self.context.name!r} (sqlite) has no table {table.qualified()!r} in "
-                f"{self.path}; check the table name in the configuration"
+                "an SQLite source has no table a product is configured to read; check the "
+                "product's table name in the configuration",
+                detail=f"source {self.context.name!r}: no table {table.qualified()!r} "
+                f"in {self.path}",
             )
         return [SourceColumn(str(r[1]), _declared_type(str(r[2])), not r[3]) for r in rows]
 
@@ -246,15 +248,18 @@ class SQLiteConnector(SqlConnector):
             connection.interrupt()
             connection.close()
         if cancel.cancelled:
-            raise QueryCancelled(f"source {self.context.name!r} (sqlite): the query was cancelled")
+            raise QueryCancelled(
+                "the query was cancelled while an sqlite source ran it",
+                detail=f"source {self.context.name!r}",
+            )
 
     # --- connection -----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if not self.path.is_file():
             raise SourceUnavailable(
-                f"source {self.context.name!r} (sqlite): database file {self.path} does not "
-                "exist; check the `path` option (relative paths are resolved against the "
-                "configuration directory)"
+                "an SQLite source's database file does not exist; check the source's `path` "
+                "option (relative paths are resolved against the configuration directory)",
+                detail=f"source {self.context.name!r}: no file {self.path}",
             )
         try:
             return sqlite3.connect(
@@ -265,8 +270,9 @@ class SQLiteConnector(SqlConnector):
 
     def _unavailable(self, error: BaseException) -> SourceUnavailable:
         return SourceUnavailable(
-            f"source {self.context.name!r} (sqlite) could not read {self.path}: {error}; check "
-            "that the file is an SQLite database and readable by the server"
+            "an SQLite source's database file could not be read; check that it is an SQLite "
+            "database the server may read",
+            detail=f"source {self.context.name!r}: {self.path}: {error}",
         )
 
 

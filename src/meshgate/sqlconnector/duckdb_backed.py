@@ -54,7 +54,8 @@ class DuckDBBackedConnector(SqlConnector):
             if not cancel.cancelled:
                 raise
             raise QueryCancelled(
-                f"source {self.context.name!r} ({self.kind}): the query was cancelled"
+                f"the query was cancelled while a {self.kind} source ran it",
+                detail=f"source {self.context.name!r}",
             ) from None
         finally:
             cursor.interrupt()
