@@ -21,7 +21,7 @@ from meshgate.principal import Principal
 from meshgate.query.model import BoundQuery
 from meshgate.query.names import LOCAL_CATALOG, PRODUCT_META
 from meshgate.service import QueryService
-from meshgate.sql.bind import bind
+from meshgate.sql.bind import _Binder, bind
 from meshgate.sql.parse import parse_statement
 from meshgate.sql.principal_functions import substitute_principal
 
@@ -374,3 +374,76 @@ def test_tablesample_is_refused_not_dropped_end_to_end(
 ) -> None:
     with pytest.raises(UnsupportedQuery):
         service.query("SELECT count(*) FROM sales.orders TABLESAMPLE (1 ROWS)", analyst)
+
+
+# --- what the user reads when binding refuses -------------------------------------------------
+@pytest.mark.parametrize(
+    ("sql", "dialect", "message"),
+    [
+        ("SELECT * FROM sales.orders TABLESAMPLE (1 ROWS)", "duckdb",
+         "TABLESAMPLE is not supported yet; take a sample with ORDER BY random() LIMIT n"),
+        # Forms no entry of the binder's table names: the generic refusal, by the arg's name.
+        ("SELECT * FROM sales.orders INDEXED BY idx", "sqlite",
+         "INDEXED on a table reference is not supported yet; reference the table plainly"),
+        ("SELECT * FROM sales.orders PARTITION (p1)", "mysql",
+         "PARTITION on a table reference is not supported yet; reference the table plainly"),
+        ("SELECT * FROM sales.orders AS o(a, b)", "duckdb",
+         "column aliases on a table reference (FROM t AS x(a, b)) are not supported yet; "
+         "rename the columns in the SELECT list"),
+        # The table function is quoted back as DuckDB spells it, the dialect the user wrote.
+        ("SELECT * FROM read_parquet(['a.parquet', 'b.parquet'])", "duckdb",
+         "table expression READ_PARQUET(['a.parquet', 'b.parquet']) is not a data product; "
+         "reference products as domain.product"),
+    ],
+)  # fmt: skip
+def test_a_refused_table_reference_says_what_and_what_to_do(
+    view: CatalogView, sql: str, dialect: str, message: str
+) -> None:
+    tree = sqlglot.parse_one(sql, read=dialect)
+    assert isinstance(tree, exp.Query)
+    with pytest.raises(UnsupportedQuery) as raised:
+        bind(tree, view, view.principal)
+    assert raised.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("sql", "default_domain", "name"),
+    [
+        ("SELECT * FROM othercat.sales.orders", None, "othercat.sales.orders"),
+        ("SELECT * FROM orders", None, "orders"),
+        ("SELECT * FROM meshgate.secrets", None, "meshgate.secrets"),
+        ("SELECT * FROM finance.budgets", "sales", "finance.budgets"),
+    ],
+)
+def test_not_found_names_the_reference_as_written(
+    view: CatalogView, sql: str, default_domain: str | None, name: str
+) -> None:
+    with pytest.raises(ProductNotFound) as raised:
+        bound(sql, view, default_domain)
+    assert raised.value.name == name
+    assert raised.value.message == (
+        f"data product {name!r} does not exist or you are not allowed to read it; "
+        "list the products you can read with `SELECT * FROM meshgate.products`"
+    )
+
+
+def test_a_reference_the_walk_never_reached_fails_closed(view: CatalogView) -> None:
+    """The last check refuses any table reference left unresolved, whatever the reason."""
+    tree = sqlglot.parse_one("SELECT * FROM read_parquet(['x.parquet']) AS t", read="duckdb")
+    binder = _Binder(view, None)
+    with pytest.raises(UnsupportedQuery) as raised:
+        binder.require_total(tree)
+    assert raised.value.message == (
+        "meshgate could not resolve the table reference READ_PARQUET(['x.parquet']) AS t; "
+        "reference products as domain.product"
+    )
+
+
+@pytest.mark.parametrize("name", ['"Order Totals"', '"select"', '"x""y"', '"Ünïcode"'])
+def test_ctes_whose_names_need_quotes_bind_and_run(view: CatalogView, name: str) -> None:
+    result = bound(
+        f"WITH {name} AS (SELECT 1 AS x) SELECT t.x, (SELECT count(*) FROM {name}) AS n "
+        f"FROM {name} AS t",
+        view,
+    )
+    assert answer(result) == [(1, 1)]
