@@ -178,6 +178,10 @@ ALLOWED: tuple[Allowed, ...] = (
             oracle_sql=f"SELECT id, ssn FROM {E}"),
     Allowed("mixed-case-alias", f"SELECT E.Ssn, e.EMAIL FROM {E} AS e"),
     Allowed("quoted-upper-column", f'SELECT "SSN", "Salary" FROM {E}'),
+    Allowed("upper-product-name", "SELECT ID, SSN FROM HR.EMPLOYEES",
+            oracle_sql=f"SELECT id, ssn FROM {E}"),
+    Allowed("quoted-upper-product-name", 'SELECT "Id" FROM "HR"."Employees"',
+            oracle_sql=f"SELECT id FROM {E}"),
     # --- principal functions are the caller's -------------------------------------------------
     Allowed("principal-functions", "SELECT current_roles(), user_attribute('region'), current_user "
             f"FROM {E} LIMIT 1",
@@ -221,7 +225,9 @@ REFUSED: tuple[Refused, ...] = (
             "INVALID_ARGUMENT"),
     Refused("barrier-table", 'SELECT * FROM "$barrier"', "NOT_FOUND"),
     Refused("fragment-stream", "SELECT * FROM __fragment_1", "NOT_FOUND"),
-    Refused("upper-product-name", "SELECT id FROM HR.EMPLOYEES", "NOT_FOUND"),
+    # Names match whatever their case, as in DuckDB: an ungranted product stays not found.
+    Refused("upper-ungranted-product", "SELECT * FROM FINANCE.BUDGETS", "NOT_FOUND"),
+    Refused("quoted-upper-ungranted", 'SELECT * FROM "Finance"."Budgets"', "NOT_FOUND"),
     Refused("main-schema", "SELECT * FROM main.employees", "NOT_FOUND"),
     Refused("three-part", "SELECT * FROM memory.main.employees", "NOT_FOUND"),
     # --- catalogs of the merge engine and of sources, both dialects -----------------------------

@@ -29,6 +29,7 @@ from meshgate.catalog.loader import MeshDefinition
 from meshgate.errors import ConfigError, MeshgateError
 from meshgate.policy.principal import bind_principal, describe_principal
 from meshgate.principal import Principal
+from meshgate.query.names import folded
 from meshgate.spi import CANONICAL_DIALECT
 from meshgate.sql.parse import parse_statement
 
@@ -337,7 +338,7 @@ def _compile_expression(text: str, where: str, problems: list[str]) -> exp.Expr 
     ):
         problems.append(f"{where}: must be one SQL expression over the product's columns")
         return None
-    expression: exp.Expr = select.expressions[0]
+    expression: exp.Expr = folded(select.expressions[0])
     if any(isinstance(n, (exp.Subquery, exp.Query, exp.Table)) for n in expression.walk()):
         problems.append(f"{where}: may use only the product's own columns, not subqueries")
         return None

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlglot import exp
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
-from meshgate.spi import SourceColumn, SourceTable
+from meshgate.spi import CANONICAL_DIALECT, SourceColumn, SourceTable
 
 SOURCE_PREFIX = "$source:"
 # Physical tables always have three name parts; sources without schemas get this one.
@@ -47,6 +48,16 @@ def physical_key(table: exp.Table) -> TableKey:
     source = source_of(table)
     assert source is not None
     return source, None if table.db == DEFAULT_SCHEMA else table.db, table.name
+
+
+def folded(tree: exp.Expr) -> exp.Expr:
+    """`tree` (a copy) with every name the user wrote folded to lower case, quoted or not: how
+    DuckDB, whose SQL users write, matches names. Only user-written trees are folded (queries,
+    product definitions, policy expressions); the physical names meshgate adds after binding
+    stay exact, and later stages compare quoted names exactly.
+    """
+    result: exp.Expr = normalize_identifiers(tree.copy(), dialect=CANONICAL_DIALECT)
+    return result
 
 
 def _table(catalog: str, schema: str, name: str, alias: str) -> exp.Table:

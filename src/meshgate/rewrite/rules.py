@@ -1,4 +1,5 @@
-"""Normalise a secured query before planning; the only module that calls sqlglot's optimizer.
+"""Normalise a secured query before planning: the one place sqlglot's optimizer rules run over a
+whole query (the binder only folds the names a user wrote, `query.names.folded`).
 
 The rule list is curated (sqlglot-notes.md): qualify against the physical tables' typed
 schema, inline CTEs and product relations into their users where that is safe, decorrelate,
@@ -64,12 +65,18 @@ def physical_schema(
     return MappingSchema(nested, dialect=CANONICAL_DIALECT, normalize=False)
 
 
+# How qualify() normalises names: unquoted ones fold to lower case, quoted ones stay exact.
+# DuckDB's own strategy folds quoted names too, which would turn a source's `"Ledger Entries"`
+# into a table no source has and lose the case of a quoted alias.
+_NAMES = f"{CANONICAL_DIALECT}, normalization_strategy=lowercase"
+
+
 def qualify_query(tree: exp.Query, schema: MappingSchema) -> exp.Query:
     """Qualify every column and expand stars; unknown columns are the caller's error."""
     try:
         qualified = qualify(
             tree.copy(),
-            dialect=CANONICAL_DIALECT,
+            dialect=_NAMES,
             schema=schema,
             expand_stars=True,
             qualify_columns=True,

@@ -28,7 +28,7 @@ from meshgate.catalog.system import SYSTEM_SCHEMA, SYSTEM_TABLES, system_table
 from meshgate.errors import ProductNotFound, UnsupportedQuery
 from meshgate.principal import Principal
 from meshgate.query.model import BoundQuery
-from meshgate.query.names import PRODUCT_META, local_table
+from meshgate.query.names import PRODUCT_META, folded, local_table
 from meshgate.sql.principal_functions import substitute_principal
 
 # What a table reference may carry: anything else on the node (TABLESAMPLE, PIVOT, a
@@ -62,7 +62,8 @@ def bind(
     product's definition); `principal` is who is asking, whose values replace
     ``current_user``, ``current_roles()`` and ``user_attribute(...)``.
     """
-    bound = substitute_principal(tree, principal)
+    bound = folded(substitute_principal(tree, principal))
+    assert isinstance(bound, exp.Query)
     binder = _Binder(view, default_domain)
     binder.visit(bound, {})
     binder.require_total(bound)
