@@ -132,7 +132,7 @@ def test_cancel_flight_info_stops_the_postgres_backend(
         assert flight_pb2.CancelFlightInfoResult.FromString(body).status == \
             flight_pb2.CANCEL_STATUS_CANCELLED
         started = time.monotonic()
-        assert within(2, lambda: running_probes(dsn) == 0)
+        assert within(10, lambda: running_probes(dsn) == 0)  # the query would run for hours
         reader.join(5)
     assert time.monotonic() - started < 2.5
     assert [e.code() for e in errors] == [grpc.StatusCode.CANCELLED]
@@ -149,7 +149,7 @@ def test_a_client_closing_the_stream_stops_the_postgres_backend(
         reader = drain(call, errors)
         assert within(10, lambda: running_probes(dsn) == 1)
         call.cancel()  # what a client does when it closes a stream it no longer reads
-        assert within(2, lambda: running_probes(dsn) == 0)
+        assert within(10, lambda: running_probes(dsn) == 0)  # the query would run for hours
         reader.join(5)
     assert [e.code() for e in errors] == [grpc.StatusCode.CANCELLED]
 
@@ -163,8 +163,8 @@ def test_a_flight_call_deadline_stops_the_postgres_backend(
     started = time.monotonic()
     with pytest.raises(flight.FlightTimedOutError):
         analyst.client.do_get(info.endpoints[0].ticket, options).read_all()
-    assert time.monotonic() - started < 4
-    assert within(2, lambda: running_probes(dsn) == 0)
+    assert time.monotonic() - started < 8  # a 1.5 s deadline, on a loaded machine
+    assert within(10, lambda: running_probes(dsn) == 0)  # the query would run for hours
 
 
 def test_a_deadline_given_to_the_service_times_out_and_stops_the_backend(
@@ -174,7 +174,7 @@ def test_a_deadline_given_to_the_service_times_out_and_stops_the_backend(
     started = time.monotonic()
     with pytest.raises(QueryTimeout) as caught:
         service.execute(prepared, deadline=time.monotonic() + 1.5).read_all()
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 8  # a 1.5 s deadline, on a loaded machine
     assert "ran past its deadline" in caught.value.message
     assert caught.value.status.value == "DEADLINE_EXCEEDED"
-    assert within(2, lambda: running_probes(dsn) == 0)
+    assert within(10, lambda: running_probes(dsn) == 0)  # the query would run for hours

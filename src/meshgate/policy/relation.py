@@ -45,7 +45,6 @@ class _Securing:
     principal: Principal
     policies: PolicySet | None
     tables: dict[TableKey, PhysicalTable] = field(default_factory=dict)
-    products: dict[str, DataProduct] = field(default_factory=dict)
     barriers: dict[str, PolicyBarrier] = field(default_factory=dict)
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -62,11 +61,8 @@ def secure(
     definition are not restricted by the caller's policies; the definition's own columns are.
     """
     state = _Securing(bind_definition, principal, policies)
-    state.products.update((p.qualified_name, p) for p in bound.products)
     tree = _secure_tree(bound.tree, state, depth=0)
-    return SecuredQuery(
-        tree, tuple(state.products.values()), state.tables, bound.local_tables, state.barriers
-    )
+    return SecuredQuery(tree, state.tables, bound.local_tables, state.barriers)
 
 
 def _secure_tree(tree: exp.Query, state: _Securing, depth: int) -> exp.Query:
@@ -82,13 +78,12 @@ def _secure_tree(tree: exp.Query, state: _Securing, depth: int) -> exp.Query:
             relation = _table_relation(product, product.definition, alias, state.tables)
         else:
             relation = _query_relation(product, product.definition, state, depth)
-        policy = (
-            state.policies.for_caller(product, state.principal)
-            if state.policies is not None and depth == 0
-            else None
-        )
-        if policy is not None and policy.restricts:
-            return _barrier(product, relation, policy, alias, state)
+        # The caller's policies apply to what the caller named; inside a definition the
+        # definer's rights hold (depth > 0).
+        if state.policies is not None and depth == 0:
+            policy = state.policies.for_caller(product, state.principal)
+            if policy.restricts:
+                return _barrier(product, relation, policy, state.policies.hash_key, alias, state)
         return exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
     secured = tree.transform(replace, copy=True)
@@ -100,11 +95,11 @@ def _barrier(
     product: DataProduct,
     relation: exp.Select,
     policy: EffectivePolicy,
+    hash_key: bytes | None,
     alias: str,
     state: _Securing,
 ) -> exp.Table:
     """`SELECT masks FROM (relation) raw WHERE filter` as a barrier named `b<n>`."""
-    hash_key = state.policies.hash_key if state.policies is not None else None
     projections = []
     for column in product.columns:
         value: exp.Expr = exp.column(column.name, RAW, quoted=True)
@@ -166,8 +161,6 @@ def _query_relation(
     product: DataProduct, definition: QueryDefinition, state: _Securing, depth: int
 ) -> exp.Select:
     bound = state.bind_definition(definition.sql)
-    for used in bound.products:
-        state.products.setdefault(used.qualified_name, used)
     inner = _secure_tree(bound.tree, state, depth + 1)
     # Project exactly the declared columns, cast to their declared types: the contract.
     projections = [

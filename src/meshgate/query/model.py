@@ -67,7 +67,6 @@ class SecuredQuery:
     """A bound query whose product references are replaced by their policy relations."""
 
     tree: exp.Query
-    products: tuple[DataProduct, ...]
     tables: Mapping[TableKey, PhysicalTable]
     local_tables: Mapping[str, pa.Table]
     barriers: Mapping[str, PolicyBarrier] = field(default_factory=dict)
