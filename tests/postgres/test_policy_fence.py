@@ -227,3 +227,22 @@ def test_a_condition_that_can_fail_on_a_hidden_row_stays_outside_the_fence(
     assert "'x'" not in fenced  # PostgreSQL would raise on id 7 had it run beside the filter
     with pytest.raises(QueryValueError, match=r"^a value in this query cannot be computed"):
         run(service, SPLIT.format(extra=FAILS_ON_HIDDEN), "admin")  # admin reads id 7
+
+
+def test_parameters_inside_and_above_the_fence_bind_to_their_own_values(
+    service: QueryService,
+) -> None:
+    sql = SPLIT.replace("'Audit'", "?").format(extra=" AND s.hired > ?")
+    prepared = service.prepare(sql, service.principal("analyst"))
+    for dept, hired_after in (("Audit", "2019-01-01"), ("Sales", "2000-01-01"),
+                              ("Ops", "2020-01-01")):  # fmt: skip
+        report = ExecutionReport()
+        rows = service.execute(prepared, (dept, hired_after), report).read_all().to_pylist()
+        hired = {r[0]: r[7] for r in mesh.STAFF}
+        expected = [r for r in split_oracle({"EU"})
+                    if r["name"] != dept and hired[r["id"]] > hired_after]  # fmt: skip
+        assert rows == expected
+        (only,) = postgres_fragments([f.sql for f in report.fragments.values()])
+        fence_end = only.index("OFFSET 0")
+        assert "CAST($1 AS DATE)" in only[:fence_end]  # hired: safe, moved beside the filter
+        assert "CAST($2 AS TEXT)" in only[fence_end:]  # the dept name: a depts condition

@@ -557,7 +557,7 @@ class Planner:
         tables: list[exp.Expr] = []
         inputs: list[ScanInput] = []
         for scan in group:
-            table, scan_inputs = self._join_item(scan, fenced=bool(absorbed))
+            table, scan_inputs = self._join_item(scan)
             tables.append(table)
             inputs.extend(scan_inputs)
         if len({i.alias for i in inputs}) < len(inputs):
@@ -571,28 +571,25 @@ class Planner:
         if handle is None:
             return None
         joined = ", ".join(sorted(aliases))
-        pushed = [f"join of {joined}"]
         barriers = [s.barrier for s in group if s.barrier is not None]
-        if barriers:
-            pushed.append("policy barriers fenced with OFFSET 0" if absorbed
-                          else "policy barriers inlined: the query adds no condition")  # fmt: skip
+        fenced = ("policy barriers fenced with OFFSET 0",) if barriers else ()
+        pushed = (f"join of {joined}", *fenced)
         policies = tuple(dict.fromkeys(p for b in barriers for p in b.policies))
-        fragment = self._fragment(source, handle, tuple(pushed), name=name, policies=policies)
+        fragment = self._fragment(source, handle, pushed, name=name, policies=policies)
         return fragment, absorbed, renames
 
-    def _join_item(self, scan: _Scan, fenced: bool) -> tuple[exp.Expr, list[ScanInput]]:
+    def _join_item(self, scan: _Scan) -> tuple[exp.Expr, list[ScanInput]]:
         """A join fragment's FROM item for `scan` with the inputs it reads.
 
-        A barrier is its body as a derived table under the scan's alias, with `OFFSET 0` when
-        the fragment adds conditions: PostgreSQL then runs the row filter and the masks before
-        any of the user's conditions or joins (ARCHITECTURE.md §4.9).
+        A barrier is its body as an `OFFSET 0` derived table under the scan's alias: a join
+        fragment always adds the join's condition, and behind the fence PostgreSQL runs the
+        row filter and the masks before any of the user's conditions (ARCHITECTURE.md §4.9).
         """
         if scan.barrier is None:
             inputs = [ScanInput(scan.alias, scan.physical.table, scan.physical.columns)]
             return _physical_node(scan.physical, scan.alias), inputs
         body, body_inputs = self._source_select(scan.barrier.body)
-        if fenced:
-            body = body.offset(0, copy=False)
+        body = body.offset(0, copy=False)
         alias = exp.TableAlias(this=exp.to_identifier(scan.alias, quoted=True))
         return exp.Subquery(this=body, alias=alias), list(body_inputs)
 
@@ -603,7 +600,7 @@ class Planner:
             scan = next(s for s in group if s.alias in aliases)
             if scan.barrier is not None:
                 # Above the fence: over the barrier's rows, as the merge would evaluate it.
-                item, inputs = self._join_item(scan, fenced=True)
+                item, inputs = self._join_item(scan)
                 probe = exp.select(exp.Literal.number(1)).from_(item).where(conjunct.copy())
                 return _offer_query(connector, probe, tuple(inputs)) is not None
             handle = connector.scan(scan.physical.table, scan.alias, scan.physical.columns)
@@ -906,7 +903,7 @@ def _barrier_key(barrier: PolicyBarrier, physical: PhysicalTable) -> tuple[str, 
     """
     body = barrier.body
     if not isinstance(body, exp.Select) or any(
-        body.args.get(k) for k in ("group", "distinct", "having", "qualify", "joins")
+        body.args.get(k) for k in ("group", "distinct", "having", "qualify")
     ):
         return ()
     carried = {
