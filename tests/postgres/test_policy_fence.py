@@ -192,6 +192,9 @@ def test_a_split_query_sends_the_barrier_joined_with_its_source_tables_as_one_fr
     assert rows == split_oracle({"EU"}) == [{"id": 1, "name": "Sales", "total": 15.0},
                                             {"id": 4, "name": "Sales", "total": 1.0}]  # fmt: skip
     (only,) = postgres_fragments(sent)  # not staff and depts apart
+    # The Parquet scan is narrowed to the keys of the rows the filter let through (never 2, 7).
+    (parquet,) = [text for text in sent if text not in postgres_fragments(sent)]
+    assert parquet.endswith('WHERE "x"."staff_id" IN (1, 3, 4)'), parquet
     fenced = only[only.index("(SELECT") : only.index("OFFSET 0")]
     assert "'EU'" in fenced  # the row filter inside the fence ...
     assert "'****'" in fenced  # ... and the masks
