@@ -115,8 +115,9 @@ class PolicyTiming:
     def within_filter(self) -> bool:
         """No restricted PostgreSQL fragment reading customer sent more than the filter admits.
 
-        Today such a fragment reads customer alone (no join crosses a barrier); once joins
-        do, a fragment's rows are join rows and this bound is no longer the filter's.
+        A fragment reading customer alone sends filtered customers; one that joins the fenced
+        barrier with orders (join_orders, q3_lineitem) sends join rows, where the bound is only
+        a sanity check: tests/postgres/test_policy_fence.py proves the fence itself.
         """
         return all(
             f.rows <= self.admitted

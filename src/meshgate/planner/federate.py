@@ -46,12 +46,27 @@ from meshgate.sqlconnector.describe import engine_schema
 
 @dataclass
 class _Scan:
-    """A physical table referenced by one SELECT under `alias`."""
+    """A physical table, or a policy barrier over one, referenced by one SELECT under `alias`.
+
+    A barrier scan (`barrier` set) reads `physical` through the barrier's body; it may only go
+    down inside a join fragment, fenced, and is planned on its own otherwise.
+    """
 
     alias: str
     node: exp.Table
     source: str
     physical: PhysicalTable
+    barrier: PolicyBarrier | None = None
+
+    def key(self) -> tuple[str, ...]:
+        """The table's primary key, in the columns this SELECT reads (none if masked away)."""
+        if self.barrier is None:
+            return self.physical.primary_key
+        return _barrier_key(self.barrier, self.physical)
+
+    def is_key(self, column: str) -> bool:
+        """Whether `column` (as this SELECT names it) is the table's single-column key."""
+        return self.key() == (column,)
 
 
 @dataclass
@@ -229,12 +244,13 @@ class Planner:
     def _split_select(self, original: exp.Select) -> exp.Query:
         select = original.copy()
         self._place_nested(select)
-        self._place_barriers(select)
-        scans = self._scans(select)
-        if not scans:
-            return select
         joins: list[exp.Join] = list(select.args.get("joins") or [])
         all_inner = all(_is_inner(j) for j in joins)
+        fenceable = self._fenceable_barriers(select) if all_inner else []
+        self._place_barriers(select, keep={id(s.node) for s in fenceable})
+        scans = self._scans(select, fenceable)
+        if not scans:
+            return select
         where = select.args.get("where")
         where_conjuncts = list(_conjuncts(where.this)) if where is not None else []
         null_supplied = _null_supplied_aliases(select)
@@ -272,16 +288,47 @@ class Planner:
                 )
                 inner.replace(replacement)
 
-    def _place_barriers(self, select: exp.Select) -> None:
-        """Each barrier `select` reads becomes a fragment, or a stage the merge runs apart."""
+    def _place_barriers(self, select: exp.Select, keep: set[int]) -> None:
+        """Each barrier `select` reads becomes a fragment, or a stage the merge runs apart;
+        those in `keep` (by node id) are left for a join fragment of their source."""
+        for item in [select.args.get("from_"), *list(select.args.get("joins") or [])]:
+            node = item.this if item is not None else None
+            name = barrier_of(node) if isinstance(node, exp.Table) else None
+            if name is None or id(node) in keep:
+                continue
+            assert isinstance(node, exp.Table)
+            relation = self._plan_barrier(self._barriers[name])
+            node.replace(_fragment_ref(relation, node.alias_or_name))
+
+    def _fenceable_barriers(self, select: exp.Select) -> list[_Scan]:
+        """Barriers of `select` that may join their source's tables as one fenced fragment.
+
+        Same conditions as `_push_fenced`: the body reads one table of a source that declares
+        an `OFFSET 0` derived table a fence, and nothing local or another barrier.
+        """
+        scans = []
         for item in [select.args.get("from_"), *list(select.args.get("joins") or [])]:
             node = item.this if item is not None else None
             name = barrier_of(node) if isinstance(node, exp.Table) else None
             if name is None:
                 continue
             assert isinstance(node, exp.Table)
-            relation = self._plan_barrier(self._barriers[name])
-            node.replace(_fragment_ref(relation, node.alias_or_name))
+            barrier = self._barriers[name]
+            body = barrier.body
+            tables = list(body.find_all(exp.Table))
+            if (
+                not isinstance(body, exp.Select)
+                or len(tables) != 1
+                or (source := source_of(tables[0])) is None
+                or _has_barrier(body)
+                or _has_local(body)
+                or _external_columns(body)
+                or not self._connectors[source].capabilities.offset_fences_subqueries
+            ):
+                continue
+            physical = self._tables[physical_key(tables[0])]
+            scans.append(_Scan(node.alias_or_name, node, source, physical, barrier))
+        return scans
 
     def _plan_barrier(self, barrier: PolicyBarrier) -> str:
         """Plan a barrier body on its own; nothing of the user's query is in it."""
@@ -302,14 +349,18 @@ class Planner:
         self._state.stages.append(stage)
         return stage.name
 
-    def _scans(self, select: exp.Select) -> list[_Scan]:
+    def _scans(self, select: exp.Select, barriers: list[_Scan]) -> list[_Scan]:
+        """The physical tables of `select` and the given barrier scans, in FROM order."""
+        by_node = {id(b.node): b for b in barriers}
         scans = []
         items = [select.args.get("from_"), *list(select.args.get("joins") or [])]
         for item in items:
             if item is None:
                 continue
             node = item.this
-            if isinstance(node, exp.Table) and source_of(node) is not None:
+            if id(node) in by_node:
+                scans.append(by_node[id(node)])
+            elif isinstance(node, exp.Table) and source_of(node) is not None:
                 source = source_of(node)
                 assert source is not None
                 scans.append(
@@ -347,13 +398,17 @@ class Planner:
                     keys = {
                         renames[(a, k)][1]
                         for a in group
-                        for k in by_alias[a].physical.primary_key
+                        for k in by_alias[a].key()
                         if (a, k) in renames
                     }
                     placed[fragment.name] = _Placed(fragment, None, keys, bool(absorbed))
                     continue
             for alias in group:
                 scan = by_alias[alias]
+                if scan.barrier is not None:
+                    relation = self._plan_barrier(scan.barrier)
+                    replaced[alias] = _fragment_ref(relation, alias)
+                    continue
                 fragment, absorbed = self._push_scan(select, scan, remaining)
                 remaining = [c for c in remaining if not any(c is a for a in absorbed)]
                 replaced[alias] = _fragment_ref(fragment.name, alias)
@@ -470,7 +525,7 @@ class Planner:
             left, right = by_alias[la], by_alias[ra]
             if self._identity(left.source) != self._identity(right.source):
                 continue
-            if not (_is_key(left.physical, lc) or _is_key(right.physical, rc)):
+            if not (left.is_key(lc) or right.is_key(rc)):
                 continue
             parent[find(la)] = find(ra)
         groups: dict[str, list[str]] = {}
@@ -499,25 +554,55 @@ class Planner:
             exp.alias_(exp.column(c, a, quoted=True), f"{a}__{c}", quoted=True)
             for a, c in sorted(used)
         ] or [exp.alias_(exp.Literal.number(1), "__one")]
-        tables = [_physical_node(s.physical, s.alias) for s in group]
+        tables: list[exp.Expr] = []
+        inputs: list[ScanInput] = []
+        for scan in group:
+            table, scan_inputs = self._join_item(scan)
+            tables.append(table)
+            inputs.extend(scan_inputs)
+        if len({i.alias for i in inputs}) < len(inputs):
+            return None  # a barrier body's alias clashes with a table of the group
         query = exp.select(*projections).from_(tables[0])
         for table in tables[1:]:
             query = query.join(table, join_type="cross")
         if absorbed:
             query = query.where(exp.and_(*[c.copy() for c in absorbed]))
-        inputs = tuple(ScanInput(s.alias, s.physical.table, s.physical.columns) for s in group)
-        handle = _offer_query(connector, query, inputs)
+        handle = _offer_query(connector, query, tuple(inputs))
         if handle is None:
             return None
         joined = ", ".join(sorted(aliases))
-        fragment = self._fragment(source, handle, (f"join of {joined}",), name=name)
+        barriers = [s.barrier for s in group if s.barrier is not None]
+        fenced = ("policy barriers fenced with OFFSET 0",) if barriers else ()
+        pushed = (f"join of {joined}", *fenced)
+        policies = tuple(dict.fromkeys(p for b in barriers for p in b.policies))
+        fragment = self._fragment(source, handle, pushed, name=name, policies=policies)
         return fragment, absorbed, renames
+
+    def _join_item(self, scan: _Scan) -> tuple[exp.Expr, list[ScanInput]]:
+        """A join fragment's FROM item for `scan` with the inputs it reads.
+
+        A barrier is its body as an `OFFSET 0` derived table under the scan's alias: a join
+        fragment always adds the join's condition, and behind the fence PostgreSQL runs the
+        row filter and the masks before any of the user's conditions (ARCHITECTURE.md §4.9).
+        """
+        if scan.barrier is None:
+            inputs = [ScanInput(scan.alias, scan.physical.table, scan.physical.columns)]
+            return _physical_node(scan.physical, scan.alias), inputs
+        body, body_inputs = self._source_select(scan.barrier.body)
+        body = body.offset(0, copy=False)
+        alias = exp.TableAlias(this=exp.to_identifier(scan.alias, quoted=True))
+        return exp.Subquery(this=body, alias=alias), list(body_inputs)
 
     def _accepts(self, connector: Connector, group: list[_Scan], conjunct: exp.Expr) -> bool:
         """Ask the connector about one conjunct over (one of) the group's scans."""
         aliases = _aliases(conjunct)
         if len(aliases) == 1:
             scan = next(s for s in group if s.alias in aliases)
+            if scan.barrier is not None:
+                # Above the fence: over the barrier's rows, as the merge would evaluate it.
+                item, inputs = self._join_item(scan)
+                probe = exp.select(exp.Literal.number(1)).from_(item).where(conjunct.copy())
+                return _offer_query(connector, probe, tuple(inputs)) is not None
             handle = connector.scan(scan.physical.table, scan.alias, scan.physical.columns)
             answer = connector.apply_filter(handle, [conjunct])
             return answer is not None and answer.support[0] is FilterSupport.EXACT
@@ -568,7 +653,12 @@ class Planner:
 
     # --- bookkeeping --------------------------------------------------------------------
     def _fragment(
-        self, source: str, handle: PushedQuery, pushed: tuple[str, ...], name: str | None = None
+        self,
+        source: str,
+        handle: PushedQuery,
+        pushed: tuple[str, ...],
+        name: str | None = None,
+        policies: tuple[str, ...] = (),
     ) -> Fragment:
         fragment = Fragment(
             name or self._next_name(),
@@ -576,6 +666,7 @@ class Planner:
             handle,
             self._connectors[source].render(handle),
             pushed,
+            policies=policies,
         )
         self._state.fragments.append(fragment)
         return fragment
@@ -805,8 +896,25 @@ def _equi_join(conjunct: exp.Expr) -> tuple[tuple[str, str], tuple[str, str]] | 
     return None
 
 
-def _is_key(physical: PhysicalTable, column: str) -> bool:
-    return physical.primary_key == (column,)
+def _barrier_key(barrier: PolicyBarrier, physical: PhysicalTable) -> tuple[str, ...]:
+    """The barrier's output columns that carry `physical`'s primary key, unmasked.
+
+    A row filter only removes rows, so the key stays unique; a masked key column does not.
+    """
+    body = barrier.body
+    if not isinstance(body, exp.Select) or any(
+        body.args.get(k) for k in ("group", "distinct", "having", "qualify")
+    ):
+        return ()
+    carried = {
+        p.this.name: p.alias_or_name
+        for p in body.expressions
+        if isinstance(p, exp.Alias) and isinstance(p.this, exp.Column)
+        and p.alias_or_name not in barrier.masked
+    }  # fmt: skip
+    if not physical.primary_key or any(k not in carried for k in physical.primary_key):
+        return ()
+    return tuple(carried[k] for k in physical.primary_key)
 
 
 def _used_columns(
