@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 
@@ -99,18 +106,21 @@ class UserConfig(Strict):
 GRANT_PATTERN = re.compile(r"^(\*|[a-z_][a-z0-9_]*\.(\*|[a-z_][a-z0-9_]*))$")
 
 
+def _grant_form(grant: str) -> str:
+    """Checked one grant at a time, so a bad grant is reported at its own index."""
+    if not GRANT_PATTERN.match(grant):
+        hint = f"; did you mean '{grant}.*'?" if re.fullmatch(NAME_PATTERN, grant) else ""
+        raise ValueError(f"grant {grant!r} must be '*', 'domain.*' or 'domain.product'{hint}")
+    return grant
+
+
+Grant = Annotated[str, AfterValidator(_grant_form)]
+
+
 class RoleConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
-    grants: tuple[str, ...] = ()
-
-    @field_validator("grants")
-    @classmethod
-    def _grant_form(cls, grants: tuple[str, ...]) -> tuple[str, ...]:
-        for grant in grants:
-            if not GRANT_PATTERN.match(grant):
-                raise ValueError(f"grant {grant!r} must be '*', 'domain.*' or 'domain.product'")
-        return grants
+    grants: tuple[Grant, ...] = ()
 
 
 PRODUCT_PATTERN = r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$"
@@ -227,7 +237,8 @@ class AuditConfig(Strict):
 class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = 8815
-    token_ttl_seconds: int = 3600
+    # How long a bearer token from a password sign-in stays valid.
+    token_ttl_seconds: int = Field(default=3600, gt=0)
     strict_pushdown: bool = False
     # Callers holding one of these roles see physical plans, every query's history and audit.
     admin_roles: tuple[str, ...] = ("admin",)
