@@ -370,3 +370,14 @@ def test_without_config_the_demo_mesh_is_used() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[2].strip() == "1200"
     assert (demo_config_dir() / "data" / "hr.sqlite").is_file()
+
+
+def test_config_schema_and_reference_print_the_committed_docs() -> None:
+    docs = demo_config_dir().parents[1] / "docs"
+    schema = meshgate("config", "schema")
+    assert schema.returncode == 0, schema.stderr
+    assert schema.stdout == (docs / "config.schema.json").read_text(encoding="utf-8")
+    assert json.loads(schema.stdout)["title"] == "meshgate config file"
+    reference = meshgate("config", "reference")
+    assert reference.returncode == 0, reference.stderr
+    assert reference.stdout == (docs / "config.md").read_text(encoding="utf-8")

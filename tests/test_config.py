@@ -99,8 +99,8 @@ BROKEN: dict[str, tuple[str, Edit, tuple[str, ...]]] = {
     ),
     "unknown source kind": (
         "mesh.yaml", _set(("sources", 0, "kind"), "sqlit"),
-        ("sources[0].kind: unknown source kind 'sqlit'; did you mean 'sqlite'?; installed "
-         "kinds: duckdb, files, sqlite",),
+        ("sources[0].kind: unknown source kind 'sqlit'; did you mean 'sqlite'? (installed "
+         "kinds: duckdb, files, sqlite)",),
     ),
     "product without definition": (
         "hr.yaml", _set(("products", 1, "table"), None),

@@ -418,7 +418,7 @@ def _cross_check(
         if kinds is not None and source.kind and source.kind not in kinds:
             problems.append(d.problem(
                 f"source {name}", ("kind",), f"unknown source kind {source.kind!r}"
-                f"{did_you_mean(source.kind, kinds)}; installed kinds: {', '.join(sorted(kinds))}",
+                f"{did_you_mean(source.kind, kinds)} (installed kinds: {', '.join(sorted(kinds))})",
             ))  # fmt: skip
     if "meshgate" in d.domains:
         problems.append(d.problem("domain meshgate", ("name",), "the name 'meshgate' is "

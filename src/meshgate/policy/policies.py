@@ -24,7 +24,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from meshgate.catalog.catalog import Catalog, DataProduct, ProductColumn
-from meshgate.catalog.config import ExpressionMask, MaskConfig
+from meshgate.catalog.config import BUILTIN_MASKS, ExpressionMask, MaskConfig
 from meshgate.catalog.loader import MeshDefinition, summary
 from meshgate.errors import ConfigError, MeshgateError
 from meshgate.policy.principal import bind_principal, describe_principal
@@ -37,7 +37,6 @@ _TEXT_TYPES = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.T
 _DATE_TYPES = {exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ,
                exp.DataType.Type.TIMESTAMPNTZ, exp.DataType.Type.DATETIME}  # fmt: skip
 _TRUNCATE = re.compile(r"^truncate_date\((day|month|year)\)$")
-BUILTIN_MASKS = ("null", "redact", "last4", "hash", "email_domain", "truncate_date(day|month|year)")
 REDACTED = "****"
 HMAC_BLOCK = 64
 
