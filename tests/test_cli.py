@@ -54,13 +54,20 @@ def edit_yaml(path: Path, document_path: tuple[str | int, ...], value: object) -
 
 
 BROKEN = {
-    "unknown key": ("mesh.yaml", ("sources", 0, "colour"), "blue", "unknown key"),
-    "wrong type": ("mesh.yaml", ("mesh", "name"), ["demo"], "mesh.name"),
+    "unknown key": ("mesh.yaml", ("sources", 0, "colour"), "blue",
+                    "sources[0].colour: unknown key 'colour'"),
+    "wrong type": ("mesh.yaml", ("mesh", "name"), ["demo"],
+                   "mesh.name: expected text, got a list"),
     "missing source": ("hr.yaml", ("products", 0, "table", "source"), "payroll",
-                       "source 'payroll' is not declared"),
+                       "products[0].table.source: source 'payroll' is not declared"),
     "undefined env var": ("mesh.yaml", ("sources", 1, "options", "path"),
                           "${MESHGATE_TEST_UNSET_HR_PATH}",
+                          "sources[1].options.path: environment variable "
                           "${MESHGATE_TEST_UNSET_HR_PATH} is not set"),
+    "zero token lifetime": ("mesh.yaml", ("server",), {"token_ttl_seconds": 0},
+                            "server.token_ttl_seconds: must be greater than 0, got 0"),
+    "negative token lifetime": ("mesh.yaml", ("server",), {"token_ttl_seconds": -5},
+                                "server.token_ttl_seconds: must be greater than 0, got -5"),
 }
 
 
@@ -75,10 +82,38 @@ def test_broken_config_stops_with_file_and_problem(
     extra = ("--port", "0") if command == "serve" else ()
     result = meshgate(command, "--config", str(mesh), *extra)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: ")
-    assert file_name in result.stderr
-    assert problem in result.stderr
+    assert result.stderr.startswith(f"error: invalid configuration in {mesh} (1 problem):\n  ")
+    assert re.search(rf"\n  {re.escape(file_name)}:\d+:\d+: {re.escape(problem)}", result.stderr)
     assert "Traceback" not in result.stderr
+
+
+def test_check_reports_every_problem_at_once(demo_dir: Path, tmp_path: Path) -> None:
+    """An unknown key, an undeclared source and domain, a bad grant and a bad column type in
+    one run, sorted by file and line."""
+    mesh = copy_mesh(demo_dir, tmp_path / "mesh")
+    edit_yaml(mesh / "mesh.yaml", ("sources", 0, "colour"), "blue")
+    edit_yaml(mesh / "sales.yaml", ("products", 0, "table", "source"), "sales_dbb")
+    edit_yaml(mesh / "sales.yaml", ("products", 0, "columns", 3, "type"), "MONEY")
+    edit_yaml(mesh / "finance.yaml", ("products", 0, "domain"), "financ")
+    edit_yaml(mesh / "access.yaml", ("roles", 1, "grants"), ["sales"])
+    result = meshgate("check", "--config", str(mesh))
+    assert result.returncode == 2
+    found = [re.sub(r":\d+:\d+:", ":L:C:", line) for line in result.stderr.splitlines()[1:]]
+    assert found == [
+        "  access.yaml:L:C: roles[1].grants[0]: grant 'sales' must be '*', 'domain.*' or "
+        "'domain.product'; did you mean 'sales.*'?",
+        "  finance.yaml:L:C: products[0].domain: domain 'financ' is not declared under "
+        "`domains:`; did you mean 'finance'?",
+        "  mesh.yaml:L:C: sources[0].colour: unknown key 'colour' (allowed here: name, kind, "
+        "options, description)",
+        "  sales.yaml:L:C: products[0].table.source: source 'sales_dbb' is not declared under "
+        "`sources:`; did you mean 'sales_db'?",
+        "  sales.yaml:L:C: products[0].columns[3].type: unknown column type 'MONEY'; supported "
+        "types: BOOLEAN, TINYINT, SMALLINT, INTEGER, BIGINT, UTINYINT, USMALLINT, UINTEGER, "
+        "UBIGINT, FLOAT, DOUBLE, DECIMAL(p,s), VARCHAR, BLOB, DATE, TIME, TIMESTAMP, "
+        "TIMESTAMPTZ, INTERVAL, UUID, JSON, <type>[]",
+    ]
+    assert result.stderr.startswith(f"error: invalid configuration in {mesh} (5 problems):\n")
 
 
 def test_missing_config_directory_is_explained(tmp_path: Path) -> None:
@@ -335,3 +370,14 @@ def test_without_config_the_demo_mesh_is_used() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[2].strip() == "1200"
     assert (demo_config_dir() / "data" / "hr.sqlite").is_file()
+
+
+def test_config_schema_and_reference_print_the_committed_docs() -> None:
+    docs = demo_config_dir().parents[1] / "docs"
+    schema = meshgate("config", "schema")
+    assert schema.returncode == 0, schema.stderr
+    assert schema.stdout == (docs / "config.schema.json").read_text(encoding="utf-8")
+    assert json.loads(schema.stdout)["title"] == "meshgate config file"
+    reference = meshgate("config", "reference")
+    assert reference.returncode == 0, reference.stderr
+    assert reference.stdout == (docs / "config.md").read_text(encoding="utf-8")

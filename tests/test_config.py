@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -56,45 +57,113 @@ def _set(path: tuple[Any, ...], value: Any) -> Edit:
 BROKEN: dict[str, tuple[str, Edit, tuple[str, ...]]] = {
     "unknown key": (
         "mesh.yaml", _set(("sources", 0, "colour"), "blue"),
-        ("sources.0.colour", "unknown key"),
+        ("sources[0].colour: unknown key 'colour' (allowed here: name, kind, options, "
+         "description)",),
     ),
     "wrong type": (
         "sales.yaml", _set(("products", 0, "columns", 0, "nullable"), "sometimes"),
-        ("products.0.columns.0.nullable", "valid boolean"),
+        ("products[0].columns[0].nullable: expected true or false, got sometimes",),
     ),
     "missing source": (
         "sales.yaml", _set(("products", 0, "table", "source"), "warehouse"),
-        ("product sales.orders.table.source", "source 'warehouse' is not declared"),
+        ("products[0].table.source: source 'warehouse' is not declared under `sources:` "
+         "(declared: finance_lake, hr_db, sales_db)",),
     ),
     "undefined env var": (
         "mesh.yaml", _set(("sources", 0, "options", "path"), "${MESHGATE_TEST_UNSET_PATH}"),
-        ("sources[0].options.path", "${MESHGATE_TEST_UNSET_PATH} is not set"),
+        ("sources[0].options.path: environment variable ${MESHGATE_TEST_UNSET_PATH} is not set",),
     ),
     "bad grant": (
         "access.yaml", _set(("roles", 1, "grants"), ["sales"]),
-        ("roles.1.grants", "grant 'sales' must be '*', 'domain.*' or 'domain.product'"),
+        ("roles[1].grants[0]: grant 'sales' must be '*', 'domain.*' or 'domain.product'; "
+         "did you mean 'sales.*'?",),
     ),
     "grant on unknown domain": (
         "access.yaml", _set(("roles", 1, "grants"), ["marketing.*"]),
-        ("roles.analyst.grants", "unknown domain 'marketing'"),
+        ("roles[1].grants[0]: domain 'marketing' is not declared under `domains:` "
+         "(declared: finance, hr, sales)",),
+    ),
+    "grant on a misspelt product": (
+        "access.yaml", _set(("roles", 1, "grants"), ["sales.ordres"]),
+        ("roles[1].grants[0]: product 'sales.ordres' is not declared under `products:`; "
+         "did you mean 'sales.orders'?",),
     ),
     "plain password": (
         "access.yaml", _set(("users", 0, "password_hash"), "admin"),
-        ("users.0.password_hash", "must be a scrypt hash, never a plain password"),
+        ("users[0].password_hash: must be a scrypt hash, never a plain password",),
+    ),
+    "password instead of its hash": (
+        "access.yaml", _set(("users", 0, "password"), "admin"),
+        ("users[0].password: unknown key 'password'; store a hash under `password_hash` "
+         "instead: run `meshgate hash-password` and paste its output",),
     ),
     "unknown source kind": (
-        "mesh.yaml", _set(("sources", 0, "kind"), "oracle"),
-        ("sources.sales_db.kind", "unknown source kind 'oracle'"),
+        "mesh.yaml", _set(("sources", 0, "kind"), "sqlit"),
+        ("sources[0].kind: unknown source kind 'sqlit'; did you mean 'sqlite'? (installed "
+         "kinds: duckdb, files, sqlite)",),
     ),
     "product without definition": (
         "hr.yaml", _set(("products", 1, "table"), None),
-        ("products.1", "exactly one definition"),
+        ("products[1]: a product needs exactly one definition: `table:` or `query:`",),
     ),
-}
+    "tags as a string": (
+        "sales.yaml", _set(("products", 0, "tags"), "orders"),
+        ("products[0].tags: expected a list; write `tags: [orders]`",),
+    ),
+    "version as a number": (
+        "sales.yaml", _set(("products", 0, "version"), 1.0),
+        ('products[0].version: expected text, and YAML read 1.0 as a number or boolean; quote '
+         'it: `version: "1.0"`',),
+    ),
+    "unknown column type": (
+        "sales.yaml", _set(("products", 0, "columns", 3, "type"), "MONEY"),
+        ("products[0].columns[3].type: unknown column type 'MONEY'; supported types: BOOLEAN, "
+         "TINYINT, SMALLINT, INTEGER, BIGINT,",),
+    ),
+    "misspelt column type": (
+        "sales.yaml", _set(("products", 0, "columns", 3, "type"), "INTEGR"),
+        ("products[0].columns[3].type: unknown column type 'INTEGR'; did you mean 'INTEGER'?",),
+    ),
+    "misspelt domain": (
+        "sales.yaml", _set(("products", 0, "domain"), "saless"),
+        ("products[0].domain: domain 'saless' is not declared under `domains:`; did you mean "
+         "'sales'?",),
+    ),
+    "misspelt key": (
+        "sales.yaml", _set(("products", 0, "descripton"), "x"),
+        ("products[0].descripton: unknown key 'descripton'; did you mean 'description'?",),
+    ),
+    "misspelt section": (
+        "sales.yaml", _set(("prodcts",), []),
+        ("prodcts: unknown section 'prodcts'; did you mean 'products'?",),
+    ),
+    "zero token lifetime": (
+        "mesh.yaml", _set(("server",), {"token_ttl_seconds": 0}),
+        ("server.token_ttl_seconds: must be greater than 0, got 0",),
+    ),
+    "negative token lifetime": (
+        "mesh.yaml", _set(("server",), {"token_ttl_seconds": -5}),
+        ("server.token_ttl_seconds: must be greater than 0, got -5",),
+    ),
+}  # fmt: skip
+
+PROBLEM_LINE = re.compile(r"^  (?P<file>[\w./-]+):(?P<line>\d+):(?P<column>\d+): "
+                          r"(?P<path>[^:]+): ", re.MULTILINE)
+
+
+def assert_points_at_the_key(directory: Path, message: str) -> None:
+    """Each problem's line and column is where its key (or list item) is written."""
+    problems = list(PROBLEM_LINE.finditer(message))
+    assert problems, message
+    for found in problems:
+        lines = (directory / found["file"]).read_text(encoding="utf-8").splitlines()
+        text = lines[int(found["line"]) - 1][int(found["column"]) - 1 :]
+        last = re.split(r"[.\[\]]", found["path"].rstrip("]"))[-1]
+        assert text.startswith(last) or last.isdigit(), (found[0], text)
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
-def test_broken_config_names_file_and_problem(
+def test_broken_config_names_file_line_and_problem(
     case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MESHGATE_TEST_UNSET_PATH", raising=False)
@@ -102,18 +171,113 @@ def test_broken_config_names_file_and_problem(
     directory = copy_demo_config(tmp_path / "mesh")
     edit_yaml(directory / file_name, change)
     message = load_error(directory)
-    assert file_name in message
+    assert message.startswith(f"invalid configuration in {directory} (1 problem):\n  ")
     for fragment in expected:
-        assert fragment in message
+        assert re.search(rf"\n  {re.escape(file_name)}:\d+:\d+: {re.escape(fragment)}",
+                         message), message
+    assert_points_at_the_key(directory, message)
 
 
-def test_every_problem_is_reported_in_one_pass(tmp_path: Path) -> None:
+# Problems of every kind in three small files: each names file:line:column and a key path in
+# one style, and none hides another (validation, references, column types, limits).
+ONE_PASS_FILES = {
+    "mesh.yaml": """\
+mesh: {name: shop}
+server:
+  token_ttl_seconds: -5
+sources:
+  - name: shop_db
+    kind: duckdb
+    colour: blue
+    options: {path: shop.duckdb}
+""",
+    "sales.yaml": """\
+domains:
+  - {name: sales, owner: sales@example.com}
+products:
+  - domain: sales
+    name: orders
+    version: 1.0
+    tags: orders
+    table: {source: shop_dbb, table: orders}
+    columns:
+      - {name: order_id, type: BIGINT}
+      - {name: amount, type: MONEY}
+  - domain: salez
+    name: refunds
+    table: {source: shop_db, table: refunds}
+    columns:
+      - {name: refund_id, type: BIGINT}
+""",
+    "access.yaml": """\
+roles:
+  - name: analyst
+    grants: [sales, "sales.ordrs", "finance.*"]
+users:
+  - name: ann
+    password: secret
+    roles: [analist]
+""",
+}
+ONE_PASS_PROBLEMS = [
+    "access.yaml:3:14: roles[0].grants[0]: grant 'sales' must be '*', 'domain.*' or "
+    "'domain.product'; did you mean 'sales.*'?",
+    "access.yaml:3:21: roles[0].grants[1]: product 'sales.ordrs' is not declared under "
+    "`products:`; did you mean 'sales.orders'?",
+    "access.yaml:3:36: roles[0].grants[2]: domain 'finance' is not declared under `domains:` "
+    "(declared: sales)",
+    "access.yaml:5:5: users[0].password_hash: required key is missing",
+    "access.yaml:6:5: users[0].password: unknown key 'password'; store a hash under "
+    "`password_hash` instead: run `meshgate hash-password` and paste its output (a plain "
+    "password never goes into a config file)",
+    "access.yaml:7:13: users[0].roles[0]: role 'analist' is not declared under `roles:`; did "
+    "you mean 'analyst'?",
+    "mesh.yaml:3:3: server.token_ttl_seconds: must be greater than 0, got -5",
+    "mesh.yaml:7:5: sources[0].colour: unknown key 'colour' (allowed here: name, kind, "
+    "options, description)",
+    'sales.yaml:6:5: products[0].version: expected text, and YAML read 1.0 as a number or '
+    'boolean; quote it: `version: "1.0"`',
+    "sales.yaml:7:5: products[0].tags: expected a list; write `tags: [orders]`",
+    "sales.yaml:8:13: products[0].table.source: source 'shop_dbb' is not declared under "
+    "`sources:`; did you mean 'shop_db'?",
+    "sales.yaml:11:24: products[0].columns[1].type: unknown column type 'MONEY'; supported "
+    "types: BOOLEAN, TINYINT, SMALLINT, INTEGER, BIGINT, UTINYINT, USMALLINT, UINTEGER, "
+    "UBIGINT, FLOAT, DOUBLE, DECIMAL(p,s), VARCHAR, BLOB, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, "
+    "INTERVAL, UUID, JSON, <type>[]",
+    "sales.yaml:12:5: products[1].domain: domain 'salez' is not declared under `domains:`; "
+    "did you mean 'sales'?",
+]
+
+
+def test_every_problem_is_reported_in_one_pass_sorted_by_file_and_line(tmp_path: Path) -> None:
+    for name, text in ONE_PASS_FILES.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    message = load_error(tmp_path)
+    assert message.splitlines() == [
+        f"invalid configuration in {tmp_path} ({len(ONE_PASS_PROBLEMS)} problems):",
+        *(f"  {problem}" for problem in ONE_PASS_PROBLEMS),
+    ]
+
+
+def test_problems_of_several_files_are_reported_together(tmp_path: Path) -> None:
     directory = copy_demo_config(tmp_path / "mesh")
     edit_yaml(directory / "mesh.yaml", _set(("sources", 0, "colour"), "blue"))
     edit_yaml(directory / "access.yaml", _set(("users", 0, "password_hash"), "admin"))
     message = load_error(directory)
-    assert "mesh.yaml" in message
-    assert "access.yaml" in message
+    assert "\n  access.yaml:" in message
+    assert "\n  mesh.yaml:" in message
+    assert message.index("access.yaml:") < message.index("mesh.yaml:")
+
+
+def test_a_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
+    directory = copy_demo_config(tmp_path / "mesh")
+    (directory / "extra.yaml").write_text("domains:\n  - name: x\n   owner: y\n",
+                                          encoding="utf-8")
+    message = load_error(directory)
+    assert message.endswith(
+        "\n  extra.yaml:3:4: not valid YAML (expected <block end>, but found '<block mapping "
+        "start>'); check the indentation and quoting on this line"
+    )
 
 
 def test_env_var_is_substituted_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,8 +361,8 @@ def test_postgres_example_names_each_missing_variable(monkeypatch: pytest.Monkey
         monkeypatch.delenv(name, raising=False)
     message = load_error(EXAMPLE)
     for name in EXAMPLE_VARIABLES:
-        assert f"crm-postgres/mesh.yaml: sources[0].options.dsn: environment variable " \
-               f"${{{name}}} is not set" in message
+        assert re.search(rf"\n  mesh.yaml:\d+:\d+: sources\[0\].options.dsn: environment "
+                         rf"variable \$\{{{name}\}} is not set; export it", message), message
 
 
 def test_readme_config_example_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -261,7 +425,7 @@ BROKEN_JWT: dict[str, tuple[dict[str, Any], dict[str, str], str | None, tuple[st
     ),
     "wrong type": (
         {"key_file": "idp.pem", "leeway_seconds": "soon"}, {"idp.pem": "RSA"}, None,
-        ("server.jwt.leeway_seconds", "valid integer"),
+        ("server.jwt.leeway_seconds: expected a whole number, got soon",),
     ),
     "missing issuer": (
         {"issuer": None, "key_file": "idp.pem"}, {"idp.pem": "RSA"}, None,

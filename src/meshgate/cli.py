@@ -1,4 +1,4 @@
-"""The `meshgate` command: serve, query, explain, check, catalog, hash-password.
+"""The `meshgate` command: serve, query, explain, check, catalog, config, hash-password.
 
 Every subcommand runs the same code paths as the server (config loader, catalog, QueryService),
 so what the CLI accepts and rejects is what a Flight SQL client would see. Errors meshgate
@@ -26,6 +26,7 @@ import pyarrow as pa
 from meshgate.catalog.catalog import Catalog, DataProduct, TableDefinition
 from meshgate.catalog.config import RoleConfig
 from meshgate.catalog.loader import MeshDefinition, load_mesh
+from meshgate.catalog.reference import config_reference, schema_text
 from meshgate.demo.generate import demo_config_dir, ensure_demo_data
 from meshgate.errors import MeshgateError
 from meshgate.policy.policies import PolicySet
@@ -104,6 +105,15 @@ def _parser() -> argparse.ArgumentParser:
     catalog.add_argument("--user", help="list only what this user may read")
     catalog.add_argument("--columns", action="store_true", help="also list each product's columns")
     catalog.set_defaults(command=run_catalog)
+
+    config = commands.add_parser("config", help="print the config format: schema or reference")
+    formats = config.add_subparsers(required=True, metavar="WHAT")
+    formats.add_parser(
+        "schema", help="the JSON Schema of a config file (for editors' YAML language server)"
+    ).set_defaults(command=run_config_schema)
+    formats.add_parser(
+        "reference", help="the config reference page in Markdown (docs/config.md)"
+    ).set_defaults(command=run_config_reference)
 
     hashing = commands.add_parser(
         "hash-password", help="read a password (prompt or stdin) and print its scrypt hash"
@@ -360,6 +370,17 @@ def run_catalog(args: argparse.Namespace) -> int:
                     tag = f" [{column.classification}]" if column.classification else ""
                     print(f"      {column.name} {column.type}{tag}: "
                           f"{column.description}")
+    return 0
+
+
+# --- config ---------------------------------------------------------------------------------
+def run_config_schema(args: argparse.Namespace) -> int:
+    sys.stdout.write(schema_text())
+    return 0
+
+
+def run_config_reference(args: argparse.Namespace) -> int:
+    sys.stdout.write(config_reference())
     return 0
 
 

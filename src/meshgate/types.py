@@ -6,6 +6,8 @@ microseconds, time-zone aware ones in UTC; decimals as decimal128 with precision
 
 from __future__ import annotations
 
+import difflib
+
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
@@ -44,12 +46,32 @@ _SIMPLE: dict[exp.DType, pa.DataType] = {
 }
 
 
+# The column types a product may declare, as the config reference lists them.
+SUPPORTED_TYPES = (
+    "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+    "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL(p,s)", "VARCHAR", "BLOB", "DATE", "TIME", "TIMESTAMP",
+    "TIMESTAMPTZ", "INTERVAL", "UUID", "JSON", "<type>[]",
+)
+# Other spellings DuckDB accepts for them: candidates for "did you mean".
+_TYPE_SPELLINGS = (
+    *SUPPORTED_TYPES, "DECIMAL", "NUMERIC", "INT", "BOOL", "REAL", "TEXT", "STRING", "CHAR",
+    "BYTEA", "VARBINARY",
+)
+
+
 def parse_sql_type(text: str) -> exp.DataType:
     """Parse a declared column type (DuckDB spelling) or raise a ConfigError saying why."""
     try:
         return exp.DataType.build(text, dialect="duckdb")
-    except (sqlglot.errors.ParseError, ValueError) as exc:
-        raise ConfigError(f"unknown column type {text!r}: {exc}") from None
+    except (sqlglot.errors.ParseError, ValueError):
+        raise ConfigError(f"unknown column type {text!r}{_type_hint(text)}") from None
+
+
+def _type_hint(text: str) -> str:
+    close = difflib.get_close_matches(text.upper(), _TYPE_SPELLINGS, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; supported types: {', '.join(SUPPORTED_TYPES)}"
 
 
 def arrow_type(sql_type: exp.DataType) -> pa.DataType:
@@ -71,7 +93,10 @@ def arrow_type(sql_type: exp.DataType) -> pa.DataType:
     try:
         return _SIMPLE[kind]
     except KeyError:
-        raise ConfigError(f"column type {sql_type.sql('duckdb')} is not supported yet") from None
+        raise ConfigError(
+            f"column type {sql_type.sql('duckdb')} is not supported yet; "
+            f"supported types: {', '.join(SUPPORTED_TYPES)}"
+        ) from None
 
 
 def sql_type_name(arrow: pa.DataType) -> str:

@@ -23,9 +23,11 @@ def _with_policies(tmp_path: Path, policies: str) -> Path:
 
 CASES = [
     ("policies:\n  - {product: hr.nope, role: analyst, row_filter: 'true'}",
-     "policies.hr.nope/analyst.product: unknown product 'hr.nope'"),
+     "access.yaml:16:6: policies[0].product: product 'hr.nope' is not declared under "
+     "`products:`; did you mean 'hr.people'?"),
     ("policies:\n  - {product: hr.staff, role: ghost, row_filter: 'true'}",
-     "policies.hr.staff/ghost.role: unknown role 'ghost'"),
+     "access.yaml:16:25: policies[0].role: role 'ghost' is not declared under `roles:` "
+     "(declared: admin, analyst, auditor, pii_reader, viewer)"),
     ("policies:\n  - {product: hr.staff, role: analyst, masks: {salry: 'null'}}",
      "masks.salry: hr.staff has no column 'salry'"),
     ("policies:\n  - {product: hr.staff, role: analyst, masks: {ssn: scramble}}",

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 
@@ -13,58 +21,92 @@ NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 class Strict(BaseModel):
     """Unknown keys are errors: a typo must not silently drop a policy or a grant."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Field docstrings become descriptions in the JSON Schema and the config reference.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class MeshConfig(Strict):
-    name: str = Field(pattern=NAME_PATTERN, description="catalog name clients see")
+    """The mesh itself: its catalog name, declared in exactly one file."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    """The catalog name clients see."""
     description: str = ""
-    # The secret of the keyed `hash` mask (HMAC-SHA256); from ${ENV}, never written inline.
+    """What this mesh holds, shown by `meshgate catalog`."""
     hash_key: str | None = None
+    """Secret of the keyed `hash` mask (HMAC-SHA256); from `${ENV}`, never inline."""
 
 
 class SourceConfig(Strict):
+    """A database or file location products read from, through one connector."""
+
     name: str = Field(pattern=NAME_PATTERN)
+    """How products refer to this source (`table: {source: <name>}`)."""
     kind: str
+    """Connector kind: duckdb, sqlite, files, postgres or an installed plugin."""
     options: dict[str, Any] = Field(default_factory=dict)
+    """Connector options (path, dsn, format, ...); `${ENV}` references are substituted."""
     description: str = ""
 
 
 class DomainConfig(Strict):
+    """A team's namespace of data products, with the team that owns it."""
+
     name: str = Field(pattern=NAME_PATTERN)
+    """Schema name of the domain's products (`<domain>.<product>`)."""
     owner: str
+    """Who answers for the domain's data, e.g. a team's mail address."""
     description: str = ""
 
 
 class ColumnConfig(Strict):
+    """One column of a data product, as clients see it."""
+
     name: str = Field(pattern=NAME_PATTERN)
+    """Column name as clients see it."""
     type: str
+    """SQL type in DuckDB spelling, e.g. BIGINT, VARCHAR, DECIMAL(12,2), TIMESTAMPTZ."""
     description: str = ""
     classification: str | None = None
+    """A label such as `pii` that mesh policies match."""
     nullable: bool = True
+    """Whether the column may hold NULL."""
 
 
 class TableMapping(Strict):
     """A product read straight from one source table; `columns` maps product -> source names."""
 
     source: str
+    """A source declared under `sources:`."""
     table: str
+    """The table's name at the source."""
     schema_: str | None = Field(default=None, alias="schema")
+    """The table's schema at the source, where it has schemas."""
     columns: dict[str, str] = Field(default_factory=dict)
+    """Product column -> source column, for columns whose names differ."""
 
 
 class ProductConfig(Strict):
+    """A data product: columns clients query, read from one table or defined by SQL."""
+
     domain: str
+    """A domain declared under `domains:`."""
     name: str = Field(pattern=NAME_PATTERN)
+    """Product name; clients query `<domain>.<name>`."""
     description: str = ""
     owner: str | None = None
+    """Defaults to the domain's owner."""
     version: str = "1.0.0"
+    """Text: quote numbers (`version: "1.0"`)."""
     tags: tuple[str, ...] = ()
+    """A list, e.g. `[orders, revenue]`; mesh policies may select products by tag."""
     columns: tuple[ColumnConfig, ...]
-    # Declared keys let the planner push joins that cannot multiply rows (FK -> PK joins).
+    """The product's columns, in order."""
     primary_key: tuple[str, ...] = ()
+    """Declared key columns let the planner push joins that cannot multiply rows."""
     table: TableMapping | None = None
+    """Read straight from one source table (exclusive with `query`)."""
     query: str | None = None
+    """SQL over other products (exclusive with `table`)."""
 
     @model_validator(mode="after")
     def _one_definition(self) -> ProductConfig:
@@ -80,10 +122,16 @@ class ProductConfig(Strict):
 
 
 class UserConfig(Strict):
+    """A user who signs in with user name and password."""
+
     name: str = Field(pattern=NAME_PATTERN)
+    """The user name to sign in with."""
     password_hash: str
+    """An scrypt hash made by `meshgate hash-password`; never a plain password."""
     roles: tuple[str, ...] = ()
+    """Roles declared under `roles:`."""
     attributes: dict[str, str] = Field(default_factory=dict)
+    """Attributes row filters read with `user_attribute('<name>')`."""
 
     @field_validator("password_hash")
     @classmethod
@@ -99,18 +147,28 @@ class UserConfig(Strict):
 GRANT_PATTERN = re.compile(r"^(\*|[a-z_][a-z0-9_]*\.(\*|[a-z_][a-z0-9_]*))$")
 
 
+def _grant_form(grant: str) -> str:
+    """Checked one grant at a time, so a bad grant is reported at its own index."""
+    if not GRANT_PATTERN.match(grant):
+        hint = f"; did you mean '{grant}.*'?" if re.fullmatch(NAME_PATTERN, grant) else ""
+        raise ValueError(f"grant {grant!r} must be '*', 'domain.*' or 'domain.product'{hint}")
+    return grant
+
+
+Grant = Annotated[
+    str,
+    AfterValidator(_grant_form),
+    WithJsonSchema({"type": "string", "pattern": GRANT_PATTERN.pattern}),
+]
+
+
 class RoleConfig(Strict):
+    """A role: the products its members may read."""
+
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
-    grants: tuple[str, ...] = ()
-
-    @field_validator("grants")
-    @classmethod
-    def _grant_form(cls, grants: tuple[str, ...]) -> tuple[str, ...]:
-        for grant in grants:
-            if not GRANT_PATTERN.match(grant):
-                raise ValueError(f"grant {grant!r} must be '*', 'domain.*' or 'domain.product'")
-        return grants
+    grants: tuple[Grant, ...] = ()
+    """What the role may read: `'*'`, `'<domain>.*'` or `'<domain>.<product>'`."""
 
 
 PRODUCT_PATTERN = r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$"
@@ -120,10 +178,12 @@ class ExpressionMask(Strict):
     """A mask written as SQL over the product's columns; cast back to the column's type."""
 
     expression: str
+    """SQL over the product's columns."""
 
 
-# A built-in mask name (null, redact, last4, hash, email_domain, truncate_date(day|month|year))
-# or an expression.
+BUILTIN_MASKS = ("null", "redact", "last4", "hash", "email_domain",
+                 "truncate_date(day|month|year)")  # fmt: skip
+# A built-in mask name (BUILTIN_MASKS) or an expression.
 MaskConfig = str | ExpressionMask
 
 
@@ -131,12 +191,16 @@ class PolicyConfig(Strict):
     """What one role sees of one product: the rows its filter admits, its columns masked."""
 
     product: str = Field(pattern=PRODUCT_PATTERN)
+    """`<domain>.<product>` the policy applies to."""
     role: str = Field(pattern=NAME_PATTERN)
+    """The role whose members the policy applies to."""
     description: str = ""
     row_filter: str | None = None
+    """A boolean SQL condition; the role sees only rows it admits."""
     masks: dict[str, MaskConfig] = Field(default_factory=dict)
-    # Where two of a caller's roles mask one column differently, the higher priority wins.
+    """Column -> a built-in mask name or `{expression: <SQL>}`."""
     priority: int = 0
+    """Where two of a caller's roles mask one column differently, the higher priority wins."""
 
     @property
     def name(self) -> str:
@@ -149,9 +213,13 @@ class MeshPolicyConfig(Strict):
     name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
     description: str = ""
     classification: str
+    """Columns carrying this classification are masked."""
     mask: MaskConfig
+    """A built-in mask name."""
     exempt_roles: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()  # only products carrying one of these tags; empty: every product
+    """Roles that see the columns unmasked."""
+    tags: tuple[str, ...] = ()
+    """Only products carrying one of these tags; empty: every product."""
 
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
@@ -168,15 +236,25 @@ class JwtConfig(Strict):
     """
 
     issuer: str = Field(min_length=1)
+    """The `iss` claim tokens must carry."""
     audience: str = Field(min_length=1)
+    """The `aud` claim tokens must carry."""
     algorithms: tuple[str, ...] = ("RS256",)
-    key: str | None = None  # an HMAC secret or a PEM public key, always from ${ENV}
-    key_file: str | None = None  # a PEM public key or certificate
-    jwks_file: str | None = None  # a JSON Web Key Set as the identity provider publishes it
+    """Accepted signing algorithms, of one family (HS*, RS*/PS* or ES*)."""
+    key: str | None = None
+    """An HMAC secret or a PEM public key, always from `${ENV}`."""
+    key_file: str | None = None
+    """A PEM public key or certificate (relative to the config directory)."""
+    jwks_file: str | None = None
+    """A JSON Web Key Set as the identity provider publishes it."""
     user_claim: str = Field(default="sub", min_length=1)
+    """The claim naming the user."""
     roles_claim: str | None = "roles"
-    attribute_claims: dict[str, str] = Field(default_factory=dict)  # attribute -> claim
+    """The claim listing the user's roles."""
+    attribute_claims: dict[str, str] = Field(default_factory=dict)
+    """Attribute -> claim it is read from."""
     leeway_seconds: int = Field(default=0, ge=0, le=300)
+    """Clock skew tolerated on `exp` and `nbf`."""
 
     @field_validator("algorithms")
     @classmethod
@@ -218,27 +296,39 @@ class JwtConfig(Strict):
 class AuditConfig(Strict):
     """Where audit records go besides the `meshgate.audit` logger, and how many stay queryable."""
 
-    file: str | None = None  # JSON lines; relative to the config directory
-    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # rotate at this size
-    backups: int = Field(default=5, ge=0, le=100)  # rotated files kept
-    history: int = Field(default=1000, ge=0, le=1_000_000)  # records in meshgate.query_history
+    file: str | None = None
+    """JSON lines file; relative to the config directory."""
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """Rotate the file at this size."""
+    backups: int = Field(default=5, ge=0, le=100)
+    """Rotated files kept."""
+    history: int = Field(default=1000, ge=0, le=1_000_000)
+    """Records kept queryable in meshgate.query_history."""
 
 
 class ServerConfig(Strict):
+    """The Flight SQL server: where it listens, tokens, audit and identity provider."""
+
     host: str = "127.0.0.1"
+    """Address to listen on."""
     port: int = 8815
-    token_ttl_seconds: int = 3600
+    """Port to listen on."""
+    token_ttl_seconds: int = Field(default=3600, gt=0)
+    """How long a bearer token from a password sign-in stays valid (seconds, more than 0)."""
     strict_pushdown: bool = False
-    # Callers holding one of these roles see physical plans, every query's history and audit.
+    """Refuse queries the sources cannot run whole."""
     admin_roles: tuple[str, ...] = ("admin",)
+    """Callers holding one of these roles see physical plans, every query's history and audit."""
     audit: AuditConfig = Field(default_factory=AuditConfig)
     jwt: JwtConfig | None = None
+    """Accept bearer tokens from an identity provider."""
 
 
 class ConfigFile(Strict):
     """One YAML file; a deployment is the union of every file in its config directory."""
 
     mesh: MeshConfig | None = None
+    """Exactly one file declares it."""
     server: ServerConfig | None = None
     sources: tuple[SourceConfig, ...] = ()
     domains: tuple[DomainConfig, ...] = ()

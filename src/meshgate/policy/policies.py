@@ -24,8 +24,8 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from meshgate.catalog.catalog import Catalog, DataProduct, ProductColumn
-from meshgate.catalog.config import ExpressionMask, MaskConfig
-from meshgate.catalog.loader import MeshDefinition
+from meshgate.catalog.config import BUILTIN_MASKS, ExpressionMask, MaskConfig
+from meshgate.catalog.loader import MeshDefinition, summary
 from meshgate.errors import ConfigError, MeshgateError
 from meshgate.policy.principal import bind_principal, describe_principal
 from meshgate.principal import Principal
@@ -38,7 +38,6 @@ _TEXT_TYPES = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.T
 _DATE_TYPES = {exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ,
                exp.DataType.Type.TIMESTAMPNTZ, exp.DataType.Type.DATETIME}  # fmt: skip
 _TRUNCATE = re.compile(r"^truncate_date\((day|month|year)\)$")
-BUILTIN_MASKS = ("null", "redact", "last4", "hash", "email_domain", "truncate_date(day|month|year)")
 REDACTED = "****"
 HMAC_BLOCK = 64
 
@@ -181,35 +180,32 @@ class PolicySet:
         checker = _TypeChecker()
         self._by_product: dict[str, list[RolePolicy]] = {}
         for (product_name, role), config in definition.policies.items():
-            origin = _file(definition, f"policy {config.product}.{config.role}")
-            where = f"{origin}: policies.{config.name}"
+            label = f"policy {config.product}.{config.role}"
             product = catalog.products.get(tuple(product_name.split(".", 1)))  # type: ignore[arg-type]
             if product is None:
                 continue  # the loader reported it
             row_filter = None
             if config.row_filter is not None:
-                row_filter = _compile_expression(
-                    config.row_filter, f"{where}.row_filter", problems
-                )
+                where = definition.where(label, "row_filter")
+                row_filter = _compile_expression(config.row_filter, where, problems)
                 if row_filter is not None:
-                    checker.boolean(product, row_filter, f"{where}.row_filter", problems)
+                    checker.boolean(product, row_filter, where, problems)
             masks: dict[str, Mask] = {}
             for column_name, mask_config in config.masks.items():
                 column = next((c for c in product.columns if c.name == column_name), None)
                 if column is None:
                     continue  # the loader reported it
-                mask = self._compile_mask(mask_config, column, f"{where}.masks.{column_name}",
-                                          problems)  # fmt: skip
+                where = definition.where(label, "masks", column_name)
+                mask = self._compile_mask(mask_config, column, where, problems)
                 if mask is not None:
-                    checker.mask(product, column, mask, self.hash_key,
-                                 f"{where}.masks.{column_name}", problems)  # fmt: skip
+                    checker.mask(product, column, mask, self.hash_key, where, problems)
                     masks[column_name] = mask
             self._by_product.setdefault(product_name, []).append(
                 RolePolicy(config.name, role, row_filter, masks, config.priority)
             )
         self._rules: list[MeshRule] = []
         for name, rule in definition.mesh_policies.items():
-            where = f"{_file(definition, f'mesh policy {name}')}: mesh_policies.{name}.mask"
+            where = definition.where(f"mesh policy {name}", "mask")
             if isinstance(rule.mask, ExpressionMask):
                 problems.append(
                     f"{where}: mesh-wide rules take a built-in mask ({', '.join(BUILTIN_MASKS)})"
@@ -225,7 +221,7 @@ class PolicySet:
             self._rules.append(MeshRule(name, rule.classification, mask, exempt, tags))
         _check_conflicts(self._by_product, definition, problems)
         if problems:
-            raise ConfigError("invalid policies:\n  " + "\n  ".join(problems))
+            raise ConfigError(summary(definition.directory, problems))
 
     def _compile_mask(
         self, config: MaskConfig, column: ProductColumn, where: str, problems: list[str]
@@ -272,11 +268,6 @@ class PolicySet:
         return EffectivePolicy(row_filter, masks, tuple(dict.fromkeys(names)))
 
 
-def _file(definition: MeshDefinition, label: str) -> str:
-    path = definition.origin.get(label)
-    return path.name if path is not None else str(definition.directory)
-
-
 def _mask_for(column: str, applied: Sequence[RolePolicy], granting: int) -> Mask | None:
     """None when any granting role leaves the column unmasked, else the winning mask."""
     if len(applied) < granting or any(column not in p.masks for p in applied):
@@ -301,9 +292,9 @@ def _check_conflicts(
                     if first.masks[column] != second.masks[column] and (
                         first.priority == second.priority
                     ):
-                        origin = _file(definition, f"policy {product_name}.{second.role}")
+                        where = definition.where(f"policy {product_name}.{second.role}")
                         problems.append(
-                            f"{origin}: policies.{product_name}: roles {first.role!r} and "
+                            f"{where}: roles {first.role!r} and "
                             f"{second.role!r} mask column {column!r} differently; give one of "
                             "them a higher `priority` to declare which wins for callers holding "
                             "both"
