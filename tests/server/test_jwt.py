@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -369,5 +370,7 @@ def test_check_and_serve_stop_on_a_bad_jwt_section(
         capture_output=True, text=True, timeout=120, check=False, env=dict(os.environ),
     )
     assert result.returncode == 2
-    assert "identity.yaml: server.jwt.key_file: not a PEM public key" in result.stderr
+    assert re.search(
+        r"identity\.yaml:\d+:\d+: server\.jwt\.key_file: not a PEM public key", result.stderr
+    )
     assert "Traceback" not in result.stderr

@@ -86,7 +86,7 @@ def _secure_tree(tree: exp.Query, state: _Securing, depth: int) -> exp.Query:
                 return _barrier(product, relation, policy, state.policies.hash_key, alias, state)
         return exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
-    secured = tree.transform(replace, copy=True)
+    secured = tree.transform(replace)
     assert isinstance(secured, exp.Query)
     return secured
 
@@ -99,18 +99,21 @@ def _barrier(
     alias: str,
     state: _Securing,
 ) -> exp.Table:
-    """`SELECT masks FROM (relation) raw WHERE filter` as a barrier named `b<n>`."""
+    """`SELECT masks FROM (relation) raw WHERE filter` as a barrier named `b<n>`.
+
+    Policy text names the product's columns bare, and so does this projection: `raw` is the
+    body's only relation, and the rewrite qualifies the body before any rule sees it. Product
+    and column names are lower-case identifiers (config), so they need no quotes.
+    """
     projections = []
     for column in product.columns:
-        value: exp.Expr = exp.column(column.name, RAW, quoted=True)
+        value: exp.Expr = exp.column(column.name)
         for mask in policy.masks.get(column.name, ()):
-            value = _over_raw(mask.apply(value, column, hash_key))
-        projections.append(exp.alias_(value, column.name, quoted=True))
-    body = exp.select(*projections).from_(
-        exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier(RAW, quoted=True)))
-    )
+            value = mask.apply(value, column, hash_key)
+        projections.append(exp.alias_(value, column.name))
+    body = exp.select(*projections).from_(exp.alias_(exp.Subquery(this=relation), RAW, table=True))
     if policy.row_filter is not None:
-        body = body.where(_over_raw(policy.row_filter.copy()))
+        body = body.where(policy.row_filter.copy())
     name = f"b{next(state.counter)}"
     state.barriers[name] = PolicyBarrier(
         name,
@@ -123,14 +126,6 @@ def _barrier(
     return barrier_table(name, alias)
 
 
-def _over_raw(expression: exp.Expr) -> exp.Expr:
-    """Policy text names the product's columns bare; inside a barrier they are `raw`'s."""
-    for column in list(expression.find_all(exp.Column)):
-        if not column.table:
-            column.replace(exp.column(column.name, RAW, quoted=True))
-    return expression
-
-
 def _table_relation(
     product: DataProduct,
     definition: TableDefinition,
@@ -138,22 +133,21 @@ def _table_relation(
     tables: dict[TableKey, PhysicalTable],
 ) -> exp.Select:
     key = (definition.source, definition.table.schema, definition.table.name)
+    pairs = list(zip(definition.source_columns, product.columns, strict=True))
     columns = tuple(
-        SourceColumn(source_name, column.arrow_type, column.nullable)
-        for source_name, column in zip(definition.source_columns, product.columns, strict=True)
+        SourceColumn(name, column.arrow_type, column.nullable) for name, column in pairs
     )
     known = tables.get(key)
     if known is not None:
         merged = {c.name: c for c in known.columns} | {c.name: c for c in columns}
         columns = tuple(merged.values())
-    renames = dict(zip((c.name for c in product.columns), definition.source_columns, strict=True))
+    renames = {column.name: name for name, column in pairs}
     primary_key = tuple(renames[k] for k in product.primary_key)
     tables[key] = PhysicalTable(definition.source, definition.table, columns, primary_key)
     physical = physical_table(definition.source, definition.table, alias)
-    projections = [
-        exp.alias_(exp.column(source_name, alias, quoted=True), column.name, quoted=True)
-        for source_name, column in zip(definition.source_columns, product.columns, strict=True)
-    ]
+    # Source names are quoted (they keep their case and may hold any character); product
+    # names need no quotes. The table is the select's only relation: names need no qualifier.
+    projections = [exp.alias_(exp.column(name, quoted=True), column.name) for name, column in pairs]
     return exp.select(*projections).from_(physical)
 
 
@@ -164,9 +158,6 @@ def _query_relation(
     inner = _secure_tree(bound.tree, state, depth + 1)
     # Project exactly the declared columns, cast to their declared types: the contract.
     projections = [
-        exp.alias_(exp.cast(exp.column(c.name, "d", quoted=True), c.sql_type), c.name, quoted=True)
-        for c in product.columns
+        exp.alias_(exp.cast(exp.column(c.name), c.sql_type), c.name) for c in product.columns
     ]
-    return exp.select(*projections).from_(
-        exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("d", quoted=True)))
-    )
+    return exp.select(*projections).from_(exp.alias_(exp.Subquery(this=inner), "d", table=True))
