@@ -164,6 +164,7 @@ def test_errors_under_explain_point_into_the_users_text() -> None:
     assert_syntax_error("EXPLAIN SELECT (1", "syntax error near '1': expected )", 1, 17)
     assert_syntax_error("EXPLAIN\n  SELECT , 1", 'syntax error at or near ","', 2, 10)
     assert_syntax_error("EXPLAIN SELECT 1 1", "syntax error near '1': unexpected token", 1, 18)
+    assert_syntax_error("/* a */ EXPLAIN SELECT (1", "syntax error near '1': expected )", 1, 25)
 
 
 @pytest.mark.parametrize(
@@ -293,6 +294,8 @@ def test_statements_are_refused_without_logging_the_users_text(
         ("DESCRIBE", "DESCRIBE"),
         ("desc d.p", "DESC"),
         ("KILL 1", "KILL"),
+        # A PIVOT statement sqlglot cannot parse is still named as the statement it is.
+        ("PIVOT d.p ON (", "PIVOT"),
         ("CACHE TABLE t", "CACHE"),
         ("UNCACHE TABLE t", "UNCACHE"),
     ],
