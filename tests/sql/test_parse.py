@@ -374,7 +374,7 @@ SYNTAX_ERRORS = [
     ),
     ("SELECT * FROM limit", "syntax error near 'limit': unexpected keyword", 1, 15),
     ("SELECT * FROM d.p t1 t2", "syntax error near 't2': unexpected token", 1, 22),
-    ("SELECT 'abc", "syntax error: unterminated string, quoted name or comment", 1, 10),
+    ("SELECT 'abc", "syntax error: unterminated quoted string at or near \"'abc\"", 1, 8),
     # sqlglot repairs these silently; DuckDB's parser, the dialect's authority, refuses them.
     ("SELECT , 1", 'syntax error at or near ","', 1, 8),
     ("AS SELECT 1", 'syntax error at or near "AS"', 1, 1),

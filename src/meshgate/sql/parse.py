@@ -33,6 +33,7 @@ _FUNCTION_POLICY = (
     "network, system catalogs, settings or variables, or run SQL text are blocked"
 )
 _PRODUCTS_ONLY = "meshgate reads only data products: write FROM domain.product"
+_UNPARSABLE = "syntax error: the statement could not be parsed"
 
 # Statements that may never appear in a query tree, at the root or nested (a CTE with INSERT).
 _STATEMENT_CLASSES: tuple[type[exp.Expr], ...] = (
@@ -76,9 +77,9 @@ _STATEMENT_KEYWORDS = frozenset(
     {
         "ABORT", "ALTER", "ANALYZE", "ATTACH", "BEGIN", "CALL", "CHECKPOINT", "COMMENT",
         "COMMIT", "COPY", "CREATE", "DEALLOCATE", "DELETE", "DESCRIBE", "DETACH", "DROP",
-        "END", "EXECUTE", "EXPORT", "FORCE", "GRANT", "IMPORT", "INSERT", "INSTALL", "LOAD",
-        "MERGE", "PIVOT", "PRAGMA", "PREPARE", "RESET", "REVOKE", "ROLLBACK", "SET", "SHOW",
-        "START", "SUMMARIZE", "TRUNCATE", "UNPIVOT", "UPDATE", "USE", "VACUUM",
+        "END", "EXECUTE", "EXPLAIN", "EXPORT", "FORCE", "GRANT", "IMPORT", "INSERT", "INSTALL",
+        "LOAD", "MERGE", "PIVOT", "PRAGMA", "PREPARE", "RESET", "REVOKE", "ROLLBACK", "SET",
+        "SHOW", "START", "SUMMARIZE", "TRUNCATE", "UNPIVOT", "UPDATE", "USE", "VACUUM",
     }
 )  # fmt: skip
 
@@ -115,34 +116,32 @@ def parse_statement(sql: str) -> Statement:
     text, explain = _strip_explain(sql)
     tokens = _tokenize(text)
     _require_one_statement(tokens)
-    _reject_lenient_token_runs(tokens)
+    _reject_lenient_token_runs(text, tokens)
     _reject_statement_keyword(tokens[0])
     tree = _parse(text, tokens[0])
-    query = _gate_root(tree, tokens[0])
+    query = _gate_root(text, tree, tokens[0])
     _gate_tree(query)
     _require_duckdb_syntax(text)
     return Statement(tree=query, explain=explain, parameter_count=_count_parameters(query), sql=sql)
 
 
 def _tokenize(text: str) -> list[Token]:
-    """Tokens of ``text`` in meshgate's dialect; an unterminated literal is a syntax error."""
+    """Tokens of ``text`` in meshgate's dialect; an unterminated literal is a syntax error.
+
+    sqlglot's tokenizer says only that it failed; DuckDB's parser names the literal that is not
+    closed and where it opens, so its error is the one the user reads.
+    """
     try:
         return list(DuckDB().tokenize(text))
-    except TokenError as error:
-        line, column = _token_error_position(text, str(error))
-        raise SqlSyntaxError(
-            "syntax error: unterminated string, quoted name or comment", line, column
-        ) from None
+    except TokenError:
+        _require_duckdb_syntax(text)
+        raise SqlSyntaxError(_UNPARSABLE) from None
 
 
-def _token_error_position(text: str, message: str) -> tuple[int | None, int | None]:
-    """Best-effort position of a tokenizer error: its message quotes the text up to the fault."""
-    match = re.fullmatch(r"Error tokenizing '(.*)'", message, flags=re.DOTALL)
-    if not match or not match.group(1) or text.find(match.group(1)) < 0:
-        return None, None
-    end = text.find(match.group(1)) + len(match.group(1))
-    before = text[:end]
-    return before.count("\n") + 1, end - (before.rfind("\n") + 1)
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """The 1-based line and column a user's editor shows for character ``offset`` of ``text``."""
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
 def _strip_explain(sql: str) -> tuple[str, bool]:
@@ -153,14 +152,17 @@ def _strip_explain(sql: str) -> tuple[str, bool]:
     later syntax error pointing at the user's text.
     """
     tokens = _tokenize(sql)
-    if not tokens or tokens[0].text.upper() != "EXPLAIN":
+    # A quoted "EXPLAIN" is a name, not the keyword: DuckDB refuses ``"EXPLAIN" SELECT 1``.
+    if not tokens or tokens[0].token_type == TokenType.IDENTIFIER:
+        return sql, False
+    if tokens[0].text.upper() != "EXPLAIN":
         return sql, False
     keyword = tokens[0]
     rest = sql[: keyword.start] + " " * (keyword.end + 1 - keyword.start) + sql[keyword.end + 1 :]
     rest_tokens = _tokenize(rest)
     if not rest_tokens or rest_tokens[0].token_type == TokenType.SEMICOLON:
         raise SqlSyntaxError(
-            "syntax error: EXPLAIN needs a query to explain", keyword.line, keyword.col
+            "syntax error: EXPLAIN needs a query to explain", *_position(sql, keyword.start)
         )
     if rest_tokens[0].text.upper() in {"ANALYZE", "ANALYSE"}:
         raise UnsupportedQuery("EXPLAIN ANALYZE is not supported; use EXPLAIN to see the plan")
@@ -195,7 +197,7 @@ _AFTER_EMPTY_SELECT = frozenset(
 )  # fmt: skip
 
 
-def _reject_lenient_token_runs(tokens: list[Token]) -> None:
+def _reject_lenient_token_runs(text: str, tokens: list[Token]) -> None:
     """Token runs DuckDB rejects but sqlglot quietly repairs (``a,, b``; ``SELECT FROM t``).
 
     Running a repaired query would answer a question the user did not ask.
@@ -208,15 +210,14 @@ def _reject_lenient_token_runs(tokens: list[Token]) -> None:
             and following.token_type == TokenType.COMMA
         ):
             raise SqlSyntaxError(
-                "syntax error near ',': unexpected token", following.line, following.col
+                "syntax error near ',': unexpected token", *_position(text, following.start)
             )
         if token.token_type == TokenType.SELECT and (
             following is None or following.token_type in _AFTER_EMPTY_SELECT
         ):
             raise SqlSyntaxError(
                 "syntax error near 'SELECT': the SELECT list is empty",
-                token.line,
-                max(1, token.col - len(token.text) + 1),
+                *_position(text, token.start),
             )
 
 
@@ -245,44 +246,35 @@ def _parse(text: str, first: Token) -> exp.Expr:
         trees = sqlglot.parse(text, read=DIALECT, error_level=ErrorLevel.RAISE)
     except ParseError as error:
         word = first.text.upper()
-        if word in _STATEMENT_KEYWORDS:
+        if first.token_type != TokenType.IDENTIFIER and word in _STATEMENT_KEYWORDS:
             raise ForbiddenStatement(f"{word} statements are not allowed: {READ_ONLY}") from None
         if word not in _QUERY_KEYWORDS:
-            raise _not_a_query(first) from None
-        raise _syntax_error(error) from None
-    except TokenError:
-        raise SqlSyntaxError("syntax error: unterminated string, quoted name or comment") from None
+            raise _not_a_query(text, first) from None
+        raise _syntax_error(text, error) from None
     except RecursionError:
         raise SqlSyntaxError("syntax error: the statement is nested too deeply") from None
     except SqlglotError:
-        raise SqlSyntaxError("syntax error: the statement could not be parsed") from None
+        raise SqlSyntaxError(_UNPARSABLE) from None
     found = [tree for tree in trees if tree is not None and not isinstance(tree, exp.Semicolon)]
-    if not found:
-        raise SqlSyntaxError("empty statement: send one SQL query")
-    if len(found) > 1:
-        raise ForbiddenStatement(
-            f"send one statement at a time: this text holds {len(found)} statements"
-        )
+    if len(found) != 1:  # _require_one_statement counted one statement; fail closed regardless
+        raise SqlSyntaxError(_UNPARSABLE)
     return found[0]
 
 
-def _syntax_error(error: ParseError) -> SqlSyntaxError:
+def _syntax_error(text: str, error: ParseError) -> SqlSyntaxError:
     """A short, position-carrying message from sqlglot's first parse error."""
-    if not error.errors:
-        return SqlSyntaxError("syntax error: the statement could not be parsed")
-    first = error.errors[0]
-    description = _describe(str(first.get("description") or ""))
+    first = error.errors[0] if error.errors else {}
     highlight = str(first.get("highlight") or "")
-    line = first.get("line")
-    column = first.get("col")
-    # sqlglot reports the column where the offending token ends; users expect where it starts.
-    if isinstance(column, int) and highlight and "\n" not in highlight:
-        column = max(1, column - len(highlight) + 1)
-    near = f" near {highlight[:40]!r}" if highlight.strip() else " at the end of the statement"
+    line, column = first.get("line"), first.get("col")
+    if not (highlight and isinstance(line, int) and isinstance(column, int)):
+        return SqlSyntaxError(_UNPARSABLE)
+    # sqlglot reports where the offending token ends; users expect where it starts, which for
+    # a string spanning lines is on an earlier line.
+    end = sum(len(row) + 1 for row in text.split("\n")[: line - 1]) + column - 1
+    description = _describe(str(first.get("description") or ""))
     return SqlSyntaxError(
-        f"syntax error{near}: {description}",
-        line if isinstance(line, int) else None,
-        column if isinstance(column, int) else None,
+        f"syntax error near {highlight[:40]!r}: {description}",
+        *_position(text, end - len(highlight) + 1),
     )
 
 
@@ -332,13 +324,11 @@ def _require_duckdb_syntax(text: str) -> None:
         message = f"syntax error: {message}"
     position = result.get("position")
     if isinstance(position, str) and position.isdigit() and int(position) <= len(text):
-        before = text[: int(position)]
-        line = before.count("\n") + 1
-        raise SqlSyntaxError(message, line, int(position) - (before.rfind("\n") + 1) + 1)
+        raise SqlSyntaxError(message, *_position(text, int(position)))
     raise SqlSyntaxError(message)
 
 
-def _gate_root(tree: exp.Expr, first: Token) -> exp.Query:
+def _gate_root(text: str, tree: exp.Expr, first: Token) -> exp.Query:
     """The query at the root, or ForbiddenStatement naming what the statement is instead."""
     # Plain parentheses around the whole query carry no meaning; later stages get the query.
     while isinstance(tree, exp.Subquery) and [k for k, v in tree.args.items() if v] == ["this"]:
@@ -349,7 +339,7 @@ def _gate_root(tree: exp.Expr, first: Token) -> exp.Query:
         alias = exp.TableAlias(this=exp.to_identifier("values"))
         return exp.select("*").from_(exp.Subquery(this=tree, alias=alias))
     if isinstance(tree, exp.Pivot):
-        word = "UNPIVOT" if first.text.upper() == "UNPIVOT" else "PIVOT"
+        word = "UNPIVOT" if tree.args.get("unpivot") else "PIVOT"
         raise UnsupportedQuery(
             f"the {word} statement is not supported; write SELECT * FROM ... {word} (...) instead"
         )
@@ -363,16 +353,15 @@ def _gate_root(tree: exp.Expr, first: Token) -> exp.Query:
         )
     if isinstance(tree, _STATEMENT_CLASSES) or kind in _STATEMENT_KEYWORDS:
         raise ForbiddenStatement(f"{kind} statements are not allowed: {READ_ONLY}")
-    raise _not_a_query(first)
+    raise _not_a_query(text, first)
 
 
-def _not_a_query(first: Token) -> SqlSyntaxError:
+def _not_a_query(text: str, first: Token) -> SqlSyntaxError:
     """The error for text that starts with neither a query nor a known statement keyword."""
     return SqlSyntaxError(
         f"syntax error near {first.text[:40]!r}: expected a query "
         "(SELECT, WITH, FROM, VALUES or EXPLAIN)",
-        first.line,
-        max(1, first.col - len(first.text) + 1),
+        *_position(text, first.start),
     )
 
 
