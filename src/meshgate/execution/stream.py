@@ -119,19 +119,24 @@ def cast_batches(
 
 
 def first_source_error(prefetches: list[Prefetch]) -> MeshgateError | None:
-    """The error a fragment raised, as the user should see it."""
-    for prefetch in prefetches:
-        if isinstance(prefetch.error, MeshgateError):
-            return prefetch.error
-        if prefetch.error is not None:
-            error_id = uuid.uuid4().hex[:12]
-            log.error(
-                "fragment %s failed (error id %s)", prefetch.name, error_id, exc_info=prefetch.error
-            )
-            failed = SourceUnavailable(
-                f"a source failed while answering this query (error id {error_id}); "
-                "retry later, or ask the administrator to check the server log"
-            )
-            failed.error_id = error_id
-            return failed
-    return None
+    """The error a fragment raised, as the user should see it.
+
+    When several fragments fail, the first in plan order whose failure is not a cancellation
+    wins: a cancelled fragment was stopped because of another's failure (or the caller's
+    cancel), so the failure is what explains the query's end. An error meshgate did not
+    classify is shown only by an id the operator finds in the log.
+    """
+    failed = [prefetch for prefetch in prefetches if prefetch.error is not None]
+    if not failed:
+        return None
+    cause = next((p for p in failed if not isinstance(p.error, QueryCancelled)), failed[0])
+    if isinstance(cause.error, MeshgateError):
+        return cause.error
+    error_id = uuid.uuid4().hex[:12]
+    log.error("fragment %s failed (error id %s)", cause.name, error_id, exc_info=cause.error)
+    unexpected = SourceUnavailable(
+        f"a source failed while answering this query (error id {error_id}); "
+        "retry later, or ask the administrator to check the server log"
+    )
+    unexpected.error_id = error_id
+    return unexpected

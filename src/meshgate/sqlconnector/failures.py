@@ -85,11 +85,10 @@ def source_failed(kind: str, detail: str) -> SourceUnavailable:
 # DuckDB's names of the types it fails to produce (physical names, e.g. INT32) as SQL names.
 _DUCKDB_TYPES = {
     "BOOL": "BOOLEAN", "INT8": "TINYINT", "INT16": "SMALLINT", "INT32": "INTEGER",
-    "INT64": "BIGINT", "INT128": "HUGEINT", "FLOAT": "REAL", "TIMESTAMP WITH TIME ZONE":
-    "TIMESTAMP WITH TIME ZONE",
+    "INT64": "BIGINT", "INT128": "HUGEINT", "FLOAT": "REAL",
 }  # fmt: skip
 _DUCKDB_TARGET = re.compile(
-    r"(?:Could not convert string .* to|destination type|Overflow in \w+ of) "
+    r"(?:Could not convert string .* to|destination type|to type|Overflow in \w+ of|range for) "
     r"([A-Z][A-Z0-9_]*(?: WITH TIME ZONE)?(?:\(\d+,\s*\d+\))?)"
 )
 _DUCKDB_DATETIME = (
@@ -112,12 +111,12 @@ def duckdb_value_failure(error: BaseException) -> ValueFailure | None:
     for marker, type_name in _DUCKDB_RANGE:
         if marker in text:
             return ValueFailure(ValueFault.OUT_OF_RANGE, type_name)
+    if "Malformed JSON" in text:  # a cast to JSON or a JSON function's argument
+        return ValueFailure(ValueFault.CONVERSION, "JSON")
     found = _DUCKDB_TARGET.search(text)
     type_name = _DUCKDB_TYPES.get(found.group(1), found.group(1)) if found else None
     if isinstance(error, duckdb.OutOfRangeException) or "out of range" in text:
         return ValueFailure(ValueFault.OUT_OF_RANGE, type_name)
     if isinstance(error, duckdb.ConversionException):
         return ValueFailure(ValueFault.CONVERSION, type_name)
-    if "Malformed JSON" in text:
-        return ValueFailure(ValueFault.CONVERSION, "JSON")
     return ValueFailure(ValueFault.INVALID_ARGUMENT)
