@@ -1,8 +1,9 @@
 """Policy attachment at every product reference, over physical names that need quoting (§4).
 
-A mesh of one DuckDB file whose table and column names need quotes (spaces, capitals, a
-keyword), mapped to products (one column named by a keyword); two products over the same
-physical table with different columns; SQL-defined products (definer's rights over a
+A mesh of one source, a DuckDB file or a PostgreSQL database (in a schema named `Books Dept`),
+whose table and column names need quotes (spaces, capitals, a keyword), mapped to products
+(one column named by a keyword); two products over the same physical table with different
+columns; SQL-defined products (definer's rights over a
 restricted product, the caller's own policy on the definition's columns) and a chain of
 definitions at the nesting limit. Expected rows are computed in Python from `LEDGER`, never
 through meshgate. Before names were folded only where the user wrote them, a source table
@@ -11,9 +12,12 @@ named `"Ledger Entries"` could not be read at all.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import adbc_driver_postgresql.dbapi as pg
 import duckdb
 import pytest
 
@@ -22,6 +26,7 @@ from meshgate.policy.policies import hmac_hex
 from meshgate.policy.relation import MAX_DEFINITION_DEPTH
 from meshgate.principal import hash_password
 from meshgate.service import QueryService
+from tests.conftest import fresh_pg_database
 
 # entry_no, owner_name, region, select (an amount), note
 LEDGER = [
@@ -50,7 +55,7 @@ def _chain() -> str:
 MESH = """
 mesh: {name: quoted, hash_key: attachment-key}
 sources:
-  - {name: store, kind: duckdb, options: {path: DATA/store.duckdb}}
+  - SOURCE
 domains:
   - {name: books, owner: books@example.com}
 products:
@@ -58,6 +63,7 @@ products:
     name: ledger
     table:
       source: store
+      SCHEMA
       table: Ledger Entries
       columns: {entry_no: ID Number, owner_name: Owner, region: Sales Region, select: order,
                 note: Note Text}
@@ -69,7 +75,8 @@ products:
       - {name: note, type: VARCHAR}
   - domain: books
     name: notes
-    table: {source: store, table: Ledger Entries, columns: {entry: ID Number, text: Note Text}}
+    table: {source: store, SCHEMA, table: Ledger Entries,
+            columns: {entry: ID Number, text: Note Text}}
     columns:
       - {name: entry, type: BIGINT}
       - {name: text, type: VARCHAR}
@@ -106,25 +113,56 @@ policies:
 """
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueryService]:
-    directory = tmp_path_factory.mktemp("quoted")
-    data = directory / "data"
-    data.mkdir()
+CREATE = (
+    'CREATE TABLE {table} ("ID Number" BIGINT, "Owner" VARCHAR, "Sales Region" VARCHAR, '
+    '"order" BIGINT, "Note Text" VARCHAR)'
+)
+
+
+def _duckdb_source(data: Path) -> tuple[str, str]:
     with duckdb.connect(str(data / "store.duckdb")) as connection:
-        connection.execute(
-            'CREATE TABLE "Ledger Entries" ("ID Number" BIGINT, "Owner" VARCHAR, '
-            '"Sales Region" VARCHAR, "order" BIGINT, "Note Text" VARCHAR)'
-        )
+        connection.execute(CREATE.format(table='"Ledger Entries"'))
         connection.executemany('INSERT INTO "Ledger Entries" VALUES (?, ?, ?, ?, ?)', LEDGER)
-    config = directory / "config"
-    config.mkdir()
-    (config / "mesh.yaml").write_text(MESH.replace("DATA", str(data)), encoding="utf-8")
-    access = ACCESS.replace("ADMIN", hash_password("admin")).replace("CLERK", hash_password("c"))
-    (config / "access.yaml").write_text(access, encoding="utf-8")
-    svc = QueryService.from_config(config)
-    yield svc
-    svc.close()
+    return f"{{name: store, kind: duckdb, options: {{path: {data}/store.duckdb}}}}", ""
+
+
+def _postgres_source(dsn: str) -> tuple[str, str]:
+    table = '"Books Dept"."Ledger Entries"'
+    with pg.connect(dsn, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute('CREATE SCHEMA "Books Dept"')
+        cursor.execute(CREATE.format(table=table))
+        for row in LEDGER:
+            cursor.execute(f"INSERT INTO {table} VALUES ($1, $2, $3, $4, $5)", row)
+    return f"{{name: store, kind: postgres, options: {{dsn: '{dsn}'}}}}", "schema: Books Dept,"
+
+
+@pytest.fixture(
+    scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[QueryService]:
+    directory = tmp_path_factory.mktemp("quoted")
+    with contextlib.ExitStack() as stack:
+        if request.param == "duckdb":
+            data = directory / "data"
+            data.mkdir()
+            source, schema = _duckdb_source(data)
+        else:
+            dsn = stack.enter_context(fresh_pg_database(request.getfixturevalue("pg_server_dsn")))
+            source, schema = _postgres_source(dsn)
+        mesh = MESH.replace("SOURCE", source)
+        # The block form takes the schema on its own line; the flow form before `table:`.
+        mesh = mesh.replace("      SCHEMA\n", f"      {schema.rstrip(',')}\n" if schema else "")
+        mesh = mesh.replace("SCHEMA, ", f"{schema} " if schema else "")
+        config = directory / "config"
+        config.mkdir()
+        (config / "mesh.yaml").write_text(mesh, encoding="utf-8")
+        access = ACCESS.replace("ADMIN", hash_password("admin"))
+        (config / "access.yaml").write_text(access.replace("CLERK", hash_password("c")), "utf-8")
+        svc = QueryService.from_config(config)
+        yield svc
+        svc.close()
 
 
 def rows(service: QueryService, sql: str, user: str) -> list[dict[str, Any]]:
@@ -231,6 +269,7 @@ def test_explain_names_the_product_a_policy_applies_to(service: QueryService) ->
     assert "books.ledger: policies books.ledger/clerk" in text
     assert "Ledger Entries" not in text
     assert "Sales Region" not in text
+    assert "Books Dept" not in text
 
 
 def test_the_attached_relation_does_not_change_the_bound_query(service: QueryService) -> None:
