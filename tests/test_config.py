@@ -371,7 +371,7 @@ def test_readme_config_example_is_valid(tmp_path: Path, monkeypatch: pytest.Monk
     example = section[section.index("```yaml\n") + len("```yaml\n"):]
     example = example[:example.index("```")]
     (tmp_path / "mesh.yaml").write_text(example, encoding="utf-8")
-    for name in ("CRM_PG_USER", "CRM_PG_PASSWORD", "CRM_PG_HOST"):
+    for name in ("CRM_PG_USER", "CRM_PG_PASSWORD", "CRM_PG_HOST", "CRM_PG_DATABASE"):
         monkeypatch.setenv(name, "x")
     catalog = Catalog(load_mesh(tmp_path, known_source_kinds=frozenset({"postgres", "files"})))
     assert sorted(catalog.products) == [
