@@ -173,18 +173,44 @@ class EffectivePolicy:
 UNRESTRICTED = EffectivePolicy(None, {}, ())
 
 
+def policy_problems(definition: MeshDefinition) -> list[str]:
+    """What the policies' compiler finds wrong, for the loader's one report (its `checks`).
+
+    Nothing when no catalog can be built from `definition` yet: the loader has reported why,
+    and the policies are checked once that is fixed.
+    """
+    try:
+        catalog = Catalog(definition)
+    except ConfigError:
+        return []
+    problems: list[str] = []
+    PolicySet(catalog, problems)
+    return problems
+
+
 class PolicySet:
     """Every policy of a deployment, compiled; `for_caller` is what secure() applies."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, problems: list[str] | None = None) -> None:
+        """Compile every policy; what does not compile goes to `problems` when given (the
+        loader's one report), else it is raised."""
         definition = catalog.definition
         self._catalog = catalog
         self.hash_key = (
             definition.mesh.hash_key.encode() if definition.mesh.hash_key is not None else None
         )
-        problems: list[str] = []
-        checker = _TypeChecker()
         self._by_product: dict[str, list[RolePolicy]] = {}
+        self._rules: list[MeshRule] = []
+        found: list[str] = []
+        self._compile(catalog, found)
+        if problems is not None:
+            problems.extend(found)
+        elif found:
+            raise ConfigError(summary(definition.directory, found))
+
+    def _compile(self, catalog: Catalog, problems: list[str]) -> None:
+        definition = catalog.definition
+        checker = _TypeChecker()
         for (product_name, role), config in definition.policies.items():
             label = f"policy {config.product}.{config.role}"
             product = catalog.products.get(tuple(product_name.split(".", 1)))  # type: ignore[arg-type]
@@ -209,7 +235,6 @@ class PolicySet:
             self._by_product.setdefault(product_name, []).append(
                 RolePolicy(config.name, role, row_filter, masks, config.priority)
             )
-        self._rules: list[MeshRule] = []
         for name, rule in definition.mesh_policies.items():
             where = definition.where(f"mesh policy {name}", "mask")
             if isinstance(rule.mask, ExpressionMask):
@@ -226,8 +251,6 @@ class PolicySet:
             exempt, tags = frozenset(rule.exempt_roles), frozenset(rule.tags)
             self._rules.append(MeshRule(name, rule.classification, mask, exempt, tags))
         _check_conflicts(self._by_product, definition, problems)
-        if problems:
-            raise ConfigError(summary(definition.directory, problems))
 
     def _compile_mask(
         self, config: MaskConfig, column: ProductColumn, where: str, problems: list[str]
