@@ -86,21 +86,29 @@ def test_broken_config_stops_with_file_and_problem(
     assert "Traceback" not in result.stderr
 
 
-def test_check_reports_every_problem_at_once(demo_dir: Path, tmp_path: Path) -> None:
-    """An unknown key, an undeclared source and domain, a bad grant and a bad column type in
-    one run, sorted by file and line."""
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_check_reports_every_problem_at_once(
+    command: str, demo_dir: Path, tmp_path: Path
+) -> None:
+    """An unknown key, an undeclared source and domain, a bad grant, a bad column type and a
+    row filter on an unknown column in one run, sorted by file and line."""
     mesh = copy_mesh(demo_dir, tmp_path / "mesh")
     edit_yaml(mesh / "mesh.yaml", ("sources", 0, "colour"), "blue")
     edit_yaml(mesh / "sales.yaml", ("products", 0, "table", "source"), "sales_dbb")
     edit_yaml(mesh / "sales.yaml", ("products", 0, "columns", 3, "type"), "MONEY")
     edit_yaml(mesh / "finance.yaml", ("products", 0, "domain"), "financ")
     edit_yaml(mesh / "access.yaml", ("roles", 1, "grants"), ["sales"])
-    result = meshgate("check", "--config", str(mesh))
+    edit_yaml(mesh / "access.yaml", ("policies", 0, "row_filter"),
+              "regionx = user_attribute('region')")
+    extra = ("--port", "0") if command == "serve" else ()
+    result = meshgate(command, "--config", str(mesh), *extra)
     assert result.returncode == 2
     found = [re.sub(r":\d+:\d+:", ":L:C:", line) for line in result.stderr.splitlines()[1:]]
     assert found == [
         "  access.yaml:L:C: roles[1].grants[0]: grant 'sales' must be '*', 'domain.*' or "
         "'domain.product'; did you mean 'sales.*'?",
+        "  access.yaml:L:C: policies[0].row_filter: unknown column 'regionx' of hr.employees; "
+        "did you mean 'region'?",
         "  finance.yaml:L:C: products[0].domain: domain 'financ' is not declared under "
         "`domains:`; did you mean 'finance'?",
         "  mesh.yaml:L:C: sources[0].colour: unknown key 'colour' (allowed here: name, kind, "
@@ -112,7 +120,7 @@ def test_check_reports_every_problem_at_once(demo_dir: Path, tmp_path: Path) -> 
         "UBIGINT, FLOAT, DOUBLE, DECIMAL(p,s), VARCHAR, BLOB, DATE, TIME, TIMESTAMP, "
         "TIMESTAMPTZ, INTERVAL, UUID, JSON, <type>[]",
     ]
-    assert result.stderr.startswith(f"error: invalid configuration in {mesh} (5 problems):\n")
+    assert result.stderr.startswith(f"error: invalid configuration in {mesh} (6 problems):\n")
 
 
 def test_missing_config_directory_is_explained(tmp_path: Path) -> None:

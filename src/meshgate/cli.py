@@ -25,14 +25,13 @@ import pyarrow as pa
 
 from meshgate.catalog.catalog import Catalog, DataProduct, TableDefinition
 from meshgate.catalog.config import RoleConfig
-from meshgate.catalog.loader import MeshDefinition, load_mesh
+from meshgate.catalog.loader import MeshDefinition
 from meshgate.catalog.reference import config_reference, schema_text
 from meshgate.demo.generate import demo_config_dir, ensure_demo_data
 from meshgate.errors import MeshgateError
-from meshgate.policy.policies import PolicySet
 from meshgate.principal import Principal, hash_password
-from meshgate.registry import create_connector, installed_kinds
-from meshgate.service import QueryService
+from meshgate.registry import create_connector
+from meshgate.service import QueryService, load_definition
 from meshgate.spi import Connector, ConnectorContext, SourceColumn
 from meshgate.types import sql_type_name, wire_type
 
@@ -129,9 +128,9 @@ def config_directory(option: Path | None) -> Path:
     return ensure_demo_data(demo_config_dir())
 
 
-def load_definition(option: Path | None) -> MeshDefinition:
-    """Load and validate a config directory against the installed connector kinds."""
-    return load_mesh(config_directory(option), known_source_kinds=installed_kinds())
+def load_config(option: Path | None) -> MeshDefinition:
+    """Load and validate a config directory (files, references and policies) in one pass."""
+    return load_definition(config_directory(option))
 
 
 # --- serve ----------------------------------------------------------------------------------
@@ -219,9 +218,8 @@ class Finding:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    definition = load_definition(args.config)
+    definition = load_config(args.config)
     catalog = Catalog(definition)
-    PolicySet(catalog)  # every policy compiles and type-checks, or the config is refused
     print(
         f"config {definition.directory}: mesh {definition.mesh.name!r}, "
         f"{len(definition.sources)} sources, {len(definition.domains)} domains, "
@@ -348,7 +346,7 @@ def _type_name(arrow: pa.DataType) -> str:
 
 # --- catalog --------------------------------------------------------------------------------
 def run_catalog(args: argparse.Namespace) -> int:
-    definition = load_definition(args.config)
+    definition = load_config(args.config)
     catalog = Catalog(definition)
     if args.user is None:
         products = sorted(catalog.products.values(), key=lambda p: (p.domain, p.name))

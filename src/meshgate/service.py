@@ -37,7 +37,7 @@ from meshgate.planner.cache import PlanCache
 from meshgate.planner.explain import explain_table
 from meshgate.planner.federate import Planner
 from meshgate.planner.plan import FederatedPlan
-from meshgate.policy.policies import PolicySet
+from meshgate.policy.policies import PolicySet, policy_problems
 from meshgate.policy.relation import secure
 from meshgate.principal import Principal
 from meshgate.query.literals import numbered_placeholders, value_type
@@ -48,6 +48,12 @@ from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.spi.parameters import without_placeholders
 from meshgate.sql.bind import bind
 from meshgate.sql.parse import parse_statement
+
+
+def load_definition(directory: Path) -> MeshDefinition:
+    """A config directory validated in one pass: its files, their cross-references and the
+    policies, every problem in one report."""
+    return load_mesh(directory, known_source_kinds=installed_kinds(), checks=(policy_problems,))
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class QueryService:
 
     @classmethod
     def from_config(cls, directory: Path) -> QueryService:
-        definition = load_mesh(directory, known_source_kinds=installed_kinds())
+        definition = load_definition(directory)
         connectors = {
             name: create_connector(
                 source.kind, ConnectorContext(name, source.options, definition.directory)

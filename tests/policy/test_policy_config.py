@@ -37,7 +37,7 @@ CASES = [
     ("policies:\n  - {product: hr.staff, role: analyst, row_filter: 'salary + 1'}",
      "a row filter must be a boolean condition"),
     ("policies:\n  - {product: hr.staff, role: analyst, row_filter: 'regoin = 1'}",
-     "does not type-check against hr.staff"),
+     "unknown column 'regoin' of hr.staff; did you mean 'region'?"),
     ("policies:\n  - {product: hr.staff, role: analyst, row_filter: \"read_csv('x') IS NULL\"}",
      "function read_csv is not allowed"),
     ("policies:\n  - {product: hr.staff, role: analyst, row_filter: 'id IN (SELECT 1)'}",
@@ -64,6 +64,52 @@ def test_bad_policy_is_refused_naming_file_and_key(
         QueryService.from_config(config).close()
     assert message in caught.value.message
     assert "access.yaml" in caught.value.message
+
+
+# Problems DuckDB would find when it type-checks a policy, said without DuckDB's jargon, each
+# at the line:column of its key.
+WORDED = [
+    ("row_filter: 'regoin = 1'",
+     "row_filter: unknown column 'regoin' of hr.staff; did you mean 'region'?", "18:5"),
+    ("row_filter: 'grade > 3'",
+     "row_filter: unknown column 'grade' of hr.staff (columns: id, name, email, ssn, salary, "
+     "region, dept_id, hired)", "18:5"),
+    ("masks: {ssn: {expression: 'right(sn, 4)'}}",
+     "masks.ssn: unknown column 'sn' of hr.staff; did you mean 'ssn'?", "18:13"),
+    ("row_filter: \"staff.region = 'EU'\"",
+     "row_filter: write the column without a qualifier: 'region', not 'staff.region'", "18:5"),
+    ("row_filter: 'lenght(name) > 3'",
+     "row_filter: unknown function 'lenght'; did you mean 'length'?", "18:5"),
+    ("row_filter: 'frobnicate(name)'",
+     "row_filter: unknown function 'frobnicate': DuckDB has no function of that name", "18:5"),
+    ("row_filter: 'name + 1 > 3'",
+     "row_filter: does not type-check against hr.staff: operator + does not take (VARCHAR, "
+     "INTEGER); cast the values to the types it takes, e.g. CAST(x AS VARCHAR)", "18:5"),
+    ("row_filter: \"regexp_matches(region, 1)\"",
+     "row_filter: does not type-check against hr.staff: function regexp_matches does not take "
+     "(VARCHAR, INTEGER); cast the values to the types it takes, e.g. CAST(x AS VARCHAR)", "18:5"),
+    ("row_filter: 'CAST(region AS MONEY) = 1'",
+     "row_filter: does not type-check against hr.staff: type with name MONEY does not exist; "
+     "compare with the product's column types (`meshgate catalog --columns`)", "18:5"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("policy", "problem", "place"),
+    WORDED,
+    ids=[case[1][:48] for case in WORDED],
+)
+def test_policy_problems_speak_the_config_authors_words(
+    tmp_path: Path, policy: str, problem: str, place: str
+) -> None:
+    config = _with_policies(tmp_path, f"policies:\n  - product: hr.staff\n    role: analyst\n"
+                                      f"    {policy}\n")  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        QueryService.from_config(config).close()
+    assert caught.value.message.splitlines() == [
+        f"invalid configuration in {config} (1 problem):",
+        f"  access.yaml:{place}: policies[0].{problem}",
+    ]
 
 
 def test_hash_mask_needs_a_key(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 Every problem is reported as `file:line:column: key.path[index]: what is wrong`, sorted by file
 and line, and all of them at once: an item that fails validation still takes part in the
 cross-checks (with its bad keys left out), so an unknown key never hides an undeclared source.
+Checks the catalog cannot run itself (the policies' compiler, which depends on the catalog) are
+passed in and report into the same list, over the items that passed validation.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import copy
 import os
 import re
 import typing
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,7 @@ SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "mesh_policies": (MeshPolicyConfig, "mesh policy"),
 }
 SINGLES: dict[str, type[BaseModel]] = {"mesh": MeshConfig, "server": ServerConfig}
+_SINGLE_MODELS = frozenset(SINGLES.values())
 
 
 @dataclass(frozen=True)
@@ -115,10 +118,22 @@ class MeshDefinition:
         return str(self.problem(label, path, "")).removesuffix(": ")
 
 
+Check = Callable[[MeshDefinition], Iterable[ConfigProblem | str]]
+"""More problems of a definition, found by a later stage (e.g. policies that do not compile)."""
+
+
 def load_mesh(
-    directory: Path, *, known_source_kinds: frozenset[str] | None = None
+    directory: Path,
+    *,
+    known_source_kinds: frozenset[str] | None = None,
+    checks: Sequence[Check] = (),
 ) -> MeshDefinition:
-    """Load and validate every `*.yaml` file below `directory`; raise with every problem."""
+    """Load and validate every `*.yaml` file below `directory`; raise with every problem.
+
+    Each of `checks` sees the definition without the products that have a problem of their
+    own, so that it neither reports them twice nor trips over them; its problems join the one
+    report.
+    """
     directory = directory.resolve()
     if not directory.is_dir():
         raise ConfigError(
@@ -136,9 +151,40 @@ def load_mesh(
             reading.add(document, problems)
     definition = reading.definition(directory, problems)
     _cross_check(definition, reading.broken, problems, known_source_kinds)
-    if problems:
-        raise ConfigError(summary(directory, problems))
+    sound = _without_flawed(definition, problems)
+    found: list[ConfigProblem | str] = [*problems]
+    for check in checks:
+        found.extend(check(sound))
+    if found:
+        raise ConfigError(summary(directory, found))
     return definition
+
+
+def _without_flawed(d: MeshDefinition, problems: Sequence[ConfigProblem]) -> MeshDefinition:
+    """`d` without the products and mesh-wide rules that have a problem (or a product with an
+    undeclared domain), and without `server.jwt` when the server section has one: what later
+    checks can build on. A product policy stays: its bad keys are already left out."""
+
+    def flawed(label: str) -> bool:
+        place = d.places.get(label)
+        return place is not None and any(_inside(problem, place) for problem in problems)
+
+    products = {
+        (domain, name): product
+        for (domain, name), product in d.products.items()
+        if domain in d.domains and not flawed(f"product {domain}.{name}")
+    }
+    rules = {name: r for name, r in d.mesh_policies.items() if not flawed(f"mesh policy {name}")}
+    server = d.server.model_copy(update={"jwt": None}) if flawed("server") else d.server
+    return replace(d, products=products, mesh_policies=rules, server=server)
+
+
+def _inside(problem: ConfigProblem, place: Place) -> bool:
+    """Whether `problem` is about the item declared at `place`."""
+    prefix = key_path(place.path)
+    return problem.file == place.document.file and (
+        problem.path == prefix or problem.path.startswith((f"{prefix}.", f"{prefix}["))
+    )
 
 
 def summary(directory: Path, problems: Iterable[ConfigProblem | str]) -> str:
@@ -259,8 +305,9 @@ def _validate(
 def _salvage(model: type[BaseModel], raw: Any) -> BaseModel | None:
     """The fields of an item that are valid on their own, for the cross-checks only.
 
-    A missing list or text field is left empty; None when a name is missing, since nothing
-    could refer to the item then.
+    A missing list or text field is left empty; None when a list item's name is missing, since
+    nothing could refer to the item then. A section such as `mesh:` keeps its valid fields
+    whatever its name (the policy checks need `mesh.hash_key`).
     """
     if not isinstance(raw, dict):
         return None
@@ -271,7 +318,7 @@ def _salvage(model: type[BaseModel], raw: Any) -> BaseModel | None:
             with contextlib.suppress(ValidationError):
                 values[name] = TypeAdapter(info.annotation).validate_python(raw[key])
         if name not in values and info.is_required():
-            if name in ("name", "domain", "product", "role"):
+            if name in ("name", "domain", "product", "role") and model not in _SINGLE_MODELS:
                 return None
             values[name] = () if typing.get_origin(info.annotation) is tuple else ""
     return model.model_construct(**values)

@@ -54,9 +54,9 @@ def key_path(parts: Iterable[str | int]) -> str:
     return text
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """`; did you mean 'x'?` for a close match, else nothing."""
-    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str:
+    """`; did you mean 'x'?` for a close match (similarity at least `cutoff`), else nothing."""
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=cutoff)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

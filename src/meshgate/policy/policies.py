@@ -12,6 +12,7 @@ open.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -26,11 +27,13 @@ from sqlglot.errors import SqlglotError
 from meshgate.catalog.catalog import Catalog, DataProduct, ProductColumn
 from meshgate.catalog.config import BUILTIN_MASKS, ExpressionMask, MaskConfig
 from meshgate.catalog.loader import MeshDefinition, summary
+from meshgate.catalog.problems import did_you_mean
 from meshgate.errors import ConfigError, MeshgateError
 from meshgate.policy.principal import bind_principal, describe_principal
 from meshgate.principal import Principal
 from meshgate.query.names import folded
 from meshgate.spi import CANONICAL_DIALECT
+from meshgate.sql.functions import ALLOWED_FUNCTION_CLASSES, ALLOWED_FUNCTION_NAMES
 from meshgate.sql.parse import parse_statement
 
 _TEXT_TYPES = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.CHAR,
@@ -38,6 +41,9 @@ _TEXT_TYPES = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.T
 _DATE_TYPES = {exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ,
                exp.DataType.Type.TIMESTAMPNTZ, exp.DataType.Type.DATETIME}  # fmt: skip
 _TRUNCATE = re.compile(r"^truncate_date\((day|month|year)\)$")
+# DuckDB's "No function matches the given name and argument types 'f(A, B)'. ..."
+_NO_MATCH = re.compile(r"^No function matches the given name and argument types '(.+)\((.*)\)'")
+_ERROR_KIND = re.compile(r"^[A-Z][A-Za-z ]* Error: ")
 REDACTED = "****"
 HMAC_BLOCK = 64
 
@@ -167,18 +173,44 @@ class EffectivePolicy:
 UNRESTRICTED = EffectivePolicy(None, {}, ())
 
 
+def policy_problems(definition: MeshDefinition) -> list[str]:
+    """What the policies' compiler finds wrong, for the loader's one report (its `checks`).
+
+    Nothing when no catalog can be built from `definition` yet: the loader has reported why,
+    and the policies are checked once that is fixed.
+    """
+    try:
+        catalog = Catalog(definition)
+    except ConfigError:
+        return []
+    problems: list[str] = []
+    PolicySet(catalog, problems)
+    return problems
+
+
 class PolicySet:
     """Every policy of a deployment, compiled; `for_caller` is what secure() applies."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, problems: list[str] | None = None) -> None:
+        """Compile every policy; what does not compile goes to `problems` when given (the
+        loader's one report), else it is raised."""
         definition = catalog.definition
         self._catalog = catalog
         self.hash_key = (
             definition.mesh.hash_key.encode() if definition.mesh.hash_key is not None else None
         )
-        problems: list[str] = []
-        checker = _TypeChecker()
         self._by_product: dict[str, list[RolePolicy]] = {}
+        self._rules: list[MeshRule] = []
+        found: list[str] = []
+        self._compile(catalog, found)
+        if problems is not None:
+            problems.extend(found)
+        elif found:
+            raise ConfigError(summary(definition.directory, found))
+
+    def _compile(self, catalog: Catalog, problems: list[str]) -> None:
+        definition = catalog.definition
+        checker = _TypeChecker()
         for (product_name, role), config in definition.policies.items():
             label = f"policy {config.product}.{config.role}"
             product = catalog.products.get(tuple(product_name.split(".", 1)))  # type: ignore[arg-type]
@@ -203,7 +235,6 @@ class PolicySet:
             self._by_product.setdefault(product_name, []).append(
                 RolePolicy(config.name, role, row_filter, masks, config.priority)
             )
-        self._rules: list[MeshRule] = []
         for name, rule in definition.mesh_policies.items():
             where = definition.where(f"mesh policy {name}", "mask")
             if isinstance(rule.mask, ExpressionMask):
@@ -220,8 +251,6 @@ class PolicySet:
             exempt, tags = frozenset(rule.exempt_roles), frozenset(rule.tags)
             self._rules.append(MeshRule(name, rule.classification, mask, exempt, tags))
         _check_conflicts(self._by_product, definition, problems)
-        if problems:
-            raise ConfigError(summary(definition.directory, problems))
 
     def _compile_mask(
         self, config: MaskConfig, column: ProductColumn, where: str, problems: list[str]
@@ -333,12 +362,77 @@ def _compile_expression(text: str, where: str, problems: list[str]) -> exp.Expr 
     if any(isinstance(n, (exp.Subquery, exp.Query, exp.Table)) for n in expression.walk()):
         problems.append(f"{where}: may use only the product's own columns, not subqueries")
         return None
+    described = describe_principal(expression)
+    unknown = [_unknown_function(call) for call in described.find_all(exp.Anonymous)]
+    if any(unknown):
+        problems.extend(f"{where}: {message}" for message in unknown if message)
+        return None
     try:
-        parse_statement(f"SELECT {describe_principal(expression).sql(CANONICAL_DIALECT)}")
+        parse_statement(f"SELECT {described.sql(CANONICAL_DIALECT)}")
     except MeshgateError as exc:
         problems.append(f"{where}: {exc.message}")
         return None
     return expression
+
+
+def _unknown_function(call: exp.Anonymous) -> str | None:
+    """A call of a function DuckDB does not have, said so (the gate would call it forbidden)."""
+    name = call.name.lower()
+    if name in _duckdb_functions():
+        return None
+    # Function names are many and short: only a near miss is worth suggesting.
+    hint = did_you_mean(name, _policy_functions(), cutoff=0.8)
+    return f"unknown function {name!r}" + (hint or ": DuckDB has no function of that name")
+
+
+@functools.cache
+def _duckdb_functions() -> frozenset[str]:
+    with duckdb.connect(":memory:") as connection:
+        rows = connection.execute("SELECT DISTINCT function_name FROM duckdb_functions()")
+        return frozenset(str(name).lower() for (name,) in rows.fetchall())
+
+
+@functools.cache
+def _policy_functions() -> frozenset[str]:
+    """The DuckDB functions the gate lets a policy call: the candidates of a suggestion."""
+    typed: set[str] = set()
+    for function in ALLOWED_FUNCTION_CLASSES:
+        typed.update(name.lower() for name in function.sql_names())
+    return frozenset((typed | ALLOWED_FUNCTION_NAMES) & _duckdb_functions())
+
+
+def _unknown_columns(product: DataProduct, expression: exp.Expr) -> list[str]:
+    """Columns the expression names that the product lacks, in the config author's words."""
+    declared = [c.name for c in product.columns]
+    lowered = {name.lower() for name in declared}
+    messages = []
+    for column in expression.find_all(exp.Column):
+        if isinstance(column.this, exp.Star):
+            continue
+        head = column.parts[0].name.lower()
+        if column.table and head in lowered:
+            continue  # a field of a STRUCT column
+        if column.name.lower() not in lowered:
+            hint = did_you_mean(column.name, declared) or f" (columns: {', '.join(declared)})"
+            messages.append(f"unknown column {column.name!r} of {product.qualified_name}{hint}")
+        elif column.table:
+            messages.append(f"write the column without a qualifier: {column.name!r}, not "
+                            f"{column.sql(CANONICAL_DIALECT)!r}")  # fmt: skip
+    return list(dict.fromkeys(messages))
+
+
+def _type_error(product: DataProduct, error: duckdb.Error) -> str:
+    """DuckDB's binder error as the config author needs it: what is wrong and what to do."""
+    reason = _ERROR_KIND.sub("", str(error).splitlines()[0]).rstrip("!")
+    no_match = _NO_MATCH.match(reason)
+    against = f"does not type-check against {product.qualified_name}"
+    if no_match:
+        name, arguments = no_match.group(1), no_match.group(2).replace("_LITERAL", "")
+        what = f"function {name}" if name.replace("_", "").isalnum() else f"operator {name}"
+        return (f"{against}: {what} does not take ({arguments}); cast the values to the types "
+                "it takes, e.g. CAST(x AS VARCHAR)")  # fmt: skip
+    return (f"{against}: {reason[:1].lower()}{reason[1:]}; compare with the product's column "
+            "types (`meshgate catalog --columns`)")  # fmt: skip
 
 
 class _TypeChecker:
@@ -369,6 +463,10 @@ class _TypeChecker:
     def _describe(
         self, product: DataProduct, expression: exp.Expr, where: str, problems: list[str]
     ) -> str | None:
+        unknown = _unknown_columns(product, expression)
+        if unknown:
+            problems.extend(f"{where}: {message}" for message in unknown)
+            return None
         columns = ", ".join(
             f'{exp.to_identifier(c.name, quoted=True).sql(CANONICAL_DIALECT)} '
             f"{c.sql_type.sql(CANONICAL_DIALECT)}"
@@ -380,8 +478,7 @@ class _TypeChecker:
                 f"DESCRIBE SELECT {expression.sql(CANONICAL_DIALECT)} AS checked FROM product"
             ).fetchone()
         except duckdb.Error as exc:
-            problems.append(f"{where}: does not type-check against {product.qualified_name}: "
-                            f"{str(exc).splitlines()[0]}")  # fmt: skip
+            problems.append(f"{where}: {_type_error(product, exc)}")
             return None
         assert row is not None
         return str(row[1])
