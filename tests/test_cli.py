@@ -381,3 +381,12 @@ def test_config_schema_and_reference_print_the_committed_docs() -> None:
     reference = meshgate("config", "reference")
     assert reference.returncode == 0, reference.stderr
     assert reference.stdout == (docs / "config.md").read_text(encoding="utf-8")
+
+
+def test_query_runs_a_values_list_with_duckdb_s_names(demo_dir: Path) -> None:
+    result = meshgate("query", "VALUES (1, 'a'), (2, 'b')", "--user", "analyst",
+                      "--config", str(demo_dir))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [cell.strip() for cell in lines[0].split(" | ")] == ["col0", "col1"]
+    assert lines[-1] == "(2 rows)"
