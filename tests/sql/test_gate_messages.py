@@ -13,9 +13,8 @@ import logging
 import duckdb
 import pytest
 
-import meshgate.sql.parse as parse_module
 from meshgate.errors import ForbiddenStatement, SqlSyntaxError, UnsupportedQuery
-from meshgate.sql import parse_statement
+from meshgate.sql import duckdb_parser, parse_statement
 
 READ_ONLY = (
     "meshgate only runs read-only queries (SELECT, WITH ... SELECT, VALUES, "
@@ -398,7 +397,7 @@ def test_the_parser_connection_cannot_reach_files_or_extensions() -> None:
     # DuckDB parses the user's text on a private connection: it must be in memory, with file,
     # network and extension access off and its configuration locked against a change.
     parse_statement("SELECT 1")
-    connection = parse_module._duckdb_parser
+    connection = duckdb_parser._connection
     assert connection is not None
     assert connection.execute(
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"

@@ -10,11 +10,8 @@ meshgate's SQL dialect is DuckDB's.
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 
-import duckdb
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
@@ -23,6 +20,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from meshgate.errors import READ_ONLY, ForbiddenStatement, SqlSyntaxError, UnsupportedQuery
 from meshgate.query.model import Statement
+from meshgate.sql.duckdb_parser import parse_tree
 from meshgate.sql.functions import function_name, is_allowed_function
 
 DIALECT = "duckdb"
@@ -291,10 +289,6 @@ def _describe(description: str) -> str:
     return (cleaned[0].lower() + cleaned[1:])[:200]
 
 
-_DUCKDB_PARSER_LOCK = threading.Lock()
-_duckdb_parser: duckdb.DuckDBPyConnection | None = None
-
-
 def _require_duckdb_syntax(text: str) -> None:
     """Ask DuckDB's own parser whether ``text`` is valid: sqlglot repairs what DuckDB rejects.
 
@@ -303,20 +297,7 @@ def _require_duckdb_syntax(text: str) -> None:
     authority on syntax. ``json_serialize_sql`` only parses (nothing is bound or run), on a
     private in-memory database with external access and extension loading switched off.
     """
-    global _duckdb_parser  # noqa: PLW0603 - one lazily opened parser connection per process
-    with _DUCKDB_PARSER_LOCK:
-        if _duckdb_parser is None:
-            _duckdb_parser = duckdb.connect(
-                ":memory:",
-                config={
-                    "enable_external_access": False,
-                    "autoinstall_known_extensions": False,
-                    "autoload_known_extensions": False,
-                    "lock_configuration": True,
-                },
-            )
-        row = _duckdb_parser.execute("SELECT json_serialize_sql(?::VARCHAR)", [text]).fetchone()
-    result = json.loads(row[0]) if row else {}
+    result = parse_tree(text)
     if not result.get("error") or result.get("error_type") != "parser":
         return
     message = str(result.get("error_message") or "syntax error")
