@@ -87,3 +87,24 @@ def test_an_order_by_expression_on_an_alias_survives_decorrelating_an_in_subquer
         f"GROUP BY region ORDER BY {order}",
     )
     assert table.column("region").to_pylist() == ["APAC", "EU", "US"]
+
+
+def test_an_unqualified_product_gets_a_hint_among_the_caller_s_products(
+    analyst_sql: adbc.Cursor,
+) -> None:
+    with pytest.raises(adbc.ProgrammingError) as raised:
+        analyst_sql.execute("SELECT count(*) FROM orders")
+    assert (
+        "data product 'orders' does not exist or you are not allowed to read it; did you mean "
+        "sales.orders? list the products you can read with `SELECT * FROM meshgate.products`"
+    ) in str(raised.value)
+
+
+def test_an_ungranted_near_product_is_not_suggested(analyst_sql: adbc.Cursor) -> None:
+    # finance.budgets exists, but analyst is not granted finance
+    with pytest.raises(adbc.ProgrammingError) as raised:
+        analyst_sql.execute("SELECT * FROM budgets")
+    assert "does not exist or you are not allowed to read it; list the products" in str(
+        raised.value
+    )
+    assert "finance" not in str(raised.value)
