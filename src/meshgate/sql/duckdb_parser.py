@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import cache
 from typing import Any
 
 import duckdb
@@ -18,6 +19,11 @@ _connection: duckdb.DuckDBPyConnection | None = None
 
 
 def _ask(sql: str, argument: str) -> str | None:
+    rows = _rows(sql, [argument])
+    return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+def _rows(sql: str, arguments: list[str]) -> list[tuple[Any, ...]]:
     global _connection  # noqa: PLW0603 - one lazily opened parser connection per process
     with _LOCK:
         if _connection is None:
@@ -30,8 +36,14 @@ def _ask(sql: str, argument: str) -> str | None:
                     "lock_configuration": True,
                 },
             )
-        row = _connection.execute(sql, [argument]).fetchone()
-    return str(row[0]) if row and row[0] is not None else None
+        return _connection.execute(sql, arguments).fetchall()
+
+
+@cache
+def function_names() -> frozenset[str]:
+    """Every function and macro name DuckDB knows, lower case: meshgate's dialect's functions."""
+    rows = _rows("SELECT DISTINCT lower(function_name) FROM duckdb_functions()", [])
+    return frozenset(str(name) for (name,) in rows)
 
 
 def parse_tree(text: str) -> dict[str, Any]:

@@ -20,8 +20,13 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from meshgate.errors import READ_ONLY, ForbiddenStatement, SqlSyntaxError, UnsupportedQuery
 from meshgate.query.model import Statement
-from meshgate.sql.duckdb_parser import parse_tree
-from meshgate.sql.functions import function_name, is_allowed_function
+from meshgate.sql.duckdb_parser import function_names, parse_tree
+from meshgate.sql.functions import (
+    DIALECT_EQUIVALENTS,
+    function_name,
+    is_allowed_function,
+    is_refused_for_safety,
+)
 
 DIALECT = "duckdb"
 """The dialect users write in (and the merge layer runs)."""
@@ -451,9 +456,20 @@ def _gate_function(node: exp.Func) -> None:
             f"functions without a schema; {_FUNCTION_POLICY}"
         )
     if not is_allowed_function(node):
-        raise ForbiddenStatement(
-            f"function {function_name(node)} is not allowed: {_FUNCTION_POLICY}"
-        )
+        name = function_name(node)
+        if name not in function_names() and not is_refused_for_safety(name):
+            raise ForbiddenStatement(_not_in_dialect(name))
+        raise ForbiddenStatement(f"function {name} is not allowed: {_FUNCTION_POLICY}")
+
+
+def _not_in_dialect(name: str) -> str:
+    """The refusal of a function DuckDB does not know, naming its equivalent where one is."""
+    equivalent = DIALECT_EQUIVALENTS.get(name)
+    advice = (
+        f"use {equivalent} instead" if equivalent is not None
+        else "see DuckDB's function reference for what it offers"
+    )  # fmt: skip
+    return f"`{name}` is not a function of meshgate's SQL dialect (DuckDB's); {advice}"
 
 
 def _gate_table(table: exp.Table) -> None:
