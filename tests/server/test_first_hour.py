@@ -34,6 +34,16 @@ def test_a_bare_values_list_is_a_query_with_duckdb_s_column_names(
     assert two.to_pydict() == {"col0": [1, 2], "col1": ["a", "b"]}
 
 
+def test_a_bare_values_list_may_be_ordered_and_cut(analyst_sql: adbc.Cursor) -> None:
+    table = _answer(analyst_sql, "VALUES (2, 'b'), (1, 'a'), (3, 'c') ORDER BY 1 DESC LIMIT 2")
+    assert table.to_pydict() == {"col0": [3, 2], "col1": ["c", "b"]}
+
+
+def test_star_over_unnest_is_named_unnest(analyst_sql: adbc.Cursor) -> None:
+    table = _answer(analyst_sql, "SELECT * FROM unnest([1, 2]) ORDER BY 1")
+    assert table.to_pydict() == {"unnest": [1, 2]}
+
+
 def test_values_in_from_is_named_after_the_user_s_columns_then_duckdb_s(
     analyst_sql: adbc.Cursor,
 ) -> None:

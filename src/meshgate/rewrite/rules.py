@@ -93,7 +93,8 @@ def qualify_query(tree: exp.Query, schema: MappingSchema) -> exp.Query:
 
 def name_values_columns(tree: exp.Query) -> exp.Query:
     """Name every VALUES list's columns as DuckDB does, `col0, col1, ...`, after the names
-    the user gave: qualify() can then expand `*` over it, and the result carries DuckDB's names.
+    the user gave, and a one-list UNNEST's `unnest`: qualify() can then expand `*` over them,
+    and the result carries DuckDB's names.
 
     `SELECT * FROM (VALUES (1, 'a')) AS v(n)` -> `... AS v(n, col1)`.
     """
@@ -115,6 +116,15 @@ def name_values_columns(tree: exp.Query) -> exp.Query:
         named = list(alias.columns)
         named += [exp.to_identifier(f"col{i}", quoted=True) for i in range(len(named), width)]
         alias.set("columns", named)
+    for unnest in tree.find_all(exp.Unnest):
+        # `FROM unnest([1, 2])`: DuckDB names its one column `unnest`
+        if isinstance(unnest.parent, (exp.From, exp.Join)) and len(unnest.expressions) == 1:
+            alias = unnest.args.get("alias")
+            if not isinstance(alias, exp.TableAlias):
+                alias = exp.TableAlias(this=exp.to_identifier("unnest", quoted=True))
+                unnest.set("alias", alias)
+            if not alias.columns:
+                alias.set("columns", [exp.to_identifier("unnest", quoted=True)])
     return tree
 
 
@@ -195,8 +205,15 @@ def drop_unused_ctes(tree: exp.Query) -> exp.Query:
 
 
 def prune_projections(tree: exp.Query) -> exp.Query:
-    """Derived tables project only the columns their users read."""
-    return _query(pushdown_projections(tree))
+    """Derived tables project only the columns their users read.
+
+    An optimisation only: where sqlglot cannot trace a projection (a `*` it could not expand),
+    the tree stays as it is.
+    """
+    try:
+        return _query(pushdown_projections(tree))
+    except OptimizeError:
+        return tree
 
 
 def simplify_expressions(tree: exp.Query) -> exp.Query:

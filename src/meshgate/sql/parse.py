@@ -322,8 +322,15 @@ def _gate_root(text: str, tree: exp.Expr, first: Token) -> exp.Query:
     if isinstance(tree, exp.Values):
         # A bare VALUES list is a query; give later stages the same SELECT shape as any other.
         # DuckDB names the columns col0, col1, ... either way.
+        # Its ORDER BY, LIMIT and OFFSET order and cut the query's rows, so they go outside.
         alias = exp.TableAlias(this=exp.to_identifier("values"))
-        return exp.select("*").from_(exp.Subquery(this=tree, alias=alias))
+        modifiers = {key: tree.args.get(key) for key in ("order", "limit", "offset")}
+        for key in modifiers:
+            tree.set(key, None)
+        select = exp.select("*").from_(exp.Subquery(this=tree, alias=alias))
+        for key, modifier in modifiers.items():
+            select.set(key, modifier)
+        return select
     if isinstance(tree, exp.Pivot):
         word = "UNPIVOT" if tree.args.get("unpivot") else "PIVOT"
         raise UnsupportedQuery(
