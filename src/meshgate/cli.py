@@ -68,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""
         print(f"error: internal error ({type(exc).__name__}: {first}); this is a meshgate bug: "
-              "please report it with the query (MESHGATE_TRACEBACK=1 shows the traceback)",
-              file=sys.stderr)  # fmt: skip
+              "please report it with the command you ran (MESHGATE_TRACEBACK=1 shows the "
+              "traceback)", file=sys.stderr)  # fmt: skip
         return EXIT_INTERNAL
 
 
