@@ -118,3 +118,19 @@ def test_an_ungranted_near_product_is_not_suggested(analyst_sql: adbc.Cursor) ->
         raised.value
     )
     assert "finance" not in str(raised.value)
+
+
+def test_what_adbc_adds_to_every_error_is_pyarrow_s_and_the_driver_s(
+    analyst_sql: adbc.Cursor,
+) -> None:
+    # Measured, not chosen (README, "Errors reach ADBC as ..."): pyarrow's Flight server appends
+    # ". Detail: Python exception: <type>" to every INVALID_ARGUMENT/NOT_FOUND raised from
+    # Python, and the ADBC driver "(<gRPC code>; <call>)". Should either change, this fails and
+    # the README's explanation must follow.
+    with pytest.raises(adbc.ProgrammingError) as raised:
+        analyst_sql.execute("SELECT * FROM sales.nope")
+    assert str(raised.value) == (
+        "NOT_FOUND: [FlightSQL] data product 'sales.nope' does not exist or you are not allowed "
+        "to read it; list the products you can read with `SELECT * FROM meshgate.products`. "
+        "Detail: Python exception: NotFound (NotFound; Prepare)"
+    )
