@@ -134,3 +134,8 @@ def test_what_adbc_adds_to_every_error_is_pyarrow_s_and_the_driver_s(
         "to read it; list the products you can read with `SELECT * FROM meshgate.products`. "
         "Detail: Python exception: NotFound (NotFound; Prepare)"
     )
+
+
+def test_a_plain_column_is_named_as_its_product_names_it(analyst_sql: adbc.Cursor) -> None:
+    table = _answer(analyst_sql, "SELECT AMOUNT, o.Order_Id FROM sales.orders AS o LIMIT 1")
+    assert table.column_names == ["amount", "order_id"]

@@ -1,11 +1,12 @@
 """The names of a query's result columns: the ones DuckDB gives the query as the user wrote it.
 
 meshgate's dialect is DuckDB's, so a client sees the names DuckDB itself would return: an
-alias exactly as written (`AS "Excess Discount Amount"`, `AS Total`), a column by its name
-(`o.amount` -> `amount`), any other expression by DuckDB's own text of it (`count(*)` ->
-`count_star()`, `sum(l_quantity)`, `(a + 1)`, `current_user`), the columns of a VALUES list
-`col0, col1, ...`, and a set operation by its first branch. DuckDB's parser computes them from
-the text (nothing is bound or run), so they never depend on how meshgate rewrote the query.
+alias exactly as written (`AS "Excess Discount Amount"`, `AS Total`), a column by its
+relation's name for it (`o.AMOUNT` -> `amount`), any other expression by DuckDB's own text of
+it (`count(*)` -> `count_star()`, `sum(l_quantity)`, `(a + 1)`, `current_user`), the columns of
+a VALUES list `col0, col1, ...`, and a set operation by its first branch. DuckDB's parser
+computes them from the text (nothing is bound or run), so they never depend on how meshgate
+rewrote the query.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ _TEMPLATE: dict[str, Any] | None = None
 def output_names(sql: str, planned: Sequence[str]) -> tuple[str, ...]:
     """The client's column names for the query `sql`, whose plan returns `planned`.
 
-    The plan's names stay where the text does not decide one: the columns a `*` expands to
-    (named after the product columns), and every column when DuckDB cannot parse the text.
+    The plan's names stay where the text does not decide one: a plain column and the columns
+    a `*` expands to (named after the product's columns), and every column when DuckDB cannot
+    parse the text.
     """
     tree = parse_tree(sql)
     statements = tree.get("statements") if not tree.get("error") else None
@@ -63,7 +65,7 @@ def _name(entry: dict[str, Any]) -> str | None:
     if kind == "STAR":
         return None
     if kind == "COLUMN_REF":
-        return str(entry["column_names"][-1])
+        return ""  # DuckDB names it as its relation does, whatever the case it was written in
     return _expression_text(entry) or ""  # "": the plan's name
 
 
