@@ -385,3 +385,26 @@ def test_config_schema_and_reference_print_the_committed_docs() -> None:
     reference = meshgate("config", "reference")
     assert reference.returncode == 0, reference.stderr
     assert reference.stdout == (docs / "config.md").read_text(encoding="utf-8")
+
+
+def test_query_runs_a_values_list_with_duckdb_s_names(demo_dir: Path) -> None:
+    result = meshgate("query", "VALUES (1, 'a'), (2, 'b')", "--user", "analyst",
+                      "--config", str(demo_dir))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [cell.strip() for cell in lines[0].split(" | ")] == ["col0", "col1"]
+    assert lines[-1] == "(2 rows)"
+
+
+def test_an_unexpected_failure_is_one_line_and_exit_70() -> None:
+    # A password that is not UTF-8 is a case nothing handles yet: it stands for any failure
+    # meshgate did not foresee, which must not reach the user as a Python traceback.
+    result = subprocess.run([str(MESHGATE), "hash-password"], input=b"\xff\xfe\n",
+                            capture_output=True, timeout=60, check=False)  # fmt: skip
+    stderr = result.stderr.decode()
+    assert result.returncode == 70
+    assert "Traceback" not in stderr
+    assert stderr.count("\n") == 1
+    assert stderr.startswith("error: internal error (UnicodeEncodeError: ")
+    assert stderr.endswith("this is a meshgate bug: please report it with the command you ran "
+                           "(MESHGATE_TRACEBACK=1 shows the traceback)\n")

@@ -31,3 +31,29 @@ def test_strict_refusal_hides_physical_columns(service: QueryService) -> None:
         assert physical not in message
     explain = service.explain(sql, service.principal("admin"))
     assert "cust_name" in " ".join(explain.column("sql").to_pylist())  # admins still see it
+
+
+@pytest.mark.parametrize(("sql", "part"), [
+    ("SELECT region, count(*) FROM hr.employees WHERE regexp_matches(name, 'a') "
+     "GROUP BY region ORDER BY 2",
+     "the source cannot run the query's aggregation, WHERE and ORDER BY "
+     "(using count, regexp_matches)"),
+    ("SELECT name, row_number() OVER (ORDER BY hire_date) FROM hr.employees",
+     "the source cannot run the query's window functions (using row_number)"),
+    ("SELECT c.name FROM sales.customers c JOIN hr.employees e ON e.id = c.customer_id "
+     "WHERE regexp_matches(c.name, '^A')",
+     "a filter the source cannot evaluate (using regexp_matches)"),
+])  # fmt: skip
+def test_strict_refusal_says_what_would_run_in_the_merge(
+    service: QueryService, sql: str, part: str
+) -> None:
+    # SQLite (hr) runs neither regexp_matches nor window functions
+    with pytest.raises(PushdownRequired) as caught:
+        service.prepare(sql, service.principal("admin"), strict=True)
+    assert caught.value.message == (
+        "strict pushdown: a part of this query would run in meshgate's merge layer instead of "
+        f"at its source: {part}; an admin's EXPLAIN shows which part; rewrite the query, or "
+        "turn strict pushdown off (session option strict_pushdown=false)"
+    )
+    for physical in ("employees\"", "hr_db", "$source", "__fragment"):
+        assert physical not in caught.value.message

@@ -4,6 +4,7 @@ Every subcommand runs the same code paths as the server (config loader, catalog,
 so what the CLI accepts and rejects is what a Flight SQL client would see. Errors meshgate
 expects print `error: <message>` and exit 2, without a traceback; the message carries the
 error's operator-only detail, as the server log does, since the CLI runs where the config is.
+Anything else is a meshgate bug: one `error: internal error (...)` line and exit 70.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from meshgate.types import sql_type_name, wire_type
 DEFAULT_PORT = 8815
 EXIT_PROBLEMS = 1
 EXIT_ERROR = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: meshgate failed, not the input
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,6 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # /dev/null so the interpreter's final flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        # A bug in meshgate, not the user's input: one line to quote in a bug report; the
+        # traceback only on request.
+        if os.environ.get("MESHGATE_TRACEBACK"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"error: internal error ({type(exc).__name__}: {first}); this is a meshgate bug: "
+              "please report it with the command you ran (MESHGATE_TRACEBACK=1 shows the "
+              "traceback)", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERNAL
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ text or values the caller may not see (ARCHITECTURE.md §4.6). What only an oper
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 
 # The one refusal of anything that is not a read: the parser's and the Flight endpoint's.
@@ -87,9 +88,10 @@ class ProductNotFound(MeshgateError):
 
     status = Status.NOT_FOUND
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, near: Sequence[str] = ()) -> None:
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
         super().__init__(
-            f"data product {name!r} does not exist or you are not allowed to read it; "
+            f"data product {name!r} does not exist or you are not allowed to read it; {hint}"
             "list the products you can read with `SELECT * FROM meshgate.products`"
         )
         self.name = name

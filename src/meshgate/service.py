@@ -47,6 +47,7 @@ from meshgate.rewrite.barrier import rewrite
 from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.spi.parameters import without_placeholders
 from meshgate.sql.bind import bind
+from meshgate.sql.output_names import output_names
 from meshgate.sql.parse import parse_statement
 
 
@@ -392,8 +393,18 @@ class QueryService:
             strict=strict,
             barriers=rewritten.barriers,
         )
-        plan = planner.plan(rewritten.tree)
+        plan = named(planner.plan(rewritten.tree), statement)
         return plan, tuple(p.qualified_name for p in bound.products), secured.policies
+
+
+def named(plan: FederatedPlan, statement: Statement) -> FederatedPlan:
+    """`plan` returning its columns under the names DuckDB gives the statement as written."""
+    names = output_names(statement.sql, plan.schema.names)
+    if list(names) == plan.schema.names:
+        return plan
+    schema = pa.schema([f.with_name(n) for f, n in zip(plan.schema, names, strict=True)],
+                       metadata=plan.schema.metadata)  # fmt: skip
+    return replace(plan, schema=schema)
 
 
 def parameter_types(

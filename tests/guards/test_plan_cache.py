@@ -186,9 +186,10 @@ def test_default_domain_alone(service: QueryService) -> None:
         {"sql": sql, "principal": analyst, "default_domain": "sales"},
     )
     assert in_hr == count(2)
-    assert in_sales == f"ProductNotFound: {ProductNotFound('sales.employees').message}"
-    assert (
-        answer(service, sql, analyst) == f"ProductNotFound: {ProductNotFound('employees').message}"
+    near = ["hr.employees"]
+    assert in_sales == f"ProductNotFound: {ProductNotFound('sales.employees', near).message}"
+    assert answer(service, sql, analyst) == (
+        f"ProductNotFound: {ProductNotFound('employees', near).message}"
     )
 
 

@@ -407,24 +407,56 @@ def test_a_refused_table_reference_says_what_and_what_to_do(
 
 
 @pytest.mark.parametrize(
-    ("sql", "default_domain", "name"),
+    ("sql", "default_domain", "name", "hint"),
     [
-        ("SELECT * FROM othercat.sales.orders", None, "othercat.sales.orders"),
-        ("SELECT * FROM orders", None, "orders"),
-        ("SELECT * FROM meshgate.secrets", None, "meshgate.secrets"),
-        ("SELECT * FROM finance.budgets", "sales", "finance.budgets"),
+        ("SELECT * FROM othercat.sales.orders", None, "othercat.sales.orders",
+         "did you mean sales.orders? "),
+        ("SELECT * FROM orders", None, "orders", "did you mean sales.orders? "),
+        ("SELECT * FROM finance.orders", None, "finance.orders", "did you mean sales.orders? "),
+        ("SELECT * FROM sales.order", None, "sales.order",
+         "did you mean sales.orders or sales.order_items? "),
+        ("SELECT * FROM employe", None, "employe", "did you mean hr.employees? "),
+        ("SELECT * FROM meshgate.secrets", None, "meshgate.secrets", ""),
+        ("SELECT * FROM finance.budgets", "sales", "finance.budgets", ""),
     ],
-)
-def test_not_found_names_the_reference_as_written(
-    view: CatalogView, sql: str, default_domain: str | None, name: str
+)  # fmt: skip
+def test_not_found_names_the_reference_as_written_and_the_caller_s_near_products(
+    view: CatalogView, sql: str, default_domain: str | None, name: str, hint: str
 ) -> None:
     with pytest.raises(ProductNotFound) as raised:
         bound(sql, view, default_domain)
     assert raised.value.name == name
     assert raised.value.message == (
-        f"data product {name!r} does not exist or you are not allowed to read it; "
+        f"data product {name!r} does not exist or you are not allowed to read it; {hint}"
         "list the products you can read with `SELECT * FROM meshgate.products`"
     )
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM budgets", "SELECT * FROM finance.budget",
+                                 "SELECT * FROM sales.budgets"])  # fmt: skip
+def test_an_ungranted_product_is_never_suggested(
+    service: QueryService, view: CatalogView, sql: str
+) -> None:
+    # admin, granted finance, is told about finance.budgets; analyst is not granted finance
+    admin = service.catalog.view(service.principal("admin"))
+    with pytest.raises(ProductNotFound) as told:
+        bound(sql, admin)
+    assert "did you mean finance.budgets?" in told.value.message
+    with pytest.raises(ProductNotFound) as raised:
+        bound(sql, view)
+    assert "did you mean" not in raised.value.message
+    assert "finance" not in raised.value.message.replace(raised.value.name, "")
+
+
+def test_a_product_definition_s_view_suggests_nothing(
+    service: QueryService, analyst: Principal
+) -> None:
+    # Definitions bind against every product (their owner's rights): a hint would name
+    # products the caller may not read.
+    every_product = CatalogView(service.catalog, analyst, service.catalog.products)
+    with pytest.raises(ProductNotFound) as raised:
+        bound("SELECT * FROM finance.budget", every_product)
+    assert "did you mean" not in raised.value.message
 
 
 def test_a_reference_the_walk_never_reached_fails_closed(view: CatalogView) -> None:

@@ -13,9 +13,8 @@ import logging
 import duckdb
 import pytest
 
-import meshgate.sql.parse as parse_module
 from meshgate.errors import ForbiddenStatement, SqlSyntaxError, UnsupportedQuery
-from meshgate.sql import parse_statement
+from meshgate.sql import duckdb_parser, parse_statement
 
 READ_ONLY = (
     "meshgate only runs read-only queries (SELECT, WITH ... SELECT, VALUES, "
@@ -398,7 +397,7 @@ def test_the_parser_connection_cannot_reach_files_or_extensions() -> None:
     # DuckDB parses the user's text on a private connection: it must be in memory, with file,
     # network and extension access off and its configuration locked against a change.
     parse_statement("SELECT 1")
-    connection = parse_module._duckdb_parser
+    connection = duckdb_parser._connection
     assert connection is not None
     assert connection.execute(
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
@@ -410,3 +409,36 @@ def test_the_parser_connection_cannot_reach_files_or_extensions() -> None:
     ).fetchall() == [(False, False, False, True)]
     with pytest.raises(duckdb.Error, match="locked"):
         connection.execute("SET enable_external_access = true")
+
+
+@pytest.mark.parametrize(("call", "name", "advice"), [
+    ("to_char(now(), 'YYYY-MM')", "to_char",
+     "use `strftime(value, format)`, e.g. `strftime(ts, '%Y-%m-%d')` instead"),
+    ("date_format(now(), '%Y')", "date_format",
+     "use `strftime(value, format)`, e.g. `strftime(ts, '%Y-%m-%d')` instead"),
+    ("getdate()", "getdate", "use `current_timestamp` instead"),
+    ("sysdate()", "sysdate", "use `current_timestamp` instead"),
+    ("isnull(x, 0)", "isnull", "use `coalesce(value, fallback)` instead"),
+    ("frobnicate(x)", "frobnicate", "see DuckDB's function reference for what it offers"),
+])  # fmt: skip
+def test_a_function_foreign_to_the_dialect_is_called_so_with_its_equivalent(
+    call: str, name: str, advice: str
+) -> None:
+    with pytest.raises(ForbiddenStatement) as raised:
+        parse_statement(f"SELECT {call} FROM t")
+    assert raised.value.message == (
+        f"`{name}` is not a function of meshgate's SQL dialect (DuckDB's); {advice}"
+    )
+
+
+@pytest.mark.parametrize("call", ["read_csv('x.csv')", "current_setting('threads')",
+                                  "getenv('HOME')", "pg_read_file('x')"])  # fmt: skip
+def test_a_function_refused_for_what_it_reads_keeps_saying_so(call: str) -> None:
+    name = call.split("(", maxsplit=1)[0]
+    with pytest.raises(ForbiddenStatement) as raised:
+        parse_statement(f"SELECT {call}")
+    assert raised.value.message == (
+        f"function {name} is not allowed: meshgate runs only functions that "
+        "compute on values; functions that read files, the network, system catalogs, settings "
+        "or variables, or run SQL text are blocked"
+    )

@@ -54,11 +54,6 @@ def _answers(
 
 NUMBERS = range(1, 23)
 IDS = [f"q{n:02d}" for n in NUMBERS]
-# Unaliased outputs: meshgate names them after sqlglot (`_col_5`), DuckDB after the
-# expression (`sum(l_quantity)`). strict: this fails as soon as the names agree.
-UNALIASED_OUTPUT = pytest.mark.xfail(
-    strict=True, reason="meshgate names the unaliased sum(l_quantity) `_col_5`"
-)
 
 
 @pytest.mark.parametrize("number", NUMBERS, ids=IDS)
@@ -76,11 +71,7 @@ def test_tpch_query_matches_single_engine(
         assert sorted(got_rows, key=repr) == sorted(want_rows, key=repr)
 
 
-@pytest.mark.parametrize(
-    "number",
-    [pytest.param(n, marks=UNALIASED_OUTPUT) if n == 18 else n for n in NUMBERS],
-    ids=IDS,
-)
+@pytest.mark.parametrize("number", NUMBERS, ids=IDS)
 def test_tpch_columns_are_named_like_the_single_engine(
     number: int, client: Any, reference: duckdb.DuckDBPyConnection
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from difflib import get_close_matches
 
 import pyarrow as pa
 from sqlglot import exp
@@ -124,7 +125,18 @@ class Catalog:
         gives the audit records the caller may read."""
         grants = [g for role in principal.roles for g in _role(self.definition.roles, role).grants]
         visible = {key: product for key, product in self.products.items() if _granted(grants, *key)}
-        return CatalogView(self, principal, visible, masked, history)
+        return CatalogView(self, principal, visible, masked, history, suggests=True)
+
+
+def _close_spellings(target: str, readable: Sequence[str]) -> list[str]:
+    """The products of `readable` spelt most like `target` (`domain.name`, or a bare name)."""
+    qualified = "." in target
+    by_key: dict[str, str] = {}
+    for product in readable:
+        by_key.setdefault((product if qualified else product.split(".", 1)[1]).lower(), product)
+    if target in by_key:  # the same name but for case or catalog
+        return [by_key[target]]
+    return [by_key[key] for key in get_close_matches(target, list(by_key), n=2, cutoff=0.75)]
 
 
 def _role(roles: Mapping[str, RoleConfig], name: str) -> RoleConfig:
@@ -188,12 +200,17 @@ class CatalogView:
         products: Mapping[tuple[str, str], DataProduct],
         masked: MaskedColumns | None = None,
         history: QueryHistory | None = None,
+        *,
+        suggests: bool = False,
     ) -> None:
         self.catalog = catalog
         self.principal = principal
         self._products = dict(products)
         self._masked = masked
         self._history = history
+        # Only a caller's own view names near products in its errors: a product definition's
+        # view holds products the caller may not be granted (they must stay invisible).
+        self._suggests = suggests
 
     def history(self) -> Sequence[AuditRecord]:
         """The audit records this caller may read: its own, or everyone's for an admin."""
@@ -217,5 +234,22 @@ class CatalogView:
     def product(self, domain: str, name: str) -> DataProduct:
         product = self._products.get((domain, name))
         if product is None:
-            raise ProductNotFound(f"{domain}.{name}")
+            raise self.not_found(f"{domain}.{name}", name)
         return product
+
+    def not_found(self, written: str, name: str) -> ProductNotFound:
+        """The error for the product reference `written` (its last part `name`), naming the
+        caller's own products it most likely meant: the same name in another domain, else a
+        close spelling.
+
+        `orders` -> "... did you mean sales.orders?"; never a product outside this view.
+        """
+        if not self._suggests:
+            return ProductNotFound(written)
+        readable = sorted(f"{domain}.{product}" for domain, product in self._products)
+        target = ".".join(written.lower().split(".")[-2:])
+        same_name = [
+            q for q in readable
+            if q.split(".", 1)[1].lower() == name.lower() and q.lower() != target
+        ]  # fmt: skip
+        return ProductNotFound(written, same_name[:3] or _close_spellings(target, readable))

@@ -148,7 +148,11 @@ class Planner:
             fragment = self._push_whole(query)
             if fragment is not None:
                 return fragment
-            self._local("the source cannot run this (sub)query whole; it was split")
+            whole = "query" if query.parent is None else "subquery"
+            self._local(
+                "the source cannot run this (sub)query whole; it was split", query,
+                merged=f"the source cannot run the {whole}'s {_operator_kinds(query)}",
+            )  # fmt: skip
         elif barrier:
             fenced = self._push_fenced(query)
             if fenced is not None:
@@ -674,15 +678,18 @@ class Planner:
     def _next_name(self) -> str:
         return f"__fragment_{next(self._state.counter)}"
 
-    def _local(self, what: str, expression: exp.Expr | None = None) -> None:
+    def _local(
+        self, what: str, expression: exp.Expr | None = None, merged: str | None = None
+    ) -> None:
         """Record work that stays in the merge; in strict mode, refuse the query instead.
 
         `what` may hold physical SQL: only admins see it, in EXPLAIN. The strict error names
-        just the kind of work and the functions involved, which the caller wrote.
+        just the kind of work (`merged`, else `what` up to its colon) and the functions
+        involved, which the caller wrote: never a physical table or column.
         """
         self._state.local_work.append(what)
         if self._strict:
-            kind = what.split(":", 1)[0]
+            kind = merged if merged is not None else f"a {what.split(':', 1)[0]}"
             found = expression.find_all(exp.Func) if expression is not None else iter(())
             functions = sorted({_written_name(f) for f in found})
             involving = f" (using {', '.join(functions)})" if functions else ""
@@ -746,6 +753,41 @@ def _substitute_ctes(node: exp.Query, bodies: Mapping[str, exp.Query]) -> exp.Qu
     result = node.transform(swap, copy=True)
     assert isinstance(result, exp.Query)
     return result
+
+
+def _operator_kinds(query: exp.Expr) -> str:
+    """What the merge layer would run of `query`, by operator kind, in words the user wrote.
+
+    `SELECT a, count(*) FROM x JOIN y ... GROUP BY a ORDER BY 2` -> "join of 2 tables,
+    aggregation and ORDER BY".
+    """
+    if isinstance(query, exp.SetOperation):
+        word = {exp.Union: "UNION", exp.Intersect: "INTERSECT", exp.Except: "EXCEPT"}
+        return word.get(type(query), "set operation")
+    kinds: list[str] = []
+    if isinstance(query, exp.Select):
+        tables = len(query.args.get("joins") or []) + 1
+        if tables > 1:
+            kinds.append(f"join of {tables} tables")
+        if query.args.get("group") or any(p.find(exp.AggFunc) for p in query.expressions):
+            kinds.append("aggregation")
+        if query.args.get("having"):
+            kinds.append("HAVING")
+        if any(p.find(exp.Window) for p in query.expressions) or query.args.get("qualify"):
+            kinds.append("window functions")
+        if query.args.get("distinct"):
+            kinds.append("DISTINCT")
+        if query.args.get("where"):
+            kinds.append("WHERE")
+        if query.args.get("order"):
+            kinds.append("ORDER BY")
+        if query.args.get("limit") or query.args.get("offset"):
+            kinds.append("LIMIT")
+        if any(s is not query for s in query.find_all(exp.Select)):
+            kinds.append("subqueries")
+    if not kinds:
+        return "projection"
+    return kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
 
 
 def _written_name(node: exp.Func) -> str:

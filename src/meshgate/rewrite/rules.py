@@ -75,7 +75,7 @@ def qualify_query(tree: exp.Query, schema: MappingSchema) -> exp.Query:
     """Qualify every column and expand stars; unknown columns are the caller's error."""
     try:
         qualified = qualify(
-            tree.copy(),
+            name_values_columns(tree.copy()),
             dialect=_NAMES,
             schema=schema,
             expand_stars=True,
@@ -89,6 +89,43 @@ def qualify_query(tree: exp.Query, schema: MappingSchema) -> exp.Query:
         raise ColumnNotFound(_column_message(str(exc))) from None
     assert isinstance(qualified, exp.Query)
     return qualified
+
+
+def name_values_columns(tree: exp.Query) -> exp.Query:
+    """Name every VALUES list's columns as DuckDB does, `col0, col1, ...`, after the names
+    the user gave, and a one-list UNNEST's `unnest`: qualify() can then expand `*` over them,
+    and the result carries DuckDB's names.
+
+    `SELECT * FROM (VALUES (1, 'a')) AS v(n)` -> `... AS v(n, col1)`.
+    """
+    for values in list(tree.find_all(exp.Values)):
+        wrapper = values.parent
+        if isinstance(wrapper, exp.Subquery) and isinstance(wrapper.parent, (exp.From, exp.Join)):
+            # `FROM ((VALUES ...) AS v)`: the alias on the VALUES itself, where qualify() reads it
+            alias = wrapper.args.get("alias")
+            wrapper.replace(values)
+            values.set("alias", alias)
+        if not isinstance(values.parent, (exp.From, exp.Join)) or not values.expressions:
+            continue
+        first = values.expressions[0]
+        width = len(first.expressions) if isinstance(first, exp.Tuple) else 1
+        alias = values.args.get("alias")
+        if not isinstance(alias, exp.TableAlias):
+            alias = exp.TableAlias(this=exp.to_identifier("values", quoted=True))
+            values.set("alias", alias)
+        named = list(alias.columns)
+        named += [exp.to_identifier(f"col{i}", quoted=True) for i in range(len(named), width)]
+        alias.set("columns", named)
+    for unnest in tree.find_all(exp.Unnest):
+        # `FROM unnest([1, 2])`: DuckDB names its one column `unnest`
+        if isinstance(unnest.parent, (exp.From, exp.Join)) and len(unnest.expressions) == 1:
+            alias = unnest.args.get("alias")
+            if not isinstance(alias, exp.TableAlias):
+                alias = exp.TableAlias(this=exp.to_identifier("unnest", quoted=True))
+                unnest.set("alias", alias)
+            if not alias.columns:
+                alias.set("columns", [exp.to_identifier("unnest", quoted=True)])
+    return tree
 
 
 _COMPARED = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
@@ -168,8 +205,15 @@ def drop_unused_ctes(tree: exp.Query) -> exp.Query:
 
 
 def prune_projections(tree: exp.Query) -> exp.Query:
-    """Derived tables project only the columns their users read."""
-    return _query(pushdown_projections(tree))
+    """Derived tables project only the columns their users read.
+
+    An optimisation only: where sqlglot cannot trace a projection (a `*` it could not expand),
+    the tree stays as it is.
+    """
+    try:
+        return _query(pushdown_projections(tree))
+    except OptimizeError:
+        return tree
 
 
 def simplify_expressions(tree: exp.Query) -> exp.Query:
@@ -192,6 +236,37 @@ def normalise(tree: exp.Query, rules: Sequence[Rule] | None = None) -> exp.Query
     return result
 
 
+def qualify_order_references(tree: exp.Query) -> exp.Query:
+    """A select alias of a plain column used inside an ORDER BY expression -> that column.
+
+    qualify() leaves such a name unqualified (it may be the alias), and DuckDB and PostgreSQL
+    read a name inside an expression as a FROM column: once decorrelation joins `_u_0`, which
+    has a column of the same name, the name would be ambiguous. A bare `ORDER BY region` stays:
+    both read it as the alias.
+
+    `SELECT e.region AS region ... ORDER BY lower(region)` -> `... ORDER BY LOWER(e.region)`.
+    """
+    for select in tree.find_all(exp.Select):
+        order = select.args.get("order")
+        if not isinstance(order, exp.Order):
+            continue
+        columns = {
+            projection.alias: projection.this
+            for projection in select.expressions
+            if isinstance(projection, exp.Alias)
+            and isinstance(projection.this, exp.Column)
+            and projection.this.table
+        }
+        for ordered in order.expressions:
+            for column in list(ordered.this.find_all(exp.Column)):
+                named = columns.get(column.name)
+                if column is ordered.this or column.table or named is None:
+                    continue
+                if column.find_ancestor(exp.Select) is select:
+                    column.replace(named.copy())
+    return tree
+
+
 def explicit_cross_joins(tree: exp.Query) -> exp.Query:
     """`FROM a, b JOIN c ON a.x = c.y` -> `FROM a CROSS JOIN b JOIN c ...`.
 
@@ -211,6 +286,7 @@ def explicit_cross_joins(tree: exp.Query) -> exp.Query:
 
 # The rewrite, in order (sqlglot-notes.md). Every rule sees barrier tables only as tables.
 RULES: tuple[Rule, ...] = (
+    qualify_order_references,
     explicit_cross_joins,
     normalise_conditions,
     decorrelate,

@@ -166,8 +166,8 @@ def _require_plain(table: exp.Table) -> None:
 def _resolve(table: exp.Table, view: CatalogView, default_domain: str | None) -> DataProduct:
     written = ".".join(p for p in (table.catalog, table.db, table.name) if p)
     if table.catalog and table.catalog != view.name:
-        raise ProductNotFound(written)
+        raise view.not_found(written, table.name)
     domain = table.db or default_domain
     if not domain:
-        raise ProductNotFound(written)
+        raise view.not_found(written, table.name)
     return view.product(domain, table.name)

@@ -14,6 +14,8 @@ function (``exp.Upper``), and ``exp.Anonymous`` carrying the name as written whe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlglot import exp
 
 from meshgate.sql.principal_functions import PRINCIPAL_FUNCTION_NAMES
@@ -412,6 +414,43 @@ ALLOWED_FUNCTION_NAMES: frozenset[str] = frozenset(
     }
 ) | PRINCIPAL_FUNCTION_NAMES
 """Lower-case names of functions sqlglot parses as ``exp.Anonymous`` that a query may call."""
+
+
+# What users of other engines (PostgreSQL, Oracle, SQL Server, MySQL, Trino) reach for, and how
+# meshgate's dialect (DuckDB's) says it; the refusal of an unknown function names it.
+DIALECT_EQUIVALENTS: Mapping[str, str] = {
+    "to_char": "`strftime(value, format)`, e.g. `strftime(ts, '%Y-%m-%d')`",
+    "date_format": "`strftime(value, format)`, e.g. `strftime(ts, '%Y-%m-%d')`",
+    "format_datetime": "`strftime(value, format)`, e.g. `strftime(ts, '%Y-%m-%d')`",
+    "to_date": "`strptime(text, format)::DATE`",
+    "to_number": "`CAST(text AS DECIMAL(p, s))` or `CAST(text AS DOUBLE)`",
+    "to_varchar": "`CAST(value AS VARCHAR)`",
+    "getdate": "`current_timestamp`",
+    "sysdate": "`current_timestamp`",
+    "systimestamp": "`current_timestamp`",
+    "sysdatetime": "`current_timestamp`",
+    "isnull": "`coalesce(value, fallback)`",
+    "nvl2": "`CASE WHEN value IS NOT NULL THEN a ELSE b END`",
+    "dateadd": "`date_add(value, INTERVAL n unit)` or `value + INTERVAL n unit`",
+    "from_unixtime": "`to_timestamp(seconds)`",
+    "unix_timestamp": "`epoch(current_timestamp)`",
+    "space": "`repeat(' ', n)`",
+}
+
+# Functions refused because they read files, the network, the environment or a catalog, though
+# the DuckDB build meshgate parses with may not know them (they come with its CLI, extensions or
+# other engines): their refusal keeps saying why.
+_UNSAFE_NAMES = frozenset({
+    "getenv", "http_get", "http_post", "st_read", "postgres_scan", "postgres_query",
+    "postgres_execute", "mysql_scan", "mysql_query", "delta_scan", "iceberg_scan",
+    "load_extension", "version", "current_database", "current_schema",
+})  # fmt: skip
+_CATALOG_PREFIXES = ("pg_", "_pg_", "sqlite_", "duckdb_", "mysql_", "information_schema")
+
+
+def is_refused_for_safety(name: str) -> bool:
+    """Whether a function DuckDB does not know is still refused for what it would read."""
+    return name in _UNSAFE_NAMES or name.startswith(_CATALOG_PREFIXES)
 
 
 def function_name(node: exp.Func) -> str:

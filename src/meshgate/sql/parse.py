@@ -10,11 +10,8 @@ meshgate's SQL dialect is DuckDB's.
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 
-import duckdb
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
@@ -23,7 +20,13 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from meshgate.errors import READ_ONLY, ForbiddenStatement, SqlSyntaxError, UnsupportedQuery
 from meshgate.query.model import Statement
-from meshgate.sql.functions import function_name, is_allowed_function
+from meshgate.sql.duckdb_parser import function_names, parse_tree
+from meshgate.sql.functions import (
+    DIALECT_EQUIVALENTS,
+    function_name,
+    is_allowed_function,
+    is_refused_for_safety,
+)
 
 DIALECT = "duckdb"
 """The dialect users write in (and the merge layer runs)."""
@@ -291,10 +294,6 @@ def _describe(description: str) -> str:
     return (cleaned[0].lower() + cleaned[1:])[:200]
 
 
-_DUCKDB_PARSER_LOCK = threading.Lock()
-_duckdb_parser: duckdb.DuckDBPyConnection | None = None
-
-
 def _require_duckdb_syntax(text: str) -> None:
     """Ask DuckDB's own parser whether ``text`` is valid: sqlglot repairs what DuckDB rejects.
 
@@ -303,20 +302,7 @@ def _require_duckdb_syntax(text: str) -> None:
     authority on syntax. ``json_serialize_sql`` only parses (nothing is bound or run), on a
     private in-memory database with external access and extension loading switched off.
     """
-    global _duckdb_parser  # noqa: PLW0603 - one lazily opened parser connection per process
-    with _DUCKDB_PARSER_LOCK:
-        if _duckdb_parser is None:
-            _duckdb_parser = duckdb.connect(
-                ":memory:",
-                config={
-                    "enable_external_access": False,
-                    "autoinstall_known_extensions": False,
-                    "autoload_known_extensions": False,
-                    "lock_configuration": True,
-                },
-            )
-        row = _duckdb_parser.execute("SELECT json_serialize_sql(?::VARCHAR)", [text]).fetchone()
-    result = json.loads(row[0]) if row else {}
+    result = parse_tree(text)
     if not result.get("error") or result.get("error_type") != "parser":
         return
     message = str(result.get("error_message") or "syntax error")
@@ -336,8 +322,15 @@ def _gate_root(text: str, tree: exp.Expr, first: Token) -> exp.Query:
     if isinstance(tree, exp.Values):
         # A bare VALUES list is a query; give later stages the same SELECT shape as any other.
         # DuckDB names the columns col0, col1, ... either way.
+        # Its ORDER BY, LIMIT and OFFSET order and cut the query's rows, so they go outside.
         alias = exp.TableAlias(this=exp.to_identifier("values"))
-        return exp.select("*").from_(exp.Subquery(this=tree, alias=alias))
+        modifiers = {key: tree.args.get(key) for key in ("order", "limit", "offset")}
+        for key in modifiers:
+            tree.set(key, None)
+        select = exp.select("*").from_(exp.Subquery(this=tree, alias=alias))
+        for key, modifier in modifiers.items():
+            select.set(key, modifier)
+        return select
     if isinstance(tree, exp.Pivot):
         word = "UNPIVOT" if tree.args.get("unpivot") else "PIVOT"
         raise UnsupportedQuery(
@@ -470,9 +463,20 @@ def _gate_function(node: exp.Func) -> None:
             f"functions without a schema; {_FUNCTION_POLICY}"
         )
     if not is_allowed_function(node):
-        raise ForbiddenStatement(
-            f"function {function_name(node)} is not allowed: {_FUNCTION_POLICY}"
-        )
+        name = function_name(node)
+        if name not in function_names() and not is_refused_for_safety(name):
+            raise ForbiddenStatement(_not_in_dialect(name))
+        raise ForbiddenStatement(f"function {name} is not allowed: {_FUNCTION_POLICY}")
+
+
+def _not_in_dialect(name: str) -> str:
+    """The refusal of a function DuckDB does not know, naming its equivalent where one is."""
+    equivalent = DIALECT_EQUIVALENTS.get(name)
+    advice = (
+        f"use {equivalent} instead" if equivalent is not None
+        else "see DuckDB's function reference for what it offers"
+    )  # fmt: skip
+    return f"`{name}` is not a function of meshgate's SQL dialect (DuckDB's); {advice}"
 
 
 def _gate_table(table: exp.Table) -> None:
