@@ -139,3 +139,21 @@ def test_what_adbc_adds_to_every_error_is_pyarrow_s_and_the_driver_s(
 def test_a_plain_column_is_named_as_its_product_names_it(analyst_sql: adbc.Cursor) -> None:
     table = _answer(analyst_sql, "SELECT AMOUNT, o.Order_Id FROM sales.orders AS o LIMIT 1")
     assert table.column_names == ["amount", "order_id"]
+
+
+def test_strict_pushdown_is_a_connection_option_in_adbc(uri: str) -> None:
+    """The README's advice: ADBC sends session options given in `conn_kwargs`; in `db_kwargs`
+    the driver refuses them before it connects."""
+    sql = "SELECT count(*) AS n FROM sales.customers WHERE regexp_matches(name, '^A')"
+    option = {"adbc.flight.sql.session.option.strict_pushdown": "true"}
+    login = {"username": "analyst", "password": "analyst"}
+    with (
+        adbc.connect(uri, db_kwargs=login, conn_kwargs=option, autocommit=True) as conn,
+        conn.cursor() as cursor,
+        pytest.raises(adbc.ProgrammingError) as refused,
+    ):
+        cursor.execute(sql)
+    assert "strict pushdown" in str(refused.value)
+    with pytest.raises(adbc.ProgrammingError) as misplaced:
+        adbc.connect(uri, db_kwargs={**login, **option}, autocommit=True)
+    assert "Unknown database option" in str(misplaced.value)
