@@ -107,7 +107,10 @@ def test_a_catalog_command_is_one_statement() -> None:
     [
         ("SUMMARIZE sales.orders", f"SUMMARIZE statements are not allowed: {READ_ONLY}"),
         ("DESC sales.orders", f"DESC statements are not allowed: {READ_ONLY}"),
-        ("EXPLAIN DESCRIBE sales.orders", f"DESCRIBE statements are not allowed: {READ_ONLY}"),
+        ("EXPLAIN DESCRIBE sales.orders",
+         "EXPLAIN DESCRIBE is not supported: EXPLAIN shows a query's plan; run DESCRIBE itself"),
+        ("explain show tables",
+         "EXPLAIN SHOW is not supported: EXPLAIN shows a query's plan; run SHOW itself"),
         ("PRAGMA show_tables", f"PRAGMA statements are not allowed: {READ_ONLY}"),
     ],
 )

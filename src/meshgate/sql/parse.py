@@ -135,9 +135,15 @@ def parse_request(sql: str) -> Statement | CatalogCommand:
     Only front ends call this; product definitions and policy expressions are queries or
     nothing, and go through `parse_statement`.
     """
-    tokens = _tokenize(sql)
-    if not tokens or tokens[0].token_type not in (TokenType.DESCRIBE, TokenType.SHOW):
+    text, explain = _strip_explain(sql)
+    tokens = _tokenize(text)
+    if not tokens or tokens[0].token_type not in _CATALOG_KEYWORDS:
         return parse_statement(sql)
+    if explain:
+        word = tokens[0].text.upper()
+        raise ForbiddenStatement(
+            f"EXPLAIN {word} is not supported: EXPLAIN shows a query's plan; run {word} itself"
+        )
     _require_one_statement(tokens)
     body = tokens[1:]
     while body and body[-1].token_type == TokenType.SEMICOLON:
@@ -153,6 +159,7 @@ def parse_request(sql: str) -> Statement | CatalogCommand:
     return CatalogCommand(kind, name, sql)
 
 
+_CATALOG_KEYWORDS = (TokenType.DESCRIBE, TokenType.SHOW)
 _CATALOG_FORMS = "DESCRIBE domain.product, SHOW TABLES [FROM domain] and SHOW SCHEMAS"
 _NAME_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _Form = tuple[CatalogCommandKind, tuple[tuple[str, bool], ...]]
