@@ -154,9 +154,21 @@ def test_schemata_and_show_schemas_list_the_granted_domains(
     shown = rows(service, "SHOW SCHEMAS", user)
     assert [(r["database_name"], r["schema_name"]) for r in shown] == [
         (r["catalog_name"], r["schema_name"]) for r in schemata]  # fmt: skip
-    assert not any(r["current"] for r in shown)
+    assert [r["current"] for r in shown] == [False] * len(schemata)
     current = rows(service, "SHOW SCHEMAS", user, default_domain="sales")
     assert [r["schema_name"] for r in current if r["current"]] == ["sales"]
+
+
+def test_schemata_rows_follow_the_standard(service: QueryService) -> None:
+    unset = {"default_character_set_catalog": None, "default_character_set_schema": None,
+             "default_character_set_name": None, "sql_path": None}  # fmt: skip
+    assert rows(service, "SELECT * FROM information_schema.schemata", "partner") == [
+        {"catalog_name": "demo", "schema_name": "information_schema", "schema_owner": None,
+         **unset},
+        {"catalog_name": "demo", "schema_name": "meshgate", "schema_owner": None, **unset},
+        {"catalog_name": "demo", "schema_name": "sales", "schema_owner": "sales-data@example.com",
+         **unset},
+    ]  # fmt: skip
 
 
 def test_information_schema_columns_follow_the_standard(service: QueryService) -> None:
@@ -236,3 +248,70 @@ def test_catalog_commands_are_audited_as_sent(service: QueryService) -> None:
                if r.sql in ("describe SALES.ORDERS", "SHOW ALL TABLES")]  # fmt: skip
     assert [(r.sql, r.outcome) for r in records][-2:] == [
         ("describe SALES.ORDERS", "ok"), ("SHOW ALL TABLES", "denied")]
+
+
+def test_tables_and_columns_rows_in_full(service: QueryService) -> None:
+    tables = rows(service, "SELECT * FROM information_schema.tables", "partner")
+    assert tables[0]["table_schema"] == "information_schema"
+    assert [(t["table_schema"], t["table_name"]) for t in tables] == sorted(
+        (t["table_schema"], t["table_name"]) for t in tables)
+    orders = next(t for t in tables if t["table_name"] == "orders")
+    assert orders == {
+        "table_catalog": "demo", "table_schema": "sales", "table_name": "orders",
+        "table_type": "BASE TABLE", "is_insertable_into": "NO", "is_typed": "NO",
+        "table_comment": "One row per customer order, 2024-2025; amount is the sum of its "
+                         "order lines.",
+    }  # fmt: skip
+    domains = next(t for t in tables if t["table_name"] == "domains")
+    assert domains == {**orders, "table_schema": "meshgate", "table_name": "domains",
+                       "table_type": "SYSTEM TABLE", "table_comment": None}  # fmt: skip
+    columns = rows(service, "SELECT * FROM information_schema.columns", "analyst")
+    keys = [(c["table_schema"], c["table_name"], c["ordinal_position"]) for c in columns]
+    assert keys == sorted(keys)
+    salary = next(c for c in columns if c["column_name"] == "salary")
+    assert salary == {
+        "table_catalog": "demo", "table_schema": "hr", "table_name": "employees",
+        "column_name": "salary", "ordinal_position": 5, "column_default": None,
+        "is_nullable": "YES", "data_type": "DECIMAL(10,2)", "character_maximum_length": None,
+        "numeric_precision": 10, "numeric_precision_radix": 10, "numeric_scale": 2,
+        "column_comment": salary["column_comment"], "is_masked": "YES",
+    }  # fmt: skip
+    assert salary["column_comment"]
+    products = next(c for c in columns
+                    if (c["table_schema"], c["column_name"]) == ("meshgate", "products"))
+    assert products == {
+        "table_catalog": "demo", "table_schema": "meshgate", "table_name": "domains",
+        "column_name": "products", "ordinal_position": 4, "column_default": None,
+        "is_nullable": "YES", "data_type": "BIGINT", "character_maximum_length": None,
+        "numeric_precision": 64, "numeric_precision_radix": 2, "numeric_scale": 0,
+        "column_comment": None, "is_masked": "NO",
+    }  # fmt: skip
+    by_type = {c["data_type"]: c for c in columns}
+    assert (by_type["DOUBLE"]["numeric_precision"], by_type["DOUBLE"]["numeric_scale"]) == (
+        53, None)
+    assert by_type["VARCHAR"]["numeric_precision"] is None
+
+
+def test_not_null_columns_stay_not_null_unless_masked(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A NOT NULL contract column is `NO`; masked for the caller (redact gives NULL) it is `YES`."""
+    from meshgate.demo.generate import prepare_demo
+
+    directory = prepare_demo(tmp_path_factory.mktemp("not-null"))
+    sales = directory / "sales.yaml"
+    text = sales.read_text(encoding="utf-8")
+    for column in ("order_id", "email"):
+        text = text.replace(f"{{name: {column}, type:", f"{{name: {column}, nullable: false, type:")
+    sales.write_text(text, encoding="utf-8")
+    svc = QueryService.from_config(directory)
+    try:
+        def nulls(user: str, product: str) -> dict[str, Any]:
+            return {r["column_name"]: r["null"] for r in rows(svc, f"DESCRIBE {product}", user)}
+
+        assert nulls("partner", "sales.orders")["order_id"] == "NO"
+        assert nulls("partner", "sales.orders")["amount"] == "YES"
+        assert nulls("admin", "sales.customers")["email"] == "NO"
+        assert nulls("partner", "sales.customers")["email"] == "YES"
+    finally:
+        svc.close()
