@@ -287,8 +287,9 @@ def test_tables_and_columns_rows_in_full(service: QueryService) -> None:
         "column_comment": None, "is_masked": "NO",
     }  # fmt: skip
     by_type = {c["data_type"]: c for c in columns}
-    assert (by_type["DOUBLE"]["numeric_precision"], by_type["DOUBLE"]["numeric_scale"]) == (
-        53, None)
+    double = by_type["DOUBLE"]
+    assert (double["numeric_precision"], double["numeric_precision_radix"],
+            double["numeric_scale"]) == (53, 2, None)  # fmt: skip
     assert by_type["VARCHAR"]["numeric_precision"] is None
 
 
@@ -303,6 +304,7 @@ def test_not_null_columns_stay_not_null_unless_masked(
     text = sales.read_text(encoding="utf-8")
     for column in ("order_id", "email"):
         text = text.replace(f"{{name: {column}, type:", f"{{name: {column}, nullable: false, type:")
+    text = text.replace('{name: amount, type: "DECIMAL(12,2)"', "{name: amount, type: FLOAT")
     sales.write_text(text, encoding="utf-8")
     svc = QueryService.from_config(directory)
     try:
@@ -313,5 +315,10 @@ def test_not_null_columns_stay_not_null_unless_masked(
         assert nulls("partner", "sales.orders")["amount"] == "YES"
         assert nulls("admin", "sales.customers")["email"] == "NO"
         assert nulls("partner", "sales.customers")["email"] == "YES"
+        [amount] = rows(svc, "SELECT data_type, numeric_precision, numeric_precision_radix, "
+                        "numeric_scale FROM information_schema.columns "
+                        "WHERE column_name = 'amount' AND table_name = 'orders'", "partner")
+        assert amount == {"data_type": "FLOAT", "numeric_precision": 24,
+                          "numeric_precision_radix": 2, "numeric_scale": None}  # fmt: skip
     finally:
         svc.close()

@@ -183,7 +183,7 @@ def _numeric(arrow: pa.DataType) -> tuple[int | None, int | None, int | None]:
     if pa.types.is_integer(arrow):
         return arrow.bit_width, 2, 0
     if pa.types.is_floating(arrow):
-        return {16: 11, 32: 24, 64: 53}[arrow.bit_width], 2, None
+        return (24 if arrow.bit_width == 32 else 53), 2, None  # FLOAT, DOUBLE
     return None, None, None
 
 
