@@ -265,7 +265,9 @@ def test_explain_shows_the_sql_sent_to_the_source(demo_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert re.search(r"source\s*: sales_db", result.stdout)
     assert '"amount" > 1000' in result.stdout
-    assert re.search(r"estimated_rows\s*: \d+", result.stdout)
+    assert re.search(r"estimated_rows\s*: NULL$", result.stdout, re.MULTILINE), (
+        "no statistic supports an estimate of the filter: unknown, not DuckDB's 20% guess"
+    )
 
 
 def free_port() -> int:

@@ -61,6 +61,12 @@ BROKEN: dict[str, tuple[str, Edit, tuple[str, ...]]] = {
         ("sources[0].colour: unknown key 'colour' (allowed here: name, kind, options, "
          "description)",),
     ),
+    "reserved domain": (
+        "mesh.yaml",
+        lambda d: d["domains"].append({"name": "information_schema", "owner": "x@example.com"}),
+        ("domains[3].name: the name 'information_schema' is reserved for a system schema; "
+         "choose another domain name",),
+    ),
     "wrong type": (
         "sales.yaml", _set(("products", 0, "columns", 0, "nullable"), "sometimes"),
         ("products[0].columns[0].nullable: expected true or false, got sometimes",),

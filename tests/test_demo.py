@@ -27,7 +27,9 @@ def read_sources(config_dir: Path) -> dict[str, pa.Table]:
             tables[f"sales.{name}"] = sales.execute(f"SELECT * FROM {name}").to_arrow_table()
     hr = sqlite3.connect(data / "hr.sqlite")
     try:
-        for (name,) in hr.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        for (name,) in hr.execute(  # not SQLite's own tables (ANALYZE's sqlite_stat1)
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ):
             cursor = hr.execute(f"SELECT * FROM {name}")
             columns = [d[0] for d in cursor.description]
             rows = cursor.fetchall()

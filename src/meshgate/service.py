@@ -41,14 +41,15 @@ from meshgate.policy.policies import PolicySet, policy_problems
 from meshgate.policy.relation import secure
 from meshgate.principal import Principal
 from meshgate.query.literals import numbered_placeholders, value_type
-from meshgate.query.model import BoundQuery, Statement
+from meshgate.query.model import BoundQuery, CatalogCommand, Statement
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
 from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.spi.parameters import without_placeholders
 from meshgate.sql.bind import bind
+from meshgate.sql.catalog_commands import catalog_query
 from meshgate.sql.output_names import output_names
-from meshgate.sql.parse import parse_statement
+from meshgate.sql.parse import parse_request, parse_statement
 
 
 def load_definition(directory: Path) -> MeshDefinition:
@@ -206,7 +207,12 @@ class QueryService:
         default_domain: str | None,
         strict: bool | None,
     ) -> PreparedQuery:
-        statement = parse_statement(sql)
+        request = parse_request(sql)
+        if isinstance(request, CatalogCommand):
+            # DESCRIBE / SHOW: the query over information_schema that answers it.
+            tree = catalog_query(request, self.view(principal), default_domain)
+            request = Statement(tree=tree, explain=False, parameter_count=0, sql=sql)
+        statement = request
         strict_mode = self.definition.server.strict_pushdown if strict is None else strict
         plan, products, policies = self._planned(
             statement, principal, default_domain, strict_mode, None

@@ -2,7 +2,8 @@
 
 The contract tables hold 8 items: `id` 1..8 (never NULL), `qty` from -7 to 10 with 2 NULLs,
 `day` from 2023-12-31 to 2024-03-31 with 1 NULL. Databases report statistics after their
-ANALYZE; Parquet footers always carry them; CSV files carry none (DuckDB's estimate remains).
+ANALYZE; Parquet footers always carry them; CSV files carry none. Only PostgreSQL's planner
+estimates filtered reads from statistics; elsewhere such an estimate is unknown (None).
 """
 
 from __future__ import annotations
@@ -51,12 +52,10 @@ def test_a_table_read_unchanged_reports_its_rows(source: ContractSource) -> None
         assert source.connector.statistics(scan(source)) is None, "no ANALYZE yet: no figures"
     analyze(source)
     statistics = source.connector.statistics(scan(source))
-    assert statistics is not None
     if kind(source) == "files_csv":
-        assert statistics.row_count is not None
-        assert statistics.row_count > 0
-        assert not statistics.columns, "a CSV file records no column statistics"
+        assert statistics is None, "a CSV file records no statistics: unknown, not guessed"
         return
+    assert statistics is not None
     assert statistics.row_count == ROWS
     assert source.connector.estimate_rows(scan(source)) == ROWS
 
@@ -65,6 +64,9 @@ def test_a_table_read_unchanged_reports_its_rows(source: ContractSource) -> None
 def test_column_statistics_match_the_data(source: ContractSource, column: str) -> None:
     analyze(source)
     statistics = source.connector.statistics(scan(source))
+    if kind(source) == "files_csv":
+        assert statistics is None
+        return
     assert statistics is not None
     values = [v for v in TABLES["items"].column(column).to_pylist() if v is not None]
     nulls = (ROWS - len(values)) / ROWS
@@ -88,6 +90,9 @@ def test_column_statistics_match_the_data(source: ContractSource, column: str) -
 def test_dates_have_bounds_where_the_source_records_them(source: ContractSource) -> None:
     analyze(source)
     statistics = source.connector.statistics(scan(source))
+    if kind(source) == "files_csv":
+        assert statistics is None
+        return
     assert statistics is not None
     found = statistics.columns.get("day")
     if kind(source) in ("files_csv", "sqlite"):
@@ -103,6 +108,9 @@ def test_columns_are_keyed_by_the_handle_output_names(source: ContractSource) ->
     handle = source.connector.apply_projection(scan(source), projection)
     assert handle is not None
     statistics = source.connector.statistics(handle)
+    if kind(source) == "files_csv":
+        assert statistics is None
+        return
     assert statistics is not None
     assert "id" not in statistics.columns
     if kind(source) not in ("files_csv", "sqlite"):
@@ -117,8 +125,11 @@ def test_a_filtered_handle_gets_the_source_estimate_not_the_table_figures(
     applied = source.connector.apply_filter(scan(source), [condition])
     assert applied is not None
     statistics = source.connector.statistics(applied.handle)
-    if kind(source) == "sqlite":
-        assert statistics is None, "SQLite has no planner estimate to offer"
+    if kind(source) != "postgres":
+        # SQLite offers no planner estimate; DuckDB's (also for files) assumes a filter keeps
+        # 20% of the rows whatever the data: no statistic supports it, so it is unknown.
+        assert statistics is None
+        assert source.connector.estimate_rows(applied.handle) is None
         return
     assert statistics is not None
     assert not statistics.columns

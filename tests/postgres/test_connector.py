@@ -508,3 +508,24 @@ def test_types_without_an_arrow_twin_arrive_as_postgres_text(pg_database: str) -
         "tags": ["a", None],
     }
     conn.close()
+
+
+def test_planner_estimates_need_statistics_of_every_table_read(pg_database: str) -> None:
+    """EXPLAIN's estimated_rows: unknown (None) until ANALYZE; then PostgreSQL's estimate
+    from its histograms, close to the 100 rows that match."""
+    run_sql(pg_database, "CREATE TABLE facts (id int, amount int)",
+            "INSERT INTO facts SELECT g, g FROM generate_series(1, 1000) AS g")
+    conn = connector(pg_database)
+    try:
+        condition = parse_one("t.amount > 900", read="duckdb")
+        applied = conn.apply_filter(scan(conn, "facts"), [condition])
+        assert applied is not None
+        assert conn.estimate_rows(scan(conn, "facts")) is None, "never analysed: unknown"
+        assert conn.estimate_rows(applied.handle) is None, "a guess without statistics"
+        run_sql(pg_database, "ANALYZE facts")
+        assert conn.estimate_rows(scan(conn, "facts")) == 1000
+        estimate = conn.estimate_rows(applied.handle)
+        assert estimate is not None
+        assert 80 <= estimate <= 120
+    finally:
+        conn.close()

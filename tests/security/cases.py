@@ -235,8 +235,14 @@ REFUSED: tuple[Refused, ...] = (
     Refused("pg-tables-bare", "SELECT * FROM pg_tables", "NOT_FOUND"),
     Refused("pg-settings", "SELECT * FROM pg_settings", "NOT_FOUND"),
     Refused("pg-class", "SELECT relname FROM pg_class", "NOT_FOUND"),
-    Refused("information-schema", "SELECT * FROM information_schema.tables", "NOT_FOUND"),
-    Refused("information-schema-columns", "SELECT * FROM information_schema.columns", "NOT_FOUND"),
+    # information_schema.tables/columns/schemata answer from meshgate's catalog (test_surface);
+    # the engine's other views and its own system catalog stay out of reach.
+    Refused("information-schema-views", "SELECT * FROM information_schema.views", "NOT_FOUND"),
+    Refused("information-schema-duckdb", "SELECT * FROM system.information_schema.tables",
+            "NOT_FOUND"),
+    Refused("describe-source-table", "DESCRIBE hr_db.employees", "NOT_FOUND"),
+    Refused("show-all-tables", "SHOW ALL TABLES", "INVALID_ARGUMENT"),
+    Refused("describe-query", "DESCRIBE SELECT * FROM hr.employees", "INVALID_ARGUMENT"),
     Refused("sqlite-master", "SELECT * FROM sqlite_master", "NOT_FOUND"),
     Refused("sqlite-schema", "SELECT * FROM sqlite_schema", "NOT_FOUND"),
     Refused("duckdb-settings", "SELECT * FROM duckdb_settings()", "INVALID_ARGUMENT"),

@@ -116,6 +116,56 @@ def test_metadata_shows_only_granted_domains(
     assert {d for d, _ in names} >= visible
 
 
+CATALOG_QUERIES = (
+    "SELECT * FROM information_schema.tables",
+    "SELECT * FROM information_schema.columns",
+    "SELECT * FROM information_schema.schemata",
+    "SHOW TABLES",
+    "SHOW SCHEMAS",
+    "DESCRIBE sales.customers",
+)
+
+
+@pytest.mark.parametrize(("user", "invisible"), [
+    ("analyst", {"finance"}),
+    ("partner", {"hr", "finance"}),
+])
+def test_catalog_commands_and_information_schema_match_metadata(
+    deployment: Deployment, user: str, invisible: set[str]
+) -> None:
+    """Through ADBC: SQL catalog answers list what GetTables lists, and name nothing else."""
+    session = _flight(deployment, user)
+    try:
+        tables = _tables(session)
+    finally:
+        session.close()
+    with connect(deployment, user) as connection:
+        listed = query(connection, "SELECT table_schema, table_name FROM "
+                       "information_schema.tables WHERE table_type = 'BASE TABLE'").to_pylist()
+        products = {t: s for t, s in tables.items() if not t.startswith("meshgate.")}
+        assert {f"{r['table_schema']}.{r['table_name']}" for r in listed} == set(products)
+        shown = query(connection, "SHOW TABLES").column("name").to_pylist()
+        assert set(shown) == set(products)
+        for name, schema in products.items():
+            described = query(connection, f"DESCRIBE {name}").to_pylist()
+            assert [r["column_name"] for r in described] == schema.names
+        answers = repr([query(connection, sql).to_pylist() for sql in CATALOG_QUERIES])
+        refusals = []
+        for name in ("hr.employees", "finance.budgets", "hr.no_such_product"):
+            if name.split(".")[0] not in invisible and name != "hr.no_such_product":
+                continue
+            with pytest.raises(adbc.Error) as caught:
+                query(connection, f"DESCRIBE {name}")
+            assert caught.value.status_code.name == "NOT_FOUND"
+            refusals.append(str(caught.value).split(name)[1].split(" (error ")[0])
+    assert len(set(refusals)) == 1, "ungranted and missing products answer alike"
+    assert refusals[0].startswith("' does not exist or you are not allowed to read it")
+    for domain in invisible:
+        assert f"'{domain}'" not in answers
+    for secret in (*deployment.secrets, *HIDDEN_MARKERS[1:]):
+        assert secret not in answers
+
+
 def test_analyst_table_schema_keeps_declared_types(deployment: Deployment) -> None:
     session = _flight(deployment, "analyst")
     try:

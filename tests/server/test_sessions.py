@@ -85,6 +85,37 @@ def test_adbc_current_catalog_and_schema(uri: str) -> None:
             assert cursor.fetchone()[0] > 0  # type: ignore[index]
 
 
+
+def test_adbc_session_schema_drives_show_tables_and_describe(uri: str) -> None:
+    """SHOW TABLES lists the session schema's products; a bare DESCRIBE target resolves there;
+    SHOW SCHEMAS marks it current."""
+    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
+                      autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute("SHOW TABLES")
+        everything = [row[0] for row in cursor.fetchall()]
+        assert everything == ["hr.departments", "hr.employees", "sales.customers",
+                              "sales.order_items", "sales.orders"]  # fmt: skip
+    # A connection set to schema hr from the start (the driver keeps a cursor's statement
+    # prepared for the same text, so a changed option needs a fresh statement).
+    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
+                      autocommit=True) as conn, conn.cursor() as cursor:
+        conn.adbc_connection.set_options(**{"adbc.connection.db_schema": "hr"})
+        cursor.execute("SHOW TABLES")
+        assert cursor.fetchall() == [("departments",), ("employees",)]
+        cursor.execute("DESCRIBE employees")
+        described = cursor.fetch_arrow_table()
+        assert described.column_names == [
+            "column_name", "column_type", "null", "key", "default", "extra"]
+        assert described.column("column_name").to_pylist()[:2] == ["id", "name"]
+        cursor.execute("SHOW SCHEMAS")
+        assert [row[1] for row in cursor.fetchall() if row[2]] == ["hr"]
+        with pytest.raises(adbc.Error) as raised:
+            cursor.execute("DESCRIBE budgets")
+        assert raised.value.status_code.name == "NOT_FOUND"
+        assert "data product 'hr.budgets' does not exist or you are not allowed" in str(
+            raised.value)
+
+
 CROSS_SOURCE_WITH_LOCAL_FILTER = (
     "SELECT e.name FROM hr.employees e JOIN sales.orders o ON o.employee_id = e.id "
     "WHERE regexp_matches(e.name, 'a$')"

@@ -467,9 +467,11 @@ def _cross_check(
                 f"source {name}", ("kind",), f"unknown source kind {source.kind!r}"
                 f"{did_you_mean(source.kind, kinds)} (installed kinds: {', '.join(sorted(kinds))})",
             ))  # fmt: skip
-    if "meshgate" in d.domains:
-        problems.append(d.problem("domain meshgate", ("name",), "the name 'meshgate' is "
-                                  "reserved for the system schema; choose another domain name"))
+    for reserved in ("meshgate", "information_schema"):  # the schemas meshgate itself serves
+        if reserved in d.domains:
+            problems.append(d.problem(f"domain {reserved}", ("name",), f"the name {reserved!r} "
+                                      "is reserved for a system schema; choose another domain "
+                                      "name"))  # fmt: skip
     products = {f"{domain}.{name}" for domain, name in d.products}
     for (domain, name), product in d.products.items():
         label = f"product {domain}.{name}"

@@ -392,5 +392,7 @@ def _write_sqlite(path: Path, tables: dict[str, pa.Table]) -> None:
                 ([_sqlite_value(v) for v in row.values()] for row in table.to_pylist()),
             )
         connection.commit()
+        # As an operator would: SQLite keeps row counts (EXPLAIN's estimates) only after it.
+        connection.execute("ANALYZE")
     finally:
         connection.close()

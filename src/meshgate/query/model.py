@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pyarrow as pa
 from sqlglot import exp
@@ -28,6 +29,24 @@ class Statement:
     tree: exp.Query
     explain: bool
     parameter_count: int
+    sql: str
+
+
+CatalogCommandKind = Literal["describe", "show_tables", "show_schemas"]
+
+
+@dataclass(frozen=True)
+class CatalogCommand:
+    """A gated DESCRIBE or SHOW: answered by a query over `information_schema` that the
+    service writes (sql.catalog_commands), so it binds and is audited like any query.
+
+    ``kind`` is ``describe`` (``name`` is the described relation), ``show_tables`` (``name``
+    is the FROM's schema, optionally catalog-qualified; empty for the session's tables) or
+    ``show_schemas``. Each name part is ``(text, quoted)`` as the user wrote it.
+    """
+
+    kind: CatalogCommandKind
+    name: tuple[tuple[str, bool], ...]
     sql: str
 
 

@@ -177,7 +177,10 @@ def _context_type(node: exp.Placeholder) -> exp.DataType | None:
 
 def _column_message(detail: str) -> str:
     first = detail.splitlines()[0] if detail else "a column could not be resolved"
-    return f"{first}; check the column names with GetTables (include_schema) or DESCRIBE"
+    return (
+        f"{first}; list a product's columns with DESCRIBE domain.product "
+        "(or SELECT column_name FROM information_schema.columns)"
+    )
 
 
 def normalise_conditions(tree: exp.Query) -> exp.Query:

@@ -1,9 +1,10 @@
 """Resolve every table reference of a query, by SQL's scoping rules (ARCHITECTURE.md §4.8).
 
 A reference resolves to exactly one of: a CTE in scope, a product the caller may read, a table
-of the ``meshgate`` system schema, or ``ProductNotFound`` (the same answer for unknown and
-ungranted products, §4.4). Nothing else the user writes, such as an engine's catalog
-(``duckdb_settings``, ``information_schema.tables``) or meshgate's internal names (fragment
+of the ``meshgate`` system schema or of ``information_schema`` (both built from meshgate's
+catalog for this caller), or ``ProductNotFound`` (the same answer for unknown and ungranted
+products, §4.4). Nothing else the user writes, such as an engine's catalog
+(``duckdb_settings``, ``pg_catalog.pg_tables``) or meshgate's internal names (fragment
 streams, ``"$source:..."`` tables), can reach the merge engine or a source.
 
 A CTE is visible in its own WITH only: the query the WITH belongs to, the CTEs after it in the
@@ -24,6 +25,11 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.catalog.catalog import CatalogView, DataProduct
+from meshgate.catalog.information_schema import (
+    INFORMATION_SCHEMA,
+    INFORMATION_SCHEMA_TABLES,
+    information_schema_table,
+)
 from meshgate.catalog.system import SYSTEM_SCHEMA, SYSTEM_TABLES, system_table
 from meshgate.errors import ProductNotFound, UnsupportedQuery
 from meshgate.principal import Principal
@@ -127,12 +133,16 @@ class _Binder:
             table.set("this", exp.to_identifier(ctes[table.name.lower()], quoted=True))
             self._resolved.add(id(table))
             return
-        if table.db == SYSTEM_SCHEMA and table.catalog in ("", self.view.name):
-            if table.name not in SYSTEM_TABLES:
-                raise ProductNotFound(f"{SYSTEM_SCHEMA}.{table.name}")
-            name = f"system_{table.name}"
-            self.local_tables[name] = system_table(table.name, self.view)
-            local = local_table(name, table.alias_or_name)
+        relation = _catalog_relation(table, self.view)
+        if relation is not None:
+            schema, name = relation
+            local_name = f"{'system' if schema == SYSTEM_SCHEMA else schema}_{name}"
+            self.local_tables[local_name] = (
+                system_table(name, self.view)
+                if schema == SYSTEM_SCHEMA
+                else information_schema_table(name, self.view)
+            )
+            local = local_table(local_name, table.alias_or_name)
             table.replace(local)
             self._resolved.add(id(local))
             return
@@ -161,6 +171,36 @@ def _require_plain(table: exp.Table) -> None:
             "column aliases on a table reference (FROM t AS x(a, b)) are not supported yet; "
             "rename the columns in the SELECT list"
         )
+
+
+def _catalog_relation(table: exp.Table, view: CatalogView) -> tuple[str, str] | None:
+    """(schema, table) when `table` names a relation of meshgate's own catalog (the `meshgate`
+    system schema or `information_schema`), None when it names no such schema; an unknown
+    table in those schemas answers like a missing product."""
+    if table.catalog not in ("", view.name):
+        return None
+    relations = {SYSTEM_SCHEMA: SYSTEM_TABLES, INFORMATION_SCHEMA: INFORMATION_SCHEMA_TABLES}
+    names = relations.get(table.db)
+    if names is None:
+        return None
+    if table.name not in names:
+        raise ProductNotFound(f"{table.db}.{table.name}")
+    return table.db, table.name
+
+
+def resolve_relation(
+    table: exp.Table, view: CatalogView, default_domain: str | None = None
+) -> tuple[str, str]:
+    """(schema, table) of what a reference such as DESCRIBE's target names, by the rules a
+    query's FROM follows: a catalog relation or a product the caller may read, else
+    ProductNotFound with the text a query would get."""
+    named = folded(table)
+    assert isinstance(named, exp.Table)
+    relation = _catalog_relation(named, view)
+    if relation is not None:
+        return relation
+    product = _resolve(named, view, default_domain)
+    return product.domain, product.name
 
 
 def _resolve(table: exp.Table, view: CatalogView, default_domain: str | None) -> DataProduct:

@@ -2,9 +2,11 @@
 
 This is the first stage of every query (ARCHITECTURE.md §2) and the place §4.5 is enforced: it
 runs before anything touches a source, and it fails closed. A text passes only if it is exactly
-one query (optionally under ``EXPLAIN``) whose every function call is on the allow-list in
-:mod:`meshgate.sql.functions`, with no DDL, DML, session command or table function anywhere in
-the tree, and no operator the later stages would silently drop (TABLESAMPLE, PIVOT, ASOF JOIN).
+one of the catalog commands in `parse_request` (which become queries over meshgate's own
+catalog), or exactly one query (optionally under ``EXPLAIN``) whose every function call is on
+the allow-list in :mod:`meshgate.sql.functions`, with no DDL, DML, session command or table
+function anywhere in the tree, and no operator the later stages would silently drop
+(TABLESAMPLE, PIVOT, ASOF JOIN).
 meshgate's SQL dialect is DuckDB's.
 """
 
@@ -19,7 +21,7 @@ from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from meshgate.errors import READ_ONLY, ForbiddenStatement, SqlSyntaxError, UnsupportedQuery
-from meshgate.query.model import Statement
+from meshgate.query.model import CatalogCommand, CatalogCommandKind, Statement
 from meshgate.sql.duckdb_parser import function_names, parse_tree
 from meshgate.sql.functions import (
     DIALECT_EQUIVALENTS,
@@ -126,6 +128,94 @@ def parse_statement(sql: str) -> Statement:
     _gate_tree(query)
     _require_duckdb_syntax(text)
     return Statement(tree=query, explain=explain, parameter_count=_count_parameters(query), sql=sql)
+
+
+def parse_request(sql: str) -> Statement | CatalogCommand:
+    """What a client's text asks for: one of the catalog commands meshgate answers from its
+    own catalog (DESCRIBE, SHOW TABLES, SHOW SCHEMAS, each in exactly the forms below), or
+    one read-only query gated by `parse_statement`.
+
+    Only front ends call this; product definitions and policy expressions are queries or
+    nothing, and go through `parse_statement`.
+    """
+    text, explain = _strip_explain(sql)
+    tokens = _tokenize(text)
+    if not tokens or tokens[0].token_type not in _CATALOG_KEYWORDS:
+        return parse_statement(sql)
+    if explain:
+        word = tokens[0].text.upper()
+        raise ForbiddenStatement(
+            f"EXPLAIN {word} is not supported: EXPLAIN shows a query's plan; run {word} itself"
+        )
+    _require_one_statement(tokens)
+    body = tokens[1:]
+    while body and body[-1].token_type == TokenType.SEMICOLON:
+        body = body[:-1]
+    word = tokens[0].text.upper()
+    form = _describe_form(body) if tokens[0].token_type == TokenType.DESCRIBE else _show_form(body)
+    if form is None:
+        raise ForbiddenStatement(
+            f"this form of {word} is not supported: meshgate answers {_CATALOG_FORMS}; "
+            "for anything else query information_schema.tables, .columns or .schemata"
+        )
+    kind, name = form
+    return CatalogCommand(kind, name, sql)
+
+
+_CATALOG_KEYWORDS = (TokenType.DESCRIBE, TokenType.SHOW)
+_CATALOG_FORMS = "DESCRIBE domain.product, SHOW TABLES [FROM domain] and SHOW SCHEMAS"
+_NAME_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_Form = tuple[CatalogCommandKind, tuple[tuple[str, bool], ...]]
+
+
+def _describe_form(body: list[Token]) -> _Form | None:
+    """``DESCRIBE name``, with up to three name parts (catalog.schema.table)."""
+    name = _name_parts(body, 3)
+    return None if name is None else ("describe", name)
+
+
+def _show_form(body: list[Token]) -> _Form | None:
+    """``SHOW TABLES``, ``SHOW TABLES FROM schema`` (or catalog.schema), ``SHOW SCHEMAS``."""
+    if not body or body[0].token_type != TokenType.VAR:
+        return None
+    word = body[0].text.upper()
+    if word == "SCHEMAS" and len(body) == 1:
+        return "show_schemas", ()
+    if word != "TABLES":
+        return None
+    if len(body) == 1:
+        return "show_tables", ()
+    if body[1].token_type != TokenType.FROM:
+        return None
+    name = _name_parts(body[2:], 2)
+    return None if name is None else ("show_tables", name)
+
+
+def _name_parts(tokens: list[Token], most: int) -> tuple[tuple[str, bool], ...] | None:
+    """``a.b.c`` as ((text, quoted), ...), or None for anything but 1..`most` dotted names.
+
+    A part is a quoted identifier or a bare word (a keyword token spelt as its keyword, such
+    as ``date``, counts: DuckDB accepts it); never a string, number or parameter. A reserved
+    word may not lead, as in a FROM clause.
+    """
+    if not tokens or len(tokens) % 2 == 0 or len(tokens) > 2 * most - 1:
+        return None
+    parts: list[tuple[str, bool]] = []
+    for index, token in enumerate(tokens):
+        if index % 2:
+            if token.token_type != TokenType.DOT:
+                return None
+        elif token.token_type == TokenType.IDENTIFIER:
+            parts.append((token.text, True))
+        elif (
+            token.token_type.name in ("VAR", token.text.upper())
+            and _NAME_WORD.fullmatch(token.text)
+            and not (index == 0 and token.text.lower() in _RESERVED)
+        ):
+            parts.append((token.text, False))
+        else:
+            return None
+    return tuple(parts)
 
 
 def _tokenize(text: str) -> list[Token]:

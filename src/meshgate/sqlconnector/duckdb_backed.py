@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-import json
 import re
 import threading
 from collections.abc import Generator, Sequence
@@ -68,18 +67,6 @@ class DuckDBBackedConnector(SqlConnector):
     def _count_stream(self, change: int) -> None:
         with self._streams_lock:
             self._open_streams += change
-
-    def _estimate(self, sql: str) -> int | None:
-        """DuckDB's estimated cardinality of the plan's root, from `EXPLAIN (FORMAT JSON)`."""
-        cursor = self._cursor()
-        try:
-            rows = cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchall()
-        finally:
-            cursor.close()
-        plan = json.loads(rows[0][1])
-        value = str(plan[0].get("extra_info", {}).get("Estimated Cardinality", ""))
-        digits = "".join(ch for ch in value if ch.isdigit())
-        return int(digits) if digits else None
 
     def _column_statistics(self, relation: str, columns: Sequence[tuple[str, pa.DataType]]
                            ) -> dict[str, ColumnStatistics]:  # fmt: skip
