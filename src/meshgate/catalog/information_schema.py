@@ -91,12 +91,21 @@ _SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
 def information_schema_table(name: str, view: CatalogView) -> pa.Table:
     """One `information_schema` relation as the caller may see it."""
     if name == "tables":
-        return pa.Table.from_pylist(_tables(view), schema=TABLES)
+        return _as_table(_tables(view), TABLES)
     if name == "columns":
-        return pa.Table.from_pylist(_columns(view), schema=COLUMNS)
+        return _as_table(_columns(view), COLUMNS)
     if name == "schemata":
-        return pa.Table.from_pylist(_schemata(view), schema=SCHEMATA)
+        return _as_table(_schemata(view), SCHEMATA)
     raise KeyError(name)
+
+
+def _as_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """The rows as `schema`; a row that fills other columns than the schema's is a bug here
+    (Arrow would silently drop an unknown key and leave the column NULL)."""
+    for row in rows:
+        if list(row) != schema.names:
+            raise ValueError(f"row keys {list(row)} do not match {schema.names}")
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def _system_relations() -> list[tuple[str, str, pa.Schema]]:

@@ -35,8 +35,18 @@ def catalog_query(
     return _show_schemas(default_domain)
 
 
+# Every name below is quoted: the generated query means exactly these relations and columns,
+# whatever case folding the binder applies to what users write.
 def _relation(name: str) -> exp.Table:
-    return exp.table_(name, db=INFORMATION_SCHEMA)
+    return exp.table_(name, db=INFORMATION_SCHEMA, quoted=True)
+
+
+def _column(name: str) -> exp.Column:
+    return exp.column(name, quoted=True)
+
+
+def _alias(expression: exp.Expr, name: str) -> exp.Expr:
+    return exp.alias_(expression, name, quoted=True)
 
 
 def _named(parts: tuple[tuple[str, bool], ...]) -> exp.Table:
@@ -47,7 +57,7 @@ def _named(parts: tuple[tuple[str, bool], ...]) -> exp.Table:
 
 
 def _equals(column: str, value: str) -> exp.Expr:
-    return exp.EQ(this=exp.column(column), expression=exp.Literal.string(value))
+    return exp.EQ(this=_column(column), expression=exp.Literal.string(value))
 
 
 def _describe(
@@ -57,37 +67,37 @@ def _describe(
     masked = exp.If(this=_equals("is_masked", "YES"), true=exp.Literal.string("masked"))
     return (
         exp.select(
-            exp.column("column_name"),
-            exp.alias_(exp.column("data_type"), "column_type"),
-            exp.alias_(exp.column("is_nullable"), "null", quoted=True),
-            exp.alias_(exp.cast(exp.null(), "VARCHAR"), "key", quoted=True),
-            exp.alias_(exp.column("column_default"), "default", quoted=True),
-            exp.alias_(exp.Case(ifs=[masked]), "extra"),
+            _column("column_name"),
+            _alias(_column("data_type"), "column_type"),
+            _alias(_column("is_nullable"), "null"),
+            _alias(exp.cast(exp.null(), "VARCHAR"), "key"),
+            _alias(_column("column_default"), "default"),
+            _alias(exp.Case(ifs=[masked]), "extra"),
         )
         .from_(_relation("columns"))
         .where(exp.and_(_equals("table_schema", schema), _equals("table_name", table)))
-        .order_by(exp.column("ordinal_position"))
+        .order_by(_column("ordinal_position"))
     )
 
 
 def _show_tables(command: CatalogCommand, default_domain: str | None) -> exp.Query:
-    query = exp.select().from_(_relation("tables")).order_by(exp.column("name"))
+    query = exp.select().from_(_relation("tables")).order_by(_column("name"))
     if command.name:
         # SHOW TABLES FROM schema (or catalog.schema): names fold as a FROM clause's do.
         named = folded(_named((*command.name, ("", True))))
         assert isinstance(named, exp.Table)
-        query = query.select(exp.alias_(exp.column("table_name"), "name"))
+        query = query.select(_alias(_column("table_name"), "name"))
         query = query.where(_equals("table_schema", named.db))
         return query.where(_equals("table_catalog", named.catalog)) if named.catalog else query
     if default_domain:
-        return query.select(exp.alias_(exp.column("table_name"), "name")).where(
+        return query.select(_alias(_column("table_name"), "name")).where(
             _equals("table_schema", default_domain)
         )
     qualified = exp.DPipe(
-        this=exp.DPipe(this=exp.column("table_schema"), expression=exp.Literal.string(".")),
-        expression=exp.column("table_name"),
+        this=exp.DPipe(this=_column("table_schema"), expression=exp.Literal.string(".")),
+        expression=_column("table_name"),
     )
-    return query.select(exp.alias_(qualified, "name")).where(_equals("table_type", BASE_TABLE))
+    return query.select(_alias(qualified, "name")).where(_equals("table_type", BASE_TABLE))
 
 
 def _show_schemas(default_domain: str | None) -> exp.Query:
@@ -96,10 +106,10 @@ def _show_schemas(default_domain: str | None) -> exp.Query:
     )
     return (
         exp.select(
-            exp.alias_(exp.column("catalog_name"), "database_name"),
-            exp.column("schema_name"),
-            exp.alias_(current, "current", quoted=True),
+            _alias(_column("catalog_name"), "database_name"),
+            _column("schema_name"),
+            _alias(current, "current"),
         )
         .from_(_relation("schemata"))
-        .order_by(exp.column("schema_name"))
+        .order_by(_column("schema_name"))
     )
