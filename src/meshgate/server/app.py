@@ -84,6 +84,16 @@ def _parse(cls: type[Any], body: bytes, what: str) -> Any:
     return message
 
 
+def _decode(cls: type[Any], body: bytes, what: str) -> Any:
+    """A Flight-level action body: the request message itself, serialized (not in Any)."""
+    try:
+        return cls.FromString(body)
+    except DecodeError:
+        raise BadRequestError(
+            f"the {what} action body must be a serialized {cls.DESCRIPTOR.full_name}"
+        ) from None
+
+
 class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     """The Flight SQL endpoint; every RPC is authenticated by the `auth` middleware."""
 
@@ -228,6 +238,26 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         result = self.statements.bind(principal, command, reader)
         writer.write(pa.py_buffer(result.SerializeToString()))
 
+    # ---- ListFlights / DoExchange -----------------------------------------------------------
+
+    @at_boundary
+    def list_flights(self, context: flight.ServerCallContext,
+                     criteria: bytes) -> Iterator[flight.FlightInfo]:
+        self._caller(context)
+        raise UnsupportedCommandError(
+            "meshgate does not list flights; send a Flight SQL command (CommandGetTables "
+            "lists the data products you may read)"
+        )
+
+    @at_boundary
+    def do_exchange(self, context: flight.ServerCallContext,
+                    descriptor: flight.FlightDescriptor, reader: flight.MetadataRecordBatchReader,
+                    writer: flight.MetadataRecordBatchWriter) -> None:
+        self._caller(context)
+        raise UnsupportedCommandError(
+            "meshgate does not support DoExchange; run queries with GetFlightInfo and DoGet"
+        )
+
     # ---- DoAction -----------------------------------------------------------------------------
 
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
@@ -253,19 +283,27 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         yield from ()
 
     def _set_session_options(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        request = _decode(flight_pb2.SetSessionOptionsRequest, body, "SetSessionOptions")
         view = self.service.view(caller.principal)
-        yield self.sessions.set_options(caller.token, view, body)
+        yield self.sessions.set_options(caller.token, view, request)
 
     def _get_session_options(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        _decode(flight_pb2.GetSessionOptionsRequest, body, "GetSessionOptions")
         view = self.service.view(caller.principal)
-        yield self.sessions.get_options(caller.token, view, body)
+        yield self.sessions.get_options(caller.token, view)
 
     def _close_session(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
-        yield self.sessions.close(caller.token, body)
+        _decode(flight_pb2.CloseSessionRequest, body, "CloseSession")
+        yield self.sessions.close(caller.token)
 
     def _cancel_flight_info(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
-        request = flight_pb2.CancelFlightInfoRequest.FromString(body)
-        info = flight.FlightInfo.deserialize(request.info.SerializeToString())
+        request = _decode(flight_pb2.CancelFlightInfoRequest, body, "CancelFlightInfo")
+        try:
+            info = flight.FlightInfo.deserialize(request.info.SerializeToString())
+        except pa.ArrowInvalid:
+            raise BadRequestError(
+                "the CancelFlightInfo request must carry the FlightInfo the query returned"
+            ) from None
         cancelled = self.statements.cancel(caller.principal, info)
         status = (flight_pb2.CANCEL_STATUS_CANCELLED if cancelled
                   else flight_pb2.CANCEL_STATUS_NOT_CANCELLABLE)
