@@ -315,6 +315,13 @@ class ServerConfig(Strict):
     """Port to listen on."""
     token_ttl_seconds: int = Field(default=3600, gt=0)
     """How long a bearer token from a password sign-in stays valid (seconds, more than 0)."""
+    ticket_ttl_seconds: int = Field(default=300, gt=0)
+    """How long a ticket from GetFlightInfo waits for its DoGet (seconds, more than 0)."""
+    prepared_statement_ttl_seconds: int = Field(default=3600, gt=0)
+    """How long a prepared statement stays open after its last use (seconds, more than 0)."""
+    max_open_handles: int = Field(default=100, gt=0)
+    """Tickets waiting for DoGet, and prepared statements, per principal (each); past it the
+    least recently used one is dropped."""
     strict_pushdown: bool = False
     """Refuse queries the sources cannot run whole."""
     admin_roles: tuple[str, ...] = ("admin",)

@@ -15,6 +15,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 from pyarrow import flight
 
+from meshgate.catalog.config import ServerConfig
 from meshgate.errors import (
     BadRequestError,
     ReadOnlyError,
@@ -29,11 +30,10 @@ from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.server.sessions import SessionStore
 from meshgate.server.sqlinfo import SCHEMA as SQL_INFO_SCHEMA
 from meshgate.server.sqlinfo import sql_info_table
-from meshgate.server.statements import StatementRegistry, pack
+from meshgate.server.statements import HandleLimits, StatementRegistry, pack
 from meshgate.service import QueryOptions, QueryService
 
 AUTH = "auth"
-DEFAULT_TTL_SECONDS = 3600.0
 
 _INGEST_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementIngest"
 _WRITE_COMMANDS = (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate)
@@ -98,11 +98,16 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     """The Flight SQL endpoint; every RPC is authenticated by the `auth` middleware."""
 
     def __init__(self, service: QueryService, location: str,
-                 token_ttl_seconds: float = DEFAULT_TTL_SECONDS, **options: Any) -> None:
+                 config: ServerConfig | None = None, **options: Any) -> None:
+        config = config if config is not None else ServerConfig()
         self.sessions = SessionStore()
-        self.tokens = TokenStore(token_ttl_seconds, on_expire=self.sessions.forget)
+        self.tokens = TokenStore(config.token_ttl_seconds, on_expire=self.sessions.forget)
         self.service = service
-        self.statements = StatementRegistry(service, token_ttl_seconds)
+        self.statements = StatementRegistry(service, HandleLimits(
+            ticket_ttl_seconds=config.ticket_ttl_seconds,
+            prepared_statement_ttl_seconds=config.prepared_statement_ttl_seconds,
+            max_open=config.max_open_handles,
+        ))
         self._actions: dict[str, Callable[[CallCredential, bytes], Iterator[bytes]]] = {
             "CreatePreparedStatement": self._create_prepared,
             "ClosePreparedStatement": self._close_prepared,
@@ -294,6 +299,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
 
     def _close_session(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
         _decode(flight_pb2.CloseSessionRequest, body, "CloseSession")
+        self.tokens.revoke(caller.token)
         yield self.sessions.close(caller.token)
 
     def _cancel_flight_info(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
