@@ -306,6 +306,17 @@ class AuditConfig(Strict):
     """Records kept queryable in meshgate.query_history."""
 
 
+class LoginConfig(Strict):
+    """Back-off after failed password sign-ins, per user name."""
+
+    max_failures: int = Field(default=10, gt=0)
+    """Failed sign-ins within `window_seconds` after which the user name is locked out."""
+    window_seconds: int = Field(default=60, gt=0)
+    """How far back failed sign-ins are counted (seconds, more than 0)."""
+    lockout_seconds: int = Field(default=30, gt=0)
+    """How long sign-ins are refused, unchecked, once locked out (seconds, more than 0)."""
+
+
 class ServerConfig(Strict):
     """The Flight SQL server: where it listens, tokens, audit and identity provider."""
 
@@ -327,6 +338,7 @@ class ServerConfig(Strict):
     admin_roles: tuple[str, ...] = ("admin",)
     """Callers holding one of these roles see physical plans, every query's history and audit."""
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    login: LoginConfig = Field(default_factory=LoginConfig)
     jwt: JwtConfig | None = None
     """Accept bearer tokens from an identity provider."""
 
