@@ -52,9 +52,12 @@ def _status(channel: grpc.Channel, sql: str, user: str = "analyst") -> grpc.RpcE
         ("SELECT 1; SELECT 2", grpc.StatusCode.INVALID_ARGUMENT, "one statement at a time"),
         ("SELECT * FROM finance.budgets", grpc.StatusCode.NOT_FOUND, "does not exist"),
         ("SELECT * FROM sales.nope", grpc.StatusCode.NOT_FOUND, "does not exist"),
+        ("SELECT CAST('1.2.3.4' AS INET)", grpc.StatusCode.INVALID_ARGUMENT,
+         "this query uses a type or function of DuckDB's inet extension, which meshgate does "
+         "not load; write it with DuckDB's built-in types and functions"),
     ],
     ids=["syntax", "syntax-position", "write", "drop", "two-statements", "denied-product",
-         "unknown-product"],
+         "unknown-product", "extension-type"],
 )
 def test_grpc_status_has_the_code_and_no_traceback(channel: grpc.Channel, sql: str,
                                                     code: grpc.StatusCode, text: str) -> None:
