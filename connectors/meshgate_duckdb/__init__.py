@@ -29,16 +29,16 @@ from meshgate.sqlconnector import (
     DuckDBBackedConnector,
     collated_text_columns,
 )
+from meshgate.sqlconnector.sandbox import LOCKED_DOWN
 from meshgate.types import wire_type
 
 CAPABILITIES = ENGINE_CAPABILITIES
 
 
-# The file is the only thing this connection may read: no other files, no Python objects.
-SANDBOX: dict[str, str | bool | int | float | list[str]] = {
-    "python_enable_replacements": False,
-    "enable_external_access": False,
-}
+# The file is the only thing this connection may read: no other files, no Python objects, no
+# extension installed or loaded, no setting changed. Locked in the connect call itself, so
+# that two sources on one file share DuckDB's cached instance (same configuration).
+SANDBOX = {**LOCKED_DOWN, "lock_configuration": True}
 
 
 class DuckDBConnector(DuckDBBackedConnector):

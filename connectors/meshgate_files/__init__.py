@@ -170,8 +170,9 @@ class FilesConnector(DuckDBBackedConnector):
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             if self._connection is None:
-                # Reads only the files this source names; never Python objects by name.
-                self._connection = sandboxed_duckdb(external_access=True)
+                # Reads only below its own directory; never Python objects by name.
+                folders = sorted({self.directory.absolute(), self.directory.resolve()})
+                self._connection = sandboxed_duckdb(readable=folders)
             return self._connection.cursor()
 
     def _unreadable(self, table: SourceTable, error: BaseException) -> SourceUnavailable:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import os
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from meshgate.errors import AuthenticationFailed
@@ -52,18 +55,24 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
+INVALID_CREDENTIALS = "invalid user name or password; check the credentials your client sends"
+
+
 class Directory:
-    """The users of a deployment; answers the same error for unknown users and bad passwords."""
+    """The users of a deployment; answers the same error, after the same work, for unknown
+    users and bad passwords."""
 
     def __init__(self, users: Mapping[str, tuple[str, Principal]]) -> None:
         self._users = dict(users)
+        # An unknown name is checked against this, so its refusal costs one scrypt too and its
+        # timing does not tell which names exist.
+        self._decoy = hash_password(base64.b64encode(os.urandom(16)).decode())
 
     def authenticate(self, name: str, password: str) -> Principal:
         entry = self._users.get(name)
-        if entry is None or not verify_password(password, entry[0]):
-            raise AuthenticationFailed(
-                "invalid user name or password; check the credentials your client sends"
-            )
+        stored = entry[0] if entry is not None else self._decoy
+        if not verify_password(password, stored) or entry is None:
+            raise AuthenticationFailed(INVALID_CREDENTIALS)
         return entry[1]
 
     def principal(self, name: str) -> Principal:
@@ -72,3 +81,56 @@ class Directory:
         if entry is None:
             raise AuthenticationFailed(f"unknown user {name!r}")
         return entry[1]
+
+
+class LoginBackoff:
+    """Refuses sign-ins, without checking the password, for `lockout_seconds` once a user
+    name (from one client address, where the front end knows it) has failed `max_failures`
+    times within `window_seconds`: online password guessing meets a wall."""
+
+    def __init__(self, max_failures: int, window_seconds: float, lockout_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._max = max_failures
+        self._window = window_seconds
+        self._lockout = lockout_seconds
+        self._clock = clock
+        self._failures: dict[tuple[str, str | None], list[float]] = {}
+        self._locked: dict[tuple[str, str | None], float] = {}
+        self._lock = threading.Lock()
+
+    def check(self, name: str, client: str | None) -> None:
+        """Raise if this name (and address) is locked out; called before the password."""
+        now = self._clock()
+        with self._lock:
+            until = self._locked.get((name, client))
+            if until is not None and until > now:
+                raise AuthenticationFailed(
+                    f"too many failed logins; retry in {math.ceil(until - now)} s"
+                )
+            self._locked.pop((name, client), None)
+
+    def failed(self, name: str, client: str | None) -> None:
+        now = self._clock()
+        key = (name, client)
+        with self._lock:
+            recent = [t for t in self._failures.get(key, ()) if t > now - self._window]
+            recent.append(now)
+            if len(recent) >= self._max:
+                self._locked[key] = now + self._lockout
+                recent = []
+            self._failures[key] = recent
+            if len(self._failures) > _MAX_TRACKED:  # random names must not grow it forever
+                self._forget_older_than(now - self._window)
+
+    def succeeded(self, name: str, client: str | None) -> None:
+        with self._lock:
+            self._failures.pop((name, client), None)
+
+    def _forget_older_than(self, horizon: float) -> None:
+        for key in [k for k, times in self._failures.items() if not times or times[-1] <= horizon]:
+            del self._failures[key]
+        for key in [k for k, until in self._locked.items() if until <= self._clock()]:
+            del self._locked[key]
+
+
+_MAX_TRACKED = 10_000

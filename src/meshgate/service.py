@@ -39,7 +39,7 @@ from meshgate.planner.federate import Planner
 from meshgate.planner.plan import FederatedPlan
 from meshgate.policy.policies import PolicySet, policy_problems
 from meshgate.policy.relation import secure
-from meshgate.principal import Principal
+from meshgate.principal import LoginBackoff, Principal
 from meshgate.query.literals import numbered_placeholders, value_type
 from meshgate.query.model import BoundQuery, CatalogCommand, Statement
 from meshgate.registry import create_connector, installed_kinds
@@ -112,6 +112,9 @@ class QueryService:
         # Runs every plan's residual (and says what it returns, for the planner).
         self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine()
         self._plans: PlanCache[_Planned] = PlanCache()
+        login = definition.server.login
+        self._login_backoff = LoginBackoff(login.max_failures, login.window_seconds,
+                                           login.lockout_seconds)
 
     @classmethod
     def from_config(cls, directory: Path) -> QueryService:
@@ -127,7 +130,14 @@ class QueryService:
     # --- who and what -------------------------------------------------------------------
     def authenticate(self, user: str, password: str, client: str | None = None) -> Principal:
         try:
-            return self.catalog.directory.authenticate(user, password)
+            self._login_backoff.check(user, client)
+            try:
+                principal = self.catalog.directory.authenticate(user, password)
+            except AuthenticationFailed:
+                self._login_backoff.failed(user, client)
+                raise
+            self._login_backoff.succeeded(user, client)
+            return principal
         except AuthenticationFailed as exc:
             self._audit_failure(now(), user, (), client, "", exc, outcome="login_failed")
             raise

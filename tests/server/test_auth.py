@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import adbc_driver_flightsql.dbapi as adbc
 import grpc  # type: ignore[import-untyped]
 import pytest
@@ -10,8 +13,10 @@ from pyarrow import flight
 from meshgate.server.auth import parse_basic
 from meshgate.server.proto import flight_sql_pb2 as pb
 from tests.server.flightsql_clients import basic, descriptor
+from tests.server.test_deployment import served
 
 CATALOGS = descriptor(pb.CommandGetCatalogs())
+INVALID = "invalid user name or password; check the credentials your client sends"
 
 
 def _options(authorization: str) -> flight.FlightCallOptions:
@@ -113,3 +118,46 @@ def test_basic_that_is_not_base64_is_rejected(uri: str) -> None:
     client = flight.connect(uri)
     with pytest.raises(flight.FlightUnauthenticatedError, match="base64"):
         client.get_flight_info(CATALOGS, _options("Basic !!!not-base64!!!"))
+
+
+def _handshake(uri: str, user: str, password: str) -> str:
+    """One real Basic handshake; the refusal's message, or "" when it logged in."""
+    client = flight.connect(uri)
+    try:
+        client.authenticate_basic_token(user.encode(), password.encode())
+        return ""
+    except flight.FlightUnauthenticatedError as exc:
+        return str(exc)
+    finally:
+        client.close()
+
+
+def test_unknown_users_cost_a_password_check_like_known_ones(demo_dir: Path,
+                                                             tmp_path: Path) -> None:
+    def seconds(user: str) -> float:
+        started = time.perf_counter()
+        assert _handshake(uri, user, "not-the-password").startswith(INVALID)
+        return time.perf_counter() - started
+
+    with served(demo_dir, tmp_path / "config", "server: {login: {max_failures: 100}}\n") as uri:
+        known = min(seconds("analyst") for _ in range(3))
+        unknown = min(seconds(f"nobody{i}") for i in range(3))
+    assert unknown > 0.5 * known
+
+
+def test_failed_logins_back_off_per_user_without_checking_the_password(
+        demo_dir: Path, tmp_path: Path) -> None:
+    limits = "server: {login: {max_failures: 3, window_seconds: 60, lockout_seconds: 1}}\n"
+    with served(demo_dir, tmp_path / "config", limits) as uri:
+        for _ in range(3):
+            assert _handshake(uri, "analyst", "guess").startswith(INVALID)
+        for password in ("analyst", "guess"):  # refused unchecked, the right one too
+            assert _handshake(uri, "analyst", password).startswith(
+                "too many failed logins; retry in 1 s")
+        assert _handshake(uri, "admin", "admin") == ""  # other users are not held up
+        time.sleep(1.1)
+        assert _handshake(uri, "analyst", "analyst") == ""
+        for _ in range(2):  # a success starts the count afresh
+            for _ in range(2):
+                assert _handshake(uri, "analyst", "guess").startswith(INVALID)
+            assert _handshake(uri, "analyst", "analyst") == ""

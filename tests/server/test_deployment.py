@@ -18,13 +18,14 @@ from meshgate.server import running_server
 from meshgate.server.proto import flight_pb2 as pb
 from meshgate.server.proto import flight_sql_pb2 as sql
 from meshgate.service import QueryService
-from tests.server.flightsql_clients import Session
+from tests.server.flightsql_clients import Session, pack, unpack
 
 # The regexp filter cannot run in SQLite: in strict mode it is refused, else merged locally.
 LOCAL_WORK = (
     "SELECT e.name FROM hr.employees e JOIN sales.orders o ON o.employee_id = e.id "
     "WHERE regexp_matches(e.name, '^A')"
 )
+HANDLE_GONE = "unknown or expired statement handle; prepare or run the query again"
 STRICT_REFUSAL = "strict pushdown: a part of this query would run in meshgate's merge layer"
 
 
@@ -98,5 +99,61 @@ def test_without_the_setting_the_same_query_runs(demo_dir: Path, tmp_path: Path)
         try:
             _, table = session.fetch(sql.CommandStatementQuery(query=LOCAL_WORK))
             assert table.num_rows > 0
+        finally:
+            session.close()
+
+
+def test_unclaimed_tickets_expire_and_each_principal_holds_a_bounded_number(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    count = sql.CommandStatementQuery(query="SELECT count(*) AS n FROM sales.orders")
+    limits = "server: {ticket_ttl_seconds: 1, max_open_handles: 2}\n"
+    with served(demo_dir, tmp_path / "config", limits) as uri:
+        session = Session(uri, "analyst", "analyst")
+        admin = Session(uri, "admin", "admin")
+        try:
+            oldest, older, newest = (session.info(count).endpoints[0].ticket for _ in range(3))
+            others = admin.info(count).endpoints[0].ticket  # another principal's own room
+            with pytest.raises(pa.ArrowKeyError, match=HANDLE_GONE):
+                session.client.do_get(oldest, session.options).read_all()
+            for ticket in (older, newest):
+                assert session.client.do_get(ticket, session.options).read_all().num_rows == 1
+            assert admin.client.do_get(others, admin.options).read_all().num_rows == 1
+            waiting = session.info(count).endpoints[0].ticket
+            time.sleep(1.5)
+            with pytest.raises(pa.ArrowKeyError, match=HANDLE_GONE):
+                session.client.do_get(waiting, session.options).read_all()
+        finally:
+            session.close()
+            admin.close()
+
+
+def _prepare(session: Session, query: str) -> bytes:
+    request = sql.ActionCreatePreparedStatementRequest(query=query)
+    [body] = session.action("CreatePreparedStatement", pack(request))
+    result = unpack(body, sql.ActionCreatePreparedStatementResult())
+    handle: bytes = result.prepared_statement_handle
+    return handle
+
+
+def test_prepared_statements_idle_out_and_the_least_recently_used_makes_room(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    limits = "server: {prepared_statement_ttl_seconds: 2, max_open_handles: 2}\n"
+    with served(demo_dir, tmp_path / "config", limits) as uri:
+        session = Session(uri, "analyst", "analyst")
+        try:
+            first, second = _prepare(session, "SELECT 1 AS n"), _prepare(session, "SELECT 2 AS n")
+            run = sql.CommandPreparedStatementQuery
+            session.info(run(prepared_statement_handle=first))  # used: second is now the oldest
+            third = _prepare(session, "SELECT 3 AS n")
+            with pytest.raises(pa.ArrowKeyError, match=HANDLE_GONE):
+                session.info(run(prepared_statement_handle=second))
+            for handle, n in ((first, 1), (third, 3)):
+                _, table = session.fetch(run(prepared_statement_handle=handle))
+                assert table.column("n").to_pylist() == [n]
+            time.sleep(2.5)
+            with pytest.raises(pa.ArrowKeyError, match=HANDLE_GONE):
+                session.info(run(prepared_statement_handle=third))
         finally:
             session.close()

@@ -8,7 +8,7 @@ INVALID_ARGUMENT/NOT_FOUND; meshgate.server.errors avoids it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import adbc_driver_flightsql.dbapi as adbc
 import grpc  # type: ignore[import-untyped]
@@ -19,6 +19,7 @@ from pyarrow import flight
 from meshgate.audit import error_id_of
 from meshgate.errors import QueryValueError, SourceUnavailable
 from meshgate.server.errors import InvalidArgument, NotFound, client_error
+from meshgate.server.proto import flight_pb2
 from meshgate.server.proto import flight_sql_pb2 as pb
 from tests.server.flightsql_clients import adbc_refusal, basic, pack
 
@@ -51,9 +52,12 @@ def _status(channel: grpc.Channel, sql: str, user: str = "analyst") -> grpc.RpcE
         ("SELECT 1; SELECT 2", grpc.StatusCode.INVALID_ARGUMENT, "one statement at a time"),
         ("SELECT * FROM finance.budgets", grpc.StatusCode.NOT_FOUND, "does not exist"),
         ("SELECT * FROM sales.nope", grpc.StatusCode.NOT_FOUND, "does not exist"),
+        ("SELECT CAST('1.2.3.4' AS INET)", grpc.StatusCode.INVALID_ARGUMENT,
+         "this query uses a type or function of DuckDB's inet extension, which meshgate does "
+         "not load; write it with DuckDB's built-in types and functions"),
     ],
     ids=["syntax", "syntax-position", "write", "drop", "two-statements", "denied-product",
-         "unknown-product"],
+         "unknown-product", "extension-type"],
 )
 def test_grpc_status_has_the_code_and_no_traceback(channel: grpc.Channel, sql: str,
                                                     code: grpc.StatusCode, text: str) -> None:
@@ -184,3 +188,65 @@ def test_bad_input_leaves_the_server_serving(uri: str) -> None:
         with conn.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM sales.orders")  # no policy restricts it
             assert cursor.fetchone() == (20000,)
+
+
+FLIGHT_SERVICE = "/arrow.flight.protocol.FlightService/"
+CORRUPT = b"\x0a\xff"  # field 1, a length running past the end: no protobuf decodes it
+
+
+def _refusal(call: Callable[..., Iterable[bytes]], request: object,
+             user: str = "analyst") -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        list(call(request, metadata=[("authorization", basic(user, user))]))
+    return caught.value
+
+
+def _stream(channel: grpc.Channel, method: str) -> Callable[..., Iterable[bytes]]:
+    call: Callable[..., Iterable[bytes]] = channel.unary_stream(
+        FLIGHT_SERVICE + method, request_serializer=lambda b: b,
+        response_deserializer=lambda b: b)
+    return call
+
+
+def test_list_flights_is_unimplemented_with_a_clean_message(channel: grpc.Channel) -> None:
+    error = _refusal(_stream(channel, "ListFlights"), b"")
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert error.details().startswith("meshgate does not list flights; send a Flight SQL command")
+    assert "Traceback" not in error.details()
+
+
+def test_do_exchange_is_unimplemented_with_a_clean_message(channel: grpc.Channel) -> None:
+    call = channel.stream_stream(FLIGHT_SERVICE + "DoExchange", request_serializer=lambda b: b,
+                                 response_deserializer=lambda b: b)
+    descriptor = flight.FlightDescriptor.for_command(b"x").serialize()
+    first = b"\x0a" + bytes([len(descriptor)]) + descriptor  # FlightData.flight_descriptor
+    error = _refusal(call, iter([first]))
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert error.details().startswith("meshgate does not support DoExchange; run queries with")
+    assert "Traceback" not in error.details()
+
+
+@pytest.mark.parametrize(("action", "expected"), [
+    ("SetSessionOptions", "arrow.flight.protocol.SetSessionOptionsRequest"),
+    ("GetSessionOptions", "arrow.flight.protocol.GetSessionOptionsRequest"),
+    ("CloseSession", "arrow.flight.protocol.CloseSessionRequest"),
+    ("CancelFlightInfo", "arrow.flight.protocol.CancelFlightInfoRequest"),
+])
+def test_corrupt_action_bodies_are_invalid_argument(channel: grpc.Channel, action: str,
+                                                    expected: str) -> None:
+    body = flight.Action(action, CORRUPT).serialize()
+    error = _refusal(_stream(channel, "DoAction"), body)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith(
+        f"the {action} action body must be a serialized {expected}")
+    assert "Traceback" not in error.details()
+
+
+def test_cancel_flight_info_with_a_corrupt_flight_info_is_invalid_argument(
+        channel: grpc.Channel) -> None:
+    request = flight_pb2.CancelFlightInfoRequest(info=flight_pb2.FlightInfo(schema=b"garbage"))
+    body = flight.Action("CancelFlightInfo", request.SerializeToString()).serialize()
+    error = _refusal(_stream(channel, "DoAction"), body)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith(
+        "the CancelFlightInfo request must carry the FlightInfo the query returned")

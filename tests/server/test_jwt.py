@@ -36,6 +36,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pyarrow import flight
 
 from meshgate.server import running_server
+from meshgate.server.proto import flight_pb2
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import QueryService
 from tests.server.flightsql_clients import descriptor
@@ -195,6 +196,22 @@ def adbc_query(uri: str, token: str, sql: str) -> list[tuple[Any, ...]]:
         cursor.execute(sql)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
         return rows
+
+
+def test_close_session_ends_an_identity_provider_token_here(
+        rs256_uri: str, keys: IdentityProviderKeys) -> None:
+    token = rs256(keys, jti="closed-by-its-client")  # no other test sends this one
+    assert pyarrow_query(rs256_uri, token, "SELECT 1 AS one") == [{"one": 1}]
+    client = flight.connect(rs256_uri)
+    try:
+        action = flight.Action("CloseSession", flight_pb2.CloseSessionRequest().SerializeToString())
+        list(client.do_action(action, bearer(token)))
+    finally:
+        client.close()
+    with pytest.raises(flight.FlightUnauthenticatedError,
+                       match="this bearer token's session was closed; get a new token"):
+        pyarrow_query(rs256_uri, token, "SELECT 1 AS one")
+    assert pyarrow_query(rs256_uri, rs256(keys, jti="another"), "SELECT 1 AS one") == [{"one": 1}]
 
 
 # ---- accepted tokens ----------------------------------------------------------------------------

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import adbc_driver_flightsql.dbapi as adbc
+import duckdb
 import pyarrow as pa
 import pytest
 from google.protobuf.message import Message
 
 from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.server.search_patterns import SearchPattern
 from tests.server.flightsql_clients import Session
 
 
@@ -124,6 +128,55 @@ def test_like_patterns(analyst: Session, schema_pattern: str, table_pattern: str
 def test_schema_pattern_on_db_schemas(analyst: Session) -> None:
     _, table = analyst.fetch(pb.CommandGetDbSchemas(db_schema_filter_pattern="s%"))
     assert table.column("db_schema_name").to_pylist() == ["sales"]
+
+
+# A regex translation backtracked for ~10 s on this pattern (issue 16), stalling every client.
+HOSTILE = "%" * 21 + "zz"
+
+
+def test_a_hostile_pattern_answers_fast_and_others_are_still_served(uri: str,
+                                                                    analyst: Session) -> None:
+    other = Session(uri, "admin", "admin")
+    finished: list[float] = []
+
+    def hostile() -> None:
+        started = time.monotonic()
+        for command in (pb.CommandGetTables(db_schema_filter_pattern=HOSTILE),
+                        pb.CommandGetTables(table_name_filter_pattern=HOSTILE),
+                        pb.CommandGetDbSchemas(db_schema_filter_pattern=HOSTILE)):
+            assert analyst.fetch(command)[1].num_rows == 0
+        finished.append(time.monotonic() - started)
+
+    try:
+        thread = threading.Thread(target=hostile)
+        started = time.monotonic()
+        thread.start()
+        assert other.fetch(pb.CommandGetCatalogs())[1].num_rows == 1
+        served = time.monotonic() - started
+        thread.join(timeout=30)
+    finally:
+        other.close()
+    assert served < 1.0
+    assert finished
+    assert finished[0] < 1.0
+
+
+NAMES = ["orders", "order_items", "order%", "a_b", "a\\b", "", "%", "_", "zz", "zzz",
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaazz", "abcabcabd", "mississippi"]
+PATTERNS = ["", "%", "%%", "_", "__", "%_", "_%", "order%", "%s", "%_items", "order\\_items",
+            "order\\%", "%\\%", "\\_", "a\\\\b", "a%b", "a_b", "%a%b%", "%zz", "%%z%%z%%",
+            "abc%abd", "%abc%abd", "abc%abc%abd", "ab%c%d", "m%iss%ppi", "%ss%ss%", "%ss%ss%ss%",
+            "_i%i_", "%\\o%", HOSTILE, "%" * 40 + "a" + "%" * 40, "_" * 32, "_" * 31]
+
+
+def test_search_patterns_match_like_duckdb_does() -> None:
+    oracle = duckdb.connect()
+    for pattern in PATTERNS:
+        parsed = SearchPattern(pattern)
+        for name in NAMES:
+            expected = oracle.execute("SELECT ? LIKE ? ESCAPE '\\'", [name, pattern]).fetchone()
+            assert expected is not None
+            assert parsed.matches(name) is expected[0], (name, pattern)
 
 
 @pytest.mark.parametrize(("catalog", "found"), [(None, True), ("demo", True), ("", False),

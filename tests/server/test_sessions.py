@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import adbc_driver_flightsql.dbapi as adbc
 import pytest
+from pyarrow import flight
 
 from meshgate.server.proto import flight_pb2 as pb
 from meshgate.server.proto import flight_sql_pb2 as sql
@@ -67,11 +68,20 @@ def test_sessions_are_per_token(analyst: Session, uri: str) -> None:
     other.close()
 
 
-def test_close_session_forgets_options(analyst: Session) -> None:
+def test_close_session_revokes_its_token(analyst: Session, uri: str) -> None:
     _set(analyst, schema="hr")
     [body] = analyst.action("CloseSession", pb.CloseSessionRequest().SerializeToString())
     assert pb.CloseSessionResult.FromString(body).status == pb.CloseSessionResult.CLOSED
-    assert "schema" not in _get(analyst)
+    for call in (lambda: _get(analyst),
+                 lambda: analyst.fetch(sql.CommandStatementQuery(query="SELECT 1 AS one"))):
+        with pytest.raises(flight.FlightUnauthenticatedError,
+                           match="the bearer token is unknown or expired; authenticate again"):
+            call()
+    renewed = Session(uri, "analyst", "analyst")
+    try:
+        assert "schema" not in _get(renewed)
+    finally:
+        renewed.close()
 
 
 def test_adbc_current_catalog_and_schema(uri: str) -> None:

@@ -306,6 +306,17 @@ class AuditConfig(Strict):
     """Records kept queryable in meshgate.query_history."""
 
 
+class LoginConfig(Strict):
+    """Back-off after failed password sign-ins, per user name."""
+
+    max_failures: int = Field(default=10, gt=0)
+    """Failed sign-ins within `window_seconds` after which the user name is locked out."""
+    window_seconds: int = Field(default=60, gt=0)
+    """How far back failed sign-ins are counted (seconds, more than 0)."""
+    lockout_seconds: int = Field(default=30, gt=0)
+    """How long sign-ins are refused, unchecked, once locked out (seconds, more than 0)."""
+
+
 class ServerConfig(Strict):
     """The Flight SQL server: where it listens, tokens, audit and identity provider."""
 
@@ -315,11 +326,19 @@ class ServerConfig(Strict):
     """Port to listen on."""
     token_ttl_seconds: int = Field(default=3600, gt=0)
     """How long a bearer token from a password sign-in stays valid (seconds, more than 0)."""
+    ticket_ttl_seconds: int = Field(default=300, gt=0)
+    """How long a ticket from GetFlightInfo waits for its DoGet (seconds, more than 0)."""
+    prepared_statement_ttl_seconds: int = Field(default=3600, gt=0)
+    """How long a prepared statement stays open after its last use (seconds, more than 0)."""
+    max_open_handles: int = Field(default=100, gt=0)
+    """Tickets waiting for DoGet, and prepared statements, per principal (each); past it the
+    least recently used one is dropped."""
     strict_pushdown: bool = False
     """Refuse queries the sources cannot run whole."""
     admin_roles: tuple[str, ...] = ("admin",)
     """Callers holding one of these roles see physical plans, every query's history and audit."""
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    login: LoginConfig = Field(default_factory=LoginConfig)
     jwt: JwtConfig | None = None
     """Accept bearer tokens from an identity provider."""
 

@@ -52,6 +52,16 @@ def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
+def expiry_of(token: str) -> float | None:
+    """The `exp` claim (epoch seconds) of a token already verified, or None if it has none."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    expiry = claims.get("exp")
+    return float(expiry) if isinstance(expiry, int | float) else None
+
+
 class IdentityProvider:
     """Verifies bearer tokens of one configured issuer and maps their claims to a principal."""
 

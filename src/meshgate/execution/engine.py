@@ -21,7 +21,7 @@ from meshgate.errors import QueryCancelled, SourceUnavailable
 from meshgate.planner.schema import ResultDescriber
 from meshgate.spi import CANONICAL_DIALECT, QueryContext
 from meshgate.spi.parameters import renumbered, without_placeholders
-from meshgate.sqlconnector.failures import duckdb_value_failure
+from meshgate.sqlconnector.failures import duckdb_missing_extension, duckdb_value_failure
 from meshgate.sqlconnector.sandbox import sandboxed_duckdb
 from meshgate.types import wire_schema
 
@@ -69,6 +69,11 @@ class DuckDBEngine:
             sql = without_placeholders(query).sql(dialect=CANONICAL_DIALECT, comments=False)
             result = cursor.execute(f"SELECT * FROM ({sql}) AS result LIMIT 0").to_arrow_table()
             return wire_schema(result.schema)
+        except duckdb.Error as exc:
+            refusal = duckdb_missing_extension(exc)
+            if refusal is not None:
+                raise refusal from None
+            raise
         finally:
             cursor.close()
 
@@ -91,6 +96,9 @@ class DuckDBEngine:
         except duckdb.InterruptException:
             raise QueryCancelled("the query was cancelled") from None
         except duckdb.Error as exc:
+            refusal = duckdb_missing_extension(exc)
+            if refusal is not None:
+                raise refusal from None
             # The merge's errors about the values it computes: the user's query is at fault.
             failure = duckdb_value_failure(exc)
             if failure is not None:

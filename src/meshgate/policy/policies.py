@@ -385,9 +385,17 @@ def _unknown_function(call: exp.Anonymous) -> str | None:
     return f"unknown function {name!r}" + (hint or ": DuckDB has no function of that name")
 
 
+# Policy expressions are checked in DuckDB: no files, no Python objects, no extension loads.
+_LOCKED_DOWN: dict[str, str | bool | int | float | list[str]] = {
+    "python_enable_replacements": False, "enable_external_access": False,
+    "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+    "lock_configuration": True,
+}
+
+
 @functools.cache
 def _duckdb_functions() -> frozenset[str]:
-    with duckdb.connect(":memory:") as connection:
+    with duckdb.connect(":memory:", config=_LOCKED_DOWN) as connection:
         rows = connection.execute("SELECT DISTINCT function_name FROM duckdb_functions()")
         return frozenset(str(name).lower() for (name,) in rows.fetchall())
 
@@ -439,7 +447,7 @@ class _TypeChecker:
     """Checks expressions against an empty table shaped like the product, in DuckDB."""
 
     def __init__(self) -> None:
-        self._connection = duckdb.connect(":memory:")
+        self._connection = duckdb.connect(":memory:", config=_LOCKED_DOWN)
 
     def boolean(
         self, product: DataProduct, expression: exp.Expr, where: str, problems: list[str]

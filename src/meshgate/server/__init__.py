@@ -5,22 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from meshgate.server.app import DEFAULT_TTL_SECONDS, MeshgateFlightServer
+from meshgate.catalog.config import ServerConfig
+from meshgate.server.app import MeshgateFlightServer
 from meshgate.service import QueryService
 
 __all__ = ["MeshgateFlightServer", "running_server", "serve"]
 
 
-def _ttl(service: QueryService) -> float:
+def _config(service: QueryService) -> ServerConfig:
+    """The deployment's `server:` settings (lifetimes, limits, login back-off)."""
     try:
-        return float(service.catalog.definition.server.token_ttl_seconds)
+        return service.catalog.definition.server
     except AttributeError:
-        return DEFAULT_TTL_SECONDS
+        return ServerConfig()
 
 
 def serve(service: QueryService, host: str, port: int) -> None:
     """Serve Flight SQL on grpc://host:port until interrupted (blocking)."""
-    server = MeshgateFlightServer(service, f"grpc://{host}:{port}", token_ttl_seconds=_ttl(service))
+    server = MeshgateFlightServer(service, f"grpc://{host}:{port}", _config(service))
     try:
         server.serve()
     finally:
@@ -34,7 +36,7 @@ def running_server(service: QueryService, host: str = "127.0.0.1",
 
     pyarrow starts listening in the constructor, so no serving thread of our own is needed.
     """
-    server = MeshgateFlightServer(service, f"grpc://{host}:{port}", token_ttl_seconds=_ttl(service))
+    server = MeshgateFlightServer(service, f"grpc://{host}:{port}", _config(service))
     try:
         yield server
     finally:

@@ -15,6 +15,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 from pyarrow import flight
 
+from meshgate.catalog.config import ServerConfig
 from meshgate.errors import (
     BadRequestError,
     ReadOnlyError,
@@ -29,11 +30,10 @@ from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.server.sessions import SessionStore
 from meshgate.server.sqlinfo import SCHEMA as SQL_INFO_SCHEMA
 from meshgate.server.sqlinfo import sql_info_table
-from meshgate.server.statements import StatementRegistry, pack
+from meshgate.server.statements import HandleLimits, StatementRegistry, pack
 from meshgate.service import QueryOptions, QueryService
 
 AUTH = "auth"
-DEFAULT_TTL_SECONDS = 3600.0
 
 _INGEST_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementIngest"
 _WRITE_COMMANDS = (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate)
@@ -84,15 +84,30 @@ def _parse(cls: type[Any], body: bytes, what: str) -> Any:
     return message
 
 
+def _decode(cls: type[Any], body: bytes, what: str) -> Any:
+    """A Flight-level action body: the request message itself, serialized (not in Any)."""
+    try:
+        return cls.FromString(body)
+    except DecodeError:
+        raise BadRequestError(
+            f"the {what} action body must be a serialized {cls.DESCRIPTOR.full_name}"
+        ) from None
+
+
 class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     """The Flight SQL endpoint; every RPC is authenticated by the `auth` middleware."""
 
     def __init__(self, service: QueryService, location: str,
-                 token_ttl_seconds: float = DEFAULT_TTL_SECONDS, **options: Any) -> None:
+                 config: ServerConfig | None = None, **options: Any) -> None:
+        config = config if config is not None else ServerConfig()
         self.sessions = SessionStore()
-        self.tokens = TokenStore(token_ttl_seconds, on_expire=self.sessions.forget)
+        self.tokens = TokenStore(config.token_ttl_seconds, on_expire=self.sessions.forget)
         self.service = service
-        self.statements = StatementRegistry(service, token_ttl_seconds)
+        self.statements = StatementRegistry(service, HandleLimits(
+            ticket_ttl_seconds=config.ticket_ttl_seconds,
+            prepared_statement_ttl_seconds=config.prepared_statement_ttl_seconds,
+            max_open=config.max_open_handles,
+        ))
         self._actions: dict[str, Callable[[CallCredential, bytes], Iterator[bytes]]] = {
             "CreatePreparedStatement": self._create_prepared,
             "ClosePreparedStatement": self._close_prepared,
@@ -228,6 +243,26 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         result = self.statements.bind(principal, command, reader)
         writer.write(pa.py_buffer(result.SerializeToString()))
 
+    # ---- ListFlights / DoExchange -----------------------------------------------------------
+
+    @at_boundary
+    def list_flights(self, context: flight.ServerCallContext,
+                     criteria: bytes) -> Iterator[flight.FlightInfo]:
+        self._caller(context)
+        raise UnsupportedCommandError(
+            "meshgate does not list flights; send a Flight SQL command (CommandGetTables "
+            "lists the data products you may read)"
+        )
+
+    @at_boundary
+    def do_exchange(self, context: flight.ServerCallContext,
+                    descriptor: flight.FlightDescriptor, reader: flight.MetadataRecordBatchReader,
+                    writer: flight.MetadataRecordBatchWriter) -> None:
+        self._caller(context)
+        raise UnsupportedCommandError(
+            "meshgate does not support DoExchange; run queries with GetFlightInfo and DoGet"
+        )
+
     # ---- DoAction -----------------------------------------------------------------------------
 
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
@@ -253,19 +288,28 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         yield from ()
 
     def _set_session_options(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        request = _decode(flight_pb2.SetSessionOptionsRequest, body, "SetSessionOptions")
         view = self.service.view(caller.principal)
-        yield self.sessions.set_options(caller.token, view, body)
+        yield self.sessions.set_options(caller.token, view, request)
 
     def _get_session_options(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        _decode(flight_pb2.GetSessionOptionsRequest, body, "GetSessionOptions")
         view = self.service.view(caller.principal)
-        yield self.sessions.get_options(caller.token, view, body)
+        yield self.sessions.get_options(caller.token, view)
 
     def _close_session(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
-        yield self.sessions.close(caller.token, body)
+        _decode(flight_pb2.CloseSessionRequest, body, "CloseSession")
+        self.tokens.revoke(caller.token)
+        yield self.sessions.close(caller.token)
 
     def _cancel_flight_info(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
-        request = flight_pb2.CancelFlightInfoRequest.FromString(body)
-        info = flight.FlightInfo.deserialize(request.info.SerializeToString())
+        request = _decode(flight_pb2.CancelFlightInfoRequest, body, "CancelFlightInfo")
+        try:
+            info = flight.FlightInfo.deserialize(request.info.SerializeToString())
+        except pa.ArrowInvalid:
+            raise BadRequestError(
+                "the CancelFlightInfo request must carry the FlightInfo the query returned"
+            ) from None
         cancelled = self.statements.cancel(caller.principal, info)
         status = (flight_pb2.CANCEL_STATUS_CANCELLED if cancelled
                   else flight_pb2.CANCEL_STATUS_NOT_CANCELLABLE)

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 
 from pyarrow import flight
 
-from meshgate.catalog.identity import looks_like_jwt
+from meshgate.catalog.identity import expiry_of, looks_like_jwt
 from meshgate.errors import AuthenticationFailed
 from meshgate.principal import Principal
+
+MAX_LEEWAY_SECONDS = 300  # the largest `server.jwt.leeway_seconds` the config accepts
 
 Authenticate = Callable[[str, str], Principal]
 AuthenticateToken = Callable[[str], Principal]
@@ -44,6 +46,7 @@ class TokenStore:
         self._ttl = ttl_seconds
         self._on_expire = on_expire
         self._tokens: dict[str, Credential] = {}
+        self._closed_jwts: dict[str, float] = {}  # token -> wall-clock time it expires anyway
         self._lock = threading.Lock()
 
     def issue(self, principal: Principal) -> Credential:
@@ -52,6 +55,27 @@ class TokenStore:
             self._tokens[credential.token] = credential
         self._expire()
         return credential
+
+    def revoke(self, token: str) -> None:
+        """End a session now (CloseSession): its token authenticates no more. An identity
+        provider's token cannot be withdrawn at its source, so it is refused here until its
+        `exp` (plus the largest leeway a deployment may allow)."""
+        with self._lock:
+            self._tokens.pop(token, None)
+            if looks_like_jwt(token):
+                expiry = expiry_of(token)
+                self._closed_jwts[token] = (time.time() + self._ttl if expiry is None
+                                            else expiry + MAX_LEEWAY_SECONDS)
+        if self._on_expire is not None:
+            self._on_expire(token)
+
+    def is_closed(self, token: str) -> bool:
+        """Whether CloseSession ended this identity-provider token's session."""
+        now = time.time()
+        with self._lock:
+            for gone in [t for t, until in self._closed_jwts.items() if until <= now]:
+                del self._closed_jwts[gone]
+            return token in self._closed_jwts
 
     def resolve(self, token: str) -> Credential:
         with self._lock:
@@ -144,6 +168,11 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
             principal = self._authenticate(user, password)
             return CallCredential(self._tokens.issue(principal), issued=True)
         if scheme.lower() == "bearer" and looks_like_jwt(value):
+            if self._tokens.is_closed(value):
+                raise AuthenticationFailed(
+                    "this bearer token's session was closed; get a new token from your "
+                    "identity provider"
+                )
             # Its `exp` is checked on every call, so the credential itself never expires.
             principal = self._authenticate_token(value)
             return CallCredential(Credential(value, principal, math.inf), issued=False)

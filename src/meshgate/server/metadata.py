@@ -8,7 +8,6 @@ every table is built against them.
 
 from __future__ import annotations
 
-import re
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -16,13 +15,13 @@ import pyarrow as pa
 from meshgate.catalog import system
 from meshgate.catalog.catalog import CatalogView, DataProduct, ProductColumn
 from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.server.search_patterns import SearchPattern
 from meshgate.types import sql_type_name
 
 TABLE_TYPE = "TABLE"
 SYSTEM_TABLE_TYPE = "SYSTEM TABLE"
 SYSTEM_TABLES = {"domains": system.DOMAINS, "products": system.PRODUCTS,
                  "columns": system.COLUMNS}
-SEARCH_ESCAPE = "\\"
 
 
 def _utf8(name: str, nullable: bool = True) -> pa.Field:
@@ -72,24 +71,14 @@ XDBC_TYPE_INFO_SCHEMA = pa.schema([
 ])
 
 
-def like_pattern(pattern: str, escape: str = SEARCH_ESCAPE) -> re.Pattern[str]:
-    """SQL LIKE (`%`, `_`, escape char) as an anchored regex."""
-    parts: list[str] = []
-    chars = iter(pattern)
-    for char in chars:
-        if char == escape:
-            parts.append(re.escape(next(chars, escape)))
-        elif char == "%":
-            parts.append(".*")
-        elif char == "_":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
+def _pattern(message: Any, field: str) -> SearchPattern | None:
+    """A search-pattern field, parsed once per request; unset means "no filter"."""
+    text = _optional(message, field)
+    return None if text is None else SearchPattern(text)
 
 
-def _matches(value: str, pattern: str | None) -> bool:
-    return pattern is None or like_pattern(pattern).fullmatch(value) is not None
+def _matches(value: str, pattern: SearchPattern | None) -> bool:
+    return pattern is None or pattern.matches(value)
 
 
 def _optional(message: Any, field: str) -> str | None:
@@ -108,7 +97,7 @@ def catalogs(view: CatalogView) -> pa.Table:
 def db_schemas(view: CatalogView, command: pb.CommandGetDbSchemas) -> pa.Table:
     rows = []
     if _catalog_matches(view, _optional(command, "catalog")):
-        pattern = _optional(command, "db_schema_filter_pattern")
+        pattern = _pattern(command, "db_schema_filter_pattern")
         names = sorted([d.name for d in view.domains()] + [system.SYSTEM_SCHEMA])
         rows = [{"catalog_name": view.name, "db_schema_name": name}
                 for name in names if _matches(name, pattern)]
@@ -120,8 +109,8 @@ def tables(view: CatalogView, command: pb.CommandGetTables) -> pa.Table:
     if not _catalog_matches(view, _optional(command, "catalog")):
         return schema.empty_table()
     wanted_types = set(command.table_types)
-    domain_pattern = _optional(command, "db_schema_filter_pattern")
-    name_pattern = _optional(command, "table_name_filter_pattern")
+    domain_pattern = _pattern(command, "db_schema_filter_pattern")
+    name_pattern = _pattern(command, "table_name_filter_pattern")
     candidates: list[tuple[str, str, str, DataProduct | pa.Schema]] = [
         (p.domain, p.name, TABLE_TYPE, p) for p in view.products()
     ]

@@ -23,8 +23,8 @@ class SessionStore:
         self._options: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
-    def set_options(self, token: str, view: CatalogView, body: bytes) -> bytes:
-        request = pb.SetSessionOptionsRequest.FromString(body)
+    def set_options(self, token: str, view: CatalogView,
+                    request: pb.SetSessionOptionsRequest) -> bytes:
         result = pb.SetSessionOptionsResult()
         accepted: dict[str, str] = {}
         for name, value in request.session_options.items():
@@ -37,8 +37,7 @@ class SessionStore:
             self._options.setdefault(token, {}).update(accepted)
         return result.SerializeToString()
 
-    def get_options(self, token: str, view: CatalogView, body: bytes) -> bytes:
-        pb.GetSessionOptionsRequest.FromString(body)
+    def get_options(self, token: str, view: CatalogView) -> bytes:
         result = pb.GetSessionOptionsResult()
         with self._lock:
             current = {"catalog": view.name, **self._options.get(token, {})}
@@ -46,8 +45,7 @@ class SessionStore:
             result.session_options[name].string_value = value
         return result.SerializeToString()
 
-    def close(self, token: str, body: bytes) -> bytes:
-        pb.CloseSessionRequest.FromString(body)
+    def close(self, token: str) -> bytes:
         self.forget(token)
         return pb.CloseSessionResult(status=pb.CloseSessionResult.CLOSED).SerializeToString()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -38,13 +39,20 @@ class OpenStatement:
     expires_at: float = 0.0
     # Set by CancelFlightInfo; every run of the ticket's query is linked to it.
     cancel: CancelToken = field(default_factory=CancelToken)
+    claimed: bool = False  # a ticket whose DoGet is streaming
 
 
 class _Handles:
-    """A thread-safe map of random handles to statements with a sliding TTL."""
+    """A thread-safe map of random handles to statements with a sliding TTL and, per
+    principal, at most `limit` of them waiting: the least recently used one makes room.
 
-    def __init__(self, ttl_seconds: float) -> None:
+    A claimed handle (a ticket whose DoGet is streaming) neither expires nor is dropped, so
+    CancelFlightInfo reaches it until the stream ends and releases it.
+    """
+
+    def __init__(self, ttl_seconds: float, limit: int) -> None:
         self._ttl = ttl_seconds
+        self._limit = limit
         self._items: dict[bytes, OpenStatement] = {}
         self._lock = threading.Lock()
 
@@ -52,10 +60,11 @@ class _Handles:
         handle = uuid.uuid4().hex.encode()
         with self._lock:
             self._purge()
+            self._make_room(statement.principal)
             self._items[handle] = replace(statement, expires_at=time.monotonic() + self._ttl)
         return handle
 
-    def get(self, handle: bytes, principal: Principal) -> OpenStatement:
+    def get(self, handle: bytes, principal: Principal, *, claim: bool = False) -> OpenStatement:
         with self._lock:
             self._purge()
             statement = self._items.get(handle)
@@ -64,6 +73,7 @@ class _Handles:
                     "unknown or expired statement handle; prepare or run the query again"
                 )
             statement.expires_at = time.monotonic() + self._ttl
+            statement.claimed = statement.claimed or claim
             return statement
 
     def pop(self, handle: bytes, principal: Principal) -> OpenStatement:
@@ -77,7 +87,14 @@ class _Handles:
 
     def _purge(self) -> None:
         now = time.monotonic()
-        for handle in [h for h, s in self._items.items() if s.expires_at <= now]:
+        for handle in [h for h, s in self._items.items()
+                       if s.expires_at <= now and not s.claimed]:
+            del self._items[handle]
+
+    def _make_room(self, principal: Principal) -> None:
+        waiting = sorted((s.expires_at, h) for h, s in self._items.items()
+                         if s.principal == principal and not s.claimed)
+        for _, handle in waiting[:max(0, len(waiting) - self._limit + 1)]:
             del self._items[handle]
 
 
@@ -99,13 +116,24 @@ def parameter_values(table: pa.Table) -> tuple[Any, ...]:
     return tuple(table.column(i)[0].as_py() for i in range(table.num_columns))
 
 
+@dataclass(frozen=True)
+class HandleLimits:
+    """How long unclaimed tickets and idle prepared statements live, and how many per
+    principal (`server.ticket_ttl_seconds`, `server.prepared_statement_ttl_seconds`,
+    `server.max_open_handles`)."""
+
+    ticket_ttl_seconds: float = 300.0
+    prepared_statement_ttl_seconds: float = 3600.0
+    max_open: int = 100
+
+
 class StatementRegistry:
     """Flight SQL statements over a QueryService: prepare, bind, describe, stream, close."""
 
-    def __init__(self, service: QueryService, ttl_seconds: float) -> None:
+    def __init__(self, service: QueryService, limits: HandleLimits) -> None:
         self._service = service
-        self._prepared = _Handles(ttl_seconds)
-        self._tickets = _Handles(ttl_seconds)
+        self._prepared = _Handles(limits.prepared_statement_ttl_seconds, limits.max_open)
+        self._tickets = _Handles(limits.ticket_ttl_seconds, limits.max_open)
         self._calls = CallWatch()
 
     # ---- ad-hoc statements ------------------------------------------------------------------
@@ -183,7 +211,7 @@ class StatementRegistry:
         early (the client closed the stream, or its gRPC deadline passed).
         """
         handle = ticket.statement_handle
-        statement = self._tickets.get(handle, principal)
+        statement = self._tickets.get(handle, principal, claim=True)
         run = CancelToken()
         unlink = statement.cancel.on_cancel(run.cancel)
         unwatch = self._calls.watch(context, run)
@@ -198,7 +226,11 @@ class StatementRegistry:
         except BaseException:
             release()
             raise
-        return statement.prepared.schema, _batches(reader, release)
+        batches = _batches(reader, release)
+        # A stream pyarrow never starts (the client left first) runs no `finally`: its claimed
+        # ticket is let go when the generator is collected.
+        weakref.finalize(batches, release)
+        return statement.prepared.schema, batches
 
     def cancel(self, principal: Principal, info: flight.FlightInfo) -> bool:
         """Cancel the queries behind a FlightInfo's tickets; False if none is known."""

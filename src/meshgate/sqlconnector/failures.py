@@ -16,7 +16,7 @@ from enum import Enum
 
 import duckdb
 
-from meshgate.errors import QueryValueError, SourceUnavailable
+from meshgate.errors import QueryValueError, SourceUnavailable, UnsupportedQuery
 
 
 class ValueFault(Enum):
@@ -98,6 +98,21 @@ _DUCKDB_DATETIME = (
 _DUCKDB_RANGE = (("Date out of range", "DATE"), ("Timestamp out of range", "TIMESTAMP"))
 DUCKDB_VALUE_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException,
                        duckdb.InvalidInputException)  # fmt: skip
+
+
+_EXTENSION = re.compile(r"exists in the (\w+) extension")
+
+
+def duckdb_missing_extension(error: BaseException) -> UnsupportedQuery | None:
+    """A type or function of a DuckDB extension: embedded DuckDBs install and load none
+    (`sandbox.LOCKED_DOWN`), so the query is refused as using what meshgate does not offer."""
+    found = _EXTENSION.search(str(error)) if isinstance(error, duckdb.Error) else None
+    if found is None:
+        return None
+    return UnsupportedQuery(
+        f"this query uses a type or function of DuckDB's {found.group(1)} extension, which "
+        "meshgate does not load; write it with DuckDB's built-in types and functions"
+    )
 
 
 def duckdb_value_failure(error: BaseException) -> ValueFailure | None:
