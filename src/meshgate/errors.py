@@ -14,7 +14,7 @@ from enum import Enum
 # The one refusal of anything that is not a read: the parser's and the Flight endpoint's.
 READ_ONLY = (
     "meshgate only runs read-only queries (SELECT, WITH ... SELECT, VALUES, "
-    "or EXPLAIN of one of them)"
+    "or EXPLAIN of one of them) and DESCRIBE, SHOW TABLES and SHOW SCHEMAS"
 )
 
 

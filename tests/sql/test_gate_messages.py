@@ -18,7 +18,7 @@ from meshgate.sql import duckdb_parser, parse_statement
 
 READ_ONLY = (
     "meshgate only runs read-only queries (SELECT, WITH ... SELECT, VALUES, "
-    "or EXPLAIN of one of them)"
+    "or EXPLAIN of one of them) and DESCRIBE, SHOW TABLES and SHOW SCHEMAS"
 )
 NOT_A_QUERY = "expected a query (SELECT, WITH, FROM, VALUES or EXPLAIN)"
 INCOMPLETE = "incomplete expression or clause"

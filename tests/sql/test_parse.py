@@ -18,7 +18,7 @@ from meshgate.sql.functions import ALLOWED_FUNCTION_CLASSES, ALLOWED_FUNCTION_NA
 
 READ_ONLY = (
     "meshgate only runs read-only queries (SELECT, WITH ... SELECT, VALUES, "
-    "or EXPLAIN of one of them)"
+    "or EXPLAIN of one of them) and DESCRIBE, SHOW TABLES and SHOW SCHEMAS"
 )
 FUNCTION_POLICY = (
     "meshgate runs only functions that compute on values; functions that read files, the "
