@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import duckdb
 import pytest
 from sqlglot import exp
 
@@ -124,6 +125,30 @@ def test_bare_values_becomes_a_select_over_the_values() -> None:
     statement = parse_statement("VALUES (1, 'a'), (2, 'b')")
     assert isinstance(statement.tree, exp.Select)
     assert statement.tree.sql("duckdb") == "SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS values"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "VALUES (2, 'b'), (1, 'a'), (3, 'c') ORDER BY 1 DESC",
+        "VALUES (2, 'b'), (1, 'a'), (3, 'c') ORDER BY 1 LIMIT 2",
+        "VALUES (2, 'b'), (1, 'a'), (3, 'c') ORDER BY 2 LIMIT 1 OFFSET 1",
+        "VALUES (2, 'b'), (1, 'a'), (3, 'c') ORDER BY 1 OFFSET 2",
+    ],
+)
+def test_a_bare_values_list_keeps_its_order_limit_and_offset(sql: str) -> None:
+    """The SELECT the gate hands on answers exactly what DuckDB answers for the text, and
+    orders and cuts at its own level: SQL keeps no order of a subquery's rows, and later
+    stages rewrite the outer query's ORDER BY and LIMIT only."""
+    statement = parse_statement(sql)
+    with duckdb.connect() as connection:
+        expected = connection.execute(sql).fetchall()
+        assert connection.execute(statement.tree.sql("duckdb")).fetchall() == expected
+    (values,) = statement.tree.find_all(exp.Values)
+    outer = {key for key in ("order", "limit", "offset") if statement.tree.args.get(key)}
+    written = {word for word in ("order", "limit", "offset") if word.upper() in sql}
+    assert outer == written
+    assert not any(values.args.get(key) for key in ("order", "limit", "offset"))
 
 
 @pytest.mark.parametrize(
