@@ -11,7 +11,12 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from meshgate.sqlconnector.failures import ValueFailure, ValueFault, duckdb_value_failure
+from meshgate.sqlconnector.failures import (
+    ValueFailure,
+    ValueFault,
+    duckdb_missing_extension,
+    duckdb_value_failure,
+)
 
 F = ValueFault
 
@@ -162,3 +167,19 @@ def test_each_kind_reads_as_the_caller_s_words(failure: ValueFailure, descriptio
         "literals compared with columns and the arithmetic in the query"
     )
     assert error.detail == "DuckDB's own text"
+
+
+def test_a_missing_extension_is_named_only_from_duckdb_s_own_error() -> None:
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "autoinstall_known_extensions": False, "autoload_known_extensions": False
+    }
+    with duckdb.connect(config=config) as connection, pytest.raises(duckdb.Error) as caught:
+        connection.execute("SELECT CAST('1.2.3.4' AS INET)").fetchall()
+    refused = duckdb_missing_extension(caught.value)
+    assert refused is not None
+    assert refused.message == (
+        "this query uses a type or function of DuckDB's inet extension, which meshgate does "
+        "not load; write it with DuckDB's built-in types and functions"
+    )
+    assert duckdb_missing_extension(ValueError(str(caught.value))) is None
+    assert duckdb_missing_extension(_raised("SELECT 'x'::INTEGER")) is None
