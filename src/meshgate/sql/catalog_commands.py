@@ -11,13 +11,39 @@ schema_name, current).
 
 from __future__ import annotations
 
+import sqlglot
 from sqlglot import exp
 
 from meshgate.catalog.catalog import CatalogView
-from meshgate.catalog.information_schema import BASE_TABLE, INFORMATION_SCHEMA
 from meshgate.query.model import CatalogCommand
 from meshgate.query.names import folded
 from meshgate.sql.bind import resolve_relation
+
+# The queries, as a reader would write them; `:name` placeholders take string literals.
+_DESCRIBE = """
+SELECT column_name, data_type AS column_type, is_nullable AS "null",
+       CAST(NULL AS VARCHAR) AS "key", column_default AS "default",
+       CASE WHEN is_masked = 'YES' THEN 'masked' END AS extra
+FROM information_schema.columns
+WHERE table_schema = :schema AND table_name = :table
+ORDER BY ordinal_position
+"""
+_TABLES_OF_SCHEMA = """
+SELECT table_name AS name FROM information_schema.tables
+WHERE table_schema = :schema AND table_catalog = COALESCE(:catalog, table_catalog)
+ORDER BY name
+"""
+_ALL_TABLES = """
+SELECT table_schema || '.' || table_name AS name FROM information_schema.tables
+WHERE table_type = 'BASE TABLE'
+ORDER BY name
+"""
+_SCHEMAS = """
+SELECT catalog_name AS database_name, schema_name,
+       COALESCE(schema_name = :current, FALSE) AS "current"
+FROM information_schema.schemata
+ORDER BY schema_name
+"""
 
 
 def catalog_query(
@@ -25,28 +51,22 @@ def catalog_query(
 ) -> exp.Query:
     """The query that answers `command` for the caller whose catalog is `view`.
 
-    >>> catalog_query(CatalogCommand("show_tables", (("sales", False),), "..."), view, None)
-    SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'sales' ...
+    `SHOW TABLES FROM sales` -> `SELECT table_name AS name FROM information_schema.tables
+    WHERE table_schema = 'sales' ...`
     """
     if command.kind == "describe":
-        return _describe(command, view, default_domain)
+        schema, table = resolve_relation(_named(command.name), view, default_domain)
+        return _filled(_DESCRIBE, schema=schema, table=table)
     if command.kind == "show_tables":
-        return _show_tables(command, default_domain)
-    return _show_schemas(default_domain)
-
-
-# Every name below is quoted: the generated query means exactly these relations and columns,
-# whatever case folding the binder applies to what users write.
-def _relation(name: str) -> exp.Table:
-    return exp.table_(name, db=INFORMATION_SCHEMA, quoted=True)
-
-
-def _column(name: str) -> exp.Column:
-    return exp.column(name, quoted=True)
-
-
-def _alias(expression: exp.Expr, name: str) -> exp.Expr:
-    return exp.alias_(expression, name, quoted=True)
+        if command.name:
+            # SHOW TABLES FROM schema (or catalog.schema): names fold as a FROM clause's do.
+            named = folded(_named((*command.name, ("", True))))
+            assert isinstance(named, exp.Table)
+            return _filled(_TABLES_OF_SCHEMA, schema=named.db, catalog=named.catalog or None)
+        if default_domain:
+            return _filled(_TABLES_OF_SCHEMA, schema=default_domain, catalog=None)
+        return _filled(_ALL_TABLES)
+    return _filled(_SCHEMAS, current=default_domain)
 
 
 def _named(parts: tuple[tuple[str, bool], ...]) -> exp.Table:
@@ -56,60 +76,15 @@ def _named(parts: tuple[tuple[str, bool], ...]) -> exp.Table:
     return exp.Table(this=padded[2], db=padded[1], catalog=padded[0])
 
 
-def _equals(column: str, value: str) -> exp.Expr:
-    return exp.EQ(this=_column(column), expression=exp.Literal.string(value))
+def _filled(template: str, **values: str | None) -> exp.Query:
+    """`template` parsed, each `:name` replaced by its value as a literal (None: NULL)."""
 
+    def fill(node: exp.Expr) -> exp.Expr:
+        if not isinstance(node, exp.Placeholder):
+            return node
+        value = values[node.name]
+        return exp.null() if value is None else exp.Literal.string(value)
 
-def _describe(
-    command: CatalogCommand, view: CatalogView, default_domain: str | None
-) -> exp.Query:
-    schema, table = resolve_relation(_named(command.name), view, default_domain)
-    masked = exp.If(this=_equals("is_masked", "YES"), true=exp.Literal.string("masked"))
-    return (
-        exp.select(
-            _column("column_name"),
-            _alias(_column("data_type"), "column_type"),
-            _alias(_column("is_nullable"), "null"),
-            _alias(exp.cast(exp.null(), "VARCHAR"), "key"),
-            _alias(_column("column_default"), "default"),
-            _alias(exp.Case(ifs=[masked]), "extra"),
-        )
-        .from_(_relation("columns"))
-        .where(exp.and_(_equals("table_schema", schema), _equals("table_name", table)))
-        .order_by(_column("ordinal_position"))
-    )
-
-
-def _show_tables(command: CatalogCommand, default_domain: str | None) -> exp.Query:
-    query = exp.select().from_(_relation("tables")).order_by(_column("name"))
-    if command.name:
-        # SHOW TABLES FROM schema (or catalog.schema): names fold as a FROM clause's do.
-        named = folded(_named((*command.name, ("", True))))
-        assert isinstance(named, exp.Table)
-        query = query.select(_alias(_column("table_name"), "name"))
-        query = query.where(_equals("table_schema", named.db))
-        return query.where(_equals("table_catalog", named.catalog)) if named.catalog else query
-    if default_domain:
-        return query.select(_alias(_column("table_name"), "name")).where(
-            _equals("table_schema", default_domain)
-        )
-    qualified = exp.DPipe(
-        this=exp.DPipe(this=_column("table_schema"), expression=exp.Literal.string(".")),
-        expression=_column("table_name"),
-    )
-    return query.select(_alias(qualified, "name")).where(_equals("table_type", BASE_TABLE))
-
-
-def _show_schemas(default_domain: str | None) -> exp.Query:
-    current: exp.Expr = (
-        _equals("schema_name", default_domain) if default_domain else exp.false()
-    )
-    return (
-        exp.select(
-            _alias(_column("catalog_name"), "database_name"),
-            _column("schema_name"),
-            _alias(current, "current"),
-        )
-        .from_(_relation("schemata"))
-        .order_by(_column("schema_name"))
-    )
+    query = sqlglot.parse_one(template, read="duckdb").transform(fill)
+    assert isinstance(query, exp.Query)
+    return query
