@@ -147,6 +147,6 @@ def test_get_objects_lists_domains_products_and_typed_columns(demo_server: str) 
     columns = {c["column_name"]: c for c in tables["orders"]["table_columns"]}
     assert list(columns)[:4] == ["order_id", "employee_id", "customer_id", "amount"]
     assert columns["amount"]["xdbc_type_name"].startswith("DECIMAL(12")
-    assert columns["ts"]["xdbc_type_name"] == "TIMESTAMPTZ"
+    assert columns["ts"]["xdbc_type_name"] == "TIMESTAMP WITH TIME ZONE"
     hr_tables = {t["table_name"] for t in schemas["hr"]["db_schema_tables"]}
     assert "employees" in hr_tables

@@ -322,3 +322,23 @@ def test_not_null_columns_stay_not_null_unless_masked(
                           "numeric_precision_radix": 2, "numeric_scale": None}  # fmt: skip
     finally:
         svc.close()
+
+
+def test_every_catalog_surface_spells_a_type_the_same_way(service: QueryService) -> None:
+    # One convention, DuckDB's: a BI tool comparing meshgate.columns with information_schema
+    # or DESCRIBE must not see TEXT in one place and VARCHAR in another.
+    joined = rows(service, """
+        SELECT m.domain, m.product, m.column_name, m.data_type AS system_type,
+               i.data_type AS standard_type
+        FROM meshgate.columns m JOIN information_schema.columns i
+          ON m.domain = i.table_schema AND m.product = i.table_name
+         AND m.column_name = i.column_name""", "admin")
+    assert len(joined) == len(rows(service, "SELECT * FROM meshgate.columns", "admin")) > 20
+    assert [r for r in joined if r["system_type"] != r["standard_type"]] == []
+    described = {r["column_name"]: r["column_type"]
+                 for r in rows(service, "DESCRIBE sales.orders", "admin")}
+    system = {r["column_name"]: r["system_type"] for r in joined
+              if (r["domain"], r["product"]) == ("sales", "orders")}
+    assert described == system
+    assert {"VARCHAR", "INTEGER", "TIMESTAMP WITH TIME ZONE"} <= {
+        r["system_type"] for r in joined}

@@ -163,7 +163,7 @@ def test_check_reports_type_drift_and_missing_columns(demo_dir: Path, tmp_path: 
     result = meshgate("check", "--config", str(mesh))
     assert result.returncode == 1
     assert "product sales.orders: drift against sales_db.orders" in result.stdout
-    assert "column amount: declared DECIMAL(10, 2), source has DECIMAL(12, 2)" in result.stdout
+    assert "column amount: declared DECIMAL(10,2), source has DECIMAL(12,2)" in result.stdout
     assert "product sales.customers: drift against sales_db.customer_master" in result.stdout
     assert "column email (<- e_mail): missing at the source" in result.stdout
     assert "product sales.order_items: matches sales_db.order_items" in result.stdout

@@ -7,7 +7,9 @@ microseconds, time-zone aware ones in UTC; decimals as decimal128 with precision
 from __future__ import annotations
 
 import difflib
+from functools import cache
 
+import duckdb
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
@@ -99,9 +101,13 @@ def arrow_type(sql_type: exp.DataType) -> pa.DataType:
         ) from None
 
 
+@cache
 def sql_type_name(arrow: pa.DataType) -> str:
-    """A readable SQL name for an Arrow type (metadata TYPE_NAME and drift reports)."""
-    return wire_sql_type(arrow).sql("duckdb")
+    """The SQL name of an Arrow type as DuckDB's DESCRIBE and information_schema spell it
+    (VARCHAR, INTEGER, DECIMAL(12,2), TIMESTAMP WITH TIME ZONE): the dialect users write, and
+    one spelling on every surface (Flight metadata, meshgate.columns, information_schema,
+    DESCRIBE, config checks) rather than sqlglot's aliases (TEXT, INT, TIMESTAMPTZ)."""
+    return str(duckdb.sqltype(wire_sql_type(arrow).sql("duckdb")))
 
 
 def wire_sql_type(arrow: pa.DataType) -> exp.DataType:

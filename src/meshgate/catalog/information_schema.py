@@ -17,10 +17,8 @@ as `null` and `redact` produce NULL.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from meshgate.catalog import system
@@ -171,18 +169,11 @@ def _column_row(
     return {
         "table_catalog": view.name, "table_schema": schema, "table_name": table,
         "column_name": column, "ordinal_position": ordinal, "column_default": None,
-        "is_nullable": "YES" if nullable else "NO", "data_type": _type_name(arrow),
+        "is_nullable": "YES" if nullable else "NO", "data_type": sql_type_name(arrow),
         "character_maximum_length": None, "numeric_precision": precision,
         "numeric_precision_radix": radix, "numeric_scale": scale,
         "column_comment": comment or None, "is_masked": "YES" if masked else "NO",
     }  # fmt: skip
-
-
-@cache
-def _type_name(arrow: pa.DataType) -> str:
-    """The type as DuckDB's own DESCRIBE and information_schema spell it (VARCHAR, INTEGER,
-    TIMESTAMP WITH TIME ZONE), the dialect users write, rather than sqlglot's aliases."""
-    return str(duckdb.sqltype(sql_type_name(arrow)))
 
 
 def _numeric(arrow: pa.DataType) -> tuple[int | None, int | None, int | None]:

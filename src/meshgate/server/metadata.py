@@ -146,7 +146,7 @@ def _column_metadata(view: CatalogView, product: DataProduct,
         "ARROW:FLIGHT:SQL:CATALOG_NAME": view.name,
         "ARROW:FLIGHT:SQL:SCHEMA_NAME": product.domain,
         "ARROW:FLIGHT:SQL:TABLE_NAME": product.name,
-        "ARROW:FLIGHT:SQL:TYPE_NAME": column.sql_type.sql(dialect="duckdb"),
+        "ARROW:FLIGHT:SQL:TYPE_NAME": sql_type_name(column.arrow_type),
         "ARROW:FLIGHT:SQL:REMARKS": column.description,
     }
     if pa.types.is_decimal(column.arrow_type):
