@@ -42,8 +42,8 @@ def test_describe_lists_the_contract_columns_as_duckdb_does(service: QueryServic
     table = service.query("DESCRIBE sales.orders", service.principal("partner"))
     assert table.column_names == ["column_name", "column_type", "null", "key", "default", "extra"]
     assert table.to_pylist() == [
-        {"column_name": name, "column_type": kind, "null": "YES", "key": None, "default": None,
-         "extra": None}
+        {"column_name": name, "column_type": kind, "null": "YES",
+         "key": "PRI" if name == "order_id" else None, "default": None, "extra": None}
         for name, kind in (("order_id", "BIGINT"), ("employee_id", "BIGINT"),
                            ("customer_id", "BIGINT"), ("amount", "DECIMAL(12,2)"),
                            ("ts", "TIMESTAMP WITH TIME ZONE"))
@@ -138,7 +138,8 @@ def test_information_schema_tables_lists_the_granted_products(
     system = {(r["table_schema"], r["table_name"]) for r in listed
               if r["table_type"] == "SYSTEM TABLE"}  # fmt: skip
     assert system == {("meshgate", t) for t in ("domains", "products", "columns", "query_history")
-                      } | {("information_schema", t) for t in ("tables", "columns", "schemata")}
+                      } | {("information_schema", t) for t in ("tables", "columns", "schemata",
+                                                "table_constraints", "key_column_usage")}
 
 
 @pytest.mark.parametrize(("user", "domains"), [
@@ -342,3 +343,34 @@ def test_every_catalog_surface_spells_a_type_the_same_way(service: QueryService)
     assert described == system
     assert {"VARCHAR", "INTEGER", "TIMESTAMP WITH TIME ZONE"} <= {
         r["system_type"] for r in joined}
+
+
+def test_describe_marks_the_declared_primary_key_as_duckdb_does(service: QueryService) -> None:
+    keys = {r["column_name"]: r["key"] for r in rows(service, "DESCRIBE sales.order_items",
+                                                      "partner")}
+    assert keys == {"order_id": "PRI", "line_no": "PRI", "sku": None, "quantity": None,
+                    "unit_price": None}  # fmt: skip
+
+
+def test_primary_keys_are_listed_only_for_products_the_caller_may_read(
+    service: QueryService,
+) -> None:
+    sql = """SELECT k.table_schema || '.' || k.table_name AS product, k.column_name,
+                    k.ordinal_position, c.constraint_type
+             FROM information_schema.key_column_usage AS k
+             JOIN information_schema.table_constraints AS c USING (constraint_name)
+             ORDER BY product, ordinal_position"""
+    everything = [(r["product"], r["column_name"], r["ordinal_position"], r["constraint_type"])
+                  for r in rows(service, sql, "admin")]  # fmt: skip
+    assert everything == [
+        ("finance.budgets", "budget_id", 1, "PRIMARY KEY"),
+        ("hr.employees", "id", 1, "PRIMARY KEY"),
+        ("sales.order_items", "order_id", 1, "PRIMARY KEY"),
+        ("sales.order_items", "line_no", 2, "PRIMARY KEY"),
+        ("sales.orders", "order_id", 1, "PRIMARY KEY"),
+    ]
+    assert {r["product"] for r in rows(service, sql, "partner")} == {
+        "sales.order_items", "sales.orders"}  # fmt: skip
+    assert "finance.budgets" not in {r["product"] for r in rows(service, sql, "analyst")}
+    assert rows(service, "SELECT DISTINCT constraint_name FROM information_schema."
+                "table_constraints WHERE table_schema = 'finance'", "analyst") == []

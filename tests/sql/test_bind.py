@@ -184,7 +184,7 @@ UNREACHABLE = [
     "main.sqlite_master",
     "pg_catalog.pg_tables",
     "information_schema.views",
-    "information_schema.key_column_usage",
+    "information_schema.referential_constraints",
     "system.information_schema.tables",
     "other_mesh.information_schema.tables",
     "system.main.duckdb_settings",

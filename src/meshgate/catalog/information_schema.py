@@ -72,10 +72,39 @@ SCHEMATA = pa.schema(
         pa.field("sql_path", pa.string()),
     ]
 )
+# A product's declared primary key, the one constraint meshgate knows, as the standard lists
+# it (what SQLAlchemy's and BI tools' reflection read, and what DESCRIBE's `key` shows).
+TABLE_CONSTRAINTS = pa.schema(
+    [
+        pa.field("constraint_catalog", pa.string()),
+        pa.field("constraint_schema", pa.string()),
+        pa.field("constraint_name", pa.string()),
+        pa.field("table_catalog", pa.string()),
+        pa.field("table_schema", pa.string()),
+        pa.field("table_name", pa.string()),
+        pa.field("constraint_type", pa.string()),
+        pa.field("is_deferrable", pa.string()),
+        pa.field("initially_deferred", pa.string()),
+    ]
+)
+KEY_COLUMN_USAGE = pa.schema(
+    [
+        pa.field("constraint_catalog", pa.string()),
+        pa.field("constraint_schema", pa.string()),
+        pa.field("constraint_name", pa.string()),
+        pa.field("table_catalog", pa.string()),
+        pa.field("table_schema", pa.string()),
+        pa.field("table_name", pa.string()),
+        pa.field("column_name", pa.string()),
+        pa.field("ordinal_position", pa.int32()),
+    ]
+)
 
 INFORMATION_SCHEMA_TABLES: dict[str, pa.Schema] = {
     "columns": COLUMNS,
+    "key_column_usage": KEY_COLUMN_USAGE,
     "schemata": SCHEMATA,
+    "table_constraints": TABLE_CONSTRAINTS,
     "tables": TABLES,
 }
 _SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
@@ -94,6 +123,10 @@ def information_schema_table(name: str, view: CatalogView) -> pa.Table:
         return _as_table(_columns(view), COLUMNS)
     if name == "schemata":
         return _as_table(_schemata(view), SCHEMATA)
+    if name == "table_constraints":
+        return _as_table(_table_constraints(view), TABLE_CONSTRAINTS)
+    if name == "key_column_usage":
+        return _as_table(_key_column_usage(view), KEY_COLUMN_USAGE)
     raise KeyError(name)
 
 
@@ -174,6 +207,32 @@ def _column_row(
         "numeric_precision_radix": radix, "numeric_scale": scale,
         "column_comment": comment or None, "is_masked": "YES" if masked else "NO",
     }  # fmt: skip
+
+
+def _primary_key_name(product: DataProduct) -> str:
+    """PostgreSQL's default constraint name, the one reflection tools expect to see."""
+    return f"{product.name}_pkey"
+
+
+def _table_constraints(view: CatalogView) -> list[dict[str, Any]]:
+    return [
+        {"constraint_catalog": view.name, "constraint_schema": p.domain,
+         "constraint_name": _primary_key_name(p), "table_catalog": view.name,
+         "table_schema": p.domain, "table_name": p.name, "constraint_type": "PRIMARY KEY",
+         "is_deferrable": "NO", "initially_deferred": "NO"}
+        for p in view.products() if p.primary_key
+    ]  # fmt: skip
+
+
+def _key_column_usage(view: CatalogView) -> list[dict[str, Any]]:
+    return [
+        {"constraint_catalog": view.name, "constraint_schema": p.domain,
+         "constraint_name": _primary_key_name(p), "table_catalog": view.name,
+         "table_schema": p.domain, "table_name": p.name, "column_name": column,
+         "ordinal_position": position}
+        for p in view.products()
+        for position, column in enumerate(p.primary_key, start=1)
+    ]  # fmt: skip
 
 
 def _numeric(arrow: pa.DataType) -> tuple[int | None, int | None, int | None]:

@@ -21,12 +21,16 @@ from meshgate.sql.bind import resolve_relation
 
 # The queries, as a reader would write them; `:name` placeholders take string literals.
 _DESCRIBE = """
-SELECT column_name, data_type AS column_type, is_nullable AS "null",
-       CAST(NULL AS VARCHAR) AS "key", column_default AS "default",
-       CASE WHEN is_masked = 'YES' THEN 'masked' END AS extra
-FROM information_schema.columns
-WHERE table_schema = :schema AND table_name = :table
-ORDER BY ordinal_position
+SELECT c.column_name, c.data_type AS column_type, c.is_nullable AS "null",
+       CASE WHEN k.column_name IS NOT NULL THEN 'PRI' END AS "key",
+       c.column_default AS "default",
+       CASE WHEN c.is_masked = 'YES' THEN 'masked' END AS extra
+FROM information_schema.columns AS c
+LEFT JOIN information_schema.key_column_usage AS k
+  ON k.table_schema = c.table_schema AND k.table_name = c.table_name
+ AND k.column_name = c.column_name
+WHERE c.table_schema = :schema AND c.table_name = :table
+ORDER BY c.ordinal_position
 """
 _TABLES_OF_SCHEMA = """
 SELECT table_name AS name FROM information_schema.tables
