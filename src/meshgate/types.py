@@ -39,7 +39,13 @@ _SIMPLE: dict[exp.DType, pa.DataType] = {
     exp.DataType.Type.BINARY: pa.binary(),
     exp.DataType.Type.DATE: pa.date32(),
     exp.DataType.Type.TIME: pa.time64("us"),
+    # One unit on the wire, microseconds (flightsql-clients.md P16: JDBC and BI tools read it
+    # everywhere): TIMESTAMP_S and _MS widen exactly, TIMESTAMP_NS is cut to microseconds.
     exp.DataType.Type.TIMESTAMP: pa.timestamp("us"),
+    exp.DataType.Type.TIMESTAMPNTZ: pa.timestamp("us"),
+    exp.DataType.Type.TIMESTAMP_S: pa.timestamp("us"),
+    exp.DataType.Type.TIMESTAMP_MS: pa.timestamp("us"),
+    exp.DataType.Type.TIMESTAMP_NS: pa.timestamp("us"),
     exp.DataType.Type.DATETIME: pa.timestamp("us"),
     exp.DataType.Type.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
     exp.DataType.Type.INTERVAL: pa.month_day_nano_interval(),

@@ -77,7 +77,11 @@ def config_reference() -> str:
         shape = f"a list of {model.__name__} items" if listed else f"one {model.__name__}"
         parts.append(f"## `{name}:` ({shape})\n\n{_describe(info) or ''}".rstrip() + "\n")
         parts.extend(_model_section(model, seen=set()))
-    parts.append("## Column types\n\n" + ", ".join(f"`{t}`" for t in SUPPORTED_TYPES) + "\n")
+    parts.append("## Column types\n\n" + ", ".join(f"`{t}`" for t in SUPPORTED_TYPES) + "\n\n"
+                 "Timestamps travel in microseconds: `TIMESTAMP` (also `TIMESTAMP_S`, "
+                 "`TIMESTAMP_MS`, `TIMESTAMP_NS` and PostgreSQL's `timestamp(p)`) without a "
+                 "time zone, `TIMESTAMPTZ` in UTC; seconds and milliseconds widen exactly, "
+                 "nanoseconds are cut to microseconds.\n")
     parts.append("## Masks\n\nBuilt-in masks: " + ", ".join(f"`{m}`" for m in BUILTIN_MASKS)
                  + "; or `{expression: <SQL>}` over the product's columns (not in "
                  "`mesh_policies`).\n")  # fmt: skip

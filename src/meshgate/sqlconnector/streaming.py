@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Callable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 DriverErrors = tuple[type[BaseException], ...]
 Failure = Callable[[BaseException], BaseException]
@@ -44,6 +45,25 @@ def close_batches(batches: Iterator[pa.RecordBatch]) -> None:
         close()
 
 
+def _to_wire(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """`batch` as the wire schema. Finer timestamps are cut to the wire's microseconds (the
+    documented unit policy: a TIMESTAMP_NS column loses its last three digits); every other
+    cast stays safe, so an overflow or a bad value is an error, never a silent change."""
+    columns = [
+        pc.cast(column, field.type, safe=False)
+        if _cuts_timestamp(column.type, field.type)
+        else column.cast(field.type)
+        for column, field in zip(batch.columns, schema, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _cuts_timestamp(produced: pa.DataType, wire: pa.DataType) -> bool:
+    if not (pa.types.is_timestamp(produced) and pa.types.is_timestamp(wire)):
+        return False
+    return bool(produced.unit == "ns" and wire.unit == "us" and produced.tz == wire.tz)
+
+
 def _cast(
     first: pa.RecordBatch | None, rest: Iterator[pa.RecordBatch], schema: pa.Schema,
     driver_errors: DriverErrors, failed: Failure,
@@ -55,7 +75,7 @@ def _cast(
             batch = produced
             if batch.schema.names != schema.names:
                 batch = batch.rename_columns(schema.names)
-            yield batch if batch.schema == schema else batch.cast(schema)
+            yield batch if batch.schema == schema else _to_wire(batch, schema)
     except driver_errors as error:
         raise failed(error) from error
     finally:
