@@ -10,13 +10,18 @@ Anything else is a meshgate bug: one `error: internal error (...)` line and exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import getpass
+import io
 import logging
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -26,10 +31,11 @@ import pyarrow as pa
 
 from meshgate.catalog.catalog import Catalog, DataProduct, TableDefinition
 from meshgate.catalog.config import RoleConfig
+from meshgate.catalog.contracts import contract_changes, version_problems
 from meshgate.catalog.loader import MeshDefinition
 from meshgate.catalog.reference import config_reference, schema_text
 from meshgate.demo.generate import demo_config_dir, ensure_demo_data
-from meshgate.errors import MeshgateError
+from meshgate.errors import ConfigError, MeshgateError
 from meshgate.principal import Principal, hash_password
 from meshgate.registry import create_connector
 from meshgate.service import QueryService, load_definition
@@ -109,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="validate the config, connect to every source and report drift"
     )
     config_option(check)
+    check.add_argument(
+        "--against", metavar="OLD",
+        help="instead, compare each product's contract with OLD (a config directory, or a git "
+             "revision of this one) and fail on a change its version does not bump for",
+    )  # fmt: skip
     check.set_defaults(command=run_check)
 
     catalog = commands.add_parser("catalog", help="list domains and data products")
@@ -231,6 +242,8 @@ class Finding:
 
 def run_check(args: argparse.Namespace) -> int:
     definition = load_config(args.config)
+    if args.against is not None:
+        return run_contract_check(definition, args.against)
     catalog = Catalog(definition)
     print(
         f"config {definition.directory}: mesh {definition.mesh.name!r}, "
@@ -244,6 +257,49 @@ def run_check(args: argparse.Namespace) -> int:
     problems = sum(f.problem for f in findings)
     print("ok" if not problems else f"{problems} problem{'s' if problems > 1 else ''} found")
     return EXIT_PROBLEMS if problems else 0
+
+
+def run_contract_check(new: MeshDefinition, against: str) -> int:
+    """`check --against`: the contract changes per product and the version bumps they need."""
+    with _old_config(new.directory, against) as directory:
+        old = load_definition(directory)
+    changes = contract_changes(old, new)
+    for change in changes:
+        print(f"{change.product}: {change.impact.name.lower()}: {change.what}")
+    problems = version_problems(old, new, changes)
+    for problem in problems:
+        print(f"{problem.product}: problem: {problem.message}")
+    print(f"{len(changes)} contract change{'' if len(changes) == 1 else 's'} against {against}; "
+          + ("versions ok" if not problems else
+             f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found"))  # fmt: skip
+    return EXIT_PROBLEMS if problems else 0
+
+
+@contextlib.contextmanager
+def _old_config(directory: Path, against: str) -> Iterator[Path]:
+    """OLD as a directory: itself, or this config directory as git revision OLD had it."""
+    if Path(against).is_dir():
+        yield Path(against)
+        return
+
+    def git(*argv: str) -> bytes:
+        done = subprocess.run(
+            ["git", "-C", str(directory), *argv], check=False, capture_output=True
+        )
+        if done.returncode != 0:
+            raise ConfigError(
+                f"--against {against!r} is neither a config directory nor a git revision of "
+                f"{directory}: {done.stderr.decode(errors='replace').strip()}"
+            )
+        return done.stdout
+    inside = git("rev-parse", "--show-prefix").decode().strip()  # "" at the repository's top
+    with tempfile.TemporaryDirectory(prefix="meshgate-against-") as scratch:
+        archive = git("archive", "--format=tar", f"{against}:{inside}" if inside else against)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            configs = [m for m in tar.getmembers()
+                       if m.isfile() and m.name.endswith((".yaml", ".yml"))]  # fmt: skip
+            tar.extractall(scratch, members=configs, filter="data")
+        yield Path(scratch)
 
 
 def check_mesh(definition: MeshDefinition, catalog: Catalog) -> list[Finding]:

@@ -85,8 +85,24 @@ class TableMapping(Strict):
     """Product column -> source column, for columns whose names differ."""
 
 
+# MAJOR.MINOR.PATCH with an optional pre-release and build, as semver.org defines them.
+SEMANTIC_VERSION = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?"
+)
+
+
 class ProductConfig(Strict):
     """A data product: columns clients query, read from one table or defined by SQL."""
+
+    @field_validator("version")
+    @classmethod
+    def _semantic(cls, value: str) -> str:
+        if not SEMANTIC_VERSION.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a semantic version: write MAJOR.MINOR.PATCH, e.g. "
+                '`version: "1.0.0"`'
+            )
+        return value
 
     domain: str
     """A domain declared under `domains:`."""
@@ -96,7 +112,8 @@ class ProductConfig(Strict):
     owner: str | None = None
     """Defaults to the domain's owner."""
     version: str = "1.0.0"
-    """Text: quote numbers (`version: "1.0"`)."""
+    """The contract's semantic version, MAJOR.MINOR.PATCH: `meshgate check --against` asks a
+    major bump for a breaking change, a minor one for a compatible schema change."""
     tags: tuple[str, ...] = ()
     """A list, e.g. `[orders, revenue]`; mesh policies may select products by tag."""
     columns: tuple[ColumnConfig, ...]
