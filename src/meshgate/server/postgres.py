@@ -1,0 +1,360 @@
+"""The PostgreSQL wire-protocol front end (`server.postgres_port`): psql, psycopg and BI tools.
+
+The protocol's framing, startup, simple and extended query messages come from buenavista
+(PyPI, Apache-2.0, pure Python, runs on 3.11). It was chosen over riffq 0.1.11 (Rust pgwire
+bindings) because riffq ships no wheel for this platform and Python, so installing it means
+compiling a Rust crate tree. buenavista's gaps are closed here, in small overrides, because
+each one touches governance or correctness:
+
+* authentication: buenavista offers only MD5 against clear-text passwords it holds; meshgate
+  keeps scrypt hashes, so the handler asks for a clear-text password and checks it with
+  `QueryService.authenticate` (the same users, back-off and audit as Flight SQL);
+* errors: buenavista sends only a message; here every error carries severity and a SQLSTATE,
+  and its text is the one Flight SQL clients see (`server.errors.client_error`);
+* describing a prepared statement: buenavista runs the query with made-up parameters; here the
+  columns come from `QueryService.prepare`, and statements without rows answer NoData;
+* parameters: psycopg sends text with type OID 0, which buenavista would parse as a date.
+
+Every statement goes through the same `QueryService.prepare`/`execute` as Flight SQL, so grants,
+row filters, masks and audit apply unchanged. Only client session chatter (SET, SHOW, BEGIN,
+version()) is answered here, from constants; nothing else is. There is no TLS yet, so the
+front end listens only where the deployment's `server.host` says and buenavista accepts only
+loopback clients.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+from buenavista import core as bv  # type: ignore[import-untyped]
+from buenavista import postgres as bvpg
+
+from meshgate.errors import (
+    AuthenticationFailed,
+    ColumnNotFound,
+    ForbiddenStatement,
+    MeshgateError,
+    ParameterError,
+    ProductNotFound,
+    QueryValueError,
+    ReadOnlyError,
+    SqlSyntaxError,
+    Status,
+)
+from meshgate.principal import Principal
+from meshgate.server.errors import client_error
+from meshgate.service import QueryService
+
+log = logging.getLogger(__name__)
+
+SERVER_VERSION = "15.0 (meshgate)"
+
+# Session chatter clients send at connect; answered from these, never planned.
+_SETTINGS = {
+    "server_version": SERVER_VERSION,
+    "server_encoding": "UTF8",
+    "client_encoding": "UTF8",
+    "standard_conforming_strings": "on",
+    "datestyle": "ISO, MDY",
+    "timezone": "UTC",
+    "integer_datetimes": "on",
+    "transaction_isolation": "read committed",
+    "transaction isolation level": "read committed",
+    "is_superuser": "off",
+}
+_NO_OP = re.compile(
+    r"^\s*(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|DISCARD|DEALLOCATE)\b",
+    re.IGNORECASE,
+)
+_SHOW = re.compile(r"^\s*SHOW\s+(.+?)\s*;?\s*$", re.IGNORECASE)
+_CONSTANT = re.compile(
+    r"^\s*SELECT\s+(pg_catalog\.)?(version|current_schema|current_database)\s*\(\s*\)\s*;?\s*$",
+    re.IGNORECASE,
+)
+
+# By status, then by kind where PostgreSQL tells them apart.
+_SQLSTATE_BY_STATUS = {
+    Status.INVALID_ARGUMENT: "42601",
+    Status.NOT_FOUND: "42P01",
+    Status.PERMISSION_DENIED: "42501",
+    Status.UNAUTHENTICATED: "28P01",
+    Status.UNAVAILABLE: "08006",
+    Status.DEADLINE_EXCEEDED: "57014",
+    Status.CANCELLED: "57014",
+    Status.UNIMPLEMENTED: "0A000",
+    Status.INTERNAL: "XX000",
+}
+_SQLSTATE_BY_KIND: tuple[tuple[type[MeshgateError], str], ...] = (
+    (ReadOnlyError, "25006"),
+    (ParameterError, "22023"),
+    (QueryValueError, "22023"),
+    (ColumnNotFound, "42703"),
+    (ProductNotFound, "42P01"),
+    (SqlSyntaxError, "42601"),
+    (ForbiddenStatement, "42601"),
+)
+
+_TEXT_OID, _UNKNOWN_OID = 25, 0
+_FROM_TEXT: dict[int, Any] = {16: lambda v: v.lower() in ("t", "true", "1", "on", "yes"),
+                              20: int, 21: int, 23: int, 700: float, 701: float,
+                              1700: Decimal, 1082: dt.date.fromisoformat}  # fmt: skip
+
+
+def sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE a PostgreSQL client reads for one of meshgate's errors."""
+    for kind, code in _SQLSTATE_BY_KIND:
+        if isinstance(exc, kind):
+            return code
+    if isinstance(exc, MeshgateError):
+        return _SQLSTATE_BY_STATUS[exc.status]
+    return "XX000"
+
+
+def _bv_type(arrow: pa.DataType) -> Any:
+    """The buenavista column type (and so the PostgreSQL type OID) for an Arrow type."""
+    if pa.types.is_int64(arrow) or pa.types.is_uint32(arrow):
+        return bv.BVType.BIGINT
+    if pa.types.is_integer(arrow):
+        return bv.BVType.INTEGER
+    if pa.types.is_floating(arrow):
+        return bv.BVType.FLOAT
+    if pa.types.is_decimal(arrow):
+        return bv.BVType.DECIMAL
+    if pa.types.is_boolean(arrow):
+        return bv.BVType.BOOL
+    if pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow):
+        return bv.BVType.BYTES
+    if pa.types.is_date(arrow):
+        return bv.BVType.DATE
+    if pa.types.is_time(arrow):
+        return bv.BVType.TIME
+    if pa.types.is_timestamp(arrow):
+        return bv.BVType.TIMESTAMP
+    return bv.BVType.TEXT
+
+
+class _Result(bv.QueryResult):  # type: ignore[misc]
+    """Rows (or only the columns, for Describe) of one statement, or a command tag."""
+
+    def __init__(self, schema: pa.Schema | None, rows: Sequence[Sequence[Any]] = (),
+                 tag: str = "") -> None:  # fmt: skip
+        super().__init__()
+        self._columns = [] if schema is None else [(f.name, _bv_type(f.type)) for f in schema]
+        self._has_rows = schema is not None
+        self._rows = rows
+        self._tag = tag
+
+    def has_results(self) -> bool:
+        return self._has_rows
+
+    def column_count(self) -> int:
+        return len(self._columns)
+
+    def column(self, index: int) -> tuple[str, Any]:
+        return self._columns[index]
+
+    def rows(self) -> Iterator[Sequence[Any]]:
+        return iter(self._rows)
+
+    def status(self) -> str:
+        return self._tag
+
+
+def _text(name: str, value: str) -> _Result:
+    return _Result(pa.schema([(name, pa.string())]), [[value]])
+
+
+class _Session(bv.Session):  # type: ignore[misc]
+    """One client connection: its principal once signed in, and the shared QueryService."""
+
+    def __init__(self, service: QueryService) -> None:
+        super().__init__()
+        self.service = service
+        self.principal: Principal | None = None
+        self.client: str | None = None
+
+    def close(self) -> None:
+        pass
+
+    def in_transaction(self) -> bool:
+        return False
+
+    def _signed_in(self) -> Principal:
+        if self.principal is None:
+            raise AuthenticationFailed("sign in first")
+        return self.principal
+
+    def chatter(self, sql: str) -> _Result | None:
+        """The answer to a session-setup statement, or None for a query to plan."""
+        if match := _NO_OP.match(sql):
+            return _Result(None, tag=match.group(1).split()[0].upper())
+        if match := _SHOW.match(sql):
+            name = match.group(1).strip().lower()
+            if name not in _SETTINGS:
+                raise ForbiddenStatement(f"unrecognized configuration parameter {name!r}")
+            return _text(name, _SETTINGS[name])
+        if match := _CONSTANT.match(sql):
+            function = match.group(2).lower()
+            value = {"version": f"PostgreSQL {SERVER_VERSION}", "current_schema": "public",
+                     "current_database": "meshgate"}[function]  # fmt: skip
+            return _text(function, value)
+        return None
+
+    def describe(self, sql: str) -> _Result:
+        """The columns a statement returns, planned but not run."""
+        answer = self.chatter(sql)
+        if answer is not None:
+            return answer
+        prepared = self.service.prepare(sql, self._signed_in(), client=self.client)
+        return _Result(prepared.schema)
+
+    def execute_sql(self, sql: str, params: Sequence[Any] | None = None) -> _Result:
+        answer = self.chatter(sql)
+        if answer is not None:
+            return answer
+        if not sql.strip().rstrip(";").strip():
+            return _Result(None, tag="EMPTY")
+        prepared = self.service.prepare(sql, self._signed_in(), client=self.client)
+        table = self.service.execute(prepared, tuple(params or ())).read_all()
+        rows = [list(row.values()) for row in table.to_pylist()]
+        return _Result(table.schema, rows)
+
+
+class _Connection(bv.Connection):  # type: ignore[misc]
+    def __init__(self, service: QueryService) -> None:
+        super().__init__()
+        self.service = service
+
+    def new_session(self) -> _Session:
+        return _Session(self.service)
+
+    def parameters(self) -> dict[str, str]:
+        return {name: _SETTINGS[name] for name in (
+            "server_version", "server_encoding", "client_encoding",
+            "standard_conforming_strings", "integer_datetimes")} | {"DateStyle": "ISO, MDY",
+                                                                     "TimeZone": "UTC"}  # fmt: skip
+
+
+def _cstring_at(payload: bytes, start: int = 0) -> tuple[str, int]:
+    end = payload.index(b"\x00", start)
+    return payload[start:end].decode(), end + 1
+
+
+class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
+    """buenavista's protocol loop with meshgate's sign-in, errors, Describe and parameters."""
+
+    server: _PostgresServer
+
+    def send_auth_request(self, ctx: Any) -> None:
+        ctx.session.client = f"{self.client_address[0]}:{self.client_address[1]}"
+        self.wfile.write(struct.pack("!cii", b"R", 8, 3))  # AuthenticationCleartextPassword
+
+    def handle_md5_password(self, ctx: Any, payload: bytes) -> None:
+        password = payload.rstrip(b"\x00").decode()
+        user = ctx.params.get("user", "")
+        try:
+            ctx.session.principal = self.server.service.authenticate(
+                user, password, ctx.session.client)
+        except Exception as exc:  # the client closes the connection after this error
+            self.send_error(exc)
+            return
+        self.send_authentication_ok()
+        self.handle_post_auth(ctx)
+
+    def send_error(self, exception: Any, ctx: Any = None) -> None:
+        if isinstance(exception, BaseException):
+            code = sqlstate(exception)
+            message = str(client_error(exception))
+            message = message.split(". Detail:", 1)[0]
+        else:
+            code, message = "XX000", str(exception)
+        body = b"".join(field + value.encode() + b"\x00" for field, value in (
+            (b"S", "ERROR"), (b"V", "ERROR"), (b"C", code), (b"M", message))) + b"\x00"
+        self.wfile.write(struct.pack("!ci", b"E", len(body) + 4) + body)
+        if ctx is not None:
+            ctx.mark_error()
+
+    def handle_parse(self, ctx: Any, payload: bytes) -> None:
+        super().handle_parse(ctx, payload)
+        name, _ = _cstring_at(payload)
+        sql, oids = ctx.stmts[name]
+        # Untyped (OID 0) parameters arrive as text; buenavista would parse them as dates.
+        ctx.stmts[name] = (sql, [_TEXT_OID if oid == _UNKNOWN_OID else oid for oid in oids])
+
+    def handle_bind(self, ctx: Any, payload: bytes) -> None:
+        portal, at = _cstring_at(payload)
+        statement, _ = _cstring_at(payload, at)
+        oids = ctx.stmts[statement][1]
+        try:
+            super().handle_bind(ctx, payload)
+            _, params, formats = ctx.portals[portal]
+            typed = [_FROM_TEXT[oid](value) if isinstance(value, str) and oid in _FROM_TEXT
+                     else value for value, oid in zip(params, oids, strict=False)]  # fmt: skip
+        except Exception as exc:  # buenavista reads binary only for integers and floats
+            self.send_error(ParameterError(
+                f"a bound parameter could not be read ({exc}); send it in text format, or as "
+                "a string the query casts"), ctx)
+            return
+        ctx.portals[portal] = (statement, typed, formats)
+
+    def handle_describe(self, ctx: Any, payload: bytes) -> None:
+        kind, name = payload[:1], payload[1:].rstrip(b"\x00").decode()
+        try:
+            if kind == b"S":
+                sql, oids = ctx.stmts[name]
+                result = ctx.session.describe(sql)
+                self.send_paramter_description(oids)
+            else:
+                result = ctx.describe_portal(name)
+        except Exception as exc:
+            self.send_error(exc, ctx)
+            return
+        if result.has_results():
+            self.send_row_description(result)
+        else:
+            self.wfile.write(struct.pack("!ci", b"n", 4))  # NoData
+
+    def handle_execute(self, ctx: Any, payload: bytes) -> None:
+        portal, _ = _cstring_at(payload)
+        cached = ctx.result_cache.get(portal)
+        if cached is not None and not cached.has_results() and cached.status() == "EMPTY":
+            self.wfile.write(struct.pack("!ci", b"I", 4))  # EmptyQueryResponse
+            del ctx.result_cache[portal]
+            return
+        super().handle_execute(ctx, payload)
+
+
+class _PostgresServer(bvpg.BuenaVistaServer):  # type: ignore[misc]
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], service: QueryService) -> None:
+        super().__init__(address, _Connection(service), auth={})
+        self.RequestHandlerClass = _Handler
+        self.service = service
+
+
+class PostgresFrontEnd:
+    """Serves the PostgreSQL wire protocol on its own threads; `.port` is the bound port."""
+
+    def __init__(self, service: QueryService, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = _PostgresServer((host, port), service)
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name="meshgate-postgres", daemon=True)  # fmt: skip
+
+    def start(self) -> PostgresFrontEnd:
+        self._thread.start()
+        log.info("PostgreSQL wire protocol on port %d", self.port)
+        return self
+
+    def shutdown(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,150 @@
+"""PostgreSQL's wire protocol: the real psql and psycopg 3 see what Flight SQL clients see.
+
+One QueryService (the demo mesh) serves both doors; each check runs the same SQL through ADBC
+over Flight SQL and through the PostgreSQL front end and compares what a user reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import adbc_driver_flightsql.dbapi as adbc
+import psycopg
+import pytest
+from pyarrow import flight
+
+from meshgate.server.postgres import PostgresFrontEnd
+from meshgate.service import QueryService
+
+EMPLOYEES = "SELECT id, name, email, ssn, salary, region FROM hr.employees ORDER BY id"
+
+
+@pytest.fixture(scope="module")
+def postgres_port(service: QueryService) -> Iterator[int]:
+    front_end = PostgresFrontEnd(service).start()
+    yield front_end.port
+    front_end.shutdown()
+
+
+def _dsn(port: int, user: str, password: str | None = None) -> str:
+    return f"postgresql://{user}:{password or user}@127.0.0.1:{port}/meshgate"
+
+
+def _flight_rows(server: flight.FlightServerBase, user: str, sql: str,
+                 parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:  # fmt: skip
+    uri = f"grpc://127.0.0.1:{server.port}"
+    with (adbc.connect(uri, db_kwargs={"username": user, "password": user}) as connection,
+          connection.cursor() as cursor):
+        cursor.execute(sql, parameters or None)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def _psql(port: int, user: str, password: str, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["psql", "-X", "-A", "-t", "-F", "|", _dsn(port, user, password), *command],
+        env={**os.environ, "PGCONNECT_TIMEOUT": "10"}, capture_output=True, text=True,
+        timeout=60, check=False)  # fmt: skip
+
+
+def test_psql_runs_a_query_and_reads_the_rows_flight_sql_returns(
+    postgres_port: int, server: flight.FlightServerBase
+) -> None:
+    sql = "SELECT id, region FROM hr.employees ORDER BY id LIMIT 5"
+    result = _psql(postgres_port, "analyst", "analyst", "-c", sql)
+
+    assert result.returncode == 0, result.stderr
+    expected = [f"{id_}|{region}" for id_, region in _flight_rows(server, "analyst", sql)]
+    assert result.stdout.split() == expected
+    assert len(expected) == 5
+
+
+def test_psql_with_a_wrong_password_is_refused(postgres_port: int) -> None:
+    result = _psql(postgres_port, "analyst", "not-the-password", "-c", "SELECT 1")
+
+    assert result.returncode != 0
+    assert "invalid user name or password" in result.stderr
+
+
+def test_psycopg_with_a_wrong_password_cannot_connect(postgres_port: int) -> None:
+    with pytest.raises(psycopg.OperationalError) as caught:
+        psycopg.connect(_dsn(postgres_port, "analyst", "wrong"))
+    assert "invalid user name or password" in str(caught.value)
+
+
+def test_psycopg_binds_int_string_and_date_parameters(
+    postgres_port: int, server: flight.FlightServerBase
+) -> None:
+    sql = "SELECT id, region FROM hr.employees WHERE id > {} AND region = {} ORDER BY id"
+    with psycopg.connect(_dsn(postgres_port, "admin")) as connection:
+        rows = connection.execute(sql.format("%s", "%s"), (3, "US")).fetchall()
+        hired = connection.execute(
+            "SELECT count(*) FROM hr.employees WHERE hire_date >= CAST(%s AS DATE)",
+            ("2020-01-01",)).fetchone()  # fmt: skip
+
+    assert rows == _flight_rows(server, "admin", sql.format("?", "?"), (3, "US"))
+    assert rows
+    assert all(region == "US" and id_ > 3 for id_, region in rows)
+    assert hired is not None
+    assert [hired] == _flight_rows(
+        server, "admin", "SELECT count(*) FROM hr.employees WHERE hire_date >= DATE '2020-01-01'")
+
+
+def test_a_binary_date_parameter_is_refused_clearly_and_the_connection_goes_on(
+    postgres_port: int,
+) -> None:
+    with psycopg.connect(_dsn(postgres_port, "admin")) as connection:
+        with pytest.raises(psycopg.Error) as caught:
+            connection.execute("SELECT count(*) FROM hr.employees WHERE hire_date > %s",
+                               (dt.date(2020, 1, 1),))  # fmt: skip
+        connection.rollback()
+        assert connection.execute("SELECT 1 AS one").fetchone() == (1,)
+    assert caught.value.sqlstate == "22023"
+    assert "send it in text format" in str(caught.value)
+
+
+def test_an_analyst_sees_the_masked_rows_flight_sql_shows(
+    postgres_port: int, server: flight.FlightServerBase
+) -> None:
+    with psycopg.connect(_dsn(postgres_port, "analyst")) as connection:
+        rows = connection.execute(EMPLOYEES).fetchall()
+
+    flight_rows = _flight_rows(server, "analyst", EMPLOYEES)
+    assert [tuple(row) for row in rows] == flight_rows
+    assert {region for *_, region in rows} == {"EU"}  # the row filter
+    assert all(salary is None for *_, salary, _region in rows)  # the salary mask
+    assert all(ssn is None or ssn.startswith("***-**-") for _, _, _, ssn, _, _ in rows)
+
+
+def test_an_ungranted_product_does_not_exist_as_over_flight_sql(
+    postgres_port: int, server: flight.FlightServerBase
+) -> None:
+    sql = "SELECT * FROM finance.budgets"
+    with psycopg.connect(_dsn(postgres_port, "partner")) as connection, \
+            pytest.raises(psycopg.Error) as caught:
+        connection.execute(sql)
+
+    assert caught.value.sqlstate == "42P01"
+    with pytest.raises(adbc.Error) as over_flight:
+        _flight_rows(server, "partner", sql)
+    flight_message = str(over_flight.value)
+    assert "NOT_FOUND" in flight_message
+    assert caught.value.diag.message_primary is not None
+    assert caught.value.diag.message_primary in flight_message
+
+
+def test_a_write_is_refused_and_session_setup_statements_answer(postgres_port: int) -> None:
+    with psycopg.connect(_dsn(postgres_port, "admin"), autocommit=True) as connection:
+        connection.execute("SET application_name = 'report'")
+        version = connection.execute("SHOW server_version").fetchone()
+        with pytest.raises(psycopg.Error) as caught:
+            connection.execute("DELETE FROM sales.orders")
+        assert connection.execute("SELECT count(*) FROM sales.orders").fetchone() != (0,)
+
+    assert version is not None
+    assert version[0].startswith("15")
+    assert caught.value.sqlstate == "42601"
+    assert "read-only" in str(caught.value)
