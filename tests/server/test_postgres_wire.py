@@ -148,3 +148,23 @@ def test_a_write_is_refused_and_session_setup_statements_answer(postgres_port: i
     assert version[0].startswith("15")
     assert caught.value.sqlstate == "42601"
     assert "read-only" in str(caught.value)
+
+
+@pytest.mark.parametrize("user", ["analyst", "partner"])
+def test_psql_dt_lists_exactly_the_products_the_caller_may_read(
+    postgres_port: int, server: flight.FlightServerBase, user: str
+) -> None:
+    listed = _psql(postgres_port, user, user, "-c", r"\dt")
+    only_hr = _psql(postgres_port, user, user, "-c", r"\dt hr.emp*")
+
+    assert listed.returncode == 0, listed.stderr
+    readable = _flight_rows(server, user, "SELECT table_schema, table_name FROM "
+                            "information_schema.tables WHERE table_type = 'BASE TABLE' "
+                            "ORDER BY 1, 2")  # fmt: skip
+    assert listed.stdout.split() == [f"{s}|{n}|table|meshgate" for s, n in readable]
+    if user == "analyst":
+        assert ("hr", "employees") in readable
+        assert only_hr.stdout.split() == ["hr|employees|table|meshgate"]
+    else:
+        assert {schema for schema, _ in readable} == {"sales"}
+        assert 'Did not find any relation named "hr.emp*"' in only_hr.stderr

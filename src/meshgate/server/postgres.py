@@ -102,6 +102,15 @@ _SQLSTATE_BY_KIND: tuple[tuple[type[MeshgateError], str], ...] = (
     (ForbiddenStatement, "42601"),
 )
 
+# psql's `\dt` (psql 15 sends this shape; `\dt hr.*` adds anchored regex filters on the names).
+_PSQL_LIST_TABLES = re.compile(
+    r"FROM\s+pg_catalog\.pg_class\s+c\b.*\bc\.relkind\s+IN\s+\('r',\s*'p'", re.DOTALL)
+_PSQL_NAME_FILTER = re.compile(
+    r"\b(n\.nspname|c\.relname)\s+OPERATOR\(pg_catalog\.~\)\s+'((?:[^']|'')*)'")
+# Asked through the QueryService, so the list holds only what the caller may read.
+_VISIBLE_TABLES = ("SELECT table_schema, table_name FROM information_schema.tables "
+                   "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2")
+
 _TEXT_OID, _UNKNOWN_OID = 25, 0
 _FROM_TEXT: dict[int, Any] = {16: lambda v: v.lower() in ("t", "true", "1", "on", "yes"),
                               20: int, 21: int, 23: int, 700: float, 701: float,
@@ -193,7 +202,10 @@ class _Session(bv.Session):  # type: ignore[misc]
         return self.principal
 
     def chatter(self, sql: str) -> _Result | None:
-        """The answer to a session-setup statement, or None for a query to plan."""
+        """The answer to a session-setup statement or psql's table list, or None for a query
+        to plan."""
+        if (tables := self.psql_tables(sql)) is not None:
+            return tables
         if match := _NO_OP.match(sql):
             return _Result(None, tag=match.group(1).split()[0].upper())
         if match := _SHOW.match(sql):
@@ -207,6 +219,26 @@ class _Session(bv.Session):  # type: ignore[misc]
                      "current_database": "meshgate"}[function]  # fmt: skip
             return _text(function, value)
         return None
+
+    def psql_tables(self, sql: str) -> _Result | None:
+        """psql's `\\dt [pattern]`, answered from the data products the caller may read.
+
+        Every product is listed, whatever the search path (psql filters on visibility, and
+        meshgate has none); the name patterns are psql's anchored regular expressions.
+        """
+        if not _PSQL_LIST_TABLES.search(sql):
+            return None
+        filters = {column: re.compile(pattern.replace("''", "'"))
+                   for column, pattern in _PSQL_NAME_FILTER.findall(sql)}  # fmt: skip
+        prepared = self.service.prepare(_VISIBLE_TABLES, self._signed_in(), client=self.client)
+        table = self.service.execute(prepared).read_all()
+        key = {"n.nspname": "table_schema", "c.relname": "table_name"}
+        rows = [[row["table_schema"], row["table_name"], "table", "meshgate"]
+                for row in table.to_pylist()
+                if all(p.fullmatch(row[key[column]]) for column, p in filters.items())]
+        schema = pa.schema([("Schema", pa.string()), ("Name", pa.string()),
+                            ("Type", pa.string()), ("Owner", pa.string())])  # fmt: skip
+        return _Result(schema, rows)
 
     def describe(self, sql: str) -> _Result:
         """The columns a statement returns, planned but not run."""
