@@ -168,3 +168,19 @@ def test_psql_dt_lists_exactly_the_products_the_caller_may_read(
     else:
         assert {schema for schema, _ in readable} == {"sales"}
         assert 'Did not find any relation named "hr.emp*"' in only_hr.stderr
+
+
+@pytest.mark.parametrize(("sql", "code", "text"), [
+    ("SELEC 1", "42601", "syntax error near 'SELEC'"),
+    ("SELECT nope FROM hr.employees", "42703", "'nope' could not be resolved"),
+    ("SELECT * FROM finance.budgets", "42P01", "does not exist or you are not allowed"),
+])  # fmt: skip
+def test_errors_carry_the_sqlstate_of_their_kind(
+    postgres_port: int, sql: str, code: str, text: str
+) -> None:
+    with psycopg.connect(_dsn(postgres_port, "analyst"), autocommit=True) as connection:
+        with pytest.raises(psycopg.Error) as caught:
+            connection.execute(sql)
+        assert connection.execute("SELECT 1 AS still_serving").fetchone() == (1,)
+    assert caught.value.sqlstate == code
+    assert text in str(caught.value)
