@@ -7,16 +7,25 @@ over Flight SQL and through the PostgreSQL front end and compares what a user re
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import shutil
+import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import adbc_driver_flightsql.dbapi as adbc
 import psycopg
 import pytest
+import yaml
 from pyarrow import flight
 
+from meshgate.demo.generate import demo_config_dir
 from meshgate.server.postgres import PostgresFrontEnd
 from meshgate.service import QueryService
 
@@ -184,3 +193,72 @@ def test_errors_carry_the_sqlstate_of_their_kind(
         assert connection.execute("SELECT 1 AS still_serving").fetchone() == (1,)
     assert caught.value.sqlstate == code
     assert text in str(caught.value)
+
+
+@pytest.mark.postgres
+def test_meshgate_serve_opens_postgres_port_over_a_real_postgresql_source(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """`meshgate serve` with `server.postgres_port` over the README's CRM example (a real
+    PostgreSQL source): psql and psycopg read it as user mo, and the audit line is written."""
+    example = tmp_path / "crm"
+    shutil.copytree(demo_config_dir().parent / "examples" / "crm-postgres", example)
+    loaded = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg_database,
+                             "-f", str(example / "crm.sql")],
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    mesh = example / "mesh.yaml"
+    document = yaml.safe_load(mesh.read_text(encoding="utf-8"))
+    flight_port, postgres_port = _free_port(), _free_port()
+    document["server"].update(port=flight_port, postgres_port=postgres_port)
+    mesh.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    parts = urlsplit(pg_database)
+    env = {**os.environ, "CRM_PG_USER": parts.username or "",
+           "CRM_PG_PASSWORD": parts.password or "",
+           "CRM_PG_HOST": parts.netloc.rpartition("@")[2],
+           "CRM_PG_DATABASE": parts.path.lstrip("/")}  # fmt: skip
+    process = subprocess.Popen([str(Path(sys.executable).with_name("meshgate")), "serve",
+                                "--config", str(example)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        rows = _first_answer(postgres_port, process,
+                             "SELECT * FROM customers.accounts_per_country ORDER BY country")
+        with psycopg.connect(_dsn(postgres_port, "mo", "analyst")) as connection:
+            germany = connection.execute(
+                "SELECT country, accounts FROM customers.accounts_per_country WHERE country = %s",
+                ("DE",)).fetchall()  # fmt: skip
+            with pytest.raises(psycopg.Error) as hidden:
+                connection.execute("SELECT email FROM customers.contacts")
+        listed = _psql(postgres_port, "mo", "analyst", "-c", r"\dt")
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=60)
+
+    assert rows == ["DE|2", "US|1"]
+    assert germany == [("DE", 2)]
+    assert hidden.value.sqlstate == "42P01"
+    assert listed.stdout.split() == ["customers|accounts|table|meshgate",
+                                     "customers|accounts_per_country|table|meshgate"]
+    audit = [json.loads(line.split("meshgate.audit: ", 1)[1])
+             for line in stderr.splitlines() if "meshgate.audit: " in line]
+    assert any(record["user"] == "mo" and record["outcome"] == "ok"
+               and record["products"] == ["customers.accounts_per_country"] for record in audit)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _first_answer(port: int, process: subprocess.Popen[str], sql: str) -> list[str]:
+    """The rows psql reads once the server answers (it takes a few seconds to start)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "meshgate serve exited early"
+        result = _psql(port, "mo", "analyst", "-c", sql)
+        if result.returncode == 0:
+            return result.stdout.split()
+        time.sleep(0.3)
+    raise AssertionError(f"nothing answered on port {port} within 60 s")
