@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -102,13 +103,24 @@ def test_psycopg_binds_int_string_and_date_parameters(
         server, "admin", "SELECT count(*) FROM hr.employees WHERE hire_date >= DATE '2020-01-01'")
 
 
-def test_a_binary_date_parameter_is_refused_clearly_and_the_connection_goes_on(
+def test_a_date_parameter_psycopg_sends_binary_is_read(
+    postgres_port: int, server: flight.FlightServerBase
+) -> None:
+    sql = "SELECT count(*) FROM hr.employees WHERE hire_date > {}"
+    with psycopg.connect(_dsn(postgres_port, "admin")) as connection:
+        hired = connection.execute(sql.format("%s"), (dt.date(2020, 1, 1),)).fetchall()
+
+    assert hired == _flight_rows(server, "admin", sql.format("DATE '2020-01-01'"))
+    assert 0 < hired[0][0] < 1200
+
+
+def test_an_unreadable_binary_parameter_is_refused_clearly_and_the_connection_goes_on(
     postgres_port: int,
 ) -> None:
     with psycopg.connect(_dsn(postgres_port, "admin")) as connection:
         with pytest.raises(psycopg.Error) as caught:
-            connection.execute("SELECT count(*) FROM hr.employees WHERE hire_date > %s",
-                               (dt.date(2020, 1, 1),))  # fmt: skip
+            connection.execute("SELECT count(*) FROM hr.employees WHERE salary > %b",
+                               (Decimal("1000.50"),))  # fmt: skip
         connection.rollback()
         assert connection.execute("SELECT 1 AS one").fetchone() == (1,)
     assert caught.value.sqlstate == "22023"
@@ -262,3 +274,19 @@ def _first_answer(port: int, process: subprocess.Popen[str], sql: str) -> list[s
             return result.stdout.split()
         time.sleep(0.3)
     raise AssertionError(f"nothing answered on port {port} within 60 s")
+
+
+def test_booleans_dates_and_decimals_read_as_over_flight_sql(
+    postgres_port: int, server: flight.FlightServerBase
+) -> None:
+    sql = ("SELECT id, is_active, hire_date, salary FROM hr.employees "
+           "WHERE is_active = %s ORDER BY id LIMIT 20")  # fmt: skip
+    with psycopg.connect(_dsn(postgres_port, "admin")) as connection:
+        inactive = connection.execute(sql, (False,)).fetchall()
+        active = connection.execute(sql, (True,)).fetchall()
+
+    assert inactive == _flight_rows(server, "admin", sql.replace("%s", "false"))
+    assert active == _flight_rows(server, "admin", sql.replace("%s", "true"))
+    assert inactive
+    assert {row[1] for row in inactive} == {False}
+    assert {row[1] for row in active} == {True}

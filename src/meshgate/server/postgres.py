@@ -55,6 +55,16 @@ from meshgate.service import QueryService
 
 log = logging.getLogger(__name__)
 
+# buenavista writes booleans as `true`/`false`; PostgreSQL's text format (which psycopg and
+# psql read) is `t`/`f`, and psycopg reads anything but `t` as False.
+_BOOL_OID, _, _bool_binary = bvpg.BVTYPE_TO_PGTYPE[bv.BVType.BOOL]
+bvpg.BVTYPE_TO_PGTYPE[bv.BVType.BOOL] = (_BOOL_OID, lambda v: "t" if v else "f", _bool_binary)
+# Binary parameters buenavista cannot unpack, which psycopg sends for bool and date (days since
+# 2000-01-01, turned into a date by `_Handler.handle_bind`).
+bvpg.TYPE_OIDS.setdefault(16, ("BOOLOID", "!?", True))
+bvpg.TYPE_OIDS.setdefault(1082, ("DATEOID", "!i", 0))
+_PG_EPOCH = dt.date(2000, 1, 1)
+
 SERVER_VERSION = "15.0 (meshgate)"
 
 # Session chatter clients send at connect; answered from these, never planned.
@@ -115,6 +125,15 @@ _TEXT_OID, _UNKNOWN_OID = 25, 0
 _FROM_TEXT: dict[int, Any] = {16: lambda v: v.lower() in ("t", "true", "1", "on", "yes"),
                               20: int, 21: int, 23: int, 700: float, 701: float,
                               1700: Decimal, 1082: dt.date.fromisoformat}  # fmt: skip
+
+
+def _typed(value: Any, oid: int) -> Any:
+    """A bound parameter as the Python value its type OID says (text or binary format)."""
+    if isinstance(value, str) and oid in _FROM_TEXT:
+        return _FROM_TEXT[oid](value)
+    if oid == 1082 and isinstance(value, int):
+        return _PG_EPOCH + dt.timedelta(days=value)
+    return value
 
 
 def sqlstate(exc: BaseException) -> str:
@@ -324,12 +343,13 @@ class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
     def handle_bind(self, ctx: Any, payload: bytes) -> None:
         portal, at = _cstring_at(payload)
         statement, _ = _cstring_at(payload, at)
+        if ctx.has_error:
+            return
         oids = ctx.stmts[statement][1]
         try:
             super().handle_bind(ctx, payload)
             _, params, formats = ctx.portals[portal]
-            typed = [_FROM_TEXT[oid](value) if isinstance(value, str) and oid in _FROM_TEXT
-                     else value for value, oid in zip(params, oids, strict=False)]  # fmt: skip
+            typed = [_typed(value, oid) for value, oid in zip(params, oids, strict=False)]
         except Exception as exc:  # buenavista reads binary only for integers and floats
             self.send_error(ParameterError(
                 f"a bound parameter could not be read ({exc}); send it in text format, or as "
@@ -338,6 +358,8 @@ class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
         ctx.portals[portal] = (statement, typed, formats)
 
     def handle_describe(self, ctx: Any, payload: bytes) -> None:
+        if ctx.has_error:  # after an error, messages up to Sync are skipped
+            return
         kind, name = payload[:1], payload[1:].rstrip(b"\x00").decode()
         try:
             if kind == b"S":
