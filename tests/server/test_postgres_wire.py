@@ -290,3 +290,24 @@ def test_booleans_dates_and_decimals_read_as_over_flight_sql(
     assert inactive
     assert {row[1] for row in inactive} == {False}
     assert {row[1] for row in active} == {True}
+
+
+def test_psql_d_describes_a_readable_product_and_not_a_hidden_one(
+    postgres_port: int, server: flight.FlightServerBase
+) -> None:
+    described = _psql(postgres_port, "analyst", "analyst", "-c", r"\d hr.employees")
+    unqualified = _psql(postgres_port, "analyst", "analyst", "-c", r"\d orders")
+    hidden = _psql(postgres_port, "analyst", "analyst", "-c", r"\d finance.budgets")
+    missing = _psql(postgres_port, "analyst", "analyst", "-c", r"\d finance.nothing_here")
+
+    assert described.returncode == 0, described.stderr
+    columns = _flight_rows(server, "analyst", "SELECT column_name FROM information_schema.columns"
+                           " WHERE table_schema = 'hr' AND table_name = 'employees' "
+                           "ORDER BY ordinal_position")  # fmt: skip
+    lines = described.stdout.splitlines()
+    assert [line.split("|")[0] for line in lines] == [name for (name,) in columns]
+    assert "salary|numeric(10,2)|||" in lines
+    assert "hire_date|date|||" in lines
+    assert "ts|timestamp with time zone|||" in unqualified.stdout.splitlines()
+    assert hidden.stderr.replace("budgets", "X") == missing.stderr.replace("nothing_here", "X")
+    assert 'Did not find any relation named "finance.budgets"' in hidden.stderr

@@ -17,7 +17,9 @@ each one touches governance or correctness:
 
 Every statement goes through the same `QueryService.prepare`/`execute` as Flight SQL, so grants,
 row filters, masks and audit apply unchanged. Only client session chatter (SET, SHOW, BEGIN,
-version()) is answered here, from constants; nothing else is. There is no TLS yet, so the
+version()) is answered here from constants, and psql's `\\dt`/`\\d` catalog queries from
+information_schema asked through the QueryService (so only what the caller may read); no
+pg_catalog query ever reaches a source. There is no TLS yet, so the
 front end listens only where the deployment's `server.host` says and buenavista accepts only
 loopback clients.
 """
@@ -120,6 +122,50 @@ _PSQL_NAME_FILTER = re.compile(
 # Asked through the QueryService, so the list holds only what the caller may read.
 _VISIBLE_TABLES = ("SELECT table_schema, table_name FROM information_schema.tables "
                    "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2")
+
+# psql's `\d TABLE`: a lookup of the name, then the relation's flags and columns by the OID the
+# lookup gave, then its indexes, policies, statistics, publications and inheritance (none here).
+_PSQL_FIND_RELATION = re.compile(
+    r"^\s*SELECT\s+c\.oid,\s*n\.nspname,\s*c\.relname\s+FROM\s+pg_catalog\.pg_class\s+c\b")
+_PSQL_BY_OID = re.compile(r"\b(?:c\.oid|a\.attrelid)\s*=\s*'(\d+)'")
+_PSQL_RELATION_FLAGS = re.compile(r"^\s*SELECT\s+c\.relchecks,")
+_PSQL_COLUMNS = re.compile(r"FROM\s+pg_catalog\.pg_attribute\s+a\s+WHERE\s+a\.attrelid\s*=")
+# (the shape, how many columns psql reads): answered with no rows.
+_PSQL_NOTHING = (
+    (re.compile(r"FROM\s+pg_catalog\.pg_class\s+c,\s*pg_catalog\.pg_class\s+c2,\s*"
+                r"pg_catalog\.pg_index\s+i"), 12),
+    (re.compile(r"FROM\s+pg_catalog\.pg_policy\s+pol"), 6),
+    (re.compile(r"FROM\s+pg_catalog\.pg_statistic_ext\b"), 9),
+    (re.compile(r"FROM\s+pg_catalog\.pg_publication\s+p\b"), 3),
+    (re.compile(r"^\s*SELECT\s+c\.oid::pg_catalog\.regclass\s+FROM\s+pg_catalog\.pg_class\s+c,"
+                r"\s*pg_catalog\.pg_inherits"), 1),
+    (re.compile(r"^\s*SELECT\s+c\.oid::pg_catalog\.regclass,\s*c\.relkind,\s*inhdetachpending"), 4),
+)
+_FIRST_OID = 16384  # PostgreSQL's first OID for user objects
+_RELATION_FLAGS = pa.schema([(name, kind) for name, kind in (
+    ("relchecks", pa.int64()), ("relkind", pa.string()), ("relhasindex", pa.bool_()),
+    ("relhasrules", pa.bool_()), ("relhastriggers", pa.bool_()), ("relrowsecurity", pa.bool_()),
+    ("relforcerowsecurity", pa.bool_()), ("relhasoids", pa.bool_()),
+    ("relispartition", pa.bool_()), ("reloptions", pa.string()), ("reltablespace", pa.int64()),
+    ("reloftype", pa.string()), ("relpersistence", pa.string()), ("relreplident", pa.string()),
+    ("amname", pa.string()))])  # fmt: skip
+_PG_TYPE_NAMES = {"BIGINT": "bigint", "INTEGER": "integer", "SMALLINT": "smallint",
+                  "TINYINT": "smallint", "DOUBLE": "double precision", "FLOAT": "real",
+                  "REAL": "real", "VARCHAR": "character varying", "BOOLEAN": "boolean",
+                  "DATE": "date", "BLOB": "bytea", "TIME": "time without time zone",
+                  "TIMESTAMP": "timestamp without time zone", "UUID": "uuid", "JSON": "json",
+                  "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
+                  "INTERVAL": "interval"}  # fmt: skip
+
+
+def pg_type_name(meshgate_type: str) -> str:
+    """How psql's `format_type` would name one of meshgate's column types."""
+    if meshgate_type.endswith("[]"):
+        return pg_type_name(meshgate_type[:-2]) + "[]"
+    if meshgate_type.startswith("DECIMAL"):
+        return "numeric" + meshgate_type[len("DECIMAL"):].replace(" ", "")
+    return _PG_TYPE_NAMES.get(meshgate_type, meshgate_type.lower())
+
 
 _TEXT_OID, _UNKNOWN_OID = 25, 0
 _FROM_TEXT: dict[int, Any] = {16: lambda v: v.lower() in ("t", "true", "1", "on", "yes"),
@@ -225,6 +271,8 @@ class _Session(bv.Session):  # type: ignore[misc]
         to plan."""
         if (tables := self.psql_tables(sql)) is not None:
             return tables
+        if (relation := self.psql_describe(sql)) is not None:
+            return relation
         if match := _NO_OP.match(sql):
             return _Result(None, tag=match.group(1).split()[0].upper())
         if match := _SHOW.match(sql):
@@ -258,6 +306,50 @@ class _Session(bv.Session):  # type: ignore[misc]
         schema = pa.schema([("Schema", pa.string()), ("Name", pa.string()),
                             ("Type", pa.string()), ("Owner", pa.string())])  # fmt: skip
         return _Result(schema, rows)
+
+    def _visible_tables(self) -> list[tuple[str, str]]:
+        prepared = self.service.prepare(_VISIBLE_TABLES, self._signed_in(), client=self.client)
+        return [(row["table_schema"], row["table_name"])
+                for row in self.service.execute(prepared).read_all().to_pylist()]  # fmt: skip
+
+    def psql_describe(self, sql: str) -> _Result | None:
+        """psql's `\\d TABLE` queries, answered from the products the caller may read: a
+        product's OID is its place in that list, so it names nothing the caller cannot see."""
+        if _PSQL_FIND_RELATION.search(sql):
+            filters = {column: re.compile(pattern.replace("''", "'"))
+                       for column, pattern in _PSQL_NAME_FILTER.findall(sql)}  # fmt: skip
+            key = {"n.nspname": 0, "c.relname": 1}
+            rows = [[_FIRST_OID + i, schema, name]
+                    for i, (schema, name) in enumerate(self._visible_tables())
+                    if all(p.fullmatch((schema, name)[key[c]]) for c, p in filters.items())]
+            return _Result(pa.schema([("oid", pa.int64()), ("nspname", pa.string()),
+                                      ("relname", pa.string())]), rows)  # fmt: skip
+        for shape, width in _PSQL_NOTHING:
+            if shape.search(sql):
+                return _Result(pa.schema([(f"column{i}", pa.string()) for i in range(width)]))
+        by_oid = _PSQL_BY_OID.search(sql)
+        if by_oid is None or not (_PSQL_RELATION_FLAGS.search(sql) or _PSQL_COLUMNS.search(sql)):
+            return None
+        tables = self._visible_tables()
+        index = int(by_oid.group(1)) - _FIRST_OID
+        found = tables[index] if 0 <= index < len(tables) else None
+        if _PSQL_RELATION_FLAGS.search(sql):
+            flags = [0, "r", False, False, False, False, False, False, False, "", 0, "", "p", "d",
+                     "heap"]  # fmt: skip
+            return _Result(_RELATION_FLAGS, [flags] if found else [])
+        schema = pa.schema([("attname", pa.string()), ("format_type", pa.string()),
+                            ("default", pa.string()), ("attnotnull", pa.bool_()),
+                            ("attcollation", pa.string()), ("attidentity", pa.string()),
+                            ("attgenerated", pa.string())])  # fmt: skip
+        if found is None:
+            return _Result(schema)
+        prepared = self.service.prepare(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            self._signed_in(), client=self.client)  # fmt: skip
+        columns = self.service.execute(prepared, found).read_all().to_pylist()
+        return _Result(schema, [[c["column_name"], pg_type_name(c["data_type"]), None,
+                                 c["is_nullable"] == "NO", None, "", ""] for c in columns])
 
     def describe(self, sql: str) -> _Result:
         """The columns a statement returns, planned but not run."""
