@@ -311,3 +311,29 @@ def test_psql_d_describes_a_readable_product_and_not_a_hidden_one(
     assert "ts|timestamp with time zone|||" in unqualified.stdout.splitlines()
     assert hidden.stderr.replace("budgets", "X") == missing.stderr.replace("nothing_here", "X")
     assert 'Did not find any relation named "finance.budgets"' in hidden.stderr
+
+
+def test_repeated_wrong_passwords_lock_the_user_out_across_connections(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    """The login back-off counts per user and host, so reconnecting does not reset it."""
+    config = shutil.copytree(demo_dir, tmp_path / "demo")
+    mesh = config / "mesh.yaml"
+    document = yaml.safe_load(mesh.read_text(encoding="utf-8"))
+    document.setdefault("server", {})["login"] = {"max_failures": 2, "window_seconds": 60,
+                                                  "lockout_seconds": 60}  # fmt: skip
+    mesh.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    service = QueryService.from_config(config)
+    front_end = PostgresFrontEnd(service).start()
+    try:
+        for _ in range(2):
+            with pytest.raises(psycopg.OperationalError, match="invalid user name or password"):
+                psycopg.connect(_dsn(front_end.port, "analyst", "wrong"))
+        with pytest.raises(psycopg.OperationalError) as locked:
+            psycopg.connect(_dsn(front_end.port, "analyst", "analyst"))
+        with psycopg.connect(_dsn(front_end.port, "admin")) as other_user:
+            assert other_user.execute("SELECT 1 AS one").fetchone() == (1,)
+    finally:
+        front_end.shutdown()
+        service.close()
+    assert "too many failed logins; retry in" in str(locked.value)

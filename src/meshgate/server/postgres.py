@@ -397,15 +397,18 @@ class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
     server: _PostgresServer
 
     def send_auth_request(self, ctx: Any) -> None:
-        ctx.session.client = f"{self.client_address[0]}:{self.client_address[1]}"
+        # Audit records name the connection as Flight SQL's do (gRPC's peer format).
+        ctx.session.client = f"ipv4:{self.client_address[0]}:{self.client_address[1]}"
         self.wfile.write(struct.pack("!cii", b"R", 8, 3))  # AuthenticationCleartextPassword
 
     def handle_md5_password(self, ctx: Any, payload: bytes) -> None:
         password = payload.rstrip(b"\x00").decode()
         user = ctx.params.get("user", "")
         try:
+            # The login back-off counts failures per user and address: the host, not the
+            # connection's port, or every new connection would start a fresh count.
             ctx.session.principal = self.server.service.authenticate(
-                user, password, ctx.session.client)
+                user, password, self.client_address[0])
         except Exception as exc:  # the client closes the connection after this error
             self.send_error(exc)
             return
