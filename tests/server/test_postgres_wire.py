@@ -167,7 +167,7 @@ def test_a_write_is_refused_and_session_setup_statements_answer(postgres_port: i
 
     assert version is not None
     assert version[0].startswith("15")
-    assert caught.value.sqlstate == "42601"
+    assert caught.value.sqlstate == "25006"
     assert "read-only" in str(caught.value)
 
 

@@ -40,6 +40,7 @@ from buenavista import core as bv  # type: ignore[import-untyped]
 from buenavista import postgres as bvpg
 
 from meshgate.errors import (
+    READ_ONLY,
     AuthenticationFailed,
     ColumnNotFound,
     ForbiddenStatement,
@@ -184,6 +185,8 @@ def _typed(value: Any, oid: int) -> Any:
 
 def sqlstate(exc: BaseException) -> str:
     """The SQLSTATE a PostgreSQL client reads for one of meshgate's errors."""
+    if isinstance(exc, ForbiddenStatement) and READ_ONLY in exc.message:
+        return "25006"  # read_only_sql_transaction: a write, DDL or lock on a read-only server
     for kind, code in _SQLSTATE_BY_KIND:
         if isinstance(exc, kind):
             return code
