@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -83,6 +84,23 @@ def test_psycopg_with_a_wrong_password_cannot_connect(postgres_port: int) -> Non
     with pytest.raises(psycopg.OperationalError) as caught:
         psycopg.connect(_dsn(postgres_port, "analyst", "wrong"))
     assert "invalid user name or password" in str(caught.value)
+
+
+def test_a_wrong_password_answers_sqlstate_28p01_on_the_wire(postgres_port: int) -> None:
+    """libpq shows no SQLSTATE for a failed connection, so this reads the ErrorResponse."""
+    with socket.create_connection(("127.0.0.1", postgres_port), timeout=10) as connection:
+        startup = struct.pack("!i", 196608) + b"user\x00analyst\x00database\x00meshgate\x00\x00"
+        connection.sendall(struct.pack("!i", len(startup) + 4) + startup)
+        kind, _, method = struct.unpack("!cii", connection.recv(9))
+        assert (kind, method) == (b"R", 3)  # AuthenticationCleartextPassword
+        password = b"wrong\x00"
+        connection.sendall(b"p" + struct.pack("!i", len(password) + 4) + password)
+        reply = connection.recv(4096)
+    assert reply[:1] == b"E"
+    fields = dict((item[:1], item[1:].decode()) for item in reply[5:].split(b"\x00") if item)
+    assert fields[b"C"] == "28P01"
+    assert fields[b"S"] == "ERROR"
+    assert fields[b"M"].startswith("invalid user name or password")
 
 
 def test_psycopg_binds_int_string_and_date_parameters(
