@@ -1,27 +1,29 @@
 """The PostgreSQL wire-protocol front end (`server.postgres_port`): psql, psycopg and BI tools.
 
-The protocol's framing, startup, simple and extended query messages come from buenavista
-(PyPI, Apache-2.0, pure Python, runs on 3.11). It was chosen over riffq 0.1.11 (Rust pgwire
-bindings) because riffq ships no wheel for this platform and Python, so installing it means
-compiling a Rust crate tree. buenavista's gaps are closed here, in small overrides, because
+The protocol's framing, startup, simple and extended query messages come from buenavista 0.5.0
+(PyPI, Apache-2.0, pure Python, runs on 3.11; one maintainer, releases are rare). riffq 0.1.11
+(Rust pgwire bindings, with TLS and an auth callback) would be the stronger base, but it ships
+no wheel for this platform and Python: installing it means compiling a Rust crate tree, which
+no deployment step here does. buenavista's gaps are closed here, in small overrides, because
 each one touches governance or correctness:
 
-* authentication: buenavista offers only MD5 against clear-text passwords it holds; meshgate
-  keeps scrypt hashes, so the handler asks for a clear-text password and checks it with
-  `QueryService.authenticate` (the same users, back-off and audit as Flight SQL);
+* authentication: buenavista offers only MD5 against clear-text passwords it holds (no SCRAM,
+  no TLS); meshgate keeps scrypt hashes, so the handler asks for a clear-text password and
+  checks it with `QueryService.authenticate` (the same users, back-off and audit as Flight SQL);
 * errors: buenavista sends only a message; here every error carries severity and a SQLSTATE,
   and its text is the one Flight SQL clients see (`server.errors.client_error`);
 * describing a prepared statement: buenavista runs the query with made-up parameters; here the
   columns come from `QueryService.prepare`, and statements without rows answer NoData;
-* parameters: psycopg sends text with type OID 0, which buenavista would parse as a date.
+* parameters: psycopg sends text with type OID 0, which buenavista would parse as a date, and
+  booleans and dates in binary, which it cannot read; booleans go out as `true`/`false`, which
+  psycopg reads as False (PostgreSQL's text is `t`/`f`).
 
 Every statement goes through the same `QueryService.prepare`/`execute` as Flight SQL, so grants,
 row filters, masks and audit apply unchanged. Only client session chatter (SET, SHOW, BEGIN,
 version()) is answered here from constants, and psql's `\\dt`/`\\d` catalog queries from
 information_schema asked through the QueryService (so only what the caller may read); no
-pg_catalog query ever reaches a source. There is no TLS yet, so the
-front end listens only where the deployment's `server.host` says and buenavista accepts only
-loopback clients.
+pg_catalog query ever reaches a source. There is no TLS yet, so buenavista's own rule stays:
+it accepts only loopback clients, on the deployment's `server.host`.
 """
 
 from __future__ import annotations
