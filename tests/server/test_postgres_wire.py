@@ -355,3 +355,30 @@ def test_repeated_wrong_passwords_lock_the_user_out_across_connections(
         front_end.shutdown()
         service.close()
     assert "too many failed logins; retry in" in str(locked.value)
+
+
+def test_zoned_timestamps_keep_their_instant_and_zone(
+    postgres_port: int, server: flight.FlightServerBase
+) -> None:
+    sql = "SELECT order_id, ts FROM sales.orders ORDER BY order_id LIMIT 5"
+    with psycopg.connect(_dsn(postgres_port, "admin")) as connection:
+        rows = connection.execute(sql).fetchall()
+        binary = connection.cursor(binary=True).execute(sql).fetchall()
+
+    assert rows == _flight_rows(server, "admin", sql)
+    assert binary == rows
+    assert all(ts.utcoffset() == dt.timedelta(0) for _, ts in rows)
+
+
+def test_binary_results_a_column_cannot_have_are_refused_and_text_still_works(
+    postgres_port: int,
+) -> None:
+    sql = "SELECT id, salary FROM hr.employees ORDER BY id LIMIT 3"
+    with psycopg.connect(_dsn(postgres_port, "admin"), autocommit=True) as connection:
+        with pytest.raises(psycopg.Error) as caught:
+            connection.cursor(binary=True).execute(sql).fetchall()
+        text = connection.execute(sql).fetchall()
+    assert caught.value.sqlstate == "0A000"
+    assert "'salary' cannot be sent in binary format yet" in str(caught.value)
+    assert len(text) == 3
+    assert all(isinstance(salary, Decimal) for _, salary in text)

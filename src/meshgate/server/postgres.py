@@ -53,6 +53,7 @@ from meshgate.errors import (
     ReadOnlyError,
     SqlSyntaxError,
     Status,
+    UnsupportedCommandError,
 )
 from meshgate.principal import Principal
 from meshgate.server.errors import client_error
@@ -69,6 +70,11 @@ bvpg.BVTYPE_TO_PGTYPE[bv.BVType.BOOL] = (_BOOL_OID, lambda v: "t" if v else "f",
 bvpg.TYPE_OIDS.setdefault(16, ("BOOLOID", "!?", True))
 bvpg.TYPE_OIDS.setdefault(1082, ("DATEOID", "!i", 0))
 _PG_EPOCH = dt.date(2000, 1, 1)
+# buenavista knows only timestamps without time zone; a zoned one would reach psycopg naive.
+# Its type table is keyed by anything, so timestamptz (OID 1184) gets a key of its own.
+_TIMESTAMPTZ = "timestamptz"
+_timestamp_text = bvpg.BVTYPE_TO_PGTYPE[bv.BVType.TIMESTAMP][1:]
+bvpg.BVTYPE_TO_PGTYPE[_TIMESTAMPTZ] = (1184, *_timestamp_text)
 
 SERVER_VERSION = "15.0 (meshgate)"
 
@@ -216,7 +222,7 @@ def _bv_type(arrow: pa.DataType) -> Any:
     if pa.types.is_time(arrow):
         return bv.BVType.TIME
     if pa.types.is_timestamp(arrow):
-        return bv.BVType.TIMESTAMP
+        return _TIMESTAMPTZ if arrow.tz is not None else bv.BVType.TIMESTAMP
     return bv.BVType.TEXT
 
 
@@ -225,11 +231,26 @@ class _Result(bv.QueryResult):  # type: ignore[misc]
 
     def __init__(self, schema: pa.Schema | None, rows: Sequence[Sequence[Any]] = (),
                  tag: str = "") -> None:  # fmt: skip
-        super().__init__()
+        self._formats: list[int] | None = None
         self._columns = [] if schema is None else [(f.name, _bv_type(f.type)) for f in schema]
+        super().__init__()
         self._has_rows = schema is not None
         self._rows = rows
         self._tag = tag
+
+    @property
+    def result_format(self) -> list[int] | None:
+        return self._formats
+
+    @result_format.setter
+    def result_format(self, formats: list[int] | None) -> None:
+        """Set by buenavista from the client's Bind; binary only where it can write it."""
+        for (name, kind), code in zip(self._columns, formats or (), strict=False):
+            if code == 1 and len(bvpg.BVTYPE_TO_PGTYPE.get(kind, ())) < 3:
+                raise UnsupportedCommandError(
+                    f"column {name!r} cannot be sent in binary format yet; ask for text "
+                    "results (psycopg: a cursor without binary=True)")
+        self._formats = formats
 
     def has_results(self) -> bool:
         return self._has_rows
