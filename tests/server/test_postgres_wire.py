@@ -382,3 +382,15 @@ def test_binary_results_a_column_cannot_have_are_refused_and_text_still_works(
     assert "'salary' cannot be sent in binary format yet" in str(caught.value)
     assert len(text) == 3
     assert all(isinstance(salary, Decimal) for _, salary in text)
+
+
+def test_a_list_column_reads_as_text_and_is_refused_in_binary(postgres_port: int) -> None:
+    sql = "SELECT [1, 2] AS pair, INTERVAL 1 DAY AS one_day"
+    with psycopg.connect(_dsn(postgres_port, "admin"), autocommit=True) as connection:
+        text = connection.execute(sql).fetchone()
+        with pytest.raises(psycopg.Error) as caught:
+            connection.cursor(binary=True).execute(sql).fetchall()
+        assert connection.execute("SELECT 1 AS one").fetchone() == (1,)
+    assert text is not None
+    assert text[0] == "[1, 2]"
+    assert caught.value.sqlstate == "0A000"

@@ -75,6 +75,9 @@ _PG_EPOCH = dt.date(2000, 1, 1)
 _TIMESTAMPTZ = "timestamptz"
 _timestamp_text = bvpg.BVTYPE_TO_PGTYPE[bv.BVType.TIMESTAMP][1:]
 bvpg.BVTYPE_TO_PGTYPE[_TIMESTAMPTZ] = (1184, *_timestamp_text)
+# Intervals, lists, structs, maps: their Python text as `text`, never in binary.
+_TEXT_ONLY = "text only"
+bvpg.BVTYPE_TO_PGTYPE[_TEXT_ONLY] = (25, str)
 
 SERVER_VERSION = "15.0 (meshgate)"
 
@@ -223,7 +226,9 @@ def _bv_type(arrow: pa.DataType) -> Any:
         return bv.BVType.TIME
     if pa.types.is_timestamp(arrow):
         return _TIMESTAMPTZ if arrow.tz is not None else bv.BVType.TIMESTAMP
-    return bv.BVType.TEXT
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
+        return bv.BVType.TEXT
+    return _TEXT_ONLY
 
 
 class _Result(bv.QueryResult):  # type: ignore[misc]
