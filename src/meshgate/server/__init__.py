@@ -21,11 +21,21 @@ def _config(service: QueryService) -> ServerConfig:
 
 
 def serve(service: QueryService, host: str, port: int) -> None:
-    """Serve Flight SQL on grpc://host:port until interrupted (blocking)."""
-    server = MeshgateFlightServer(service, f"grpc://{host}:{port}", _config(service))
+    """Serve Flight SQL on grpc://host:port (and PostgreSQL's wire protocol on
+    `server.postgres_port` when set) until interrupted (blocking)."""
+    config = _config(service)
+    server = MeshgateFlightServer(service, f"grpc://{host}:{port}", config)
+    postgres = None
+    if config.postgres_port is not None:
+        # Imported here: the PostgreSQL front end's library loads only when it is switched on.
+        from meshgate.server.postgres import PostgresFrontEnd
+
+        postgres = PostgresFrontEnd(service, host, config.postgres_port).start()
     try:
         server.serve()
     finally:
+        if postgres is not None:
+            postgres.shutdown()
         server.shutdown()
 
 

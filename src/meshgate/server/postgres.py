@@ -1,0 +1,540 @@
+"""The PostgreSQL wire-protocol front end (`server.postgres_port`): psql, psycopg and BI tools.
+
+The protocol's framing, startup, simple and extended query messages come from buenavista 0.5.0
+(PyPI, Apache-2.0, pure Python, runs on 3.11; one maintainer, releases are rare). riffq 0.1.11
+(Rust pgwire bindings, with TLS and an auth callback) would be the stronger base, but it ships
+no wheel for this platform and Python: installing it means compiling a Rust crate tree, which
+no deployment step here does. buenavista's gaps are closed here, in small overrides, because
+each one touches governance or correctness:
+
+* authentication: buenavista offers only MD5 against clear-text passwords it holds (no SCRAM,
+  no TLS); meshgate keeps scrypt hashes, so the handler asks for a clear-text password and
+  checks it with `QueryService.authenticate` (the same users, back-off and audit as Flight SQL);
+* errors: buenavista sends only a message; here every error carries severity and a SQLSTATE,
+  and its text is the one Flight SQL clients see (`server.errors.client_error`);
+* describing a prepared statement: buenavista runs the query with made-up parameters; here the
+  columns come from `QueryService.prepare`, and statements without rows answer NoData;
+* parameters: psycopg sends text with type OID 0, which buenavista would parse as a date, and
+  booleans and dates in binary, which it cannot read; booleans go out as `true`/`false`, which
+  psycopg reads as False (PostgreSQL's text is `t`/`f`).
+
+Every statement goes through the same `QueryService.prepare`/`execute` as Flight SQL, so grants,
+row filters, masks and audit apply unchanged. Only client session chatter (SET, SHOW, BEGIN,
+version()) is answered here from constants, and psql's `\\dt`/`\\d` catalog queries from
+information_schema asked through the QueryService (so only what the caller may read); no
+pg_catalog query ever reaches a source. There is no TLS yet, so buenavista's own rule stays:
+it accepts only loopback clients, on the deployment's `server.host`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+from buenavista import core as bv  # type: ignore[import-untyped]
+from buenavista import postgres as bvpg
+
+from meshgate.errors import (
+    READ_ONLY,
+    AuthenticationFailed,
+    ColumnNotFound,
+    ForbiddenStatement,
+    MeshgateError,
+    ParameterError,
+    ProductNotFound,
+    QueryValueError,
+    ReadOnlyError,
+    SqlSyntaxError,
+    Status,
+    UnsupportedCommandError,
+)
+from meshgate.principal import Principal
+from meshgate.server.errors import client_error
+from meshgate.service import QueryService
+
+log = logging.getLogger(__name__)
+
+# buenavista writes booleans as `true`/`false`; PostgreSQL's text format (which psycopg and
+# psql read) is `t`/`f`, and psycopg reads anything but `t` as False.
+_BOOL_OID, _, _bool_binary = bvpg.BVTYPE_TO_PGTYPE[bv.BVType.BOOL]
+bvpg.BVTYPE_TO_PGTYPE[bv.BVType.BOOL] = (_BOOL_OID, lambda v: "t" if v else "f", _bool_binary)
+# Binary parameters buenavista cannot unpack, which psycopg sends for bool and date (days since
+# 2000-01-01, turned into a date by `_Handler.handle_bind`).
+bvpg.TYPE_OIDS.setdefault(16, ("BOOLOID", "!?", True))
+bvpg.TYPE_OIDS.setdefault(1082, ("DATEOID", "!i", 0))
+_PG_EPOCH = dt.date(2000, 1, 1)
+# buenavista knows only timestamps without time zone; a zoned one would reach psycopg naive.
+# Its type table is keyed by anything, so timestamptz (OID 1184) gets a key of its own.
+_TIMESTAMPTZ = "timestamptz"
+_timestamp_text = bvpg.BVTYPE_TO_PGTYPE[bv.BVType.TIMESTAMP][1:]
+bvpg.BVTYPE_TO_PGTYPE[_TIMESTAMPTZ] = (1184, *_timestamp_text)
+# Intervals, lists, structs, maps: their Python text as `text`, never in binary.
+_TEXT_ONLY = "text only"
+bvpg.BVTYPE_TO_PGTYPE[_TEXT_ONLY] = (25, str)
+
+SERVER_VERSION = "15.0 (meshgate)"
+
+# Session chatter clients send at connect; answered from these, never planned.
+_SETTINGS = {
+    "server_version": SERVER_VERSION,
+    "server_encoding": "UTF8",
+    "client_encoding": "UTF8",
+    "standard_conforming_strings": "on",
+    "datestyle": "ISO, MDY",
+    "timezone": "UTC",
+    "integer_datetimes": "on",
+    "transaction_isolation": "read committed",
+    "transaction isolation level": "read committed",
+    "is_superuser": "off",
+}
+_NO_OP = re.compile(
+    r"^\s*(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|DISCARD|DEALLOCATE)\b",
+    re.IGNORECASE,
+)
+_SHOW = re.compile(r"^\s*SHOW\s+(.+?)\s*;?\s*$", re.IGNORECASE)
+_CONSTANT = re.compile(
+    r"^\s*SELECT\s+(pg_catalog\.)?(version|current_schema|current_database)\s*\(\s*\)\s*;?\s*$",
+    re.IGNORECASE,
+)
+
+# By status, then by kind where PostgreSQL tells them apart.
+_SQLSTATE_BY_STATUS = {
+    Status.INVALID_ARGUMENT: "42601",
+    Status.NOT_FOUND: "42P01",
+    Status.PERMISSION_DENIED: "42501",
+    Status.UNAUTHENTICATED: "28P01",
+    Status.UNAVAILABLE: "08006",
+    Status.DEADLINE_EXCEEDED: "57014",
+    Status.CANCELLED: "57014",
+    Status.UNIMPLEMENTED: "0A000",
+    Status.INTERNAL: "XX000",
+}
+_SQLSTATE_BY_KIND: tuple[tuple[type[MeshgateError], str], ...] = (
+    (ReadOnlyError, "25006"),
+    (ParameterError, "22023"),
+    (QueryValueError, "22023"),
+    (ColumnNotFound, "42703"),
+    (ProductNotFound, "42P01"),
+    (SqlSyntaxError, "42601"),
+    (ForbiddenStatement, "42601"),
+)
+
+# psql's `\dt` (psql 15 sends this shape; `\dt hr.*` adds anchored regex filters on the names).
+_PSQL_LIST_TABLES = re.compile(
+    r"FROM\s+pg_catalog\.pg_class\s+c\b.*\bc\.relkind\s+IN\s+\('r',\s*'p'", re.DOTALL)
+_PSQL_NAME_FILTER = re.compile(
+    r"\b(n\.nspname|c\.relname)\s+OPERATOR\(pg_catalog\.~\)\s+'((?:[^']|'')*)'")
+# Asked through the QueryService, so the list holds only what the caller may read.
+_VISIBLE_TABLES = ("SELECT table_schema, table_name FROM information_schema.tables "
+                   "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2")
+
+# psql's `\d TABLE`: a lookup of the name, then the relation's flags and columns by the OID the
+# lookup gave, then its indexes, policies, statistics, publications and inheritance (none here).
+_PSQL_FIND_RELATION = re.compile(
+    r"^\s*SELECT\s+c\.oid,\s*n\.nspname,\s*c\.relname\s+FROM\s+pg_catalog\.pg_class\s+c\b")
+_PSQL_BY_OID = re.compile(r"\b(?:c\.oid|a\.attrelid)\s*=\s*'(\d+)'")
+_PSQL_RELATION_FLAGS = re.compile(r"^\s*SELECT\s+c\.relchecks,")
+_PSQL_COLUMNS = re.compile(r"FROM\s+pg_catalog\.pg_attribute\s+a\s+WHERE\s+a\.attrelid\s*=")
+# (the shape, how many columns psql reads): answered with no rows.
+_PSQL_NOTHING = (
+    (re.compile(r"FROM\s+pg_catalog\.pg_class\s+c,\s*pg_catalog\.pg_class\s+c2,\s*"
+                r"pg_catalog\.pg_index\s+i"), 12),
+    (re.compile(r"FROM\s+pg_catalog\.pg_policy\s+pol"), 6),
+    (re.compile(r"FROM\s+pg_catalog\.pg_statistic_ext\b"), 9),
+    (re.compile(r"FROM\s+pg_catalog\.pg_publication\s+p\b"), 3),
+    (re.compile(r"^\s*SELECT\s+c\.oid::pg_catalog\.regclass\s+FROM\s+pg_catalog\.pg_class\s+c,"
+                r"\s*pg_catalog\.pg_inherits"), 1),
+    (re.compile(r"^\s*SELECT\s+c\.oid::pg_catalog\.regclass,\s*c\.relkind,\s*inhdetachpending"), 4),
+)
+_FIRST_OID = 16384  # PostgreSQL's first OID for user objects
+_RELATION_FLAGS = pa.schema([(name, kind) for name, kind in (
+    ("relchecks", pa.int64()), ("relkind", pa.string()), ("relhasindex", pa.bool_()),
+    ("relhasrules", pa.bool_()), ("relhastriggers", pa.bool_()), ("relrowsecurity", pa.bool_()),
+    ("relforcerowsecurity", pa.bool_()), ("relhasoids", pa.bool_()),
+    ("relispartition", pa.bool_()), ("reloptions", pa.string()), ("reltablespace", pa.int64()),
+    ("reloftype", pa.string()), ("relpersistence", pa.string()), ("relreplident", pa.string()),
+    ("amname", pa.string()))])  # fmt: skip
+_PG_TYPE_NAMES = {"BIGINT": "bigint", "INTEGER": "integer", "SMALLINT": "smallint",
+                  "TINYINT": "smallint", "DOUBLE": "double precision", "FLOAT": "real",
+                  "REAL": "real", "VARCHAR": "character varying", "BOOLEAN": "boolean",
+                  "DATE": "date", "BLOB": "bytea", "TIME": "time without time zone",
+                  "TIMESTAMP": "timestamp without time zone", "UUID": "uuid", "JSON": "json",
+                  "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
+                  "INTERVAL": "interval"}  # fmt: skip
+
+
+def pg_type_name(meshgate_type: str) -> str:
+    """How psql's `format_type` would name one of meshgate's column types."""
+    if meshgate_type.endswith("[]"):
+        return pg_type_name(meshgate_type[:-2]) + "[]"
+    if meshgate_type.startswith("DECIMAL"):
+        return "numeric" + meshgate_type[len("DECIMAL"):].replace(" ", "")
+    return _PG_TYPE_NAMES.get(meshgate_type, meshgate_type.lower())
+
+
+_TEXT_OID, _UNKNOWN_OID = 25, 0
+_FROM_TEXT: dict[int, Any] = {16: lambda v: v.lower() in ("t", "true", "1", "on", "yes"),
+                              20: int, 21: int, 23: int, 700: float, 701: float,
+                              1700: Decimal, 1082: dt.date.fromisoformat}  # fmt: skip
+
+
+def _typed(value: Any, oid: int) -> Any:
+    """A bound parameter as the Python value its type OID says (text or binary format)."""
+    if isinstance(value, str) and oid in _FROM_TEXT:
+        return _FROM_TEXT[oid](value)
+    if oid == 1082 and isinstance(value, int):
+        return _PG_EPOCH + dt.timedelta(days=value)
+    return value
+
+
+def sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE a PostgreSQL client reads for one of meshgate's errors."""
+    if isinstance(exc, ForbiddenStatement) and READ_ONLY in exc.message:
+        return "25006"  # read_only_sql_transaction: a write, DDL or lock on a read-only server
+    for kind, code in _SQLSTATE_BY_KIND:
+        if isinstance(exc, kind):
+            return code
+    if isinstance(exc, MeshgateError):
+        return _SQLSTATE_BY_STATUS[exc.status]
+    return "XX000"
+
+
+def _bv_type(arrow: pa.DataType) -> Any:
+    """The buenavista column type (and so the PostgreSQL type OID) for an Arrow type."""
+    if pa.types.is_int64(arrow) or pa.types.is_uint32(arrow):
+        return bv.BVType.BIGINT
+    if pa.types.is_integer(arrow):
+        return bv.BVType.INTEGER
+    if pa.types.is_floating(arrow):
+        return bv.BVType.FLOAT
+    if pa.types.is_decimal(arrow):
+        return bv.BVType.DECIMAL
+    if pa.types.is_boolean(arrow):
+        return bv.BVType.BOOL
+    if pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow):
+        return bv.BVType.BYTES
+    if pa.types.is_date(arrow):
+        return bv.BVType.DATE
+    if pa.types.is_time(arrow):
+        return bv.BVType.TIME
+    if pa.types.is_timestamp(arrow):
+        return _TIMESTAMPTZ if arrow.tz is not None else bv.BVType.TIMESTAMP
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
+        return bv.BVType.TEXT
+    return _TEXT_ONLY
+
+
+class _Result(bv.QueryResult):  # type: ignore[misc]
+    """Rows (or only the columns, for Describe) of one statement, or a command tag."""
+
+    def __init__(self, schema: pa.Schema | None, rows: Sequence[Sequence[Any]] = (),
+                 tag: str = "") -> None:  # fmt: skip
+        self._formats: list[int] | None = None
+        self._columns = [] if schema is None else [(f.name, _bv_type(f.type)) for f in schema]
+        super().__init__()
+        self._has_rows = schema is not None
+        self._rows = rows
+        self._tag = tag
+
+    @property
+    def result_format(self) -> list[int] | None:
+        return self._formats
+
+    @result_format.setter
+    def result_format(self, formats: list[int] | None) -> None:
+        """Set by buenavista from the client's Bind; binary only where it can write it."""
+        for (name, kind), code in zip(self._columns, formats or (), strict=False):
+            if code == 1 and len(bvpg.BVTYPE_TO_PGTYPE.get(kind, ())) < 3:
+                raise UnsupportedCommandError(
+                    f"column {name!r} cannot be sent in binary format yet; ask for text "
+                    "results (psycopg: a cursor without binary=True)")
+        self._formats = formats
+
+    def has_results(self) -> bool:
+        return self._has_rows
+
+    def column_count(self) -> int:
+        return len(self._columns)
+
+    def column(self, index: int) -> tuple[str, Any]:
+        return self._columns[index]
+
+    def rows(self) -> Iterator[Sequence[Any]]:
+        return iter(self._rows)
+
+    def status(self) -> str:
+        return self._tag
+
+
+def _text(name: str, value: str) -> _Result:
+    return _Result(pa.schema([(name, pa.string())]), [[value]])
+
+
+class _Session(bv.Session):  # type: ignore[misc]
+    """One client connection: its principal once signed in, and the shared QueryService."""
+
+    def __init__(self, service: QueryService) -> None:
+        super().__init__()
+        self.service = service
+        self.principal: Principal | None = None
+        self.client: str | None = None
+
+    def close(self) -> None:
+        pass
+
+    def in_transaction(self) -> bool:
+        return False
+
+    def _signed_in(self) -> Principal:
+        if self.principal is None:
+            raise AuthenticationFailed("sign in first")
+        return self.principal
+
+    def chatter(self, sql: str) -> _Result | None:
+        """The answer to a session-setup statement or psql's table list, or None for a query
+        to plan."""
+        if (tables := self.psql_tables(sql)) is not None:
+            return tables
+        if (relation := self.psql_describe(sql)) is not None:
+            return relation
+        if match := _NO_OP.match(sql):
+            return _Result(None, tag=match.group(1).split()[0].upper())
+        if match := _SHOW.match(sql):
+            name = match.group(1).strip().lower()
+            if name not in _SETTINGS:
+                raise ForbiddenStatement(f"unrecognized configuration parameter {name!r}")
+            return _text(name, _SETTINGS[name])
+        if match := _CONSTANT.match(sql):
+            function = match.group(2).lower()
+            value = {"version": f"PostgreSQL {SERVER_VERSION}", "current_schema": "public",
+                     "current_database": "meshgate"}[function]  # fmt: skip
+            return _text(function, value)
+        return None
+
+    def psql_tables(self, sql: str) -> _Result | None:
+        """psql's `\\dt [pattern]`, answered from the data products the caller may read.
+
+        Every product is listed, whatever the search path (psql filters on visibility, and
+        meshgate has none); the name patterns are psql's anchored regular expressions.
+        """
+        if not _PSQL_LIST_TABLES.search(sql):
+            return None
+        filters = {column: re.compile(pattern.replace("''", "'"))
+                   for column, pattern in _PSQL_NAME_FILTER.findall(sql)}  # fmt: skip
+        prepared = self.service.prepare(_VISIBLE_TABLES, self._signed_in(), client=self.client)
+        table = self.service.execute(prepared).read_all()
+        key = {"n.nspname": "table_schema", "c.relname": "table_name"}
+        rows = [[row["table_schema"], row["table_name"], "table", "meshgate"]
+                for row in table.to_pylist()
+                if all(p.fullmatch(row[key[column]]) for column, p in filters.items())]
+        schema = pa.schema([("Schema", pa.string()), ("Name", pa.string()),
+                            ("Type", pa.string()), ("Owner", pa.string())])  # fmt: skip
+        return _Result(schema, rows)
+
+    def _visible_tables(self) -> list[tuple[str, str]]:
+        prepared = self.service.prepare(_VISIBLE_TABLES, self._signed_in(), client=self.client)
+        return [(row["table_schema"], row["table_name"])
+                for row in self.service.execute(prepared).read_all().to_pylist()]  # fmt: skip
+
+    def psql_describe(self, sql: str) -> _Result | None:
+        """psql's `\\d TABLE` queries, answered from the products the caller may read: a
+        product's OID is its place in that list, so it names nothing the caller cannot see."""
+        if _PSQL_FIND_RELATION.search(sql):
+            filters = {column: re.compile(pattern.replace("''", "'"))
+                       for column, pattern in _PSQL_NAME_FILTER.findall(sql)}  # fmt: skip
+            key = {"n.nspname": 0, "c.relname": 1}
+            rows = [[_FIRST_OID + i, schema, name]
+                    for i, (schema, name) in enumerate(self._visible_tables())
+                    if all(p.fullmatch((schema, name)[key[c]]) for c, p in filters.items())]
+            return _Result(pa.schema([("oid", pa.int64()), ("nspname", pa.string()),
+                                      ("relname", pa.string())]), rows)  # fmt: skip
+        for shape, width in _PSQL_NOTHING:
+            if shape.search(sql):
+                return _Result(pa.schema([(f"column{i}", pa.string()) for i in range(width)]))
+        by_oid = _PSQL_BY_OID.search(sql)
+        if by_oid is None or not (_PSQL_RELATION_FLAGS.search(sql) or _PSQL_COLUMNS.search(sql)):
+            return None
+        tables = self._visible_tables()
+        index = int(by_oid.group(1)) - _FIRST_OID
+        found = tables[index] if 0 <= index < len(tables) else None
+        if _PSQL_RELATION_FLAGS.search(sql):
+            flags = [0, "r", False, False, False, False, False, False, False, "", 0, "", "p", "d",
+                     "heap"]  # fmt: skip
+            return _Result(_RELATION_FLAGS, [flags] if found else [])
+        schema = pa.schema([("attname", pa.string()), ("format_type", pa.string()),
+                            ("default", pa.string()), ("attnotnull", pa.bool_()),
+                            ("attcollation", pa.string()), ("attidentity", pa.string()),
+                            ("attgenerated", pa.string())])  # fmt: skip
+        if found is None:
+            return _Result(schema)
+        prepared = self.service.prepare(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            self._signed_in(), client=self.client)  # fmt: skip
+        columns = self.service.execute(prepared, found).read_all().to_pylist()
+        return _Result(schema, [[c["column_name"], pg_type_name(c["data_type"]), None,
+                                 c["is_nullable"] == "NO", None, "", ""] for c in columns])
+
+    def describe(self, sql: str) -> _Result:
+        """The columns a statement returns, planned but not run."""
+        answer = self.chatter(sql)
+        if answer is not None:
+            return answer
+        prepared = self.service.prepare(sql, self._signed_in(), client=self.client)
+        return _Result(prepared.schema)
+
+    def execute_sql(self, sql: str, params: Sequence[Any] | None = None) -> _Result:
+        answer = self.chatter(sql)
+        if answer is not None:
+            return answer
+        if not sql.strip().rstrip(";").strip():
+            return _Result(None, tag="EMPTY")
+        prepared = self.service.prepare(sql, self._signed_in(), client=self.client)
+        table = self.service.execute(prepared, tuple(params or ())).read_all()
+        rows = [list(row.values()) for row in table.to_pylist()]
+        return _Result(table.schema, rows)
+
+
+class _Connection(bv.Connection):  # type: ignore[misc]
+    def __init__(self, service: QueryService) -> None:
+        super().__init__()
+        self.service = service
+
+    def new_session(self) -> _Session:
+        return _Session(self.service)
+
+    def parameters(self) -> dict[str, str]:
+        return {name: _SETTINGS[name] for name in (
+            "server_version", "server_encoding", "client_encoding",
+            "standard_conforming_strings", "integer_datetimes")} | {"DateStyle": "ISO, MDY",
+                                                                     "TimeZone": "UTC"}  # fmt: skip
+
+
+def _cstring_at(payload: bytes, start: int = 0) -> tuple[str, int]:
+    end = payload.index(b"\x00", start)
+    return payload[start:end].decode(), end + 1
+
+
+class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
+    """buenavista's protocol loop with meshgate's sign-in, errors, Describe and parameters."""
+
+    server: _PostgresServer
+
+    def send_auth_request(self, ctx: Any) -> None:
+        # Audit records name the connection as Flight SQL's do (gRPC's peer format).
+        ctx.session.client = f"ipv4:{self.client_address[0]}:{self.client_address[1]}"
+        self.wfile.write(struct.pack("!cii", b"R", 8, 3))  # AuthenticationCleartextPassword
+
+    def handle_md5_password(self, ctx: Any, payload: bytes) -> None:
+        password = payload.rstrip(b"\x00").decode()
+        user = ctx.params.get("user", "")
+        try:
+            # The login back-off counts failures per user and address: the host, not the
+            # connection's port, or every new connection would start a fresh count.
+            ctx.session.principal = self.server.service.authenticate(
+                user, password, self.client_address[0])
+        except Exception as exc:  # the client closes the connection after this error
+            self.send_error(exc)
+            return
+        self.send_authentication_ok()
+        self.handle_post_auth(ctx)
+
+    def send_error(self, exception: Any, ctx: Any = None) -> None:
+        if isinstance(exception, BaseException):
+            code = sqlstate(exception)
+            message = str(client_error(exception))
+            message = message.split(". Detail:", 1)[0]
+        else:
+            code, message = "XX000", str(exception)
+        body = b"".join(field + value.encode() + b"\x00" for field, value in (
+            (b"S", "ERROR"), (b"V", "ERROR"), (b"C", code), (b"M", message))) + b"\x00"
+        self.wfile.write(struct.pack("!ci", b"E", len(body) + 4) + body)
+        if ctx is not None:
+            ctx.mark_error()
+
+    def handle_parse(self, ctx: Any, payload: bytes) -> None:
+        super().handle_parse(ctx, payload)
+        name, _ = _cstring_at(payload)
+        sql, oids = ctx.stmts[name]
+        # Untyped (OID 0) parameters arrive as text; buenavista would parse them as dates.
+        ctx.stmts[name] = (sql, [_TEXT_OID if oid == _UNKNOWN_OID else oid for oid in oids])
+
+    def handle_bind(self, ctx: Any, payload: bytes) -> None:
+        portal, at = _cstring_at(payload)
+        statement, _ = _cstring_at(payload, at)
+        if ctx.has_error:
+            return
+        oids = ctx.stmts[statement][1]
+        try:
+            super().handle_bind(ctx, payload)
+            _, params, formats = ctx.portals[portal]
+            typed = [_typed(value, oid) for value, oid in zip(params, oids, strict=False)]
+        except Exception as exc:  # buenavista reads binary only for integers and floats
+            self.send_error(ParameterError(
+                f"a bound parameter could not be read ({exc}); send it in text format, or as "
+                "a string the query casts"), ctx)
+            return
+        ctx.portals[portal] = (statement, typed, formats)
+
+    def handle_describe(self, ctx: Any, payload: bytes) -> None:
+        if ctx.has_error:  # after an error, messages up to Sync are skipped
+            return
+        kind, name = payload[:1], payload[1:].rstrip(b"\x00").decode()
+        try:
+            if kind == b"S":
+                sql, oids = ctx.stmts[name]
+                result = ctx.session.describe(sql)
+                self.send_paramter_description(oids)
+            else:
+                result = ctx.describe_portal(name)
+        except Exception as exc:
+            self.send_error(exc, ctx)
+            return
+        if result.has_results():
+            self.send_row_description(result)
+        else:
+            self.wfile.write(struct.pack("!ci", b"n", 4))  # NoData
+
+    def handle_execute(self, ctx: Any, payload: bytes) -> None:
+        portal, _ = _cstring_at(payload)
+        cached = ctx.result_cache.get(portal)
+        if cached is not None and not cached.has_results() and cached.status() == "EMPTY":
+            self.wfile.write(struct.pack("!ci", b"I", 4))  # EmptyQueryResponse
+            del ctx.result_cache[portal]
+            return
+        super().handle_execute(ctx, payload)
+
+
+class _PostgresServer(bvpg.BuenaVistaServer):  # type: ignore[misc]
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], service: QueryService) -> None:
+        super().__init__(address, _Connection(service), auth={})
+        self.RequestHandlerClass = _Handler
+        self.service = service
+
+
+class PostgresFrontEnd:
+    """Serves the PostgreSQL wire protocol on its own threads; `.port` is the bound port."""
+
+    def __init__(self, service: QueryService, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = _PostgresServer((host, port), service)
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name="meshgate-postgres", daemon=True)  # fmt: skip
+
+    def start(self) -> PostgresFrontEnd:
+        self._thread.start()
+        log.info("PostgreSQL wire protocol on port %d", self.port)
+        return self
+
+    def shutdown(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
