@@ -176,3 +176,13 @@ def test_a_source_dying_mid_stream_fails_the_adbc_fetch(
     with adbc_analyst.cursor() as cursor:
         cursor.execute(ALL_EVENTS)
         assert cursor.fetch_arrow_table().num_rows == ROWS
+
+
+def test_a_source_restarted_between_two_queries_answers_the_next_in_full(
+    analyst: Session, service: QueryService, proxy: FaultProxy
+) -> None:
+    warm_pool(service, proxy, 3)  # three idle pooled connections ...
+    proxy.refuse()  # ... all dropped by the restart, which nobody noticed
+    proxy.resume()
+    assert count(analyst, COUNT_EVENTS) == ROWS
+    assert query(analyst, ALL_EVENTS).num_rows == ROWS
