@@ -283,7 +283,8 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         if handler is None:
             raise UnsupportedCommandError(f"meshgate does not support the action {action.type!r}")
         body = action.body.to_pybytes() if action.body is not None else b""
-        return guarded(handler(self._caller(context), body))
+        return guarded(handler(self._caller(context), body),
+                       admin=self.caller_is_admin(context))
 
     def _create_prepared(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
         request = _parse(pb.ActionCreatePreparedStatementRequest, body, "CreatePreparedStatement")
