@@ -1,9 +1,11 @@
 """PostgreSQL as a meshgate source, over the ADBC PostgreSQL driver (binary COPY to Arrow).
 
 Options: `dsn` (a libpq URI or key=value string; put the password in `${ENV}`), `pool_size`
-(connections kept per source instance, default 4) and `partitions` (default 1: plain scans of
-large tables read in that many ctid ranges at once under one snapshot; measured in
-benchmarks/README.md, worth it only with cores to spare).
+(connections kept per source instance, default 4), `connect_timeout_seconds` (default 10:
+how long opening a connection may take before the source counts as unavailable; a
+`connect_timeout` in the dsn wins) and `partitions` (default 1: plain scans of large tables
+read in that many ctid ranges at once under one snapshot; measured in benchmarks/README.md,
+worth it only with cores to spare).
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ from meshgate.sqlconnector import SqlConnector, ValueFailure
 from .capabilities import BYTEWISE_COLLATIONS, CAPABILITIES, renders_exactly
 from .failures import value_failure
 from .partitions import MIN_PAGES_PER_PARTITION, ctid_range, is_plain_scan, stream_partitions
-from .pool import DEFAULT_POOL_SIZE, ConnectionPool, describe_dsn, unavailable
+from .pool import (
+    DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_POOL_SIZE,
+    ConnectionPool,
+    connection_survives,
+    describe_dsn,
+    unavailable,
+)
 from .stream import stream_batches
 from .typemap import arrow_type_of, is_native, sql_cast_for
 
@@ -131,6 +140,9 @@ class PostgresConnector(SqlConnector):
             dsn,
             _positive_int(context, "pool_size", DEFAULT_POOL_SIZE),
             label=f"source {context.name!r} (postgres)",
+            source=context.name,
+            connect_timeout=_positive_int(context, "connect_timeout_seconds",
+                                          DEFAULT_CONNECT_TIMEOUT_SECONDS),
         )
         self.partitions = _positive_int(context, "partitions", 1)
         self._state_lock = threading.Lock()
@@ -159,6 +171,7 @@ class PostgresConnector(SqlConnector):
                 "role may read it",
                 detail=f"{self.pool.label} at {describe_dsn(self.pool.dsn)}: no table "
                 f"{table.qualified()!r}",
+                source=self.pool.source,
             )
         default_bytewise = self._default_collation_is_bytewise()
         columns: list[SourceColumn] = []
@@ -326,12 +339,18 @@ class PostgresConnector(SqlConnector):
         return int(plan[0]["Plan"]["Plan Rows"])
 
     def _metadata(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        try:
-            with self.pool.connection() as conn, conn.cursor() as cursor:
-                cursor.execute(sql, parameters or None)
-                return list(cursor.fetchall())
-        except adbc_driver_manager.Error as exc:
-            raise unavailable(self.pool.dsn, exc, "reading metadata", self.pool.label) from None
+        """A catalog query; a pooled connection found dead is replaced once (as `_start`)."""
+        for attempt in (1, 2):
+            try:
+                with self.pool.connection() as conn, conn.cursor() as cursor:
+                    cursor.execute(sql, parameters or None)
+                    return list(cursor.fetchall())
+            except adbc_driver_manager.Error as exc:
+                if attempt == 1 and not connection_survives(exc):
+                    continue
+                raise unavailable(self.pool.dsn, exc, "reading metadata", self.pool.label,
+                                  self.pool.source) from None  # fmt: skip
+        raise AssertionError("unreachable")
 
 
 def decimals_as_text(handle: PushedQuery) -> exp.Select:

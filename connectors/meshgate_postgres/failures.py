@@ -88,7 +88,7 @@ def source_error(pool: ConnectionPool, exc: BaseException, doing: str) -> Meshga
     failure = value_failure(exc)
     if failure is not None:
         return failure.error(f"{pool.label} while {doing}: {exc}")
-    return unavailable(pool.dsn, exc, doing, pool.label)
+    return unavailable(pool.dsn, exc, doing, pool.label, pool.source)
 
 
 def classify(exc: BaseException) -> str:

@@ -23,8 +23,8 @@ from sqlglot import exp
 from meshgate.spi import CancelToken, PushedQuery
 
 from .failures import source_error
-from .pool import ConnectionPool
-from .stream import cancel_statement, connection_survives, stream_batches
+from .pool import ConnectionPool, connection_survives
+from .stream import cancel_statement, stream_batches
 from .typemap import BoundaryCast
 
 # Ranges smaller than this (~40 MB of heap) are not worth a connection and two transactions.

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pg_dbapi
@@ -27,6 +27,7 @@ SESSION_SETUP = (
     "SET TIME ZONE 'UTC'",
 )
 DEFAULT_POOL_SIZE = 4
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 10
 ACQUIRE_TIMEOUT_SECONDS = 60.0
 
 
@@ -60,9 +61,10 @@ def _password(dsn: str) -> str | None:
     return found.group(1).strip("'") if found else None
 
 
-def unavailable(dsn: str, exc: BaseException, doing: str, label: str) -> SourceUnavailable:
+def unavailable(dsn: str, exc: BaseException, doing: str, label: str,
+                source: str | None = None) -> SourceUnavailable:  # fmt: skip
     """A SourceUnavailable saying what to check; the source, the server and the driver's
-    text (no password) in the operator's detail."""
+    text (no password) in the operator's detail; `source`, the name admins are told."""
     reason = str(exc).strip()
     reason = re.sub(r"^[A-Z_]+: \[libpq\] ", "", reason)
     reason = reason.replace("Failed to connect: ", "").replace("\n\t", " ").replace("\n", " ")
@@ -74,21 +76,46 @@ def unavailable(dsn: str, exc: BaseException, doing: str, label: str) -> SourceU
         "TCP connections on the configured host and port, that the database exists, and the "
         "source's `dsn` option and its credentials",
         detail=f"{label}: PostgreSQL at {describe_dsn(dsn)}: {reason.strip()}",
+        source=source,
     )
+
+
+def with_connect_timeout(dsn: str, seconds: int) -> str:
+    """`dsn` with libpq's `connect_timeout`, unless it sets one itself.
+
+    Without it a host that accepts TCP and never answers (or drops packets) holds a
+    fragment's thread, and a pooled connection slot, for the kernel's TCP timeout.
+    """
+    if "connect_timeout" in dsn:
+        return dsn
+    if "://" not in dsn:
+        return f"{dsn} connect_timeout={seconds}"
+    parts = urlsplit(dsn)
+    query = f"{parts.query}&connect_timeout={seconds}" if parts.query else \
+        f"connect_timeout={seconds}"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 class ConnectionPool:
     """Up to `size` open connections; callers borrow one at a time with `connection()`.
 
     A connection that saw an error the pool cannot vouch for is closed, not returned: a
-    half-read COPY or a broken socket must not leak into the next query.
+    half-read COPY or a broken socket must not leak into the next query. A connection that
+    failed as a connection (the server restarted, the network dropped it) condemns the idle
+    ones too (`discard_idle`): they were opened to the same server and are as likely dead,
+    so the retry that follows connects afresh. That is how the pool recovers, without a
+    restart of meshgate, once the server is back.
     """
 
-    def __init__(self, dsn: str, size: int = DEFAULT_POOL_SIZE, label: str = "source") -> None:
+    def __init__(self, dsn: str, size: int = DEFAULT_POOL_SIZE, label: str = "source",
+                 source: str | None = None,
+                 connect_timeout: int = DEFAULT_CONNECT_TIMEOUT_SECONDS) -> None:  # fmt: skip
         if size < 1:
             raise ValueError("pool_size must be at least 1")
         self.label = label  # how messages name the source, e.g. "source 'sales' (postgres)"
+        self.source = source  # the source's configured name, told to admins only
         self._dsn = dsn
+        self._connect_dsn = with_connect_timeout(dsn, connect_timeout)
         self._size = size
         self._idle: list[Any] = []
         self._open = 0
@@ -107,9 +134,9 @@ class ConnectionPool:
 
     def _connect(self) -> Any:
         try:
-            conn = pg_dbapi.connect(self._dsn, autocommit=True)
+            conn = pg_dbapi.connect(self._connect_dsn, autocommit=True)
         except adbc_driver_manager.Error as exc:
-            raise unavailable(self._dsn, exc, "connecting", self.label) from None
+            raise unavailable(self._dsn, exc, "connecting", self.label, self.source) from None
         try:
             with conn.cursor() as cursor:
                 for statement in SESSION_SETUP:
@@ -117,7 +144,7 @@ class ConnectionPool:
         except adbc_driver_manager.Error as exc:
             conn.close()
             raise unavailable(
-                self._dsn, exc, "opening a read-only session", self.label
+                self._dsn, exc, "opening a read-only session", self.label, self.source
             ) from None
         return conn
 
@@ -148,7 +175,8 @@ class ConnectionPool:
         with self._lock:
             while True:
                 if self._closed:
-                    raise SourceUnavailable(f"{self.label} is shutting down")
+                    raise SourceUnavailable(f"{self.label} is shutting down",
+                                            source=self.source)  # fmt: skip
                 if self._idle:
                     return self._idle.pop()
                 if self._open < self._size:
@@ -158,7 +186,8 @@ class ConnectionPool:
                     raise SourceUnavailable(
                         f"{self.label}: all {self._size} connections to {describe_dsn(self._dsn)} "
                         f"stayed busy for {ACQUIRE_TIMEOUT_SECONDS:.0f}s; "
-                        "raise the source's `pool_size` option or lower the load"
+                        "raise the source's `pool_size` option or lower the load",
+                        source=self.source,
                     )
         try:
             return self._connect()
@@ -180,15 +209,27 @@ class ConnectionPool:
         if not keep:
             _close_quietly(conn)
 
+    def discard_idle(self) -> None:
+        """Close every idle connection: one to the same server just failed as a connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._lock.notify_all()
+        for conn in idle:
+            _close_quietly(conn)
+
     @contextmanager
     def connection(self) -> Iterator[Any]:
-        """Borrow a connection for a block; it is discarded if the block raised a driver error."""
+        """Borrow a connection for a block; it is discarded if the block raised a driver error
+        (and the idle ones with it, if the error was not one of the SQL sent)."""
         conn = self.acquire()
         healthy = True
         try:
             yield conn
-        except adbc_driver_manager.Error:
+        except adbc_driver_manager.Error as exc:
             healthy = False
+            if not connection_survives(exc):
+                self.discard_idle()
             raise
         finally:
             self.release(conn, healthy=healthy)
@@ -204,6 +245,11 @@ class ConnectionPool:
             self._lock.notify_all()
         for conn in idle:
             _close_quietly(conn)
+
+
+def connection_survives(exc: BaseException) -> bool:
+    """SQL errors leave the session usable; connection-level failures do not."""
+    return isinstance(exc, adbc_driver_manager.ProgrammingError)
 
 
 def _close_quietly(conn: Any) -> None:

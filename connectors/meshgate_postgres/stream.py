@@ -17,10 +17,11 @@ from typing import Any
 import adbc_driver_manager
 import pyarrow as pa
 
+from meshgate.errors import QueryCancelled
 from meshgate.spi import CancelToken
 
 from .failures import classify, source_error
-from .pool import ConnectionPool
+from .pool import ConnectionPool, connection_survives
 from .typemap import BoundaryCast
 
 CANCEL_DRAIN_SECONDS = 2.0
@@ -53,8 +54,11 @@ def stream_batches(
                 finished = True
                 return
             except (adbc_driver_manager.Error, OSError) as exc:
-                # The driver's stream reports server-side errors as OSError.
+                # The driver's stream reports server-side errors as OSError. Rows were
+                # already handed on, so no retry: the query fails (never a short result).
                 failed = True
+                if classify(exc) == "unavailable":
+                    pool.discard_idle()
                 raise source_error(pool, exc, "streaming rows") from None
             converted = cast.apply(batch)
             # The driver fills ~16 MB batches; hand them on in zero-copy slices.
@@ -74,12 +78,16 @@ def _start(
     """Borrow a connection and start the statement: (connection, cursor, driver reader).
 
     A pooled connection may have died while idle (server restart, idle timeout, failover);
-    a connection-level failure before any row is read is retried once on a new connection.
+    a connection-level failure before any row is read drops the idle connections too and is
+    retried once on a new connection. A run cancelled while it waited for a connection
+    starts nothing.
     """
     for attempt in (1, 2):
         conn = pool.acquire()
         cursor = None
         try:
+            if cancel.cancelled:
+                raise QueryCancelled("the query was cancelled")
             cursor = conn.cursor()
             with cancel.stopping(cursor.adbc_cancel):
                 cursor.execute(sql, tuple(parameters) if parameters else None)
@@ -89,13 +97,15 @@ def _start(
                 cursor.close()
             survives = connection_survives(exc)
             pool.release(conn, healthy=survives)
-            if attempt == 1 and not survives and classify(exc) == "unavailable":
-                continue
+            if not survives and classify(exc) == "unavailable":
+                pool.discard_idle()
+                if attempt == 1:
+                    continue
             raise source_error(pool, exc, "running a query") from None
         except BaseException:
             if cursor is not None:
                 cursor.close()
-            pool.release(conn, healthy=False)
+            pool.release(conn, healthy=cursor is None)
             raise
     raise AssertionError("unreachable")
 
@@ -122,7 +132,3 @@ def cancel_statement(cursor: Any, source: pa.RecordBatchReader) -> bool:
             return True
     return False
 
-
-def connection_survives(exc: BaseException) -> bool:
-    """SQL errors leave the session usable; connection-level failures do not."""
-    return isinstance(exc, adbc_driver_manager.ProgrammingError)

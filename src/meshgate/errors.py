@@ -110,9 +110,18 @@ class AuthenticationFailed(MeshgateError):
 
 
 class SourceUnavailable(MeshgateError):
-    """A source could not be reached or failed while answering; `detail` says how."""
+    """A source could not be reached or failed while answering; `detail` says how.
+
+    `source` is the configured name of the source, when known: admins are told it, nobody
+    else (which sources a query calls is physical).
+    """
 
     status = Status.UNAVAILABLE
+
+    def __init__(self, message: str, detail: str | None = None, *,
+                 source: str | None = None) -> None:  # fmt: skip
+        super().__init__(message, detail)
+        self.source = source
 
 
 class QueryCancelled(MeshgateError):

@@ -60,7 +60,9 @@ def test_down_source_is_unavailable_and_the_server_keeps_serving(
             assert "Unavailable" in message  # the gRPC code ADBC reports
             assert "unavailable right now" in message
             assert "error id" in message
-            for physical in ("remote", "127.0.0.1:9", "warehouse", "reader", "s3cret"):
+            # an admin is told the source's configured name, never its address or login
+            assert "source 'remote', which this query reads, is unavailable" in message
+            for physical in ("127.0.0.1:9", "warehouse", "reader", "s3cret"):
                 assert physical not in message
             assert "Traceback" not in message
             with conn.cursor() as cursor:

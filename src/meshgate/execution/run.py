@@ -112,7 +112,8 @@ def _plan_batches(plan: FederatedPlan, run: _Run, outermost: bool = True
         done = FragmentRun(fragment.name, fragment.source, fragment.sql)
         run.report.fragments[fragment.name] = done
         opener = _opener(connector, fragment, builds, done, run.context)
-        prefetch = Prefetch(fragment.name, opener, fragment.handle.schema, cancel)
+        prefetch = Prefetch(fragment.name, opener, fragment.handle.schema, cancel,
+                            source=fragment.source)
         prefetches.append(prefetch)
         if fragment.name in build_names:
             builds[fragment.name] = BuildSide(prefetch)

@@ -25,6 +25,7 @@ class Prefetch:
     them, with backpressure (the queue is bounded), and keeps the first source error so the
     merge can report it instead of DuckDB's wrapped message. A consumer waiting for a batch
     stops as soon as the query's `cancel` token is set, whatever the source is doing.
+    `source` names the fragment's source on its SourceUnavailable errors (told to admins).
     """
 
     def __init__(
@@ -34,8 +35,10 @@ class Prefetch:
         schema: pa.Schema,
         cancel: CancelToken,
         depth: int = 4,
+        source: str | None = None,
     ) -> None:
         self.name = name
+        self.source = source
         self.schema = schema
         self._cancel = cancel
         self.rows = 0  # rows that left the source, for the audit record and benchmarks
@@ -58,6 +61,8 @@ class Prefetch:
                 if not self._put(batch):
                     return
         except BaseException as exc:
+            if isinstance(exc, SourceUnavailable) and exc.source is None:
+                exc.source = self.source
             self.error = exc
         finally:
             if self._reader is not None:
@@ -136,7 +141,8 @@ def first_source_error(prefetches: list[Prefetch]) -> MeshgateError | None:
     log.error("fragment %s failed (error id %s)", cause.name, error_id, exc_info=cause.error)
     unexpected = SourceUnavailable(
         f"a source failed while answering this query (error id {error_id}); "
-        "retry later, or ask the administrator to check the server log"
+        "retry later, or ask the administrator to check the server log",
+        source=cause.source,
     )
     unexpected.error_id = error_id
     return unexpected

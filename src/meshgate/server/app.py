@@ -115,6 +115,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             "GetSessionOptions": self._get_session_options,
             "CloseSession": self._close_session,
             "CancelFlightInfo": self._cancel_flight_info,
+            "CancelQuery": self._cancel_query,  # Flight SQL's older action, still sent
         }
         super().__init__(
             location,
@@ -130,6 +131,12 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         assert isinstance(credential, CallCredential)
         credential.client = context.peer()
         return credential
+
+    def caller_is_admin(self, context: flight.ServerCallContext) -> bool:
+        """Admins are told which source failed (`server.errors.client_error`)."""
+        credential = context.get_middleware(AUTH)
+        return isinstance(credential, CallCredential) and \
+            self.service.catalog.is_admin(credential.principal)
 
     def _options(self, caller: CallCredential) -> QueryOptions:
         return replace(self.sessions.options(caller.token), client=caller.client)
@@ -203,7 +210,8 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         command = unpack(ticket.ticket)
         if isinstance(command, pb.TicketStatementQuery):
             schema, batches = self.statements.stream(principal, command, context)
-            return flight.GeneratorStream(schema, guarded(batches))
+            return flight.GeneratorStream(
+                schema, guarded(batches, admin=self.caller_is_admin(context)))
         table = self._metadata_table(principal, command)
         return flight.RecordBatchStream(table.combine_chunks())
 
@@ -275,7 +283,8 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         if handler is None:
             raise UnsupportedCommandError(f"meshgate does not support the action {action.type!r}")
         body = action.body.to_pybytes() if action.body is not None else b""
-        return guarded(handler(self._caller(context), body))
+        return guarded(handler(self._caller(context), body),
+                       admin=self.caller_is_admin(context))
 
     def _create_prepared(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
         request = _parse(pb.ActionCreatePreparedStatementRequest, body, "CreatePreparedStatement")
@@ -314,3 +323,17 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         status = (flight_pb2.CANCEL_STATUS_CANCELLED if cancelled
                   else flight_pb2.CANCEL_STATUS_NOT_CANCELLABLE)
         yield flight_pb2.CancelFlightInfoResult(status=status).SerializeToString()
+
+    def _cancel_query(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        request = _parse(pb.ActionCancelQueryRequest, body, "CancelQuery")
+        try:
+            info = flight.FlightInfo.deserialize(request.info)
+        except pa.ArrowInvalid:
+            raise BadRequestError(
+                "the CancelQuery request must carry the FlightInfo the query returned"
+            ) from None
+        cancelled = self.statements.cancel(caller.principal, info)
+        result = pb.ActionCancelQueryResult.CancelResult
+        yield pack(pb.ActionCancelQueryResult(
+            result=result.CANCEL_RESULT_CANCELLED if cancelled
+            else result.CANCEL_RESULT_NOT_CANCELLABLE))

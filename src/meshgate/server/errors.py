@@ -75,19 +75,25 @@ _BY_STATUS: dict[Status, Callable[[str], Exception]] = {
 _PASS_THROUGH = (flight.FlightError, InvalidArgument, NotFound, Unimplemented)
 
 
-def client_error(exc: BaseException) -> BaseException:
-    """The exception to raise into pyarrow for `exc`; unexpected ones are logged with an id."""
+def client_error(exc: BaseException, *, admin: bool = False) -> BaseException:
+    """The exception to raise into pyarrow for `exc`; unexpected ones are logged with an id.
+
+    `admin`: the caller holds an admin role, and may be told which source failed.
+    """
     if isinstance(exc, _PASS_THROUGH):
         return exc
     if isinstance(exc, MeshgateError) and exc.status is Status.UNAVAILABLE:
         # A source's message names hosts, databases and users: physical names the caller
-        # must not learn (ARCHITECTURE.md §4.6). The operator finds them by the error id.
+        # must not learn (ARCHITECTURE.md §4.6). The operator finds them by the error id;
+        # an admin is told the source's configured name, never its address or credentials.
         error_id = error_id_of(exc)
         log.warning("source unavailable (error id %s): %s", error_id, exc)
+        source = getattr(exc, "source", None) if admin else None
+        which = f"source {source!r}, which this query reads," if source else \
+            "a source this query reads"
         unavailable: BaseException = flight.FlightUnavailableError(
-            f"a source this query reads is unavailable right now (error id {error_id}); "
-            "retry later, or ask the administrator: the server log has the details under "
-            "this id"
+            f"{which} is unavailable right now (error id {error_id}); retry later, or ask "
+            "the administrator: the server log has the details under this id"
         )
         return unavailable
     if isinstance(exc, MeshgateError) and exc.detail is not None:
@@ -107,8 +113,20 @@ def client_error(exc: BaseException) -> BaseException:
     return internal
 
 
-def raise_client_error(exc: BaseException) -> NoReturn:
-    raise client_error(exc) from None
+def raise_client_error(exc: BaseException, *, admin: bool = False) -> NoReturn:
+    raise client_error(exc, admin=admin) from None
+
+
+def _caller_is_admin(args: tuple[Any, ...]) -> bool:
+    """Whether a server method's caller (`self`, `context`, ...) is an admin: the server
+    says so through its `caller_is_admin(context)`; anything else is not."""
+    if len(args) < 2 or not isinstance(args[1], flight.ServerCallContext):
+        return False
+    check = getattr(args[0], "caller_is_admin", None)
+    try:
+        return callable(check) and bool(check(args[1]))
+    except Exception:  # an unauthenticated call: certainly no admin
+        return False
 
 
 def at_boundary(method: Callable[P, R]) -> Callable[P, R]:
@@ -119,14 +137,14 @@ def at_boundary(method: Callable[P, R]) -> Callable[P, R]:
         try:
             return method(*args, **kwargs)
         except Exception as exc:
-            raise_client_error(exc)
+            raise_client_error(exc, admin=_caller_is_admin(args))
 
     return wrapper
 
 
-def guarded(items: Iterator[Any]) -> Iterator[Any]:
+def guarded(items: Iterator[Any], *, admin: bool = False) -> Iterator[Any]:
     """Map errors raised while pyarrow pulls a lazy stream (DoGet, DoAction results)."""
     try:
         yield from items
     except Exception as exc:
-        raise_client_error(exc)
+        raise_client_error(exc, admin=admin)

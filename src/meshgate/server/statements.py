@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from pyarrow import flight
 
 from meshgate.errors import HandleNotFoundError, ParameterError
@@ -236,9 +237,12 @@ class StatementRegistry:
         """Cancel the queries behind a FlightInfo's tickets; False if none is known."""
         found = False
         for endpoint in info.endpoints:
-            wrapped = any_pb2.Any.FromString(endpoint.ticket.ticket)
             ticket = pb.TicketStatementQuery()
-            if wrapped.Unpack(ticket):
+            try:
+                ours = any_pb2.Any.FromString(endpoint.ticket.ticket).Unpack(ticket)
+            except DecodeError:  # not a ticket meshgate issued: nothing of ours to cancel
+                continue
+            if ours:
                 try:
                     self._tickets.pop(ticket.statement_handle, principal).cancel.cancel()
                     found = True
