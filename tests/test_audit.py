@@ -165,7 +165,8 @@ def test_a_source_failing_under_a_running_query_is_an_error_with_the_callers_id(
                 pq.write_table(stored.set_column(column, "usd_rate", text), rates)
                 with caplog.at_level(logging.ERROR), pytest.raises(
                     flight.FlightUnavailableError,
-                    match=r"a source this query reads is unavailable right now \(error id",
+                    match=r"source 'finance_lake', which this query reads, is unavailable right "
+                          r"now \(error id",
                 ) as raised:
                     session.client.do_get(info.endpoints[0].ticket, session.options).read_all()
             finally:

@@ -284,7 +284,9 @@ def test_a_source_that_is_down_is_still_unavailable(mesh: Mesh, admin: adbc.Conn
     error = _failure(admin, "SELECT id FROM errors.items_down")
     assert "UNAVAILABLE" in str(error) or "Unavailable" in str(error), str(error)
     assert "unavailable right now" in str(error)
-    for secret in ("down_pg_q", "127.0.0.1:9", "reader", PHYSICAL_TABLE):
+    # an admin is told which source (by its config name), never where or as whom
+    assert "source 'down_pg_q', which this query reads" in str(error)
+    for secret in ("127.0.0.1:9", "reader", PHYSICAL_TABLE):
         assert secret not in str(error)
 
 
