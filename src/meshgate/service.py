@@ -5,6 +5,7 @@ The Flight server, the CLI and the tests all go through `QueryService`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -276,6 +277,7 @@ class QueryService:
         report = report if report is not None else ExecutionReport()
         if isinstance(plan, pa.Table):
             return self._audited(plan.to_reader(), prepared, report, arrived, new_query_id())
+        deadline = self._deadline(deadline)
         context = QueryContext(new_query_id(), prepared.principal.name, deadline=deadline,
                                cancel=cancel if cancel is not None else CancelToken(),
                                parameters=tuple(parameters))  # fmt: skip
@@ -287,6 +289,14 @@ class QueryService:
                                 prepared.sql, exc)  # fmt: skip
             raise
         return self._audited(reader, prepared, report, arrived, context.query_id)
+
+    def _deadline(self, given: float | None) -> float | None:
+        """The earlier of the front end's deadline and the configured query timeout."""
+        timeout = self.definition.server.query_timeout_seconds
+        if timeout is None:
+            return given
+        limit = time.monotonic() + timeout
+        return limit if given is None else min(given, limit)
 
     def _start(
         self, prepared: PreparedQuery, context: QueryContext, report: ExecutionReport

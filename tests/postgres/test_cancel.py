@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import adbc_driver_flightsql.dbapi as adbc
 import adbc_driver_postgresql.dbapi as pg
 import grpc  # type: ignore[import-untyped]
 import pytest
@@ -178,3 +180,33 @@ def test_a_deadline_given_to_the_service_times_out_and_stops_the_backend(
     assert "ran past its deadline" in caught.value.message
     assert caught.value.status.value == "DEADLINE_EXCEEDED"
     assert within(10, lambda: running_probes(dsn) == 0)  # the query would run for hours
+
+
+def test_the_configured_query_timeout_ends_the_query_and_stops_the_backend(
+    dsn: str, tmp_path: Path
+) -> None:
+    """`server.query_timeout_seconds` with no client deadline: ADBC sees DEADLINE_EXCEEDED
+    with the advice, and PostgreSQL's backend stops; a short query still answers."""
+    config = mesh.build(tmp_path / "timed")
+    text = (config / "mesh.yaml").read_text(encoding="utf-8")
+    text = text.replace("sources:\n", "sources:\n  - {name: lab_db, kind: postgres, "
+                        f"options: {{dsn: '{dsn}'}}}}\n", 1) + PRODUCT  # fmt: skip
+    text += "\nserver: {query_timeout_seconds: 1.5}\n"
+    (config / "mesh.yaml").write_text(text, encoding="utf-8")
+    service = QueryService.from_config(config)
+    try:
+        with running_server(service) as running:
+            uri = f"grpc://127.0.0.1:{running.port}"
+            with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"}) \
+                    as conn, conn.cursor() as cursor:  # fmt: skip
+                started = time.monotonic()
+                with pytest.raises(adbc.Error) as raised:
+                    cursor.execute(QUERY)  # ADBC's execute reads the first batch
+                assert time.monotonic() - started < 8  # 1.5 s, on a loaded machine
+                assert "ran past its deadline" in str(raised.value)
+                assert "(DeadlineExceeded; DoGet" in str(raised.value)  # the gRPC code
+                assert within(10, lambda: running_probes(dsn) == 0)  # it would run for hours
+                cursor.execute("SELECT count(*) AS n FROM meshgate.products")
+                assert cursor.fetchone() is not None
+    finally:
+        service.close()

@@ -355,6 +355,10 @@ class ServerConfig(Strict):
     least recently used one is dropped."""
     strict_pushdown: bool = False
     """Refuse queries the sources cannot run whole."""
+    query_timeout_seconds: float | None = Field(default=None, gt=0)
+    """Longest a query may run, from its start to its last row (seconds, more than 0; unset:
+    no limit). Past it the query ends with DEADLINE_EXCEEDED and stops at every source; a
+    client's shorter gRPC deadline still wins."""
     admin_roles: tuple[str, ...] = ("admin",)
     """Callers holding one of these roles see physical plans, every query's history and audit."""
     audit: AuditConfig = Field(default_factory=AuditConfig)
