@@ -8,8 +8,7 @@ source beside it stands for the queries that do not need PostgreSQL.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -152,10 +151,3 @@ def active_backends(dsn: str) -> int:
     return int(row[0]) if row else 0
 
 
-def within(seconds: float, condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()

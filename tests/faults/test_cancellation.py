@@ -25,8 +25,9 @@ import pytest
 from meshgate.server import MeshgateFlightServer
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import QueryService
-from tests.faults.conftest import active_backends, within
+from tests.faults.conftest import active_backends
 from tests.server.flightsql_clients import Session, pack, unpack
+from tests.waiting import within
 
 pytestmark = pytest.mark.postgres
 

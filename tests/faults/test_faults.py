@@ -20,9 +20,10 @@ from pyarrow import flight
 
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import QueryService
-from tests.faults.conftest import CONNECT_TIMEOUT_SECONDS, ROWS, active_backends, within
+from tests.faults.conftest import CONNECT_TIMEOUT_SECONDS, ROWS, active_backends
 from tests.faults.proxy import FaultProxy
 from tests.server.flightsql_clients import Session
+from tests.waiting import within
 
 pytestmark = pytest.mark.postgres
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as adbc
@@ -26,6 +26,7 @@ from meshgate.service import QueryService
 from tests.conftest import fresh_pg_database
 from tests.policy import mesh
 from tests.server.flightsql_clients import Session
+from tests.waiting import within
 
 pytestmark = pytest.mark.postgres
 
@@ -85,13 +86,6 @@ def running_probes(dsn: str) -> int:
     return int(row[0]) if row else 0
 
 
-def within(seconds: float, condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def raw_do_get(server: MeshgateFlightServer, session: Session,
