@@ -30,10 +30,11 @@ from types import FrameType
 import pyarrow as pa
 
 from meshgate.catalog.catalog import Catalog, DataProduct, TableDefinition
-from meshgate.catalog.config import RoleConfig
+from meshgate.catalog.config import RoleConfig, TlsConfig
 from meshgate.catalog.contracts import contract_changes, version_problems
 from meshgate.catalog.loader import MeshDefinition
 from meshgate.catalog.reference import config_reference, schema_text
+from meshgate.catalog.tls import TlsMaterial, tls_material
 from meshgate.demo.generate import demo_config_dir, ensure_demo_data
 from meshgate.errors import ConfigError, MeshgateError
 from meshgate.principal import Principal, hash_password
@@ -95,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     config_option(serve)
     serve.add_argument("--host", help="address to listen on (default: config, else 127.0.0.1)")
     serve.add_argument("--port", type=int, help=f"port (default: config, else {DEFAULT_PORT})")
+    serve.add_argument("--tls-cert", metavar="PEM",
+                       help="serve over TLS with this certificate chain (overrides server.tls)")
+    serve.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", metavar="PEM",
+                       help="require client certificates signed by this CA (mutual TLS)")
     serve.set_defaults(command=run_serve)
 
     query = commands.add_parser("query", help="run one SQL query in-process and print a table")
@@ -170,13 +176,15 @@ def run_serve(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    tls = _tls(args, service.definition)
+    scheme = "grpc+tls" if tls is not None else "grpc"
     # pyarrow stops the server on signals that have a Python handler; SIGTERM (docker stop,
     # systemd) then ends `serve` normally, like Ctrl-C does.
     signal.signal(signal.SIGTERM, _stop_serving)
-    print(f"meshgate: serving mesh {service.definition.mesh.name!r} on grpc://{host}:{port} "
+    print(f"meshgate: serving mesh {service.definition.mesh.name!r} on {scheme}://{host}:{port} "
           "(Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
-        serve(service, host, port)
+        serve(service, host, port, tls)
     except pa.ArrowException as exc:
         raise MeshgateError(
             f"the Flight SQL server on {host}:{port} failed: {exc}; if the port is taken, "
@@ -186,6 +194,24 @@ def run_serve(args: argparse.Namespace) -> int:
         service.close()
     print("meshgate: stopped", file=sys.stderr)
     return 0
+
+
+def _tls(args: argparse.Namespace, definition: MeshDefinition) -> TlsMaterial | None:
+    """`--tls-cert/--tls-key` (relative to the working directory) win over `server.tls`
+    (relative to the config directory); either is checked before the server starts."""
+    if args.tls_cert is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise MeshgateError("--tls-client-ca needs --tls-cert and --tls-key as well")
+        config = definition.server.tls
+        return None if config is None else tls_material(config, definition.directory)
+    if args.tls_cert is None or args.tls_key is None:
+        raise MeshgateError("give both --tls-cert and --tls-key (the server's certificate "
+                            "chain and its private key, PEM)")
+    config = TlsConfig(cert_file=str(Path(args.tls_cert).resolve()),
+                       key_file=str(Path(args.tls_key).resolve()),
+                       client_ca_file=(str(Path(args.tls_client_ca).resolve())
+                                       if args.tls_client_ca else None))
+    return tls_material(config, Path.cwd())
 
 
 def _stop_serving(signum: int, frame: FrameType | None) -> None:

@@ -334,6 +334,20 @@ class LoginConfig(Strict):
     """How long sign-ins are refused, unchecked, once locked out (seconds, more than 0)."""
 
 
+class TlsConfig(Strict):
+    """TLS for the Flight SQL port: the server's certificate, and optionally the CA whose client
+    certificates it requires (mutual TLS)."""
+
+    cert_file: str = Field(min_length=1)
+    """The server's certificate chain (PEM), leaf first; relative to the config directory."""
+    key_file: str = Field(min_length=1)
+    """The private key of that certificate (PEM, unencrypted); relative to the config
+    directory. Keep it readable by the server's user only."""
+    client_ca_file: str | None = None
+    """When set, clients must present a certificate signed by this CA (PEM): mutual TLS.
+    Password or token sign-in is still required on top."""
+
+
 class ServerConfig(Strict):
     """The Flight SQL server: where it listens, tokens, audit and identity provider."""
 
@@ -365,6 +379,9 @@ class ServerConfig(Strict):
     login: LoginConfig = Field(default_factory=LoginConfig)
     jwt: JwtConfig | None = None
     """Accept bearer tokens from an identity provider."""
+    tls: TlsConfig | None = None
+    """Serve Flight SQL over TLS (`grpc+tls://`); plaintext when unset. `meshgate serve
+    --tls-cert/--tls-key` set it from the command line."""
 
 
 class ConfigFile(Strict):

@@ -45,6 +45,7 @@ from meshgate.catalog.problems import (
     keys_of,
     read_document,
 )
+from meshgate.catalog.tls import tls_material
 from meshgate.errors import ConfigError
 from meshgate.types import arrow_type, parse_sql_type
 
@@ -454,12 +455,15 @@ def _cross_check(
             did_you_mean(name, names) or listed
         )
 
-    if d.server.jwt is not None:
+    for section, check in (
+        ("server.jwt", lambda: d.server.jwt and trusted_keys(d.server.jwt, d.directory)),
+        ("server.tls", lambda: d.server.tls and tls_material(d.server.tls, d.directory)),
+    ):
         try:
-            trusted_keys(d.server.jwt, d.directory)
+            check()
         except ConfigError as exc:
             where, _, message = exc.message.partition(": ")
-            path = tuple(where.split(".")[1:]) if where.startswith("server.jwt") else ()
+            path = tuple(where.split(".")[1:]) if where.startswith(section) else ()
             problems.append(d.problem("server", path, message if path else exc.message))
     for name, source in d.sources.items():
         if kinds is not None and source.kind and source.kind not in kinds:

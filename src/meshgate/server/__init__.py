@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from meshgate.catalog.config import ServerConfig
+from meshgate.catalog.tls import TlsMaterial
 from meshgate.server.app import MeshgateFlightServer
 from meshgate.service import QueryService
 
@@ -20,11 +22,23 @@ def _config(service: QueryService) -> ServerConfig:
         return ServerConfig()
 
 
-def serve(service: QueryService, host: str, port: int) -> None:
-    """Serve Flight SQL on grpc://host:port (and PostgreSQL's wire protocol on
+def listening(host: str, port: int, tls: TlsMaterial | None) -> tuple[str, dict[str, Any]]:
+    """The location to bind and pyarrow's TLS options: `grpc+tls://` with a certificate, and
+    client certificates verified against `client_ca` when one is given."""
+    if tls is None:
+        return f"grpc://{host}:{port}", {}
+    options: dict[str, Any] = {"tls_certificates": [(tls.cert_chain, tls.private_key)]}
+    if tls.client_ca is not None:
+        options.update(verify_client=True, root_certificates=tls.client_ca)
+    return f"grpc+tls://{host}:{port}", options
+
+
+def serve(service: QueryService, host: str, port: int, tls: TlsMaterial | None = None) -> None:
+    """Serve Flight SQL on grpc[+tls]://host:port (and PostgreSQL's wire protocol on
     `server.postgres_port` when set) until interrupted (blocking)."""
     config = _config(service)
-    server = MeshgateFlightServer(service, f"grpc://{host}:{port}", config)
+    location, options = listening(host, port, tls)
+    server = MeshgateFlightServer(service, location, config, **options)
     postgres = None
     if config.postgres_port is not None:
         # Imported here: the PostgreSQL front end's library loads only when it is switched on.
@@ -40,13 +54,14 @@ def serve(service: QueryService, host: str, port: int) -> None:
 
 
 @contextmanager
-def running_server(service: QueryService, host: str = "127.0.0.1",
-                   port: int = 0) -> Iterator[MeshgateFlightServer]:
+def running_server(service: QueryService, host: str = "127.0.0.1", port: int = 0,
+                   tls: TlsMaterial | None = None) -> Iterator[MeshgateFlightServer]:
     """A server accepting calls on gRPC's own threads until the block exits; `.port` is bound.
 
     pyarrow starts listening in the constructor, so no serving thread of our own is needed.
     """
-    server = MeshgateFlightServer(service, f"grpc://{host}:{port}", _config(service))
+    location, options = listening(host, port, tls)
+    server = MeshgateFlightServer(service, location, _config(service), **options)
     try:
         yield server
     finally:

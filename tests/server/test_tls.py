@@ -1,0 +1,237 @@
+"""Flight SQL over TLS: ADBC and pyarrow.flight reach the demo mesh through `grpc+tls://`,
+with and without client certificates; plaintext and untrusted clients are turned away; a bad
+`server.tls` is a config problem, not a failed handshake at the first query."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pyarrow import flight
+
+from meshgate.catalog.tls import TlsMaterial
+from meshgate.server import running_server
+from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.service import QueryService
+from tests.server.flightsql_clients import descriptor
+from tests.test_cli import MESHGATE, free_port, meshgate
+
+COUNT_ORDERS = "SELECT count(*) AS n FROM sales.orders"
+TLS_OPTION = "adbc.flight.sql.client_option."
+
+
+@dataclass(frozen=True)
+class Issued:
+    certificate: bytes
+    key: bytes
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _issue(common: str, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+           *, ca: bool = False, server: bool = False) -> tuple[Issued, x509.Name,
+                                                              ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = _name(common)
+    signer_name, signer_key = issuer if issuer is not None else (subject, key)
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(signer_name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(minutes=5))
+               .not_valid_after(now + dt.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(IPv4Address("127.0.0.1"))]),
+            critical=False)
+    certificate = builder.sign(signer_key, hashes.SHA256())
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return Issued(certificate.public_bytes(serialization.Encoding.PEM), pem_key), subject, key
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Issued
+    server: Issued
+    client: Issued
+    stranger: Issued  # a client certificate from a CA the server does not trust
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    ca, ca_name, ca_key = _issue("meshgate test CA", None, ca=True)
+    server, _, _ = _issue("localhost", (ca_name, ca_key), server=True)
+    client, _, _ = _issue("analyst", (ca_name, ca_key))
+    _, other_name, other_key = _issue("another CA", None, ca=True)
+    stranger, _, _ = _issue("analyst", (other_name, other_key))
+    return Pki(ca, server, client, stranger)
+
+
+@pytest.fixture(scope="module")
+def service(demo_dir: Path) -> Iterator[QueryService]:
+    service = QueryService.from_config(demo_dir)
+    yield service
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def tls_uri(service: QueryService, pki: Pki) -> Iterator[str]:
+    material = TlsMaterial(pki.server.certificate, pki.server.key)
+    with running_server(service, tls=material) as server:
+        yield f"grpc+tls://127.0.0.1:{server.port}"
+
+
+@pytest.fixture(scope="module")
+def mtls_uri(service: QueryService, pki: Pki) -> Iterator[str]:
+    material = TlsMaterial(pki.server.certificate, pki.server.key, client_ca=pki.ca.certificate)
+    with running_server(service, tls=material) as server:
+        yield f"grpc+tls://localhost:{server.port}"
+
+
+def _adbc_count(uri: str, pki: Pki, client: Issued | None = None) -> int:
+    options = {"username": "analyst", "password": "analyst",
+               TLS_OPTION + "tls_root_certs": pki.ca.certificate.decode()}
+    if client is not None:
+        options[TLS_OPTION + "mtls_cert_chain"] = client.certificate.decode()
+        options[TLS_OPTION + "mtls_private_key"] = client.key.decode()
+    with flightsql.connect(uri, db_kwargs=options) as conn, conn.cursor() as cursor:
+        cursor.execute(COUNT_ORDERS)
+        row = cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def _pyarrow_count(uri: str, pki: Pki, client: Issued | None = None) -> int:
+    extra = {} if client is None else {"cert_chain": client.certificate,
+                                       "private_key": client.key}
+    connection = flight.FlightClient(uri, tls_root_certs=pki.ca.certificate, **extra)
+    try:
+        header = connection.authenticate_basic_token("analyst", "analyst")
+        options = flight.FlightCallOptions(headers=[header], timeout=30)
+        command = descriptor(pb.CommandStatementQuery(query=COUNT_ORDERS))
+        info = connection.get_flight_info(command, options)
+        table = connection.do_get(info.endpoints[0].ticket, options).read_all()
+        return int(table.column(0)[0].as_py())
+    finally:
+        connection.close()
+
+
+def test_adbc_and_pyarrow_query_over_tls(tls_uri: str, pki: Pki) -> None:
+    assert _adbc_count(tls_uri, pki) == 20_000
+    assert _pyarrow_count(tls_uri, pki) == 20_000
+
+
+def test_a_plaintext_client_gets_no_answer_from_a_tls_port(tls_uri: str) -> None:
+    plain = tls_uri.replace("grpc+tls://", "grpc://")
+    with pytest.raises(flightsql.Error), flightsql.connect(
+        plain, db_kwargs={"username": "analyst", "password": "analyst"}
+    ) as conn, conn.cursor() as cursor:
+        cursor.execute(COUNT_ORDERS)
+
+
+def test_a_client_that_does_not_trust_the_certificate_refuses_it(tls_uri: str) -> None:
+    connection = flight.FlightClient(tls_uri)  # the system's roots, not the test CA
+    try:
+        with pytest.raises(flight.FlightError):
+            connection.authenticate_basic_token("analyst", "analyst",
+                                                flight.FlightCallOptions(timeout=10))
+    finally:
+        connection.close()
+
+
+def test_mutual_tls_admits_a_client_certificate_of_the_trusted_ca(mtls_uri: str,
+                                                                   pki: Pki) -> None:
+    assert _adbc_count(mtls_uri, pki, pki.client) == 20_000
+    assert _pyarrow_count(mtls_uri, pki, pki.client) == 20_000
+
+
+@pytest.mark.parametrize("who", ["no certificate", "another CA's certificate"])
+def test_mutual_tls_turns_away_clients_without_a_trusted_certificate(
+    mtls_uri: str, pki: Pki, who: str
+) -> None:
+    client = None if who == "no certificate" else pki.stranger
+    with pytest.raises(flight.FlightError):
+        _pyarrow_count(mtls_uri, pki, client)
+
+
+def _write(directory: Path, pki: Pki) -> None:
+    (directory / "server.pem").write_bytes(pki.server.certificate)
+    (directory / "server.key").write_bytes(pki.server.key)
+    (directory / "client.key").write_bytes(pki.client.key)
+
+
+def _copy_demo(demo_dir: Path, directory: Path, server_yaml: str) -> None:
+    directory.mkdir()
+    for source in demo_dir.glob("*.yaml"):
+        text = source.read_text(encoding="utf-8").replace("path: data/", f"path: {demo_dir}/data/")
+        (directory / source.name).write_text(text, encoding="utf-8")
+    (directory / "server.yaml").write_text(server_yaml, encoding="utf-8")
+
+
+def test_a_key_of_another_certificate_is_a_config_problem(demo_dir: Path, tmp_path: Path,
+                                                          pki: Pki) -> None:
+    config = tmp_path / "config"
+    _copy_demo(demo_dir, config, "server:\n  tls: {cert_file: server.pem, key_file: client.key}\n")
+    _write(config, pki)
+    result = meshgate("check", "--config", str(config))
+    assert result.returncode != 0
+    assert "server.yaml" in result.stderr
+    assert "tls.key_file" in result.stderr
+    assert "does not belong to the certificate" in result.stderr
+
+
+def test_a_missing_certificate_file_is_a_config_problem(demo_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    _copy_demo(demo_dir, config, "server:\n  tls: {cert_file: nowhere.pem, key_file: x.key}\n")
+    result = meshgate("check", "--config", str(config))
+    assert result.returncode != 0
+    assert "cannot read 'nowhere.pem'" in result.stderr
+    assert "relative to the config directory" in result.stderr
+
+
+def test_serve_with_tls_flags_answers_adbc(demo_dir: Path, tmp_path: Path, pki: Pki) -> None:
+    _write(tmp_path, pki)
+    port = free_port()
+    process = subprocess.Popen(
+        [str(MESHGATE), "serve", "--config", str(demo_dir), "--port", str(port),
+         "--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.key")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    uri = f"grpc+tls://127.0.0.1:{port}"
+    try:
+        _wait_for_tls(uri, pki, process)
+        assert _adbc_count(uri, pki) == 20_000
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=60)
+    assert f"on {uri}" in stderr
+
+
+def _wait_for_tls(uri: str, pki: Pki, process: subprocess.Popen[str]) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "meshgate serve exited early"
+        connection = flight.FlightClient(uri, tls_root_certs=pki.ca.certificate)
+        try:
+            connection.authenticate_basic_token("admin", "admin")
+            return
+        except flight.FlightError:
+            time.sleep(0.2)
+        finally:
+            connection.close()
+    raise AssertionError(f"nothing answered on {uri} within 60 s")
