@@ -222,11 +222,36 @@ def test_include_schema_off_sends_four_columns(analyst: Session) -> None:
     assert table.num_columns == 4
 
 
-def test_keys_are_empty(analyst: Session) -> None:
-    for command in (pb.CommandGetPrimaryKeys(table="orders"),
-                    pb.CommandGetImportedKeys(table="orders"),
-                    pb.CommandGetExportedKeys(table="orders")):
+def test_foreign_keys_are_empty_as_none_are_declared(analyst: Session) -> None:
+    for command in (pb.CommandGetImportedKeys(table="orders"),
+                    pb.CommandGetExportedKeys(table="orders"),
+                    pb.CommandGetCrossReference(pk_table="orders", fk_table="order_items")):
         assert analyst.fetch(command)[1].num_rows == 0
+
+
+def test_primary_keys_are_the_declared_ones(analyst: Session) -> None:
+    _, table = analyst.fetch(pb.CommandGetPrimaryKeys(db_schema="sales", table="order_items"))
+    assert table.to_pylist() == [
+        {"catalog_name": "demo", "db_schema_name": "sales", "table_name": "order_items",
+         "column_name": column, "key_sequence": position, "key_name": "order_items_pkey"}
+        for position, column in ((1, "order_id"), (2, "line_no"))
+    ]
+    _, table = analyst.fetch(pb.CommandGetPrimaryKeys(table="employees"))
+    assert table.column("column_name").to_pylist() == ["id"]
+
+
+@pytest.mark.parametrize("command", [
+    pb.CommandGetPrimaryKeys(db_schema="finance", table="budgets"),  # not granted to analyst
+    pb.CommandGetPrimaryKeys(db_schema="finance", table="no_such_product"),
+    pb.CommandGetPrimaryKeys(db_schema="hr", table="orders"),  # the name, in another domain
+    pb.CommandGetPrimaryKeys(catalog="elsewhere", table="orders"),
+])
+def test_primary_keys_of_hidden_or_missing_products_are_alike_empty(
+    analyst: Session, admin: Session, command: pb.CommandGetPrimaryKeys
+) -> None:
+    assert analyst.fetch(command)[1].num_rows == 0
+    if command.db_schema == "finance" and command.table == "budgets":
+        assert admin.fetch(command)[1].column("column_name").to_pylist() == ["budget_id"]
 
 
 @pytest.fixture

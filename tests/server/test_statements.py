@@ -16,6 +16,7 @@ import duckdb
 import grpc  # type: ignore[import-untyped]
 import pyarrow as pa
 import pytest
+from google.protobuf import any_pb2
 from pyarrow import flight
 
 from meshgate.server.proto import flight_pb2
@@ -236,8 +237,49 @@ def test_reader_closed_early_leaves_the_server_usable(
 
 
 def test_unknown_action_is_unimplemented(analyst: Session) -> None:
-    with pytest.raises(pa.ArrowNotImplementedError, match="BeginTransaction"):
-        analyst.action("BeginTransaction", b"")
+    with pytest.raises(pa.ArrowNotImplementedError, match="the action 'Frobnicate'"):
+        analyst.action("Frobnicate", b"")
+
+
+def _any(message_name: str, value: bytes = b"") -> bytes:
+    """A Flight SQL message meshgate's compiled subset of FlightSql.proto leaves out, as a client
+    sends it: wrapped in Any (its fields do not matter: it is refused by its type)."""
+    type_url = f"type.googleapis.com/arrow.flight.protocol.sql.{message_name}"
+    return any_pb2.Any(type_url=type_url, value=value).SerializeToString()
+
+
+@pytest.mark.parametrize("action", [
+    "BeginTransaction", "BeginSavepoint", "EndTransaction", "EndSavepoint",
+])
+def test_transactions_are_refused_saying_there_are_none(analyst: Session, action: str) -> None:
+    body = _any(f"Action{action}Request")
+    with pytest.raises(pa.ArrowNotImplementedError,
+                       match=r"meshgate has no transactions: .* leave autocommit on"):
+        analyst.action(action, body)
+
+
+def test_substrait_plans_are_refused_asking_for_sql(analyst: Session) -> None:
+    command = flight.FlightDescriptor.for_command(_any("CommandStatementSubstraitPlan", b"\n\x01x"))
+    with pytest.raises(pa.ArrowNotImplementedError, match="does not accept Substrait plans; "
+                                                          "send the query as SQL"):
+        analyst.client.get_flight_info(command, analyst.options)
+    with pytest.raises(pa.ArrowNotImplementedError, match="does not accept Substrait plans"):
+        analyst.action("CreatePreparedSubstraitPlan",
+                       _any("ActionCreatePreparedSubstraitPlanRequest"))
+
+
+def test_adbc_bulk_ingest_is_refused_as_read_only(adbc_analyst: adbc.Connection) -> None:
+    with adbc_analyst.cursor() as cursor, pytest.raises(adbc_driver_manager.Error,
+                                                         match="read-only"):
+        cursor.adbc_ingest("new_orders", pa.table({"id": [1, 2]}), mode="create")
+
+
+def test_adbc_cannot_open_a_transaction(adbc_analyst: adbc.Connection) -> None:
+    with pytest.raises(adbc_driver_manager.Error):
+        adbc_analyst.adbc_connection.set_autocommit(False)
+    with adbc_analyst.cursor() as cursor:  # the connection still serves queries
+        cursor.execute("SELECT 1 AS one")
+        assert cursor.fetchone() == (1,)
 
 
 def test_list_actions(analyst: Session) -> None:

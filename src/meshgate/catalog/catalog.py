@@ -68,6 +68,11 @@ class DataProduct:
     def qualified_name(self) -> str:
         return f"{self.domain}.{self.name}"
 
+    @property
+    def primary_key_name(self) -> str:
+        """PostgreSQL's default constraint name, the one reflection tools expect to see."""
+        return f"{self.name}_pkey"
+
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns])
 

@@ -209,15 +209,10 @@ def _column_row(
     }  # fmt: skip
 
 
-def _primary_key_name(product: DataProduct) -> str:
-    """PostgreSQL's default constraint name, the one reflection tools expect to see."""
-    return f"{product.name}_pkey"
-
-
 def _table_constraints(view: CatalogView) -> list[dict[str, Any]]:
     return [
         {"constraint_catalog": view.name, "constraint_schema": p.domain,
-         "constraint_name": _primary_key_name(p), "table_catalog": view.name,
+         "constraint_name": p.primary_key_name, "table_catalog": view.name,
          "table_schema": p.domain, "table_name": p.name, "constraint_type": "PRIMARY KEY",
          "is_deferrable": "NO", "initially_deferred": "NO"}
         for p in view.products() if p.primary_key
@@ -227,7 +222,7 @@ def _table_constraints(view: CatalogView) -> list[dict[str, Any]]:
 def _key_column_usage(view: CatalogView) -> list[dict[str, Any]]:
     return [
         {"constraint_catalog": view.name, "constraint_schema": p.domain,
-         "constraint_name": _primary_key_name(p), "table_catalog": view.name,
+         "constraint_name": p.primary_key_name, "table_catalog": view.name,
          "table_schema": p.domain, "table_name": p.name, "column_name": column,
          "ordinal_position": position}
         for p in view.products()

@@ -36,6 +36,22 @@ from meshgate.service import QueryOptions, QueryService
 AUTH = "auth"
 
 _INGEST_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementIngest"
+_SUBSTRAIT_TYPE_URLS = frozenset(
+    f"type.googleapis.com/arrow.flight.protocol.sql.{name}"
+    for name in ("CommandStatementSubstraitPlan", "CommandPreparedStatementSubstraitPlan")
+)
+# Flight SQL's transaction and savepoint actions (SqlInfo says: no transactions).
+_TRANSACTION_ACTIONS = frozenset(
+    {"BeginTransaction", "BeginSavepoint", "EndTransaction", "EndSavepoint"}
+)
+_NO_TRANSACTIONS = (
+    "meshgate has no transactions: every query reads a consistent snapshot of each source on "
+    "its own; run queries without BEGIN/COMMIT (ADBC and JDBC: leave autocommit on)"
+)
+_NO_SUBSTRAIT = (
+    "meshgate does not accept Substrait plans; send the query as SQL (CommandStatementQuery "
+    "or a prepared statement)"
+)
 _WRITE_COMMANDS = (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate)
 
 
@@ -62,6 +78,8 @@ def unpack(data: bytes) -> Message:
         ) from None
     if wrapped.type_url == _INGEST_TYPE_URL:
         raise ReadOnlyError()
+    if wrapped.type_url in _SUBSTRAIT_TYPE_URLS:
+        raise UnsupportedCommandError(_NO_SUBSTRAIT)
     cls = _COMMANDS.get(wrapped.type_url)
     if cls is None:
         raise UnsupportedCommandError(f"meshgate does not support the command {wrapped.type_url!r}")
@@ -228,7 +246,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         if isinstance(command, pb.CommandGetTableTypes):
             return metadata.table_types()
         if isinstance(command, pb.CommandGetPrimaryKeys):
-            return metadata.primary_keys()
+            return metadata.primary_keys(view, command)
         if isinstance(command, pb.CommandGetImportedKeys | pb.CommandGetExportedKeys
                       | pb.CommandGetCrossReference):
             return metadata.foreign_keys()
@@ -280,6 +298,10 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     def do_action(self, context: flight.ServerCallContext,
                   action: flight.Action) -> Iterator[bytes]:
         handler = self._actions.get(action.type)
+        if action.type in _TRANSACTION_ACTIONS:
+            raise UnsupportedCommandError(_NO_TRANSACTIONS)
+        if action.type == "CreatePreparedSubstraitPlan":
+            raise UnsupportedCommandError(_NO_SUBSTRAIT)
         if handler is None:
             raise UnsupportedCommandError(f"meshgate does not support the action {action.type!r}")
         body = action.body.to_pybytes() if action.body is not None else b""

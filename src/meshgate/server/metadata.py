@@ -171,9 +171,20 @@ def table_types() -> pa.Table:
     return pa.Table.from_pylist(rows, schema=TABLE_TYPES_SCHEMA)
 
 
-def primary_keys() -> pa.Table:
-    """Data products declare no keys; an empty table in the canonical shape."""
-    return PRIMARY_KEYS_SCHEMA.empty_table()
+def primary_keys(view: CatalogView, command: pb.CommandGetPrimaryKeys) -> pa.Table:
+    """The declared `primary_key` of one product the caller may read (names exact, not
+    patterns, as the command defines them); a hidden product answers like a missing one."""
+    catalog, domain = _optional(command, "catalog"), _optional(command, "db_schema")
+    rows = [
+        {"catalog_name": view.name, "db_schema_name": product.domain,
+         "table_name": product.name, "column_name": column, "key_sequence": position,
+         "key_name": product.primary_key_name}
+        for product in view.products()
+        if _catalog_matches(view, catalog) and product.name == command.table
+        and (domain is None or domain == product.domain)
+        for position, column in enumerate(product.primary_key, start=1)
+    ]
+    return pa.Table.from_pylist(rows, schema=PRIMARY_KEYS_SCHEMA)
 
 
 def foreign_keys() -> pa.Table:
