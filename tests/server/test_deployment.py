@@ -128,6 +128,45 @@ def test_unclaimed_tickets_expire_and_each_principal_holds_a_bounded_number(
             admin.close()
 
 
+def _renew(session: Session, endpoint: flight.FlightEndpoint) -> flight.FlightEndpoint:
+    request = pb.RenewFlightEndpointRequest(
+        endpoint=pb.FlightEndpoint.FromString(endpoint.serialize()))
+    [body] = session.action("RenewFlightEndpoint", request.SerializeToString())
+    return flight.FlightEndpoint.deserialize(body)
+
+
+def test_renew_flight_endpoint_keeps_an_unfetched_ticket_for_another_ttl(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    count = sql.CommandStatementQuery(query="SELECT count(*) AS n FROM sales.orders")
+    with served(demo_dir, tmp_path / "config", "server: {ticket_ttl_seconds: 2}\n") as uri:
+        session = Session(uri, "analyst", "analyst")
+        admin = Session(uri, "admin", "admin")
+        try:
+            endpoint = session.info(count).endpoints[0]
+            for _ in range(3):  # 3 s in all, past the first 2 s, renewed each second
+                time.sleep(1)
+                renewed = _renew(session, endpoint)
+                assert renewed.ticket == endpoint.ticket
+                left = renewed.expiration_time.value / 1e9 - time.time()
+                assert 1.0 < left <= 2.0
+            with pytest.raises(pa.ArrowKeyError, match=HANDLE_GONE):
+                _renew(admin, endpoint)  # another principal's ticket: as if never issued
+            assert session.client.do_get(endpoint.ticket, session.options).read_all()[0][0] \
+                .as_py() == 20_000
+            with pytest.raises(pa.ArrowKeyError, match=HANDLE_GONE):
+                _renew(session, endpoint)  # fetched: a ticket serves one DoGet
+            stale = session.info(count).endpoints[0]
+            time.sleep(2.5)
+            with pytest.raises(pa.ArrowKeyError, match=HANDLE_GONE):
+                _renew(session, stale)
+            with pytest.raises(pa.ArrowInvalid, match="must be a serialized arrow"):
+                session.action("RenewFlightEndpoint", b"\xff\xff")
+        finally:
+            session.close()
+            admin.close()
+
+
 def _prepare(session: Session, query: str) -> bytes:
     request = sql.ActionCreatePreparedStatementRequest(query=query)
     [body] = session.action("CreatePreparedStatement", pack(request))

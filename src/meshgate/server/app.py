@@ -134,6 +134,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             "CloseSession": self._close_session,
             "CancelFlightInfo": self._cancel_flight_info,
             "CancelQuery": self._cancel_query,  # Flight SQL's older action, still sent
+            "RenewFlightEndpoint": self._renew_flight_endpoint,
         }
         super().__init__(
             location,
@@ -345,6 +346,16 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         status = (flight_pb2.CANCEL_STATUS_CANCELLED if cancelled
                   else flight_pb2.CANCEL_STATUS_NOT_CANCELLABLE)
         yield flight_pb2.CancelFlightInfoResult(status=status).SerializeToString()
+
+    def _renew_flight_endpoint(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+        request = _decode(flight_pb2.RenewFlightEndpointRequest, body, "RenewFlightEndpoint")
+        try:
+            endpoint = flight.FlightEndpoint.deserialize(request.endpoint.SerializeToString())
+        except pa.ArrowInvalid:
+            raise BadRequestError(
+                "the RenewFlightEndpoint request must carry an endpoint of a FlightInfo"
+            ) from None
+        yield self.statements.renew(caller.principal, endpoint).serialize()
 
     def _cancel_query(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
         request = _parse(pb.ActionCancelQueryRequest, body, "CancelQuery")

@@ -77,6 +77,11 @@ class _Handles:
             statement.claimed = statement.claimed or claim
             return statement
 
+    def renew(self, handle: bytes, principal: Principal) -> float:
+        """Restart an unclaimed handle's time-to-live; the wall-clock time it now expires."""
+        self.get(handle, principal)
+        return time.time() + self._ttl
+
     def pop(self, handle: bytes, principal: Principal) -> OpenStatement:
         statement = self.get(handle, principal)
         self.discard(handle)
@@ -232,6 +237,27 @@ class StatementRegistry:
         # ticket is let go when the generator is collected.
         weakref.finalize(batches, release)
         return statement.prepared.schema, batches
+
+    def renew(self, principal: Principal,
+              endpoint: flight.FlightEndpoint) -> flight.FlightEndpoint:
+        """RenewFlightEndpoint: a ticket not yet fetched waits another `ticket_ttl_seconds`;
+        the endpoint comes back with that expiration time. A ticket of another principal, one
+        already fetched or expired, is not found, like one never issued."""
+        ticket = pb.TicketStatementQuery()
+        try:
+            ours = any_pb2.Any.FromString(endpoint.ticket.ticket).Unpack(ticket)
+        except DecodeError:
+            ours = False
+        if not ours:
+            raise HandleNotFoundError("this endpoint's ticket was not issued by meshgate; "
+                                      "renew only endpoints of meshgate's own FlightInfo")
+        if self._tickets.get(ticket.statement_handle, principal).claimed:
+            raise HandleNotFoundError("this ticket is being fetched already; a ticket serves "
+                                      "one DoGet, run the query again for another")
+        expires = self._tickets.renew(ticket.statement_handle, principal)
+        when = pa.scalar(int(expires * 1_000_000), pa.timestamp("us", tz="UTC"))
+        return flight.FlightEndpoint(endpoint.ticket, endpoint.locations, expiration_time=when,
+                                     app_metadata=endpoint.app_metadata)
 
     def cancel(self, principal: Principal, info: flight.FlightInfo) -> bool:
         """Cancel the queries behind a FlightInfo's tickets; False if none is known."""

@@ -93,6 +93,12 @@ class CancelFlightInfoResult(_message.Message):
     status: CancelStatus
     def __init__(self, status: _Optional[_Union[CancelStatus, str]] = ...) -> None: ...
 
+class RenewFlightEndpointRequest(_message.Message):
+    __slots__ = ("endpoint",)
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    endpoint: FlightEndpoint
+    def __init__(self, endpoint: _Optional[_Union[FlightEndpoint, _Mapping]] = ...) -> None: ...
+
 class SessionOptionValue(_message.Message):
     __slots__ = ("string_value", "bool_value", "int64_value", "double_value", "string_list_value")
     class StringListValue(_message.Message):
