@@ -58,7 +58,7 @@ _SIMPLE: dict[exp.DType, pa.DataType] = {
 SUPPORTED_TYPES = (
     "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
     "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL(p,s)", "VARCHAR", "BLOB", "DATE", "TIME", "TIMESTAMP",
-    "TIMESTAMPTZ", "INTERVAL", "UUID", "JSON", "<type>[]",
+    "TIMESTAMPTZ", "INTERVAL", "UUID", "JSON", "<type>[]", "STRUCT(name type, ...)",
 )
 # Other spellings DuckDB accepts for them: candidates for "did you mean".
 _TYPE_SPELLINGS = (
@@ -98,6 +98,14 @@ def arrow_type(sql_type: exp.DataType) -> pa.DataType:
         inner = sql_type.expressions[0]
         assert isinstance(inner, exp.DataType)
         return pa.list_(arrow_type(inner))
+    if kind == exp.DataType.Type.STRUCT and sql_type.expressions:
+        fields = []
+        for member in sql_type.expressions:
+            if not isinstance(member, exp.ColumnDef) or not isinstance(member.kind, exp.DataType):
+                raise ConfigError(f"column type {sql_type.sql('duckdb')}: each STRUCT member "
+                                  "needs a name and a type, e.g. STRUCT(city VARCHAR, zip INTEGER)")
+            fields.append(pa.field(member.name, arrow_type(member.kind)))
+        return pa.struct(fields)
     try:
         return _SIMPLE[kind]
     except KeyError:
@@ -124,6 +132,12 @@ def wire_sql_type(arrow: pa.DataType) -> exp.DataType:
         return exp.DataType.build("TIMESTAMPTZ" if arrow.tz else "TIMESTAMP", dialect="duckdb")
     if pa.types.is_list(arrow):
         return exp.DataType.build(f"{sql_type_name(arrow.value_type)}[]", dialect="duckdb")
+    if pa.types.is_struct(arrow):
+        members = ", ".join(
+            f"{exp.to_identifier(f.name, quoted=True).sql('duckdb')} {sql_type_name(f.type)}"
+            for f in arrow
+        )
+        return exp.DataType.build(f"STRUCT({members})", dialect="duckdb")
     for kind, candidate in _SIMPLE.items():
         if candidate == arrow:
             return exp.DataType(this=kind)
@@ -154,6 +168,8 @@ def wire_type(arrow: pa.DataType) -> pa.DataType:
         return pa.list_(wire_type(arrow.value_type))
     if pa.types.is_list(arrow):
         return pa.list_(wire_type(arrow.value_type))
+    if pa.types.is_struct(arrow):
+        return pa.struct([pa.field(f.name, wire_type(f.type), f.nullable) for f in arrow])
     return arrow
 
 
