@@ -154,7 +154,7 @@ def wire_sql_type(arrow: pa.DataType) -> exp.DataType:
 
 def wire_type(arrow: pa.DataType) -> pa.DataType:
     """Normalise a type as a source produced it to what clients may receive."""
-    if pa.types.is_dictionary(arrow):
+    if pa.types.is_dictionary(arrow) or pa.types.is_run_end_encoded(arrow):
         return wire_type(arrow.value_type)
     if pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow):
         return pa.string()

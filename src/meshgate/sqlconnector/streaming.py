@@ -52,10 +52,17 @@ def _to_wire(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     columns = [
         pc.cast(column, field.type, safe=False)
         if _cuts_timestamp(column.type, field.type)
-        else column.cast(field.type)
+        else _decoded(column).cast(field.type)
         for column, field in zip(batch.columns, schema, strict=True)
     ]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _decoded(column: pa.Array) -> pa.Array:
+    """Run-end encoded arrays have no cast to their values' type: expand them first."""
+    if pa.types.is_run_end_encoded(column.type):
+        return pc.run_end_decode(column)
+    return column
 
 
 def _cuts_timestamp(produced: pa.DataType, wire: pa.DataType) -> bool:
