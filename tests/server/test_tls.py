@@ -5,6 +5,7 @@ with and without client certificates; plaintext and untrusted clients are turned
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as flightsql
+import psycopg
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,6 +23,7 @@ from pyarrow import flight
 
 from meshgate.catalog.tls import TlsMaterial
 from meshgate.server import running_server
+from meshgate.server.postgres import PostgresFrontEnd
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import QueryService
 from tests.server.flightsql_clients import descriptor
@@ -235,3 +238,91 @@ def _wait_for_tls(uri: str, pki: Pki, process: subprocess.Popen[str]) -> None:
         finally:
             connection.close()
     raise AssertionError(f"nothing answered on {uri} within 60 s")
+
+
+# ---- the PostgreSQL wire protocol over the same certificate --------------------------------
+
+@pytest.fixture(scope="module")
+def pki_files(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Path:
+    directory = tmp_path_factory.mktemp("pki")
+    for name, issued in (("server", pki.server), ("client", pki.client),
+                         ("stranger", pki.stranger)):
+        (directory / f"{name}.pem").write_bytes(issued.certificate)
+        (directory / f"{name}.key").write_bytes(issued.key)
+        (directory / f"{name}.key").chmod(0o600)  # libpq refuses a key others may read
+    (directory / "ca.pem").write_bytes(pki.ca.certificate)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def postgres_tls_port(service: QueryService, pki: Pki) -> Iterator[int]:
+    front_end = PostgresFrontEnd(service, tls=TlsMaterial(pki.server.certificate,
+                                                          pki.server.key)).start()
+    yield front_end.port
+    front_end.shutdown()
+
+
+@pytest.fixture(scope="module")
+def postgres_mtls_port(service: QueryService, pki: Pki) -> Iterator[int]:
+    material = TlsMaterial(pki.server.certificate, pki.server.key, client_ca=pki.ca.certificate)
+    front_end = PostgresFrontEnd(service, tls=material).start()
+    yield front_end.port
+    front_end.shutdown()
+
+
+def _psql(port: int, ssl: str, *command: str) -> subprocess.CompletedProcess[str]:
+    dsn = f"postgresql://analyst:analyst@localhost:{port}/meshgate?{ssl}"
+    return subprocess.run(["psql", "-X", "-A", "-t", dsn, *command],
+                          env={**os.environ, "PGCONNECT_TIMEOUT": "10"}, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_psql_and_psycopg_verify_the_server_and_query_over_tls(postgres_tls_port: int,
+                                                               pki_files: Path) -> None:
+    ssl = f"sslmode=verify-full&sslrootcert={pki_files / 'ca.pem'}"
+    result = _psql(postgres_tls_port, ssl, "-c", COUNT_ORDERS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["20000"]
+    result = _psql(postgres_tls_port, ssl, "-c", "\\conninfo")
+    assert "SSL connection (protocol: TLSv1.3" in result.stdout
+    with psycopg.connect(f"host=localhost port={postgres_tls_port} dbname=meshgate "
+                         f"user=analyst password=analyst sslmode=verify-full "
+                         f"sslrootcert={pki_files / 'ca.pem'}") as conn:
+        assert conn.pgconn.ssl_in_use
+        row = conn.execute("SELECT count(*) AS n FROM hr.employees WHERE region = %s",
+                           ("EU",)).fetchone()
+        assert row is not None
+        assert row[0] > 0
+
+
+def test_psql_without_the_ca_refuses_the_certificate(postgres_tls_port: int) -> None:
+    result = _psql(postgres_tls_port, "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+                   "-c", COUNT_ORDERS)
+    assert result.returncode != 0
+
+
+def test_a_postgres_port_without_tls_says_so_to_a_client_that_requires_it(
+    service: QueryService,
+) -> None:
+    front_end = PostgresFrontEnd(service).start()
+    try:
+        result = _psql(front_end.port, "sslmode=require", "-c", COUNT_ORDERS)
+        assert result.returncode != 0
+        assert "server does not support SSL" in result.stderr
+        assert _psql(front_end.port, "sslmode=prefer", "-c", COUNT_ORDERS).stdout.split() \
+            == ["20000"]
+    finally:
+        front_end.shutdown()
+
+
+def test_postgres_mutual_tls_needs_a_client_certificate_of_the_ca(postgres_mtls_port: int,
+                                                                  pki_files: Path) -> None:
+    base = f"sslmode=verify-full&sslrootcert={pki_files / 'ca.pem'}"
+    admitted = _psql(postgres_mtls_port, f"{base}&sslcert={pki_files / 'client.pem'}"
+                                         f"&sslkey={pki_files / 'client.key'}", "-c", COUNT_ORDERS)
+    assert admitted.returncode == 0, admitted.stderr
+    assert admitted.stdout.split() == ["20000"]
+    for client in (f"&sslcert={pki_files / 'stranger.pem'}&sslkey={pki_files / 'stranger.key'}",
+                   "&sslcert=/nonexistent.pem&sslkey=/nonexistent.key"):
+        refused = _psql(postgres_mtls_port, base + client, "-c", COUNT_ORDERS)
+        assert refused.returncode != 0

@@ -357,7 +357,8 @@ class ServerConfig(Strict):
     """Port to listen on."""
     postgres_port: int | None = Field(default=None, ge=0, le=65535)
     """Also serve PostgreSQL's wire protocol (psql, psycopg, BI tools) on this port of `host`;
-    off when unset. No TLS yet: it accepts only clients on the same machine (loopback)."""
+    off when unset. With `tls` set it offers TLS on it too (`sslmode=require` or
+    `verify-full`), with the same certificate; plaintext only from the same machine (loopback)."""
     token_ttl_seconds: int = Field(default=3600, gt=0)
     """How long a bearer token from a password sign-in stays valid (seconds, more than 0)."""
     ticket_ttl_seconds: int = Field(default=300, gt=0)

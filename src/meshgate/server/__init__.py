@@ -44,7 +44,7 @@ def serve(service: QueryService, host: str, port: int, tls: TlsMaterial | None =
         # Imported here: the PostgreSQL front end's library loads only when it is switched on.
         from meshgate.server.postgres import PostgresFrontEnd
 
-        postgres = PostgresFrontEnd(service, host, config.postgres_port).start()
+        postgres = PostgresFrontEnd(service, host, config.postgres_port, tls).start()
     try:
         server.serve()
     finally:

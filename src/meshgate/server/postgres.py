@@ -22,25 +22,32 @@ Every statement goes through the same `QueryService.prepare`/`execute` as Flight
 row filters, masks and audit apply unchanged. Only client session chatter (SET, SHOW, BEGIN,
 version()) is answered here from constants, and psql's `\\dt`/`\\d` catalog queries from
 information_schema asked through the QueryService (so only what the caller may read); no
-pg_catalog query ever reaches a source. There is no TLS yet, so buenavista's own rule stays:
-it accepts only loopback clients, on the deployment's `server.host`.
+pg_catalog query ever reaches a source. TLS (`server.tls`) is added here as well: buenavista
+answers every SSL request with 'N'; here the socket is wrapped when a certificate is
+configured, and plaintext stays limited to loopback clients (buenavista's own rule).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
+import ipaddress
 import logging
 import re
+import ssl
 import struct
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from buenavista import core as bv  # type: ignore[import-untyped]
 from buenavista import postgres as bvpg
 
+from meshgate.catalog.tls import TlsMaterial
 from meshgate.errors import (
     READ_ONLY,
     AuthenticationFailed,
@@ -422,10 +429,70 @@ def _cstring_at(payload: bytes, start: int = 0) -> tuple[str, int]:
     return payload[start:end].decode(), end + 1
 
 
+_SSL_REQUEST = 80877103  # the startup code a client sends to ask for TLS first
+
+
+class _Replayed(io.RawIOBase):
+    """A stream that gives back bytes already read from `rest` before reading on."""
+
+    def __init__(self, head: bytes, rest: Any) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            taken, self._head = self._head[:size], self._head[size:]
+            return taken if len(taken) == size else taken + self._rest.read(size - len(taken))
+        data: bytes = self._rest.read(size)
+        return data
+
+
+class _SocketWriter(io.RawIOBase):
+    """Unbuffered writes that always send everything (TLS sockets may write partially)."""
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self._sock = sock
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._sock.sendall(data)
+        return len(data)
+
+
 class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
     """buenavista's protocol loop with meshgate's sign-in, errors, Describe and parameters."""
 
     server: _PostgresServer
+    encrypted = False
+    request: Any  # socketserver's socket (an SSLSocket once TLS is on)
+    wfile: Any
+    r: Any  # buenavista's reader
+
+    def handle_startup(self, conn: Any) -> Any:
+        """TLS first when the client asks (SSLRequest) and `server.tls` is set; otherwise 'N'
+        and plaintext, as PostgreSQL answers. Plaintext is for loopback clients only."""
+        head = self.r.read_bytes(8)
+        if len(head) == 8 and struct.unpack("!II", head)[1] == _SSL_REQUEST:
+            context = self.server.tls
+            if context is None or self.encrypted:
+                self.wfile.write(b"N")
+            else:
+                self.wfile.write(b"S")
+                self.request = context.wrap_socket(self.request, server_side=True)
+                self.encrypted = True
+                self.rfile = self.request.makefile("rb")
+                self.wfile = _SocketWriter(self.request)
+            self.r = bvpg.BVBuffer(self.rfile)
+            return self.handle_startup(conn)
+        if not self.encrypted and not _loopback(self.client_address[0]):
+            self.send_error(AuthenticationFailed(
+                "this server accepts clients of other hosts over TLS only; connect with "
+                "sslmode=require (or verify-full with the server's CA)"))
+            return None
+        self.r = bvpg.BVBuffer(_Replayed(head, self.rfile))
+        return super().handle_startup(conn)
 
     def send_auth_request(self, ctx: Any) -> None:
         # Audit records name the connection as Flight SQL's do (gRPC's peer format).
@@ -515,17 +582,49 @@ class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
 class _PostgresServer(bvpg.BuenaVistaServer):  # type: ignore[misc]
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], service: QueryService) -> None:
+    def __init__(self, address: tuple[str, int], service: QueryService,
+                 tls: ssl.SSLContext | None) -> None:
         super().__init__(address, _Connection(service), auth={})
         self.RequestHandlerClass = _Handler
         self.service = service
+        self.tls = tls
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        # With TLS, other hosts may connect; the handler then refuses them plaintext.
+        return self.tls is not None or _loopback(client_address[0])
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_context(material: TlsMaterial) -> ssl.SSLContext:
+    """The server side of TLS from `server.tls`: TLS 1.2 or newer, client certificates
+    required when a client CA is configured."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    with tempfile.TemporaryDirectory() as directory:  # ssl loads a chain and key from files
+        chain, key = Path(directory) / "chain.pem", Path(directory) / "key.pem"
+        chain.write_bytes(material.cert_chain)
+        key.touch(0o600)
+        key.write_bytes(material.private_key)
+        context.load_cert_chain(chain, key)
+    if material.client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cadata=material.client_ca.decode())
+    return context
 
 
 class PostgresFrontEnd:
     """Serves the PostgreSQL wire protocol on its own threads; `.port` is the bound port."""
 
-    def __init__(self, service: QueryService, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _PostgresServer((host, port), service)
+    def __init__(self, service: QueryService, host: str = "127.0.0.1", port: int = 0,
+                 tls: TlsMaterial | None = None) -> None:
+        context = tls_context(tls) if tls is not None else None
+        self._server = _PostgresServer((host, port), service, context)
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="meshgate-postgres", daemon=True)  # fmt: skip
