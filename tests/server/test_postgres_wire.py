@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -32,6 +33,8 @@ from meshgate.server.postgres import PostgresFrontEnd
 from meshgate.service import QueryService
 
 EMPLOYEES = "SELECT id, name, email, ssn, salary, region FROM hr.employees ORDER BY id"
+ENDLESS = ("SELECT count(*) AS n FROM sales.orders a, sales.orders b, sales.orders c "
+           "WHERE a.amount + b.amount + c.amount < 0")  # hours of work for any engine
 
 
 @pytest.fixture(scope="module")
@@ -394,3 +397,44 @@ def test_a_list_column_reads_as_text_and_is_refused_in_binary(postgres_port: int
     assert text is not None
     assert text[0] == "[1, 2]"
     assert caught.value.sqlstate == "0A000"
+
+
+def test_a_cancel_request_stops_the_running_query_and_keeps_the_connection(
+    postgres_port: int,
+) -> None:
+    """psql's Ctrl-C and psycopg's cancel() send a CancelRequest on a second connection with
+    the key the first one was given: the query ends with 57014, the connection goes on."""
+    with psycopg.connect(_dsn(postgres_port, "analyst")) as conn:
+        timer = threading.Timer(1.0, conn.cancel_safe)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute(ENDLESS)
+        timer.join()
+        assert time.monotonic() - started < 30
+        conn.rollback()
+        row = conn.execute("SELECT count(*) AS n FROM sales.orders").fetchone()
+        assert row == (20_000,)
+
+
+def test_a_cancel_request_with_a_wrong_key_cancels_nothing(postgres_port: int) -> None:
+    with psycopg.connect(_dsn(postgres_port, "analyst")) as conn:
+        outcome: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                conn.execute(ENDLESS)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        query = threading.Thread(target=run)
+        query.start()
+        time.sleep(1.0)
+        with socket.create_connection(("127.0.0.1", postgres_port), timeout=10) as probe:
+            probe.sendall(struct.pack("!IIII", 16, 80877102, conn.info.backend_pid, 12345))
+            assert probe.recv(1) == b""  # a cancel connection is closed without an answer
+        query.join(2.0)
+        assert query.is_alive()  # still running: the key was wrong
+        conn.cancel_safe()
+        query.join(30)
+        assert isinstance(outcome[0], psycopg.errors.QueryCanceled)

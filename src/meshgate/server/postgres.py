@@ -34,6 +34,7 @@ import io
 import ipaddress
 import logging
 import re
+import secrets
 import ssl
 import struct
 import tempfile
@@ -65,6 +66,7 @@ from meshgate.errors import (
 from meshgate.principal import Principal
 from meshgate.server.errors import client_error
 from meshgate.service import QueryService
+from meshgate.spi import CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -292,9 +294,17 @@ class _Session(bv.Session):  # type: ignore[misc]
         self.service = service
         self.principal: Principal | None = None
         self.client: str | None = None
+        self._running: CancelToken | None = None
 
     def close(self) -> None:
-        pass
+        self.cancel()
+
+    def cancel(self) -> None:
+        """A client's cancel request (psql's Ctrl-C): stop the running query at its sources;
+        the connection stays open and the query ends with 57014."""
+        running = self._running
+        if running is not None:
+            running.cancel()
 
     def in_transaction(self) -> bool:
         return False
@@ -404,7 +414,11 @@ class _Session(bv.Session):  # type: ignore[misc]
         if not sql.strip().rstrip(";").strip():
             return _Result(None, tag="EMPTY")
         prepared = self.service.prepare(sql, self._signed_in(), client=self.client)
-        table = self.service.execute(prepared, tuple(params or ())).read_all()
+        self._running = token = CancelToken()
+        try:
+            table = self.service.execute(prepared, tuple(params or ()), cancel=token).read_all()
+        finally:
+            self._running = None
         rows = [list(row.values()) for row in table.to_pylist()]
         return _Result(table.schema, rows)
 
@@ -430,6 +444,7 @@ def _cstring_at(payload: bytes, start: int = 0) -> tuple[str, int]:
 
 
 _SSL_REQUEST = 80877103  # the startup code a client sends to ask for TLS first
+_CANCEL_REQUEST = 80877102  # ... and to cancel the query of another connection
 
 
 class _Replayed(io.RawIOBase):
@@ -486,13 +501,25 @@ class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
                 self.wfile = _SocketWriter(self.request)
             self.r = bvpg.BVBuffer(self.rfile)
             return self.handle_startup(conn)
+        if len(head) == 8 and struct.unpack("!II", head)[1] == _CANCEL_REQUEST:
+            # Sent on a connection of its own, never encrypted by libpq; it carries only the
+            # key a connection was given, so it needs no sign-in.
+            process_id, key = struct.unpack("!II", self.r.read_bytes(8))
+            target = self.server.ctxts.get(process_id)
+            if target is not None and secrets.compare_digest(
+                    target.secret_key.to_bytes(4, "big"), key.to_bytes(4, "big")):
+                target.session.cancel()
+            return None
         if not self.encrypted and not _loopback(self.client_address[0]):
             self.send_error(AuthenticationFailed(
                 "this server accepts clients of other hosts over TLS only; connect with "
                 "sslmode=require (or verify-full with the server's CA)"))
             return None
         self.r = bvpg.BVBuffer(_Replayed(head, self.rfile))
-        return super().handle_startup(conn)
+        ctx = super().handle_startup(conn)
+        if ctx is not None:  # buenavista draws the cancel key with `random`: not a secret
+            ctx.process_id, ctx.secret_key = secrets.randbits(31), secrets.randbits(32)
+        return ctx
 
     def send_auth_request(self, ctx: Any) -> None:
         # Audit records name the connection as Flight SQL's do (gRPC's peer format).
