@@ -118,7 +118,7 @@ def test_check_reports_every_problem_at_once(
         "  sales.yaml:L:C: products[0].columns[3].type: unknown column type 'MONEY'; supported "
         "types: BOOLEAN, TINYINT, SMALLINT, INTEGER, BIGINT, UTINYINT, USMALLINT, UINTEGER, "
         "UBIGINT, FLOAT, DOUBLE, DECIMAL(p,s), VARCHAR, BLOB, DATE, TIME, TIMESTAMP, "
-        "TIMESTAMPTZ, INTERVAL, UUID, JSON, <type>[]",
+        "TIMESTAMPTZ, INTERVAL, UUID, JSON, <type>[], STRUCT(name type, ...)",
     ]
     assert result.stderr.startswith(f"error: invalid configuration in {mesh} (6 problems):\n")
 

@@ -250,7 +250,7 @@ ONE_PASS_PROBLEMS = [
     "sales.yaml:11:24: products[0].columns[1].type: unknown column type 'MONEY'; supported "
     "types: BOOLEAN, TINYINT, SMALLINT, INTEGER, BIGINT, UTINYINT, USMALLINT, UINTEGER, "
     "UBIGINT, FLOAT, DOUBLE, DECIMAL(p,s), VARCHAR, BLOB, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, "
-    "INTERVAL, UUID, JSON, <type>[]",
+    "INTERVAL, UUID, JSON, <type>[], STRUCT(name type, ...)",
     "sales.yaml:12:5: products[1].domain: domain 'salez' is not declared under `domains:`; "
     "did you mean 'sales'?",
 ]
@@ -317,7 +317,7 @@ def test_policy_problems_are_reported_with_the_loaders_in_one_pass(tmp_path: Pat
         "  hr.yaml:9:24: products[0].columns[1].type: unknown column type 'MONEY'; supported "
         "types: BOOLEAN, TINYINT, SMALLINT, INTEGER, BIGINT, UTINYINT, USMALLINT, UINTEGER, "
         "UBIGINT, FLOAT, DOUBLE, DECIMAL(p,s), VARCHAR, BLOB, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, "
-        "INTERVAL, UUID, JSON, <type>[]",
+        "INTERVAL, UUID, JSON, <type>[], STRUCT(name type, ...)",
         "  mesh.yaml:3:35: sources[0].colour: unknown key 'colour' (allowed here: name, kind, "
         "options, description)",
     ]

@@ -48,3 +48,29 @@ def test_errors_are_reported_without_traceback(server: flight.FlightServerBase) 
     result = run(server, "SELECT * FROM finance.ledger")
     assert "does not exist" in result["message"]
     assert "Traceback" not in result["message"]
+
+
+REFLECTING = Path(__file__).with_name("flightsql_sqlalchemy_client.py")
+
+
+def test_sqlalchemy_reflects_what_the_user_may_read_and_queries_with_a_parameter(
+    server: flight.FlightServerBase,
+) -> None:
+    done = subprocess.run([sys.executable, str(REFLECTING), str(server.port), "analyst",
+                           "analyst"], capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result["schemas"]) == {"hr", "sales", "meshgate"}  # no finance for analyst
+    assert "employees" in result["tables"]["hr"]
+    assert "orders" in result["tables"]["sales"]
+    columns = {c["name"]: c for c in result["columns"]["hr.employees"]}
+    assert columns["salary"]["type"].startswith("DECIMAL")
+    assert columns["id"]["type"] == "BIGINT"
+    assert result["primary_key"] == ["id"]
+    ids = [row[0] for row in result["rows"]]
+    assert ids == sorted(ids)
+    assert ids
+    assert max(ids) < 50
+    assert {row[1] for row in result["rows"]} == {"EU"}  # analyst's row filter applies
+    direct = run(server, "SELECT id FROM hr.employees WHERE id < 50 ORDER BY id")
+    assert [row[0] for row in direct["rows"]] == ids

@@ -482,3 +482,30 @@ def test_ctes_whose_names_need_quotes_bind_and_run(view: CatalogView, name: str)
         view,
     )
     assert answer(result) == [(1, 1)]
+
+
+# --- columns qualified by domain and product --------------------------------------------------
+
+@pytest.mark.parametrize("sql", [
+    # SQLAlchemy writes every column as schema.table.column
+    "SELECT hr.employees.id, hr.employees.region FROM hr.employees "
+    "WHERE hr.employees.id < 10 ORDER BY hr.employees.id",
+    "SELECT demo.hr.employees.id, demo.hr.employees.region FROM demo.hr.employees "
+    "WHERE demo.hr.employees.id < 10 ORDER BY 1",
+    "SELECT HR.EMPLOYEES.ID AS id, hr.Employees.Region AS region FROM hr.employees "
+    "WHERE id < 10 ORDER BY 1",
+    "SELECT e.id, e.region FROM hr.employees e WHERE e.id < 10 AND EXISTS ("
+    "SELECT 1 FROM hr.departments WHERE hr.departments.id = e.department_id) ORDER BY 1",
+])
+def test_columns_qualified_by_domain_and_product_read_that_product(
+    service: QueryService, analyst: Principal, sql: str
+) -> None:
+    plain = ("SELECT id, region FROM hr.employees WHERE id < 10 AND department_id IS NOT NULL "
+             "ORDER BY id")
+    assert service.query(sql, analyst).to_pylist() == service.query(plain, analyst).to_pylist()
+
+
+def test_a_struct_field_of_an_alias_is_not_taken_for_a_domain(view: CatalogView) -> None:
+    result = bound("SELECT e.name.first FROM hr.employees e", view)
+    column = next(result.tree.find_all(exp.Column))
+    assert (column.db, column.table, column.name) == ("e", "name", "first")

@@ -23,6 +23,7 @@ from itertools import count
 
 import pyarrow as pa
 from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from meshgate.catalog.catalog import CatalogView, DataProduct
 from meshgate.catalog.information_schema import (
@@ -70,6 +71,7 @@ def bind(
     """
     bound = folded(substitute_principal(tree, principal))
     assert isinstance(bound, exp.Query)
+    _qualify_columns_by_table(bound)
     binder = _Binder(view, default_domain)
     binder.visit(bound, {})
     binder.require_total(bound)
@@ -150,6 +152,34 @@ class _Binder:
         table.meta[PRODUCT_META] = product
         self.products[product.qualified_name] = product
         self._resolved.add(id(table))
+
+
+def _qualify_columns_by_table(tree: exp.Query) -> None:
+    """`hr.employees.id` (as SQLAlchemy and BI tools write it) -> `employees.id` where the
+    scope reads `hr.employees` unaliased: once a table is bound its domain is gone, and
+    column references must name what the FROM clause calls it. Three-part names that match no
+    such table are left alone (`t.address.city` is a struct field of alias `t`)."""
+    for scope in traverse_scope(tree):
+        for column in scope.columns:
+            if not column.args.get("db"):
+                continue
+            if _names_unaliased_table(scope, column):
+                column.set("db", None)
+                column.set("catalog", None)
+
+
+def _names_unaliased_table(scope: Scope, column: exp.Column) -> bool:
+    current: Scope | None = scope
+    while current is not None:
+        source = current.sources.get(column.table) or next(
+            (s for name, s in current.sources.items() if name.lower() == column.table.lower()),
+            None)
+        if source is not None:
+            return (isinstance(source, exp.Table) and not source.args.get("alias")
+                    and source.db.lower() == column.db.lower()
+                    and column.catalog.lower() in ("", source.catalog.lower()))
+        current = current.parent
+    return False
 
 
 def _require_plain(table: exp.Table) -> None:
