@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-import sqlalchemy as sa
+import sqlalchemy as sa  # type: ignore[import-untyped]  # 1.4, pinned by flightsql-dbapi
 
 
 def main(port: str, user: str, password: str) -> dict[str, Any]:
