@@ -33,6 +33,8 @@ pytestmark = pytest.mark.postgres
 
 SPIN = "SELECT n FROM ops.spin"
 ENDLESS = "SELECT a.id, b.payload FROM ops.events AS a CROSS JOIN ops.events AS b"
+# events (PostgreSQL) crossed with things (DuckDB): the PostgreSQL fragment feeds the merge.
+MERGED = "SELECT e.id, e.payload, t.id AS thing FROM ops.events AS e CROSS JOIN ops.things AS t"
 STOPPED_WITHIN_SECONDS = 2.0
 
 
@@ -114,7 +116,14 @@ def test_the_cancel_query_action_stops_the_postgres_backend(
         analyst.action("CancelQuery", b"\x00garbage")
 
 
-@pytest.mark.parametrize("sql", [SPIN, ENDLESS], ids=["before-the-first-row", "mid-stream"])
+def test_the_cross_source_query_feeds_a_merge(service: QueryService) -> None:
+    steps = service.explain(MERGED, service.principal("admin")).column("step").to_pylist()
+    assert steps[-1] == "merge"
+    assert sum(step.startswith("fragment") for step in steps) == 2
+
+
+@pytest.mark.parametrize("sql", [SPIN, ENDLESS, MERGED],
+                         ids=["before-the-first-row", "mid-stream", "mid-stream-into-a-merge"])
 def test_a_killed_client_process_stops_the_postgres_backend(
     uri: str, pg_dsn: str, service: QueryService, sql: str
 ) -> None:
