@@ -1,0 +1,420 @@
+"""Many clients at once against one `meshgate serve`, every answer checked, PostgreSQL cut midway.
+
+    python -m benchmarks.load --clients 16 --seconds 60 --pg-dsn DSN \\
+        [--cut-postgres-at 20 --restore-at 35]
+
+Builds the mesh of `load_mesh` (PostgreSQL in a database of its own, Parquet, DuckDB; an admin
+and a masked analyst), computes every expected answer from the reference DuckDBs, starts a
+real `meshgate serve`, and runs `--clients` client processes (half admin, half analyst) over
+ADBC Flight SQL for `--seconds`, each drawing queries from the mix of `load_queries` at random
+and comparing every result with its expected answer. It prints qps, latency percentiles per
+query kind, errors by gRPC code, wrong results and the server's memory (VmRSS sampled from
+/proc, and VmHWM), and exits 1 on any wrong result or unexpected error, or when the server's
+RSS kept growing.
+
+With `--cut-postgres-at`, meshgate reaches PostgreSQL through a TCP proxy (tests/faults/proxy.py)
+and the proxy is cut then (new connections refused, established ones dropped) and restored at
+`--restore-at`: the shared PostgreSQL itself is never stopped. Queries that read PostgreSQL and
+overlap the outage (or the `--recovery-seconds` after it) may fail, and only with UNAVAILABLE
+or DEADLINE_EXCEEDED; every other query must answer right throughout, and after the restore
+PostgreSQL queries must answer again without restarting meshgate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import re
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from queue import Empty
+from typing import Any
+from urllib.parse import urlsplit
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pyarrow as pa
+
+from benchmarks.load_mesh import ADMIN, ANALYST, load_mesh, reference_connections
+from benchmarks.load_queries import KINDS, Answer, Expected, QueryKind, draw, expected_answers
+from benchmarks.served import meshgate_server
+from tests.faults.proxy import FaultProxy
+
+OUTAGE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+CLIENT_TIMEOUT_SECONDS = 30
+_GRPC_CODE = re.compile(r"\((\w+); ")  # the Go driver's "(Unavailable; DoGet: ...)"
+_CODE_NAMES = {"Unavailable": "UNAVAILABLE", "DeadlineExceeded": "DEADLINE_EXCEEDED",
+               "Canceled": "CANCELLED", "InvalidArgument": "INVALID_ARGUMENT",
+               "NotFound": "NOT_FOUND", "Internal": "INTERNAL", "Unknown": "UNKNOWN",
+               "ResourceExhausted": "RESOURCE_EXHAUSTED", "Unauthenticated": "UNAUTHENTICATED",
+               "PermissionDenied": "PERMISSION_DENIED"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One query as a client saw it: times are seconds since the run's start."""
+
+    kind: str
+    role: str
+    started: float
+    ended: float
+    result: str  # "ok", "wrong", or the gRPC code of the error
+    detail: str = ""
+
+    @property
+    def latency(self) -> float:
+        return self.ended - self.started
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    uri: str
+    role: str
+    seed: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Outage:
+    cut: float  # seconds since the run's start
+    restored: float
+    recovery_seconds: float
+
+    def covers(self, outcome: Outcome) -> bool:
+        """The query overlapped the outage or the recovery after it."""
+        return outcome.ended >= self.cut and outcome.started <= self.restored + \
+            self.recovery_seconds  # fmt: skip
+
+
+@dataclass
+class LoadReport:
+    clients: int
+    seconds: float
+    outcomes: list[Outcome]
+    rss_kib: list[tuple[float, int]]  # (seconds since the start, VmRSS) samples
+    peak_kib: int  # VmHWM at the end
+    outage: Outage | None = None
+    reads_postgres: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def wrong(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.result == "wrong"]
+
+    def expected_failure(self, outcome: Outcome) -> bool:
+        return (self.outage is not None and outcome.kind in self.reads_postgres
+                and outcome.result in OUTAGE_CODES and self.outage.covers(outcome))  # fmt: skip
+
+    @property
+    def unexpected(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.result not in ("ok", "wrong")
+                and not self.expected_failure(o)]  # fmt: skip
+
+    @property
+    def outage_failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if self.expected_failure(o)]
+
+    def rss_growth_kib(self) -> int:
+        """VmRSS at the end minus its highest sample in the run's first half (warm-up done)."""
+        first = [kib for at, kib in self.rss_kib if at <= self.seconds / 2]
+        last = [kib for at, kib in self.rss_kib if at >= self.seconds * 0.9]
+        if not first or not last:
+            return 0
+        return max(last) - max(first)
+
+    def recovered_after(self) -> float | None:
+        """Seconds from the restore to the end of the first PostgreSQL query answered after it."""
+        if self.outage is None:
+            return None
+        restored = self.outage.restored
+        after = [o.ended - restored for o in self.outcomes if o.kind in self.reads_postgres
+                 and o.result == "ok" and o.started >= restored]  # fmt: skip
+        return min(after) if after else None
+
+
+# --- a client process ---------------------------------------------------------------------
+def error_code(error: BaseException) -> str:
+    """The gRPC status of a failed ADBC call, as the Flight SQL driver reports it."""
+    found = _GRPC_CODE.search(str(error))
+    if found is None:
+        return f"UNKNOWN ({type(error).__name__})"
+    return _CODE_NAMES.get(found.group(1), found.group(1).upper())
+
+
+def answer_of(table: pa.Table) -> Answer:
+    columns = [column.to_pylist() for column in table.columns]
+    return Answer(tuple(table.column_names), tuple(zip(*columns, strict=True)))
+
+
+def run_client(spec: ClientSpec, expected: Expected, ready: Barrier,
+               results: multiprocessing.Queue[list[Outcome]]) -> None:  # fmt: skip
+    """Query at random for `spec.seconds` after every client is ready; put what it saw."""
+    rng = random.Random(spec.seed)
+    weights = [kind.weight for kind in KINDS]
+    timeout = str(CLIENT_TIMEOUT_SECONDS)
+    outcomes: list[Outcome] = []
+    with flightsql.connect(spec.uri, autocommit=True, db_kwargs={
+        "username": spec.role, "password": spec.role,
+        "adbc.flight.sql.rpc.timeout_seconds.query": timeout,
+        "adbc.flight.sql.rpc.timeout_seconds.fetch": timeout,
+    }) as conn:  # fmt: skip
+        ready.wait()
+        start = time.monotonic()
+        while (now := time.monotonic() - start) < spec.seconds:
+            kind = rng.choices(KINDS, weights)[0]
+            sql, parameters, key = draw(kind, rng)
+            outcomes.append(_query(conn, kind, spec.role, sql, parameters,
+                                   expected.answer(kind, key), start, now))  # fmt: skip
+    results.put(outcomes)
+
+
+def _query(conn: Any, kind: QueryKind, role: str, sql: str, parameters: Sequence[Any],
+           expected: Answer, start: float, started: float) -> Outcome:  # fmt: skip
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, parameters or None)
+            got = answer_of(cursor.fetch_arrow_table())
+    except Exception as error:
+        return Outcome(kind.name, role, started, time.monotonic() - start, error_code(error),
+                       str(error)[:300])  # fmt: skip
+    ended = time.monotonic() - start
+    if got != expected:
+        detail = f"{sql} {list(parameters)}: {len(got.rows)} rows {got.rows[:2]}, expected " \
+            f"{len(expected.rows)} {expected.rows[:2]}"  # fmt: skip
+        return Outcome(kind.name, role, started, ended, "wrong", detail[:600])
+    return Outcome(kind.name, role, started, ended, "ok")
+
+
+# --- the run ------------------------------------------------------------------------------
+@contextmanager
+def sampled_rss(pid: int, samples: list[tuple[float, int]], every: float = 0.25
+                ) -> Iterator[threading.Event]:  # fmt: skip
+    """Sample the process's VmRSS into `samples`, timed from when the event is set."""
+    started = threading.Event()
+    stop = threading.Event()
+    origin = [time.monotonic()]
+
+    def sample() -> None:
+        while not stop.wait(every):
+            if not started.is_set():
+                origin[0] = time.monotonic()
+                continue
+            samples.append((time.monotonic() - origin[0], proc_status_kib(pid, "VmRSS")))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield started
+    finally:
+        stop.set()
+        thread.join()
+
+
+def proc_status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def run_load(pg_dsn: str, clients: int, seconds: float, cut_at: float | None = None,
+             restore_at: float | None = None, recovery_seconds: float = 5.0) -> LoadReport:
+    """Set up, serve, run the clients (and the outage), tear down; what they all saw."""
+    cutting = cut_at is not None
+    if cutting and (restore_at is None or not 0 < cut_at < restore_at < seconds):  # type: ignore[operator]
+        raise SystemExit("--cut-postgres-at and --restore-at must satisfy "
+                         "0 < cut < restore < --seconds")  # fmt: skip
+    parts = urlsplit(pg_dsn)
+    proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5432) if cutting else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="meshgate-load-") as tmp, \
+                load_mesh(pg_dsn, Path(tmp), proxy.port if proxy else None) as mesh:  # fmt: skip
+            references = reference_connections(mesh)
+            expected = {role: expected_answers(ref) for role, ref in references.items()}
+            for reference in references.values():
+                reference.close()
+            with meshgate_server(mesh.directory) as served:
+                warm_up(served.uri, expected)
+                return _run_clients(served.uri, served.pid, expected, clients, seconds, proxy,
+                                    cut_at, restore_at, recovery_seconds)  # fmt: skip
+    finally:
+        if proxy is not None:
+            proxy.close()
+
+
+def warm_up(uri: str, expected: Mapping[str, Expected]) -> None:
+    """Each kind once per role, checked: a broken setup fails here, before any load."""
+    rng = random.Random(0)
+    for role, answers in expected.items():
+        with flightsql.connect(uri, db_kwargs={"username": role, "password": role},
+                               autocommit=True) as conn:
+            for kind in KINDS:
+                sql, parameters, key = draw(kind, rng)
+                seen = _query(conn, kind, role, sql, parameters, answers.answer(kind, key),
+                              time.monotonic(), 0.0)  # fmt: skip
+                if seen.result != "ok":
+                    raise SystemExit(f"warm-up {kind.name} as {role}: {seen.result} {seen.detail}")
+
+
+def _run_clients(uri: str, pid: int, expected: Mapping[str, Expected], clients: int,
+                 seconds: float, proxy: FaultProxy | None, cut_at: float | None,
+                 restore_at: float | None, recovery_seconds: float) -> LoadReport:  # fmt: skip
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(clients + 1)
+    results: multiprocessing.Queue[list[Outcome]] = context.Queue()
+    roles = [ADMIN if i % 2 == 0 else ANALYST for i in range(clients)]
+    processes = [context.Process(target=run_client, daemon=True, args=(
+        ClientSpec(uri, role, seed, seconds), expected[role], ready, results))
+        for seed, role in enumerate(roles)]  # fmt: skip
+    for process in processes:
+        process.start()
+    samples: list[tuple[float, int]] = []
+    outage: Outage | None = None
+    with sampled_rss(pid, samples) as started:
+        ready.wait(timeout=120)
+        start = time.monotonic()
+        started.set()
+        if proxy is not None and cut_at is not None and restore_at is not None:
+            time.sleep(max(0.0, cut_at - (time.monotonic() - start)))
+            cut = time.monotonic() - start
+            proxy.refuse()  # PostgreSQL "stops": its port refuses, open connections drop
+            time.sleep(max(0.0, restore_at - (time.monotonic() - start)))
+            restored = time.monotonic() - start
+            proxy.resume()  # and "restarts" on the same port
+            outage = Outage(cut, restored, recovery_seconds)
+        outcomes: list[Outcome] = []
+        for _ in processes:
+            try:
+                outcomes.extend(results.get(timeout=seconds + 2 * CLIENT_TIMEOUT_SECONDS + 60))
+            except Empty:
+                raise SystemExit("a client process sent no results") from None
+    for process in processes:
+        process.join(timeout=10)
+    reads_postgres = frozenset(kind.name for kind in KINDS if kind.reads_postgres)
+    return LoadReport(clients, seconds, outcomes, samples, proc_status_kib(pid, "VmHWM"),
+                      outage, reads_postgres)  # fmt: skip
+
+
+# --- the report ---------------------------------------------------------------------------
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def describe(report: LoadReport) -> list[str]:
+    """The figures a reader checks, line by line."""
+    outcomes = report.outcomes
+    admins = (report.clients + 1) // 2
+    lines = [f"meshgate load: {report.clients} client processes ({admins} admin, "
+             f"{report.clients - admins} analyst: filtered and masked), {report.seconds:.0f} s, "
+             "ADBC Flight SQL"]  # fmt: skip
+    if report.outage is not None:
+        lines.append(f"fault: PostgreSQL cut at +{report.outage.cut:.1f} s and restored at "
+                     f"+{report.outage.restored:.1f} s through a TCP proxy between meshgate and "
+                     "PostgreSQL (tests/faults/proxy.py: new connections refused, established "
+                     "ones dropped); the shared PostgreSQL itself is never stopped")  # fmt: skip
+    ok = [o for o in outcomes if o.result == "ok"]
+    lines.append(f"queries: {len(outcomes)} ({len(ok)} answered right) = "
+                 f"{len(outcomes) / report.seconds:.1f} qps; wrong results: {len(report.wrong)}; "
+                 f"unexpected errors: {len(report.unexpected)}")  # fmt: skip
+    lines.append(f"{'kind':<22}{'source':>7}{'queries':>9}{'ok':>7}{'errors':>8}"
+                 f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")  # fmt: skip
+    for kind in KINDS:
+        mine = [o for o in outcomes if o.kind == kind.name]
+        right = [o.latency * 1000 for o in mine if o.result == "ok"]
+        errors = sum(o.result not in ("ok", "wrong") for o in mine)
+        figures = "".join(f"{percentile(right, q):>9.1f}" for q in (0.5, 0.95, 0.99)) \
+            if right else f"{'-':>9}" * 3  # fmt: skip
+        source = "pg" if kind.reads_postgres else "-"
+        lines.append(f"{kind.name:<22}{source:>7}{len(mine):>9}{len(right):>7}{errors:>8}"
+                     f"{figures}")  # fmt: skip
+    every = [o.latency * 1000 for o in ok]
+    if every:
+        lines.append(f"{'all':<22}{'':>7}{len(outcomes):>9}{len(ok):>7}"
+                     f"{len(outcomes) - len(ok) - len(report.wrong):>8}"
+                     + "".join(f"{percentile(every, q):>9.1f}" for q in (0.5, 0.95, 0.99)))
+    codes = Counter(o.result for o in outcomes if o.result not in ("ok", "wrong"))
+    expected_codes = Counter(o.result for o in report.outage_failures)
+    lines.append("errors by code: " + (", ".join(
+        f"{code} {n} ({expected_codes[code]} expected: PostgreSQL queries during the outage)"
+        for code, n in sorted(codes.items())) or "none"))  # fmt: skip
+    if report.outage is not None:
+        outage = report.outage
+        during = [o for o in outcomes if o.kind not in report.reads_postgres
+                  and o.started >= outage.cut and o.ended <= outage.restored]  # fmt: skip
+        lines.append(f"during the outage: {sum(o.result == 'ok' for o in during)} of "
+                     f"{len(during)} queries not reading PostgreSQL answered right")  # fmt: skip
+        recovered = report.recovered_after()
+        lines.append("after the restore: " + (
+            f"the first PostgreSQL query answered {recovered:.2f} s later (no meshgate restart)"
+            if recovered is not None else "no PostgreSQL query answered"))  # fmt: skip
+    if report.rss_kib:
+        rss = [kib for _, kib in report.rss_kib]
+        lines.append(f"server memory: VmRSS first {rss[0] / 1024:.0f} MiB, last "
+                     f"{rss[-1] / 1024:.0f} MiB, highest sample {max(rss) / 1024:.0f} MiB; "
+                     f"peak VmHWM {report.peak_kib / 1024:.0f} MiB; growth from the first half's "
+                     "highest to the last tenth's "
+                     f"{report.rss_growth_kib() / 1024:+.0f} MiB")  # fmt: skip
+        marks = [report.rss_kib[min(len(report.rss_kib) - 1, int(i * len(report.rss_kib) / 6))]
+                 for i in range(7)]  # fmt: skip
+        lines.append("VmRSS over the run: " + ", ".join(
+            f"+{at:.0f}s {kib / 1024:.0f}" for at, kib in marks) + " MiB")  # fmt: skip
+    for outcome in (report.wrong + report.unexpected)[:10]:
+        lines.append(f"  {outcome.result} {outcome.kind} as {outcome.role} at "
+                     f"+{outcome.started:.1f} s: {outcome.detail}")  # fmt: skip
+    return lines
+
+
+def problems(report: LoadReport, max_rss_growth_mib: float) -> list[str]:
+    """Why the run failed (empty: it passed)."""
+    found = []
+    if report.wrong:
+        found.append(f"{len(report.wrong)} wrong results")
+    if report.unexpected:
+        found.append(f"{len(report.unexpected)} unexpected errors")
+    if not any(o.result == "ok" for o in report.outcomes):
+        found.append("no query answered")
+    if report.rss_growth_kib() > max_rss_growth_mib * 1024:
+        found.append(f"server RSS grew {report.rss_growth_kib() / 1024:.0f} MiB in the second "
+                     f"half (more than {max_rss_growth_mib:.0f})")  # fmt: skip
+    if report.outage is not None:
+        if not report.outage_failures:
+            found.append("no PostgreSQL query failed during the outage: the cut did not bite")
+        if report.recovered_after() is None:
+            found.append("no PostgreSQL query answered after the restore")
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pg-dsn", required=True,
+                        help="a PostgreSQL server where a role may CREATE DATABASE")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--cut-postgres-at", type=float, default=None,
+                        help="seconds into the run to cut the proxy to PostgreSQL")
+    parser.add_argument("--restore-at", type=float, default=None)
+    parser.add_argument("--recovery-seconds", type=float, default=5.0,
+                        help="after the restore, PostgreSQL queries may still fail this long")
+    parser.add_argument("--max-rss-growth-mib", type=float, default=64.0)
+    args = parser.parse_args(argv)  # fmt: skip
+    if (args.cut_postgres_at is None) != (args.restore_at is None):
+        parser.error("--cut-postgres-at and --restore-at go together")
+    report = run_load(args.pg_dsn, args.clients, args.seconds, args.cut_postgres_at,
+                      args.restore_at, args.recovery_seconds)  # fmt: skip
+    for line in describe(report):
+        print(line)
+    failed = problems(report, args.max_rss_growth_mib)
+    print("FAILED: " + "; ".join(failed) if failed else "passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
