@@ -43,7 +43,15 @@ import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
 
 from benchmarks.load_mesh import ADMIN, ANALYST, load_mesh, reference_connections
-from benchmarks.load_queries import KINDS, Answer, Expected, QueryKind, draw, expected_answers
+from benchmarks.load_queries import (
+    KINDS,
+    Answer,
+    Expected,
+    QueryKind,
+    draw,
+    expected_answers,
+    lookup_keys,
+)
 from benchmarks.served import meshgate_server
 from tests.faults.proxy import FaultProxy
 
@@ -102,6 +110,7 @@ class LoadReport:
     peak_kib: int  # VmHWM at the end
     outage: Outage | None = None
     reads_postgres: frozenset[str] = field(default_factory=frozenset)
+    seed: int = 0  # of the lookup keys and of every client's choices
 
     @property
     def wrong(self) -> list[Outcome]:
@@ -168,7 +177,7 @@ def run_client(spec: ClientSpec, expected: Expected, ready: Barrier,
         start = time.monotonic()
         while (now := time.monotonic() - start) < spec.seconds:
             kind = rng.choices(KINDS, weights)[0]
-            sql, parameters, key = draw(kind, rng)
+            sql, parameters, key = draw(kind, rng, expected)
             outcomes.append(_query(conn, kind, spec.role, sql, parameters,
                                    expected.answer(kind, key), start, now))  # fmt: skip
     results.put(outcomes)
@@ -224,7 +233,8 @@ def proc_status_kib(pid: int, key: str) -> int:
 
 
 def run_load(pg_dsn: str, clients: int, seconds: float, cut_at: float | None = None,
-             restore_at: float | None = None, recovery_seconds: float = 5.0) -> LoadReport:
+             restore_at: float | None = None, recovery_seconds: float = 5.0,
+             seed: int = 0) -> LoadReport:
     """Set up, serve, run the clients (and the outage), tear down; what they all saw."""
     cutting = cut_at is not None
     if cutting and (restore_at is None or not 0 < cut_at < restore_at < seconds):  # type: ignore[operator]
@@ -236,13 +246,14 @@ def run_load(pg_dsn: str, clients: int, seconds: float, cut_at: float | None = N
         with tempfile.TemporaryDirectory(prefix="meshgate-load-") as tmp, \
                 load_mesh(pg_dsn, Path(tmp), proxy.port if proxy else None) as mesh:  # fmt: skip
             references = reference_connections(mesh)
-            expected = {role: expected_answers(ref) for role, ref in references.items()}
+            keys = lookup_keys(seed)
+            expected = {role: expected_answers(ref, keys) for role, ref in references.items()}
             for reference in references.values():
                 reference.close()
             with meshgate_server(mesh.directory) as served:
                 warm_up(served.uri, expected)
                 return _run_clients(served.uri, served.pid, expected, clients, seconds, proxy,
-                                    cut_at, restore_at, recovery_seconds)  # fmt: skip
+                                    cut_at, restore_at, recovery_seconds, seed)  # fmt: skip
     finally:
         if proxy is not None:
             proxy.close()
@@ -255,7 +266,7 @@ def warm_up(uri: str, expected: Mapping[str, Expected]) -> None:
         with flightsql.connect(uri, db_kwargs={"username": role, "password": role},
                                autocommit=True) as conn:
             for kind in KINDS:
-                sql, parameters, key = draw(kind, rng)
+                sql, parameters, key = draw(kind, rng, answers)
                 seen = _query(conn, kind, role, sql, parameters, answers.answer(kind, key),
                               time.monotonic(), 0.0)  # fmt: skip
                 if seen.result != "ok":
@@ -264,14 +275,15 @@ def warm_up(uri: str, expected: Mapping[str, Expected]) -> None:
 
 def _run_clients(uri: str, pid: int, expected: Mapping[str, Expected], clients: int,
                  seconds: float, proxy: FaultProxy | None, cut_at: float | None,
-                 restore_at: float | None, recovery_seconds: float) -> LoadReport:  # fmt: skip
+                 restore_at: float | None, recovery_seconds: float, seed: int
+                 ) -> LoadReport:  # fmt: skip
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(clients + 1)
     results: multiprocessing.Queue[list[Outcome]] = context.Queue()
     roles = [ADMIN if i % 2 == 0 else ANALYST for i in range(clients)]
     processes = [context.Process(target=run_client, daemon=True, args=(
-        ClientSpec(uri, role, seed, seconds), expected[role], ready, results))
-        for seed, role in enumerate(roles)]  # fmt: skip
+        ClientSpec(uri, role, seed * 1000 + number, seconds), expected[role], ready, results))
+        for number, role in enumerate(roles)]  # fmt: skip
     for process in processes:
         process.start()
     samples: list[tuple[float, int]] = []
@@ -298,7 +310,7 @@ def _run_clients(uri: str, pid: int, expected: Mapping[str, Expected], clients: 
         process.join(timeout=10)
     reads_postgres = frozenset(kind.name for kind in KINDS if kind.reads_postgres)
     return LoadReport(clients, seconds, outcomes, samples, proc_status_kib(pid, "VmHWM"),
-                      outage, reads_postgres)  # fmt: skip
+                      outage, reads_postgres, seed)  # fmt: skip
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -313,7 +325,7 @@ def describe(report: LoadReport) -> list[str]:
     admins = (report.clients + 1) // 2
     lines = [f"meshgate load: {report.clients} client processes ({admins} admin, "
              f"{report.clients - admins} analyst: filtered and masked), {report.seconds:.0f} s, "
-             "ADBC Flight SQL"]  # fmt: skip
+             f"ADBC Flight SQL, seed {report.seed}"]  # fmt: skip
     if report.outage is not None:
         lines.append(f"fault: PostgreSQL cut at +{report.outage.cut:.1f} s and restored at "
                      f"+{report.outage.restored:.1f} s through a TCP proxy between meshgate and "
@@ -404,11 +416,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--recovery-seconds", type=float, default=5.0,
                         help="after the restore, PostgreSQL queries may still fail this long")
     parser.add_argument("--max-rss-growth-mib", type=float, default=64.0)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="of the lookup keys and the clients' choices (default: random)")
     args = parser.parse_args(argv)  # fmt: skip
     if (args.cut_postgres_at is None) != (args.restore_at is None):
         parser.error("--cut-postgres-at and --restore-at go together")
+    seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     report = run_load(args.pg_dsn, args.clients, args.seconds, args.cut_postgres_at,
-                      args.restore_at, args.recovery_seconds)  # fmt: skip
+                      args.restore_at, args.recovery_seconds, seed)  # fmt: skip
     for line in describe(report):
         print(line)
     failed = problems(report, args.max_rss_growth_mib)

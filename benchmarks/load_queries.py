@@ -3,8 +3,10 @@
 Scans, aggregates, joins across sources and point lookups by random key, over PostgreSQL
 (`customers`), Parquet (`shipments`) and DuckDB (`products`). Every answer is computed before
 the run by the reference DuckDB of each role (`load_mesh.reference_connections`), never by
-meshgate. A point lookup's answers come from one reference query of every key; a key past the
-data, or one the analyst's row filter removes, expects no row.
+meshgate. A point lookup draws from `LOOKUP_KEYS` keys picked at random over the whole key range
+before the run (so the answers stay small enough to hand to every client process); their
+answers come from one reference query of all those keys, and a key past the data, or one the
+analyst's row filter removes, expects no row.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import duckdb
 from benchmarks.load_mesh import CUSTOMERS, DOMAIN, PRODUCTS, SHIPMENTS
 
 Row = tuple[Any, ...]
+LOOKUP_KEYS = 2000  # per point-lookup kind (all of them where a kind has fewer)
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class QueryKind:
     sql: str
     reads_postgres: bool
     weight: int = 1
-    keys: int = 0  # a point lookup draws its key from 1 .. keys (a few past the data)
+    keys: int = 0  # a point lookup's keys are picked from 1 .. keys (a few past the data)
     parameter: bool = False  # the key is bound as a parameter, not written in the text
 
     @property
@@ -89,36 +92,52 @@ class Expected:
     """One role's expected answers: per kind, and per key for point lookups."""
 
     answers: Mapping[str, Answer]
-    by_key: Mapping[str, Mapping[int, Answer]]
-    empty: Mapping[str, Answer]  # a point lookup that finds nothing
+    by_key: Mapping[str, Mapping[int, Answer]]  # the keys a point lookup draws from
 
     def answer(self, kind: QueryKind, key: int) -> Answer:
         if not kind.point:
             return self.answers[kind.name]
-        return self.by_key[kind.name].get(key, self.empty[kind.name])
+        return self.by_key[kind.name][key]
+
+    def keys(self, kind: QueryKind) -> Sequence[int]:
+        return tuple(self.by_key[kind.name])
 
 
-def expected_answers(reference: duckdb.DuckDBPyConnection) -> Expected:
-    """Every kind's answer from the role's reference DuckDB (point lookups: every key)."""
+def lookup_keys(seed: int) -> dict[str, tuple[int, ...]]:
+    """The keys each point lookup draws from, picked at random over its whole key range."""
+    rng = random.Random(seed)
+    return {kind.name: tuple(rng.sample(range(1, kind.keys + 1), min(LOOKUP_KEYS, kind.keys)))
+            for kind in KINDS if kind.point}  # fmt: skip
+
+
+def expected_answers(reference: duckdb.DuckDBPyConnection,
+                     keys: Mapping[str, Sequence[int]]) -> Expected:  # fmt: skip
+    """Every kind's answer from the role's reference DuckDB (point lookups: each of `keys`)."""
     answers: dict[str, Answer] = {}
     by_key: dict[str, dict[int, Answer]] = {}
-    empty: dict[str, Answer] = {}
     for kind in KINDS:
         if not kind.point:
             answers[kind.name] = _run(reference, kind.sql)
             continue
-        select = kind.sql.split(" WHERE ")[0]  # the lookup without its key: every key at once
-        every = _run(reference, select)
-        empty[kind.name] = Answer(every.columns, ())
-        by_key[kind.name] = {int(row[0]): Answer(every.columns, (row,)) for row in every.rows}
-    return Expected(answers, by_key, empty)
+        select = kind.sql.split(" WHERE ")[0]  # the lookup without its key, and its key column
+        key_column = _run(reference, f"{select} LIMIT 0").columns[0]
+        wanted = ", ".join(map(str, keys[kind.name]))
+        every = _run(reference,
+                     f"SELECT * FROM ({select}) AS lookup WHERE {key_column} IN ({wanted})")
+        rows = {int(row[0]): row for row in every.rows}
+        by_key[kind.name] = {
+            key: Answer(every.columns, (rows[key],) if key in rows else ())
+            for key in keys[kind.name]
+        }
+    return Expected(answers, by_key)
 
 
-def draw(kind: QueryKind, rng: random.Random) -> tuple[str, Sequence[Any], int]:
+def draw(kind: QueryKind, rng: random.Random, expected: Expected
+         ) -> tuple[str, Sequence[Any], int]:  # fmt: skip
     """The SQL text and parameters of one query of `kind`, and its key (0: none)."""
     if not kind.point:
         return kind.sql, (), 0
-    key = rng.randint(1, kind.keys)
+    key = rng.choice(expected.keys(kind))
     if kind.parameter:
         return kind.sql, (key,), key
     return kind.sql.format(key=key), (), key
