@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import random
 import re
 import tempfile
@@ -42,7 +43,7 @@ from urllib.parse import urlsplit
 import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
 
-from benchmarks.load_mesh import ADMIN, ANALYST, load_mesh, reference_connections
+from benchmarks.load_mesh import ADMIN, ANALYST, PG_SOURCE, load_mesh, reference_connections
 from benchmarks.load_queries import (
     KINDS,
     Answer,
@@ -111,6 +112,8 @@ class LoadReport:
     outage: Outage | None = None
     reads_postgres: frozenset[str] = field(default_factory=frozenset)
     seed: int = 0  # of the lookup keys and of every client's choices
+    hidden: tuple[str, ...] = ()  # what no analyst's error may mention (source, database, ...)
+    server_cpu_seconds: float = 0.0  # user + system time of the server during the run
 
     @property
     def wrong(self) -> list[Outcome]:
@@ -124,6 +127,12 @@ class LoadReport:
     def unexpected(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.result not in ("ok", "wrong")
                 and not self.expected_failure(o)]  # fmt: skip
+
+    @property
+    def leaks(self) -> list[Outcome]:
+        """Analysts' errors that mention what only admins may be told."""
+        return [o for o in self.outcomes if o.role == ANALYST and o.result != "ok"
+                and any(word in o.detail for word in self.hidden)]  # fmt: skip
 
     @property
     def outage_failures(self) -> list[Outcome]:
@@ -191,7 +200,7 @@ def _query(conn: Any, kind: QueryKind, role: str, sql: str, parameters: Sequence
             got = answer_of(cursor.fetch_arrow_table())
     except Exception as error:
         return Outcome(kind.name, role, started, time.monotonic() - start, error_code(error),
-                       str(error)[:300])  # fmt: skip
+                       str(error)[:1000])  # fmt: skip
     ended = time.monotonic() - start
     if got != expected:
         detail = f"{sql} {list(parameters)}: {len(got.rows)} rows {got.rows[:2]}, expected " \
@@ -225,6 +234,12 @@ def sampled_rss(pid: int, samples: list[tuple[float, int]], every: float = 0.25
         thread.join()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status_kib(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{key}:"):
@@ -252,8 +267,12 @@ def run_load(pg_dsn: str, clients: int, seconds: float, cut_at: float | None = N
                 reference.close()
             with meshgate_server(mesh.directory) as served:
                 warm_up(served.uri, expected)
-                return _run_clients(served.uri, served.pid, expected, clients, seconds, proxy,
-                                    cut_at, restore_at, recovery_seconds, seed)  # fmt: skip
+                report = _run_clients(served.uri, served.pid, expected, clients, seconds, proxy,
+                                      cut_at, restore_at, recovery_seconds, seed)  # fmt: skip
+            database = urlsplit(mesh.pg_dsn).path.lstrip("/")
+            ports = [str(p.port) for p in (proxy,) if p is not None]
+            report.hidden = (f"'{PG_SOURCE}'", database, "Traceback", *ports)
+            return report
     finally:
         if proxy is not None:
             proxy.close()
@@ -291,6 +310,7 @@ def _run_clients(uri: str, pid: int, expected: Mapping[str, Expected], clients: 
     with sampled_rss(pid, samples) as started:
         ready.wait(timeout=120)
         start = time.monotonic()
+        cpu_at_start = cpu_seconds(pid)
         started.set()
         if proxy is not None and cut_at is not None and restore_at is not None:
             time.sleep(max(0.0, cut_at - (time.monotonic() - start)))
@@ -306,11 +326,12 @@ def _run_clients(uri: str, pid: int, expected: Mapping[str, Expected], clients: 
                 outcomes.extend(results.get(timeout=seconds + 2 * CLIENT_TIMEOUT_SECONDS + 60))
             except Empty:
                 raise SystemExit("a client process sent no results") from None
+        cpu = cpu_seconds(pid) - cpu_at_start
     for process in processes:
         process.join(timeout=10)
     reads_postgres = frozenset(kind.name for kind in KINDS if kind.reads_postgres)
     return LoadReport(clients, seconds, outcomes, samples, proc_status_kib(pid, "VmHWM"),
-                      outage, reads_postgres, seed)  # fmt: skip
+                      outage, reads_postgres, seed, server_cpu_seconds=cpu)  # fmt: skip
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -362,10 +383,23 @@ def describe(report: LoadReport) -> list[str]:
                   and o.started >= outage.cut and o.ended <= outage.restored]  # fmt: skip
         lines.append(f"during the outage: {sum(o.result == 'ok' for o in during)} of "
                      f"{len(during)} queries not reading PostgreSQL answered right")  # fmt: skip
+        failed = report.outage_failures
+        if failed:
+            after = sum(o.started >= outage.restored for o in failed)
+            lines.append(f"PostgreSQL queries failed from +{min(o.started for o in failed):.1f} s "
+                         f"to +{max(o.ended for o in failed):.1f} s; {after} of them began "
+                         "after the restore")  # fmt: skip
+        for role in (ADMIN, ANALYST):
+            told = next((o.detail for o in failed if o.role == role), None)
+            if told is not None:
+                lines.append(f"  as {role} a client is told: {told.splitlines()[0][:200]}")
         recovered = report.recovered_after()
         lines.append("after the restore: " + (
             f"the first PostgreSQL query answered {recovered:.2f} s later (no meshgate restart)"
             if recovered is not None else "no PostgreSQL query answered"))  # fmt: skip
+    lines.append(f"server CPU: {report.server_cpu_seconds:.1f} s in {report.seconds:.0f} s "
+                 f"({report.server_cpu_seconds / report.seconds:.2f} cores) on a host with "
+                 f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
     if report.rss_kib:
         rss = [kib for _, kib in report.rss_kib]
         lines.append(f"server memory: VmRSS first {rss[0] / 1024:.0f} MiB, last "
@@ -392,6 +426,8 @@ def problems(report: LoadReport, max_rss_growth_mib: float) -> list[str]:
         found.append(f"{len(report.unexpected)} unexpected errors")
     if not any(o.result == "ok" for o in report.outcomes):
         found.append("no query answered")
+    if report.leaks:
+        found.append(f"{len(report.leaks)} analyst errors name the source or its database")
     if report.rss_growth_kib() > max_rss_growth_mib * 1024:
         found.append(f"server RSS grew {report.rss_growth_kib() / 1024:.0f} MiB in the second "
                      f"half (more than {max_rss_growth_mib:.0f})")  # fmt: skip
