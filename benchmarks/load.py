@@ -114,6 +114,7 @@ class LoadReport:
     seed: int = 0  # of the lookup keys and of every client's choices
     hidden: tuple[str, ...] = ()  # what no analyst's error may mention (source, database, ...)
     server_cpu_seconds: float = 0.0  # user + system time of the server during the run
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds of each step
 
     @property
     def wrong(self) -> list[Outcome]:
@@ -255,6 +256,7 @@ def run_load(pg_dsn: str, clients: int, seconds: float, cut_at: float | None = N
     if cutting and (restore_at is None or not 0 < cut_at < restore_at < seconds):  # type: ignore[operator]
         raise SystemExit("--cut-postgres-at and --restore-at must satisfy "
                          "0 < cut < restore < --seconds")  # fmt: skip
+    begun = time.monotonic()
     parts = urlsplit(pg_dsn)
     proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5432) if cutting else None
     try:
@@ -267,8 +269,12 @@ def run_load(pg_dsn: str, clients: int, seconds: float, cut_at: float | None = N
                 reference.close()
             with meshgate_server(mesh.directory) as served:
                 warm_up(served.uri, expected)
+                ready = time.monotonic() - begun
                 report = _run_clients(served.uri, served.pid, expected, clients, seconds, proxy,
                                       cut_at, restore_at, recovery_seconds, seed)  # fmt: skip
+                report.phases = {"setup, serve and warm-up": ready, **report.phases}
+                stopping = time.monotonic()
+            report.phases["server stop"] = time.monotonic() - stopping
             database = urlsplit(mesh.pg_dsn).path.lstrip("/")
             ports = [str(p.port) for p in (proxy,) if p is not None]
             report.hidden = (f"'{PG_SOURCE}'", database, "Traceback", *ports)
@@ -303,6 +309,7 @@ def _run_clients(uri: str, pid: int, expected: Mapping[str, Expected], clients: 
     processes = [context.Process(target=run_client, daemon=True, args=(
         ClientSpec(uri, role, seed * 1000 + number, seconds), expected[role], ready, results))
         for number, role in enumerate(roles)]  # fmt: skip
+    spawned = time.monotonic()
     for process in processes:
         process.start()
     samples: list[tuple[float, int]] = []
@@ -310,6 +317,7 @@ def _run_clients(uri: str, pid: int, expected: Mapping[str, Expected], clients: 
     with sampled_rss(pid, samples) as started:
         ready.wait(timeout=120)
         start = time.monotonic()
+        phases = {"client processes up and signed in": start - spawned}
         cpu_at_start = cpu_seconds(pid)
         started.set()
         if proxy is not None and cut_at is not None and restore_at is not None:
@@ -327,11 +335,13 @@ def _run_clients(uri: str, pid: int, expected: Mapping[str, Expected], clients: 
             except Empty:
                 raise SystemExit("a client process sent no results") from None
         cpu = cpu_seconds(pid) - cpu_at_start
+        phases["the run, to the last client's results"] = time.monotonic() - start
     for process in processes:
         process.join(timeout=10)
     reads_postgres = frozenset(kind.name for kind in KINDS if kind.reads_postgres)
     return LoadReport(clients, seconds, outcomes, samples, proc_status_kib(pid, "VmHWM"),
-                      outage, reads_postgres, seed, server_cpu_seconds=cpu)  # fmt: skip
+                      outage, reads_postgres, seed, server_cpu_seconds=cpu,
+                      phases=phases)  # fmt: skip
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -411,6 +421,8 @@ def describe(report: LoadReport) -> list[str]:
                  for i in range(7)]  # fmt: skip
         lines.append("VmRSS over the run: " + ", ".join(
             f"+{at:.0f}s {kib / 1024:.0f}" for at, kib in marks) + " MiB")  # fmt: skip
+    lines.append("wall time: " + ", ".join(f"{name} {took:.1f} s"
+                                           for name, took in report.phases.items()))
     for outcome in (report.wrong + report.unexpected)[:10]:
         lines.append(f"  {outcome.result} {outcome.kind} as {outcome.role} at "
                      f"+{outcome.started:.1f} s: {outcome.detail}")  # fmt: skip
