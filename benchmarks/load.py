@@ -43,7 +43,16 @@ from urllib.parse import urlsplit
 import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
 
-from benchmarks.load_mesh import ADMIN, ANALYST, PG_SOURCE, load_mesh, reference_connections
+from benchmarks.load_mesh import (
+    ADMIN,
+    ANALYST,
+    PG_POOL_SIZE,
+    PG_SOURCE,
+    LoadMesh,
+    backends,
+    load_mesh,
+    reference_connections,
+)
 from benchmarks.load_queries import (
     KINDS,
     Answer,
@@ -115,6 +124,7 @@ class LoadReport:
     hidden: tuple[str, ...] = ()  # what no analyst's error may mention (source, database, ...)
     server_cpu_seconds: float = 0.0  # user + system time of the server during the run
     phases: dict[str, float] = field(default_factory=dict)  # wall seconds of each step
+    backends_after: tuple[int, int] = (0, 0)  # PostgreSQL's active and all, once clients stop
 
     @property
     def wrong(self) -> list[Outcome]:
@@ -273,6 +283,7 @@ def run_load(pg_dsn: str, clients: int, seconds: float, cut_at: float | None = N
                 report = _run_clients(served.uri, served.pid, expected, clients, seconds, proxy,
                                       cut_at, restore_at, recovery_seconds, seed)  # fmt: skip
                 report.phases = {"setup, serve and warm-up": ready, **report.phases}
+                report.backends_after = settled_backends(mesh)
                 stopping = time.monotonic()
             report.phases["server stop"] = time.monotonic() - stopping
             database = urlsplit(mesh.pg_dsn).path.lstrip("/")
@@ -282,6 +293,16 @@ def run_load(pg_dsn: str, clients: int, seconds: float, cut_at: float | None = N
     finally:
         if proxy is not None:
             proxy.close()
+
+
+def settled_backends(mesh: LoadMesh, seconds: float = 2.0) -> tuple[int, int]:
+    """PostgreSQL's backends of the run's database once none is active (or `seconds` on)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        seen = backends(mesh)
+        if seen[0] == 0 or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.05)
 
 
 def warm_up(uri: str, expected: Mapping[str, Expected]) -> None:
@@ -421,6 +442,9 @@ def describe(report: LoadReport) -> list[str]:
                  for i in range(7)]  # fmt: skip
         lines.append("VmRSS over the run: " + ", ".join(
             f"+{at:.0f}s {kib / 1024:.0f}" for at, kib in marks) + " MiB")  # fmt: skip
+    active, connected = report.backends_after
+    lines.append(f"PostgreSQL after the clients stopped: {active} active backends within 2 s, "
+                 f"{connected} connections (pool_size {PG_POOL_SIZE})")
     lines.append("wall time: " + ", ".join(f"{name} {took:.1f} s"
                                            for name, took in report.phases.items()))
     for outcome in (report.wrong + report.unexpected)[:10]:
@@ -438,6 +462,11 @@ def problems(report: LoadReport, max_rss_growth_mib: float) -> list[str]:
         found.append(f"{len(report.unexpected)} unexpected errors")
     if not any(o.result == "ok" for o in report.outcomes):
         found.append("no query answered")
+    active, connected = report.backends_after
+    if active:
+        found.append(f"{active} PostgreSQL backends still active 2 s after the clients stopped")
+    if connected > PG_POOL_SIZE:
+        found.append(f"{connected} PostgreSQL connections, more than pool_size {PG_POOL_SIZE}")
     if report.leaks:
         found.append(f"{len(report.leaks)} analyst errors name the source or its database")
     if report.rss_growth_kib() > max_rss_growth_mib * 1024:

@@ -36,6 +36,7 @@ CUSTOMERS = 20_000
 SHIPMENTS = 100_000
 PRODUCTS = 500
 PG_SOURCE = "crm"
+PG_POOL_SIZE = 8
 
 _PG_TABLE = f"""
 CREATE TABLE customers (
@@ -178,13 +179,24 @@ def reference_connections(mesh: LoadMesh) -> dict[str, duckdb.DuckDBPyConnection
     return references  # fmt: skip
 
 
+def backends(mesh: LoadMesh) -> tuple[int, int]:
+    """Active and all client backends of the database now (this probe's own excluded)."""
+    with pg.connect(mesh.pg_dsn, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FILTER (WHERE state = 'active'), count(*) "
+                       "FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                       "AND datname = current_database() AND pid <> pg_backend_pid()")
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 def _write_config(directory: Path, dsn: str) -> None:
     config: dict[str, Any] = {
         "mesh": {"name": "load", "description": "The load and faults run (benchmarks/load.py)."},
         "server": {"query_timeout_seconds": 30},
         "sources": [
             {"name": PG_SOURCE, "kind": "postgres",
-             "options": {"dsn": dsn, "pool_size": 8, "connect_timeout_seconds": 2}},
+             "options": {"dsn": dsn, "pool_size": PG_POOL_SIZE, "connect_timeout_seconds": 2}},
             {"name": "lake", "kind": "files", "options": {"path": "lake", "format": "parquet"}},
             {"name": "catalog", "kind": "duckdb", "options": {"path": "catalog.duckdb"}},
         ],
