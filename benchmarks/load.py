@@ -26,7 +26,6 @@ import argparse
 import multiprocessing
 import os
 import random
-import re
 import tempfile
 import threading
 import time
@@ -34,15 +33,13 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from queue import Empty
-from typing import Any
 from urllib.parse import urlsplit
 
 import adbc_driver_flightsql.dbapi as flightsql
-import pyarrow as pa
 
+from benchmarks.load_client import CLIENT_TIMEOUT_SECONDS, ClientSpec, Outcome, query, run_client
 from benchmarks.load_mesh import (
     ADMIN,
     ANALYST,
@@ -53,50 +50,11 @@ from benchmarks.load_mesh import (
     load_mesh,
     reference_connections,
 )
-from benchmarks.load_queries import (
-    KINDS,
-    Answer,
-    Expected,
-    QueryKind,
-    draw,
-    expected_answers,
-    lookup_keys,
-)
+from benchmarks.load_queries import KINDS, Expected, draw, expected_answers, lookup_keys
 from benchmarks.served import meshgate_server
 from tests.faults.proxy import FaultProxy
 
 OUTAGE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
-CLIENT_TIMEOUT_SECONDS = 30
-_GRPC_CODE = re.compile(r"\((\w+); ")  # the Go driver's "(Unavailable; DoGet: ...)"
-_CODE_NAMES = {"Unavailable": "UNAVAILABLE", "DeadlineExceeded": "DEADLINE_EXCEEDED",
-               "Canceled": "CANCELLED", "InvalidArgument": "INVALID_ARGUMENT",
-               "NotFound": "NOT_FOUND", "Internal": "INTERNAL", "Unknown": "UNKNOWN",
-               "ResourceExhausted": "RESOURCE_EXHAUSTED", "Unauthenticated": "UNAUTHENTICATED",
-               "PermissionDenied": "PERMISSION_DENIED"}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One query as a client saw it: times are seconds since the run's start."""
-
-    kind: str
-    role: str
-    started: float
-    ended: float
-    result: str  # "ok", "wrong", or the gRPC code of the error
-    detail: str = ""
-
-    @property
-    def latency(self) -> float:
-        return self.ended - self.started
-
-
-@dataclass(frozen=True)
-class ClientSpec:
-    uri: str
-    role: str
-    seed: int
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -165,59 +123,6 @@ class LoadReport:
         after = [o.ended - restored for o in self.outcomes if o.kind in self.reads_postgres
                  and o.result == "ok" and o.started >= restored]  # fmt: skip
         return min(after) if after else None
-
-
-# --- a client process ---------------------------------------------------------------------
-def error_code(error: BaseException) -> str:
-    """The gRPC status of a failed ADBC call, as the Flight SQL driver reports it."""
-    found = _GRPC_CODE.search(str(error))
-    if found is None:
-        return f"UNKNOWN ({type(error).__name__})"
-    return _CODE_NAMES.get(found.group(1), found.group(1).upper())
-
-
-def answer_of(table: pa.Table) -> Answer:
-    columns = [column.to_pylist() for column in table.columns]
-    return Answer(tuple(table.column_names), tuple(zip(*columns, strict=True)))
-
-
-def run_client(spec: ClientSpec, expected: Expected, ready: Barrier,
-               results: multiprocessing.Queue[list[Outcome]]) -> None:  # fmt: skip
-    """Query at random for `spec.seconds` after every client is ready; put what it saw."""
-    rng = random.Random(spec.seed)
-    weights = [kind.weight for kind in KINDS]
-    timeout = str(CLIENT_TIMEOUT_SECONDS)
-    outcomes: list[Outcome] = []
-    with flightsql.connect(spec.uri, autocommit=True, db_kwargs={
-        "username": spec.role, "password": spec.role,
-        "adbc.flight.sql.rpc.timeout_seconds.query": timeout,
-        "adbc.flight.sql.rpc.timeout_seconds.fetch": timeout,
-    }) as conn:  # fmt: skip
-        ready.wait()
-        start = time.monotonic()
-        while (now := time.monotonic() - start) < spec.seconds:
-            kind = rng.choices(KINDS, weights)[0]
-            sql, parameters, key = draw(kind, rng, expected)
-            outcomes.append(_query(conn, kind, spec.role, sql, parameters,
-                                   expected.answer(kind, key), start, now))  # fmt: skip
-    results.put(outcomes)
-
-
-def _query(conn: Any, kind: QueryKind, role: str, sql: str, parameters: Sequence[Any],
-           expected: Answer, start: float, started: float) -> Outcome:  # fmt: skip
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql, parameters or None)
-            got = answer_of(cursor.fetch_arrow_table())
-    except Exception as error:
-        return Outcome(kind.name, role, started, time.monotonic() - start, error_code(error),
-                       str(error)[:1000])  # fmt: skip
-    ended = time.monotonic() - start
-    if got != expected:
-        detail = f"{sql} {list(parameters)}: {len(got.rows)} rows {got.rows[:2]}, expected " \
-            f"{len(expected.rows)} {expected.rows[:2]}"  # fmt: skip
-        return Outcome(kind.name, role, started, ended, "wrong", detail[:600])
-    return Outcome(kind.name, role, started, ended, "ok")
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -313,8 +218,8 @@ def warm_up(uri: str, expected: Mapping[str, Expected]) -> None:
                                autocommit=True) as conn:
             for kind in KINDS:
                 sql, parameters, key = draw(kind, rng, answers)
-                seen = _query(conn, kind, role, sql, parameters, answers.answer(kind, key),
-                              time.monotonic(), 0.0)  # fmt: skip
+                seen = query(conn, kind, role, sql, parameters, answers.answer(kind, key),
+                             time.monotonic(), 0.0)  # fmt: skip
                 if seen.result != "ok":
                     raise SystemExit(f"warm-up {kind.name} as {role}: {seen.result} {seen.detail}")
 
