@@ -74,6 +74,7 @@ class AuditLog:
 class ServedMeshgate:
     port: int
     audit: AuditLog
+    pid: int  # of the server process, whose memory benchmarks/load.py samples
 
     @property
     def uri(self) -> str:
@@ -107,7 +108,7 @@ def meshgate_server(directory: Path) -> Iterator[ServedMeshgate]:
             if time.monotonic() > deadline:
                 raise SystemExit("meshgate serve did not listen within 60 s")
             time.sleep(0.1)
-        yield ServedMeshgate(port, audit)
+        yield ServedMeshgate(port, audit, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)

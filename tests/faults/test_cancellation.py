@@ -33,6 +33,10 @@ pytestmark = pytest.mark.postgres
 
 SPIN = "SELECT n FROM ops.spin"
 ENDLESS = "SELECT a.id, b.payload FROM ops.events AS a CROSS JOIN ops.events AS b"
+# events or spin (PostgreSQL) crossed with things (DuckDB): the PostgreSQL fragment feeds the merge.
+MERGED = "SELECT e.id, e.payload, t.id AS thing FROM ops.events AS e CROSS JOIN ops.things AS t"
+SPIN_MERGED = "SELECT s.n, t.id AS thing FROM ops.spin AS s CROSS JOIN ops.things AS t"
+NO_ROW_YET = (SPIN, SPIN_MERGED)
 STOPPED_WITHIN_SECONDS = 2.0
 
 
@@ -114,7 +118,16 @@ def test_the_cancel_query_action_stops_the_postgres_backend(
         analyst.action("CancelQuery", b"\x00garbage")
 
 
-@pytest.mark.parametrize("sql", [SPIN, ENDLESS], ids=["before-the-first-row", "mid-stream"])
+@pytest.mark.parametrize("sql", [MERGED, SPIN_MERGED])
+def test_the_cross_source_queries_feed_a_merge(service: QueryService, sql: str) -> None:
+    steps = service.explain(sql, service.principal("admin")).column("step").to_pylist()
+    assert steps[-1] == "merge"
+    assert sum(step.startswith("fragment") for step in steps) == 2
+
+
+@pytest.mark.parametrize("sql", [SPIN, ENDLESS, MERGED, SPIN_MERGED],
+                         ids=["before-the-first-row", "mid-stream", "mid-stream-into-a-merge",
+                              "before-the-first-row-into-a-merge"])
 def test_a_killed_client_process_stops_the_postgres_backend(
     uri: str, pg_dsn: str, service: QueryService, sql: str
 ) -> None:
@@ -127,7 +140,7 @@ def test_a_killed_client_process_stops_the_postgres_backend(
     try:
         assert client.stdout is not None
         assert client.stdout.readline().strip() == "reading"
-        if sql != SPIN:  # rows flow: the client has read one batch and stopped reading
+        if sql not in NO_ROW_YET:  # rows flow: the client has read one batch and stopped reading
             assert client.stdout.readline().strip() == "stalled"
         assert within(10, lambda: active_backends(pg_dsn) == 1)
     finally:
