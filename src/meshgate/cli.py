@@ -188,6 +188,10 @@ def run_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop_serving)
     print(f"meshgate: serving mesh {service.definition.mesh.name!r} on {scheme}://{host}:{port} "
           "(Ctrl-C stops)", file=sys.stderr, flush=True)
+    from meshgate.quality.schedule import QualitySchedule
+
+    schedule = QualitySchedule(service)  # scheduled quality checks; off unless configured
+    schedule.start()
     try:
         serve(service, host, port, tls)
     except pa.ArrowException as exc:
@@ -196,6 +200,7 @@ def run_serve(args: argparse.Namespace) -> int:
             "stop the other server or choose another with --port"
         ) from None
     finally:
+        schedule.stop()
         service.close()
     print("meshgate: stopped", file=sys.stderr)
     return 0
