@@ -123,13 +123,16 @@ class AcceptedValuesConfig(Strict):
     """The values a column may hold (NULL is left to `not_null`)."""
 
     column: str
+    """The column checked."""
     values: tuple[str | int | float | bool, ...] = Field(min_length=1)
+    """The allowed values, e.g. `[open, closed]`."""
 
 
 class RangeConfig(Strict):
     """Bounds, inclusive, a column's values stay within (NULL is left to `not_null`)."""
 
     column: str
+    """The column checked."""
     min: int | float | str | None = None
     """Lowest allowed value; a number, or text such as a date for date columns."""
     max: int | float | str | None = None
@@ -146,7 +149,9 @@ class RowCountConfig(Strict):
     """Bounds, inclusive, of the product's row count."""
 
     min: int | None = Field(default=None, ge=0)
+    """Fewest rows allowed."""
     max: int | None = Field(default=None, ge=0)
+    """Most rows allowed."""
 
     @model_validator(mode="after")
     def _ordered(self) -> RowCountConfig:
@@ -183,10 +188,15 @@ class ExpectationConfig(Strict):
     unique: str | tuple[str, ...] | None = None
     """A column, or a list of columns, whose (non-NULL) values appear once."""
     accepted_values: AcceptedValuesConfig | None = None
+    """`{column: status, values: [open, closed]}`."""
     range: RangeConfig | None = None
+    """`{column: amount, min: 0, max: 10000}`."""
     row_count: RowCountConfig | None = None
+    """`{min: 1, max: 1000000}`."""
     sql: SqlCheckConfig | None = None
+    """`{name: no_negative, query: "SELECT count(*) FROM sales.orders WHERE amount < 0"}`."""
     freshness: FreshnessConfig | None = None
+    """`{column: updated_at, max_age: 1h}`: the newest row is at most an hour old."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> ExpectationConfig:
