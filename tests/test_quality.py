@@ -266,3 +266,26 @@ def test_bad_schedule_is_a_config_error(tmp_path: Path) -> None:
     (config / "server.yaml").write_text("server: {quality_schedule: often}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="'often' is not a duration"):
         load_definition(config)
+
+
+def test_a_check_that_cannot_run_is_an_error_and_fails_the_run(tmp_path: Path) -> None:
+    config = duckdb_mesh(tmp_path)
+    text = (config / "mesh.yaml").read_text(encoding="utf-8")
+    text = text.replace('query: "SELECT count(*) FROM shop.good WHERE price < 0"',
+                        'query: "SELECT id, status FROM shop.good"', 1)
+    (config / "mesh.yaml").write_text(text, encoding="utf-8")
+    service = QueryService.from_config(config)
+    try:
+        [run] = [r for r in run_checks(service, [service.catalog.products[("shop", "good")]])
+                 if r.result.expectation == "sql(no_negative_price)"]  # fmt: skip
+        health = service.query("SELECT quality_status, failed_expectations FROM "
+                               "meshgate.products WHERE product = 'good'",
+                               service.principal("reader")).to_pylist()  # fmt: skip
+    finally:
+        service.close()
+    assert (run.result.outcome, run.result.observed) == ("error", None)
+    assert run.result.detail.startswith(
+        "the check could not run: the check sql(no_negative_price) does not answer one row of "
+        "one column")
+    assert health == [{"quality_status": "fail",
+                       "failed_expectations": ["sql(no_negative_price)"]}]  # fmt: skip

@@ -56,6 +56,9 @@ class QualityLog(Protocol):
     def results(self, products: Sequence[str]) -> list[QualityResult]:
         """Every result of these products, oldest first."""
 
+    def latest(self, products: Sequence[str]) -> list[QualityResult]:
+        """The latest result of each expectation of these products."""
+
     def row_count_estimates(self) -> dict[str, int]:
         """The latest row count estimate per product (domain.product), where one is known."""
 

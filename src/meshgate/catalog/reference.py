@@ -160,8 +160,8 @@ def _type_name(annotation: Any) -> str:
         return _type_name(args[0])
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"[{annotation.__name__}](#{annotation.__name__.lower()})"
-    return {str: "text", int: "integer", float: "number", bool: "true/false", Any: "any"}.get(annotation,
-                                                                             str(annotation))
+    names = {str: "text", int: "integer", float: "number", bool: "true/false", Any: "any"}
+    return names.get(annotation, str(annotation))
 
 
 def _element_model(annotation: Any) -> type[BaseModel] | None:

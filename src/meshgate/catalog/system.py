@@ -187,7 +187,7 @@ def _health(view: CatalogView) -> dict[str, ProductHealth]:
     products = view.products()
     log = view.quality
     names = [p.qualified_name for p in products]
-    results = [] if log is None else log.results(names)
+    results = [] if log is None else log.latest(names)
     estimates = {} if log is None else log.row_count_estimates()
     configs = view.catalog.definition.products
     return {

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from meshgate.catalog.catalog import DataProduct, TableDefinition
 from meshgate.catalog.config import ExpectationConfig
 from meshgate.catalog.quality import ERROR, QualityResult, check_query, judge
@@ -114,14 +116,8 @@ def _run(
     checked_at = clock()
     try:
         prepared = service.prepare(sql, principal, client=CLIENT)
-        table = service.execute(prepared, report=report).read_all()
-        if table.num_rows != 1 or table.num_columns != 1:
-            raise ConfigError(
-                f"the check {expectation.name} returned {table.num_rows} row(s) of "
-                f"{table.num_columns} column(s); a check query returns one row with one "
-                "number, the count of bad rows"
-            )
-        outcome, observed, detail = judge(expectation, table.column(0)[0].as_py(), checked_at)
+        value = _single_value(service.execute(prepared, report=report), expectation)
+        outcome, observed, detail = judge(expectation, value, checked_at)
     except (MeshgateError, ValueError) as exc:
         message = exc.message if isinstance(exc, MeshgateError) else str(exc)
         outcome, observed, detail = ERROR, None, f"the check could not run: {message}"
@@ -129,3 +125,25 @@ def _run(
     result = QualityResult(product.qualified_name, expectation.name, outcome, observed,
                            checked_at, time.monotonic() - started, detail)  # fmt: skip
     return CheckRun(result, sql, tuple(f.sql for f in fragments), sum(f.rows for f in fragments))
+
+
+def _single_value(reader: pa.RecordBatchReader, expectation: ExpectationConfig) -> object:
+    """The one value of a one-row, one-column answer; a custom query answering more stops
+    at its second row instead of pulling its whole result."""
+    rows: list[object] = []
+    try:
+        for batch in reader:
+            if batch.num_columns != 1:
+                break
+            rows.extend(batch.column(0).slice(0, 2 - len(rows)).to_pylist())
+            if len(rows) > 1:
+                break
+    finally:
+        reader.close()
+    if len(reader.schema.names) != 1 or len(rows) != 1:
+        raise ConfigError(
+            f"the check {expectation.name} does not answer one row of one column; a check "
+            "query returns one number, the count of bad rows, e.g. SELECT count(*) FROM "
+            "<domain.product> WHERE <a bad row>"
+        )
+    return rows[0]

@@ -72,13 +72,22 @@ class QualityStore:
             )
 
     def results(self, products: Sequence[str]) -> list[QualityResult]:
+        return self._select(products, latest=False)
+
+    def latest(self, products: Sequence[str]) -> list[QualityResult]:
+        return self._select(products, latest=True)
+
+    def _select(self, products: Sequence[str], *, latest: bool) -> list[QualityResult]:
         if not products or not self.path.exists():
             return []
         marks = ", ".join("?" for _ in products)
+        newest = (" AND rowid IN (SELECT max(rowid) FROM quality_results "
+                  "GROUP BY product, expectation)") if latest else ""  # fmt: skip
         with self._connection(create=False) as connection:
             rows = connection.execute(
                 "SELECT product, expectation, outcome, observed, checked_at, duration, detail "
-                f"FROM quality_results WHERE product IN ({marks}) ORDER BY checked_at, rowid",
+                f"FROM quality_results WHERE product IN ({marks}){newest} "
+                "ORDER BY checked_at, rowid",
                 list(products),
             ).fetchall()
         return [QualityResult(p, e, o, v, dt.datetime.fromisoformat(t), d, x)
