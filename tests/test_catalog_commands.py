@@ -139,9 +139,10 @@ def test_information_schema_tables_lists_the_granted_products(
     assert {r["table_catalog"] for r in listed} == {"demo"}
     system = {(r["table_schema"], r["table_name"]) for r in listed
               if r["table_type"] == "SYSTEM TABLE"}  # fmt: skip
-    assert system == {("meshgate", t) for t in ("domains", "products", "columns", "query_history",
-                                                "quality_results")} | {("information_schema", t) for t in ("tables", "columns", "schemata",
-                                                "table_constraints", "key_column_usage")}
+    meshgate = ("domains", "products", "columns", "query_history", "quality_results")
+    information = ("tables", "columns", "schemata", "table_constraints", "key_column_usage")
+    assert system == {("meshgate", t) for t in meshgate} | {
+        ("information_schema", t) for t in information}
 
 
 @pytest.mark.parametrize(("user", "domains"), [
