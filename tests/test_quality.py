@@ -289,3 +289,19 @@ def test_a_check_that_cannot_run_is_an_error_and_fails_the_run(tmp_path: Path) -
         "one column")
     assert health == [{"quality_status": "fail",
                        "failed_expectations": ["sql(no_negative_price)"]}]  # fmt: skip
+
+
+def test_health_follows_each_new_run(tmp_path: Path) -> None:
+    """meshgate.products is read afresh per query: a cached plan never shows old health."""
+    service = QueryService.from_config(duckdb_mesh(tmp_path))
+    reader = service.principal("reader")
+    sql = "SELECT quality_status, last_checked_at FROM meshgate.products WHERE product = 'good'"
+    try:
+        before = service.query(sql, reader).to_pylist()
+        run_checks(service, [service.catalog.products[("shop", "good")]])
+        after = service.query(sql, reader).to_pylist()
+    finally:
+        service.close()
+    assert before == [{"quality_status": "unknown", "last_checked_at": None}]
+    assert after[0]["quality_status"] == "pass"
+    assert after[0]["last_checked_at"] >= NOW
