@@ -112,7 +112,9 @@ def test_unquoted_names_match_whatever_their_case(service: QueryService) -> None
 
 def test_describe_of_the_catalog_relations(service: QueryService) -> None:
     products = [r["column_name"] for r in rows(service, "DESCRIBE meshgate.products", "partner")]
-    assert products == ["domain", "product", "description", "owner", "version", "tags", "kind"]
+    assert products == ["domain", "product", "description", "owner", "version", "tags", "kind",
+                        "last_checked_at", "quality_status", "failed_expectations",
+                        "freshness_age_seconds", "freshness_ok", "row_count_estimate"]
     columns = [r["column_name"] for r in
                rows(service, "DESCRIBE information_schema.columns", "partner")]  # fmt: skip
     assert columns[:5] == ["table_catalog", "table_schema", "table_name", "column_name",
@@ -137,9 +139,10 @@ def test_information_schema_tables_lists_the_granted_products(
     assert {r["table_catalog"] for r in listed} == {"demo"}
     system = {(r["table_schema"], r["table_name"]) for r in listed
               if r["table_type"] == "SYSTEM TABLE"}  # fmt: skip
-    assert system == {("meshgate", t) for t in ("domains", "products", "columns", "query_history")
-                      } | {("information_schema", t) for t in ("tables", "columns", "schemata",
-                                                "table_constraints", "key_column_usage")}
+    meshgate = ("domains", "products", "columns", "query_history", "quality_results")
+    information = ("tables", "columns", "schemata", "table_constraints", "key_column_usage")
+    assert system == {("meshgate", t) for t in meshgate} | {
+        ("information_schema", t) for t in information}
 
 
 @pytest.mark.parametrize(("user", "domains"), [
@@ -209,7 +212,8 @@ def test_show_tables_lists_the_session_domain_or_every_product(service: QuerySer
     assert rows(service, "show tables from demo.hr", "analyst") == [
         {"name": "departments"}, {"name": "employees"}]
     assert rows(service, "SHOW TABLES FROM meshgate", "partner") == [
-        {"name": n} for n in ("columns", "domains", "products", "query_history")]
+        {"name": n} for n in ("columns", "domains", "products", "quality_results",
+                              "query_history")]
     # An ungranted domain lists nothing, exactly like a domain that does not exist.
     assert rows(service, "SHOW TABLES FROM hr", "partner") == []
     assert rows(service, "SHOW TABLES FROM no_such_domain", "partner") == []

@@ -126,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
         help="instead, compare each product's contract with OLD (a config directory, or a git "
              "revision of this one) and fail on a change its version does not bump for",
     )  # fmt: skip
+    check.add_argument("--quality", action="store_true",
+                       help="instead, run the products' quality expectations, record the "
+                            "results and fail when one fails")
+    check.add_argument("--product", metavar="DOMAIN.PRODUCT",
+                       help="with --quality: check only this product")
     check.set_defaults(command=run_check)
 
     catalog = commands.add_parser("catalog", help="list domains and data products")
@@ -183,6 +188,10 @@ def run_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop_serving)
     print(f"meshgate: serving mesh {service.definition.mesh.name!r} on {scheme}://{host}:{port} "
           "(Ctrl-C stops)", file=sys.stderr, flush=True)
+    from meshgate.quality.schedule import QualitySchedule
+
+    schedule = QualitySchedule(service)  # scheduled quality checks; off unless configured
+    schedule.start()
     try:
         serve(service, host, port, tls)
     except pa.ArrowException as exc:
@@ -191,6 +200,7 @@ def run_serve(args: argparse.Namespace) -> int:
             "stop the other server or choose another with --port"
         ) from None
     finally:
+        schedule.stop()
         service.close()
     print("meshgate: stopped", file=sys.stderr)
     return 0
@@ -267,6 +277,12 @@ class Finding:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    if args.quality:
+        if args.against is not None:
+            raise MeshgateError("give --quality or --against, not both")
+        return run_quality_check(config_directory(args.config), args.product)
+    if args.product is not None:
+        raise MeshgateError("--product goes with --quality")
     definition = load_config(args.config)
     if args.against is not None:
         return run_contract_check(definition, args.against)
@@ -283,6 +299,27 @@ def run_check(args: argparse.Namespace) -> int:
     problems = sum(f.problem for f in findings)
     print("ok" if not problems else f"{problems} problem{'s' if problems > 1 else ''} found")
     return EXIT_PROBLEMS if problems else 0
+
+
+def run_quality_check(directory: Path, product: str | None) -> int:
+    """`check --quality`: every expectation run as its product's owner, a table of results."""
+    from meshgate.quality.report import quality_table
+    from meshgate.quality.runner import checked_products, run_checks
+
+    service = QueryService.from_config(directory)
+    try:
+        runs = run_checks(service, checked_products(service, product))
+    finally:
+        service.close()
+    if not runs:
+        print("no product declares quality expectations (`quality:` in its config)")
+        return 0
+    print(format_table(quality_table(runs)))
+    failed = sum(r.result.outcome != "pass" for r in runs)
+    print(f"{len(runs)} expectation{'' if len(runs) == 1 else 's'} checked, "
+          + (f"{failed} failed" if failed else "all passed")
+          + f"; results kept in {service.quality_store.path}")
+    return EXIT_PROBLEMS if failed else 0
 
 
 def run_contract_check(new: MeshDefinition, against: str) -> int:

@@ -41,6 +41,7 @@ from meshgate.planner.plan import FederatedPlan
 from meshgate.policy.policies import PolicySet, policy_problems
 from meshgate.policy.relation import secure
 from meshgate.principal import LoginBackoff, Principal
+from meshgate.quality.store import QualityStore
 from meshgate.query.literals import numbered_placeholders, value_type
 from meshgate.query.model import BoundQuery, CatalogCommand, Statement
 from meshgate.registry import create_connector, installed_kinds
@@ -113,6 +114,8 @@ class QueryService:
         # Runs every plan's residual (and says what it returns, for the planner).
         self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine()
         self._plans: PlanCache[_Planned] = PlanCache()
+        # Quality results (meshgate check --quality, scheduled checks), read by meshgate.products.
+        self.quality_store = QualityStore.for_definition(definition)
         login = definition.server.login
         self._login_backoff = LoginBackoff(login.max_failures, login.window_seconds,
                                            login.lockout_seconds)
@@ -164,7 +167,8 @@ class QueryService:
 
     def view(self, principal: Principal) -> CatalogView:
         return self.catalog.view(principal, self._masked_for(principal),
-                                 self._history_for(principal))  # fmt: skip
+                                 self._history_for(principal), self.quality_store,
+                                 lambda p: self.policies.for_caller(p, principal).restricts)
 
     def _history_for(self, principal: Principal) -> QueryHistory:
         own = None if self.catalog.is_admin(principal) else principal.name
@@ -446,8 +450,9 @@ def parameter_types(
 
 
 def _reads_live_tables(plan: FederatedPlan) -> bool:
-    """A plan over the query history holds a snapshot of it: never reuse one."""
+    """A plan over the query history or quality results holds a snapshot: never reuse one."""
     tables = set(plan.local_tables)
     for stage in plan.stages:
         tables |= set(stage.plan.local_tables)
-    return any(name.endswith("query_history") for name in tables)
+    live = ("query_history", "system_products", "quality_results")
+    return any(name.endswith(live) for name in tables)

@@ -102,7 +102,8 @@ def test_tables_are_the_products_the_caller_is_granted(analyst: Session, admin: 
 def test_system_schema_tables_are_listed_as_system_tables(analyst: Session) -> None:
     _, table = analyst.fetch(pb.CommandGetTables(db_schema_filter_pattern="meshgate",
                                                  include_schema=True))
-    assert table.column("table_name").to_pylist() == ["columns", "domains", "products"]
+    assert table.column("table_name").to_pylist() == ["columns", "domains", "products",
+                                                      "quality_results"]
     assert set(table.column("table_type").to_pylist()) == {"SYSTEM TABLE"}
     schema = pa.ipc.read_schema(pa.py_buffer(table.column("table_schema")[2].as_py()))
     assert "product" in schema.names
@@ -195,7 +196,7 @@ def test_catalog_filter_is_proto3_optional(analyst: Session, catalog: str | None
 def test_table_types_filter(analyst: Session) -> None:
     assert "meshgate.products" not in _names(analyst, pb.CommandGetTables(table_types=["TABLE"]))
     assert _names(analyst, pb.CommandGetTables(table_types=["SYSTEM TABLE"])) == [
-        "meshgate.columns", "meshgate.domains", "meshgate.products"]
+        "meshgate.columns", "meshgate.domains", "meshgate.products", "meshgate.quality_results"]
     assert _names(analyst, pb.CommandGetTables(table_types=["VIEW"])) == []
     assert analyst.fetch(pb.CommandGetTableTypes())[1].column("table_type").to_pylist() == [
         "SYSTEM TABLE", "TABLE"]

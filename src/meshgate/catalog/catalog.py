@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from sqlglot import exp
@@ -17,6 +18,9 @@ from meshgate.errors import ConfigError, ProductNotFound
 from meshgate.principal import Directory, Principal
 from meshgate.spi import SourceTable
 from meshgate.types import arrow_type, parse_sql_type
+
+if TYPE_CHECKING:
+    from meshgate.catalog.quality import QualityLog
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class DataProduct:
 
 MaskedColumns = Callable[["DataProduct"], frozenset[str]]
 QueryHistory = Callable[[], Sequence[AuditRecord]]
+# Whether the caller's policies filter or mask a product: its health then omits numbers.
+Restricted = Callable[["DataProduct"], bool]
 
 
 class Catalog:
@@ -125,12 +131,16 @@ class Catalog:
         principal: Principal,
         masked: MaskedColumns | None = None,
         history: QueryHistory | None = None,
+        quality: QualityLog | None = None,
+        restricted: Restricted | None = None,
     ) -> CatalogView:
         """`masked` tells, per product, which columns the caller's policies mask; `history`
-        gives the audit records the caller may read."""
+        gives the audit records the caller may read; `quality` the results store, read only
+        for the products of the view."""
         grants = [g for role in principal.roles for g in _role(self.definition.roles, role).grants]
         visible = {key: product for key, product in self.products.items() if _granted(grants, *key)}
-        return CatalogView(self, principal, visible, masked, history, suggests=True)
+        return CatalogView(self, principal, visible, masked, history, suggests=True,
+                           quality=quality, restricted=restricted)
 
 
 def _close_spellings(target: str, readable: Sequence[str]) -> list[str]:
@@ -207,12 +217,16 @@ class CatalogView:
         history: QueryHistory | None = None,
         *,
         suggests: bool = False,
+        quality: QualityLog | None = None,
+        restricted: Restricted | None = None,
     ) -> None:
         self.catalog = catalog
         self.principal = principal
         self._products = dict(products)
         self._masked = masked
         self._history = history
+        self.quality = quality
+        self._restricted = restricted
         # Only a caller's own view names near products in its errors: a product definition's
         # view holds products the caller may not be granted (they must stay invisible).
         self._suggests = suggests
@@ -220,6 +234,10 @@ class CatalogView:
     def history(self) -> Sequence[AuditRecord]:
         """The audit records this caller may read: its own, or everyone's for an admin."""
         return self._history() if self._history is not None else ()
+
+    def restricted(self, product: DataProduct) -> bool:
+        """Whether the caller's policies filter or mask `product` (unknown: restricted)."""
+        return self._restricted(product) if self._restricted is not None else True
 
     def masked_columns(self, product: DataProduct) -> frozenset[str]:
         """The columns of `product` the caller sees masked (empty when nothing is known)."""

@@ -91,6 +91,147 @@ SEMANTIC_VERSION = re.compile(
 )
 
 
+# A duration: a whole number and a unit, s(econds), m(inutes), h(ours) or d(ays).
+DURATION = re.compile(r"([1-9][0-9]*)(s|m|h|d)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """`30m` -> 1800; the caller has validated `text` with `_duration_form`."""
+    match = DURATION.fullmatch(text)
+    assert match is not None, text
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _duration_form(text: str) -> str:
+    if not DURATION.fullmatch(text):
+        raise ValueError(
+            f"{text!r} is not a duration: write a whole number and a unit, s, m, h or d, "
+            "e.g. 30m, 1h or 2d"
+        )
+    return text
+
+
+Duration = Annotated[
+    str,
+    AfterValidator(_duration_form),
+    WithJsonSchema({"type": "string", "pattern": DURATION.pattern}),
+]
+
+
+class AcceptedValuesConfig(Strict):
+    """The values a column may hold (NULL is left to `not_null`)."""
+
+    column: str
+    """The column checked."""
+    values: tuple[str | int | float | bool, ...] = Field(min_length=1)
+    """The allowed values, e.g. `[open, closed]`."""
+
+
+class RangeConfig(Strict):
+    """Bounds, inclusive, a column's values stay within (NULL is left to `not_null`)."""
+
+    column: str
+    """The column checked."""
+    min: int | float | str | None = None
+    """Lowest allowed value; a number, or text such as a date for date columns."""
+    max: int | float | str | None = None
+    """Highest allowed value."""
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RangeConfig:
+        if self.min is None and self.max is None:
+            raise ValueError("give `min`, `max` or both")
+        return self
+
+
+class RowCountConfig(Strict):
+    """Bounds, inclusive, of the product's row count."""
+
+    min: int | None = Field(default=None, ge=0)
+    """Fewest rows allowed."""
+    max: int | None = Field(default=None, ge=0)
+    """Most rows allowed."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RowCountConfig:
+        if self.min is None and self.max is None:
+            raise ValueError("give `min`, `max` or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class SqlCheckConfig(Strict):
+    """A custom check: a query over products returning one number, the count of bad rows."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    """Names the check in results."""
+    query: str
+    """e.g. `SELECT count(*) FROM sales.orders WHERE amount < 0`; 0 passes."""
+
+
+class FreshnessConfig(Strict):
+    """A freshness SLO: the newest value of a timestamp column is at most `max_age` old."""
+
+    column: str
+    """A TIMESTAMP, TIMESTAMPTZ or DATE column; timestamps without a zone are read as UTC."""
+    max_age: Duration
+    """e.g. 30m, 1h, 2d."""
+
+
+class ExpectationConfig(Strict):
+    """One quality expectation of a product: exactly one of its keys."""
+
+    not_null: str | None = None
+    """A column that must hold no NULL."""
+    unique: str | tuple[str, ...] | None = None
+    """A column, or a list of columns, whose (non-NULL) values appear once."""
+    accepted_values: AcceptedValuesConfig | None = None
+    """`{column: status, values: [open, closed]}`."""
+    range: RangeConfig | None = None
+    """`{column: amount, min: 0, max: 10000}`."""
+    row_count: RowCountConfig | None = None
+    """`{min: 1, max: 1000000}`."""
+    sql: SqlCheckConfig | None = None
+    """`{name: no_negative, query: "SELECT count(*) FROM sales.orders WHERE amount < 0"}`."""
+    freshness: FreshnessConfig | None = None
+    """`{column: updated_at, max_age: 1h}`: the newest row is at most an hour old."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ExpectationConfig:
+        given = [k for k in type(self).model_fields if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "an expectation is exactly one of not_null, unique, accepted_values, range, "
+                f"row_count, sql or freshness (given: {', '.join(given) or 'none'})"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
+
+    @property
+    def name(self) -> str:
+        """How results name it: `not_null(email)`, `unique(a, b)`, `row_count`, `sql(<name>)`."""
+        if self.sql is not None:
+            return f"sql({self.sql.name})"
+        columns = self.columns()
+        return f"{self.kind}({', '.join(columns)})" if columns else self.kind
+
+    def columns(self) -> tuple[str, ...]:
+        """The product columns the expectation names."""
+        if self.not_null is not None:
+            return (self.not_null,)
+        if self.unique is not None:
+            return (self.unique,) if isinstance(self.unique, str) else self.unique
+        for spec in (self.accepted_values, self.range, self.freshness):
+            if spec is not None:
+                return (spec.column,)
+        return ()
+
+
 class ProductConfig(Strict):
     """A data product: columns clients query, read from one table or defined by SQL."""
 
@@ -124,6 +265,12 @@ class ProductConfig(Strict):
     """Read straight from one source table (exclusive with `query`)."""
     query: str | None = None
     """SQL over other products (exclusive with `table`)."""
+    quality: tuple[ExpectationConfig, ...] = ()
+    """Expectations `meshgate check --quality` runs, e.g. `[{not_null: id}, {freshness:
+    {column: updated_at, max_age: 1h}}]`."""
+    quality_schedule: Duration | None = None
+    """Run this product's checks every so often in `meshgate serve` (overrides
+    `server.quality_schedule`)."""
 
     @model_validator(mode="after")
     def _one_definition(self) -> ProductConfig:
@@ -135,6 +282,21 @@ class ProductConfig(Strict):
         unknown = [k for k in self.primary_key if k not in names]
         if unknown:
             raise ValueError(f"primary_key names undeclared columns {unknown}")
+        expectations = [e.name for e in self.quality]
+        twice = sorted({n for n in expectations if expectations.count(n) > 1})
+        if twice:
+            raise ValueError(f"quality lists {twice} more than once; merge them into one")
+        for index, expectation in enumerate(self.quality):
+            unknown = [c for c in expectation.columns() if c not in names]
+            if unknown:
+                raise ValueError(f"quality[{index}] ({expectation.kind}) names undeclared "
+                                 f"columns {unknown}; the product's columns are {names}")
+            fresh = expectation.freshness
+            kind = {c.name: c.type.strip().upper() for c in self.columns}
+            if fresh is not None and not kind[fresh.column].startswith(("TIMESTAMP", "DATE")):
+                raise ValueError(f"quality[{index}] (freshness): column {fresh.column} is "
+                                 f"{kind[fresh.column]}; freshness needs a TIMESTAMP, "
+                                 "TIMESTAMPTZ or DATE column")
         return self
 
 
@@ -383,6 +545,12 @@ class ServerConfig(Strict):
     tls: TlsConfig | None = None
     """Serve Flight SQL over TLS (`grpc+tls://`); plaintext when unset. `meshgate serve
     --tls-cert/--tls-key` set it from the command line."""
+    state_directory: str | None = None
+    """Where meshgate keeps its state (quality results); relative to the config directory;
+    unset: `<config dir>/.meshgate-state`."""
+    quality_schedule: Duration | None = None
+    """`meshgate serve` runs every product's quality checks this often (e.g. 1h); off when
+    unset, unless a product sets its own `quality_schedule`."""
 
 
 class ConfigFile(Strict):

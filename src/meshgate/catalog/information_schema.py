@@ -112,6 +112,7 @@ _SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
     "products": system.PRODUCTS,
     "columns": system.COLUMNS,
     "query_history": system.QUERY_HISTORY,
+    "quality_results": system.QUALITY_RESULTS,
 }
 
 

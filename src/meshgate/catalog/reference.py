@@ -160,8 +160,9 @@ def _type_name(annotation: Any) -> str:
         return _type_name(args[0])
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"[{annotation.__name__}](#{annotation.__name__.lower()})"
-    return {str: "text", int: "integer", bool: "true/false", Any: "any"}.get(annotation,
-                                                                             str(annotation))
+    plain: dict[Any, str] = {str: "text", int: "integer", float: "number", bool: "true/false",
+                             Any: "any"}  # fmt: skip
+    return plain.get(annotation, str(annotation))
 
 
 def _element_model(annotation: Any) -> type[BaseModel] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from meshgate.catalog.catalog import CatalogView, QueryDefinition
+from meshgate.catalog.quality import ProductHealth, health
 from meshgate.types import sql_type_name
 
 SYSTEM_SCHEMA = "meshgate"
@@ -32,6 +33,26 @@ PRODUCTS = pa.schema(
         pa.field("version", pa.string()),
         pa.field("tags", pa.list_(pa.string())),
         pa.field("kind", pa.string()),
+        # Health from the latest quality checks (meshgate check --quality); numbers only for
+        # callers the product's policies do not restrict (they would count hidden rows).
+        pa.field("last_checked_at", pa.timestamp("us", tz="UTC")),
+        pa.field("quality_status", pa.string()),
+        pa.field("failed_expectations", pa.list_(pa.string())),
+        pa.field("freshness_age_seconds", pa.float64()),
+        pa.field("freshness_ok", pa.bool_()),
+        pa.field("row_count_estimate", pa.int64()),
+    ]
+)
+QUALITY_RESULTS = pa.schema(
+    [
+        pa.field("domain", pa.string()),
+        pa.field("product", pa.string()),
+        pa.field("expectation", pa.string()),
+        pa.field("outcome", pa.string()),
+        pa.field("observed", pa.float64()),  # NULL for callers the product's policies restrict
+        pa.field("checked_at", pa.timestamp("us", tz="UTC")),
+        pa.field("duration_seconds", pa.float64()),
+        pa.field("detail", pa.string()),
     ]
 )
 COLUMNS = pa.schema(
@@ -67,7 +88,7 @@ QUERY_HISTORY = pa.schema(
     ]
 )
 
-SYSTEM_TABLES = ("domains", "products", "columns", "query_history")
+SYSTEM_TABLES = ("domains", "products", "columns", "query_history", "quality_results")
 
 
 def system_table(name: str, view: CatalogView) -> pa.Table:
@@ -87,6 +108,7 @@ def system_table(name: str, view: CatalogView) -> pa.Table:
             schema=DOMAINS,
         )
     if name == "products":
+        healths = _health(view)
         return pa.Table.from_pylist(
             [
                 {
@@ -97,11 +119,30 @@ def system_table(name: str, view: CatalogView) -> pa.Table:
                     "version": p.version,
                     "tags": list(p.tags),
                     "kind": "query" if isinstance(p.definition, QueryDefinition) else "table",
+                    **_health_row(healths[p.qualified_name], numbers=not view.restricted(p)),
                 }
                 for p in products
             ],
             schema=PRODUCTS,
         )
+    if name == "quality_results":
+        log = view.quality
+        by_name = {p.qualified_name: p for p in products}
+        found = [] if log is None else log.results(sorted(by_name))
+        return pa.Table.from_pylist(
+            [
+                {
+                    "domain": r.product.split(".", 1)[0],
+                    "product": r.product.split(".", 1)[1],
+                    "expectation": r.expectation, "outcome": r.outcome,
+                    "observed": None if view.restricted(by_name[r.product]) else r.observed,
+                    "checked_at": r.checked_at, "duration_seconds": r.duration_seconds,
+                    "detail": r.detail,
+                }
+                for r in found if r.product in by_name
+            ],
+            schema=QUALITY_RESULTS,
+        )  # fmt: skip
     if name == "columns":
         return pa.Table.from_pylist(
             [
@@ -139,3 +180,29 @@ def system_table(name: str, view: CatalogView) -> pa.Table:
             schema=QUERY_HISTORY,
         )  # fmt: skip
     raise KeyError(name)
+
+
+def _health(view: CatalogView) -> dict[str, ProductHealth]:
+    """Each visible product's health from the results store (read once per table)."""
+    products = view.products()
+    log = view.quality
+    names = [p.qualified_name for p in products]
+    results = [] if log is None else log.latest(names)
+    estimates = {} if log is None else log.row_count_estimates()
+    configs = view.catalog.definition.products
+    return {
+        p.qualified_name: health(p, configs[(p.domain, p.name)].quality, results,
+                                 estimates.get(p.qualified_name))
+        for p in products
+    }  # fmt: skip
+
+
+def _health_row(found: ProductHealth, *, numbers: bool) -> dict[str, object]:
+    return {
+        "last_checked_at": found.last_checked_at,
+        "quality_status": found.status,
+        "failed_expectations": list(found.failed),
+        "freshness_age_seconds": found.freshness_age_seconds if numbers else None,
+        "freshness_ok": found.freshness_ok,
+        "row_count_estimate": found.row_count_estimate if numbers else None,
+    }

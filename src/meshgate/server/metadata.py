@@ -21,7 +21,7 @@ from meshgate.types import sql_type_name
 TABLE_TYPE = "TABLE"
 SYSTEM_TABLE_TYPE = "SYSTEM TABLE"
 SYSTEM_TABLES = {"domains": system.DOMAINS, "products": system.PRODUCTS,
-                 "columns": system.COLUMNS}
+                 "columns": system.COLUMNS, "quality_results": system.QUALITY_RESULTS}
 
 
 def _utf8(name: str, nullable: bool = True) -> pa.Field:

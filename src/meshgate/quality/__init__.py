@@ -1,0 +1,1 @@
+"""Quality checks of data products: run through the query pipeline, kept in a results store."""

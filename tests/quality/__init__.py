@@ -1,0 +1,1 @@
+"""A mesh for quality checks: one good, one bad (and stale) and one ungranted product."""
