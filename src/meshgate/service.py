@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,10 @@ from meshgate.policy.policies import PolicySet, policy_problems
 from meshgate.policy.relation import secure
 from meshgate.principal import LoginBackoff, Principal
 from meshgate.query.literals import numbered_placeholders, value_type
-from meshgate.query.model import BoundQuery, CatalogCommand, Statement
+from meshgate.query.model import BoundQuery, CatalogCommand, SecuredQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
+from meshgate.rewrite.parameter_types import parameter_schema
 from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.spi.parameters import without_placeholders
 from meshgate.sql.bind import bind
@@ -87,6 +88,8 @@ class PreparedQuery:
     strict: bool
     policies: tuple[str, ...] = ()  # names of the policies applied, for audit and EXPLAIN
     client: str | None = None  # the caller's network address, for the audit record
+    # One field per parameter, typed by its use (rewrite/parameter_types.py).
+    parameter_schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
 
 
 class QueryService:
@@ -243,7 +246,7 @@ class QueryService:
                 strict_mode,
                 policies,
             )
-        return PreparedQuery(
+        prepared = PreparedQuery(
             sql,
             principal,
             plan.schema,
@@ -255,6 +258,12 @@ class QueryService:
             strict_mode,
             policies,
         )
+        if not statement.parameter_count:
+            return prepared
+        _, secured = self._secured(numbered_placeholders(statement.tree), principal,
+                                   default_domain)
+        return replace(prepared, parameter_schema=parameter_schema(
+            secured, statement.parameter_count))
 
     def execute(
         self,
@@ -395,21 +404,12 @@ class QueryService:
         strict: bool,
         types: tuple[exp.DataType | None, ...] | None,
     ) -> _Planned:
-        view = self.view(principal)
         if types is None:  # describe only: a parameter is a NULL of no type
             tree = without_placeholders(statement.tree)
             assert isinstance(tree, exp.Query)
         else:
             tree = numbered_placeholders(statement.tree)
-        bound = bind(tree, view, principal, default_domain)
-        # Product definitions run with their owner's rights (like a Trino view): they may
-        # read products the caller cannot name directly; `current_user` is still the caller.
-        all_products = CatalogView(self.catalog, principal, self.catalog.products)
-
-        def bind_definition(sql: str) -> BoundQuery:
-            return bind(parse_statement(sql).tree, all_products, principal)
-
-        secured = secure(bound, bind_definition, principal, self.policies)
+        bound, secured = self._secured(tree, principal, default_domain)
         rewritten = rewrite(secured, types or ())
         planner = Planner(
             self.connectors,
@@ -421,6 +421,19 @@ class QueryService:
         )
         plan = named(planner.plan(rewritten.tree), statement)
         return plan, tuple(p.qualified_name for p in bound.products), secured.policies
+
+    def _secured(self, tree: exp.Query, principal: Principal,
+                 default_domain: str | None) -> tuple[BoundQuery, SecuredQuery]:
+        """`tree` bound to the caller's products, and with their policies applied."""
+        bound = bind(tree, self.view(principal), principal, default_domain)
+        # Product definitions run with their owner's rights (like a Trino view): they may
+        # read products the caller cannot name directly; `current_user` is still the caller.
+        all_products = CatalogView(self.catalog, principal, self.catalog.products)
+
+        def bind_definition(sql: str) -> BoundQuery:
+            return bind(parse_statement(sql).tree, all_products, principal)
+
+        return bound, secure(bound, bind_definition, principal, self.policies)
 
 
 def named(plan: FederatedPlan, statement: Statement) -> FederatedPlan:
