@@ -219,6 +219,13 @@ def test_timestamps_finer_than_microseconds_are_refused_clearly(analyst: Session
         _bind(analyst, created.prepared_statement_handle, pa.table([column], names=["0"]))
 
 
+def test_a_parameter_only_an_overloaded_function_uses_must_be_cast(analyst: Session) -> None:
+    with pytest.raises(pa.ArrowInvalid, match=(
+            r"if it is a parameter, cast it to the type you mean, e\.g\. "
+            r"octet_length\(CAST\(\? AS BLOB\)\)")):
+        _create(analyst, "SELECT count(*) AS n FROM hr.departments WHERE octet_length(?) = id")
+
+
 def test_a_bind_with_the_wrong_number_of_columns_is_refused(analyst: Session) -> None:
     created = _create(analyst, "SELECT id FROM hr.departments WHERE id BETWEEN ? AND ?")
     with pytest.raises(pa.ArrowInvalid, match=r"has 2 parameter\(s\) but 1 column\(s\)"):
