@@ -116,6 +116,7 @@ class QueryService:
         # Runs every plan's residual (and says what it returns, for the planner).
         self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine()
         self._plans: PlanCache[_Planned] = PlanCache()
+        self._parameter_schemas: PlanCache[pa.Schema] = PlanCache()
         login = definition.server.login
         self._login_backoff = LoginBackoff(login.max_failures, login.window_seconds,
                                            login.lockout_seconds)
@@ -260,10 +261,21 @@ class QueryService:
         )
         if not statement.parameter_count:
             return prepared
-        _, secured = self._secured(numbered_placeholders(statement.tree), principal,
-                                   default_domain)
-        return replace(prepared, parameter_schema=parameter_schema(
-            secured, statement.parameter_count))
+        return replace(prepared, parameter_schema=self._parameter_schema(
+            statement, principal, default_domain))
+
+    def _parameter_schema(self, statement: Statement, principal: Principal,
+                          default_domain: str | None) -> pa.Schema:
+        """The announced parameter types, cached like plans (inferring costs a bind)."""
+        key = (statement.sql, principal.name, principal.roles,
+               tuple(sorted(principal.attributes.items())), default_domain)
+        cached = self._parameter_schemas.get(key)
+        if cached is None:
+            _, secured = self._secured(numbered_placeholders(statement.tree), principal,
+                                       default_domain)
+            cached = parameter_schema(secured, statement.parameter_count)
+            self._parameter_schemas.put(key, cached)
+        return cached
 
     def execute(
         self,
