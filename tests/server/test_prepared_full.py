@@ -226,6 +226,13 @@ def test_a_parameter_only_an_overloaded_function_uses_must_be_cast(analyst: Sess
         _create(analyst, "SELECT count(*) AS n FROM hr.departments WHERE octet_length(?) = id")
 
 
+def test_a_bind_is_bounded(analyst: Session) -> None:
+    created = _create(analyst, "SELECT id FROM hr.departments WHERE id = ?")
+    rows = pa.table([pa.array(range(10_001))], names=["0"])
+    with pytest.raises(pa.ArrowInvalid, match="bind at most 10000 rows per execution"):
+        _bind(analyst, created.prepared_statement_handle, rows)
+
+
 def test_a_bind_with_the_wrong_number_of_columns_is_refused(analyst: Session) -> None:
     created = _create(analyst, "SELECT id FROM hr.departments WHERE id BETWEEN ? AND ?")
     with pytest.raises(pa.ArrowInvalid, match=r"has 2 parameter\(s\) but 1 column\(s\)"):

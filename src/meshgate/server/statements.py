@@ -109,16 +109,33 @@ def pack(message: Any) -> bytes:
     return wrapped.SerializeToString()
 
 
+# Each row is one run of the query, so a bind is bounded like any other request.
+MAX_PARAMETER_ROWS = 10_000
+
+
+def bound_table(reader: flight.MetadataRecordBatchReader) -> pa.Table:
+    """The parameter rows a DoPut sends, read no further than `MAX_PARAMETER_ROWS`."""
+    batches: list[pa.RecordBatch] = []
+    count = 0
+    while True:
+        try:
+            batch = reader.read_chunk().data
+        except StopIteration:
+            return pa.Table.from_batches(batches, schema=reader.schema)
+        count += batch.num_rows
+        if count > MAX_PARAMETER_ROWS:
+            raise ParameterError(
+                f"more than {MAX_PARAMETER_ROWS} parameter rows were bound; bind at most "
+                f"{MAX_PARAMETER_ROWS} rows per execution (each row runs the query once)"
+            )
+        batches.append(batch)
+
+
 def parameter_rows(table: pa.Table) -> tuple[tuple[Any, ...], ...]:
     """The bound rows' values by position (values of Python's type for each Arrow type, a
     dense union's active child for flightsql-dbapi); no columns: one run without values."""
     if table.num_columns == 0:
         return ((),)
-    if table.num_rows > MAX_PARAMETER_ROWS:
-        raise ParameterError(
-            f"{table.num_rows} parameter rows were bound; bind at most {MAX_PARAMETER_ROWS} "
-            "rows per execution (each row runs the query once)"
-        )
     columns = [_values(table.column(i), table.schema.names[i]) for i in range(table.num_columns)]
     return tuple(zip(*columns, strict=True))
 
@@ -133,10 +150,6 @@ def _values(column: pa.ChunkedArray, name: str) -> list[Any]:
             ) from None
     values: list[Any] = column.to_pylist()
     return values
-
-
-# Each row is one run of the query, so a bind is bounded like any other request.
-MAX_PARAMETER_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -196,7 +209,7 @@ class StatementRegistry:
     def bind(self, principal: Principal, command: pb.CommandPreparedStatementQuery,
              reader: flight.MetadataRecordBatchReader) -> pb.DoPutPreparedStatementResult:
         statement = self._prepared.get(command.prepared_statement_handle, principal)
-        rows = parameter_rows(reader.read_all())
+        rows = parameter_rows(bound_table(reader))
         expected = statement.prepared.parameter_count
         if rows and len(rows[0]) not in (0, expected):
             raise ParameterError(
@@ -249,14 +262,9 @@ class StatementRegistry:
             unlink()
             self._tickets.discard(handle)
 
-        rows = iter(statement.parameter_rows)
-
-        def runs() -> Iterator[pa.RecordBatchReader]:
-            for row in rows:
-                yield self._service.execute(statement.prepared, row, cancel=run)
-
+        started = (self._service.execute(statement.prepared, row, cancel=run)
+                   for row in statement.parameter_rows)
         # The first run starts now, so its refusal is the DoGet's error, not a broken stream.
-        started = runs()
         try:
             first = next(started, None)
         except BaseException:
