@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,10 @@ from meshgate.policy.relation import secure
 from meshgate.principal import LoginBackoff, Principal
 from meshgate.quality.store import QualityStore
 from meshgate.query.literals import numbered_placeholders, value_type
-from meshgate.query.model import BoundQuery, CatalogCommand, Statement
+from meshgate.query.model import BoundQuery, CatalogCommand, SecuredQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
+from meshgate.rewrite.parameter_types import parameter_schema
 from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.spi.parameters import without_placeholders
 from meshgate.sql.bind import bind
@@ -88,6 +89,8 @@ class PreparedQuery:
     strict: bool
     policies: tuple[str, ...] = ()  # names of the policies applied, for audit and EXPLAIN
     client: str | None = None  # the caller's network address, for the audit record
+    # One field per parameter, typed by its use (rewrite/parameter_types.py).
+    parameter_schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
 
 
 class QueryService:
@@ -116,6 +119,7 @@ class QueryService:
         self._plans: PlanCache[_Planned] = PlanCache()
         # Quality results (meshgate check --quality, scheduled checks), read by meshgate.products.
         self.quality_store = QualityStore.for_definition(definition)
+        self._parameter_schemas: PlanCache[pa.Schema] = PlanCache()
         login = definition.server.login
         self._login_backoff = LoginBackoff(login.max_failures, login.window_seconds,
                                            login.lockout_seconds)
@@ -247,7 +251,7 @@ class QueryService:
                 strict_mode,
                 policies,
             )
-        return PreparedQuery(
+        prepared = PreparedQuery(
             sql,
             principal,
             plan.schema,
@@ -259,6 +263,23 @@ class QueryService:
             strict_mode,
             policies,
         )
+        if not statement.parameter_count:
+            return prepared
+        return replace(prepared, parameter_schema=self._parameter_schema(
+            statement, principal, default_domain))
+
+    def _parameter_schema(self, statement: Statement, principal: Principal,
+                          default_domain: str | None) -> pa.Schema:
+        """The announced parameter types, cached like plans (inferring costs a bind)."""
+        key = (statement.sql, principal.name, principal.roles,
+               tuple(sorted(principal.attributes.items())), default_domain)
+        cached = self._parameter_schemas.get(key)
+        if cached is None:
+            _, secured = self._secured(numbered_placeholders(statement.tree), principal,
+                                       default_domain)
+            cached = parameter_schema(secured, statement.parameter_count)
+            self._parameter_schemas.put(key, cached)
+        return cached
 
     def execute(
         self,
@@ -399,21 +420,12 @@ class QueryService:
         strict: bool,
         types: tuple[exp.DataType | None, ...] | None,
     ) -> _Planned:
-        view = self.view(principal)
         if types is None:  # describe only: a parameter is a NULL of no type
             tree = without_placeholders(statement.tree)
             assert isinstance(tree, exp.Query)
         else:
             tree = numbered_placeholders(statement.tree)
-        bound = bind(tree, view, principal, default_domain)
-        # Product definitions run with their owner's rights (like a Trino view): they may
-        # read products the caller cannot name directly; `current_user` is still the caller.
-        all_products = CatalogView(self.catalog, principal, self.catalog.products)
-
-        def bind_definition(sql: str) -> BoundQuery:
-            return bind(parse_statement(sql).tree, all_products, principal)
-
-        secured = secure(bound, bind_definition, principal, self.policies)
+        bound, secured = self._secured(tree, principal, default_domain)
         rewritten = rewrite(secured, types or ())
         planner = Planner(
             self.connectors,
@@ -425,6 +437,19 @@ class QueryService:
         )
         plan = named(planner.plan(rewritten.tree), statement)
         return plan, tuple(p.qualified_name for p in bound.products), secured.policies
+
+    def _secured(self, tree: exp.Query, principal: Principal,
+                 default_domain: str | None) -> tuple[BoundQuery, SecuredQuery]:
+        """`tree` bound to the caller's products, and with their policies applied."""
+        bound = bind(tree, self.view(principal), principal, default_domain)
+        # Product definitions run with their owner's rights (like a Trino view): they may
+        # read products the caller cannot name directly; `current_user` is still the caller.
+        all_products = CatalogView(self.catalog, principal, self.catalog.products)
+
+        def bind_definition(sql: str) -> BoundQuery:
+            return bind(parse_statement(sql).tree, all_products, principal)
+
+        return bound, secure(bound, bind_definition, principal, self.policies)
 
 
 def named(plan: FederatedPlan, statement: Statement) -> FederatedPlan:

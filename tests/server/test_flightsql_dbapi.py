@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from pyarrow import flight
 
 CLIENT = Path(__file__).with_name("flightsql_dbapi_client.py")
@@ -74,3 +75,21 @@ def test_sqlalchemy_reflects_what_the_user_may_read_and_queries_with_a_parameter
     assert {row[1] for row in result["rows"]} == {"EU"}  # analyst's row filter applies
     direct = run(server, "SELECT id FROM hr.employees WHERE id < 50 ORDER BY id")
     assert [row[0] for row in direct["rows"]] == ids
+
+
+def test_union_parameters_of_every_kind_bind_to_typed_columns(
+    server: flight.FlightServerBase, analyst_oracle: duckdb.DuckDBPyConnection
+) -> None:
+    # float against a DECIMAL column, text against a TIMESTAMPTZ one, int in LIMIT
+    sql = "SELECT order_id FROM sales.orders WHERE amount > ? AND ts < ? ORDER BY order_id LIMIT ?"
+    values = (900.5, "2024-02-01 00:00:00+00", 5)
+    result = run(server, sql, *values)
+    assert result["rows"] == [list(r) for r in analyst_oracle.execute(sql, list(values)).fetchall()]
+    assert len(result["rows"]) == 5
+
+
+def test_union_text_and_booleans_are_values_never_sql(server: flight.FlightServerBase) -> None:
+    sql = "SELECT count(*) AS n FROM hr.employees WHERE is_active = ? AND name <> ?"
+    assert run(server, sql, False, "x' OR 1=1 --")["rows"] == [[23]]
+    assert run(server, "SELECT id FROM hr.departments WHERE region = ?", "EU' OR '1'='1")[
+        "rows"] == []

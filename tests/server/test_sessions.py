@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import adbc_driver_flightsql.dbapi as adbc
+import pyarrow as pa
 import pytest
 from pyarrow import flight
 
@@ -32,8 +33,17 @@ def _get(session: Session) -> dict[str, str]:
     return {name: value.string_value for name, value in answer.session_options.items()}
 
 
-def test_catalog_defaults_to_the_mesh(analyst: Session) -> None:
-    assert _get(analyst) == {"catalog": "demo"}
+def test_catalog_defaults_to_the_mesh_and_schema_to_none(analyst: Session) -> None:
+    # Both are reported before any SetSessionOptions; "" is "no current domain".
+    assert _get(analyst) == {"catalog": "demo", "schema": ""}
+
+
+def test_an_empty_schema_clears_the_current_domain(analyst: Session) -> None:
+    _set(analyst, schema="hr")
+    assert dict(_set(analyst, schema="").errors) == {}
+    assert _get(analyst)["schema"] == ""
+    with pytest.raises(pa.ArrowKeyError, match=r"did you mean hr\.employees"):
+        analyst.fetch(sql.CommandStatementQuery(query="SELECT count(*) AS n FROM employees"))
 
 
 def test_set_and_get_schema(analyst: Session) -> None:
@@ -58,13 +68,13 @@ def test_invalid_options_are_reported_per_name(analyst: Session, options: dict[s
                                                name: str, error: int) -> None:
     result = _set(analyst, **options)
     assert result.errors[name].value == error
-    assert "schema" not in _get(analyst)
+    assert _get(analyst)["schema"] == ""
 
 
 def test_sessions_are_per_token(analyst: Session, uri: str) -> None:
     _set(analyst, schema="sales")
     other = Session(uri, "analyst", "analyst")
-    assert "schema" not in _get(other)
+    assert _get(other)["schema"] == ""
     other.close()
 
 
@@ -79,7 +89,7 @@ def test_close_session_revokes_its_token(analyst: Session, uri: str) -> None:
             call()
     renewed = Session(uri, "analyst", "analyst")
     try:
-        assert "schema" not in _get(renewed)
+        assert _get(renewed)["schema"] == ""
     finally:
         renewed.close()
 
@@ -88,6 +98,7 @@ def test_adbc_current_catalog_and_schema(uri: str) -> None:
     with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
                       autocommit=True) as conn:
         assert conn.adbc_current_catalog == "demo"
+        assert conn.adbc_current_db_schema == ""  # no current domain until one is set
         conn.adbc_connection.set_options(**{"adbc.connection.db_schema": "sales"})
         assert conn.adbc_current_db_schema == "sales"
         with conn.cursor() as cursor:

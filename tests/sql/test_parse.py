@@ -529,6 +529,22 @@ def test_unsupported_parameter_styles(sql: str, message: str) -> None:
     assert raised.value.message == message
 
 
+@pytest.mark.parametrize(
+    ("sql", "numbered"),
+    [
+        # LIMIT and OFFSET come before WHERE in sqlglot's tree; the client's order is the text's
+        ("SELECT a FROM d.p WHERE b = ? AND c > ? LIMIT ? OFFSET ?",
+         "SELECT a FROM d.p WHERE b = $1 AND c > $2 LIMIT $3 OFFSET $4"),
+        ("SELECT ?, '?' FROM d.p /* ? */ WHERE b = ? ORDER BY a LIMIT ?",
+         "SELECT $1, '?' FROM d.p WHERE b = $2 ORDER BY a LIMIT $3"),
+        ("VALUES (?, ?) LIMIT ?", "SELECT * FROM (VALUES ($1, $2)) AS values LIMIT $3"),
+        ("SELECT a FROM d.p WHERE b = $2 LIMIT $1", "SELECT a FROM d.p WHERE b = $2 LIMIT $1"),
+    ],
+)
+def test_question_marks_are_numbered_in_text_order(sql: str, numbered: str) -> None:
+    assert parse_statement(sql).tree.sql(dialect="duckdb", comments=False) == numbered
+
+
 def test_parameters_are_numbered_from_one() -> None:
     with pytest.raises(SqlSyntaxError) as raised:
         parse_statement("SELECT $0")

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.errors import QueryCancelled, SourceUnavailable
+from meshgate.errors import ParameterError, QueryCancelled, SourceUnavailable
 from meshgate.planner.schema import ResultDescriber
 from meshgate.spi import CANONICAL_DIALECT, QueryContext
 from meshgate.spi.parameters import renumbered, without_placeholders
@@ -73,6 +73,13 @@ class DuckDBEngine:
             refusal = duckdb_missing_extension(exc)
             if refusal is not None:
                 raise refusal from None
+            if isinstance(exc, duckdb.BinderException) and "best candidate function" in str(exc):
+                # Described, a parameter is a NULL of no type: an overloaded function cannot
+                # choose for it (`octet_length(?)`).
+                raise ParameterError(
+                    "a function argument has no type the function can choose by; if it is a "
+                    "parameter, cast it to the type you mean, e.g. octet_length(CAST(? AS BLOB))"
+                ) from None
             raise
         finally:
             cursor.close()

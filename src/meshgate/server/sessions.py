@@ -3,6 +3,10 @@
 The Flight-level session actions carry raw (not Any-wrapped) Flight.proto messages and answer
 exactly one Result. JDBC sets `catalog` at connect and fails the connection on any error in the
 result, so only names the caller cannot see are refused.
+
+Both options are always reported, so ADBC's current catalog and schema calls answer. Until a
+client sets `schema` it is `NO_SCHEMA` (empty: no current domain, so product names are written
+`domain.product`, and SHOW TABLES lists every domain); setting it to the empty text clears it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from meshgate.server.proto import flight_pb2 as pb
 from meshgate.service import QueryOptions
 
 SetError = pb.SetSessionOptionsResult.ErrorValue
+
+NO_SCHEMA = ""
 
 
 class SessionStore:
@@ -40,7 +46,8 @@ class SessionStore:
     def get_options(self, token: str, view: CatalogView) -> bytes:
         result = pb.GetSessionOptionsResult()
         with self._lock:
-            current = {"catalog": view.name, **self._options.get(token, {})}
+            current = {"catalog": view.name, "schema": NO_SCHEMA,
+                       **self._options.get(token, {})}
         for name, value in current.items():
             result.session_options[name].string_value = value
         return result.SerializeToString()
@@ -55,7 +62,7 @@ class SessionStore:
             current = dict(self._options.get(token, {}))
         strict = current.get("strict_pushdown")
         return QueryOptions(
-            default_domain=current.get("schema"),
+            default_domain=current.get("schema") or None,
             strict=None if strict is None else strict == "true",
         )
 
@@ -85,6 +92,7 @@ def _check(name: str, value: pb.SessionOptionValue,
         return SetError.INVALID_VALUE
     if name == "catalog" and value.string_value != view.name:
         return SetError.INVALID_VALUE
-    if name == "schema" and value.string_value not in {d.name for d in view.domains()}:
+    if name == "schema" and value.string_value not in {NO_SCHEMA} | {
+            d.name for d in view.domains()}:
         return SetError.INVALID_VALUE
     return None

@@ -1,10 +1,12 @@
 """Statement and ticket handles: random, bound to the principal that made them, TTL-expired.
 
-A prepared statement is a planned query plus its last bound parameters. A ticket is a snapshot
-(query + parameters) taken at GetFlightInfo, so rebinding later does not change what DoGet
-streams. Both are `OpenStatement`s (the query model's `Statement` is the parsed SQL). Nothing
-a client sends is evaluated: handles are only dictionary keys. Each DoGet runs with its own
-cancel token, set by CancelFlightInfo on its ticket or by the call ending (`CallWatch`).
+A prepared statement is a planned query plus its last bound parameter rows. A ticket is a
+snapshot (query + parameter rows) taken at GetFlightInfo, so rebinding later does not change
+what DoGet streams. Several bound rows run the query once per row, in order, as one result
+stream (ADBC's bind semantics: "each will be bound in turn"). Both are `OpenStatement`s (the
+query model's `Statement` is the parsed SQL). Nothing a client sends is evaluated: handles are
+only dictionary keys. Each DoGet runs with its own cancel token, set by CancelFlightInfo on its
+ticket or by the call ending (`CallWatch`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class OpenStatement:
 
     principal: Principal
     prepared: PreparedQuery
-    parameters: tuple[Any, ...] = ()
+    # One tuple of values per execution; unbound: one execution without values.
+    parameter_rows: tuple[tuple[Any, ...], ...] = ((),)
     expires_at: float = 0.0
     # Set by CancelFlightInfo; every run of the ticket's query is linked to it.
     cancel: CancelToken = field(default_factory=CancelToken)
@@ -111,15 +114,47 @@ def pack(message: Any) -> bytes:
     return wrapped.SerializeToString()
 
 
-def parameter_values(table: pa.Table) -> tuple[Any, ...]:
-    """One row of bound parameters, by position; union columns give their active child."""
-    if table.num_rows == 0:
-        return ()
-    if table.num_rows > 1:
-        raise ParameterError(
-            "several parameter rows were bound to a query; bind one row per execution"
-        )
-    return tuple(table.column(i)[0].as_py() for i in range(table.num_columns))
+# Each row is one run of the query, so a bind is bounded like any other request.
+MAX_PARAMETER_ROWS = 10_000
+
+
+def bound_table(reader: flight.MetadataRecordBatchReader) -> pa.Table:
+    """The parameter rows a DoPut sends, read no further than `MAX_PARAMETER_ROWS`."""
+    batches: list[pa.RecordBatch] = []
+    count = 0
+    while True:
+        try:
+            batch = reader.read_chunk().data
+        except StopIteration:
+            return pa.Table.from_batches(batches, schema=reader.schema)
+        count += batch.num_rows
+        if count > MAX_PARAMETER_ROWS:
+            raise ParameterError(
+                f"more than {MAX_PARAMETER_ROWS} parameter rows were bound; bind at most "
+                f"{MAX_PARAMETER_ROWS} rows per execution (each row runs the query once)"
+            )
+        batches.append(batch)
+
+
+def parameter_rows(table: pa.Table) -> tuple[tuple[Any, ...], ...]:
+    """The bound rows' values by position (values of Python's type for each Arrow type, a
+    dense union's active child for flightsql-dbapi); no columns: one run without values."""
+    if table.num_columns == 0:
+        return ((),)
+    columns = [_values(table.column(i), table.schema.names[i]) for i in range(table.num_columns)]
+    return tuple(zip(*columns, strict=True))
+
+
+def _values(column: pa.ChunkedArray, name: str) -> list[Any]:
+    if pa.types.is_timestamp(column.type) and column.type.unit == "ns":
+        try:  # Python's datetime holds microseconds
+            column = column.cast(pa.timestamp("us", column.type.tz))
+        except pa.ArrowInvalid:
+            raise ParameterError(
+                f"parameter {name!r} has nanoseconds; bind timestamps to the microsecond"
+            ) from None
+    values: list[Any] = column.to_pylist()
+    return values
 
 
 @dataclass(frozen=True)
@@ -165,13 +200,10 @@ class StatementRegistry:
                         options: QueryOptions) -> pb.ActionCreatePreparedStatementResult:
         prepared = self._prepare(request.query, principal, options)
         handle = self._prepared.add(OpenStatement(principal, prepared))
-        parameters = pa.schema(
-            [pa.field(str(i), pa.string()) for i in range(prepared.parameter_count)]
-        )
         return pb.ActionCreatePreparedStatementResult(
             prepared_statement_handle=handle,
             dataset_schema=prepared.schema.serialize().to_pybytes(),
-            parameter_schema=parameters.serialize().to_pybytes(),
+            parameter_schema=prepared.parameter_schema.serialize().to_pybytes(),
             is_update=False,
         )
 
@@ -182,7 +214,14 @@ class StatementRegistry:
     def bind(self, principal: Principal, command: pb.CommandPreparedStatementQuery,
              reader: flight.MetadataRecordBatchReader) -> pb.DoPutPreparedStatementResult:
         statement = self._prepared.get(command.prepared_statement_handle, principal)
-        statement.parameters = parameter_values(reader.read_all())
+        rows = parameter_rows(bound_table(reader))
+        expected = statement.prepared.parameter_count
+        if rows and len(rows[0]) not in (0, expected):
+            raise ParameterError(
+                f"the statement has {expected} parameter(s) but {len(rows[0])} column(s) "
+                "were bound; bind one column per parameter, in order"
+            )
+        statement.parameter_rows = rows
         return pb.DoPutPreparedStatementResult(
             prepared_statement_handle=command.prepared_statement_handle
         )
@@ -191,7 +230,7 @@ class StatementRegistry:
                       descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         statement = self._prepared.get(command.prepared_statement_handle, principal)
         return self._flight_info(
-            OpenStatement(principal, statement.prepared, statement.parameters), descriptor
+            OpenStatement(principal, statement.prepared, statement.parameter_rows), descriptor
         )
 
     def prepared_schema(self, principal: Principal,
@@ -210,7 +249,8 @@ class StatementRegistry:
     def stream(self, principal: Principal, ticket: pb.TicketStatementQuery,
                context: flight.ServerCallContext
                ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """Run the ticket's query; batches are pulled lazily.
+        """Run the ticket's query, once per bound parameter row; batches are pulled lazily
+        and each row's run starts when the one before it has been streamed.
 
         The run has its own cancel token, set by CancelFlightInfo on the ticket (which stays
         registered while it streams, so it can still be reached) or by the call ending
@@ -227,12 +267,15 @@ class StatementRegistry:
             unlink()
             self._tickets.discard(handle)
 
+        started = (self._service.execute(statement.prepared, row, cancel=run)
+                   for row in statement.parameter_rows)
+        # The first run starts now, so its refusal is the DoGet's error, not a broken stream.
         try:
-            reader = self._service.execute(statement.prepared, statement.parameters, cancel=run)
+            first = next(started, None)
         except BaseException:
             release()
             raise
-        batches = _batches(reader, release)
+        batches = _batches(first, started, release)
         # A stream pyarrow never starts (the client left first) runs no `finally`: its claimed
         # ticket is let go when the generator is collected.
         weakref.finalize(batches, release)
@@ -277,12 +320,17 @@ class StatementRegistry:
         return found
 
 
-def _batches(reader: pa.RecordBatchReader,
+def _batches(first: pa.RecordBatchReader | None, rest: Iterator[pa.RecordBatchReader],
              release: Callable[[], None]) -> Iterator[pa.RecordBatch]:
+    reader = first
     try:
-        yield from reader
+        while reader is not None:
+            try:
+                yield from reader
+            finally:
+                reader.close()
+            reader = next(rest, None)
     finally:
-        reader.close()
         release()
 
 

@@ -127,7 +127,26 @@ def parse_statement(sql: str) -> Statement:
     query = _gate_root(text, tree, tokens[0])
     _gate_tree(query)
     _require_duckdb_syntax(text)
-    return Statement(tree=query, explain=explain, parameter_count=_count_parameters(query), sql=sql)
+    count = _count_parameters(query)
+    numbered = numbered_in_text_order(text, tokens)
+    if numbered != text:  # the same query, each `?` now naming its position
+        query = _gate_root(numbered, _parse(numbered, tokens[0]), tokens[0])
+    return Statement(tree=query, explain=explain, parameter_count=count, sql=sql)
+
+
+def numbered_in_text_order(text: str, tokens: list[Token]) -> str:
+    """`text` with its `?` placeholders as `$1, $2, ...` in the order they are written.
+
+    sqlglot keeps no position on a placeholder and its tree order is not the text's (LIMIT
+    comes before WHERE), so a text with several is parsed again numbered.
+    `WHERE a = ? LIMIT ?` -> `WHERE a = $1 LIMIT $2`.
+    """
+    marks = [t for t in tokens if t.token_type == TokenType.PLACEHOLDER and t.text == "?"]
+    if len(marks) < 2:
+        return text
+    for index, mark in reversed(list(enumerate(marks))):
+        text = f"{text[: mark.start]}${index + 1}{text[mark.end + 1 :]}"
+    return text
 
 
 def parse_request(sql: str) -> Statement | CatalogCommand:
