@@ -25,6 +25,7 @@ from pyarrow import flight
 from meshgate.errors import HandleNotFoundError, ParameterError
 from meshgate.principal import Principal
 from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.server.warnings import send_warnings
 from meshgate.service import PreparedQuery, QueryOptions, QueryService
 from meshgate.spi import CancelToken
 
@@ -145,10 +146,10 @@ class StatementRegistry:
     # ---- ad-hoc statements ------------------------------------------------------------------
 
     def statement_info(self, principal: Principal, command: pb.CommandStatementQuery,
-                       descriptor: flight.FlightDescriptor,
-                       options: QueryOptions) -> flight.FlightInfo:
+                       descriptor: flight.FlightDescriptor, options: QueryOptions,
+                       context: flight.ServerCallContext) -> flight.FlightInfo:
         prepared = self._prepare(command.query, principal, options)
-        return self._flight_info(OpenStatement(principal, prepared), descriptor)
+        return self._flight_info(OpenStatement(principal, prepared), descriptor, context)
 
     def statement_schema(self, principal: Principal, command: pb.CommandStatementQuery,
                          options: QueryOptions) -> pa.Schema:
@@ -188,10 +189,12 @@ class StatementRegistry:
         )
 
     def prepared_info(self, principal: Principal, command: pb.CommandPreparedStatementQuery,
-                      descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+                      descriptor: flight.FlightDescriptor,
+                      context: flight.ServerCallContext) -> flight.FlightInfo:
         statement = self._prepared.get(command.prepared_statement_handle, principal)
         return self._flight_info(
-            OpenStatement(principal, statement.prepared, statement.parameters), descriptor
+            OpenStatement(principal, statement.prepared, statement.parameters), descriptor,
+            context,
         )
 
     def prepared_schema(self, principal: Principal,
@@ -200,9 +203,10 @@ class StatementRegistry:
 
     # ---- tickets ----------------------------------------------------------------------------
 
-    def _flight_info(self, statement: OpenStatement,
-                     descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+    def _flight_info(self, statement: OpenStatement, descriptor: flight.FlightDescriptor,
+                     context: flight.ServerCallContext) -> flight.FlightInfo:
         handle = self._tickets.add(statement)
+        send_warnings(context, statement.prepared.warnings)
         ticket = flight.Ticket(pack(pb.TicketStatementQuery(statement_handle=handle)))
         return flight.FlightInfo(statement.prepared.schema, descriptor,
                                  [flight.FlightEndpoint(ticket, [])], -1, -1)
@@ -232,6 +236,7 @@ class StatementRegistry:
         except BaseException:
             release()
             raise
+        send_warnings(context, statement.prepared.warnings)
         batches = _batches(reader, release)
         # A stream pyarrow never starts (the client left first) runs no `finally`: its claimed
         # ticket is let go when the generator is collected.
