@@ -1,0 +1,170 @@
+"""Deprecated products: queries still run; the caller, the audit and the catalog are told.
+
+The mesh is the demo with `sales.orders` deprecated in favour of `finance.orders_ledger`, a
+product only admins may read: the successor is named to them and to nobody else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pytest
+import yaml
+from pyarrow import flight
+
+from meshgate.cli import main
+from meshgate.server import running_server
+from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.service import QueryService
+from tests.server.flightsql_clients import descriptor
+
+REASON = "the ledger adds the currency of each order \N{EN DASH} see the data wiki"
+
+
+def deprecated_mesh(demo_dir: Path, target: Path, **deprecation: Any) -> Path:
+    """A copy of the demo whose sales.orders is deprecated as given (default: to the ledger)."""
+    shutil.copytree(demo_dir, target, ignore=shutil.ignore_patterns("data"))
+    (target / "data").symlink_to(demo_dir / "data")
+    sales = yaml.safe_load((target / "sales.yaml").read_text())
+    finance = yaml.safe_load((target / "finance.yaml").read_text())
+    orders = next(p for p in sales["products"] if p["name"] == "orders")
+    finance["products"].append({**orders, "domain": "finance", "name": "orders_ledger"})
+    orders["deprecated"] = deprecation or {
+        "successor": "finance.orders_ledger", "sunset": dt.date(2027, 1, 31), "reason": REASON}
+    (target / "sales.yaml").write_text(yaml.safe_dump(sales, sort_keys=False))
+    (target / "finance.yaml").write_text(yaml.safe_dump(finance, sort_keys=False))
+    return target
+
+
+@pytest.fixture(scope="module")
+def service(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueryService]:
+    mesh = deprecated_mesh(demo_dir, tmp_path_factory.mktemp("deprecated") / "mesh")
+    svc = QueryService.from_config(mesh)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def uri(service: QueryService) -> Iterator[str]:
+    with running_server(service) as server:
+        yield f"grpc://127.0.0.1:{server.port}"
+
+
+class Headers(flight.ClientMiddlewareFactory):  # type: ignore[misc]
+    """Keeps the response headers (and trailers) of every call, by method, as a pyarrow.flight
+    user would read them."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[flight.FlightMethod, dict[str, list[str]]]] = []
+
+    def start_call(self, info: flight.CallInfo) -> flight.ClientMiddleware:
+        call: dict[str, list[str]] = {}
+        self.received.append((info.method, call))
+
+        class Received(flight.ClientMiddleware):  # type: ignore[misc]
+            def received_headers(self, headers: dict[str, list[str]]) -> None:
+                for key, values in headers.items():
+                    call.setdefault(key, []).extend(values)
+
+        return Received()
+
+
+def warnings_of(uri: str, user: str, sql: str) -> tuple[int, list[list[str]]]:
+    """Rows of `sql` run with GetFlightInfo + DoGet, and the warnings each of the two got."""
+    headers = Headers()
+    client = flight.connect(uri, middleware=[headers])
+    try:
+        name, value = client.authenticate_basic_token(user.encode(), user.encode())
+        options = flight.FlightCallOptions(headers=[(name, value)])
+        headers.received.clear()
+        info = client.get_flight_info(descriptor(pb.CommandStatementQuery(query=sql)), options)
+        rows = client.do_get(info.endpoints[0].ticket, options).read_all().num_rows
+    finally:
+        client.close()
+    assert [method for method, _ in headers.received] == [
+        flight.FlightMethod.GET_FLIGHT_INFO, flight.FlightMethod.DO_GET]
+    return rows, [call.get("x-meshgate-warning", []) for _, call in headers.received]
+
+
+EXPECTED = ("sales.orders is deprecated and may be removed after 2027-01-31{successor} "
+            "(the ledger adds the currency of each order \\u2013 see the data wiki)")
+
+
+def test_a_pyarrow_flight_client_is_warned_on_get_flight_info_and_do_get(uri: str) -> None:
+    rows, warnings = warnings_of(uri, "admin", "SELECT order_id FROM sales.orders")
+    assert rows > 0
+    warning = EXPECTED.format(successor="; use finance.orders_ledger instead")
+    assert warnings == [[warning], [warning]]
+
+
+def test_the_successor_is_named_only_to_callers_who_may_read_it(uri: str) -> None:
+    rows, warnings = warnings_of(uri, "partner", "SELECT o.order_id FROM sales.orders AS o")
+    assert rows > 0
+    assert warnings == [[EXPECTED.format(successor="")]] * 2
+    assert "finance" not in str(warnings)
+
+
+def test_a_query_on_current_products_has_no_warning(uri: str) -> None:
+    rows, warnings = warnings_of(uri, "partner", "SELECT * FROM sales.order_items")
+    assert rows > 0
+    assert warnings == [[], []]
+
+
+def test_adbc_still_runs_the_query_and_the_audit_record_lists_the_product(
+    uri: str, service: QueryService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="meshgate.service")
+    with flightsql.connect(uri, db_kwargs={"username": "partner", "password": "partner"},
+                           autocommit=True) as conn, conn.cursor() as cursor:  # fmt: skip
+        cursor.execute("SELECT count(*) FROM sales.orders JOIN sales.order_items "
+                       "USING (order_id)")
+        assert cursor.fetchone()[0] > 0  # type: ignore[index]
+    record = [r for r in service.audit.records("partner") if "JOIN sales.order_items" in r.sql][-1]
+    assert (record.outcome, record.products, record.deprecated) == (
+        "ok", ("sales.orders", "sales.order_items"), ("sales.orders",))
+    assert '"deprecated":["sales.orders"]' in record.json()
+    logged = [r.getMessage() for r in caplog.records if r.name == "meshgate.service"]
+    assert f"query {record.query_id} by partner: {EXPECTED.format(successor='')}".replace(
+        "\\u2013", "\N{EN DASH}") in logged
+
+
+def test_meshgate_products_shows_the_deprecation_as_the_caller_may_see_it(
+    service: QueryService,
+) -> None:
+    sql = ("SELECT product, deprecated, successor, sunset FROM meshgate.products "
+           "WHERE domain = 'sales' ORDER BY product")
+    expected = [("customers", False, None, None), ("order_items", False, None, None),
+                ("orders", True, "finance.orders_ledger", dt.date(2027, 1, 31))]
+    admin = service.query(sql, service.principal("admin")).to_pylist()
+    assert [tuple(r.values()) for r in admin] == expected
+    partner = service.query(sql, service.principal("partner")).to_pylist()
+    assert [tuple(r.values()) for r in partner] == [*expected[:2], ("orders", True, None,
+                                                                     dt.date(2027, 1, 31))]
+
+
+@pytest.mark.parametrize(("deprecation", "message"), [
+    ({"successor": "sales.order_itemz", "sunset": "2027-01-31"},
+     "deprecated.successor: product 'sales.order_itemz' is not declared under `products:`; "
+     "did you mean 'sales.order_items'?"),
+    ({"successor": "sales.orders", "sunset": "2027-01-31"},
+     "deprecated.successor: a product cannot succeed itself"),
+    ({"sunset": "31/01/2027"},
+     "deprecated.sunset: '31/01/2027' is not a date: write it as YYYY-MM-DD, e.g. 2027-01-31"),
+    ({"sunset": 1800000000}, "deprecated.sunset: 1800000000 is not a date"),
+    ({"successor": "sales.order_items"}, "deprecated.sunset: "),
+])  # fmt: skip
+def test_a_bad_deprecation_is_a_config_error(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    deprecation: dict[str, Any], message: str,
+) -> None:  # fmt: skip
+    mesh = deprecated_mesh(demo_dir, tmp_path / "mesh", **deprecation)
+    assert main(["check", "--config", str(mesh)]) == 2
+    err = capsys.readouterr().err
+    assert "sales.yaml:" in err
+    assert f"products[0].{message}" in err
