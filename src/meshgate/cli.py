@@ -1,4 +1,4 @@
-"""The `meshgate` command: serve, query, explain, check, catalog, config, hash-password.
+"""The `meshgate` command: serve, query, explain, check, catalog, contract, config, hash-password.
 
 Every subcommand runs the same code paths as the server (config loader, catalog, QueryService),
 so what the CLI accepts and rejects is what a Flight SQL client would see. Errors meshgate
@@ -33,6 +33,8 @@ from meshgate.catalog.catalog import Catalog, DataProduct, TableDefinition
 from meshgate.catalog.config import RoleConfig, TlsConfig
 from meshgate.catalog.contracts import contract_changes, version_problems
 from meshgate.catalog.loader import MeshDefinition
+from meshgate.catalog.odcs import contract_yaml
+from meshgate.catalog.problems import did_you_mean
 from meshgate.catalog.reference import config_reference, schema_text
 from meshgate.catalog.tls import TlsMaterial, tls_material
 from meshgate.demo.generate import demo_config_dir, ensure_demo_data
@@ -138,6 +140,16 @@ def _parser() -> argparse.ArgumentParser:
     catalog.add_argument("--user", help="list only what this user may read")
     catalog.add_argument("--columns", action="store_true", help="also list each product's columns")
     catalog.set_defaults(command=run_catalog)
+
+    contract = commands.add_parser("contract", help="export a product's contract")
+    contract_formats = contract.add_subparsers(required=True, metavar="HOW")
+    export = contract_formats.add_parser(
+        "export", help="print the product's contract as an Open Data Contract Standard (ODCS "
+                       "v3) YAML document",
+    )  # fmt: skip
+    export.add_argument("product", help="the product, as <domain>.<product>")
+    config_option(export)
+    export.set_defaults(command=run_contract_export)
 
     config = commands.add_parser("config", help="print the config format: schema or reference")
     formats = config.add_subparsers(required=True, metavar="WHAT")
@@ -499,6 +511,21 @@ def run_catalog(args: argparse.Namespace) -> int:
                     tag = f" [{column.classification}]" if column.classification else ""
                     print(f"      {column.name} {column.type}{tag}: "
                           f"{column.description}")
+    return 0
+
+
+# --- contract -------------------------------------------------------------------------------
+def run_contract_export(args: argparse.Namespace) -> int:
+    catalog = Catalog(load_config(args.config))
+    domain, _, name = args.product.partition(".")
+    product = catalog.products.get((domain, name))
+    if product is None:
+        declared = sorted(p.qualified_name for p in catalog.products.values())
+        raise MeshgateError(
+            f"no product {args.product!r} is declared; name one as <domain>.<product>"
+            + (did_you_mean(args.product, declared) or f" (declared: {', '.join(declared)})")
+        )
+    sys.stdout.write(contract_yaml(catalog, product))
     return 0
 
 
