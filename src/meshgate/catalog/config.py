@@ -233,8 +233,11 @@ class ExpectationConfig(Strict):
                 return (spec.column,)
         return ()
 class DeprecationConfig(Strict):
-    """A product on its way out: queries still run, and clients, the audit and the catalog
-    are told what to move to, and by when."""
+    """A product on its way out: its queries still run, and their callers are told.
+
+    Each query on it warns its caller (an `x-meshgate-warning` Flight SQL header and the server
+    log) and its audit record lists it; meshgate.products shows the successor and the sunset.
+    """
 
     sunset: dt.date
     """The day after which the product may be removed, ISO 8601 (`2027-01-31`)."""
