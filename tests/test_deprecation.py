@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import adbc_driver_flightsql.dbapi as flightsql
+import psycopg
 import pytest
 import yaml
 from pyarrow import flight
 
 from meshgate.cli import main
 from meshgate.server import running_server
+from meshgate.server.postgres import PostgresFrontEnd
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import QueryService
 from tests.server.flightsql_clients import descriptor
@@ -132,6 +136,30 @@ def test_adbc_still_runs_the_query_and_the_audit_record_lists_the_product(
     logged = [r.getMessage() for r in caplog.records if r.name == "meshgate.service"]
     assert f"query {record.query_id} by partner: {EXPECTED.format(successor='')}".replace(
         "\\u2013", "\N{EN DASH}") in logged
+
+
+def test_postgres_wire_clients_get_a_warning_notice(service: QueryService) -> None:
+    front_end = PostgresFrontEnd(service).start()
+    dsn = f"postgresql://partner:partner@127.0.0.1:{front_end.port}/meshgate"
+    try:
+        notices: list[tuple[str | None, str | None, str | None]] = []
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.add_notice_handler(
+                lambda d: notices.append((d.severity, d.sqlstate, d.message_primary)))
+            rows = connection.execute("SELECT order_id FROM sales.orders").fetchall()
+            connection.execute("SELECT sku FROM sales.order_items").fetchall()
+        psql = subprocess.run(["psql", "-X", "-A", "-t", dsn, "-c",
+                               "SELECT count(*) FROM sales.orders"],
+                              env={**os.environ, "PGCONNECT_TIMEOUT": "10"}, capture_output=True,
+                              text=True, timeout=60, check=False)  # fmt: skip
+    finally:
+        front_end.shutdown()
+    assert rows
+    warning = EXPECTED.format(successor="").replace("\\u2013", "\N{EN DASH}")
+    assert notices == [("WARNING", "01P01", warning)]  # one, for the deprecated product only
+    assert psql.returncode == 0, psql.stderr
+    assert psql.stderr == f"WARNING:  {warning}\n"
+    assert int(psql.stdout) == len(rows)
 
 
 def test_meshgate_products_shows_the_deprecation_as_the_caller_may_see_it(
