@@ -176,6 +176,19 @@ def test_meshgate_products_shows_the_deprecation_as_the_caller_may_see_it(
                                                                      dt.date(2027, 1, 31))]
 
 
+def test_meshgate_catalog_lists_the_deprecation(
+    service: QueryService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(service.definition.directory)
+    listed = "sales.orders [table, v1.0.0, deprecated until 2027-01-31{}]: One row per"
+    assert main(["catalog", "--config", config]) == 0
+    assert listed.format(" -> finance.orders_ledger") in capsys.readouterr().out
+    assert main(["catalog", "--config", config, "--user", "partner"]) == 0
+    out = capsys.readouterr().out
+    assert listed.format("") in out
+    assert "orders_ledger" not in out
+
+
 @pytest.mark.parametrize(("deprecation", "message"), [
     ({"successor": "sales.order_itemz", "sunset": "2027-01-31"},
      "deprecated.successor: product 'sales.order_itemz' is not declared under `products:`; "

@@ -29,9 +29,10 @@ from types import FrameType
 
 import pyarrow as pa
 
-from meshgate.catalog.catalog import Catalog, DataProduct, TableDefinition
+from meshgate.catalog.catalog import Catalog, CatalogView, DataProduct, TableDefinition
 from meshgate.catalog.config import RoleConfig, TlsConfig
 from meshgate.catalog.contracts import contract_changes, version_problems
+from meshgate.catalog.deprecation import visible_successor
 from meshgate.catalog.loader import MeshDefinition
 from meshgate.catalog.odcs import contract_yaml
 from meshgate.catalog.problems import did_you_mean
@@ -491,10 +492,10 @@ def _type_name(arrow: pa.DataType) -> str:
 def run_catalog(args: argparse.Namespace) -> int:
     definition = load_config(args.config)
     catalog = Catalog(definition)
-    if args.user is None:
+    view = None if args.user is None else catalog.view(catalog.directory.principal(args.user))
+    if view is None:
         products = sorted(catalog.products.values(), key=lambda p: (p.domain, p.name))
     else:
-        view = catalog.view(catalog.directory.principal(args.user))
         products = view.products()
     print(f"catalog {catalog.name}: {definition.mesh.description}".rstrip(": "))
     for domain in sorted({p.domain for p in products}):
@@ -502,7 +503,8 @@ def run_catalog(args: argparse.Namespace) -> int:
         print(f"\n{domain} (owner {info.owner}): {info.description}")
         for product in (p for p in products if p.domain == domain):
             kind = "query" if not isinstance(product.definition, TableDefinition) else "table"
-            print(f"  {product.qualified_name} [{kind}, v{product.version}]: "
+            state = _deprecation_note(product, view)
+            print(f"  {product.qualified_name} [{kind}, v{product.version}{state}]: "
                   f"{product.description}")
             if args.columns:
                 # Types as the config spells them, so the listing reads like the YAML.
@@ -512,6 +514,17 @@ def run_catalog(args: argparse.Namespace) -> int:
                     print(f"      {column.name} {column.type}{tag}: "
                           f"{column.description}")
     return 0
+
+
+def _deprecation_note(product: DataProduct, view: CatalogView | None) -> str:
+    """`, deprecated until 2027-01-31 -> sales.orders_v2` (the successor only if `view`, the
+    listing's user, may read it; every successor without --user)."""
+    if product.deprecated is None:
+        return ""
+    successor = (product.deprecated.successor if view is None
+                 else visible_successor(product, view))  # fmt: skip
+    return (f", deprecated until {product.deprecated.sunset.isoformat()}"
+            + (f" -> {successor}" if successor else ""))
 
 
 # --- contract -------------------------------------------------------------------------------
