@@ -189,6 +189,15 @@ def test_meshgate_catalog_lists_the_deprecation(
     assert "orders_ledger" not in out
 
 
+def test_meshgate_check_tells_the_owners_of_products_defined_over_it(
+    service: QueryService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--config", str(service.definition.directory)]) == 0
+    assert ("product finance.revenue_by_region: SQL definition plans over the declared products;"
+            " it reads a deprecated product: sales.orders is deprecated and may be removed after "
+            "2027-01-31; use finance.orders_ledger instead") in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(("deprecation", "message"), [
     ({"successor": "sales.order_itemz", "sunset": "2027-01-31"},
      "deprecated.successor: product 'sales.order_itemz' is not declared under `products:`; "

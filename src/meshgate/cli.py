@@ -29,7 +29,13 @@ from types import FrameType
 
 import pyarrow as pa
 
-from meshgate.catalog.catalog import Catalog, CatalogView, DataProduct, TableDefinition
+from meshgate.catalog.catalog import (
+    Catalog,
+    CatalogView,
+    DataProduct,
+    QueryDefinition,
+    TableDefinition,
+)
 from meshgate.catalog.config import RoleConfig, TlsConfig
 from meshgate.catalog.contracts import contract_changes, version_problems
 from meshgate.catalog.deprecation import visible_successor
@@ -437,11 +443,15 @@ def _check_query_product(product: DataProduct, planner: QueryService | None) -> 
         return Finding(subject, "not checked: it needs every source, and one is unreachable",
                        True)
     principal = Principal(CHECK_ROLE, frozenset({CHECK_ROLE}))
+    assert isinstance(product.definition, QueryDefinition)
     try:
         planner.prepare(f'SELECT * FROM "{product.domain}"."{product.name}"', principal)
+        # The definition as written: the products it names, deprecated ones among them.
+        read = planner.prepare(product.definition.sql, principal)
     except MeshgateError as exc:
         return Finding(subject, f"its SQL definition does not plan: {exc}", True)
-    return Finding(subject, "SQL definition plans over the declared products", False)
+    warnings = "".join(f"; it reads a deprecated product: {w}" for w in read.warnings)
+    return Finding(subject, f"SQL definition plans over the declared products{warnings}", False)
 
 
 def _check_product(product: DataProduct, connectors: dict[str, Connector]) -> Finding:
