@@ -20,9 +20,13 @@ import psycopg
 import pytest
 import yaml
 from pyarrow import flight
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.test import Client
+from werkzeug.wrappers import Response
 
 from meshgate.cli import main
 from meshgate.server import running_server
+from meshgate.server.catalog_web import Connection, catalog_app
 from meshgate.server.postgres import PostgresFrontEnd
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import QueryService
@@ -174,6 +178,30 @@ def test_meshgate_products_shows_the_deprecation_as_the_caller_may_see_it(
     partner = service.query(sql, service.principal("partner")).to_pylist()
     assert [tuple(r.values()) for r in partner] == [*expected[:2], ("orders", True, None,
                                                                      dt.date(2027, 1, 31))]
+
+
+def catalog_page(service: QueryService, user: str, path: str) -> str:
+    """A catalog web page as `user` sees it (the app itself, through Flask's test client)."""
+    app = catalog_app(lambda: service, Connection("127.0.0.1", 8815))
+    client = Client(DispatcherMiddleware(Response("not here", status=404), {"/catalog": app}))
+    signed_in = client.post("/catalog/signin", data={"user": user, "password": user,
+                                                     "next": "/catalog/"})  # fmt: skip
+    assert signed_in.status_code == 303
+    page = client.get(f"/catalog{path}")
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
+
+
+def test_the_catalog_page_shows_the_deprecation(service: QueryService) -> None:
+    admin = catalog_page(service, "admin", "/products/sales/orders")
+    assert ('<span class="badge deprecated">deprecated</span> may be removed after 2027-01-31; '
+            'use <a href="/catalog/products/finance/orders_ledger">finance.orders_ledger</a> '
+            "instead (the ledger adds the currency of each order \N{EN DASH} see the data wiki)"
+            ) in admin
+    partner = catalog_page(service, "partner", "/products/sales/orders")
+    assert "may be removed after 2027-01-31 (the ledger adds" in partner
+    assert "orders_ledger" not in partner
+    assert 'id="deprecated"' not in catalog_page(service, "partner", "/products/sales/customers")
 
 
 def test_meshgate_catalog_lists_the_deprecation(
