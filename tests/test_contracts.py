@@ -247,6 +247,30 @@ def test_a_deprecated_product_may_go_once_its_sunset_has_passed(
             "stays until then" in out) is not passes
 
 
+@pytest.mark.parametrize(("now", "what"), [
+    ({"sunset": dt.date(2027, 6, 30)}, "deprecation: successor, sunset or reason"),
+    (None, "no longer deprecated"),
+])  # fmt: skip
+def test_a_deprecation_moved_or_withdrawn_is_metadata(
+    configs: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+    now: dict[str, Any] | None, what: str,
+) -> None:  # fmt: skip
+    old, new = configs
+    files = read(old)
+    product(files, "finance.budgets")["deprecated"] = {"sunset": dt.date(2027, 1, 31)}
+    write(old, files)
+    files = read(new)
+    if now is not None:
+        product(files, "finance.budgets")["deprecated"] = now
+    write(new, files)
+
+    code, out = check(new, str(old), capsys)
+    assert (code, f"finance.budgets: metadata: {what}\n" in out) == (1, True), out
+    product(files, "finance.budgets")["version"] = "1.0.1"
+    write(new, files)
+    assert check(new, str(old), capsys)[0] == 0
+
+
 def test_against_a_git_revision(
     configs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
