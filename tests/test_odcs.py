@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,46 @@ def test_an_unknown_product_is_an_error_with_a_suggestion(
     assert capsys.readouterr().err == (
         "error: no product 'sales.order' is declared; name one as <domain>.<product>; did you "
         "mean 'sales.orders'?\n")
+
+
+QUALITY = [
+    {"not_null": "order_id"}, {"unique": "order_id"}, {"unique": ["employee_id", "ts"]},
+    {"accepted_values": {"column": "employee_id", "values": [1, 2, 3]}},
+    {"range": {"column": "amount", "min": 0, "max": 100000}},
+    {"row_count": {"min": 1, "max": 1000000}},
+    {"sql": {"name": "no_negative", "query": "SELECT count(*) FROM sales.orders WHERE amount < 0"}},
+    {"freshness": {"column": "ts", "max_age": "1h"}},
+]  # fmt: skip
+
+
+def test_quality_expectations_become_odcs_rules_and_freshness_an_sla(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mesh = tmp_path / "mesh"
+    shutil.copytree(demo_dir, mesh, ignore=shutil.ignore_patterns("data"))
+    (mesh / "data").symlink_to(demo_dir / "data")
+    sales = yaml.safe_load((mesh / "sales.yaml").read_text())
+    sales["products"][0]["quality"] = QUALITY
+    (mesh / "sales.yaml").write_text(yaml.safe_dump(sales, sort_keys=False))
+
+    document = export(mesh, "sales.orders", capsys)
+    orders = document["schema"][0]
+    by_column = {p["name"]: p.get("quality", []) for p in orders["properties"]}
+    assert by_column["order_id"] == [
+        {"name": "not_null(order_id)", "type": "library", "metric": "nullValues", "mustBe": 0,
+         "dimension": "completeness"},
+        {"name": "unique(order_id)", "type": "library", "metric": "duplicateValues",
+         "mustBe": 0, "dimension": "uniqueness"},
+    ]  # fmt: skip
+    assert by_column["employee_id"][0]["arguments"] == {"validValues": [1, 2, 3]}
+    assert by_column["amount"][0]["query"] == (
+        "SELECT count(*) FROM sales.orders WHERE amount < 0 OR amount > 100000")
+    assert [(q["name"], q.get("metric"), q.get("mustBeBetween"), q.get("query"))
+            for q in orders["quality"]] == [
+        ("unique(employee_id, ts)", "duplicateValues", None, None),
+        ("row_count", "rowCount", [1, 1000000], None),
+        ("sql(no_negative)", None, None, "SELECT count(*) FROM sales.orders WHERE amount < 0"),
+    ]  # fmt: skip
+    assert document["slaProperties"] == [
+        {"property": "freshness", "value": 1, "unit": "h", "element": "orders.ts",
+         "description": "the newest ts is at most 1h old"}]

@@ -4,7 +4,8 @@ ODCS is the format data catalogs and contract tools (datacontract-cli, Collibra,
 read, so a product declared in meshgate's config can be published where its consumers look.
 The document holds what a consumer depends on (the product as one schema object, its columns
 as properties with their types, keys, nullability and classification; its owner, version,
-tags and deprecation) and the meshgate name to query it by. It holds no physical names, no
+tags, deprecation and quality expectations, a freshness SLO as an SLA property) and the
+meshgate name to query it by. It holds no physical names, no
 source and no policy text: those are the deployment's, not part of the contract.
 """
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 import yaml
 
 from meshgate.catalog.catalog import Catalog, DataProduct, ProductColumn, QueryDefinition
+from meshgate.catalog.config import DURATION, ExpectationConfig
 from meshgate.types import sql_type_name
 
 API_VERSION = "v3.2.0"
@@ -45,7 +47,8 @@ def contract_document(catalog: Catalog, product: DataProduct) -> dict[str, Any]:
     if product.tags:
         document["tags"] = list(product.tags)
     document["team"] = _team(product.owner, domain.owner, domain.name)
-    document["schema"] = [_schema_object(product)]
+    expectations = catalog.definition.products[product.domain, product.name].quality
+    document["schema"] = [_schema_object(product, expectations)]
     roles = _reading_roles(catalog, product)
     if roles:
         document["roles"] = roles
@@ -54,6 +57,9 @@ def contract_document(catalog: Catalog, product: DataProduct) -> dict[str, Any]:
         "schema": product.domain,
         "description": f"Arrow Flight SQL: SELECT ... FROM {product.qualified_name}",
     }]  # fmt: skip
+    freshness = [_freshness(e, product) for e in expectations if e.freshness is not None]
+    if freshness:
+        document["slaProperties"] = freshness
     if product.deprecated is not None:
         document["customProperties"] = _deprecation(product)
     return document
@@ -72,7 +78,9 @@ def _team(owner: str, domain_owner: str, domain: str) -> dict[str, Any]:
     return {"name": domain, "members": members}
 
 
-def _schema_object(product: DataProduct) -> dict[str, Any]:
+def _schema_object(
+    product: DataProduct, expectations: Iterable[ExpectationConfig]
+) -> dict[str, Any]:
     element: dict[str, Any] = {
         "name": product.name,
         "logicalType": "object",
@@ -82,11 +90,20 @@ def _schema_object(product: DataProduct) -> dict[str, Any]:
         element["description"] = product.description
     if product.deprecated is not None:
         element["deprecated"] = True
-    element["properties"] = [_property(c, product.primary_key) for c in product.columns]
+    checks = [(e, _quality(e, product)) for e in expectations if e.freshness is None]
+    per_column = {c.name: [q for e, q in checks if _column_of(e) == c.name]
+                  for c in product.columns}  # fmt: skip
+    element["properties"] = [_property(c, product.primary_key, per_column[c.name])
+                             for c in product.columns]  # fmt: skip
+    whole = [q for e, q in checks if _column_of(e) is None]
+    if whole:
+        element["quality"] = whole
     return element
 
 
-def _property(column: ProductColumn, primary_key: tuple[str, ...]) -> dict[str, Any]:
+def _property(
+    column: ProductColumn, primary_key: tuple[str, ...], quality: list[dict[str, Any]]
+) -> dict[str, Any]:
     prop: dict[str, Any] = {"name": column.name}
     logical = _logical_type(column.arrow_type)
     if logical is not None:
@@ -105,7 +122,69 @@ def _property(column: ProductColumn, primary_key: tuple[str, ...]) -> dict[str, 
         prop["classification"] = column.classification
     if column.description:
         prop["description"] = column.description
+    if quality:
+        prop["quality"] = quality
     return prop
+
+
+def _column_of(expectation: ExpectationConfig) -> str | None:
+    """The one column an expectation is about (it goes on that property), else None (it goes
+    on the product: row count, custom SQL, a unique combination of columns)."""
+    columns = expectation.columns()
+    return columns[0] if len(columns) == 1 and expectation.sql is None else None
+
+
+def _quality(expectation: ExpectationConfig, product: DataProduct) -> dict[str, Any]:
+    """An expectation as an ODCS quality rule: a library metric where ODCS has one, else the
+    SQL meshgate's check amounts to (over the product, as consumers name it)."""
+    rule: dict[str, Any] = {"name": expectation.name}
+    if expectation.not_null is not None:
+        rule.update(type="library", metric="nullValues", mustBe=0, dimension="completeness")
+    elif expectation.unique is not None:
+        rule.update(type="library", metric="duplicateValues", mustBe=0, dimension="uniqueness")
+        if not isinstance(expectation.unique, str):
+            rule["arguments"] = {"properties": list(expectation.unique)}
+    elif expectation.accepted_values is not None:
+        rule.update(type="library", metric="invalidValues", mustBe=0, dimension="conformity",
+                    arguments={"validValues": list(expectation.accepted_values.values)})
+    elif expectation.range is not None:
+        bounds = expectation.range
+        column = bounds.column
+        outside = [f"{column} {sign} {_literal(value)}"
+                   for sign, value in (("<", bounds.min), (">", bounds.max)) if value is not None]
+        rule.update(type="sql", mustBe=0, dimension="conformity",
+                    query=f"SELECT count(*) FROM {product.qualified_name} WHERE "
+                          + " OR ".join(outside))  # fmt: skip
+    elif expectation.row_count is not None:
+        low, high = expectation.row_count.min, expectation.row_count.max
+        rule.update(type="library", metric="rowCount", dimension="completeness")
+        if low is not None and high is not None:
+            rule.update({"mustBe": low} if low == high else {"mustBeBetween": [low, high]})
+        elif low is not None:
+            rule["mustBeGreaterOrEqualTo"] = low
+        else:
+            rule["mustBeLessOrEqualTo"] = high
+    else:
+        assert expectation.sql is not None
+        rule.update(type="sql", query=expectation.sql.query, mustBe=0)
+    return rule
+
+
+def _literal(value: int | float | str | None) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
+def _freshness(expectation: ExpectationConfig, product: DataProduct) -> dict[str, Any]:
+    """A freshness SLO as ODCS's SLA property `freshness` on the timestamp column."""
+    assert expectation.freshness is not None
+    match = DURATION.fullmatch(expectation.freshness.max_age)
+    assert match is not None  # the config model checked it
+    return {"property": "freshness", "value": int(match[1]), "unit": match[2],
+            "element": f"{product.name}.{expectation.freshness.column}",
+            "description": f"the newest {expectation.freshness.column} is at most "
+                           f"{expectation.freshness.max_age} old"}  # fmt: skip
 
 
 def _logical_type(arrow: pa.DataType) -> str | None:
