@@ -23,7 +23,8 @@ from meshgate.service import QueryService
 from tests.server.flightsql_clients import Session, adbc_refusal
 
 FIELDS = {"time", "query_id", "user", "roles", "client", "sql", "outcome", "status", "error_id",
-          "message", "products", "policies", "sources", "rows", "bytes", "seconds"}  # fmt: skip
+          "message", "products", "policies", "deprecated", "sources", "rows", "bytes",
+          "seconds"}  # fmt: skip
 NOT_READABLE = "does not exist or you are not allowed to read it"
 
 

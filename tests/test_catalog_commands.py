@@ -113,8 +113,9 @@ def test_unquoted_names_match_whatever_their_case(service: QueryService) -> None
 def test_describe_of_the_catalog_relations(service: QueryService) -> None:
     products = [r["column_name"] for r in rows(service, "DESCRIBE meshgate.products", "partner")]
     assert products == ["domain", "product", "description", "owner", "version", "tags", "kind",
-                        "last_checked_at", "quality_status", "failed_expectations",
-                        "freshness_age_seconds", "freshness_ok", "row_count_estimate"]
+                        "deprecated", "successor", "sunset", "last_checked_at",
+                        "quality_status", "failed_expectations", "freshness_age_seconds",
+                        "freshness_ok", "row_count_estimate"]
     columns = [r["column_name"] for r in
                rows(service, "DESCRIBE information_schema.columns", "partner")]  # fmt: skip
     assert columns[:5] == ["table_catalog", "table_schema", "table_name", "column_name",

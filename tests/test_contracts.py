@@ -6,6 +6,7 @@ copy (a directory, and once a git revision), as a domain's CI would.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -80,6 +81,15 @@ def removed_mask(files: dict[str, dict[str, Any]]) -> None:
     del policies(files)[0]["masks"]["salary"]
 
 
+def deprecate_orders(files: dict[str, dict[str, Any]]) -> None:
+    """sales.orders deprecated in favour of a new sales.orders_v2 (a new product: no bump)."""
+    successor = {**product(files, "sales.orders"), "name": "orders_v2"}
+    files["sales.yaml"]["products"].append(successor)
+    product(files, "sales.orders")["deprecated"] = {
+        "successor": "sales.orders_v2", "sunset": dt.date(2027, 1, 31),
+        "reason": "orders_v2 carries the currency of each order"}
+
+
 def newly_classified(files: dict[str, dict[str, Any]]) -> None:
     # the mesh-wide pii rule now redacts it for every role not exempt
     column(files, "sales.orders", "amount")["classification"] = "pii"
@@ -129,6 +139,8 @@ CASES: list[tuple[str, Edit, str, str, str, str]] = [
      "description, tags or owner", "metadata", "1.0.1"),
     ("column description", set_column("sales.orders", "ts", description="Placed."),
      "sales.orders", "column ts: description or classification", "metadata", "1.0.1"),
+    ("product deprecated", deprecate_orders, "sales.orders",
+     "deprecated (sunset 2027-01-31, successor sales.orders_v2)", "compatible", "1.1.0"),
 ]  # fmt: skip
 BELOW = {"2.0.0": "1.1.0", "1.1.0": "1.0.1", "1.0.1": "1.0.0"}
 
@@ -191,20 +203,72 @@ def test_an_unchanged_config_needs_no_bump(
     assert check(new, str(old), capsys) == (0, f"0 contract changes against {old}; versions ok\n")
 
 
-def test_a_removed_product_fails_and_a_new_one_needs_no_bump(
+def remove_budgets(files: dict[str, dict[str, Any]]) -> None:
+    files["finance.yaml"]["products"] = [p for p in files["finance.yaml"]["products"]
+                                         if p["name"] != "budgets"]  # fmt: skip
+
+
+def test_a_product_removed_unannounced_fails_and_a_new_one_needs_no_bump(
     configs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     old, new = configs
     files = read(new)
-    files["finance.yaml"]["products"] = [p for p in files["finance.yaml"]["products"]
-                                         if p["name"] != "budgets"]  # fmt: skip
+    remove_budgets(files)
     write(new, files)
     code, out = check(new, str(old), capsys)
     assert code == 1
-    assert "finance.budgets: breaking: product removed\n" in out
-    assert "finance.budgets: problem: removed: consumers lose it" in out
+    assert "finance.budgets: breaking: product removed without a prior deprecation\n" in out
+    assert ("finance.budgets: problem: removed without a prior deprecation: consumers lose it "
+            "unwarned; mark it `deprecated:`") in out
     code, out = check(old, str(new), capsys)  # the other way round: a product added
     assert (code, out) == (0, f"0 contract changes against {new}; versions ok\n")
+
+
+@pytest.mark.parametrize(("sunset", "impact", "what", "passes"), [
+    (dt.date(2020, 6, 30), "compatible", "product removed after its sunset (2020-06-30)", True),
+    (dt.date(2999, 6, 30), "breaking", "product removed before its sunset (2999-06-30)", False),
+])  # fmt: skip
+def test_a_deprecated_product_may_go_once_its_sunset_has_passed(
+    configs: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+    sunset: dt.date, impact: str, what: str, passes: bool,
+) -> None:  # fmt: skip
+    old, new = configs
+    files = read(old)
+    product(files, "finance.budgets")["deprecated"] = {"sunset": sunset}
+    write(old, files)
+    files = read(new)
+    remove_budgets(files)
+    write(new, files)
+
+    code, out = check(new, str(old), capsys)
+    assert f"finance.budgets: {impact}: {what}\n" in out
+    assert (code == 0) is passes, out
+    assert ("finance.budgets: problem: removed before its sunset date: consumers were told it "
+            "stays until then" in out) is not passes
+
+
+@pytest.mark.parametrize(("now", "what"), [
+    ({"sunset": dt.date(2027, 6, 30)}, "deprecation: successor, sunset or reason"),
+    (None, "no longer deprecated"),
+])  # fmt: skip
+def test_a_deprecation_moved_or_withdrawn_is_metadata(
+    configs: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+    now: dict[str, Any] | None, what: str,
+) -> None:  # fmt: skip
+    old, new = configs
+    files = read(old)
+    product(files, "finance.budgets")["deprecated"] = {"sunset": dt.date(2027, 1, 31)}
+    write(old, files)
+    files = read(new)
+    if now is not None:
+        product(files, "finance.budgets")["deprecated"] = now
+    write(new, files)
+
+    code, out = check(new, str(old), capsys)
+    assert (code, f"finance.budgets: metadata: {what}\n" in out) == (1, True), out
+    product(files, "finance.budgets")["version"] = "1.0.1"
+    write(new, files)
+    assert check(new, str(old), capsys)[0] == 0
 
 
 def test_against_a_git_revision(

@@ -55,6 +55,7 @@ class AuditRecord:
     message: str | None = None  # the message the caller received
     products: tuple[str, ...] = ()
     policies: tuple[str, ...] = ()
+    deprecated: tuple[str, ...] = ()  # the deprecated products among `products`
     sources: tuple[SourceCall, ...] = ()
     rows: int = 0
     bytes: int = 0

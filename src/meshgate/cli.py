@@ -1,4 +1,4 @@
-"""The `meshgate` command: serve, query, explain, check, catalog, config, hash-password.
+"""The `meshgate` command: serve, query, explain, check, catalog, contract, config, hash-password.
 
 Every subcommand runs the same code paths as the server (config loader, catalog, QueryService),
 so what the CLI accepts and rejects is what a Flight SQL client would see. Errors meshgate
@@ -29,10 +29,19 @@ from types import FrameType
 
 import pyarrow as pa
 
-from meshgate.catalog.catalog import Catalog, DataProduct, TableDefinition
+from meshgate.catalog.catalog import (
+    Catalog,
+    CatalogView,
+    DataProduct,
+    QueryDefinition,
+    TableDefinition,
+)
 from meshgate.catalog.config import RoleConfig, TlsConfig
 from meshgate.catalog.contracts import contract_changes, version_problems
+from meshgate.catalog.deprecation import visible_successor
 from meshgate.catalog.loader import MeshDefinition
+from meshgate.catalog.odcs import contract_yaml
+from meshgate.catalog.problems import did_you_mean
 from meshgate.catalog.reference import config_reference, schema_text
 from meshgate.catalog.tls import TlsMaterial, tls_material
 from meshgate.demo.generate import demo_config_dir, ensure_demo_data
@@ -138,6 +147,16 @@ def _parser() -> argparse.ArgumentParser:
     catalog.add_argument("--user", help="list only what this user may read")
     catalog.add_argument("--columns", action="store_true", help="also list each product's columns")
     catalog.set_defaults(command=run_catalog)
+
+    contract = commands.add_parser("contract", help="export a product's contract")
+    contract_formats = contract.add_subparsers(required=True, metavar="HOW")
+    export = contract_formats.add_parser(
+        "export", help="print the product's contract as an Open Data Contract Standard (ODCS "
+                       "v3) YAML document",
+    )  # fmt: skip
+    export.add_argument("product", help="the product, as <domain>.<product>")
+    config_option(export)
+    export.set_defaults(command=run_contract_export)
 
     config = commands.add_parser("config", help="print the config format: schema or reference")
     formats = config.add_subparsers(required=True, metavar="WHAT")
@@ -424,11 +443,15 @@ def _check_query_product(product: DataProduct, planner: QueryService | None) -> 
         return Finding(subject, "not checked: it needs every source, and one is unreachable",
                        True)
     principal = Principal(CHECK_ROLE, frozenset({CHECK_ROLE}))
+    assert isinstance(product.definition, QueryDefinition)
     try:
         planner.prepare(f'SELECT * FROM "{product.domain}"."{product.name}"', principal)
+        # The definition as written: the products it names, deprecated ones among them.
+        read = planner.prepare(product.definition.sql, principal)
     except MeshgateError as exc:
         return Finding(subject, f"its SQL definition does not plan: {exc}", True)
-    return Finding(subject, "SQL definition plans over the declared products", False)
+    warnings = "".join(f"; it reads a deprecated product: {w}" for w in read.warnings)
+    return Finding(subject, f"SQL definition plans over the declared products{warnings}", False)
 
 
 def _check_product(product: DataProduct, connectors: dict[str, Connector]) -> Finding:
@@ -479,10 +502,10 @@ def _type_name(arrow: pa.DataType) -> str:
 def run_catalog(args: argparse.Namespace) -> int:
     definition = load_config(args.config)
     catalog = Catalog(definition)
-    if args.user is None:
+    view = None if args.user is None else catalog.view(catalog.directory.principal(args.user))
+    if view is None:
         products = sorted(catalog.products.values(), key=lambda p: (p.domain, p.name))
     else:
-        view = catalog.view(catalog.directory.principal(args.user))
         products = view.products()
     print(f"catalog {catalog.name}: {definition.mesh.description}".rstrip(": "))
     for domain in sorted({p.domain for p in products}):
@@ -490,7 +513,8 @@ def run_catalog(args: argparse.Namespace) -> int:
         print(f"\n{domain} (owner {info.owner}): {info.description}")
         for product in (p for p in products if p.domain == domain):
             kind = "query" if not isinstance(product.definition, TableDefinition) else "table"
-            print(f"  {product.qualified_name} [{kind}, v{product.version}]: "
+            state = _deprecation_note(product, view)
+            print(f"  {product.qualified_name} [{kind}, v{product.version}{state}]: "
                   f"{product.description}")
             if args.columns:
                 # Types as the config spells them, so the listing reads like the YAML.
@@ -499,6 +523,32 @@ def run_catalog(args: argparse.Namespace) -> int:
                     tag = f" [{column.classification}]" if column.classification else ""
                     print(f"      {column.name} {column.type}{tag}: "
                           f"{column.description}")
+    return 0
+
+
+def _deprecation_note(product: DataProduct, view: CatalogView | None) -> str:
+    """`, deprecated until 2027-01-31 -> sales.orders_v2` (the successor only if `view`, the
+    listing's user, may read it; every successor without --user)."""
+    if product.deprecated is None:
+        return ""
+    successor = (product.deprecated.successor if view is None
+                 else visible_successor(product, view))  # fmt: skip
+    return (f", deprecated until {product.deprecated.sunset.isoformat()}"
+            + (f" -> {successor}" if successor else ""))
+
+
+# --- contract -------------------------------------------------------------------------------
+def run_contract_export(args: argparse.Namespace) -> int:
+    catalog = Catalog(load_config(args.config))
+    domain, _, name = args.product.partition(".")
+    product = catalog.products.get((domain, name))
+    if product is None:
+        declared = sorted(p.qualified_name for p in catalog.products.values())
+        raise MeshgateError(
+            f"no product {args.product!r} is declared; name one as <domain>.<product>"
+            + (did_you_mean(args.product, declared) or f" (declared: {', '.join(declared)})")
+        )
+    sys.stdout.write(contract_yaml(catalog, product))
     return 0
 
 

@@ -5,6 +5,7 @@ The Flight server, the CLI and the tests all go through `QueryService`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ from meshgate.catalog.catalog import (
     MaskedColumns,
     QueryHistory,
 )
+from meshgate.catalog.deprecation import deprecated_products, deprecation_warning
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.errors import AuthenticationFailed, ParameterError
 from meshgate.execution.engine import DuckDBEngine, ResidualEngine
@@ -53,6 +55,8 @@ from meshgate.sql.bind import bind
 from meshgate.sql.catalog_commands import catalog_query
 from meshgate.sql.output_names import output_names
 from meshgate.sql.parse import parse_request, parse_statement
+
+log = logging.getLogger("meshgate.service")
 
 
 def load_definition(directory: Path) -> MeshDefinition:
@@ -91,6 +95,8 @@ class PreparedQuery:
     client: str | None = None  # the caller's network address, for the audit record
     # One field per parameter, typed by its use (rewrite/parameter_types.py).
     parameter_schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
+    deprecated: tuple[str, ...] = ()  # the deprecated products it reads
+    warnings: tuple[str, ...] = ()  # what the caller is told (deprecated products)
 
 
 class QueryService:
@@ -205,7 +211,16 @@ class QueryService:
             self._audit_failure(arrived, principal.name, tuple(sorted(principal.roles)),
                                 client, sql, exc)  # fmt: skip
             raise
-        return replace(prepared, client=client)
+        return self._with_deprecations(replace(prepared, client=client))
+
+    def _with_deprecations(self, prepared: PreparedQuery) -> PreparedQuery:
+        """`prepared` knowing the deprecated products it reads and what its caller is told."""
+        deprecated = deprecated_products(self.catalog, prepared.products)
+        if not deprecated:
+            return prepared
+        view = self.view(prepared.principal)
+        return replace(prepared, deprecated=tuple(p.qualified_name for p in deprecated),
+                       warnings=tuple(deprecation_warning(p, view) for p in deprecated))
 
     def _audit_failure(
         self,
@@ -358,8 +373,10 @@ class QueryService:
         opened = AuditRecord(
             arrived, query_id, prepared.principal.name, tuple(sorted(prepared.principal.roles)),
             prepared.client, prepared.sql, "ok", products=prepared.products,
-            policies=prepared.policies,
+            policies=prepared.policies, deprecated=prepared.deprecated,
         )  # fmt: skip
+        for warning in prepared.warnings:
+            log.warning("query %s by %s: %s", query_id, prepared.principal.name, warning)
 
         def sources() -> tuple[SourceCall, ...]:
             runs = report.fragments.values()

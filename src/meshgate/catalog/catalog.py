@@ -11,7 +11,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.audit import AuditRecord
-from meshgate.catalog.config import ProductConfig, RoleConfig
+from meshgate.catalog.config import DeprecationConfig, ProductConfig, RoleConfig
 from meshgate.catalog.identity import IdentityProvider
 from meshgate.catalog.loader import MeshDefinition
 from meshgate.errors import ConfigError, ProductNotFound
@@ -67,6 +67,7 @@ class DataProduct:
     columns: tuple[ProductColumn, ...]
     definition: TableDefinition | QueryDefinition
     primary_key: tuple[str, ...] = ()
+    deprecated: DeprecationConfig | None = None
 
     @property
     def qualified_name(self) -> str:
@@ -202,6 +203,7 @@ def _product(config: ProductConfig, domain_owner: str) -> DataProduct:
         tuple(columns),
         definition,
         config.primary_key,
+        config.deprecated,
     )
 
 
@@ -249,6 +251,11 @@ class CatalogView:
 
     def products(self) -> list[DataProduct]:
         return sorted(self._products.values(), key=lambda p: (p.domain, p.name))
+
+    def readable(self, qualified_name: str) -> bool:
+        """Whether this caller may read the product `<domain>.<product>`."""
+        domain, _, name = qualified_name.partition(".")
+        return (domain, name) in self._products
 
     def domains(self) -> list[Domain]:
         names = sorted({p.domain for p in self._products.values()})

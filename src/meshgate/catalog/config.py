@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from pydantic import (
 )
 
 NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
+PRODUCT_PATTERN = r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$"
 
 
 class Strict(BaseModel):
@@ -230,6 +232,33 @@ class ExpectationConfig(Strict):
             if spec is not None:
                 return (spec.column,)
         return ()
+class DeprecationConfig(Strict):
+    """A product on its way out: its queries still run, and their callers are told.
+
+    Each query on it warns its caller (an `x-meshgate-warning` Flight SQL header and the server
+    log) and its audit record lists it; meshgate.products shows the successor and the sunset.
+    """
+
+    sunset: dt.date
+    """The day after which the product may be removed, ISO 8601 (`2027-01-31`)."""
+    successor: str | None = Field(default=None, pattern=PRODUCT_PATTERN)
+    """The product to move to, `<domain>.<product>`; it must be declared."""
+    reason: str = ""
+    """Why, in a sentence consumers read."""
+
+    @field_validator("sunset", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if isinstance(value, dt.datetime) or not isinstance(value, dt.date | str):
+            raise ValueError(f"{value!r} is not a date: write it as YYYY-MM-DD, e.g. 2027-01-31")
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a date: write it as YYYY-MM-DD, e.g. 2027-01-31"
+                ) from None
+        return value
 
 
 class ProductConfig(Strict):
@@ -271,6 +300,8 @@ class ProductConfig(Strict):
     quality_schedule: Duration | None = None
     """Run this product's checks every so often in `meshgate serve` (overrides
     `server.quality_schedule`)."""
+    deprecated: DeprecationConfig | None = None
+    """Mark the product deprecated, e.g. `{successor: sales.orders_v2, sunset: 2027-01-31}`."""
 
     @model_validator(mode="after")
     def _one_definition(self) -> ProductConfig:
@@ -348,9 +379,6 @@ class RoleConfig(Strict):
     description: str = ""
     grants: tuple[Grant, ...] = ()
     """What the role may read: `'*'`, `'<domain>.*'` or `'<domain>.<product>'`."""
-
-
-PRODUCT_PATTERN = r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$"
 
 
 class ExpressionMask(Strict):

@@ -3,19 +3,24 @@
 A consumer depends on a product's columns, their types and nullability, its primary key, and
 the rows and values each role receives. So, as semantic versioning asks:
 
-* **breaking** (a major bump): a product or column removed (a rename is a removal and an
-  addition), a type that is not a widening, a column that may now be NULL, a changed primary
+* **breaking** (a major bump): a product removed without a prior deprecation, or before
+  its sunset date; a column removed (a rename is a removal and an addition), a type that is
+  not a widening, a column that may now be NULL, a changed primary
   key, and a row filter or mask that is new or changed for a role that already existed;
 * **compatible** (at least a minor bump): a column added, a type widened (a wider integer,
   FLOAT -> DOUBLE, a DECIMAL with no fewer integer or fraction digits, an integer into a
-  DECIMAL that holds it), a NULL-able column becoming NOT NULL, a filter or mask removed;
-* **metadata** (at least a patch bump): descriptions, tags, owner, classification.
+  DECIMAL that holds it), a NULL-able column becoming NOT NULL, a filter or mask removed, a
+  product marked deprecated (and, with no version left to bump, a deprecated product removed
+  after its sunset date);
+* **metadata** (at least a patch bump): descriptions, tags, owner, classification, a
+  deprecation's details or its withdrawal.
 
 A new product needs no bump. Masks from `mesh_policies` count per role like a product's own.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -52,13 +57,17 @@ class VersionProblem:
     message: str
 
 
-def contract_changes(old: MeshDefinition, new: MeshDefinition) -> list[ContractChange]:
-    """Every change of every product, in product order."""
+def contract_changes(
+    old: MeshDefinition, new: MeshDefinition, today: dt.date | None = None
+) -> list[ContractChange]:
+    """Every change of every product, in product order; `today` (UTC by default) tells
+    whether a deprecated product's sunset has passed."""
+    today = today if today is not None else dt.datetime.now(dt.UTC).date()
     changes: list[ContractChange] = []
     for key in sorted(old.products.keys() | new.products.keys()):
         name = ".".join(key)
         if key not in new.products:
-            changes.append(ContractChange(name, Impact.BREAKING, "product removed"))
+            changes.append(ContractChange(name, *_removal(old.products[key], today)))
         elif key in old.products:
             changes += [ContractChange(name, impact, what)
                         for impact, what in _product_changes(old, new, key)]  # fmt: skip
@@ -80,10 +89,32 @@ def version_problems(
             problems.append(VersionProblem(name, (
                 f"version {before} -> {after}, but a {needed.name.lower()} change needs a "
                 f"{needed.bump} bump (at least {_least(before, needed)})")))  # fmt: skip
-    problems += [VersionProblem(c.product, "removed: consumers lose it; keep it (and point "
-                                "them at its successor) until nobody reads it")
-                 for c in changes if c.what == "product removed"]  # fmt: skip
+    for change in changes:
+        removal = _REMOVAL_PROBLEMS.get(change.what.partition(" (")[0])
+        if removal is not None:
+            problems.append(VersionProblem(change.product, removal))
     return problems
+
+
+_UNANNOUNCED = "product removed without a prior deprecation"
+_EARLY = "product removed before its sunset"
+_REMOVAL_PROBLEMS = {
+    _UNANNOUNCED: "removed without a prior deprecation: consumers lose it unwarned; mark it "
+                  "`deprecated:` (with a successor and a sunset date) and remove it after that "
+                  "date",
+    _EARLY: "removed before its sunset date: consumers were told it stays until then; keep it "
+            "until after that day",
+}  # fmt: skip
+
+
+def _removal(product: ProductConfig, today: dt.date) -> tuple[Impact, str]:
+    """A removed product: compatible only once it was deprecated and its sunset passed."""
+    deprecation = product.deprecated
+    if deprecation is None:
+        return Impact.BREAKING, _UNANNOUNCED
+    if today <= deprecation.sunset:
+        return Impact.BREAKING, f"{_EARLY} ({deprecation.sunset.isoformat()})"
+    return Impact.COMPATIBLE, f"product removed after its sunset ({deprecation.sunset.isoformat()})"
 
 
 def _product_changes(
@@ -113,10 +144,24 @@ def _product_changes(
         found.append((Impact.BREAKING, f"primary key ({', '.join(before.primary_key)}) -> "
                                        f"({', '.join(after.primary_key)})"))  # fmt: skip
     found += _policy_changes(old, new, key)
+    found += _deprecation_changes(before, after)
     if (before.description, before.tags, before.owner) != (after.description, after.tags,
                                                            after.owner):  # fmt: skip
         found.append((Impact.METADATA, "description, tags or owner"))
     return found
+
+
+def _deprecation_changes(before: ProductConfig, after: ProductConfig) -> list[tuple[Impact, str]]:
+    """Deprecating a product breaks nobody (its queries still run); it needs a minor bump."""
+    was, now = before.deprecated, after.deprecated
+    if was == now:
+        return []
+    if was is None and now is not None:
+        successor = f", successor {now.successor}" if now.successor else ""
+        return [(Impact.COMPATIBLE, f"deprecated (sunset {now.sunset.isoformat()}{successor})")]
+    if now is None:
+        return [(Impact.METADATA, "no longer deprecated")]
+    return [(Impact.METADATA, "deprecation: successor, sunset or reason")]
 
 
 def _policy_changes(

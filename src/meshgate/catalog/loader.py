@@ -486,6 +486,13 @@ def _cross_check(
                 arrow_type(parse_sql_type(column.type))
             except ConfigError as exc:
                 problems.append(d.problem(label, ("columns", index, "type"), exc.message))
+        successor = product.deprecated.successor if product.deprecated is not None else None
+        if successor == f"{domain}.{name}":
+            problems.append(d.problem(label, ("deprecated", "successor"), "a product cannot "
+                                      "succeed itself; name the product consumers move to"))
+        elif successor is not None and not known("product", successor, products):
+            problems.append(d.problem(label, ("deprecated", "successor"),
+                                      unknown("product", successor, products)))
         if product.table is None:
             continue
         if not known("source", product.table.source, d.sources):

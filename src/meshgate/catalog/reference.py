@@ -6,6 +6,7 @@ accepts (`meshgate config schema`, `meshgate config reference`; docs/ holds the 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import types
 import typing
@@ -161,7 +162,7 @@ def _type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"[{annotation.__name__}](#{annotation.__name__.lower()})"
     plain: dict[Any, str] = {str: "text", int: "integer", float: "number", bool: "true/false",
-                             Any: "any"}  # fmt: skip
+                             dt.date: "date (YYYY-MM-DD)", Any: "any"}  # fmt: skip
     return plain.get(annotation, str(annotation))
 
 

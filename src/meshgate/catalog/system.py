@@ -11,6 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from meshgate.catalog.catalog import CatalogView, QueryDefinition
+from meshgate.catalog.deprecation import visible_successor
 from meshgate.catalog.quality import ProductHealth, health
 from meshgate.types import sql_type_name
 
@@ -33,6 +34,9 @@ PRODUCTS = pa.schema(
         pa.field("version", pa.string()),
         pa.field("tags", pa.list_(pa.string())),
         pa.field("kind", pa.string()),
+        pa.field("deprecated", pa.bool_()),
+        pa.field("successor", pa.string()),  # only one the caller may read
+        pa.field("sunset", pa.date32()),  # the day after which a deprecated product may go
         # Health from the latest quality checks (meshgate check --quality); numbers only for
         # callers the product's policies do not restrict (they would count hidden rows).
         pa.field("last_checked_at", pa.timestamp("us", tz="UTC")),
@@ -119,6 +123,9 @@ def system_table(name: str, view: CatalogView) -> pa.Table:
                     "version": p.version,
                     "tags": list(p.tags),
                     "kind": "query" if isinstance(p.definition, QueryDefinition) else "table",
+                    "deprecated": p.deprecated is not None,
+                    "successor": visible_successor(p, view),
+                    "sunset": p.deprecated.sunset if p.deprecated is not None else None,
                     **_health_row(healths[p.qualified_name], numbers=not view.restricted(p)),
                 }
                 for p in products

@@ -170,9 +170,9 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         command = self._command(descriptor)
         if isinstance(command, pb.CommandStatementQuery):
             return self.statements.statement_info(principal, command, descriptor,
-                                                  self._options(caller))
+                                                  self._options(caller), context)
         if isinstance(command, pb.CommandPreparedStatementQuery):
-            return self.statements.prepared_info(principal, command, descriptor)
+            return self.statements.prepared_info(principal, command, descriptor, context)
         schema = self._metadata_schema(command)
         endpoint = flight.FlightEndpoint(descriptor.command, [])
         return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)

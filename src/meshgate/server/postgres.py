@@ -22,7 +22,8 @@ Every statement goes through the same `QueryService.prepare`/`execute` as Flight
 row filters, masks and audit apply unchanged. Only client session chatter (SET, SHOW, BEGIN,
 version()) is answered here from constants, and psql's `\\dt`/`\\d` catalog queries from
 information_schema asked through the QueryService (so only what the caller may read); no
-pg_catalog query ever reaches a source. TLS (`server.tls`) is added here as well: buenavista
+pg_catalog query ever reaches a source. A query's warnings (a deprecated product it reads) go
+out as WARNING notices before its rows. TLS (`server.tls`) is added here as well: buenavista
 answers every SSL request with 'N'; here the socket is wrapped when a certificate is
 configured, and plaintext stays limited to loopback clients (buenavista's own rule).
 """
@@ -244,8 +245,9 @@ class _Result(bv.QueryResult):  # type: ignore[misc]
     """Rows (or only the columns, for Describe) of one statement, or a command tag."""
 
     def __init__(self, schema: pa.Schema | None, rows: Sequence[Sequence[Any]] = (),
-                 tag: str = "") -> None:  # fmt: skip
+                 tag: str = "", warnings: Sequence[str] = ()) -> None:  # fmt: skip
         self._formats: list[int] | None = None
+        self.warnings = list(warnings)  # sent once, as notices, before the first row
         self._columns = [] if schema is None else [(f.name, _bv_type(f.type)) for f in schema]
         super().__init__()
         self._has_rows = schema is not None
@@ -420,7 +422,7 @@ class _Session(bv.Session):  # type: ignore[misc]
         finally:
             self._running = None
         rows = [list(row.values()) for row in table.to_pylist()]
-        return _Result(table.schema, rows)
+        return _Result(table.schema, rows, warnings=prepared.warnings)
 
 
 class _Connection(bv.Connection):  # type: ignore[misc]
@@ -552,6 +554,18 @@ class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
         self.wfile.write(struct.pack("!ci", b"E", len(body) + 4) + body)
         if ctx is not None:
             ctx.mark_error()
+
+    def send_data_rows(self, query_result: Any, limit: int = 0) -> int:
+        """The rows, after a WARNING notice (SQLSTATE 01P01, deprecated_feature) per warning
+        of the query: psql prints them, psycopg hands them to its notice handlers."""
+        warnings: list[str] = getattr(query_result, "warnings", [])
+        for warning in warnings:
+            body = b"".join(field + value.encode() + b"\x00" for field, value in (
+                (b"S", "WARNING"), (b"V", "WARNING"), (b"C", "01P01"), (b"M", warning)))
+            self.wfile.write(struct.pack("!ci", b"N", len(body) + 5) + body + b"\x00")
+        warnings.clear()
+        sent: int = super().send_data_rows(query_result, limit)
+        return sent
 
     def handle_parse(self, ctx: Any, payload: bytes) -> None:
         super().handle_parse(ctx, payload)

@@ -27,6 +27,7 @@ from pyarrow import flight
 from meshgate.errors import HandleNotFoundError, ParameterError
 from meshgate.principal import Principal
 from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.server.warnings import send_warnings
 from meshgate.service import PreparedQuery, QueryOptions, QueryService
 from meshgate.spi import CancelToken
 
@@ -180,10 +181,10 @@ class StatementRegistry:
     # ---- ad-hoc statements ------------------------------------------------------------------
 
     def statement_info(self, principal: Principal, command: pb.CommandStatementQuery,
-                       descriptor: flight.FlightDescriptor,
-                       options: QueryOptions) -> flight.FlightInfo:
+                       descriptor: flight.FlightDescriptor, options: QueryOptions,
+                       context: flight.ServerCallContext) -> flight.FlightInfo:
         prepared = self._prepare(command.query, principal, options)
-        return self._flight_info(OpenStatement(principal, prepared), descriptor)
+        return self._flight_info(OpenStatement(principal, prepared), descriptor, context)
 
     def statement_schema(self, principal: Principal, command: pb.CommandStatementQuery,
                          options: QueryOptions) -> pa.Schema:
@@ -227,10 +228,12 @@ class StatementRegistry:
         )
 
     def prepared_info(self, principal: Principal, command: pb.CommandPreparedStatementQuery,
-                      descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+                      descriptor: flight.FlightDescriptor,
+                      context: flight.ServerCallContext) -> flight.FlightInfo:
         statement = self._prepared.get(command.prepared_statement_handle, principal)
         return self._flight_info(
-            OpenStatement(principal, statement.prepared, statement.parameter_rows), descriptor
+            OpenStatement(principal, statement.prepared, statement.parameter_rows), descriptor,
+            context,
         )
 
     def prepared_schema(self, principal: Principal,
@@ -239,9 +242,10 @@ class StatementRegistry:
 
     # ---- tickets ----------------------------------------------------------------------------
 
-    def _flight_info(self, statement: OpenStatement,
-                     descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+    def _flight_info(self, statement: OpenStatement, descriptor: flight.FlightDescriptor,
+                     context: flight.ServerCallContext) -> flight.FlightInfo:
         handle = self._tickets.add(statement)
+        send_warnings(context, statement.prepared.warnings)
         ticket = flight.Ticket(pack(pb.TicketStatementQuery(statement_handle=handle)))
         return flight.FlightInfo(statement.prepared.schema, descriptor,
                                  [flight.FlightEndpoint(ticket, [])], -1, -1)
@@ -275,6 +279,7 @@ class StatementRegistry:
         except BaseException:
             release()
             raise
+        send_warnings(context, statement.prepared.warnings)
         batches = _batches(first, started, release)
         # A stream pyarrow never starts (the client left first) runs no `finally`: its claimed
         # ticket is let go when the generator is collected.
