@@ -30,7 +30,9 @@ from meshgate.catalog.catalog import (
     MaskedColumns,
     QueryHistory,
 )
+from meshgate.catalog.lineage import mesh_lineage
 from meshgate.catalog.loader import MeshDefinition, load_mesh
+from meshgate.catalog.usage import recorded_uses
 from meshgate.errors import AuthenticationFailed, ParameterError
 from meshgate.execution.engine import DuckDBEngine, ResidualEngine
 from meshgate.execution.run import ExecutionReport, execute_plan
@@ -45,6 +47,7 @@ from meshgate.query.literals import numbered_placeholders, value_type
 from meshgate.query.model import BoundQuery, CatalogCommand, Statement
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
+from meshgate.run_events import RunEvents
 from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.spi.parameters import without_placeholders
 from meshgate.sql.bind import bind
@@ -101,13 +104,18 @@ class QueryService:
         self.definition = definition
         self.catalog = Catalog(definition)
         self.policies = PolicySet(self.catalog)
+        mesh_lineage(self.catalog)  # traced once, at load; meshgate.lineage reads it
         self._source_kinds = {name: s.kind for name, s in definition.sources.items()}
         audit = definition.server.audit
+        lineage = definition.server.openlineage
+        self.run_events = None if lineage is None else RunEvents.from_config(
+            lineage, definition.mesh.name, definition.directory)  # fmt: skip
         self.audit = AuditTrail(
             history=audit.history,
             file=definition.directory / audit.file if audit.file is not None else None,
             max_bytes=audit.max_bytes,
             backups=audit.backups,
+            listener=None if self.run_events is None else self.run_events.record,
         )
         self.connectors = dict(connectors)
         # Runs every plan's residual (and says what it returns, for the planner).
@@ -164,7 +172,8 @@ class QueryService:
 
     def view(self, principal: Principal) -> CatalogView:
         return self.catalog.view(principal, self._masked_for(principal),
-                                 self._history_for(principal))  # fmt: skip
+                                 self._history_for(principal),
+                                 lambda: recorded_uses(self.audit))  # fmt: skip
 
     def _history_for(self, principal: Principal) -> QueryHistory:
         own = None if self.catalog.is_admin(principal) else principal.name
@@ -361,6 +370,8 @@ class QueryService:
         for connector in self.connectors.values():
             connector.close()
         self.engine.close()
+        if self.run_events is not None:
+            self.run_events.close()
 
     def _planned(
         self,
@@ -446,8 +457,8 @@ def parameter_types(
 
 
 def _reads_live_tables(plan: FederatedPlan) -> bool:
-    """A plan over the query history holds a snapshot of it: never reuse one."""
+    """A plan over the query history or usage holds a snapshot of it: never reuse one."""
     tables = set(plan.local_tables)
     for stage in plan.stages:
         tables |= set(stage.plan.local_tables)
-    return any(name.endswith("query_history") for name in tables)
+    return any(name.endswith(("query_history", "system_usage")) for name in tables)

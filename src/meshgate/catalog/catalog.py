@@ -13,6 +13,7 @@ from meshgate.audit import AuditRecord
 from meshgate.catalog.config import ProductConfig, RoleConfig
 from meshgate.catalog.identity import IdentityProvider
 from meshgate.catalog.loader import MeshDefinition
+from meshgate.catalog.usage import ProductUse
 from meshgate.errors import ConfigError, ProductNotFound
 from meshgate.principal import Directory, Principal
 from meshgate.spi import SourceTable
@@ -79,6 +80,7 @@ class DataProduct:
 
 MaskedColumns = Callable[["DataProduct"], frozenset[str]]
 QueryHistory = Callable[[], Sequence[AuditRecord]]
+ProductUses = Callable[[], Sequence[ProductUse]]
 
 
 class Catalog:
@@ -125,12 +127,14 @@ class Catalog:
         principal: Principal,
         masked: MaskedColumns | None = None,
         history: QueryHistory | None = None,
+        uses: ProductUses | None = None,
     ) -> CatalogView:
         """`masked` tells, per product, which columns the caller's policies mask; `history`
-        gives the audit records the caller may read."""
+        gives the audit records the caller may read; `uses`, every recorded product use (the
+        usage table shows the caller only what it may see of them)."""
         grants = [g for role in principal.roles for g in _role(self.definition.roles, role).grants]
         visible = {key: product for key, product in self.products.items() if _granted(grants, *key)}
-        return CatalogView(self, principal, visible, masked, history, suggests=True)
+        return CatalogView(self, principal, visible, masked, history, suggests=True, uses=uses)
 
 
 def _close_spellings(target: str, readable: Sequence[str]) -> list[str]:
@@ -207,12 +211,14 @@ class CatalogView:
         history: QueryHistory | None = None,
         *,
         suggests: bool = False,
+        uses: ProductUses | None = None,
     ) -> None:
         self.catalog = catalog
         self.principal = principal
         self._products = dict(products)
         self._masked = masked
         self._history = history
+        self._uses = uses
         # Only a caller's own view names near products in its errors: a product definition's
         # view holds products the caller may not be granted (they must stay invisible).
         self._suggests = suggests
@@ -220,6 +226,10 @@ class CatalogView:
     def history(self) -> Sequence[AuditRecord]:
         """The audit records this caller may read: its own, or everyone's for an admin."""
         return self._history() if self._history is not None else ()
+
+    def uses(self) -> Sequence[ProductUse]:
+        """Every recorded use of any product; filter before showing (system.usage does)."""
+        return self._uses() if self._uses is not None else ()
 
     def masked_columns(self, product: DataProduct) -> frozenset[str]:
         """The columns of `product` the caller sees masked (empty when nothing is known)."""

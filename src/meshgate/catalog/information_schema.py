@@ -112,6 +112,8 @@ _SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
     "products": system.PRODUCTS,
     "columns": system.COLUMNS,
     "query_history": system.QUERY_HISTORY,
+    "lineage": system.LINEAGE,
+    "usage": system.USAGE,
 }
 
 
