@@ -141,9 +141,9 @@ class RunEvents:
         while (record := self._queue.get()) is not _STOP:
             try:
                 self._client.emit(run_event(record, self._namespace))
-            except Exception:
-                log.exception("could not send the OpenLineage event of query %s",
-                              record.query_id)  # fmt: skip
+            except Exception as exc:  # the transport's failure is logged, never raised
+                log.warning("could not send the OpenLineage event of query %s: %s",
+                            record.query_id, exc)  # fmt: skip
 
 
 def _transport(config: OpenLineageConfig, directory: Path) -> Transport:
