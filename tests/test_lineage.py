@@ -24,11 +24,11 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.serde import Serde
 
-from meshgate.errors import ProductNotFound
+from meshgate.errors import ConfigError, ProductNotFound
 from meshgate.principal import hash_password
 from meshgate.run_events import MeshgateRunFacet, job_name
 from meshgate.server import running_server
-from meshgate.service import QueryService
+from meshgate.service import QueryService, load_definition
 
 T = TypeVar("T")
 LINEAGE = ("SELECT product, column_name, upstream_domain, upstream_product, upstream_column, "
@@ -439,3 +439,11 @@ def test_usage_counts_queries_and_users_and_shows_users_to_admins_and_owners_onl
         1,
     )
     assert categories["last_queried"] == old
+
+
+def test_an_openlineage_transport_without_its_target_is_a_config_error(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    config = copy_demo(demo_dir, tmp_path / "bad", "server:\n  openlineage: {transport: http}\n")
+    with pytest.raises(ConfigError, match="`transport: http` needs `url`"):
+        load_definition(config)

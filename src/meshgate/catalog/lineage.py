@@ -15,7 +15,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage as trace_column
 
 from meshgate.catalog.catalog import Catalog, DataProduct, QueryDefinition, TableDefinition
@@ -58,7 +57,8 @@ def mesh_lineage(catalog: Catalog) -> tuple[ColumnLineage, ...]:
 
 
 def trace_products(products: Mapping[ProductKey, DataProduct]) -> tuple[ColumnLineage, ...]:
-    """The lineage of every column of every SQL-defined product in `products`, sorted."""
+    """The lineage of every column of every SQL-defined product in `products`, by product
+    and then in column order."""
     tracer = _Tracer(products)
     entries = [
         entry
@@ -118,7 +118,8 @@ class _Tracer:
         try:
             root = trace_column(column, definition.sql, schema=self._schema,
                                 dialect="duckdb", trim_selects=False)  # fmt: skip
-        except (SqlglotError, ValueError) as exc:
+        except Exception as exc:  # lineage informs; a definition it cannot trace must not
+            # keep the server from starting (the definition itself was checked at load)
             log.warning("no lineage for %s.%s: %s", product.qualified_name, column, exc)
             return ()
         found: dict[tuple[ProductKey, str], None] = {}
