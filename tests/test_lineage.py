@@ -387,6 +387,8 @@ def test_the_http_transport_posts_each_event_and_a_dead_endpoint_fails_no_query(
         table = service.query("SELECT count(*) AS n FROM sales.orders", service.principal("admin"))
         assert table.column("n").to_pylist()[0] > 0
     finally:
+        assert service.run_events is not None
+        service.run_events.close(timeout=0.5)  # the event is lost; do not wait for retries
         service.close()
 
 

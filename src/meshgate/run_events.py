@@ -19,6 +19,7 @@ import hashlib
 import logging
 import queue
 import threading
+import time
 from pathlib import Path
 
 import attr
@@ -111,6 +112,7 @@ class RunEvents:
         self._queue: queue.Queue[AuditRecord | None] = queue.Queue(maxsize=queue_size)
         self._sender = threading.Thread(target=self._send, name="openlineage", daemon=True)
         self._sender.start()
+        self._closed = False
 
     @classmethod
     def from_config(cls, config: OpenLineageConfig, mesh: str, directory: Path) -> RunEvents:
@@ -128,14 +130,20 @@ class RunEvents:
                         record.query_id)  # fmt: skip
 
     def close(self, timeout: float = 10.0) -> None:
-        """Send what is queued (waiting at most `timeout` seconds), then stop."""
+        """Send what is queued, waiting at most `timeout` seconds in all, then stop; once."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + timeout
         try:
             self._queue.put(_STOP, timeout=timeout)
         except queue.Full:
             log.warning("OpenLineage events still queued at shutdown were dropped")
             return
-        self._sender.join(timeout)
-        self._client.close(timeout)
+        self._sender.join(max(0.0, deadline - time.monotonic()))
+        if self._sender.is_alive():
+            log.warning("OpenLineage events still queued at shutdown were dropped")
+        self._client.close(max(0.0, deadline - time.monotonic()))
 
     def _send(self) -> None:
         while (record := self._queue.get()) is not _STOP:
