@@ -140,7 +140,8 @@ def test_information_schema_tables_lists_the_granted_products(
     assert {r["table_catalog"] for r in listed} == {"demo"}
     system = {(r["table_schema"], r["table_name"]) for r in listed
               if r["table_type"] == "SYSTEM TABLE"}  # fmt: skip
-    meshgate = ("domains", "products", "columns", "query_history", "quality_results")
+    meshgate = ("domains", "products", "columns", "query_history", "quality_results", "lineage",
+                "usage")
     information = ("tables", "columns", "schemata", "table_constraints", "key_column_usage")
     assert system == {("meshgate", t) for t in meshgate} | {
         ("information_schema", t) for t in information}
@@ -213,8 +214,8 @@ def test_show_tables_lists_the_session_domain_or_every_product(service: QuerySer
     assert rows(service, "show tables from demo.hr", "analyst") == [
         {"name": "departments"}, {"name": "employees"}]
     assert rows(service, "SHOW TABLES FROM meshgate", "partner") == [
-        {"name": n} for n in ("columns", "domains", "products", "quality_results",
-                              "query_history")]
+        {"name": n} for n in ("columns", "domains", "lineage", "products", "quality_results",
+                              "query_history", "usage")]
     # An ungranted domain lists nothing, exactly like a domain that does not exist.
     assert rows(service, "SHOW TABLES FROM hr", "partner") == []
     assert rows(service, "SHOW TABLES FROM no_such_domain", "partner") == []

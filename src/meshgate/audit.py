@@ -166,6 +166,8 @@ class AuditTrail:
     file: Path | None = None
     max_bytes: int = 10 * 1024 * 1024
     backups: int = 5
+    # Told of every record once written (OpenLineage run events); must not block or raise.
+    listener: Callable[[AuditRecord], None] | None = None
     _records: deque[AuditRecord] = field(init=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _file_log: logging.Logger | None = field(init=False, default=None)
@@ -191,6 +193,8 @@ class AuditTrail:
             self._file_log.info(line)
         with self._lock:
             self._records.append(record)
+        if self.listener is not None:
+            self.listener(record)
 
     def records(self, user: str | None = None) -> Sequence[AuditRecord]:
         """The kept records, oldest first; only `user`'s when given."""

@@ -32,7 +32,9 @@ from meshgate.catalog.catalog import (
     QueryHistory,
 )
 from meshgate.catalog.deprecation import deprecated_products, deprecation_warning
+from meshgate.catalog.lineage import mesh_lineage
 from meshgate.catalog.loader import MeshDefinition, load_mesh
+from meshgate.catalog.usage import recorded_uses
 from meshgate.errors import AuthenticationFailed, ParameterError
 from meshgate.execution.engine import DuckDBEngine, ResidualEngine
 from meshgate.execution.run import ExecutionReport, execute_plan
@@ -49,6 +51,7 @@ from meshgate.query.model import BoundQuery, CatalogCommand, SecuredQuery, State
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
 from meshgate.rewrite.parameter_types import parameter_schema
+from meshgate.run_events import RunEvents
 from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.spi.parameters import without_placeholders
 from meshgate.sql.bind import bind
@@ -111,13 +114,18 @@ class QueryService:
         self.definition = definition
         self.catalog = Catalog(definition)
         self.policies = PolicySet(self.catalog)
+        mesh_lineage(self.catalog)  # traced once, at load; meshgate.lineage reads it
         self._source_kinds = {name: s.kind for name, s in definition.sources.items()}
         audit = definition.server.audit
+        lineage = definition.server.openlineage
+        self.run_events = None if lineage is None else RunEvents.from_config(
+            lineage, definition.mesh.name, definition.directory)  # fmt: skip
         self.audit = AuditTrail(
             history=audit.history,
             file=definition.directory / audit.file if audit.file is not None else None,
             max_bytes=audit.max_bytes,
             backups=audit.backups,
+            listener=None if self.run_events is None else self.run_events.record,
         )
         self.connectors = dict(connectors)
         # Runs every plan's residual (and says what it returns, for the planner).
@@ -178,7 +186,8 @@ class QueryService:
     def view(self, principal: Principal) -> CatalogView:
         return self.catalog.view(principal, self._masked_for(principal),
                                  self._history_for(principal), self.quality_store,
-                                 lambda p: self.policies.for_caller(p, principal).restricts)
+                                 lambda p: self.policies.for_caller(p, principal).restricts,
+                                 lambda: recorded_uses(self.audit))  # fmt: skip
 
     def _history_for(self, principal: Principal) -> QueryHistory:
         own = None if self.catalog.is_admin(principal) else principal.name
@@ -403,6 +412,8 @@ class QueryService:
         for connector in self.connectors.values():
             connector.close()
         self.engine.close()
+        if self.run_events is not None:
+            self.run_events.close()
 
     def _planned(
         self,
@@ -492,9 +503,10 @@ def parameter_types(
 
 
 def _reads_live_tables(plan: FederatedPlan) -> bool:
-    """A plan over the query history or quality results holds a snapshot: never reuse one."""
+    """A plan over the query history, quality results or usage holds a snapshot: never reuse
+    one."""
     tables = set(plan.local_tables)
     for stage in plan.stages:
         tables |= set(stage.plan.local_tables)
-    live = ("query_history", "system_products", "quality_results")
+    live = ("query_history", "system_products", "quality_results", "system_usage")
     return any(name.endswith(live) for name in tables)

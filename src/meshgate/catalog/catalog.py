@@ -14,6 +14,7 @@ from meshgate.audit import AuditRecord
 from meshgate.catalog.config import DeprecationConfig, ProductConfig, RoleConfig
 from meshgate.catalog.identity import IdentityProvider
 from meshgate.catalog.loader import MeshDefinition
+from meshgate.catalog.usage import ProductUse
 from meshgate.errors import ConfigError, ProductNotFound
 from meshgate.principal import Directory, Principal
 from meshgate.spi import SourceTable
@@ -86,6 +87,7 @@ MaskedColumns = Callable[["DataProduct"], frozenset[str]]
 QueryHistory = Callable[[], Sequence[AuditRecord]]
 # Whether the caller's policies filter or mask a product: its health then omits numbers.
 Restricted = Callable[["DataProduct"], bool]
+ProductUses = Callable[[], Sequence[ProductUse]]
 
 
 class Catalog:
@@ -134,14 +136,16 @@ class Catalog:
         history: QueryHistory | None = None,
         quality: QualityLog | None = None,
         restricted: Restricted | None = None,
+        uses: ProductUses | None = None,
     ) -> CatalogView:
         """`masked` tells, per product, which columns the caller's policies mask; `history`
         gives the audit records the caller may read; `quality` the results store, read only
-        for the products of the view."""
+        for the products of the view; `uses`, every recorded product use (the usage table
+        shows the caller only what it may see of them)."""
         grants = [g for role in principal.roles for g in _role(self.definition.roles, role).grants]
         visible = {key: product for key, product in self.products.items() if _granted(grants, *key)}
         return CatalogView(self, principal, visible, masked, history, suggests=True,
-                           quality=quality, restricted=restricted)
+                           quality=quality, restricted=restricted, uses=uses)
 
 
 def _close_spellings(target: str, readable: Sequence[str]) -> list[str]:
@@ -221,6 +225,7 @@ class CatalogView:
         suggests: bool = False,
         quality: QualityLog | None = None,
         restricted: Restricted | None = None,
+        uses: ProductUses | None = None,
     ) -> None:
         self.catalog = catalog
         self.principal = principal
@@ -229,6 +234,7 @@ class CatalogView:
         self._history = history
         self.quality = quality
         self._restricted = restricted
+        self._uses = uses
         # Only a caller's own view names near products in its errors: a product definition's
         # view holds products the caller may not be granted (they must stay invisible).
         self._suggests = suggests
@@ -240,6 +246,11 @@ class CatalogView:
     def restricted(self, product: DataProduct) -> bool:
         """Whether the caller's policies filter or mask `product` (unknown: restricted)."""
         return self._restricted(product) if self._restricted is not None else True
+
+
+    def uses(self) -> Sequence[ProductUse]:
+        """Every recorded use of any product; filter before showing (system.usage does)."""
+        return self._uses() if self._uses is not None else ()
 
     def masked_columns(self, product: DataProduct) -> frozenset[str]:
         """The columns of `product` the caller sees masked (empty when nothing is known)."""

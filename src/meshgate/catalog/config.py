@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -513,6 +513,34 @@ class AuditConfig(Strict):
     """Records kept queryable in meshgate.query_history."""
 
 
+class OpenLineageConfig(Strict):
+    """Where each query's OpenLineage run event goes: a JSON lines file or an HTTP endpoint
+    (Marquez, or any OpenLineage consumer). Sent from a background thread after the query
+    ends; a transport that fails or lags is logged, never felt by the query."""
+
+    transport: Literal["file", "http"]
+    """`file` appends one JSON event per line to `path`; `http` POSTs each event to `url`."""
+    path: str | None = None
+    """With `transport: file`: the file, relative to the config directory."""
+    url: str | None = None
+    """With `transport: http`: the consumer's base URL, e.g. `http://marquez:5000`."""
+    endpoint: str = "api/v1/lineage"
+    """With `transport: http`: the path events are POSTed to, below `url`."""
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    """With `transport: http`: how long one POST may take (seconds, more than 0)."""
+    namespace: str | None = None
+    """Namespace of the jobs and of the datasets (products) read; the mesh name when unset."""
+    queue_size: int = Field(default=1000, ge=1, le=1_000_000)
+    """Events waiting to be sent; past it new events are dropped (and logged)."""
+
+    @model_validator(mode="after")
+    def _transport_target(self) -> OpenLineageConfig:
+        needed = "path" if self.transport == "file" else "url"
+        if getattr(self, needed) is None:
+            raise ValueError(f"`transport: {self.transport}` needs `{needed}`")
+        return self
+
+
 class LoginConfig(Strict):
     """Back-off after failed password sign-ins, per user name."""
 
@@ -567,6 +595,8 @@ class ServerConfig(Strict):
     admin_roles: tuple[str, ...] = ("admin",)
     """Callers holding one of these roles see physical plans, every query's history and audit."""
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    openlineage: OpenLineageConfig | None = None
+    """Emit one OpenLineage run event per query; off when unset."""
     login: LoginConfig = Field(default_factory=LoginConfig)
     jwt: JwtConfig | None = None
     """Accept bearer tokens from an identity provider."""

@@ -113,6 +113,8 @@ _SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
     "columns": system.COLUMNS,
     "query_history": system.QUERY_HISTORY,
     "quality_results": system.QUALITY_RESULTS,
+    "lineage": system.LINEAGE,
+    "usage": system.USAGE,
 }
 
 

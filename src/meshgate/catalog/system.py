@@ -1,18 +1,24 @@
 """The `meshgate` system schema: discovery tables filtered to what the caller may see.
 
-`meshgate.domains`, `meshgate.products` and `meshgate.columns` are built per query from the
-caller's `CatalogView`, so an ungranted product is absent here exactly as in GetTables.
+`meshgate.domains`, `meshgate.products`, `meshgate.columns`, `meshgate.lineage` and
+`meshgate.usage` are built per query from the caller's `CatalogView`, so an ungranted product
+is absent here exactly as in GetTables.
 Columns are declared nullable because query results are (a merge does not keep NOT NULL),
 and metadata must describe what a `SELECT *` returns.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
 
-from meshgate.catalog.catalog import CatalogView, QueryDefinition
+from meshgate.catalog.catalog import CatalogView, DataProduct, QueryDefinition
 from meshgate.catalog.deprecation import visible_successor
+from meshgate.catalog.lineage import mesh_lineage
 from meshgate.catalog.quality import ProductHealth, health
+from meshgate.catalog.usage import ProductUsage, product_usage
+from meshgate.principal import Principal
 from meshgate.types import sql_type_name
 
 SYSTEM_SCHEMA = "meshgate"
@@ -92,7 +98,39 @@ QUERY_HISTORY = pa.schema(
     ]
 )
 
-SYSTEM_TABLES = ("domains", "products", "columns", "query_history", "quality_results")
+# One row per (product column, upstream product column) it derives from, at any depth;
+# rows whose chain holds a product the caller may not read are left out, and the physical
+# origin (source, source_table, source_column) is shown to admins only.
+LINEAGE = pa.schema(
+    [
+        pa.field("domain", pa.string()),
+        pa.field("product", pa.string()),
+        pa.field("column_name", pa.string()),
+        pa.field("upstream_domain", pa.string()),
+        pa.field("upstream_product", pa.string()),
+        pa.field("upstream_column", pa.string()),
+        pa.field("depth", pa.int32()),  # 1: read by the definition itself; 2: one product down
+        pa.field("source", pa.string()),  # admins only; set when upstream is table-backed
+        pa.field("source_table", pa.string()),
+        pa.field("source_column", pa.string()),
+    ]
+)
+# Per readable product: queries over the last 7/30 days for every reader; distinct users only
+# for admins and the product's owner (NULL for everyone else).
+USAGE = pa.schema(
+    [
+        pa.field("domain", pa.string()),
+        pa.field("product", pa.string()),
+        pa.field("queries_7d", pa.int64()),
+        pa.field("queries_30d", pa.int64()),
+        pa.field("users_7d", pa.int64()),
+        pa.field("users_30d", pa.int64()),
+        pa.field("last_queried", pa.string()),
+    ]
+)
+
+SYSTEM_TABLES = ("domains", "products", "columns", "query_history", "quality_results", "lineage",
+                 "usage")
 
 
 def system_table(name: str, view: CatalogView) -> pa.Table:
@@ -186,6 +224,10 @@ def system_table(name: str, view: CatalogView) -> pa.Table:
             ],
             schema=QUERY_HISTORY,
         )  # fmt: skip
+    if name == "lineage":
+        return _lineage(view)
+    if name == "usage":
+        return _usage(view)
     raise KeyError(name)
 
 
@@ -213,3 +255,45 @@ def _health_row(found: ProductHealth, *, numbers: bool) -> dict[str, object]:
         "freshness_ok": found.freshness_ok,
         "row_count_estimate": found.row_count_estimate if numbers else None,
     }
+
+
+def _lineage(view: CatalogView) -> pa.Table:
+    readable = {p.qualified_name for p in view.products()}
+    admin = view.catalog.is_admin(view.principal)
+    rows = []
+    for entry in mesh_lineage(view.catalog):
+        if not readable.issuperset(entry.path):
+            continue
+        domain, product = entry.product.split(".", 1)
+        upstream_domain, upstream_product = entry.upstream_product.split(".", 1)
+        rows.append({
+            "domain": domain, "product": product, "column_name": entry.column,
+            "upstream_domain": upstream_domain, "upstream_product": upstream_product,
+            "upstream_column": entry.upstream_column, "depth": entry.depth,
+            "source": entry.source if admin else None,
+            "source_table": entry.source_table if admin else None,
+            "source_column": entry.source_column if admin else None,
+        })  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=LINEAGE)
+
+
+def _usage(view: CatalogView) -> pa.Table:
+    figures = product_usage(view.uses(), dt.datetime.now(dt.UTC))
+    admin = view.catalog.is_admin(view.principal)
+    rows = []
+    for p in view.products():
+        usage = figures.get(p.qualified_name, ProductUsage())
+        counts_users = admin or owns(view.principal, p)
+        rows.append({
+            "domain": p.domain, "product": p.name,
+            "queries_7d": usage.queries_7d, "queries_30d": usage.queries_30d,
+            "users_7d": usage.users_7d if counts_users else None,
+            "users_30d": usage.users_30d if counts_users else None,
+            "last_queried": usage.last_queried,
+        })  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=USAGE)
+
+
+def owns(principal: Principal, product: DataProduct) -> bool:
+    """Whether `principal` is `product`'s owner: its user name, or its `email` attribute."""
+    return product.owner in (principal.name, principal.attributes.get("email"))
