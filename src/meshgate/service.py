@@ -31,9 +31,10 @@ from meshgate.catalog.catalog import (
     QueryHistory,
 )
 from meshgate.catalog.loader import MeshDefinition, load_mesh
-from meshgate.errors import AuthenticationFailed, ParameterError
+from meshgate.errors import AuthenticationFailed, ParameterError, StatementOutdated
 from meshgate.execution.engine import DuckDBEngine, ResidualEngine
 from meshgate.execution.run import ExecutionReport, execute_plan
+from meshgate.metrics import QueryMetrics
 from meshgate.planner.cache import PlanCache
 from meshgate.planner.explain import explain_table
 from meshgate.planner.federate import Planner
@@ -57,6 +58,13 @@ def load_definition(directory: Path) -> MeshDefinition:
     """A config directory validated in one pass: its files, their cross-references and the
     policies, every problem in one report."""
     return load_mesh(directory, known_source_kinds=installed_kinds(), checks=(policy_problems,))
+
+
+def connect_source(definition: MeshDefinition, name: str) -> Connector:
+    """The connector of the source `name` of `definition`."""
+    source = definition.sources[name]
+    return create_connector(source.kind,
+                            ConnectorContext(name, source.options, definition.directory))
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class PreparedQuery:
     strict: bool
     policies: tuple[str, ...] = ()  # names of the policies applied, for audit and EXPLAIN
     client: str | None = None  # the caller's network address, for the audit record
+    generation: int = 0  # the configuration it was planned under (`QueryService.reconfigure`)
 
 
 class QueryService:
@@ -98,10 +107,8 @@ class QueryService:
         connectors: Mapping[str, Connector],
         engine: ResidualEngine | None = None,
     ) -> None:
-        self.definition = definition
-        self.catalog = Catalog(definition)
-        self.policies = PolicySet(self.catalog)
-        self._source_kinds = {name: s.kind for name, s in definition.sources.items()}
+        self._adopt(definition, connectors)
+        self.generation = 0
         audit = definition.server.audit
         self.audit = AuditTrail(
             history=audit.history,
@@ -109,23 +116,38 @@ class QueryService:
             max_bytes=audit.max_bytes,
             backups=audit.backups,
         )
-        self.connectors = dict(connectors)
+        self.metrics = QueryMetrics()
+        self.audit.listeners.append(self.metrics.observe)
+        self.metrics.watch_pools(lambda: {n: c.pool_usage() for n, c in self.connectors.items()})
         # Runs every plan's residual (and says what it returns, for the planner).
         self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine()
-        self._plans: PlanCache[_Planned] = PlanCache()
         login = definition.server.login
         self._login_backoff = LoginBackoff(login.max_failures, login.window_seconds,
                                            login.lockout_seconds)
 
+    def _adopt(self, definition: MeshDefinition, connectors: Mapping[str, Connector]) -> None:
+        self.definition = definition
+        self.catalog = Catalog(definition)
+        self.policies = PolicySet(self.catalog)
+        self._source_kinds = {name: s.kind for name, s in definition.sources.items()}
+        self.connectors = dict(connectors)
+        self._plans: PlanCache[_Planned] = PlanCache()
+
+    def reconfigure(self, definition: MeshDefinition, connectors: Mapping[str, Connector]) -> None:
+        """Serve `definition` (a reload, `meshgate.server.lifecycle`) from the next call on.
+
+        Grants, policies and products change for every later prepare; plans made before are
+        dropped, and a prepared statement or ticket of an older generation is planned again
+        when executed. Streams already running finish under the definition they started
+        with. Audit, login back-off and metrics carry over.
+        """
+        self._adopt(definition, connectors)
+        self.generation += 1
+
     @classmethod
     def from_config(cls, directory: Path) -> QueryService:
         definition = load_definition(directory)
-        connectors = {
-            name: create_connector(
-                source.kind, ConnectorContext(name, source.options, definition.directory)
-            )
-            for name, source in definition.sources.items()
-        }
+        connectors = {name: connect_source(definition, name) for name in definition.sources}
         return cls(definition, connectors)
 
     # --- who and what -------------------------------------------------------------------
@@ -192,12 +214,16 @@ class QueryService:
         """
         arrived = now()
         try:
+            generation = self.generation
             prepared = self._prepare(sql, principal, default_domain, strict)
+            if generation != self.generation:  # reloaded meanwhile: plan on one definition
+                generation = self.generation
+                prepared = self._prepare(sql, principal, default_domain, strict)
         except Exception as exc:
             self._audit_failure(arrived, principal.name, tuple(sorted(principal.roles)),
                                 client, sql, exc)  # fmt: skip
             raise
-        return replace(prepared, client=client)
+        return replace(prepared, client=client, generation=generation)
 
     def _audit_failure(
         self,
@@ -272,6 +298,8 @@ class QueryService:
         `time.monotonic()` instant after which the run fails with QueryTimeout; both go into
         the run's QueryContext, the one way anything stops a query early.
         """
+        if prepared.generation != self.generation:
+            prepared = self._replanned(prepared)
         arrived = now()
         plan = prepared.plan
         report = report if report is not None else ExecutionReport()
@@ -289,6 +317,23 @@ class QueryService:
                                 prepared.sql, exc)  # fmt: skip
             raise
         return self._audited(reader, prepared, report, arrived, context.query_id)
+
+    def _replanned(self, prepared: PreparedQuery) -> PreparedQuery:
+        """`prepared` planned under the current configuration; refused if its result
+        columns are no longer those its client was told."""
+        again = self.prepare(prepared.sql, prepared.principal,
+                             default_domain=prepared.default_domain, strict=prepared.strict,
+                             client=prepared.client)  # fmt: skip
+        if not again.schema.equals(prepared.schema):
+            error = StatementOutdated(
+                "the server's configuration was reloaded since this statement was prepared, "
+                "and its result columns changed; prepare the statement again"
+            )
+            self._audit_failure(now(), prepared.principal.name,
+                                tuple(sorted(prepared.principal.roles)), prepared.client,
+                                prepared.sql, error)  # fmt: skip
+            raise error
+        return again
 
     def _deadline(self, given: float | None) -> float | None:
         """The earlier of the front end's deadline and the configured query timeout."""
@@ -340,7 +385,7 @@ class QueryService:
             runs = report.fragments.values()
             return tuple(SourceCall(f.source, f.sql, f.rows, f.bytes) for f in runs)
 
-        return audited_stream(reader, self.audit, opened, sources)
+        return self.metrics.running(audited_stream(reader, self.audit, opened, sources))
 
     def query(
         self, sql: str, principal: Principal, parameters: Sequence[Any] = (), **options: Any
@@ -380,11 +425,13 @@ class QueryService:
             tuple(sorted(principal.attributes.items())), default_domain, strict,
             None if types is None else tuple("NULL" if t is None else t.sql() for t in types),
         )  # fmt: skip
-        cached = self._plans.get(key)
+        plans = self._plans  # a reload meanwhile must not file this plan in the new cache
+        cached = plans.get(key)
+        self.metrics.plan_lookup(hit=cached is not None)
         if cached is None:
             cached = self._plan(statement, principal, default_domain, strict, types)
             if not _reads_live_tables(cached[0]):
-                self._plans.put(key, cached)
+                plans.put(key, cached)
         return cached
 
     def _plan(

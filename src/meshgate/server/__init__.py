@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from meshgate.catalog.config import ServerConfig
 from meshgate.server.app import MeshgateFlightServer
+from meshgate.server.lifecycle import Serving
 from meshgate.service import QueryService
 
 __all__ = ["MeshgateFlightServer", "running_server", "serve"]
@@ -22,21 +23,9 @@ def _config(service: QueryService) -> ServerConfig:
 
 def serve(service: QueryService, host: str, port: int) -> None:
     """Serve Flight SQL on grpc://host:port (and PostgreSQL's wire protocol on
-    `server.postgres_port` when set) until interrupted (blocking)."""
-    config = _config(service)
-    server = MeshgateFlightServer(service, f"grpc://{host}:{port}", config)
-    postgres = None
-    if config.postgres_port is not None:
-        # Imported here: the PostgreSQL front end's library loads only when it is switched on.
-        from meshgate.server.postgres import PostgresFrontEnd
-
-        postgres = PostgresFrontEnd(service, host, config.postgres_port).start()
-    try:
-        server.serve()
-    finally:
-        if postgres is not None:
-            postgres.shutdown()
-        server.shutdown()
+    `server.postgres_port`, the operators' HTTP endpoints on `server.http_port`, when set)
+    until SIGTERM or SIGINT, reloading the configuration on SIGHUP (blocking; main thread)."""
+    Serving(service, host, port).run()
 
 
 @contextmanager

@@ -233,6 +233,14 @@ class StatementRegistry:
         weakref.finalize(batches, release)
         return statement.prepared.schema, batches
 
+    def running(self) -> int:
+        """Result streams running now."""
+        return self._calls.watched()
+
+    def cancel_running(self) -> int:
+        """Cancel every running stream (shutdown, past its grace); how many there were."""
+        return self._calls.cancel_all()
+
     def cancel(self, principal: Principal, info: flight.FlightInfo) -> bool:
         """Cancel the queries behind a FlightInfo's tickets; False if none is known."""
         found = False
@@ -293,6 +301,17 @@ class CallWatch:
                 self._calls.pop(key, None)
 
         return unwatch
+
+    def watched(self) -> int:
+        with self._lock:
+            return len(self._calls)
+
+    def cancel_all(self) -> int:
+        with self._lock:
+            tokens = [token for _, token in self._calls.values()]
+        for token in tokens:
+            token.cancel()
+        return len(tokens)
 
     def _run(self) -> None:
         while True:
