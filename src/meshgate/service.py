@@ -298,8 +298,7 @@ class QueryService:
         `time.monotonic()` instant after which the run fails with QueryTimeout; both go into
         the run's QueryContext, the one way anything stops a query early.
         """
-        if prepared.generation != self.generation:
-            prepared = self._replanned(prepared)
+        prepared = self.up_to_date(prepared)
         arrived = now()
         plan = prepared.plan
         report = report if report is not None else ExecutionReport()
@@ -318,9 +317,11 @@ class QueryService:
             raise
         return self._audited(reader, prepared, report, arrived, context.query_id)
 
-    def _replanned(self, prepared: PreparedQuery) -> PreparedQuery:
-        """`prepared` planned under the current configuration; refused if its result
-        columns are no longer those its client was told."""
+    def up_to_date(self, prepared: PreparedQuery) -> PreparedQuery:
+        """`prepared`, planned again if the configuration was reloaded since; refused if
+        its result columns are no longer those its client was told."""
+        if prepared.generation == self.generation:
+            return prepared
         again = self.prepare(prepared.sql, prepared.principal,
                              default_domain=prepared.default_domain, strict=prepared.strict,
                              client=prepared.client)  # fmt: skip

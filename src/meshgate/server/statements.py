@@ -22,7 +22,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError
 from pyarrow import flight
 
-from meshgate.errors import HandleNotFoundError, ParameterError
+from meshgate.errors import HandleNotFoundError, ParameterError, QueryCancelled
 from meshgate.principal import Principal
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import PreparedQuery, QueryOptions, QueryService
@@ -136,6 +136,7 @@ class StatementRegistry:
         self._prepared = _Handles(limits.prepared_statement_ttl_seconds, limits.max_open)
         self._tickets = _Handles(limits.ticket_ttl_seconds, limits.max_open)
         self._calls = CallWatch()
+        self._shutting_down = False
 
     # ---- ad-hoc statements ------------------------------------------------------------------
 
@@ -185,6 +186,7 @@ class StatementRegistry:
     def prepared_info(self, principal: Principal, command: pb.CommandPreparedStatementQuery,
                       descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         statement = self._prepared.get(command.prepared_statement_handle, principal)
+        statement.prepared = self._service.up_to_date(statement.prepared)  # after a reload
         return self._flight_info(
             OpenStatement(principal, statement.prepared, statement.parameters), descriptor
         )
@@ -227,7 +229,7 @@ class StatementRegistry:
         except BaseException:
             release()
             raise
-        batches = _batches(reader, release)
+        batches = _batches(reader, release, lambda: self._shutting_down)
         # A stream pyarrow never starts (the client left first) runs no `finally`: its claimed
         # ticket is let go when the generator is collected.
         weakref.finalize(batches, release)
@@ -238,7 +240,9 @@ class StatementRegistry:
         return self._calls.watched()
 
     def cancel_running(self) -> int:
-        """Cancel every running stream (shutdown, past its grace); how many there were."""
+        """Cancel every running stream (shutdown, past its grace); how many there were.
+        Their clients are told UNAVAILABLE: the server is going, retry."""
+        self._shutting_down = True
         return self._calls.cancel_all()
 
     def cancel(self, principal: Principal, info: flight.FlightInfo) -> bool:
@@ -259,10 +263,17 @@ class StatementRegistry:
         return found
 
 
-def _batches(reader: pa.RecordBatchReader,
-             release: Callable[[], None]) -> Iterator[pa.RecordBatch]:
+def _batches(reader: pa.RecordBatchReader, release: Callable[[], None],
+             shutting_down: Callable[[], bool]) -> Iterator[pa.RecordBatch]:  # fmt: skip
     try:
         yield from reader
+    except QueryCancelled:
+        if not shutting_down():
+            raise
+        # Not the client's cancel: tell it to retry (elsewhere, or once the server is back).
+        raise flight.FlightUnavailableError(
+            "the server is shutting down and stopped this query; run it again"
+        ) from None
     finally:
         reader.close()
         release()
