@@ -180,6 +180,18 @@ class QueryService:
                                 outcome="login_failed")  # fmt: skip
             raise
 
+    def current_principal(self, principal: Principal) -> Principal:
+        """A password user's principal as the serving configuration defines them: a reload
+        may have changed their roles or attributes, or removed them (then the sign-in is
+        no longer valid)."""
+        try:
+            return self.catalog.directory.principal(principal.name)
+        except AuthenticationFailed:
+            raise AuthenticationFailed(
+                "the bearer token is unknown or expired; authenticate again with user and "
+                "password"
+            ) from None
+
     def principal(self, user: str) -> Principal:
         """A principal by name, for trusted in-process callers (CLI, tests)."""
         return self.catalog.directory.principal(user)

@@ -173,6 +173,34 @@ def test_sighup_revokes_a_grant_for_open_connections_and_sessions(
         session.close()
 
 
+def test_a_reload_that_changes_a_users_roles_applies_to_their_open_session(
+    pg_dsn: str, demo_dir: Path, tmp_path: Path
+) -> None:
+    directory = _config(tmp_path, demo_dir, pg_dsn, "server: {reload_poll_seconds: null}\n")
+    with serve(directory) as served:
+        analyst = Session(served.uri, "analyst", "analyst")
+        partner = Session(served.uri, "partner", "partner")
+        assert _count(analyst, "SELECT count(*) FROM hr.departments") > 0
+        assert _count(partner, "SELECT count(*) FROM sales.orders") == 20000
+        access = directory / "access.yaml"
+        text = access.read_text(encoding="utf-8")
+        users = text.index("users:")
+        text = text[:users] + text[users:].replace("roles: [analyst, pii_reader]",
+                                                   "roles: [partner]", 1)  # fmt: skip
+        text = text.replace("  - name: partner\n    password_hash:", "  - name: gone\n"
+                            "    password_hash:", 1)  # fmt: skip
+        access.write_text(text, encoding="utf-8")
+        served.signal(signal.SIGHUP)
+        served.wait_for_log("configuration reloaded (SIGHUP): generation 1")
+        with pytest.raises(pa.ArrowKeyError, match=r"data product 'hr\.departments' does not"):
+            _count(analyst, "SELECT count(*) FROM hr.departments")
+        assert _count(analyst, "SELECT count(*) FROM sales.orders") == 20000
+        with pytest.raises(flight.FlightUnauthenticatedError, match="authenticate again"):
+            _count(partner, "SELECT count(*) FROM sales.orders")
+        analyst.close()
+        partner.close()
+
+
 def test_a_bad_config_is_logged_with_its_problems_and_the_old_one_keeps_serving(
     pg_dsn: str, demo_dir: Path, tmp_path: Path
 ) -> None:
