@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from meshgate.catalog.config import ServerConfig
 from tests.conftest import fresh_pg_database
 from tests.faults.proxy import FaultProxy
 from tests.server.served import (
@@ -172,3 +174,12 @@ def test_json_logs_carry_the_query_id_that_the_clients_error_shows(
     [warning] = [r for r in records if r["logger"] == "meshgate.server.errors"]
     assert warning["level"] == "WARNING"
     assert f"error id {query_id}" in str(warning["message"])
+
+
+def test_the_readmes_operations_example_is_valid() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Operations"):]
+    example = section[section.index("```yaml\n") + len("```yaml\n"):]
+    server = ServerConfig.model_validate(yaml.safe_load(example[:example.index("```")])["server"])
+    assert (server.http_port, server.log_format) == (9815, "json")
+    assert (server.shutdown_grace_seconds, server.reload_poll_seconds) == (10, 2)
