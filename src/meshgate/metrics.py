@@ -95,7 +95,8 @@ class QueryMetrics:
         if record.outcome == "login_failed":
             self.login_failures.inc()
             return
-        code = record.status or "OK"
+        # A stream the client left has no status of its own: gRPC calls that CANCELLED.
+        code = record.status or ("CANCELLED" if record.outcome == "cancelled" else "OK")
         self.queries.labels(record.outcome, code).inc()
         self.rows.inc(record.rows)
         self.bytes.inc(record.bytes)

@@ -7,6 +7,7 @@ what it asserts is what clients and the operator see.
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -28,6 +29,7 @@ from tests.server.served import (
     Served,
     create_warehouse,
     eventually,
+    http_get,
     serve,
     write_config,
     write_warehouse,
@@ -85,8 +87,9 @@ def _exit_code_within(served: Served, seconds: float) -> int:
 def test_sigterm_lets_a_running_query_finish_refuses_new_calls_and_exits_0(
     pg_dsn: str, demo_dir: Path, tmp_path: Path
 ) -> None:
-    directory = _config(tmp_path, demo_dir, pg_dsn, "server: {shutdown_grace_seconds: 20}\n")
-    with serve(directory) as served:
+    directory = _config(tmp_path, demo_dir, pg_dsn,
+                        "server: {shutdown_grace_seconds: 20, http_port: 0}\n")  # fmt: skip
+    with serve(directory, http_port=0) as served:
         session = Session(served.uri, "admin", "admin")
         thread, outcome = _in_background(session, "SELECT n FROM ops.slow")
         eventually(lambda: _active_at_postgres(pg_dsn, '"slow"') == 1)
@@ -94,6 +97,9 @@ def test_sigterm_lets_a_running_query_finish_refuses_new_calls_and_exits_0(
         served.wait_for_log("shutting down: refusing new calls; 1 running queries have 20s")
         with pytest.raises(flight.FlightError):
             Session(served.uri, "admin", "admin")  # a new client is turned away
+        status, body = http_get(f"{served.http}/readyz")  # balancers stop sending
+        assert status == 503
+        assert json.loads(body)["shutting_down"] is True
         thread.join(SLOW_SECONDS + EXIT_MARGIN_SECONDS)
         [table] = outcome
         assert isinstance(table, pa.Table), table

@@ -174,7 +174,11 @@ class Serving:
         """Serve until SIGTERM or SIGINT; reload on SIGHUP. Call from the main thread."""
         config = self._config
         if config.http_port is not None:
-            self.ops = OpsEndpoint(self._service, self._host, config.http_port).start()
+            try:
+                self.ops = OpsEndpoint(self._service, self._host, config.http_port).start()
+            except MeshgateError:
+                self.flight.shutdown()
+                raise
         postgres = None
         if config.postgres_port is not None:
             # Imported here: the PostgreSQL front end's library loads only when switched on.

@@ -127,8 +127,15 @@ class OpsEndpoint:
     def __init__(self, service: QueryService, host: str, port: int) -> None:
         self._service = service
         self.readiness = Readiness(service)
-        self._server = make_server(host, port, self.application, server_class=_ThreadingWSGIServer,
-                                   handler_class=_QuietHandler)  # fmt: skip
+        try:
+            self._server = make_server(host, port, self.application,
+                                       server_class=_ThreadingWSGIServer,
+                                       handler_class=_QuietHandler)  # fmt: skip
+        except OSError as exc:
+            raise MeshgateError(
+                f"the operations HTTP port {host}:{port} (server.http_port) cannot be opened: "
+                f"{exc.strerror or exc}; if it is taken, choose another, or 0 for any free port"
+            ) from None
         self.host = host
         self.port: int = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="meshgate-ops",
