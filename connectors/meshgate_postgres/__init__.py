@@ -29,6 +29,7 @@ from meshgate.spi import (
     Capabilities,
     ColumnStatistics,
     ConnectorContext,
+    PoolUsage,
     PushedQuery,
     QueryContext,
     ScanInput,
@@ -262,6 +263,9 @@ class PostgresConnector(SqlConnector):
             return stream_batches(self.pool, sql, parameters, schema, self.batch_rows, cancel)
         return stream_partitions(self.pool, plan.parts, plan.pages, plan.render, parameters,
                                  schema, self.batch_rows, cancel)  # fmt: skip
+
+    def pool_usage(self) -> PoolUsage:
+        return PoolUsage(in_use=self.pool.borrowed, idle=self.pool.idle)
 
     def close(self) -> None:
         self.pool.close()

@@ -132,6 +132,12 @@ class ConnectionPool:
         with self._lock:
             return self._open - len(self._idle)
 
+    @property
+    def idle(self) -> int:
+        """Open connections waiting in the pool."""
+        with self._lock:
+            return len(self._idle)
+
     def _connect(self) -> Any:
         try:
             conn = pg_dbapi.connect(self._connect_dsn, autocommit=True)

@@ -83,10 +83,11 @@ def failure_record(
     with the id the caller is told."""
     status = error.status if isinstance(error, MeshgateError) else Status.INTERNAL
     message = error.message if isinstance(error, MeshgateError) else None
+    query_id = new_query_id()
     return AuditRecord(
-        arrived, new_query_id(), user, roles, client, sql,
+        arrived, query_id, user, roles, client, sql,
         outcome or ("denied" if status in _DENIALS else "error"), status.value,
-        error_id_of(error), message,
+        error_id_of(error, query_id), message,
     )  # fmt: skip
 
 
@@ -111,13 +112,14 @@ def audited_stream(
                 yield batch
         except MeshgateError as exc:
             outcome, status = "error", exc.status.value
-            error_id, message = error_id_of(exc), exc.message
+            error_id, message = error_id_of(exc, opened.query_id), exc.message
             raise
         except GeneratorExit:
             outcome = "cancelled"
             raise
         except Exception as exc:
-            outcome, status, error_id = "error", Status.INTERNAL.value, error_id_of(exc)
+            outcome, status = "error", Status.INTERNAL.value
+            error_id = error_id_of(exc, opened.query_id)
             raise
         finally:
             reader.close()
@@ -138,11 +140,13 @@ def new_query_id() -> str:
     return secrets.token_hex(8)
 
 
-def error_id_of(error: BaseException) -> str | None:
+def error_id_of(error: BaseException, query_id: str | None = None) -> str | None:
     """The id under which the server log holds an error's details; assigned once.
 
     Unexpected errors, sources' failures and errors with an operator-only `detail` get one;
-    errors whose message says it all do not.
+    errors whose message says it all do not. An error of a query gets the query's id
+    (`query_id`, also set as the error's `query_id`): the caller's message, the audit record
+    and the log lines then quote one id.
     """
     if (
         isinstance(error, MeshgateError)
@@ -153,8 +157,10 @@ def error_id_of(error: BaseException) -> str | None:
     existing = getattr(error, "error_id", None)
     if isinstance(existing, str):
         return existing
-    error_id = secrets.token_hex(6)
+    error_id = query_id if query_id is not None else secrets.token_hex(6)
     error.error_id = error_id  # type: ignore[attr-defined]
+    if query_id is not None:
+        error.query_id = query_id  # type: ignore[attr-defined]
     return error_id
 
 
@@ -166,11 +172,12 @@ class AuditTrail:
     file: Path | None = None
     max_bytes: int = 10 * 1024 * 1024
     backups: int = 5
-    # Told of every record once written (OpenLineage run events); must not block or raise.
-    listener: Callable[[AuditRecord], None] | None = None
     _records: deque[AuditRecord] = field(init=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _file_log: logging.Logger | None = field(init=False, default=None)
+    # Called with every record written (metrics, OpenLineage run events); must not block or
+    # raise.
+    listeners: list[Callable[[AuditRecord], None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self._records = deque(maxlen=self.history)
@@ -188,13 +195,13 @@ class AuditTrail:
 
     def write(self, record: AuditRecord) -> None:
         line = record.json()
-        audit_log.info(line)
+        audit_log.info(line, extra={"query_id": record.query_id})
         if self._file_log is not None:
             self._file_log.info(line)
         with self._lock:
             self._records.append(record)
-        if self.listener is not None:
-            self.listener(record)
+        for listener in self.listeners:
+            listener(record)
 
     def records(self, user: str | None = None) -> Sequence[AuditRecord]:
         """The kept records, oldest first; only `user`'s when given."""

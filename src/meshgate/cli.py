@@ -16,7 +16,6 @@ import getpass
 import io
 import logging
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -25,7 +24,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from types import FrameType
 
 import pyarrow as pa
 
@@ -192,21 +190,19 @@ def run_serve(args: argparse.Namespace) -> int:
     service = QueryService.from_config(config_directory(args.config))
     # The server pulls in gRPC machinery that no other subcommand needs.
     from meshgate.server import serve
+    from meshgate.server.logs import configure_logging
 
     settings = service.definition.server
-    # Operators read the server log: error details behind client-facing error ids, and one
-    # JSON audit line per query (logger `meshgate.audit`).
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Operators read the server log: error details behind client-facing error ids (the
+    # query's id), and one JSON audit line per query (logger `meshgate.audit`).
+    configure_logging(settings.log_format)
+    say = _announcer(settings.log_format)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     tls = _tls(args, service.definition)
     scheme = "grpc+tls" if tls is not None else "grpc"
-    # pyarrow stops the server on signals that have a Python handler; SIGTERM (docker stop,
-    # systemd) then ends `serve` normally, like Ctrl-C does.
-    signal.signal(signal.SIGTERM, _stop_serving)
-    print(f"meshgate: serving mesh {service.definition.mesh.name!r} on {scheme}://{host}:{port} "
-          "(Ctrl-C stops)", file=sys.stderr, flush=True)
+    say(f"meshgate: serving mesh {service.definition.mesh.name!r} on {scheme}://{host}:{port} "
+        "(Ctrl-C or SIGTERM stops, SIGHUP reloads the configuration)")
     from meshgate.quality.schedule import QualitySchedule
 
     schedule = QualitySchedule(service)  # scheduled quality checks; off unless configured
@@ -221,7 +217,7 @@ def run_serve(args: argparse.Namespace) -> int:
     finally:
         schedule.stop()
         service.close()
-    print("meshgate: stopped", file=sys.stderr)
+    say("meshgate: stopped")
     return 0
 
 
@@ -243,8 +239,12 @@ def _tls(args: argparse.Namespace, definition: MeshDefinition) -> TlsMaterial | 
     return tls_material(config, Path.cwd())
 
 
-def _stop_serving(signum: int, frame: FrameType | None) -> None:
-    """Nothing to do: pyarrow has already shut the server down when this runs."""
+def _announcer(log_format: str) -> Callable[[str], None]:
+    """How `serve` tells that it started and stopped: a plain stderr line, or with JSON
+    logs a log record, so that every line of stderr stays one JSON object."""
+    if log_format == "json":
+        return logging.getLogger("meshgate.serve").info
+    return lambda message: print(message, file=sys.stderr, flush=True)
 
 
 # --- query / explain ------------------------------------------------------------------------

@@ -155,6 +155,12 @@ class PushdownRequired(MeshgateError):
     status = Status.INVALID_ARGUMENT
 
 
+class StatementOutdated(MeshgateError):
+    """A prepared statement whose result columns a configuration reload changed."""
+
+    status = Status.INVALID_ARGUMENT
+
+
 class HandleNotFoundError(MeshgateError):
     """A statement or ticket handle that is unknown, expired, closed or someone else's."""
 

@@ -35,9 +35,10 @@ from meshgate.catalog.deprecation import deprecated_products, deprecation_warnin
 from meshgate.catalog.lineage import mesh_lineage
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.catalog.usage import recorded_uses
-from meshgate.errors import AuthenticationFailed, ParameterError
+from meshgate.errors import AuthenticationFailed, ParameterError, StatementOutdated
 from meshgate.execution.engine import DuckDBEngine, ResidualEngine
 from meshgate.execution.run import ExecutionReport, execute_plan
+from meshgate.metrics import QueryMetrics
 from meshgate.planner.cache import PlanCache
 from meshgate.planner.explain import explain_table
 from meshgate.planner.federate import Planner
@@ -66,6 +67,13 @@ def load_definition(directory: Path) -> MeshDefinition:
     """A config directory validated in one pass: its files, their cross-references and the
     policies, every problem in one report."""
     return load_mesh(directory, known_source_kinds=installed_kinds(), checks=(policy_problems,))
+
+
+def connect_source(definition: MeshDefinition, name: str) -> Connector:
+    """The connector of the source `name` of `definition`."""
+    source = definition.sources[name]
+    return create_connector(source.kind,
+                            ConnectorContext(name, source.options, definition.directory))
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,7 @@ class PreparedQuery:
     parameter_schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
     deprecated: tuple[str, ...] = ()  # the deprecated products it reads
     warnings: tuple[str, ...] = ()  # what the caller is told (deprecated products)
+    generation: int = 0  # the configuration it was planned under (`QueryService.reconfigure`)
 
 
 class QueryService:
@@ -111,11 +120,8 @@ class QueryService:
         connectors: Mapping[str, Connector],
         engine: ResidualEngine | None = None,
     ) -> None:
-        self.definition = definition
-        self.catalog = Catalog(definition)
-        self.policies = PolicySet(self.catalog)
-        mesh_lineage(self.catalog)  # traced once, at load; meshgate.lineage reads it
-        self._source_kinds = {name: s.kind for name, s in definition.sources.items()}
+        self._adopt(definition, connectors)
+        self.generation = 0
         audit = definition.server.audit
         lineage = definition.server.openlineage
         self.run_events = None if lineage is None else RunEvents.from_config(
@@ -125,28 +131,45 @@ class QueryService:
             file=definition.directory / audit.file if audit.file is not None else None,
             max_bytes=audit.max_bytes,
             backups=audit.backups,
-            listener=None if self.run_events is None else self.run_events.record,
         )
-        self.connectors = dict(connectors)
+        if self.run_events is not None:
+            self.audit.listeners.append(self.run_events.record)
+        self.metrics = QueryMetrics()
+        self.audit.listeners.append(self.metrics.observe)
+        self.metrics.watch_pools(lambda: {n: c.pool_usage() for n, c in self.connectors.items()})
         # Runs every plan's residual (and says what it returns, for the planner).
         self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine()
-        self._plans: PlanCache[_Planned] = PlanCache()
         # Quality results (meshgate check --quality, scheduled checks), read by meshgate.products.
         self.quality_store = QualityStore.for_definition(definition)
-        self._parameter_schemas: PlanCache[pa.Schema] = PlanCache()
         login = definition.server.login
         self._login_backoff = LoginBackoff(login.max_failures, login.window_seconds,
                                            login.lockout_seconds)
 
+    def _adopt(self, definition: MeshDefinition, connectors: Mapping[str, Connector]) -> None:
+        self.definition = definition
+        self.catalog = Catalog(definition)
+        self.policies = PolicySet(self.catalog)
+        mesh_lineage(self.catalog)  # traced once per definition; meshgate.lineage reads it
+        self._source_kinds = {name: s.kind for name, s in definition.sources.items()}
+        self.connectors = dict(connectors)
+        self._plans: PlanCache[_Planned] = PlanCache()
+        self._parameter_schemas: PlanCache[pa.Schema] = PlanCache()
+
+    def reconfigure(self, definition: MeshDefinition, connectors: Mapping[str, Connector]) -> None:
+        """Serve `definition` (a reload, `meshgate.server.lifecycle`) from the next call on.
+
+        Grants, policies and products change for every later prepare; plans made before are
+        dropped, and a prepared statement or ticket of an older generation is planned again
+        when executed. Streams already running finish under the definition they started
+        with. Audit, login back-off and metrics carry over.
+        """
+        self._adopt(definition, connectors)
+        self.generation += 1
+
     @classmethod
     def from_config(cls, directory: Path) -> QueryService:
         definition = load_definition(directory)
-        connectors = {
-            name: create_connector(
-                source.kind, ConnectorContext(name, source.options, definition.directory)
-            )
-            for name, source in definition.sources.items()
-        }
+        connectors = {name: connect_source(definition, name) for name in definition.sources}
         return cls(definition, connectors)
 
     # --- who and what -------------------------------------------------------------------
@@ -178,6 +201,18 @@ class QueryService:
             self._audit_failure(now(), "(bearer token)", (), client, "", exc,
                                 outcome="login_failed")  # fmt: skip
             raise
+
+    def current_principal(self, principal: Principal) -> Principal:
+        """A password user's principal as the serving configuration defines them: a reload
+        may have changed their roles or attributes, or removed them (then the sign-in is
+        no longer valid)."""
+        try:
+            return self.catalog.directory.principal(principal.name)
+        except AuthenticationFailed:
+            raise AuthenticationFailed(
+                "the bearer token is unknown or expired; authenticate again with user and "
+                "password"
+            ) from None
 
     def principal(self, user: str) -> Principal:
         """A principal by name, for trusted in-process callers (CLI, tests)."""
@@ -215,12 +250,16 @@ class QueryService:
         """
         arrived = now()
         try:
+            generation = self.generation
             prepared = self._prepare(sql, principal, default_domain, strict)
+            if generation != self.generation:  # reloaded meanwhile: plan on one definition
+                generation = self.generation
+                prepared = self._prepare(sql, principal, default_domain, strict)
         except Exception as exc:
             self._audit_failure(arrived, principal.name, tuple(sorted(principal.roles)),
                                 client, sql, exc)  # fmt: skip
             raise
-        return self._with_deprecations(replace(prepared, client=client))
+        return self._with_deprecations(replace(prepared, client=client, generation=generation))
 
     def _with_deprecations(self, prepared: PreparedQuery) -> PreparedQuery:
         """`prepared` knowing the deprecated products it reads and what its caller is told."""
@@ -321,6 +360,7 @@ class QueryService:
         `time.monotonic()` instant after which the run fails with QueryTimeout; both go into
         the run's QueryContext, the one way anything stops a query early.
         """
+        prepared = self.up_to_date(prepared)
         arrived = now()
         plan = prepared.plan
         report = report if report is not None else ExecutionReport()
@@ -338,6 +378,25 @@ class QueryService:
                                 prepared.sql, exc)  # fmt: skip
             raise
         return self._audited(reader, prepared, report, arrived, context.query_id)
+
+    def up_to_date(self, prepared: PreparedQuery) -> PreparedQuery:
+        """`prepared`, planned again if the configuration was reloaded since; refused if
+        its result columns are no longer those its client was told."""
+        if prepared.generation == self.generation:
+            return prepared
+        again = self.prepare(prepared.sql, prepared.principal,
+                             default_domain=prepared.default_domain, strict=prepared.strict,
+                             client=prepared.client)  # fmt: skip
+        if not again.schema.equals(prepared.schema):
+            error = StatementOutdated(
+                "the server's configuration was reloaded since this statement was prepared, "
+                "and its result columns changed; prepare the statement again"
+            )
+            self._audit_failure(now(), prepared.principal.name,
+                                tuple(sorted(prepared.principal.roles)), prepared.client,
+                                prepared.sql, error)  # fmt: skip
+            raise error
+        return again
 
     def _deadline(self, given: float | None) -> float | None:
         """The earlier of the front end's deadline and the configured query timeout."""
@@ -391,7 +450,7 @@ class QueryService:
             runs = report.fragments.values()
             return tuple(SourceCall(f.source, f.sql, f.rows, f.bytes) for f in runs)
 
-        return audited_stream(reader, self.audit, opened, sources)
+        return self.metrics.running(audited_stream(reader, self.audit, opened, sources))
 
     def query(
         self, sql: str, principal: Principal, parameters: Sequence[Any] = (), **options: Any
@@ -433,11 +492,13 @@ class QueryService:
             tuple(sorted(principal.attributes.items())), default_domain, strict,
             None if types is None else tuple("NULL" if t is None else t.sql() for t in types),
         )  # fmt: skip
-        cached = self._plans.get(key)
+        plans = self._plans  # a reload meanwhile must not file this plan in the new cache
+        cached = plans.get(key)
+        self.metrics.plan_lookup(hit=cached is not None)
         if cached is None:
             cached = self._plan(statement, principal, default_domain, strict, types)
             if not _reads_live_tables(cached[0]):
-                self._plans.put(key, cached)
+                plans.put(key, cached)
         return cached
 
     def _plan(

@@ -577,6 +577,19 @@ class ServerConfig(Strict):
     """Also serve PostgreSQL's wire protocol (psql, psycopg, BI tools) on this port of `host`;
     off when unset. With `tls` set it offers TLS on it too (`sslmode=require` or
     `verify-full`), with the same certificate; plaintext only from the same machine (loopback)."""
+    http_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve `/healthz`, `/readyz` and `/metrics` (Prometheus) over plain HTTP on this port of
+    `host`, for operators and orchestrators; 0 picks a free port (the log says which); off
+    when unset."""
+    log_format: Literal["text", "json"] = "text"
+    """How `meshgate serve` writes its log on stderr: `text` lines, or `json`, one object per
+    line with `time`, `level`, `logger`, `message` and, for a query's lines, `query_id`."""
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    """On SIGTERM, how long running queries may take to finish before they are cancelled
+    (seconds); new calls are refused from the start."""
+    reload_poll_seconds: float | None = Field(default=2.0, gt=0)
+    """How often the config directory is checked for changed files, which reload the
+    configuration as SIGHUP does (seconds; unset: only SIGHUP reloads)."""
     token_ttl_seconds: int = Field(default=3600, gt=0)
     """How long a bearer token from a password sign-in stays valid (seconds, more than 0)."""
     ticket_ttl_seconds: int = Field(default=300, gt=0)

@@ -159,6 +159,8 @@ def _type_name(annotation: Any) -> str:
         return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}"
     if origin is typing.Annotated:
         return _type_name(args[0])
+    if origin is typing.Literal:
+        return " or ".join(f"`{a}`" for a in args)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"[{annotation.__name__}](#{annotation.__name__.lower()})"
     plain: dict[Any, str] = {str: "text", int: "integer", float: "number", bool: "true/false",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from meshgate.catalog.config import ServerConfig
 from meshgate.catalog.tls import TlsMaterial
 from meshgate.server.app import MeshgateFlightServer
+from meshgate.server.lifecycle import Serving
+from meshgate.server.location import listening
 from meshgate.service import QueryService
 
 __all__ = ["MeshgateFlightServer", "running_server", "serve"]
@@ -22,35 +23,12 @@ def _config(service: QueryService) -> ServerConfig:
         return ServerConfig()
 
 
-def listening(host: str, port: int, tls: TlsMaterial | None) -> tuple[str, dict[str, Any]]:
-    """The location to bind and pyarrow's TLS options: `grpc+tls://` with a certificate, and
-    client certificates verified against `client_ca` when one is given."""
-    if tls is None:
-        return f"grpc://{host}:{port}", {}
-    options: dict[str, Any] = {"tls_certificates": [(tls.cert_chain, tls.private_key)]}
-    if tls.client_ca is not None:
-        options.update(verify_client=True, root_certificates=tls.client_ca)
-    return f"grpc+tls://{host}:{port}", options
-
-
 def serve(service: QueryService, host: str, port: int, tls: TlsMaterial | None = None) -> None:
     """Serve Flight SQL on grpc[+tls]://host:port (and PostgreSQL's wire protocol on
-    `server.postgres_port` when set) until interrupted (blocking)."""
-    config = _config(service)
-    location, options = listening(host, port, tls)
-    server = MeshgateFlightServer(service, location, config, **options)
-    postgres = None
-    if config.postgres_port is not None:
-        # Imported here: the PostgreSQL front end's library loads only when it is switched on.
-        from meshgate.server.postgres import PostgresFrontEnd
-
-        postgres = PostgresFrontEnd(service, host, config.postgres_port, tls).start()
-    try:
-        server.serve()
-    finally:
-        if postgres is not None:
-            postgres.shutdown()
-        server.shutdown()
+    `server.postgres_port`, the operators' HTTP endpoints and the catalog page on
+    `server.http_port`, when set) until SIGTERM or SIGINT, reloading the configuration on
+    SIGHUP (blocking; main thread)."""
+    Serving(service, host, port, tls).run()
 
 
 @contextmanager

@@ -140,7 +140,8 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             location,
             auth_handler=NoopAuthHandler(),
             middleware={AUTH: AuthMiddlewareFactory(service.authenticate, self.tokens,
-                                                    service.authenticate_token)},
+                                                    service.authenticate_token,
+                                                    service.current_principal)},
             **options,
         )
 

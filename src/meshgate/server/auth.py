@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyarrow import flight
 
@@ -29,6 +29,8 @@ MAX_LEEWAY_SECONDS = 300  # the largest `server.jwt.leeway_seconds` the config a
 
 Authenticate = Callable[[str, str], Principal]
 AuthenticateToken = Callable[[str], Principal]
+# A signed-in principal as the serving configuration defines it now (after a reload).
+CurrentPrincipal = Callable[[Principal], Principal]
 
 
 @dataclass(frozen=True)
@@ -139,10 +141,12 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
     """Authenticates every call; failures are UNAUTHENTICATED without a traceback."""
 
     def __init__(self, authenticate: Authenticate, tokens: TokenStore,
-                 authenticate_token: AuthenticateToken) -> None:
+                 authenticate_token: AuthenticateToken,
+                 current: CurrentPrincipal | None = None) -> None:  # fmt: skip
         self._authenticate = authenticate
         self._tokens = tokens
         self._authenticate_token = authenticate_token
+        self._current = current
 
     def start_call(self, info: flight.CallInfo,
                    headers: dict[str, list[str]]) -> CallCredential:
@@ -177,7 +181,13 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignore[mis
             principal = self._authenticate_token(value)
             return CallCredential(Credential(value, principal, math.inf), issued=False)
         if scheme.lower() == "bearer":
-            return CallCredential(self._tokens.resolve(value), issued=False)
+            credential = self._tokens.resolve(value)
+            if self._current is not None:
+                # Roles a reload took away (or the user it removed) stop at the next call.
+                principal = self._current(credential.principal)
+                if principal != credential.principal:
+                    credential = replace(credential, principal=principal)
+            return CallCredential(credential, issued=False)
         raise AuthenticationFailed(
             f"unsupported authorization scheme {scheme!r}; use Basic or Bearer"
         )

@@ -87,7 +87,7 @@ def client_error(exc: BaseException, *, admin: bool = False) -> BaseException:
         # must not learn (ARCHITECTURE.md §4.6). The operator finds them by the error id;
         # an admin is told the source's configured name, never its address or credentials.
         error_id = error_id_of(exc)
-        log.warning("source unavailable (error id %s): %s", error_id, exc)
+        log.warning("source unavailable (error id %s): %s", error_id, exc, extra=_of_query(exc))
         source = getattr(exc, "source", None) if admin else None
         which = f"source {source!r}, which this query reads," if source else \
             "a source this query reads"
@@ -99,18 +99,24 @@ def client_error(exc: BaseException, *, admin: bool = False) -> BaseException:
     if isinstance(exc, MeshgateError) and exc.detail is not None:
         # The engine's own text (it may quote a row's value) is for the operator's eyes only.
         error_id = error_id_of(exc)
-        log.warning("%s (error id %s): %s", exc.status.value, error_id, exc)
+        log.warning("%s (error id %s): %s", exc.status.value, error_id, exc,
+                    extra=_of_query(exc))
         return _BY_STATUS[exc.status](
             f"{exc.message} (error id {error_id}; the server log has the details under this id)"
         )
     if isinstance(exc, MeshgateError):
         return _BY_STATUS[exc.status](exc.message)
     error_id = error_id_of(exc)
-    log.error("internal error %s", error_id, exc_info=exc)
+    log.error("internal error %s", error_id, exc_info=exc, extra=_of_query(exc))
     internal: BaseException = flight.FlightInternalError(
         f"internal error {error_id}; the server log has the details under this id"
     )
     return internal
+
+
+def _of_query(exc: BaseException) -> dict[str, str | None]:
+    """The log record's `query_id`: the query's the error ended (its error id then)."""
+    return {"query_id": getattr(exc, "query_id", None)}
 
 
 def raise_client_error(exc: BaseException, *, admin: bool = False) -> NoReturn:

@@ -24,7 +24,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError
 from pyarrow import flight
 
-from meshgate.errors import HandleNotFoundError, ParameterError
+from meshgate.errors import HandleNotFoundError, ParameterError, QueryCancelled
 from meshgate.principal import Principal
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.server.warnings import send_warnings
@@ -177,6 +177,7 @@ class StatementRegistry:
         self._prepared = _Handles(limits.prepared_statement_ttl_seconds, limits.max_open)
         self._tickets = _Handles(limits.ticket_ttl_seconds, limits.max_open)
         self._calls = CallWatch()
+        self._shutting_down = False
 
     # ---- ad-hoc statements ------------------------------------------------------------------
 
@@ -231,6 +232,7 @@ class StatementRegistry:
                       descriptor: flight.FlightDescriptor,
                       context: flight.ServerCallContext) -> flight.FlightInfo:
         statement = self._prepared.get(command.prepared_statement_handle, principal)
+        statement.prepared = self._service.up_to_date(statement.prepared)  # after a reload
         return self._flight_info(
             OpenStatement(principal, statement.prepared, statement.parameter_rows), descriptor,
             context,
@@ -280,7 +282,7 @@ class StatementRegistry:
             release()
             raise
         send_warnings(context, statement.prepared.warnings)
-        batches = _batches(first, started, release)
+        batches = _batches(first, started, release, lambda: self._shutting_down)
         # A stream pyarrow never starts (the client left first) runs no `finally`: its claimed
         # ticket is let go when the generator is collected.
         weakref.finalize(batches, release)
@@ -307,6 +309,16 @@ class StatementRegistry:
         return flight.FlightEndpoint(endpoint.ticket, endpoint.locations, expiration_time=when,
                                      app_metadata=endpoint.app_metadata)
 
+    def running(self) -> int:
+        """Result streams running now."""
+        return self._calls.watched()
+
+    def cancel_running(self) -> int:
+        """Cancel every running stream (shutdown, past its grace); how many there were.
+        Their clients are told UNAVAILABLE: the server is going, retry."""
+        self._shutting_down = True
+        return self._calls.cancel_all()
+
     def cancel(self, principal: Principal, info: flight.FlightInfo) -> bool:
         """Cancel the queries behind a FlightInfo's tickets; False if none is known."""
         found = False
@@ -326,7 +338,8 @@ class StatementRegistry:
 
 
 def _batches(first: pa.RecordBatchReader | None, rest: Iterator[pa.RecordBatchReader],
-             release: Callable[[], None]) -> Iterator[pa.RecordBatch]:
+             release: Callable[[], None],
+             shutting_down: Callable[[], bool]) -> Iterator[pa.RecordBatch]:  # fmt: skip
     reader = first
     try:
         while reader is not None:
@@ -335,6 +348,13 @@ def _batches(first: pa.RecordBatchReader | None, rest: Iterator[pa.RecordBatchRe
             finally:
                 reader.close()
             reader = next(rest, None)
+    except QueryCancelled:
+        if not shutting_down():
+            raise
+        # Not the client's cancel: tell it to retry (elsewhere, or once the server is back).
+        raise flight.FlightUnavailableError(
+            "the server is shutting down and stopped this query; run it again"
+        ) from None
     finally:
         release()
 
@@ -372,6 +392,17 @@ class CallWatch:
                 self._calls.pop(key, None)
 
         return unwatch
+
+    def watched(self) -> int:
+        with self._lock:
+            return len(self._calls)
+
+    def cancel_all(self) -> int:
+        with self._lock:
+            tokens = [token for _, token in self._calls.values()]
+        for token in tokens:
+            token.cancel()
+        return len(tokens)
 
     def _run(self) -> None:
         while True:

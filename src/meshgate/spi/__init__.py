@@ -156,6 +156,14 @@ class ConnectorContext:
         return candidate if candidate.is_absolute() else (self.config_dir / candidate).resolve()
 
 
+@dataclass(frozen=True)
+class PoolUsage:
+    """A connection pool's state: connections lent to running work, and kept idle."""
+
+    in_use: int
+    idle: int
+
+
 class Connector(abc.ABC):
     """One configured source. Thread-safe: fragments of many queries run concurrently."""
 
@@ -229,6 +237,11 @@ class Connector(abc.ABC):
         connector's side of the contract; the engine casts a plan's output to the client's
         wire schema itself, once, in execution."""
 
+    def pool_usage(self) -> PoolUsage | None:
+        """How many pooled connections are lent out and idle now (None: no pool), for
+        the `/metrics` of `server.http_port`."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing
         """Release pooled connections."""
 
@@ -243,6 +256,7 @@ __all__ = [
     "FilterApplication",
     "FilterSupport",
     "JoinKind",
+    "PoolUsage",
     "PushedQuery",
     "QueryContext",
     "QueryLimits",
