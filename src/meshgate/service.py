@@ -32,8 +32,11 @@ from meshgate.catalog.catalog import (
 )
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.errors import AuthenticationFailed, ParameterError
+from meshgate.execution.admission import ConcurrencyLimits, QuerySlots, holding
 from meshgate.execution.engine import DuckDBEngine, ResidualEngine
+from meshgate.execution.limits import ResultLimits, limited
 from meshgate.execution.run import ExecutionReport, execute_plan
+from meshgate.execution.spill import default_state_directory
 from meshgate.planner.cache import PlanCache
 from meshgate.planner.explain import explain_table
 from meshgate.planner.federate import Planner
@@ -49,6 +52,7 @@ from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.spi.parameters import without_placeholders
 from meshgate.sql.bind import bind
 from meshgate.sql.catalog_commands import catalog_query
+from meshgate.sql.input_limits import SqlLimits, check_text, check_tree
 from meshgate.sql.output_names import output_names
 from meshgate.sql.parse import parse_request, parse_statement
 
@@ -66,6 +70,7 @@ class QueryOptions:
     default_domain: str | None = None  # unqualified product names resolve in this domain
     strict: bool | None = None  # strict pushdown; None: the deployment's `server` setting
     client: str | None = None  # the caller's network address, for the audit record
+    limits: ResultLimits | None = None  # the session's own (lower) result limits and timeout
 
 
 # A plan with the products it reads and the policies it applies.
@@ -87,6 +92,7 @@ class PreparedQuery:
     strict: bool
     policies: tuple[str, ...] = ()  # names of the policies applied, for audit and EXPLAIN
     client: str | None = None  # the caller's network address, for the audit record
+    limits: ResultLimits | None = None  # the session's own (lower) result limits and timeout
 
 
 class QueryService:
@@ -110,12 +116,22 @@ class QueryService:
             backups=audit.backups,
         )
         self.connectors = dict(connectors)
+        limits = definition.server.limits
         # Runs every plan's residual (and says what it returns, for the planner).
-        self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine()
+        self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine(
+            limits.merge_memory_limit, state_directory(definition))
+        self._sql_limits = SqlLimits(limits.max_sql_length, limits.max_expression_depth,
+                                     limits.max_in_list, limits.max_boolean_terms)
+        self._result_limits = ResultLimits(limits.max_result_rows, limits.max_result_bytes,
+                                           definition.server.query_timeout_seconds)
+        self.slots = QuerySlots(ConcurrencyLimits(
+            limits.max_concurrent_queries, limits.max_concurrent_queries_per_user,
+            limits.queue_timeout_seconds))
         self._plans: PlanCache[_Planned] = PlanCache()
         login = definition.server.login
-        self._login_backoff = LoginBackoff(login.max_failures, login.window_seconds,
-                                           login.lockout_seconds)
+        self._login_backoff = LoginBackoff(
+            login.max_failures, login.window_seconds, login.lockout_seconds,
+            max_failures_per_client=login.max_failures_per_client)
 
     @classmethod
     def from_config(cls, directory: Path) -> QueryService:
@@ -185,10 +201,13 @@ class QueryService:
         default_domain: str | None = None,
         strict: bool | None = None,
         client: str | None = None,
+        limits: ResultLimits | None = None,
     ) -> PreparedQuery:
         """Parse, gate, bind, secure, rewrite and plan; nothing runs at a source yet.
 
         A refusal (bad SQL, a forbidden statement, an unknown or denied product) is audited.
+        `limits` are the session's own result limits and timeout, which may only lower the
+        configured ones.
         """
         arrived = now()
         try:
@@ -197,7 +216,7 @@ class QueryService:
             self._audit_failure(arrived, principal.name, tuple(sorted(principal.roles)),
                                 client, sql, exc)  # fmt: skip
             raise
-        return replace(prepared, client=client)
+        return replace(prepared, client=client, limits=limits)
 
     def _audit_failure(
         self,
@@ -218,7 +237,10 @@ class QueryService:
         default_domain: str | None,
         strict: bool | None,
     ) -> PreparedQuery:
+        check_text(sql, self._sql_limits)
         request = parse_request(sql)
+        if isinstance(request, Statement):
+            check_tree(request.tree, self._sql_limits)
         if isinstance(request, CatalogCommand):
             # DESCRIBE / SHOW: the query over information_schema that answers it.
             tree = catalog_query(request, self.view(principal), default_domain)
@@ -277,12 +299,18 @@ class QueryService:
         report = report if report is not None else ExecutionReport()
         if isinstance(plan, pa.Table):
             return self._audited(plan.to_reader(), prepared, report, arrived, new_query_id())
-        deadline = self._deadline(deadline)
+        limits = self._result_limits.lowered(prepared.limits)
+        deadline = self._deadline(deadline, limits.timeout_seconds)
         context = QueryContext(new_query_id(), prepared.principal.name, deadline=deadline,
                                cancel=cancel if cancel is not None else CancelToken(),
                                parameters=tuple(parameters))  # fmt: skip
         try:
-            reader = self._start(prepared, context, report)
+            slot = self.slots.admit(prepared.principal.name)
+            try:
+                reader = holding(limited(self._start(prepared, context, report), limits), slot)
+            except BaseException:
+                slot.release()
+                raise
         except Exception as exc:
             self._audit_failure(arrived, prepared.principal.name,
                                 tuple(sorted(prepared.principal.roles)), prepared.client,
@@ -290,9 +318,8 @@ class QueryService:
             raise
         return self._audited(reader, prepared, report, arrived, context.query_id)
 
-    def _deadline(self, given: float | None) -> float | None:
-        """The earlier of the front end's deadline and the configured query timeout."""
-        timeout = self.definition.server.query_timeout_seconds
+    def _deadline(self, given: float | None, timeout: float | None) -> float | None:
+        """The earlier of the front end's deadline and the query timeout in force."""
         if timeout is None:
             return given
         limit = time.monotonic() + timeout
@@ -421,6 +448,14 @@ class QueryService:
         )
         plan = named(planner.plan(rewritten.tree), statement)
         return plan, tuple(p.qualified_name for p in bound.products), secured.policies
+
+
+def state_directory(definition: MeshDefinition) -> Path:
+    """`server.state_directory` (relative to the config directory), or the default."""
+    configured = definition.server.state_directory
+    if configured is None:
+        return default_state_directory()
+    return definition.directory / configured
 
 
 def named(plan: FederatedPlan, statement: Statement) -> FederatedPlan:
