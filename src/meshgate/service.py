@@ -238,9 +238,7 @@ class QueryService:
         strict: bool | None,
     ) -> PreparedQuery:
         check_text(sql, self._sql_limits)
-        request = parse_request(sql)
-        if isinstance(request, Statement):
-            check_tree(request.tree, self._sql_limits)
+        request = parse_request(sql, lambda tree: check_tree(tree, self._sql_limits))
         if isinstance(request, CatalogCommand):
             # DESCRIBE / SHOW: the query over information_schema that answers it.
             tree = catalog_query(request, self.view(principal), default_domain)

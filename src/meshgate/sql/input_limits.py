@@ -16,9 +16,25 @@ from sqlglot import exp
 
 from meshgate.errors import SqlTooLarge
 
-# What may hide a parenthesis: quoted strings and identifiers, comments; and parentheses.
-_PAREN_SCAN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|[()]",
-                         re.DOTALL)  # fmt: skip
+# What may hide a token: quoted strings and identifiers, comments; and the tokens counted.
+_SCAN = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|[(),]"
+    r"|\b(?:AND|OR|IN|BETWEEN|WHEN|THEN|ELSE|END|SELECT|FROM|WHERE|ON|HAVING|QUALIFY)\b",
+    re.DOTALL | re.IGNORECASE)  # fmt: skip
+# Words that end one expression and start another: a chain never spans them (nor a comma).
+_SEPARATORS = frozenset({"WHEN", "THEN", "ELSE", "END", "SELECT", "FROM", "WHERE", "ON",
+                         "HAVING", "QUALIFY"})  # fmt: skip
+
+
+@dataclass
+class _Group:
+    """One level of parentheses (or the whole text) while scanning: what it holds."""
+
+    in_list: bool = False  # opened right after IN
+    items: int = 1
+    ands: int = 0
+    ors: int = 0
+    betweens: int = 0  # each BETWEEN's AND is no connector
 
 
 @dataclass(frozen=True)
@@ -27,28 +43,56 @@ class SqlLimits:
 
     max_sql_length: int = 1_000_000
     max_expression_depth: int = 150
-    max_in_list: int = 10_000
+    max_in_list: int = 1_000
     max_boolean_terms: int = 64
 
 
 def check_text(sql: str, limits: SqlLimits) -> None:
-    """Refuse text too long, or nested deeper in parentheses than any tree may be, unparsed."""
+    """Refuse text too long, nested deeper in parentheses than any tree may be, or with an
+    IN list or an AND / OR chain past its limit, before the parser spends seconds on it.
+
+    One regular-expression scan: strings, quoted names and comments are skipped; each level
+    of parentheses counts its commas (an IN list's values) and its ANDs and ORs. A chain
+    spread over several parenthesised groups is caught after parsing (`check_tree`).
+    """
     if len(sql) > limits.max_sql_length:
         raise SqlTooLarge(
             f"the SQL text has {len(sql):,} characters, more than this server accepts "
             f"({limits.max_sql_length:,}, server.limits.max_sql_length); send a shorter "
             "statement (long IN lists of values belong in a table or a join)"
         )
-    depth = deepest = 0
-    for match in _PAREN_SCAN.finditer(sql):
-        token = match.group()
+    groups = [_Group()]
+    previous_end, previous = 0, ""
+    for match in _SCAN.finditer(sql):
+        token = match.group().upper()
+        group = groups[-1]
         if token == "(":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token == ")":
-            depth -= 1
-    if deepest > limits.max_expression_depth:
-        raise _too_deep(f"nests parentheses {deepest} levels deep", limits)
+            after_in = previous == "IN" and not sql[previous_end:match.start()].strip()
+            groups.append(_Group(in_list=after_in))
+            if len(groups) - 1 > limits.max_expression_depth:
+                raise _too_deep(f"nests parentheses more than {limits.max_expression_depth} "
+                                "levels deep", limits)  # fmt: skip
+        elif token == ")" and len(groups) > 1:
+            groups.pop()
+        elif token == ",":
+            group.items += 1
+            group.ands = group.ors = group.betweens = 0
+            if group.in_list and group.items > limits.max_in_list:
+                raise _long_in_list(f"more than {limits.max_in_list:,}", limits)
+        elif token in _SEPARATORS:
+            group.ands = group.ors = group.betweens = 0
+        elif token in ("AND", "OR", "BETWEEN"):
+            if token == "AND":
+                group.ands += 1
+            elif token == "OR":
+                group.ors += 1
+            else:
+                group.betweens += 1
+            terms = max(group.ors, group.ands - group.betweens) + 1
+            if terms > limits.max_boolean_terms:
+                word = "OR" if group.ors + 1 == terms else "AND"
+                raise _long_chain(word, f"more than {limits.max_boolean_terms}", limits)
+        previous_end, previous = match.end(), token
 
 
 def check_tree(tree: exp.Expr, limits: SqlLimits) -> None:
@@ -61,21 +105,12 @@ def check_tree(tree: exp.Expr, limits: SqlLimits) -> None:
             raise _too_deep(f"is nested more than {limits.max_expression_depth} levels deep",
                             limits)  # fmt: skip
         if isinstance(node, exp.In) and len(node.expressions) > limits.max_in_list:
-            raise SqlTooLarge(
-                f"an IN list has {len(node.expressions):,} values, more than this server "
-                f"accepts ({limits.max_in_list:,}, server.limits.max_in_list); split the "
-                "query, or join with a product that holds the values"
-            )
+            raise _long_in_list(f"{len(node.expressions):,}", limits)
         if isinstance(node, exp.And | exp.Or) and not _continues_chain(node):
             terms = _chain_length(node)
             if terms > limits.max_boolean_terms:
                 word = "AND" if isinstance(node, exp.And) else "OR"
-                raise SqlTooLarge(
-                    f"a chain of {word} joins {terms} conditions, more than this server "
-                    f"accepts ({limits.max_boolean_terms}, server.limits.max_boolean_terms); "
-                    "write comparisons of one column with many values as "
-                    "`column IN (value, ...)`, or split the query"
-                )
+                raise _long_chain(word, str(terms), limits)
         stack.extend((child, depth + 1) for child in node.iter_expressions())
 
 
@@ -101,6 +136,22 @@ def _chain_length(top: exp.Expr) -> int:
         else:
             count += 1
     return count
+
+
+def _long_in_list(count: str, limits: SqlLimits) -> SqlTooLarge:
+    return SqlTooLarge(
+        f"an IN list has {count} values, more than this server accepts "
+        f"({limits.max_in_list:,}, server.limits.max_in_list); split the query, or join with "
+        "a product that holds the values"
+    )
+
+
+def _long_chain(word: str, count: str, limits: SqlLimits) -> SqlTooLarge:
+    return SqlTooLarge(
+        f"a chain of {word} joins {count} conditions, more than this server accepts "
+        f"({limits.max_boolean_terms}, server.limits.max_boolean_terms); write comparisons "
+        "of one column with many values as `column IN (value, ...)`, or split the query"
+    )
 
 
 def _too_deep(what: str, limits: SqlLimits) -> SqlTooLarge:
