@@ -115,7 +115,7 @@ def refused(call: Callable[[], Any]) -> tuple[str, str, float]:
 
 
 def answers(cursor: adbc.Cursor) -> bool:
-    return fetch(cursor, "SELECT count(*) AS n FROM hr.depts").to_pylist() == [{"n": 2}]
+    return bool(fetch(cursor, "SELECT count(*) AS n FROM hr.depts").to_pylist() == [{"n": 2}])
 
 
 # ---- rows and bytes returned ----------------------------------------------------------------
