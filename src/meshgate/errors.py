@@ -27,6 +27,7 @@ class Status(Enum):
     UNAUTHENTICATED = "UNAUTHENTICATED"
     UNAVAILABLE = "UNAVAILABLE"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     CANCELLED = "CANCELLED"
     UNIMPLEMENTED = "UNIMPLEMENTED"
     INTERNAL = "INTERNAL"
@@ -134,6 +135,24 @@ class QueryTimeout(MeshgateError):
     """The query ran past its deadline."""
 
     status = Status.DEADLINE_EXCEEDED
+
+
+class SqlTooLarge(MeshgateError):
+    """SQL text past one of `server.limits`' size limits (length, nesting, IN list, AND/OR
+    chain), refused before the optimiser spends minutes or the stack on it."""
+
+    status = Status.INVALID_ARGUMENT
+
+
+class ResourceExhausted(MeshgateError):
+    """A configured limit (`server.limits`) was reached: rows or bytes returned, queries at
+    once, the merge's memory. The message names the limit and what to do."""
+
+    status = Status.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit  # the config key, e.g. "max_result_rows"
 
 
 class QueryValueError(MeshgateError):

@@ -86,41 +86,55 @@ class Directory:
 class LoginBackoff:
     """Refuses sign-ins, without checking the password, for `lockout_seconds` once a user
     name (from one client address, where the front end knows it) has failed `max_failures`
-    times within `window_seconds`: online password guessing meets a wall."""
+    times within `window_seconds`, or once one client address has failed
+    `max_failures_per_client` times whatever the names it tried: online password guessing,
+    of one account or across many, meets a wall."""
 
     def __init__(self, max_failures: int, window_seconds: float, lockout_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 max_failures_per_client: int | None = None) -> None:  # fmt: skip
         self._max = max_failures
+        self._max_per_client = max_failures_per_client
         self._window = window_seconds
         self._lockout = lockout_seconds
         self._clock = clock
-        self._failures: dict[tuple[str, str | None], list[float]] = {}
-        self._locked: dict[tuple[str, str | None], float] = {}
+        # Keyed by (user name, address) and, for an address's total, by (None, address).
+        self._failures: dict[tuple[str | None, str | None], list[float]] = {}
+        self._locked: dict[tuple[str | None, str | None], float] = {}
         self._lock = threading.Lock()
 
     def check(self, name: str, client: str | None) -> None:
-        """Raise if this name (and address) is locked out; called before the password."""
+        """Raise if this name (and address), or this address, is locked out; called before
+        the password."""
         now = self._clock()
+        keys: list[tuple[str | None, str | None]] = [(name, client)]
+        if client is not None:
+            keys.append((None, client))
         with self._lock:
-            until = self._locked.get((name, client))
-            if until is not None and until > now:
-                raise AuthenticationFailed(
-                    f"too many failed logins; retry in {math.ceil(until - now)} s"
-                )
-            self._locked.pop((name, client), None)
+            for key in keys:
+                until = self._locked.get(key)
+                if until is not None and until > now:
+                    raise AuthenticationFailed(
+                        f"too many failed logins; retry in {math.ceil(until - now)} s"
+                    )
+                self._locked.pop(key, None)
 
     def failed(self, name: str, client: str | None) -> None:
         now = self._clock()
-        key = (name, client)
         with self._lock:
-            recent = [t for t in self._failures.get(key, ()) if t > now - self._window]
-            recent.append(now)
-            if len(recent) >= self._max:
-                self._locked[key] = now + self._lockout
-                recent = []
-            self._failures[key] = recent
+            self._count((name, client), self._max, now)
+            if client is not None and self._max_per_client is not None:
+                self._count((None, client), self._max_per_client, now)
             if len(self._failures) > _MAX_TRACKED:  # random names must not grow it forever
                 self._forget_older_than(now - self._window)
+
+    def _count(self, key: tuple[str | None, str | None], most: int, now: float) -> None:
+        recent = [t for t in self._failures.get(key, ()) if t > now - self._window]
+        recent.append(now)
+        if len(recent) >= most:
+            self._locked[key] = now + self._lockout
+            recent = []
+        self._failures[key] = recent
 
     def succeeded(self, name: str, client: str | None) -> None:
         with self._lock:

@@ -36,7 +36,9 @@ from meshgate.catalog.lineage import mesh_lineage
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.catalog.usage import recorded_uses
 from meshgate.errors import AuthenticationFailed, ParameterError, StatementOutdated
+from meshgate.execution.admission import ConcurrencyLimits, QuerySlots, holding
 from meshgate.execution.engine import DuckDBEngine, ResidualEngine
+from meshgate.execution.limits import ResultLimits, limited
 from meshgate.execution.run import ExecutionReport, execute_plan
 from meshgate.metrics import QueryMetrics
 from meshgate.planner.cache import PlanCache
@@ -46,7 +48,7 @@ from meshgate.planner.plan import FederatedPlan
 from meshgate.policy.policies import PolicySet, policy_problems
 from meshgate.policy.relation import secure
 from meshgate.principal import LoginBackoff, Principal
-from meshgate.quality.store import QualityStore
+from meshgate.quality.store import QualityStore, state_directory
 from meshgate.query.literals import numbered_placeholders, value_type
 from meshgate.query.model import BoundQuery, CatalogCommand, SecuredQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
@@ -57,6 +59,7 @@ from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.spi.parameters import without_placeholders
 from meshgate.sql.bind import bind
 from meshgate.sql.catalog_commands import catalog_query
+from meshgate.sql.input_limits import SqlLimits, check_text, check_tree
 from meshgate.sql.output_names import output_names
 from meshgate.sql.parse import parse_request, parse_statement
 
@@ -83,6 +86,7 @@ class QueryOptions:
     default_domain: str | None = None  # unqualified product names resolve in this domain
     strict: bool | None = None  # strict pushdown; None: the deployment's `server` setting
     client: str | None = None  # the caller's network address, for the audit record
+    limits: ResultLimits | None = None  # the session's own (lower) result limits and timeout
 
 
 # A plan with the products it reads and the policies it applies.
@@ -109,6 +113,7 @@ class PreparedQuery:
     deprecated: tuple[str, ...] = ()  # the deprecated products it reads
     warnings: tuple[str, ...] = ()  # what the caller is told (deprecated products)
     generation: int = 0  # the configuration it was planned under (`QueryService.reconfigure`)
+    limits: ResultLimits | None = None  # the session's own (lower) result limits and timeout
 
 
 class QueryService:
@@ -138,12 +143,18 @@ class QueryService:
         self.audit.listeners.append(self.metrics.observe)
         self.metrics.watch_pools(lambda: {n: c.pool_usage() for n, c in self.connectors.items()})
         # Runs every plan's residual (and says what it returns, for the planner).
-        self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine()
+        limits = definition.server.limits
+        self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine(
+            limits.merge_memory_limit, state_directory(definition))
+        self.slots = QuerySlots(ConcurrencyLimits(
+            limits.max_concurrent_queries, limits.max_concurrent_queries_per_user,
+            limits.queue_timeout_seconds))
         # Quality results (meshgate check --quality, scheduled checks), read by meshgate.products.
         self.quality_store = QualityStore.for_definition(definition)
         login = definition.server.login
-        self._login_backoff = LoginBackoff(login.max_failures, login.window_seconds,
-                                           login.lockout_seconds)
+        self._login_backoff = LoginBackoff(
+            login.max_failures, login.window_seconds, login.lockout_seconds,
+            max_failures_per_client=login.max_failures_per_client)
 
     def _adopt(self, definition: MeshDefinition, connectors: Mapping[str, Connector]) -> None:
         self.definition = definition
@@ -154,6 +165,11 @@ class QueryService:
         self.connectors = dict(connectors)
         self._plans: PlanCache[_Planned] = PlanCache()
         self._parameter_schemas: PlanCache[pa.Schema] = PlanCache()
+        limits = definition.server.limits  # SQL and result limits follow a reload
+        self._sql_limits = SqlLimits(limits.max_sql_length, limits.max_expression_depth,
+                                     limits.max_in_list, limits.max_boolean_terms)
+        self._result_limits = ResultLimits(limits.max_result_rows, limits.max_result_bytes,
+                                           definition.server.query_timeout_seconds)
 
     def reconfigure(self, definition: MeshDefinition, connectors: Mapping[str, Connector]) -> None:
         """Serve `definition` (a reload, `meshgate.server.lifecycle`) from the next call on.
@@ -243,10 +259,13 @@ class QueryService:
         default_domain: str | None = None,
         strict: bool | None = None,
         client: str | None = None,
+        limits: ResultLimits | None = None,
     ) -> PreparedQuery:
         """Parse, gate, bind, secure, rewrite and plan; nothing runs at a source yet.
 
         A refusal (bad SQL, a forbidden statement, an unknown or denied product) is audited.
+        `limits` are the session's own result limits and timeout, which may only lower the
+        configured ones.
         """
         arrived = now()
         try:
@@ -259,7 +278,8 @@ class QueryService:
             self._audit_failure(arrived, principal.name, tuple(sorted(principal.roles)),
                                 client, sql, exc)  # fmt: skip
             raise
-        return self._with_deprecations(replace(prepared, client=client, generation=generation))
+        return self._with_deprecations(replace(prepared, client=client, generation=generation,
+                                               limits=limits))
 
     def _with_deprecations(self, prepared: PreparedQuery) -> PreparedQuery:
         """`prepared` knowing the deprecated products it reads and what its caller is told."""
@@ -289,7 +309,8 @@ class QueryService:
         default_domain: str | None,
         strict: bool | None,
     ) -> PreparedQuery:
-        request = parse_request(sql)
+        check_text(sql, self._sql_limits)
+        request = parse_request(sql, lambda tree: check_tree(tree, self._sql_limits))
         if isinstance(request, CatalogCommand):
             # DESCRIBE / SHOW: the query over information_schema that answers it.
             tree = catalog_query(request, self.view(principal), default_domain)
@@ -366,12 +387,18 @@ class QueryService:
         report = report if report is not None else ExecutionReport()
         if isinstance(plan, pa.Table):
             return self._audited(plan.to_reader(), prepared, report, arrived, new_query_id())
-        deadline = self._deadline(deadline)
+        limits = self._result_limits.lowered(prepared.limits)
+        deadline = self._deadline(deadline, limits.timeout_seconds)
         context = QueryContext(new_query_id(), prepared.principal.name, deadline=deadline,
                                cancel=cancel if cancel is not None else CancelToken(),
                                parameters=tuple(parameters))  # fmt: skip
         try:
-            reader = self._start(prepared, context, report)
+            slot = self.slots.admit(prepared.principal.name)
+            try:
+                reader = holding(limited(self._start(prepared, context, report), limits), slot)
+            except BaseException:
+                slot.release()
+                raise
         except Exception as exc:
             self._audit_failure(arrived, prepared.principal.name,
                                 tuple(sorted(prepared.principal.roles)), prepared.client,
@@ -386,7 +413,7 @@ class QueryService:
             return prepared
         again = self.prepare(prepared.sql, prepared.principal,
                              default_domain=prepared.default_domain, strict=prepared.strict,
-                             client=prepared.client)  # fmt: skip
+                             client=prepared.client, limits=prepared.limits)  # fmt: skip
         if not again.schema.equals(prepared.schema):
             error = StatementOutdated(
                 "the server's configuration was reloaded since this statement was prepared, "
@@ -398,9 +425,8 @@ class QueryService:
             raise error
         return again
 
-    def _deadline(self, given: float | None) -> float | None:
-        """The earlier of the front end's deadline and the configured query timeout."""
-        timeout = self.definition.server.query_timeout_seconds
+    def _deadline(self, given: float | None, timeout: float | None) -> float | None:
+        """The earlier of the front end's deadline and the query timeout in force."""
         if timeout is None:
             return given
         limit = time.monotonic() + timeout

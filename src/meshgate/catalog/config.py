@@ -542,10 +542,13 @@ class OpenLineageConfig(Strict):
 
 
 class LoginConfig(Strict):
-    """Back-off after failed password sign-ins, per user name."""
+    """Back-off after failed password sign-ins, per user name and per client address."""
 
     max_failures: int = Field(default=10, gt=0)
     """Failed sign-ins within `window_seconds` after which the user name is locked out."""
+    max_failures_per_client: int = Field(default=50, gt=0)
+    """Failed sign-ins within `window_seconds`, whatever the user names, after which the
+    client address is locked out (where the front end knows it: the PostgreSQL door)."""
     window_seconds: int = Field(default=60, gt=0)
     """How far back failed sign-ins are counted (seconds, more than 0)."""
     lockout_seconds: int = Field(default=30, gt=0)
@@ -564,6 +567,48 @@ class TlsConfig(Strict):
     client_ca_file: str | None = None
     """When set, clients must present a certificate signed by this CA (PEM): mutual TLS.
     Password or token sign-in is still required on top."""
+
+
+class LimitsConfig(Strict):
+    """What one query and one caller may use; past a limit the query fails with
+    RESOURCE_EXHAUSTED (or INVALID_ARGUMENT for SQL text) naming the limit, never a short
+    result. A session may lower the result limits for itself, never raise them."""
+
+    max_result_rows: int | None = Field(default=None, gt=0)
+    """Most rows one query may return (unset: no limit); past it the stream ends with an
+    error telling to add a LIMIT."""
+    max_result_bytes: int | None = Field(default=None, gt=0)
+    """Most bytes (Arrow size) one query may return (unset: no limit)."""
+    max_concurrent_queries: int | None = Field(default=64, gt=0)
+    """Queries running at once on this server, counted from their start until their stream is
+    read or closed (unset: no limit)."""
+    max_concurrent_queries_per_user: int | None = Field(default=16, gt=0)
+    """Queries one principal may run at once (unset: no limit)."""
+    queue_timeout_seconds: float = Field(default=5.0, ge=0)
+    """How long a query past a concurrency limit waits for a slot before it is refused."""
+    merge_memory_limit: str | None = "2GB"
+    """Memory the DuckDB merge may use across its queries (DuckDB's `memory_limit`, e.g.
+    "2GB", "500MB"); beyond it DuckDB spills to `server.state_directory`, and a query that
+    still does not fit fails with RESOURCE_EXHAUSTED. Unset: DuckDB's default (80% of RAM)."""
+    max_sql_length: int = Field(default=1_000_000, gt=0)
+    """Longest SQL text accepted, in characters."""
+    max_expression_depth: int = Field(default=150, gt=0, le=400)
+    """Deepest nesting of the parsed query (parentheses, subqueries, operator chains); at
+    most 400, beyond which the parser itself would run out of stack."""
+    max_in_list: int = Field(default=1_000, gt=0)
+    """Most values in one IN (...) list (planning copies the list many times: 2,000 values
+    took 5 s to plan on a loaded test machine)."""
+    max_boolean_terms: int = Field(default=64, gt=0)
+    """Most conditions joined by one chain of AND or OR (the optimiser's work grows with the
+    cube of it); a long chain of `x = 1 OR x = 2 ...` is written `x IN (1, 2, ...)`."""
+
+    @field_validator("merge_memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)",
+                                                  value.strip(), flags=re.IGNORECASE):
+            raise ValueError(f"{value!r} is not a memory size; write e.g. \"2GB\" or \"500MB\"")
+        return value
 
 
 class ServerConfig(Strict):
@@ -611,14 +656,17 @@ class ServerConfig(Strict):
     openlineage: OpenLineageConfig | None = None
     """Emit one OpenLineage run event per query; off when unset."""
     login: LoginConfig = Field(default_factory=LoginConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     jwt: JwtConfig | None = None
     """Accept bearer tokens from an identity provider."""
     tls: TlsConfig | None = None
     """Serve Flight SQL over TLS (`grpc+tls://`); plaintext when unset. `meshgate serve
     --tls-cert/--tls-key` set it from the command line."""
     state_directory: str | None = None
-    """Where meshgate keeps its state (quality results); relative to the config directory;
-    unset: `<config dir>/.meshgate-state`."""
+    """Where meshgate keeps its state: quality results (`quality.sqlite`) and the merge's
+    spill files (a folder per process, removed at shutdown and, for dead processes, at the
+    next start); relative to the config directory; unset: `<config dir>/.meshgate-state`
+    (a reload watches only the YAML files). Set it where the config directory is read-only."""
     quality_schedule: Duration | None = None
     """`meshgate serve` runs every product's quality checks this often (e.g. 1h); off when
     unset, unless a product sets its own `quality_schedule`."""

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Generator, Mapping
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.errors import ParameterError, QueryCancelled, SourceUnavailable
+from meshgate.errors import ParameterError, QueryCancelled, ResourceExhausted, SourceUnavailable
+from meshgate.execution.spill import SpillDirectory
 from meshgate.planner.schema import ResultDescriber
 from meshgate.spi import CANONICAL_DIALECT, QueryContext
 from meshgate.spi.parameters import renumbered, without_placeholders
@@ -53,11 +55,21 @@ class ResidualEngine(ResultDescriber, Protocol):
 class DuckDBEngine:
     """The merge in an in-process, sandboxed DuckDB (nothing reachable but what a query
     registers); each query runs on its own cursor of one database, so registrations never
-    meet and opening costs microseconds instead of a database's ~20 ms."""
+    meet and opening costs microseconds instead of a database's ~20 ms.
 
-    def __init__(self) -> None:
+    `memory_limit` (DuckDB's, e.g. "2GB") bounds all its queries together; past it DuckDB
+    spills to this process's folder under `state_directory` (created when the database
+    opens, removed by `close`), and a query that still does not fit fails with
+    ResourceExhausted. Both are set before the configuration is locked.
+    """
+
+    def __init__(self, memory_limit: str | None = None,
+                 state_directory: Path | None = None) -> None:  # fmt: skip
         self._lock = threading.Lock()
         self._database: duckdb.DuckDBPyConnection | None = None
+        self._memory_limit = memory_limit
+        self._state_directory = state_directory
+        self.spill: SpillDirectory | None = None
 
     def describe(self, query: exp.Query, inputs: Mapping[str, pa.Schema]) -> pa.Schema:
         """Run `query` over empty relations shaped like `inputs` and read the result's schema."""
@@ -102,6 +114,13 @@ class DuckDBEngine:
                 yield from cursor.execute(sql, values or None).to_arrow_reader(BATCH_ROWS)
         except duckdb.InterruptException:
             raise QueryCancelled("the query was cancelled") from None
+        except duckdb.OutOfMemoryException:
+            raise ResourceExhausted(
+                f"the merge step of this query needed more memory than it may use "
+                f"({self._memory_limit or 'DuckDB default'}, server.limits.merge_memory_limit, "
+                "shared by the queries running at once); filter or aggregate more at the "
+                "sources, retry when the server is less busy, or ask an administrator to "
+                "raise the limit", limit="merge_memory_limit") from None
         except duckdb.Error as exc:
             refusal = duckdb_missing_extension(exc)
             if refusal is not None:
@@ -120,14 +139,26 @@ class DuckDBEngine:
             if self._database is not None:
                 self._database.close()
                 self._database = None
+            if self.spill is not None:
+                self.spill.remove()
+                self.spill = None
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             if self._database is None:
-                self._database = sandboxed_duckdb(
-                    disabled_optimizers=",".join(_SINGLE_SCAN_UNSAFE_OPTIMIZERS)
-                )
+                self._database = self._open()
             return self._database.cursor()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        settings: dict[str, Any] = {}
+        if self._memory_limit is not None:
+            settings["memory_limit"] = self._memory_limit
+        if self._state_directory is not None:
+            self.spill = SpillDirectory(self._state_directory)
+            settings["temp_directory"] = str(self.spill.path)
+        return sandboxed_duckdb(
+            disabled_optimizers=",".join(_SINGLE_SCAN_UNSAFE_OPTIMIZERS), **settings
+        )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,6 +21,7 @@ from meshgate.errors import (
     ReadOnlyError,
     UnsupportedCommandError,
 )
+from meshgate.execution.limits import ResultLimits
 from meshgate.principal import Principal
 from meshgate.server import metadata
 from meshgate.server.auth import AuthMiddlewareFactory, CallCredential, NoopAuthHandler, TokenStore
@@ -118,7 +119,9 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     def __init__(self, service: QueryService, location: str,
                  config: ServerConfig | None = None, **options: Any) -> None:
         config = config if config is not None else ServerConfig()
-        self.sessions = SessionStore()
+        self.sessions = SessionStore(ResultLimits(
+            config.limits.max_result_rows, config.limits.max_result_bytes,
+            config.query_timeout_seconds))
         self.tokens = TokenStore(config.token_ttl_seconds, on_expire=self.sessions.forget)
         self.service = service
         self.statements = StatementRegistry(service, HandleLimits(

@@ -12,6 +12,9 @@ client and with pyarrow/ADBC clients, see tests/server/test_errors.py):
   `<message>. Detail: Python exception: Traceback (most recent call last): ...` because the
   status detail is formatted with `traceback.format_exception`. No FlightError subclass gives
   INVALID_ARGUMENT or NOT_FOUND, and `extra_info` only travels in a separate trailer.
+* No exception gives RESOURCE_EXHAUSTED: Arrow's transport status codes have none (its server
+  can send only the codes above). A limit reached (`ResourceExhausted`) therefore travels as
+  UNAVAILABLE, its message starting with "resource exhausted:", which names the limit.
 * When that formatting raises, pyarrow falls back to `Python exception: <type name>`. The
   exception types below make it raise (their `__notes__` refuses to be read), so clients see
   `<message>. Detail: Python exception: InvalidArgument` with the right code. These types exist
@@ -68,6 +71,8 @@ _BY_STATUS: dict[Status, Callable[[str], Exception]] = {
     Status.UNAUTHENTICATED: flight.FlightUnauthenticatedError,
     Status.UNAVAILABLE: flight.FlightUnavailableError,
     Status.DEADLINE_EXCEEDED: flight.FlightTimedOutError,
+    Status.RESOURCE_EXHAUSTED: lambda message: flight.FlightUnavailableError(
+        f"resource exhausted: {message}"),
     Status.CANCELLED: flight.FlightCancelledError,
     Status.INTERNAL: flight.FlightInternalError,
 }

@@ -122,6 +122,7 @@ _SQLSTATE_BY_STATUS = {
     Status.UNAUTHENTICATED: "28P01",
     Status.UNAVAILABLE: "08006",
     Status.DEADLINE_EXCEEDED: "57014",
+    Status.RESOURCE_EXHAUSTED: "53000",  # insufficient_resources
     Status.CANCELLED: "57014",
     Status.UNIMPLEMENTED: "0A000",
     Status.INTERNAL: "XX000",

@@ -1,4 +1,5 @@
-"""Session options `catalog`, `schema` and `strict_pushdown`, per bearer token (P25).
+"""Session options `catalog`, `schema`, `strict_pushdown` and the session's own lower limits
+`max_result_rows`, `max_result_bytes` and `query_timeout_seconds`, per bearer token (P25).
 
 The Flight-level session actions carry raw (not Any-wrapped) Flight.proto messages and answer
 exactly one Result. JDBC sets `catalog` at connect and fails the connection on any error in the
@@ -11,9 +12,11 @@ client sets `schema` it is `NO_SCHEMA` (empty: no current domain, so product nam
 
 from __future__ import annotations
 
+import math
 import threading
 
 from meshgate.catalog.catalog import CatalogView
+from meshgate.execution.limits import ResultLimits
 from meshgate.server.proto import flight_pb2 as pb
 from meshgate.service import QueryOptions
 
@@ -25,7 +28,9 @@ NO_SCHEMA = ""
 class SessionStore:
     """Current catalog and schema of each session (keyed by the session's bearer token)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ceilings: ResultLimits | None = None) -> None:
+        # The configured limits a session may lower and never raise.
+        self._ceilings = ceilings if ceilings is not None else ResultLimits()
         self._options: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
@@ -34,7 +39,8 @@ class SessionStore:
         result = pb.SetSessionOptionsResult()
         accepted: dict[str, str] = {}
         for name, value in request.session_options.items():
-            error = _check(name, value, view)
+            error = _check_limit(name, value, self._ceilings) if name in _LIMITS \
+                else _check(name, value, view)
             if error is None:
                 accepted[name] = _text(value)
             else:
@@ -61,9 +67,14 @@ class SessionStore:
         with self._lock:
             current = dict(self._options.get(token, {}))
         strict = current.get("strict_pushdown")
+        rows, size, timeout = (current.get(name) for name in _LIMITS)
+        limits = None if rows is None and size is None and timeout is None else ResultLimits(
+            None if rows is None else int(float(rows)), None if size is None else int(float(size)),
+            None if timeout is None else float(timeout))
         return QueryOptions(
             default_domain=current.get("schema") or None,
             strict=None if strict is None else strict == "true",
+            limits=limits,
         )
 
     def forget(self, token: str) -> None:
@@ -71,10 +82,48 @@ class SessionStore:
             self._options.pop(token, None)
 
 
+_LIMITS = ("max_result_rows", "max_result_bytes", "query_timeout_seconds")
+
+
+def _check_limit(name: str, value: pb.SessionOptionValue,
+                 ceilings: ResultLimits) -> pb.SetSessionOptionsResult.ErrorValue | None:
+    """A positive number (integral for rows and bytes) no higher than the configured limit."""
+    number = _number(value)
+    integral = name != "query_timeout_seconds"
+    if number is None or not number > 0 or (integral and number != int(number)):
+        return SetError.INVALID_VALUE
+    ceiling = {"max_result_rows": ceilings.max_rows, "max_result_bytes": ceilings.max_bytes,
+               "query_timeout_seconds": ceilings.timeout_seconds}[name]  # fmt: skip
+    if ceiling is not None and number > ceiling:
+        return SetError.INVALID_VALUE  # a session may lower a limit, never raise it
+    return None
+
+
+def _number(value: pb.SessionOptionValue) -> float | None:
+    kind = value.WhichOneof("option_value")
+    if kind == "int64_value":
+        return float(value.int64_value)
+    if kind == "double_value":
+        number = value.double_value
+    elif kind == "string_value":
+        try:
+            number = float(value.string_value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _text(value: pb.SessionOptionValue) -> str:
     """Options are kept as text; booleans (strict_pushdown) as 'true' / 'false'."""
-    if value.WhichOneof("option_value") == "bool_value":
+    kind = value.WhichOneof("option_value")
+    if kind == "bool_value":
         return "true" if value.bool_value else "false"
+    if kind == "int64_value":
+        return str(value.int64_value)
+    if kind == "double_value":
+        return repr(value.double_value)
     return value.string_value
 
 

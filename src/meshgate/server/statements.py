@@ -193,7 +193,8 @@ class StatementRegistry:
 
     def _prepare(self, sql: str, principal: Principal, options: QueryOptions) -> PreparedQuery:
         return self._service.prepare(sql, principal, default_domain=options.default_domain,
-                                     strict=options.strict, client=options.client)
+                                     strict=options.strict, client=options.client,
+                                     limits=options.limits)
 
     # ---- prepared statements ----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ meshgate's SQL dialect is DuckDB's.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import sqlglot
 from sqlglot import exp
@@ -110,13 +111,14 @@ _RESERVED = frozenset(
 _PATH_CHARACTERS = frozenset("./\\:*?")
 
 
-def parse_statement(sql: str) -> Statement:
+def parse_statement(sql: str, check: Callable[[exp.Expr], None] | None = None) -> Statement:
     """Parse ``sql`` as one read-only DuckDB query, or raise the error a user should see.
 
     Raises SqlSyntaxError (with line and column) for text that does not parse,
     ForbiddenStatement for anything but one read-only query using allowed functions, and
     UnsupportedQuery for read-only forms meshgate does not run (EXPLAIN ANALYZE, named
-    parameters).
+    parameters). `check`, when given, sees the tree as soon as it is parsed, before any
+    recursive stage walks it (the front ends' size limits, `sql.input_limits`).
     """
     text, explain = _strip_explain(sql)
     tokens = _tokenize(text)
@@ -124,6 +126,8 @@ def parse_statement(sql: str) -> Statement:
     _reject_lenient_token_runs(text, tokens)
     _reject_statement_keyword(tokens[0])
     tree = _parse(text, tokens[0])
+    if check is not None:
+        check(tree)
     query = _gate_root(text, tree, tokens[0])
     _gate_tree(query)
     _require_duckdb_syntax(text)
@@ -149,7 +153,8 @@ def numbered_in_text_order(text: str, tokens: list[Token]) -> str:
     return text
 
 
-def parse_request(sql: str) -> Statement | CatalogCommand:
+def parse_request(sql: str, check: Callable[[exp.Expr], None] | None = None
+                  ) -> Statement | CatalogCommand:  # fmt: skip
     """What a client's text asks for: one of the catalog commands meshgate answers from its
     own catalog (DESCRIBE, SHOW TABLES, SHOW SCHEMAS, each in exactly the forms below), or
     one read-only query gated by `parse_statement`.
@@ -160,7 +165,7 @@ def parse_request(sql: str) -> Statement | CatalogCommand:
     text, explain = _strip_explain(sql)
     tokens = _tokenize(text)
     if not tokens or tokens[0].token_type not in _CATALOG_KEYWORDS:
-        return parse_statement(sql)
+        return parse_statement(sql, check)
     if explain:
         word = tokens[0].text.upper()
         raise ForbiddenStatement(
