@@ -498,7 +498,12 @@ class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
                 self.wfile.write(b"N")
             else:
                 self.wfile.write(b"S")
-                self.request = context.wrap_socket(self.request, server_side=True)
+                try:
+                    self.request = context.wrap_socket(self.request, server_side=True)
+                except (ssl.SSLError, OSError) as exc:  # no or an untrusted client certificate
+                    log.info("PostgreSQL client %s: TLS handshake failed (%s)",
+                             self.client_address[0], exc)
+                    return None
                 self.encrypted = True
                 self.rfile = self.request.makefile("rb")
                 self.wfile = _SocketWriter(self.request)
