@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.errors import QueryCancelled, SourceUnavailable
+from meshgate.errors import QueryCancelled, SourceUnavailable, UnsupportedQuery
 from meshgate.planner.schema import ResultDescriber
 from meshgate.spi import CANONICAL_DIALECT, QueryContext
 from meshgate.spi.parameters import renumbered, without_placeholders
@@ -73,6 +73,15 @@ class DuckDBEngine:
             refusal = duckdb_missing_extension(exc)
             if refusal is not None:
                 raise refusal from None
+            failure = duckdb_value_failure(exc)
+            if failure is not None:
+                raise failure.error(f"the merge: {_first_line(exc)}") from None
+            if isinstance(exc, duckdb.BinderException):
+                # Its text may quote policy expressions: the operator's eyes only.
+                raise UnsupportedQuery(
+                    "the merge engine cannot bind this query: check the functions it calls, "
+                    "their argument count and types", detail=_first_line(exc),
+                ) from None
             raise
         finally:
             cursor.close()
