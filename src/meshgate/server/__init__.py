@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from meshgate.catalog.config import ServerConfig
 from meshgate.server.app import MeshgateFlightServer
+from meshgate.server.memory import return_large_allocations
 from meshgate.service import QueryService
 
 __all__ = ["MeshgateFlightServer", "running_server", "serve"]
@@ -24,6 +25,7 @@ def serve(service: QueryService, host: str, port: int) -> None:
     """Serve Flight SQL on grpc://host:port (and PostgreSQL's wire protocol on
     `server.postgres_port` when set) until interrupted (blocking)."""
     config = _config(service)
+    return_large_allocations()
     server = MeshgateFlightServer(service, f"grpc://{host}:{port}", config)
     postgres = None
     if config.postgres_port is not None:
