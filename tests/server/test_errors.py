@@ -61,9 +61,12 @@ def _status(channel: grpc.Channel, sql: str, user: str = "analyst") -> grpc.RpcE
          "the merge engine cannot bind this query: check the functions it calls"),
         ("SELECT (SELECT 1) FROM sales.orders ORDER BY 1", grpc.StatusCode.INVALID_ARGUMENT,
          "give the item an alias and refer to it by that name"),
+        ("SELECT 2evenue FROM sales.orders", grpc.StatusCode.INVALID_ARGUMENT,
+         "check for numbers run into names (such as 2evenue)"),
     ],
     ids=["syntax", "syntax-position", "write", "drop", "two-statements", "denied-product",
-         "unknown-product", "extension-type", "unbindable-call", "position-of-subquery"],
+         "unknown-product", "extension-type", "unbindable-call", "position-of-subquery",
+         "number-run-into-name"],
 )
 def test_grpc_status_has_the_code_and_no_traceback(channel: grpc.Channel, sql: str,
                                                     code: grpc.StatusCode, text: str) -> None:

@@ -82,6 +82,13 @@ class DuckDBEngine:
                     "the merge engine cannot bind this query: check the functions it calls, "
                     "their argument count and types", detail=_first_line(exc),
                 ) from None
+            if isinstance(exc, duckdb.ParserException):
+                # sqlglot read something DuckDB would not (`2evenue` as `2e AS venue`).
+                raise UnsupportedQuery(
+                    "the merge engine cannot parse this query as meshgate rewrote it; check "
+                    "for numbers run into names (such as 2evenue) and write them apart",
+                    detail=_first_line(exc),
+                ) from None
             raise
         finally:
             cursor.close()
