@@ -186,12 +186,12 @@ def nested(depth: int) -> str:
     ))
 
 
-def sql_statements(max_depth: int) -> st.SearchStrategy[str]:
+def sql_statements(max_depth: int, max_repeats: int) -> st.SearchStrategy[str]:
     """Generated SQL: token soups, structured selects with nested expressions, nesting up to
-    `max_depth`, and long inputs built from repeated pieces."""
+    `max_depth`, and long inputs of up to `max_repeats` repeated pieces."""
     soup = st.lists(_token(), max_size=60).map(" ".join)
     long_soup = st.tuples(st.lists(_token(), min_size=1, max_size=8).map(" ".join),
-                          st.integers(50, 2000)).map(lambda t: " ".join([t[0]] * t[1]))
+                          st.integers(2, max_repeats)).map(lambda t: " ".join([t[0]] * t[1]))
     return st.one_of(
         soup,
         soup.map(lambda s: "SELECT " + s),
@@ -201,12 +201,15 @@ def sql_statements(max_depth: int) -> st.SearchStrategy[str]:
     )
 
 
-def mutate(query: str, rng: random.Random) -> bytes:
-    """A real query after 1-4 byte or token mutations (delete, duplicate, swap, truncate,
-    insert garbage, unicode or NUL); bytes, since some mutations break its UTF-8."""
+def mutate(query: str, rng: random.Random, max_copies: int = 3) -> bytes:
+    """A real query after 1-4 byte or token mutations (delete, duplicate up to `max_copies`
+    times, swap, truncate, insert garbage, unicode or NUL); bytes, since some mutations break
+    its UTF-8."""
     data = query.encode()
     for _ in range(rng.randint(1, 4)):
-        data = rng.choice(_MUTATIONS)(data, rng)
+        mutation = rng.choice(_MUTATIONS)
+        data = _duplicate(data, rng, max_copies) if mutation is _duplicate else \
+            mutation(data, rng)
     return data
 
 
@@ -220,9 +223,9 @@ def _delete(data: bytes, rng: random.Random) -> bytes:
     return data[:start] + data[end:]
 
 
-def _duplicate(data: bytes, rng: random.Random) -> bytes:
+def _duplicate(data: bytes, rng: random.Random, max_copies: int = 3) -> bytes:
     start, end = _span(data, rng)
-    return data[:end] + data[start:end] * rng.randint(1, 30) + data[end:]
+    return data[:end] + data[start:end] * rng.randint(1, max_copies) + data[end:]
 
 
 def _truncate(data: bytes, rng: random.Random) -> bytes:

@@ -42,6 +42,10 @@ OVERSIZED_DEADLINE_SECONDS = 30.0
 RSS_GROWTH_LIMIT = 50 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 60  # nesting the code handles today; --deep goes far past it
 DEEP_MAX_DEPTH = 3000
+# Copies of a span a mutation makes, and repeats of a long soup: more (with --deep) meets
+# planning that no deadline bounds yet (30 self-joins, 69 KB soups take minutes).
+DEFAULT_MAX_COPIES, DEEP_MAX_COPIES = 3, 30
+DEFAULT_MAX_REPEATS, DEEP_MAX_REPEATS = 200, 2000
 MAX_BATCHES_READ = 20
 
 # Share of the budget per kind; the rest of the budget goes to generated SQL.
@@ -143,10 +147,12 @@ class Principal:
 class Fuzzer:
     """Sends inputs one RPC at a time and judges each answer."""
 
-    def __init__(self, served: ServedDemo, rng: random.Random, max_depth: int) -> None:
+    def __init__(self, served: ServedDemo, rng: random.Random, deep: bool) -> None:
         self.served = served
         self.rng = rng
-        self.max_depth = max_depth
+        self.max_depth = DEEP_MAX_DEPTH if deep else DEFAULT_MAX_DEPTH
+        self.max_copies = DEEP_MAX_COPIES if deep else DEFAULT_MAX_COPIES
+        self.max_repeats = DEEP_MAX_REPEATS if deep else DEFAULT_MAX_REPEATS
         self.report = Report()
         self.admin = Principal(served.uri, "admin")
         self.analyst = Principal(served.uri, "analyst")
@@ -279,7 +285,7 @@ class Fuzzer:
         @settings(max_examples=budget, deadline=None, database=None, print_blob=False,
                   suppress_health_check=list(HealthCheck),
                   phases=(Phase.generate, Phase.shrink))
-        @given(sql=inputs.sql_statements(self.max_depth))
+        @given(sql=inputs.sql_statements(self.max_depth, self.max_repeats))
         def probe(sql: str) -> None:
             if not self.served.alive():
                 raise FuzzFailure("the server process exited")
@@ -303,7 +309,7 @@ class Fuzzer:
 
     def mutated_sql(self, budget: int) -> None:
         for i in range(budget):
-            data = inputs.mutate(self.rng.choice(inputs.REAL_QUERIES), self.rng)
+            data = inputs.mutate(self.rng.choice(inputs.REAL_QUERIES), self.rng, self.max_copies)
             try:
                 sql: str | bytes = data.decode()
             except UnicodeDecodeError:
@@ -612,9 +618,9 @@ def budgets(total: int) -> dict[str, int]:
 
 
 @contextmanager
-def fuzzing(directory: Path, seed: int, max_depth: int) -> Iterator[Fuzzer]:
+def fuzzing(directory: Path, seed: int, deep: bool) -> Iterator[Fuzzer]:
     with ServedDemo(directory) as served:
-        fuzzer = Fuzzer(served, random.Random(seed), max_depth)
+        fuzzer = Fuzzer(served, random.Random(seed), deep)
         try:
             yield fuzzer
         finally:
@@ -625,7 +631,7 @@ def run(total: int, seed: int, deep: bool, directory: Path) -> Report:
     """The whole fuzz run against a fresh server in `directory`."""
     shares = budgets(total)
     started = time.monotonic()
-    with fuzzing(directory, seed, DEEP_MAX_DEPTH if deep else DEFAULT_MAX_DEPTH) as fuzzer:
+    with fuzzing(directory, seed, deep) as fuzzer:
         fuzzer.warm_up()
         fuzzer.report.kinds.clear()
         fuzzer.report.codes.clear()
@@ -704,8 +710,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=16, help="seed of every generator")
     parser.add_argument("--deep", action="store_true",
                         help=f"nest generated SQL up to {DEEP_MAX_DEPTH} levels (default "
-                             f"{DEFAULT_MAX_DEPTH}) and send 8 MB SQL (default 1 MB): for "
-                             "a server with SQL length and depth limits")
+                             f"{DEFAULT_MAX_DEPTH}), repeat pieces of SQL up to "
+                             f"{DEEP_MAX_REPEATS} times ({DEFAULT_MAX_REPEATS}) and spans "
+                             f"{DEEP_MAX_COPIES} ({DEFAULT_MAX_COPIES}), send 8 MB SQL (1 MB): "
+                             "for a server with SQL limits and a planning deadline")
     parser.add_argument("--workdir", type=Path, metavar="DIR",
                         help="keep the mesh copy and the server log (server.log) here")
     args = parser.parse_args(argv)
