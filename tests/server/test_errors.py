@@ -14,6 +14,7 @@ import adbc_driver_flightsql.dbapi as adbc
 import grpc  # type: ignore[import-untyped]
 import pyarrow as pa
 import pytest
+from google.protobuf import any_pb2
 from pyarrow import flight
 
 from meshgate.audit import error_id_of
@@ -55,9 +56,17 @@ def _status(channel: grpc.Channel, sql: str, user: str = "analyst") -> grpc.RpcE
         ("SELECT CAST('1.2.3.4' AS INET)", grpc.StatusCode.INVALID_ARGUMENT,
          "this query uses a type or function of DuckDB's inet extension, which meshgate does "
          "not load; write it with DuckDB's built-in types and functions"),
+        # Found by tests/fuzz: both answered INTERNAL.
+        ("SELECT max() FROM sales.orders", grpc.StatusCode.INVALID_ARGUMENT,
+         "the merge engine cannot bind this query: check the functions it calls"),
+        ("SELECT (SELECT 1) FROM sales.orders ORDER BY 1", grpc.StatusCode.INVALID_ARGUMENT,
+         "give the item an alias and refer to it by that name"),
+        ("SELECT 2evenue FROM sales.orders", grpc.StatusCode.INVALID_ARGUMENT,
+         "check for numbers run into names (such as 2evenue)"),
     ],
     ids=["syntax", "syntax-position", "write", "drop", "two-statements", "denied-product",
-         "unknown-product", "extension-type"],
+         "unknown-product", "extension-type", "unbindable-call", "position-of-subquery",
+         "number-run-into-name"],
 )
 def test_grpc_status_has_the_code_and_no_traceback(channel: grpc.Channel, sql: str,
                                                     code: grpc.StatusCode, text: str) -> None:
@@ -250,3 +259,24 @@ def test_cancel_flight_info_with_a_corrupt_flight_info_is_invalid_argument(
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details().startswith(
         "the CancelFlightInfo request must carry the FlightInfo the query returned")
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    (b"\x0a\x02\xc3\x28", "a query that is not UTF-8"),
+    (CORRUPT, "a length running past the end"),
+])
+def test_a_command_that_does_not_decode_is_invalid_argument(channel: grpc.Channel,
+                                                            value: bytes, why: str) -> None:
+    """Found by tests/fuzz: the Any unwrapped, its value did not decode, INTERNAL came back."""
+    command = any_pb2.Any(type_url="type.googleapis.com/arrow.flight.protocol.sql."
+                          "CommandStatementQuery", value=value).SerializeToString()
+    call = channel.unary_unary(GET_FLIGHT_INFO, request_serializer=lambda b: b,
+                               response_deserializer=lambda b: b)
+    with pytest.raises(grpc.RpcError) as caught:
+        call(flight.FlightDescriptor.for_command(command).serialize(),
+             metadata=[("authorization", basic("analyst", "analyst"))])
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, why
+    assert caught.value.details().startswith(
+        "the CommandStatementQuery in this request cannot be decoded (corrupt protobuf, or text "
+        "that is not UTF-8); send a valid serialized arrow.flight.protocol.sql."
+        "CommandStatementQuery")

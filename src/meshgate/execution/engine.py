@@ -18,7 +18,13 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.errors import ParameterError, QueryCancelled, ResourceExhausted, SourceUnavailable
+from meshgate.errors import (
+    ParameterError,
+    QueryCancelled,
+    ResourceExhausted,
+    SourceUnavailable,
+    UnsupportedQuery,
+)
 from meshgate.execution.spill import SpillDirectory
 from meshgate.planner.schema import ResultDescriber
 from meshgate.spi import CANONICAL_DIALECT, QueryContext
@@ -91,6 +97,22 @@ class DuckDBEngine:
                 raise ParameterError(
                     "a function argument has no type the function can choose by; if it is a "
                     "parameter, cast it to the type you mean, e.g. octet_length(CAST(? AS BLOB))"
+                ) from None
+            failure = duckdb_value_failure(exc)
+            if failure is not None:
+                raise failure.error(f"the merge: {_first_line(exc)}") from None
+            if isinstance(exc, duckdb.BinderException):
+                # Its text may quote policy expressions: the operator's eyes only.
+                raise UnsupportedQuery(
+                    "the merge engine cannot bind this query: check the functions it calls, "
+                    "their argument count and types", detail=_first_line(exc),
+                ) from None
+            if isinstance(exc, duckdb.ParserException):
+                # sqlglot read something DuckDB would not (`2evenue` as `2e AS venue`).
+                raise UnsupportedQuery(
+                    "the merge engine cannot parse this query as meshgate rewrote it; check "
+                    "for numbers run into names (such as 2evenue) and write them apart",
+                    detail=_first_line(exc),
                 ) from None
             raise
         finally:

@@ -26,7 +26,7 @@ from sqlglot.optimizer.simplify import simplify
 from sqlglot.optimizer.unnest_subqueries import unnest_subqueries
 from sqlglot.schema import MappingSchema
 
-from meshgate.errors import ColumnNotFound
+from meshgate.errors import ColumnNotFound, UnsupportedQuery
 from meshgate.query.model import PolicyBarrier
 from meshgate.query.names import (
     BARRIER_CATALOG,
@@ -87,6 +87,11 @@ def qualify_query(tree: exp.Query, schema: MappingSchema) -> exp.Query:
         )
     except OptimizeError as exc:
         raise ColumnNotFound(_column_message(str(exc))) from None
+    except AssertionError:  # sqlglot's assert_is, e.g. ORDER BY 1 over a scalar subquery
+        raise UnsupportedQuery(
+            "meshgate cannot resolve a positional reference (GROUP BY or ORDER BY <number>) "
+            "to this select item; give the item an alias and refer to it by that name"
+        ) from None
     assert isinstance(qualified, exp.Query)
     return qualified
 

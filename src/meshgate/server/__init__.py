@@ -10,6 +10,7 @@ from meshgate.catalog.tls import TlsMaterial
 from meshgate.server.app import MeshgateFlightServer
 from meshgate.server.lifecycle import Serving
 from meshgate.server.location import listening
+from meshgate.server.memory import return_large_allocations
 from meshgate.service import QueryService
 
 __all__ = ["MeshgateFlightServer", "running_server", "serve"]
@@ -28,6 +29,7 @@ def serve(service: QueryService, host: str, port: int, tls: TlsMaterial | None =
     `server.postgres_port`, the operators' HTTP endpoints and the catalog page on
     `server.http_port`, when set) until SIGTERM or SIGINT, reloading the configuration on
     SIGHUP (blocking; main thread)."""
+    return_large_allocations()
     Serving(service, host, port, tls).run()
 
 

@@ -85,7 +85,13 @@ def unpack(data: bytes) -> Message:
     if cls is None:
         raise UnsupportedCommandError(f"meshgate does not support the command {wrapped.type_url!r}")
     message = cls()
-    wrapped.Unpack(message)
+    try:
+        wrapped.Unpack(message)
+    except DecodeError:
+        raise BadRequestError(
+            f"the {cls.DESCRIPTOR.name} in this request cannot be decoded (corrupt protobuf, or "
+            f"text that is not UTF-8); send a valid serialized {cls.DESCRIPTOR.full_name}"
+        ) from None
     return message
 
 
