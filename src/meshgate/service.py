@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,13 @@ from meshgate.catalog.deprecation import deprecated_products, deprecation_warnin
 from meshgate.catalog.lineage import mesh_lineage
 from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.catalog.usage import recorded_uses
-from meshgate.errors import AuthenticationFailed, ParameterError, StatementOutdated
+from meshgate.errors import (
+    AuthenticationFailed,
+    ParameterError,
+    ResourceExhausted,
+    SqlTooLarge,
+    StatementOutdated,
+)
 from meshgate.execution.admission import ConcurrencyLimits, QuerySlots, holding
 from meshgate.execution.engine import DuckDBEngine, ResidualEngine
 from meshgate.execution.limits import ResultLimits, limited
@@ -300,7 +306,28 @@ class QueryService:
         error: Exception,
         outcome: str | None = None,
     ) -> None:
+        self._count_limit(error)
         self.audit.write(failure_record(arrived, user, roles, client, sql, error, outcome))
+
+    def _count_limit(self, error: BaseException) -> None:
+        """`meshgate_limit_rejections_total`: which of `server.limits` refused a query."""
+        if isinstance(error, ResourceExhausted):
+            self.metrics.limit_rejected(error.limit)
+        elif isinstance(error, SqlTooLarge):
+            self.metrics.limit_rejected("sql_size")
+
+    def _counting_limits(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+        """`reader`, counting a result limit that ends it mid-stream."""
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except ResourceExhausted as exc:
+                self._count_limit(exc)
+                raise
+            finally:
+                reader.close()
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
     def _prepare(
         self,
@@ -395,7 +422,8 @@ class QueryService:
         try:
             slot = self.slots.admit(prepared.principal.name)
             try:
-                reader = holding(limited(self._start(prepared, context, report), limits), slot)
+                reader = self._counting_limits(
+                    holding(limited(self._start(prepared, context, report), limits), slot))
             except BaseException:
                 slot.release()
                 raise

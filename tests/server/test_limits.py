@@ -416,3 +416,20 @@ def test_an_unknown_user_costs_the_same_password_hash_as_a_known_one(
         assert calls[0] == calls[1]
     finally:
         service.close()
+
+
+def test_limit_rejections_are_counted_in_the_metrics(base: Path, tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def rejections(server: MeshgateFlightServer) -> dict[str, float]:
+        text = generate_latest(server.service.metrics.registry).decode()
+        family = next(f for f in text_string_to_metric_families(text)
+                      if f.name == "meshgate_limit_rejections")
+        return {s.labels["limit"]: s.value for s in family.samples if s.name.endswith("_total")}
+
+    with serving(base, tmp_path, "{limits: {max_result_rows: 1000, max_in_list: 3}}") as server, \
+            adbc_connect(server) as conn, conn.cursor() as cursor:  # fmt: skip
+        refused(lambda: fetch(cursor, BIG))
+        refused(lambda: fetch(cursor, "SELECT n FROM hr.numbers WHERE n IN (1, 2, 3, 4, 5)"))
+        assert rejections(server) == {"max_result_rows": 1.0, "sql_size": 1.0}

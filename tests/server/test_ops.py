@@ -183,3 +183,31 @@ def test_the_readmes_operations_example_is_valid() -> None:
     server = ServerConfig.model_validate(yaml.safe_load(example[:example.index("```")])["server"])
     assert (server.http_port, server.log_format) == (9815, "json")
     assert (server.shutdown_grace_seconds, server.reload_poll_seconds) == (10, 2)
+
+
+def test_the_catalog_page_is_served_on_the_http_port_behind_sign_in(served: Served) -> None:
+    import http.cookiejar
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    bare = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        bare.open(f"{served.http}/catalog/products/hr/employees", timeout=10)
+    assert refused.value.code == 303
+    assert refused.value.headers["Location"].startswith("/catalog/signin")
+    browser = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    form = urllib.parse.urlencode({"user": "analyst", "password": "analyst",
+                                   "next": "/catalog/products/hr/employees"}).encode()
+    with browser.open(f"{served.http}/catalog/signin", data=form, timeout=30) as page:
+        html = page.read().decode()
+    assert '<h1 id="product-name">hr.employees</h1>' in html
+    assert served.uri in html  # the ADBC snippet names this server's own Flight SQL address
+    with pytest.raises(urllib.error.HTTPError) as hidden:
+        browser.open(f"{served.http}/catalog/products/finance/budgets", timeout=30)
+    assert hidden.value.code == 404
