@@ -37,6 +37,7 @@ from meshgate.catalog.loader import MeshDefinition, load_mesh
 from meshgate.catalog.usage import recorded_uses
 from meshgate.errors import (
     AuthenticationFailed,
+    ConfigError,
     ParameterError,
     ResourceExhausted,
     SqlTooLarge,
@@ -187,6 +188,17 @@ class QueryService:
         """
         self._adopt(definition, connectors)
         self.generation += 1
+        self.note_served_versions()
+
+    def note_served_versions(self) -> None:
+        """Keep each product's version in the state store (the catalog page's version
+        history); `meshgate serve` calls it at start and after each reload. A store that
+        cannot be written costs the history, never the serving."""
+        versions = {p.qualified_name: p.version for p in self.catalog.products.values()}
+        try:
+            self.quality_store.record_versions(versions)
+        except ConfigError as exc:
+            log.warning("product versions not recorded: %s", exc.message)
 
     @classmethod
     def from_config(cls, directory: Path) -> QueryService:

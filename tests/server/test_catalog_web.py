@@ -207,3 +207,41 @@ def test_pages_are_not_served_without_sign_in(site: str) -> None:
             opener.open(site + path, timeout=10)
         assert refused.value.code == 303
         assert refused.value.headers["Location"].startswith("/catalog/signin")
+
+
+def test_a_product_page_lists_the_versions_this_deployment_served(demo_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    import http.cookiejar
+    import urllib.parse
+    import urllib.request
+
+    config = tmp_path / "config"
+    config.mkdir()
+    for source in demo_dir.glob("*.yaml"):
+        text = source.read_text(encoding="utf-8").replace("path: data/", f"path: {demo_dir}/data/")
+        (config / source.name).write_text(text, encoding="utf-8")
+    first = QueryService.from_config(config)
+    first.note_served_versions()  # as `meshgate serve` does at start
+    first.close()
+    hr = config / "hr.yaml"
+    hr.write_text(hr.read_text(encoding="utf-8").replace("version: 1.0.0", "version: 1.1.0", 1),
+                  encoding="utf-8")
+    service = QueryService.from_config(config)
+    service.note_served_versions()
+    app = catalog_app(lambda: service, Connection("127.0.0.1", 8815))
+    server = make_server("127.0.0.1", 0, DispatcherMiddleware(Response(status=404),
+                                                              {"/catalog": app}), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        browser = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        form = urllib.parse.urlencode({"user": "analyst", "password": "analyst",
+                                       "next": "/catalog/products/hr/employees"}).encode()
+        base = f"http://127.0.0.1:{server.port}/catalog"
+        with browser.open(f"{base}/signin", data=form, timeout=30) as page:
+            html = page.read().decode()
+        versions = re.findall(r'<tr class="version"><td>([^<]+)</td>', html)
+        assert versions == ["1.0.0", "1.1.0"]
+    finally:
+        server.shutdown()
+        service.close()

@@ -32,6 +32,12 @@ CREATE TABLE IF NOT EXISTS quality_results (
     detail TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS quality_results_product ON quality_results (product, checked_at);
+CREATE TABLE IF NOT EXISTS product_versions (
+    product TEXT NOT NULL,
+    version TEXT NOT NULL,
+    first_served TEXT NOT NULL,
+    PRIMARY KEY (product, version)
+);
 CREATE TABLE IF NOT EXISTS row_count_estimates (
     product TEXT PRIMARY KEY,
     row_count INTEGER NOT NULL,
@@ -92,6 +98,26 @@ class QualityStore:
             ).fetchall()
         return [QualityResult(p, e, o, v, dt.datetime.fromisoformat(t), d, x)
                 for p, e, o, v, t, d, x in rows]  # fmt: skip
+
+    def record_versions(self, versions: dict[str, str]) -> None:
+        """Note each product's contract version the first time a server serves it: the
+        product's version history, as this deployment has served it."""
+        with self._connection(create=True) as connection:
+            connection.executemany(
+                "INSERT OR IGNORE INTO product_versions VALUES (?, ?, ?)",
+                [(p, v, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+                 for p, v in versions.items()],
+            )  # fmt: skip
+
+    def version_history(self, product: str) -> list[tuple[str, str]]:
+        """(version, first served) of one product, oldest first."""
+        if not self.path.exists():
+            return []
+        with self._connection(create=True) as connection:
+            rows = connection.execute(
+                "SELECT version, first_served FROM product_versions WHERE product = ? "
+                "ORDER BY first_served, rowid", (product,)).fetchall()
+        return [(str(v), str(t)) for v, t in rows]
 
     def row_count_estimates(self) -> dict[str, int]:
         if not self.path.exists():

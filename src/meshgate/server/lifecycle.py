@@ -188,6 +188,7 @@ class Serving:
     def run(self) -> None:
         """Serve until SIGTERM or SIGINT; reload on SIGHUP. Call from the main thread."""
         config = self._config
+        self._service.note_served_versions()
         if config.http_port is not None:
             try:
                 self.ops = OpsEndpoint(self._service, self._host, config.http_port,

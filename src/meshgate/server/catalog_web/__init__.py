@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from meshgate.catalog import system
 from meshgate.catalog.catalog import CatalogView, DataProduct, QueryDefinition, TableDefinition
-from meshgate.errors import AuthenticationFailed
+from meshgate.errors import AuthenticationFailed, ConfigError
 from meshgate.principal import Principal
 from meshgate.server.catalog_web.lineage_svg import LineageNode, lineage_svg
 from meshgate.service import QueryService
@@ -165,7 +165,7 @@ def catalog_app(service_of: Callable[[], QueryService], connection: Connection,
 
     @app.get("/products/<domain>/<name>")
     def product_page(domain: str, name: str) -> str:
-        _, principal, view = viewer()
+        service, principal, view = viewer()
         product = _visible(view, domain, name)
         masked = view.masked_columns(product)
         record = _rows(view, "products", product)
@@ -182,6 +182,7 @@ def catalog_app(service_of: Callable[[], QueryService], connection: Connection,
             kind="SQL over other products" if isinstance(product.definition, QueryDefinition)
             else "a source table",
             quality=_rows(view, "quality_results", product),
+            versions=_versions(service, product),
             usage=_rows(view, "usage", product),
             upstream=_upstream(view, product),
             query=f"SELECT {select}\nFROM {product.qualified_name}\nLIMIT 100",
@@ -196,6 +197,17 @@ def catalog_app(service_of: Callable[[], QueryService], connection: Connection,
         return Response(picture, mimetype="image/svg+xml")
 
     return app
+
+
+def _versions(service: QueryService, product: DataProduct) -> list[tuple[str, str]]:
+    """The versions this deployment has served of `product` (the current one at least)."""
+    try:
+        served = service.quality_store.version_history(product.qualified_name)
+    except ConfigError:
+        served = []
+    if not any(version == product.version for version, _ in served):
+        served.append((product.version, "now"))
+    return served
 
 
 def _safe_next(target: str | None) -> str:
