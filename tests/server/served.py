@@ -85,15 +85,21 @@ def free_port() -> int:
         return port
 
 
-def write_config(directory: Path, demo_dir: Path, dsn: str, server_yaml: str,
-                 events_table: str = "events") -> None:  # fmt: skip
-    """The demo's files (data paths made absolute), the warehouse and `server_yaml`."""
+def copy_demo(demo_dir: Path, directory: Path, server_yaml: str = "") -> None:
+    """The demo's files in `directory`, data paths made absolute, plus `server_yaml`."""
     directory.mkdir(parents=True, exist_ok=True)
     for source in demo_dir.glob("*.yaml"):
         text = source.read_text(encoding="utf-8").replace("path: data/", f"path: {demo_dir}/data/")
         (directory / source.name).write_text(text, encoding="utf-8")
+    if server_yaml:
+        (directory / "server.yaml").write_text(server_yaml, encoding="utf-8")
+
+
+def write_config(directory: Path, demo_dir: Path, dsn: str, server_yaml: str,
+                 events_table: str = "events") -> None:  # fmt: skip
+    """The demo's files (data paths made absolute), the warehouse and `server_yaml`."""
+    copy_demo(demo_dir, directory, server_yaml)
     write_warehouse(directory, dsn, events_table)
-    (directory / "server.yaml").write_text(server_yaml, encoding="utf-8")
 
 
 def write_warehouse(directory: Path, dsn: str, events_table: str,
@@ -161,10 +167,12 @@ def _wait_serving(served: Served) -> None:
 
 
 @contextlib.contextmanager
-def serve(directory: Path, http_port: int | None = None) -> Iterator[Served]:
-    """`meshgate serve --config directory` on a free port; killed if still running after."""
+def serve(directory: Path, http_port: int | None = None,
+          name: str | None = None) -> Iterator[Served]:  # fmt: skip
+    """`meshgate serve --config directory` on a free port; killed if still running after.
+    `name` tells apart the logs of several processes over one directory (replicas)."""
     port = free_port()
-    log = directory.parent / f"{directory.name}-stderr.log"
+    log = directory.parent / f"{name or directory.name}-stderr.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT / "src"), str(ROOT / "connectors"), os.environ.get("PYTHONPATH", "")])}
     with log.open("wb") as stderr:

@@ -611,6 +611,19 @@ class LimitsConfig(Strict):
         return value
 
 
+class ReplicasConfig(Strict):
+    """Several `meshgate serve` processes over one configuration, behind a load balancer.
+
+    Each replica signs its bearer tokens, prepared-statement handles and tickets with the
+    shared key, so any replica accepts what another issued, within its time-to-live. Session
+    options and the cancelling of a running query stay with the replica that holds them.
+    """
+
+    signing_key: str = Field(min_length=32)
+    """A random secret of at least 32 characters, the same on every replica, always from
+    `${ENV}` (e.g. `openssl rand -base64 48`). Changing it signs everyone out."""
+
+
 class ServerConfig(Strict):
     """The Flight SQL server: where it listens, tokens, audit and identity provider."""
 
@@ -659,6 +672,9 @@ class ServerConfig(Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     jwt: JwtConfig | None = None
     """Accept bearer tokens from an identity provider."""
+    replicas: ReplicasConfig | None = None
+    """Run as one of several replicas that accept each other's tokens, prepared statements and
+    tickets; one process keeps them in memory when unset. Read at start (a reload keeps it)."""
     tls: TlsConfig | None = None
     """Serve Flight SQL over TLS (`grpc+tls://`); plaintext when unset. `meshgate serve
     --tls-cert/--tls-key` set it from the command line."""

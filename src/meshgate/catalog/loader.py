@@ -54,7 +54,7 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # A secret's value must be exactly `${NAME}`: no inline fallback either.
 SECRET_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 # Keys whose value is a secret: the file may hold only a `${VAR}` reference to it.
-SECRET_KEYS = (("server", "jwt", "key"),)
+SECRET_KEYS = (("server", "jwt", "key"), ("server", "replicas", "signing_key"))
 # The list sections of a file, the model of one item, and what an item is called.
 SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "sources": (SourceConfig, "source"),

@@ -29,6 +29,7 @@ from meshgate.server.errors import at_boundary, guarded
 from meshgate.server.proto import flight_pb2
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.server.sessions import SessionStore
+from meshgate.server.signed import Signer
 from meshgate.server.sqlinfo import SCHEMA as SQL_INFO_SCHEMA
 from meshgate.server.sqlinfo import sql_info_table
 from meshgate.server.statements import HandleLimits, StatementRegistry, pack
@@ -128,13 +129,16 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         self.sessions = SessionStore(ResultLimits(
             config.limits.max_result_rows, config.limits.max_result_bytes,
             config.query_timeout_seconds))
-        self.tokens = TokenStore(config.token_ttl_seconds, on_expire=self.sessions.forget)
+        signer = None if config.replicas is None else Signer(config.replicas.signing_key)
+        self.tokens = TokenStore(config.token_ttl_seconds, on_expire=self.sessions.forget,
+                                 signer=signer,
+                                 principal_of=None if signer is None else service.principal)
         self.service = service
         self.statements = StatementRegistry(service, HandleLimits(
             ticket_ttl_seconds=config.ticket_ttl_seconds,
             prepared_statement_ttl_seconds=config.prepared_statement_ttl_seconds,
             max_open=config.max_open_handles,
-        ))
+        ), signer)
         self._actions: dict[str, Callable[[CallCredential, bytes], Iterator[bytes]]] = {
             "CreatePreparedStatement": self._create_prepared,
             "ClosePreparedStatement": self._close_prepared,

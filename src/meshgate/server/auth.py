@@ -5,7 +5,9 @@ unpadded, some send it on a data RPC directly, and JDBC with `token=` sends `Bea
 Handshake. So the middleware accepts `Basic` on any call and answers with a fresh opaque token
 in the *initial* response headers; `Bearer` tokens are looked up in a TTL store. A bearer token
 in JWS form (three dot-separated parts; meshgate's own tokens have none) comes from the
-deployment's identity provider and is verified on every call instead, as sent.
+deployment's identity provider and is verified on every call instead, as sent. With
+`server.replicas` a token is also signed (`server/signed.py`), so a replica that did not issue
+it accepts it until it expires.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pyarrow import flight
 from meshgate.catalog.identity import expiry_of, looks_like_jwt
 from meshgate.errors import AuthenticationFailed
 from meshgate.principal import Principal
+from meshgate.server.signed import Signer, issue_token, open_token
 
 MAX_LEEWAY_SECONDS = 300  # the largest `server.jwt.leeway_seconds` the config accepts
 
@@ -41,18 +44,31 @@ class Credential:
 
 
 class TokenStore:
-    """Opaque random bearer tokens bound to a principal; they expire `ttl_seconds` after issue."""
+    """Bearer tokens bound to a principal; they expire `ttl_seconds` after issue.
+
+    Opaque random tokens by default. With a `signer` (replicas), tokens are signed and name
+    their user, and `principal_of` gives that user's principal on a replica that did not
+    issue them.
+    """
 
     def __init__(self, ttl_seconds: float,
-                 on_expire: Callable[[str], None] | None = None) -> None:
+                 on_expire: Callable[[str], None] | None = None, *,
+                 signer: Signer | None = None,
+                 principal_of: Callable[[str], Principal] | None = None) -> None:  # fmt: skip
+        if (signer is None) != (principal_of is None):
+            raise ValueError("a token signer needs `principal_of`, and only a signer uses it")
         self._ttl = ttl_seconds
         self._on_expire = on_expire
+        self._signer = signer
+        self._principal_of = principal_of
         self._tokens: dict[str, Credential] = {}
         self._closed_jwts: dict[str, float] = {}  # token -> wall-clock time it expires anyway
         self._lock = threading.Lock()
 
     def issue(self, principal: Principal) -> Credential:
-        credential = Credential(secrets.token_urlsafe(32), principal, time.monotonic() + self._ttl)
+        token = (secrets.token_urlsafe(32) if self._signer is None
+                 else issue_token(self._signer, principal.name, self._ttl))
+        credential = Credential(token, principal, time.monotonic() + self._ttl)
         with self._lock:
             self._tokens[credential.token] = credential
         self._expire()
@@ -61,10 +77,14 @@ class TokenStore:
     def revoke(self, token: str) -> None:
         """End a session now (CloseSession): its token authenticates no more. An identity
         provider's token cannot be withdrawn at its source, so it is refused here until its
-        `exp` (plus the largest leeway a deployment may allow)."""
+        `exp` (plus the largest leeway a deployment may allow); a signed token likewise, on
+        this replica (the others accept it until it expires)."""
+        signed = None if self._signer is None else open_token(self._signer, token)
         with self._lock:
             self._tokens.pop(token, None)
-            if looks_like_jwt(token):
+            if signed is not None:
+                self._closed_jwts[token] = signed.expires_at
+            elif looks_like_jwt(token):
                 expiry = expiry_of(token)
                 self._closed_jwts[token] = (time.time() + self._ttl if expiry is None
                                             else expiry + MAX_LEEWAY_SECONDS)
@@ -72,7 +92,7 @@ class TokenStore:
             self._on_expire(token)
 
     def is_closed(self, token: str) -> bool:
-        """Whether CloseSession ended this identity-provider token's session."""
+        """Whether CloseSession ended this identity-provider (or signed) token's session."""
         now = time.time()
         with self._lock:
             for gone in [t for t, until in self._closed_jwts.items() if until <= now]:
@@ -82,11 +102,32 @@ class TokenStore:
     def resolve(self, token: str) -> Credential:
         with self._lock:
             credential = self._tokens.get(token)
+        if credential is None:
+            credential = self._from_another_replica(token)
         if credential is None or credential.expires_at <= time.monotonic():
             self._expire()
             raise AuthenticationFailed(
                 "the bearer token is unknown or expired; authenticate again with user and password"
             )
+        return credential
+
+    def _from_another_replica(self, token: str) -> Credential | None:
+        """A signed token this process did not issue (or forgot), kept from now on."""
+        if self._signer is None or self._principal_of is None:
+            return None
+        signed = open_token(self._signer, token)
+        if signed is None or self.is_closed(token):
+            return None
+        left = signed.expires_at - time.time()
+        if left <= 0:
+            return None
+        try:
+            principal = self._principal_of(signed.user)
+        except AuthenticationFailed:  # removed from this replica's configuration
+            return None
+        credential = Credential(token, principal, time.monotonic() + left)
+        with self._lock:
+            self._tokens[token] = credential
         return credential
 
     def _expire(self) -> None:

@@ -7,6 +7,11 @@ stream (ADBC's bind semantics: "each will be bound in turn"). Both are `OpenStat
 query model's `Statement` is the parsed SQL). Nothing a client sends is evaluated: handles are
 only dictionary keys. Each DoGet runs with its own cancel token, set by CancelFlightInfo on its
 ticket or by the call ending (`CallWatch`).
+
+With `server.replicas` every handle is also sealed (`server/signed.py`): a replica that did not
+issue one verifies it and plans its SQL again for the caller, so a statement prepared on one
+replica executes on another and a ticket is fetched from any of them. A bind then answers with
+a new handle that carries the bound rows (Flight SQL's `DoPutPreparedStatementResult`).
 """
 
 from __future__ import annotations
@@ -24,9 +29,17 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError
 from pyarrow import flight
 
-from meshgate.errors import HandleNotFoundError, ParameterError, QueryCancelled
+from meshgate.errors import HandleNotFoundError, ParameterError, QueryCancelled, StatementOutdated
 from meshgate.principal import Principal
 from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.server.signed import (
+    Kind,
+    SealedStatement,
+    Signer,
+    open_statement,
+    schema_digest,
+    seal_statement,
+)
 from meshgate.server.warnings import send_warnings
 from meshgate.service import PreparedQuery, QueryOptions, QueryService
 from meshgate.spi import CancelToken
@@ -45,6 +58,7 @@ class OpenStatement:
     # Set by CancelFlightInfo; every run of the ticket's query is linked to it.
     cancel: CancelToken = field(default_factory=CancelToken)
     claimed: bool = False  # a ticket whose DoGet is streaming
+    parameters: pa.Table | None = None  # the bound rows as sent, sealed into replica handles
 
 
 class _Handles:
@@ -61,8 +75,9 @@ class _Handles:
         self._items: dict[bytes, OpenStatement] = {}
         self._lock = threading.Lock()
 
-    def add(self, statement: OpenStatement) -> bytes:
-        handle = uuid.uuid4().hex.encode()
+    def add(self, statement: OpenStatement, handle: bytes | None = None) -> bytes:
+        """File `statement` under `handle` (a sealed one) or a new random handle."""
+        handle = uuid.uuid4().hex.encode() if handle is None else handle
         with self._lock:
             self._purge()
             self._make_room(statement.principal)
@@ -172,10 +187,15 @@ class HandleLimits:
 class StatementRegistry:
     """Flight SQL statements over a QueryService: prepare, bind, describe, stream, close."""
 
-    def __init__(self, service: QueryService, limits: HandleLimits) -> None:
+    def __init__(self, service: QueryService, limits: HandleLimits,
+                 signer: Signer | None = None) -> None:
         self._service = service
+        self._limits = limits
+        self._signer = signer
         self._prepared = _Handles(limits.prepared_statement_ttl_seconds, limits.max_open)
         self._tickets = _Handles(limits.ticket_ttl_seconds, limits.max_open)
+        self._closed: dict[bytes, float] = {}  # sealed prepared handles closed here -> expiry
+        self._closed_lock = threading.Lock()
         self._calls = CallWatch()
         self._shutting_down = False
 
@@ -202,7 +222,8 @@ class StatementRegistry:
                         request: pb.ActionCreatePreparedStatementRequest,
                         options: QueryOptions) -> pb.ActionCreatePreparedStatementResult:
         prepared = self._prepare(request.query, principal, options)
-        handle = self._prepared.add(OpenStatement(principal, prepared))
+        handle = self._prepared.add(OpenStatement(principal, prepared), self._seal(
+            Kind.PREPARED, prepared, None, self._limits.prepared_statement_ttl_seconds))
         return pb.ActionCreatePreparedStatementResult(
             prepared_statement_handle=handle,
             dataset_schema=prepared.schema.serialize().to_pybytes(),
@@ -212,12 +233,22 @@ class StatementRegistry:
 
     def close_prepared(self, principal: Principal,
                        request: pb.ActionClosePreparedStatementRequest) -> None:
-        self._prepared.pop(request.prepared_statement_handle, principal)
+        handle = request.prepared_statement_handle
+        try:
+            self._prepared.pop(handle, principal)
+        except HandleNotFoundError:
+            if self._sealed(Kind.PREPARED, handle, principal) is None:
+                raise
+        if self._signer is not None:  # this replica refuses it from now on
+            with self._closed_lock:
+                self._closed[handle] = time.time() + self._limits.prepared_statement_ttl_seconds
 
     def bind(self, principal: Principal, command: pb.CommandPreparedStatementQuery,
              reader: flight.MetadataRecordBatchReader) -> pb.DoPutPreparedStatementResult:
-        statement = self._prepared.get(command.prepared_statement_handle, principal)
-        rows = parameter_rows(bound_table(reader))
+        statement = self._find(self._prepared, Kind.PREPARED,
+                               command.prepared_statement_handle, principal)
+        table = bound_table(reader)
+        rows = parameter_rows(table)
         expected = statement.prepared.parameter_count
         if rows and len(rows[0]) not in (0, expected):
             raise ParameterError(
@@ -225,29 +256,91 @@ class StatementRegistry:
                 "were bound; bind one column per parameter, in order"
             )
         statement.parameter_rows = rows
-        return pb.DoPutPreparedStatementResult(
-            prepared_statement_handle=command.prepared_statement_handle
-        )
+        statement.parameters = table if table.num_columns else None
+        handle = command.prepared_statement_handle
+        sealed = self._seal(Kind.PREPARED, statement.prepared, table,
+                            self._limits.prepared_statement_ttl_seconds)
+        if sealed is not None:  # the rows travel in the handle, to whichever replica runs it
+            handle = self._prepared.add(replace(statement), sealed)
+        return pb.DoPutPreparedStatementResult(prepared_statement_handle=handle)
 
     def prepared_info(self, principal: Principal, command: pb.CommandPreparedStatementQuery,
                       descriptor: flight.FlightDescriptor,
                       context: flight.ServerCallContext) -> flight.FlightInfo:
-        statement = self._prepared.get(command.prepared_statement_handle, principal)
+        statement = self._find(self._prepared, Kind.PREPARED,
+                               command.prepared_statement_handle, principal)
         statement.prepared = self._service.up_to_date(statement.prepared)  # after a reload
         return self._flight_info(
             OpenStatement(principal, statement.prepared, statement.parameter_rows), descriptor,
-            context,
+            context, statement.parameters,
         )
 
     def prepared_schema(self, principal: Principal,
                         command: pb.CommandPreparedStatementQuery) -> pa.Schema:
-        return self._prepared.get(command.prepared_statement_handle, principal).prepared.schema
+        return self._find(self._prepared, Kind.PREPARED, command.prepared_statement_handle,
+                          principal).prepared.schema
+
+    # ---- sealed handles (replicas) -----------------------------------------------------------
+
+    def _seal(self, kind: bytes, prepared: PreparedQuery, parameters: pa.Table | None,
+              ttl_seconds: float) -> bytes | None:
+        """A handle carrying `prepared` (and its bound rows) for other replicas; None
+        without `server.replicas`."""
+        if self._signer is None:
+            return None
+        return seal_statement(self._signer, kind, SealedStatement(
+            prepared.principal.name, prepared.sql, prepared.default_domain, prepared.strict,
+            prepared.limits, schema_digest(prepared.schema), parameters,
+            time.time() + ttl_seconds))
+
+    def _sealed(self, kind: bytes, handle: bytes,
+                principal: Principal) -> SealedStatement | None:  # fmt: skip
+        """The statement sealed in `handle` for this caller; None if the handle is someone
+        else's, expired, closed here or forged: as if it never existed."""
+        if self._signer is None:
+            return None
+        now = time.time()
+        with self._closed_lock:
+            for gone in [h for h, until in self._closed.items() if until <= now]:
+                del self._closed[gone]
+            closed = handle in self._closed
+        sealed = open_statement(self._signer, kind, handle)
+        if sealed is None or sealed.user != principal.name or sealed.expires_at <= now or closed:
+            return None
+        return sealed
+
+    def _find(self, handles: _Handles, kind: bytes, handle: bytes, principal: Principal,
+              *, claim: bool = False) -> OpenStatement:
+        """The statement behind `handle`: this process's own, or one another replica sealed,
+        planned again here for the caller as they are now."""
+        try:
+            return handles.get(handle, principal, claim=claim)
+        except HandleNotFoundError as missing:
+            not_found = missing
+        sealed = self._sealed(kind, handle, principal)
+        if sealed is None:
+            raise not_found
+        prepared = self._service.prepare(sealed.sql, principal,
+                                         default_domain=sealed.default_domain,
+                                         strict=sealed.strict, limits=sealed.limits)
+        if schema_digest(prepared.schema) != sealed.schema_digest:
+            raise StatementOutdated(
+                "this statement's result columns differ on this server from those it was "
+                "prepared with (its configuration differs); prepare the statement again"
+            )
+        rows = ((),) if sealed.parameters is None else parameter_rows(sealed.parameters)
+        handles.add(OpenStatement(principal, prepared, rows, parameters=sealed.parameters),
+                    handle)
+        return handles.get(handle, principal, claim=claim)
 
     # ---- tickets ----------------------------------------------------------------------------
 
     def _flight_info(self, statement: OpenStatement, descriptor: flight.FlightDescriptor,
-                     context: flight.ServerCallContext) -> flight.FlightInfo:
-        handle = self._tickets.add(statement)
+                     context: flight.ServerCallContext,
+                     parameters: pa.Table | None = None) -> flight.FlightInfo:
+        statement.parameters = parameters
+        handle = self._tickets.add(statement, self._seal(
+            Kind.TICKET, statement.prepared, parameters, self._limits.ticket_ttl_seconds))
         send_warnings(context, statement.prepared.warnings)
         ticket = flight.Ticket(pack(pb.TicketStatementQuery(statement_handle=handle)))
         return flight.FlightInfo(statement.prepared.schema, descriptor,
@@ -264,7 +357,7 @@ class StatementRegistry:
         early (the client closed the stream, or its gRPC deadline passed).
         """
         handle = ticket.statement_handle
-        statement = self._tickets.get(handle, principal, claim=True)
+        statement = self._find(self._tickets, Kind.TICKET, handle, principal, claim=True)
         run = CancelToken()
         unlink = statement.cancel.on_cancel(run.cancel)
         unwatch = self._calls.watch(context, run)
@@ -302,12 +395,19 @@ class StatementRegistry:
         if not ours:
             raise HandleNotFoundError("this endpoint's ticket was not issued by meshgate; "
                                       "renew only endpoints of meshgate's own FlightInfo")
-        if self._tickets.get(ticket.statement_handle, principal).claimed:
+        found = self._find(self._tickets, Kind.TICKET, ticket.statement_handle, principal)
+        if found.claimed:
             raise HandleNotFoundError("this ticket is being fetched already; a ticket serves "
                                       "one DoGet, run the query again for another")
         expires = self._tickets.renew(ticket.statement_handle, principal)
+        renewed = endpoint.ticket
+        sealed = self._seal(Kind.TICKET, found.prepared, found.parameters,
+                            self._limits.ticket_ttl_seconds)
+        if sealed is not None:  # other replicas learn the new expiry from the ticket itself
+            self._tickets.add(replace(found), sealed)
+            renewed = flight.Ticket(pack(pb.TicketStatementQuery(statement_handle=sealed)))
         when = pa.scalar(int(expires * 1_000_000), pa.timestamp("us", tz="UTC"))
-        return flight.FlightEndpoint(endpoint.ticket, endpoint.locations, expiration_time=when,
+        return flight.FlightEndpoint(renewed, endpoint.locations, expiration_time=when,
                                      app_metadata=endpoint.app_metadata)
 
     def running(self) -> int:
