@@ -8,6 +8,7 @@ what it asserts is what clients and the operator see.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import threading
 import time
@@ -20,13 +21,16 @@ import pyarrow as pa
 import pytest
 from pyarrow import flight
 
+from meshgate.server.lifecycle import Reloader
 from meshgate.server.proto import flight_pb2
 from meshgate.server.proto import flight_sql_pb2 as sql
+from meshgate.service import QueryService
 from tests.conftest import fresh_pg_database
 from tests.server.flightsql_clients import Session, descriptor, pack, unpack
 from tests.server.served import (
     SLOW_SECONDS,
     Served,
+    copy_demo,
     create_warehouse,
     eventually,
     http_get,
@@ -280,3 +284,23 @@ def test_a_prepared_statement_is_replanned_after_a_reload_or_refused_clearly(
         assert _execute(session, _prepare(session, "SELECT * FROM ops.events")).schema.names \
             == ["id", "kind", "extra"]
         session.close()
+
+
+def test_a_reload_names_each_changed_setting_that_waits_for_a_restart(
+    demo_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "config"
+    copy_demo(demo_dir, directory, "server: {limits: {merge_memory_limit: 1GB}}\n")
+    service = QueryService.from_config(directory)
+    try:
+        (directory / "server.yaml").write_text(
+            "server: {limits: {merge_memory_limit: 2GB, max_result_rows: 5},"
+            " ticket_ttl_seconds: 60}\n", encoding="utf-8")
+        with caplog.at_level(logging.WARNING, logger="meshgate.server.lifecycle"):
+            assert Reloader(service, directory).reload("test")
+        waiting = sorted(r.getMessage().split("server.", 1)[1].split(" ", 1)[0]
+                         for r in caplog.records if "applies at the next restart" in r.getMessage())
+        # The row limit follows the reload; the merge's memory and the handle stores do not.
+        assert waiting == ["limits.merge_memory_limit", "ticket_ttl_seconds"]
+    finally:
+        service.close()

@@ -42,8 +42,13 @@ log = logging.getLogger(__name__)
 # Past the grace period, cancelled queries get this long to unwind before a hard exit.
 HARD_EXIT_MARGIN_SECONDS = 10.0
 EXIT_STUCK = 1
-# Settings that only a restart applies: they shape listeners and log handlers.
-_AT_START = ("host", "port", "postgres_port", "http_port", "log_format", "audit")
+# Settings that only a restart applies: they shape listeners, log handlers, the handle stores
+# and the merge engine's memory and concurrency slots, all made once at start.
+_AT_START = ("host", "port", "postgres_port", "http_port", "log_format", "audit", "tls",
+             "replicas", "state_directory", "token_ttl_seconds", "ticket_ttl_seconds",
+             "prepared_statement_ttl_seconds", "max_open_handles", "limits.merge_memory_limit",
+             "limits.max_concurrent_queries", "limits.max_concurrent_queries_per_user",
+             "limits.queue_timeout_seconds")
 
 
 class Reloader:
@@ -84,7 +89,7 @@ class Reloader:
             self._service.reconfigure(definition, {**kept, **opened})
             self._service.metrics.config_reloaded(applied=True)
         for setting in _AT_START:
-            if getattr(old.server, setting) != getattr(definition.server, setting):
+            if _setting(old.server, setting) != _setting(definition.server, setting):
                 log.warning("configuration reload: server.%s changed; it applies at the next "
                             "restart", setting)  # fmt: skip
         log.info("configuration reloaded (%s): generation %d, %d products, %d sources "
@@ -93,6 +98,13 @@ class Reloader:
         if retired:
             _close_later(retired, definition.server.shutdown_grace_seconds)
         return True
+
+
+def _setting(server: object, dotted: str) -> object:
+    value = server
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def _close_later(connectors: list[Connector], seconds: float) -> None:
