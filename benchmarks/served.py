@@ -81,12 +81,17 @@ class ServedMeshgate:
         return f"grpc://127.0.0.1:{self.port}"
 
 
-@contextmanager
-def meshgate_server(directory: Path) -> Iterator[ServedMeshgate]:
-    """Start `meshgate serve --config directory` on a free port; stop it on exit."""
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def meshgate_server(directory: Path, port: int | None = None) -> Iterator[ServedMeshgate]:
+    """Start `meshgate serve --config directory` on `port` (default: a free one); stop it on
+    exit."""
+    port = free_port() if port is None else port
     process = subprocess.Popen(
         [sys.executable, "-m", "meshgate.cli", "serve", "--config", str(directory),
          "--port", str(port)],

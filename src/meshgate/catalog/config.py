@@ -622,6 +622,28 @@ class ReplicasConfig(Strict):
     signing_key: str = Field(min_length=32)
     """A random secret of at least 32 characters, the same on every replica, always from
     `${ENV}` (e.g. `openssl rand -base64 48`). Changing it signs everyone out."""
+    locations: tuple[str, ...] = ()
+    """The URIs clients reach each replica at (e.g. `grpc+tls://meshgate-1:8815`); a result
+    split into several endpoints names them in turn, so clients fetch the parts from several
+    replicas at once. Unset: every endpoint is fetched from the replica that answered."""
+
+
+class ResultEndpointsConfig(Strict):
+    """Into how many Flight endpoints a query's result may be split, for clients that fetch
+    endpoints in parallel (ADBC, JDBC); a client asks with the session option or call header
+    `result_endpoints`. Only plain SELECTs with an integer column are split; see README."""
+
+    default: int = Field(default=1, ge=1)
+    """Endpoints when the client does not ask; keep 1 unless every client reads every
+    endpoint (flightsql-dbapi and many pyarrow scripts read only the first)."""
+    max: int = Field(default=8, ge=1, le=64)
+    """The most endpoints a client may ask for."""
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> ResultEndpointsConfig:
+        if self.default > self.max:
+            raise ValueError(f"`default` ({self.default}) is above `max` ({self.max})")
+        return self
 
 
 class ServerConfig(Strict):
@@ -672,6 +694,7 @@ class ServerConfig(Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     jwt: JwtConfig | None = None
     """Accept bearer tokens from an identity provider."""
+    result_endpoints: ResultEndpointsConfig = Field(default_factory=ResultEndpointsConfig)
     replicas: ReplicasConfig | None = None
     """Run as one of several replicas that accept each other's tokens, prepared statements and
     tickets; one process keeps them in memory when unset. Read at start (a reload keeps it)."""

@@ -25,6 +25,7 @@ from meshgate.execution.limits import ResultLimits
 from meshgate.principal import Principal
 from meshgate.server import metadata
 from meshgate.server.auth import AuthMiddlewareFactory, CallCredential, NoopAuthHandler, TokenStore
+from meshgate.server.endpoints import EndpointsRequest, EndpointsRequestFactory
 from meshgate.server.errors import at_boundary, guarded
 from meshgate.server.proto import flight_pb2
 from meshgate.server.proto import flight_sql_pb2 as pb
@@ -36,6 +37,7 @@ from meshgate.server.statements import HandleLimits, StatementRegistry, pack
 from meshgate.service import QueryOptions, QueryService
 
 AUTH = "auth"
+ENDPOINTS = "endpoints"
 
 _INGEST_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementIngest"
 _SUBSTRAIT_TYPE_URLS = frozenset(
@@ -128,7 +130,8 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         config = config if config is not None else ServerConfig()
         self.sessions = SessionStore(ResultLimits(
             config.limits.max_result_rows, config.limits.max_result_bytes,
-            config.query_timeout_seconds))
+            config.query_timeout_seconds), max_endpoints=config.result_endpoints.max)
+        self._endpoints = config.result_endpoints
         signer = None if config.replicas is None else Signer(config.replicas.signing_key)
         self.tokens = TokenStore(config.token_ttl_seconds, on_expire=self.sessions.forget,
                                  signer=signer,
@@ -138,7 +141,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             ticket_ttl_seconds=config.ticket_ttl_seconds,
             prepared_statement_ttl_seconds=config.prepared_statement_ttl_seconds,
             max_open=config.max_open_handles,
-        ), signer)
+        ), signer, config.replicas.locations if config.replicas is not None else ())
         self._actions: dict[str, Callable[[CallCredential, bytes], Iterator[bytes]]] = {
             "CreatePreparedStatement": self._create_prepared,
             "ClosePreparedStatement": self._close_prepared,
@@ -154,7 +157,8 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             auth_handler=NoopAuthHandler(),
             middleware={AUTH: AuthMiddlewareFactory(service.authenticate, self.tokens,
                                                     service.authenticate_token,
-                                                    service.current_principal)},
+                                                    service.current_principal),
+                        ENDPOINTS: EndpointsRequestFactory()},
             **options,
         )
 
@@ -171,6 +175,15 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         return isinstance(credential, CallCredential) and \
             self.service.catalog.is_admin(credential.principal)
 
+    def _endpoint_count(self, context: flight.ServerCallContext, caller: CallCredential) -> int:
+        """The call header's count, else the session's, else the deployment's default;
+        never above `server.result_endpoints.max`."""
+        asked = context.get_middleware(ENDPOINTS)
+        count = asked.count if isinstance(asked, EndpointsRequest) else None
+        if count is None:
+            count = self.sessions.result_endpoints(caller.token)
+        return min(count or self._endpoints.default, self._endpoints.max)
+
     def _options(self, caller: CallCredential) -> QueryOptions:
         return replace(self.sessions.options(caller.token), client=caller.client)
 
@@ -184,9 +197,11 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         command = self._command(descriptor)
         if isinstance(command, pb.CommandStatementQuery):
             return self.statements.statement_info(principal, command, descriptor,
-                                                  self._options(caller), context)
+                                                  self._options(caller), context,
+                                                  self._endpoint_count(context, caller))
         if isinstance(command, pb.CommandPreparedStatementQuery):
-            return self.statements.prepared_info(principal, command, descriptor, context)
+            return self.statements.prepared_info(principal, command, descriptor, context,
+                                                 self._endpoint_count(context, caller))
         schema = self._metadata_schema(command)
         endpoint = flight.FlightEndpoint(descriptor.command, [])
         return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)

@@ -1,5 +1,6 @@
-"""Session options `catalog`, `schema`, `strict_pushdown` and the session's own lower limits
-`max_result_rows`, `max_result_bytes` and `query_timeout_seconds`, per bearer token (P25).
+"""Session options `catalog`, `schema`, `strict_pushdown`, the session's own lower limits
+`max_result_rows`, `max_result_bytes` and `query_timeout_seconds`, and `result_endpoints`
+(server/endpoints.py), per bearer token (P25).
 
 The Flight-level session actions carry raw (not Any-wrapped) Flight.proto messages and answer
 exactly one Result. JDBC sets `catalog` at connect and fails the connection on any error in the
@@ -28,9 +29,10 @@ NO_SCHEMA = ""
 class SessionStore:
     """Current catalog and schema of each session (keyed by the session's bearer token)."""
 
-    def __init__(self, ceilings: ResultLimits | None = None) -> None:
+    def __init__(self, ceilings: ResultLimits | None = None, max_endpoints: int = 1) -> None:
         # The configured limits a session may lower and never raise.
         self._ceilings = ceilings if ceilings is not None else ResultLimits()
+        self._max_endpoints = max_endpoints
         self._options: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
@@ -39,8 +41,12 @@ class SessionStore:
         result = pb.SetSessionOptionsResult()
         accepted: dict[str, str] = {}
         for name, value in request.session_options.items():
-            error = _check_limit(name, value, self._ceilings) if name in _LIMITS \
-                else _check(name, value, view)
+            if name in _LIMITS:
+                error = _check_limit(name, value, self._ceilings)
+            elif name == ENDPOINTS:
+                error = _check_endpoints(value, self._max_endpoints)
+            else:
+                error = _check(name, value, view)
             if error is None:
                 accepted[name] = _text(value)
             else:
@@ -77,12 +83,28 @@ class SessionStore:
             limits=limits,
         )
 
+    def result_endpoints(self, token: str) -> int | None:
+        """The endpoint count the session asked for, if it did."""
+        with self._lock:
+            text = self._options.get(token, {}).get(ENDPOINTS)
+        return None if text is None else int(float(text))
+
     def forget(self, token: str) -> None:
         with self._lock:
             self._options.pop(token, None)
 
 
 _LIMITS = ("max_result_rows", "max_result_bytes", "query_timeout_seconds")
+ENDPOINTS = "result_endpoints"
+
+
+def _check_endpoints(value: pb.SessionOptionValue,
+                     most: int) -> pb.SetSessionOptionsResult.ErrorValue | None:  # fmt: skip
+    """A whole number from 1 to `server.result_endpoints.max`."""
+    number = _number(value)
+    if number is None or number != int(number) or not 1 <= number <= most:
+        return SetError.INVALID_VALUE
+    return None
 
 
 def _check_limit(name: str, value: pb.SessionOptionValue,

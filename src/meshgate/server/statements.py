@@ -29,8 +29,15 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError
 from pyarrow import flight
 
-from meshgate.errors import HandleNotFoundError, ParameterError, QueryCancelled, StatementOutdated
+from meshgate.errors import (
+    HandleNotFoundError,
+    MeshgateError,
+    ParameterError,
+    QueryCancelled,
+    StatementOutdated,
+)
 from meshgate.principal import Principal
+from meshgate.server.endpoints import split_queries
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.server.signed import (
     Kind,
@@ -188,10 +195,12 @@ class StatementRegistry:
     """Flight SQL statements over a QueryService: prepare, bind, describe, stream, close."""
 
     def __init__(self, service: QueryService, limits: HandleLimits,
-                 signer: Signer | None = None) -> None:
+                 signer: Signer | None = None, locations: tuple[str, ...] = ()) -> None:
         self._service = service
         self._limits = limits
         self._signer = signer
+        # Where the endpoints of a split result are fetched, in turn (the replicas' URIs).
+        self._locations = tuple(flight.Location(uri) for uri in locations)
         self._prepared = _Handles(limits.prepared_statement_ttl_seconds, limits.max_open)
         self._tickets = _Handles(limits.ticket_ttl_seconds, limits.max_open)
         self._closed: dict[bytes, float] = {}  # sealed prepared handles closed here -> expiry
@@ -203,9 +212,11 @@ class StatementRegistry:
 
     def statement_info(self, principal: Principal, command: pb.CommandStatementQuery,
                        descriptor: flight.FlightDescriptor, options: QueryOptions,
-                       context: flight.ServerCallContext) -> flight.FlightInfo:
+                       context: flight.ServerCallContext,
+                       endpoints: int = 1) -> flight.FlightInfo:  # fmt: skip
         prepared = self._prepare(command.query, principal, options)
-        return self._flight_info(OpenStatement(principal, prepared), descriptor, context)
+        return self._flight_info(OpenStatement(principal, prepared), descriptor, context,
+                                 endpoints=endpoints)
 
     def statement_schema(self, principal: Principal, command: pb.CommandStatementQuery,
                          options: QueryOptions) -> pa.Schema:
@@ -265,14 +276,14 @@ class StatementRegistry:
         return pb.DoPutPreparedStatementResult(prepared_statement_handle=handle)
 
     def prepared_info(self, principal: Principal, command: pb.CommandPreparedStatementQuery,
-                      descriptor: flight.FlightDescriptor,
-                      context: flight.ServerCallContext) -> flight.FlightInfo:
+                      descriptor: flight.FlightDescriptor, context: flight.ServerCallContext,
+                      endpoints: int = 1) -> flight.FlightInfo:  # fmt: skip
         statement = self._find(self._prepared, Kind.PREPARED,
                                command.prepared_statement_handle, principal)
         statement.prepared = self._service.up_to_date(statement.prepared)  # after a reload
         return self._flight_info(
             OpenStatement(principal, statement.prepared, statement.parameter_rows), descriptor,
-            context, statement.parameters,
+            context, statement.parameters, endpoints,
         )
 
     def prepared_schema(self, principal: Principal,
@@ -336,15 +347,44 @@ class StatementRegistry:
     # ---- tickets ----------------------------------------------------------------------------
 
     def _flight_info(self, statement: OpenStatement, descriptor: flight.FlightDescriptor,
-                     context: flight.ServerCallContext,
-                     parameters: pa.Table | None = None) -> flight.FlightInfo:
+                     context: flight.ServerCallContext, parameters: pa.Table | None = None,
+                     endpoints: int = 1) -> flight.FlightInfo:  # fmt: skip
         statement.parameters = parameters
-        handle = self._tickets.add(statement, self._seal(
-            Kind.TICKET, statement.prepared, parameters, self._limits.ticket_ttl_seconds))
         send_warnings(context, statement.prepared.warnings)
-        ticket = flight.Ticket(pack(pb.TicketStatementQuery(statement_handle=handle)))
-        return flight.FlightInfo(statement.prepared.schema, descriptor,
-                                 [flight.FlightEndpoint(ticket, [])], -1, -1)
+        parts = self._parts(statement, endpoints)
+        listed = []
+        for number, part in enumerate(parts):
+            handle = self._tickets.add(part, self._seal(
+                Kind.TICKET, part.prepared, parameters, self._limits.ticket_ttl_seconds))
+            ticket = flight.Ticket(pack(pb.TicketStatementQuery(statement_handle=handle)))
+            where = [self._locations[number % len(self._locations)]] \
+                if len(parts) > 1 and self._locations else []
+            listed.append(flight.FlightEndpoint(ticket, where))
+        return flight.FlightInfo(statement.prepared.schema, descriptor, listed, -1, -1)
+
+    def _parts(self, statement: OpenStatement, endpoints: int) -> list[OpenStatement]:
+        """The statement split into `endpoints` parts whose results together are exactly its
+        result (server/endpoints.py); itself alone where it cannot be split, or a row or
+        byte limit applies (each part would be limited on its own, and the sum could pass)."""
+        prepared = statement.prepared
+        configured = self._service.definition.server.limits
+        limited = (configured.max_result_rows, configured.max_result_bytes) != (None, None) or (
+            prepared.limits is not None
+            and (prepared.limits.max_rows, prepared.limits.max_bytes) != (None, None))
+        queries = [] if limited else split_queries(prepared, endpoints)
+        parts = []
+        for sql in queries:
+            try:
+                part = self._service.prepare(sql, statement.principal,
+                                             default_domain=prepared.default_domain,
+                                             strict=prepared.strict, client=prepared.client,
+                                             limits=prepared.limits)  # fmt: skip
+            except MeshgateError:  # e.g. strict mode cannot push the part's condition
+                return [statement]
+            if not part.schema.equals(prepared.schema):
+                return [statement]
+            parts.append(replace(statement, prepared=part, cancel=CancelToken()))
+        return parts or [statement]
 
     def stream(self, principal: Principal, ticket: pb.TicketStatementQuery,
                context: flight.ServerCallContext
