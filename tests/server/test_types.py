@@ -10,6 +10,7 @@ arrays), timestamps in microseconds.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -97,7 +98,36 @@ POSTGRES_COLUMNS: list[tuple[str, str, str, str, pa.DataType, Any]] = [
     ("ints", "INTEGER[]", "integer[]", "'{1,NULL,3}'", pa.list_(pa.int32()), [1, None, 3]),
     ("words", "VARCHAR[]", "text[]", "'{a,\"\"}'", pa.list_(pa.string()), ["a", ""]),
 ]
-PRODUCTS = {"duck_types": DUCKDB_COLUMNS, "pg_types": POSTGRES_COLUMNS}
+# SQLite declares any type name and stores INTEGER, REAL, TEXT or BLOB: booleans as 0/1,
+# decimals, dates, times and timestamps as ISO text (the connector parses them as the product
+# declares), UUID and JSON as text. It has no unsigned 64-bit integers, intervals, lists or
+# structs: a product over SQLite declares those by SQL instead (`sqlite_cast` below).
+# (column, declared type, SQLite column type, SQL literal, Arrow type on the wire, value read)
+SQLITE_COLUMNS: list[tuple[str, str, str, str, pa.DataType, Any]] = [
+    ("b", "BOOLEAN", "BOOLEAN", "1", pa.bool_(), True),
+    ("i8", "TINYINT", "TINYINT", "-128", pa.int8(), -128),
+    ("i16", "SMALLINT", "SMALLINT", "-32768", pa.int16(), -32768),
+    ("i32", "INTEGER", "INTEGER", "-2147483648", pa.int32(), -2147483648),
+    ("i64", "BIGINT", "BIGINT", "-9223372036854775808", pa.int64(), -9223372036854775808),
+    ("u32", "UINTEGER", "INTEGER", "4294967295", pa.uint32(), 4294967295),
+    ("f32", "FLOAT", "REAL", "1.5", pa.float32(), 1.5),
+    ("f64", "DOUBLE", "DOUBLE", "-2.25e300", pa.float64(), -2.25e300),
+    ("d12", "DECIMAL(12,2)", "TEXT", "'-1234567890.12'", pa.decimal128(12, 2),
+     Decimal("-1234567890.12")),
+    ("d38", "DECIMAL(38,4)", "TEXT", "'1234567890123456789012345678901234.5678'",
+     pa.decimal128(38, 4), Decimal("1234567890123456789012345678901234.5678")),
+    ("txt", "VARCHAR", "TEXT", "'naïve ☃ \"quoted\"'", pa.string(), 'naïve ☃ "quoted"'),
+    ("bin", "BLOB", "BLOB", "X'AB00FF'", pa.binary(), b"\xab\x00\xff"),
+    ("day", "DATE", "DATE", "'2025-03-04'", pa.date32(), dt.date(2025, 3, 4)),
+    ("clock", "TIME", "TEXT", "'05:06:07.123456'", pa.time64("us"), dt.time(5, 6, 7, 123456)),
+    ("ts", "TIMESTAMP", "DATETIME", "'2025-03-04 05:06:07.123456'", pa.timestamp("us"), WHEN),
+    ("tstz", "TIMESTAMPTZ", "TEXT", "'2025-03-04 05:06:07.123456+00:00'",
+     pa.timestamp("us", tz="UTC"), WHEN.replace(tzinfo=dt.UTC)),
+    ("id_u", "UUID", "TEXT", f"'{UUID}'", pa.string(), str(UUID)),
+    ("doc", "JSON", "TEXT", "'{\"a\": [1, 2]}'", pa.string(), '{"a": [1, 2]}'),
+]
+PRODUCTS = {"duck_types": DUCKDB_COLUMNS, "pg_types": POSTGRES_COLUMNS,
+            "sqlite_types": SQLITE_COLUMNS}
 
 
 def _columns_yaml(columns: list[tuple[str, str, str, str, pa.DataType, Any]]) -> str:
@@ -112,6 +142,7 @@ mesh: {{name: typed}}
 sources:
   - {{name: local, kind: duckdb, options: {{path: local.duckdb}}}}
   - {{name: warehouse, kind: postgres, options: {{dsn: "DSN"}}}}
+  - {{name: lite, kind: sqlite, options: {{path: lite.sqlite}}}}
 domains:
   - {{name: ops, owner: ops-team}}
 products:
@@ -125,6 +156,16 @@ products:
     table: {{source: warehouse, schema: public, table: every_type}}
     columns:
 {_columns_yaml(POSTGRES_COLUMNS)}
+  - domain: ops
+    name: sqlite_types
+    table: {{source: lite, table: every_type}}
+    columns:
+{_columns_yaml(SQLITE_COLUMNS)}
+  - domain: ops
+    name: sqlite_too_wide
+    table: {{source: lite, table: too_wide}}
+    columns:
+      - {{name: amount, type: "DECIMAL(5,1)"}}
 roles: [{{name: admin, grants: ["*"]}}]
 users: [{{name: admin, password_hash: "HASH", roles: [admin]}}]
 """
@@ -146,6 +187,13 @@ def uri(tmp_path_factory: pytest.TempPathFactory, pg_server_dsn: str) -> Iterato
     with duckdb.connect(str(directory / "local.duckdb")) as connection:
         for statement in _create(DUCKDB_COLUMNS):
             connection.execute(statement)
+    lite = sqlite3.connect(directory / "lite.sqlite")
+    with lite:
+        for statement in _create(SQLITE_COLUMNS):
+            lite.execute(statement)
+        lite.execute("CREATE TABLE too_wide (amount TEXT)")
+        lite.execute("INSERT INTO too_wide VALUES ('123456.7')")
+    lite.close()
     with fresh_pg_database(pg_server_dsn) as dsn:
         with pg.connect(dsn, autocommit=True) as conn, conn.cursor() as cursor:
             for statement in _create(POSTGRES_COLUMNS):
@@ -216,6 +264,19 @@ def test_every_type_keeps_its_value_through_the_merge(uri: str) -> None:
         "place": {"city": "Paris", "zip": 75001}, "u64": 18446744073709551615}
     assert set(nulls.values()) == {2, None}
     assert all(_plain(f.type) for f in table.schema)
+
+
+def test_an_sqlite_number_wider_than_its_declared_decimal_is_refused_without_its_value(
+    uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite stores decimals as text of any length (38 digits fit, above); one that does not
+    fit the product's DECIMAL(p,s) fails the source like any other bad source data: the
+    caller gets an error id, never the value; the log names the value and the type."""
+    with pytest.raises(adbc.Error, match=r"source 'lite', which this query reads, is "
+                                         r"unavailable right now \(error id \w+\)") as raised:
+        _adbc(uri, "SELECT amount FROM ops.sqlite_too_wide")
+    assert "123456" not in str(raised.value)
+    assert "'123456.7' does not fit DECIMAL(5, 1)" in caplog.text
 
 
 def test_a_type_no_product_may_declare_is_a_config_error_with_the_list() -> None:
