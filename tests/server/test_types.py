@@ -1,10 +1,11 @@
-"""Every column type a source produces reaches a Flight SQL client as its product declares it.
+"""Every column type a source produces reaches each client as its product declares it.
 
-One table of every type in a DuckDB file and one of every PostgreSQL type, each with a row of
-values at the edges of their types and a row of NULLs, read by ADBC and by pyarrow.flight:
-pushed whole to their source, and through meshgate's merge (a join across the two sources).
-The wire carries plain Arrow types only (no view, dictionary, large or run-end encoded
-arrays), timestamps in microseconds.
+One table of every type in a DuckDB file, one of every PostgreSQL type and one of every type an
+SQLite file can hold, each with a row of values at the edges of their types and a row of NULLs,
+read by ADBC, pyarrow.flight, flightsql-dbapi (in its own process) and psycopg over the
+PostgreSQL wire: pushed whole to their source, and through meshgate's merge (a join across two
+sources). The Flight SQL wire carries plain Arrow types only (no view, dictionary, large or
+run-end encoded arrays), timestamps in microseconds.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from typing import Any
 import adbc_driver_flightsql.dbapi as adbc
 import adbc_driver_postgresql.dbapi as pg
 import duckdb
+import psycopg
 import pyarrow as pa
 import pytest
 
 from meshgate.principal import hash_password
 from meshgate.server import running_server
+from meshgate.server.postgres import PostgresFrontEnd
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import QueryService
 from tests.server.flightsql_clients import Session
@@ -184,7 +187,9 @@ def _create(columns: list[tuple[str, str, str, str, pa.DataType, Any]]) -> list[
 
 
 @pytest.fixture(scope="module")
-def uri(tmp_path_factory: pytest.TempPathFactory, pg_server_dsn: str) -> Iterator[str]:
+def ports(tmp_path_factory: pytest.TempPathFactory,
+          pg_server_dsn: str) -> Iterator[tuple[str, int]]:  # fmt: skip
+    """The Flight SQL URI and the PostgreSQL wire port of one server over the typed mesh."""
     from tests.conftest import fresh_pg_database
 
     directory: Path = tmp_path_factory.mktemp("typed")
@@ -207,9 +212,23 @@ def uri(tmp_path_factory: pytest.TempPathFactory, pg_server_dsn: str) -> Iterato
             .replace("DSN", dsn)
         )
         service = QueryService.from_config(directory)
-        with running_server(service) as server:
-            yield f"grpc://127.0.0.1:{server.port}"
-        service.close()
+        front_end = PostgresFrontEnd(service).start()
+        try:
+            with running_server(service) as server:
+                yield f"grpc://127.0.0.1:{server.port}", front_end.port
+        finally:
+            front_end.shutdown()
+            service.close()
+
+
+@pytest.fixture(scope="module")
+def uri(ports: tuple[str, int]) -> str:
+    return ports[0]
+
+
+@pytest.fixture(scope="module")
+def postgres_port(ports: tuple[str, int]) -> int:
+    return ports[1]
 
 
 def _adbc(uri: str, sql: str) -> pa.Table:
@@ -277,6 +296,50 @@ def test_every_type_reaches_flightsql_dbapi_as_declared(uri: str, product: str) 
     assert values == [1] + [v if isinstance(v, int | str) else str(v)
                             for *_, v in columns]
     assert nulls == [2] + [None] * len(columns)
+
+
+def _pg_wire(arrow: pa.DataType, value: Any) -> tuple[int, Any]:
+    """The PostgreSQL type OID psycopg is told and the value it reads, for a wire type."""
+    if pa.types.is_boolean(arrow):
+        return 16, value
+    if pa.types.is_int64(arrow) or pa.types.is_uint32(arrow):
+        return 20, value
+    if pa.types.is_uint64(arrow):  # beyond bigint
+        return 1700, Decimal(value)
+    if pa.types.is_integer(arrow):
+        return 23, value
+    if pa.types.is_floating(arrow):
+        return 701, value
+    if pa.types.is_decimal(arrow):
+        return 1700, value
+    if pa.types.is_binary(arrow):
+        return 17, value
+    if pa.types.is_date(arrow):
+        return 1082, value
+    if pa.types.is_time(arrow):
+        return 1083, value
+    if pa.types.is_timestamp(arrow):
+        return (1184 if arrow.tz else 1114), value
+    if pa.types.is_string(arrow):
+        return 25, value
+    # Intervals, lists and structs: text in Python's notation, not PostgreSQL's (README).
+    return 25, str(value)
+
+
+@pytest.mark.parametrize("product", sorted(PRODUCTS))
+def test_every_type_reaches_psycopg_over_the_postgres_wire(postgres_port: int,
+                                                           product: str) -> None:
+    columns = PRODUCTS[product]
+    dsn = f"postgresql://admin:admin@127.0.0.1:{postgres_port}/meshgate"
+    with psycopg.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM ops.{product} ORDER BY id")
+        values, nulls = cursor.fetchall()
+        described = [(column.name, column.type_code) for column in cursor.description or []]
+    expected = [_pg_wire(wire, value) for _, _, _, _, wire, value in columns]
+    assert described == [("id", 23)] + [
+        (name, oid) for (name, *_), (oid, _) in zip(columns, expected, strict=True)]
+    assert values == (1, *(value for _, value in expected))
+    assert nulls == (2, *([None] * len(columns)))
 
 
 def test_every_type_keeps_its_value_through_the_merge(uri: str) -> None:
