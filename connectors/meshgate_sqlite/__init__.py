@@ -349,7 +349,16 @@ def _convert(value: Any, arrow: pa.DataType) -> Any:
                 "product declares DECIMAL; ask the administrator to check the source's data",
                 detail=f"SQLite value {value!r} is not a decimal number",
             ) from None
-        return number.quantize(Decimal(1).scaleb(-arrow.scale))
+        try:  # in the column's own precision: the default context holds only 28 digits
+            return number.quantize(Decimal(1).scaleb(-arrow.scale),
+                                   context=decimal.Context(prec=arrow.precision))
+        except InvalidOperation:
+            raise SourceUnavailable(
+                "an SQLite source holds a number too large for the DECIMAL precision the "
+                "product declares; ask the administrator to check the source's data",
+                detail=f"SQLite value {value!r} does not fit DECIMAL({arrow.precision}, "
+                       f"{arrow.scale})",
+            ) from None
     if pa.types.is_boolean(arrow):
         return bool(value)
     if pa.types.is_integer(arrow):

@@ -40,7 +40,8 @@ def main(port: str, user: str, password: str, sql: str, params: str = "[]") -> d
              for name in table.column_names] for row in table.to_pylist()]
     info_table = client.do_get(client.get_sql_info([0, 2, 3, 504]).endpoints[0].ticket).read_all()
     sql_info = {str(r["info_name"]): r["value"] for r in info_table.to_pylist()}
-    return {"columns": table.column_names, "rows": rows, "sql_info": sql_info,
+    return {"columns": table.column_names, "types": [str(f.type) for f in table.schema],
+            "rows": rows, "sql_info": sql_info,
             "schema_matches": table.schema.equals(info.schema)}
 
 

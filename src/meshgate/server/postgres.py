@@ -221,6 +221,8 @@ def _bv_type(arrow: pa.DataType) -> Any:
     """The buenavista column type (and so the PostgreSQL type OID) for an Arrow type."""
     if pa.types.is_int64(arrow) or pa.types.is_uint32(arrow):
         return bv.BVType.BIGINT
+    if pa.types.is_uint64(arrow):  # up to 2^64 - 1: beyond bigint, so numeric
+        return bv.BVType.DECIMAL
     if pa.types.is_integer(arrow):
         return bv.BVType.INTEGER
     if pa.types.is_floating(arrow):
