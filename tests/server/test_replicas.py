@@ -8,11 +8,16 @@ balancer picks.
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
 import pytest
 from pyarrow import flight
@@ -21,7 +26,7 @@ from meshgate.catalog.loader import load_mesh
 from meshgate.errors import ConfigError
 from meshgate.server.proto import flight_sql_pb2 as sql
 from tests.server.flightsql_clients import Session, descriptor, pack, unpack
-from tests.server.served import Served, copy_demo, serve
+from tests.server.served import Served, copy_demo, free_port, serve
 
 KEY = "a-shared-replica-secret-of-48-characters-0123456"
 REPLICAS_YAML = "server:\n  replicas: {signing_key: \"${MESHGATE_TEST_SIGNING_KEY}\"}\n" \
@@ -181,3 +186,78 @@ def test_the_signing_key_comes_only_from_the_environment(demo_dir: Path, tmp_pat
     copy_demo(demo_dir, directory, f"server:\n  replicas: {{signing_key: \"{KEY}\"}}\n")
     with pytest.raises(ConfigError, match=r"server\.replicas\.signing_key.*environment reference"):
         load_mesh(directory)
+
+
+NGINX = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    log_format upstream '$upstream_addr';
+    access_log {tmp}/access.log upstream;
+    client_body_temp_path {tmp}/body;
+    upstream meshgate {{ server 127.0.0.1:{a}; server 127.0.0.1:{b}; }}
+    server {{
+        listen 127.0.0.1:{port} http2;
+        location / {{ grpc_pass grpc://meshgate; }}
+    }}
+}}
+"""
+INSTALL_NGINX = "install Debian's nginx (`apt-get install nginx-light`), a gRPC load balancer"
+
+
+@pytest.fixture(scope="module")
+def balanced(replicas: Replicas,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:  # fmt: skip
+    """nginx in front of both replicas, sending each call to the next one in turn; its URI
+    and its access log (one line per call: the replica that served it)."""
+    binary = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    if binary is None:
+        pytest.fail(f"the load-balancer test needs nginx: {INSTALL_NGINX}")
+    tmp = tmp_path_factory.mktemp("nginx")
+    port = free_port()
+    (tmp / "nginx.conf").write_text(NGINX.format(
+        tmp=tmp, port=port, a=urlsplit(replicas.a.uri).port, b=urlsplit(replicas.b.uri).port))
+    process = subprocess.Popen([binary, "-p", str(tmp), "-c", str(tmp / "nginx.conf")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "nginx did not listen within 10 s"
+            time.sleep(0.05)
+        yield f"grpc://127.0.0.1:{port}", tmp / "access.log"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_adbc_through_a_load_balancer_that_alternates_replicas_per_call(
+    balanced: tuple[str, Path], replicas: Replicas
+) -> None:
+    uri, access_log = balanced
+    analyst = {"username": "analyst", "password": "analyst"}
+    with flightsql.connect(uri, db_kwargs=analyst) as connection, \
+            connection.cursor() as cursor:  # fmt: skip
+        for _ in range(3):  # every call may land on the other replica
+            cursor.execute(EU_BY_REGION, ("EU",))
+            eu = cursor.fetch_arrow_table()
+            assert eu.num_rows > 0
+            assert set(eu.column("region").to_pylist()) == {"EU"}
+            cursor.execute(EU_BY_REGION, ("US",))
+            assert cursor.fetch_arrow_table().num_rows == 0  # the analyst's filter, everywhere
+        # Two parameter rows bound at once: the query runs once per row, one stream.
+        cursor.execute("SELECT count(*) AS n FROM hr.employees WHERE region = ?",
+                       pa.record_batch([pa.array(["EU", "US"])], names=["region"]))
+        counts = cursor.fetch_arrow_table().column("n").to_pylist()
+        assert counts == [eu.num_rows, 0]
+        objects = connection.adbc_get_objects(depth="tables").read_all().to_pylist()
+        assert objects
+    # One client connection, its calls served by both replicas in turn.
+    served_by = access_log.read_text().split()
+    assert len(served_by) > 10
+    assert set(served_by) == {f"127.0.0.1:{urlsplit(r.uri).port}" for r in (replicas.a,
+                                                                            replicas.b)}
