@@ -178,6 +178,19 @@ def test_handshake_basic_answers_bearer_in_the_initial_headers(driver: Driver) -
     driver.token = token
 
 
+def test_handshake_with_a_token_keeps_it(driver: Driver) -> None:
+    """`token=` instead of a user: Handshake with that Bearer; the driver keeps what the
+    response headers carry, and loses its credential if they carry none."""
+    with driver.endpoint.grpc_channel() as channel:
+        handshake = channel.stream_stream("/arrow.flight.protocol.FlightService/Handshake",
+                                          request_serializer=lambda b: b,
+                                          response_deserializer=lambda b: b)  # fmt: skip
+        call = handshake(iter([b""]), metadata=[("authorization", f"Bearer {driver.token}")],
+                         timeout=30)
+        list(call)
+        assert dict(call.initial_metadata())["authorization"] == f"Bearer {driver.token}"
+
+
 def test_every_later_call_carries_the_bearer_token(driver: Driver) -> None:
     assert driver.action("GetSessionOptions",
                          flight_pb2.GetSessionOptionsRequest().SerializeToString())
@@ -343,6 +356,23 @@ def test_prepared_ad_hoc_query(driver: Driver,
     driver.close_prepared(created.prepared_statement_handle)
     with pytest.raises(pa.ArrowKeyError, match="unknown or expired statement handle"):
         driver.client.get_flight_info(descriptor(command), driver.options)
+
+
+def test_a_page_of_rows_then_the_stream_is_cancelled(driver: Driver) -> None:
+    """DBeaver shows 200 rows and stops reading: the driver cancels the DoGet stream."""
+    created = driver.prepare("SELECT * FROM sales.order_items")
+    command = pb.CommandPreparedStatementQuery(
+        prepared_statement_handle=created.prepared_statement_handle)
+    info = driver.client.get_flight_info(descriptor(command), driver.options)
+    assert info.schema.equals(_schema(created.dataset_schema), check_metadata=True)
+    reader = driver.client.do_get(info.endpoints[0].ticket, driver.options)
+    rows = 0
+    while rows < 200:
+        rows += reader.read_chunk().data.num_rows
+    reader.cancel()
+    driver.close_prepared(created.prepared_statement_handle)
+    _, table = driver.fetch(pb.CommandGetCatalogs())  # the connection goes on
+    assert table.num_rows == 1
 
 
 WITH_PARAMETERS = ("SELECT id, name, region FROM hr.employees WHERE id > ? AND region = ? "
