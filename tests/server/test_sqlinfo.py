@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from meshgate.server.proto import flight_sql_pb2 as pb
-from meshgate.server.sqlinfo import SCHEMA
+from meshgate.server.sqlinfo import SCHEMA, STANDARD_INFO
 from meshgate.service import QueryService
 from tests.server.flightsql_clients import Endpoint, Session
 
@@ -147,7 +147,9 @@ def test_adbc_connects_and_reads_vendor_info(endpoint: Endpoint) -> None:
     with endpoint.adbc("analyst") as conn:
         info = conn.adbc_get_info()
         assert info["vendor_name"] == "meshgate"
+        assert info["vendor_version"] == STANDARD_INFO[pb.FLIGHT_SQL_SERVER_VERSION][1]
         assert info["vendor_arrow_version"] == pa.__version__
+        assert str(info["driver_name"]).startswith("ADBC Flight SQL Driver")
 
 
 def test_adbc_refuses_transactions_cleanly(endpoint: Endpoint) -> None:
