@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import adbc_driver_flightsql.dbapi as adbc
+import grpc  # type: ignore[import-untyped]
 import pyarrow as pa
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -15,8 +19,10 @@ from pyarrow import flight
 class Session:
     """A pyarrow.flight client logged in the way pyarrow users do (Handshake, padded Basic)."""
 
-    def __init__(self, uri: str, user: str, password: str) -> None:
-        self.client = flight.connect(uri)
+    def __init__(self, uri: str, user: str, password: str,
+                 tls_root_certs: bytes | None = None) -> None:
+        extra = {} if tls_root_certs is None else {"tls_root_certs": tls_root_certs}
+        self.client = flight.connect(uri, **extra)
         name, value = self.client.authenticate_basic_token(user.encode(), password.encode())
         self.headers = [(name.decode(), value.decode())]
         self.options = flight.FlightCallOptions(headers=[(name, value)])
@@ -36,6 +42,48 @@ class Session:
 
     def close(self) -> None:
         self.client.close()
+
+
+TLS_OPTION = "adbc.flight.sql.client_option."
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A running server as each client reaches it: plaintext, or TLS with a private CA."""
+
+    uri: str
+    port: int
+    ca: bytes | None = None  # PEM of the CA that signed the server's certificate
+    ca_file: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.ca is not None
+
+    def session(self, user: str, password: str | None = None) -> Session:
+        return Session(self.uri, user, user if password is None else password, self.ca)
+
+    def client(self) -> flight.FlightClient:
+        extra = {} if self.ca is None else {"tls_root_certs": self.ca}
+        return flight.connect(self.uri, **extra)
+
+    def grpc_channel(self) -> grpc.Channel:
+        """A raw gRPC channel to the server, for calls whose wire form a test must see."""
+        target = f"127.0.0.1:{self.port}"
+        if self.ca is None:
+            return grpc.insecure_channel(target)
+        return grpc.secure_channel(target, grpc.ssl_channel_credentials(self.ca))
+
+    def adbc_options(self, user: str, password: str | None = None) -> dict[str, str]:
+        options = {"username": user, "password": user if password is None else password}
+        if self.ca is not None:
+            options[TLS_OPTION + "tls_root_certs"] = self.ca.decode()
+        return options
+
+    def adbc(self, user: str, password: str | None = None, **kwargs: Any) -> adbc.Connection:
+        """An ADBC DB-API connection (autocommit on, as read-only clients use it)."""
+        return adbc.connect(self.uri, db_kwargs=self.adbc_options(user, password),
+                            autocommit=True, **kwargs)
 
 
 def pack(message: Message) -> bytes:

@@ -6,6 +6,9 @@ this script in a subprocess:
 
     python flightsql_dbapi_client.py PORT USER PASSWORD SQL [PARAMS_JSON]
 
+With MESHGATE_TEST_TLS_CA set to a CA's PEM file it connects over TLS, verifying the server's
+certificate against that CA (flightsql-dbapi hands extra keywords to pyarrow's FlightClient).
+
 It makes the calls `flightsql.dbapi.Cursor.execute` makes (that method then converts through
 pandas, which is not installed here): execute + DoGet of endpoint 0, or, with parameters,
 prepare + DoPut of a dense-union parameter record + GetFlightInfo + DoGet + close.
@@ -14,7 +17,9 @@ prepare + DoPut of a dense-union parameter record + GetFlightInfo + DoGet + clos
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from flightsql import FlightSQLClient
@@ -22,8 +27,11 @@ from flightsql.dbapi import ParameterRecordBuilder
 
 
 def main(port: str, user: str, password: str, sql: str, params: str = "[]") -> dict[str, Any]:
+    ca_file = os.environ.get("MESHGATE_TEST_TLS_CA")
+    transport: dict[str, Any] = {"insecure": True} if not ca_file else {
+        "insecure": False, "tls_root_certs": Path(ca_file).read_bytes()}
     client = FlightSQLClient(host="127.0.0.1", port=int(port), user=user, password=password,
-                             insecure=True)
+                             **transport)
     values = json.loads(params)
     try:
         if values:

@@ -4,11 +4,15 @@ Run in its own process for the reason `flightsql_dbapi_client.py` gives (the two
 generated Flight SQL classes cannot share one process):
 
     python flightsql_sqlalchemy_client.py PORT USER PASSWORD
+
+With MESHGATE_TEST_TLS_CA set it connects over TLS; the dialect's URL has no way to name a CA,
+only `disable_server_verification=true` (encrypted, the certificate not checked).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -16,8 +20,10 @@ import sqlalchemy as sa  # type: ignore[import-untyped]  # 1.4, pinned by flight
 
 
 def main(port: str, user: str, password: str) -> dict[str, Any]:
+    transport = ("disable_server_verification=true" if os.environ.get("MESHGATE_TEST_TLS_CA")
+                 else "insecure=true")
     engine = sa.create_engine(
-        f"datafusion://{user}:{password}@127.0.0.1:{port}?insecure=true"
+        f"datafusion://{user}:{password}@127.0.0.1:{port}?{transport}"
         # the dialect's switches: bind parameters through prepared statements, read keys
         "&feature-sqlalchemy-prepared-statements=on&feature-sqlalchemy-primary-keys=on")
     inspector = sa.inspect(engine)

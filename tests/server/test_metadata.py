@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.server.search_patterns import SearchPattern
-from tests.server.flightsql_clients import Session
+from tests.server.flightsql_clients import Endpoint, Session
 
 
 def utf8(name: str, nullable: bool = True) -> pa.Field:
@@ -46,6 +46,10 @@ CANONICAL: list[tuple[Message, pa.Schema]] = [
     (pb.CommandGetExportedKeys(table="orders"), KEYS),
     (pb.CommandGetCrossReference(pk_table="employees", fk_table="orders"), KEYS),
 ]
+
+
+SYSTEM_TABLES = ["columns", "domains", "lineage", "products", "quality_results", "query_history",
+                 "usage"]
 
 
 def _label(command: Message) -> str:
@@ -102,11 +106,18 @@ def test_tables_are_the_products_the_caller_is_granted(analyst: Session, admin: 
 def test_system_schema_tables_are_listed_as_system_tables(analyst: Session) -> None:
     _, table = analyst.fetch(pb.CommandGetTables(db_schema_filter_pattern="meshgate",
                                                  include_schema=True))
-    assert table.column("table_name").to_pylist() == ["columns", "domains", "products",
-                                                      "quality_results"]
+    # every one SHOW TABLES FROM meshgate and information_schema.tables list (GetTables
+    # once listed four of the seven)
+    assert table.column("table_name").to_pylist() == SYSTEM_TABLES
     assert set(table.column("table_type").to_pylist()) == {"SYSTEM TABLE"}
-    schema = pa.ipc.read_schema(pa.py_buffer(table.column("table_schema")[2].as_py()))
-    assert "product" in schema.names
+    schemas = {row["table_name"]: pa.ipc.read_schema(pa.py_buffer(row["table_schema"]))
+               for row in table.to_pylist()}
+    assert "product" in schemas["products"].names
+    for name, schema in schemas.items():
+        _, queried = analyst.fetch(pb.CommandStatementQuery(
+            query=f"SELECT * FROM meshgate.{name} LIMIT 0"))
+        assert schema.remove_metadata().equals(queried.schema.remove_metadata()), name
+        assert {f.metadata[b"ARROW:FLIGHT:SQL:TABLE_NAME"] for f in schema} == {name.encode()}
 
 
 @pytest.mark.parametrize(("schema_pattern", "table_pattern", "expected"), [
@@ -135,9 +146,9 @@ def test_schema_pattern_on_db_schemas(analyst: Session) -> None:
 HOSTILE = "%" * 21 + "zz"
 
 
-def test_a_hostile_pattern_answers_fast_and_others_are_still_served(uri: str,
+def test_a_hostile_pattern_answers_fast_and_others_are_still_served(endpoint: Endpoint,
                                                                     analyst: Session) -> None:
-    other = Session(uri, "admin", "admin")
+    other = endpoint.session("admin")
     finished: list[float] = []
 
     def hostile() -> None:
@@ -196,7 +207,7 @@ def test_catalog_filter_is_proto3_optional(analyst: Session, catalog: str | None
 def test_table_types_filter(analyst: Session) -> None:
     assert "meshgate.products" not in _names(analyst, pb.CommandGetTables(table_types=["TABLE"]))
     assert _names(analyst, pb.CommandGetTables(table_types=["SYSTEM TABLE"])) == [
-        "meshgate.columns", "meshgate.domains", "meshgate.products", "meshgate.quality_results"]
+        f"meshgate.{name}" for name in SYSTEM_TABLES]
     assert _names(analyst, pb.CommandGetTables(table_types=["VIEW"])) == []
     assert analyst.fetch(pb.CommandGetTableTypes())[1].column("table_type").to_pylist() == [
         "SYSTEM TABLE", "TABLE"]
@@ -256,9 +267,8 @@ def test_primary_keys_of_hidden_or_missing_products_are_alike_empty(
 
 
 @pytest.fixture
-def adbc_analyst(uri: str) -> Iterator[adbc.Connection]:
-    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
-                      autocommit=True) as conn:
+def adbc_analyst(endpoint: Endpoint) -> Iterator[adbc.Connection]:
+    with endpoint.adbc("analyst") as conn:
         yield conn
 
 

@@ -22,16 +22,15 @@ from meshgate.catalog.config import ServerConfig
 from meshgate.server import MeshgateFlightServer
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.service import QueryService
-from tests.server.flightsql_clients import Session, descriptor, pack, unpack
+from tests.server.flightsql_clients import Endpoint, Session, descriptor, pack, unpack
 from tests.server.test_statements import assert_like_oracle
 
 UTC = dt.UTC
 
 
 @pytest.fixture
-def adbc_analyst(uri: str) -> Iterator[adbc.Connection]:
-    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
-                      autocommit=True) as conn:
+def adbc_analyst(endpoint: Endpoint) -> Iterator[adbc.Connection]:
+    with endpoint.adbc("analyst") as conn:
         yield conn
 
 

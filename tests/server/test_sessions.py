@@ -9,7 +9,7 @@ from pyarrow import flight
 
 from meshgate.server.proto import flight_pb2 as pb
 from meshgate.server.proto import flight_sql_pb2 as sql
-from tests.server.flightsql_clients import Session
+from tests.server.flightsql_clients import Endpoint, Session
 
 SetError = pb.SetSessionOptionsResult
 
@@ -71,14 +71,14 @@ def test_invalid_options_are_reported_per_name(analyst: Session, options: dict[s
     assert _get(analyst)["schema"] == ""
 
 
-def test_sessions_are_per_token(analyst: Session, uri: str) -> None:
+def test_sessions_are_per_token(analyst: Session, endpoint: Endpoint) -> None:
     _set(analyst, schema="sales")
-    other = Session(uri, "analyst", "analyst")
+    other = endpoint.session("analyst")
     assert _get(other)["schema"] == ""
     other.close()
 
 
-def test_close_session_revokes_its_token(analyst: Session, uri: str) -> None:
+def test_close_session_revokes_its_token(analyst: Session, endpoint: Endpoint) -> None:
     _set(analyst, schema="hr")
     [body] = analyst.action("CloseSession", pb.CloseSessionRequest().SerializeToString())
     assert pb.CloseSessionResult.FromString(body).status == pb.CloseSessionResult.CLOSED
@@ -87,16 +87,15 @@ def test_close_session_revokes_its_token(analyst: Session, uri: str) -> None:
         with pytest.raises(flight.FlightUnauthenticatedError,
                            match="the bearer token is unknown or expired; authenticate again"):
             call()
-    renewed = Session(uri, "analyst", "analyst")
+    renewed = endpoint.session("analyst")
     try:
         assert _get(renewed)["schema"] == ""
     finally:
         renewed.close()
 
 
-def test_adbc_current_catalog_and_schema(uri: str) -> None:
-    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
-                      autocommit=True) as conn:
+def test_adbc_current_catalog_and_schema(endpoint: Endpoint) -> None:
+    with endpoint.adbc("analyst") as conn:
         assert conn.adbc_current_catalog == "demo"
         assert conn.adbc_current_db_schema == ""  # no current domain until one is set
         conn.adbc_connection.set_options(**{"adbc.connection.db_schema": "sales"})
@@ -107,19 +106,17 @@ def test_adbc_current_catalog_and_schema(uri: str) -> None:
 
 
 
-def test_adbc_session_schema_drives_show_tables_and_describe(uri: str) -> None:
+def test_adbc_session_schema_drives_show_tables_and_describe(endpoint: Endpoint) -> None:
     """SHOW TABLES lists the session schema's products; a bare DESCRIBE target resolves there;
     SHOW SCHEMAS marks it current."""
-    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
-                      autocommit=True) as conn, conn.cursor() as cursor:
+    with endpoint.adbc("analyst") as conn, conn.cursor() as cursor:
         cursor.execute("SHOW TABLES")
         everything = [row[0] for row in cursor.fetchall()]
         assert everything == ["hr.departments", "hr.employees", "sales.customers",
                               "sales.order_items", "sales.orders"]  # fmt: skip
     # A connection set to schema hr from the start (the driver keeps a cursor's statement
     # prepared for the same text, so a changed option needs a fresh statement).
-    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
-                      autocommit=True) as conn, conn.cursor() as cursor:
+    with endpoint.adbc("analyst") as conn, conn.cursor() as cursor:
         conn.adbc_connection.set_options(**{"adbc.connection.db_schema": "hr"})
         cursor.execute("SHOW TABLES")
         assert cursor.fetchall() == [("departments",), ("employees",)]

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pytest
 
 from meshgate.server.proto import flight_sql_pb2 as pb
-from meshgate.server.sqlinfo import SCHEMA
+from meshgate.server.sqlinfo import SCHEMA, STANDARD_INFO
 from meshgate.service import QueryService
-from tests.server.flightsql_clients import Session
+from tests.server.flightsql_clients import Endpoint, Session
 
 # Every key the Flight SQL JDBC driver (18.x) reads; a missing one is an NPE in DBeaver.
 JDBC_KEYS = (
@@ -142,18 +142,18 @@ def test_unknown_keys_are_skipped(analyst: Session) -> None:
     assert table.column("info_name").to_pylist() == [pb.FLIGHT_SQL_SERVER_NAME]
 
 
-def test_adbc_connects_and_reads_vendor_info(uri: str) -> None:
+def test_adbc_connects_and_reads_vendor_info(endpoint: Endpoint) -> None:
     # ADBC asks for key 8 at connect and asserts uint32 + dense union: a bad table panics it.
-    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
-                      autocommit=True) as conn:
+    with endpoint.adbc("analyst") as conn:
         info = conn.adbc_get_info()
         assert info["vendor_name"] == "meshgate"
+        assert info["vendor_version"] == STANDARD_INFO[pb.FLIGHT_SQL_SERVER_VERSION][1]
         assert info["vendor_arrow_version"] == pa.__version__
+        assert str(info["driver_name"]).startswith("ADBC Flight SQL Driver")
 
 
-def test_adbc_refuses_transactions_cleanly(uri: str) -> None:
-    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
-                      autocommit=True) as conn, pytest.raises(adbc.Error, match="transaction"):
+def test_adbc_refuses_transactions_cleanly(endpoint: Endpoint) -> None:
+    with endpoint.adbc("analyst") as conn, pytest.raises(adbc.Error, match="transaction"):
         conn.adbc_connection.set_autocommit(False)
 
 

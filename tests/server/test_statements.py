@@ -21,7 +21,7 @@ from pyarrow import flight
 
 from meshgate.server.proto import flight_pb2
 from meshgate.server.proto import flight_sql_pb2 as pb
-from tests.server.flightsql_clients import Session, descriptor, pack, unpack
+from tests.server.flightsql_clients import Endpoint, Session, descriptor, pack, unpack
 
 
 def assert_like_oracle(
@@ -78,9 +78,8 @@ def test_rows_match_the_oracle(analyst: Session, analyst_oracle: duckdb.DuckDBPy
 
 
 @pytest.fixture
-def adbc_analyst(uri: str) -> Iterator[adbc.Connection]:
-    with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "analyst"},
-                      autocommit=True) as conn:
+def adbc_analyst(endpoint: Endpoint) -> Iterator[adbc.Connection]:
+    with endpoint.adbc("analyst") as conn:
         yield conn
 
 
@@ -316,12 +315,12 @@ def test_jdbc_style_prepared_query(analyst: Session,
 
 
 def test_concurrent_queries_from_several_clients(
-    uri: str, analyst_oracle: duckdb.DuckDBPyConnection
+    endpoint: Endpoint, analyst_oracle: duckdb.DuckDBPyConnection
 ) -> None:
     sql = "SELECT employee_id, sum(amount) AS total FROM sales.orders GROUP BY employee_id"
 
     def run(_: int) -> pa.Table:
-        session = Session(uri, "analyst", "analyst")
+        session = endpoint.session("analyst")
         try:
             return session.fetch(pb.CommandStatementQuery(query=sql))[1]
         finally:
@@ -334,14 +333,14 @@ def test_concurrent_queries_from_several_clients(
 
 
 def test_cancel_flight_info_stops_a_running_stream(analyst: Session,
-                                                  server: flight.FlightServerBase) -> None:
+                                                  endpoint: Endpoint) -> None:
     info = analyst.info(pb.CommandStatementQuery(
         query="SELECT a.*, b.order_id AS other FROM sales.order_items a CROSS JOIN "
               "(SELECT order_id FROM sales.orders LIMIT 50) b"))
     ticket = info.endpoints[0].ticket.ticket
     # A raw gRPC reader: pyarrow's client turns any CANCELLED status it reads into a simulated
     # SIGINT (SignalStopHandler.__exit__), i.e. a KeyboardInterrupt in the main thread.
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    with endpoint.grpc_channel() as channel:
         do_get = channel.unary_stream("/arrow.flight.protocol.FlightService/DoGet",
                                       request_serializer=lambda b: b,
                                       response_deserializer=lambda b: b)

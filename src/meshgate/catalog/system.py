@@ -131,6 +131,10 @@ USAGE = pa.schema(
 
 SYSTEM_TABLES = ("domains", "products", "columns", "query_history", "quality_results", "lineage",
                  "usage")
+# Each one's columns, for the surfaces that list them before any query (Flight SQL GetTables).
+SYSTEM_TABLE_SCHEMAS: dict[str, pa.Schema] = dict(zip(
+    SYSTEM_TABLES, (DOMAINS, PRODUCTS, COLUMNS, QUERY_HISTORY, QUALITY_RESULTS, LINEAGE, USAGE),
+    strict=True))
 
 
 def system_table(name: str, view: CatalogView) -> pa.Table:

@@ -20,8 +20,6 @@ from meshgate.types import sql_type_name
 
 TABLE_TYPE = "TABLE"
 SYSTEM_TABLE_TYPE = "SYSTEM TABLE"
-SYSTEM_TABLES = {"domains": system.DOMAINS, "products": system.PRODUCTS,
-                 "columns": system.COLUMNS, "quality_results": system.QUALITY_RESULTS}
 
 
 def _utf8(name: str, nullable: bool = True) -> pa.Field:
@@ -115,7 +113,7 @@ def tables(view: CatalogView, command: pb.CommandGetTables) -> pa.Table:
         (p.domain, p.name, TABLE_TYPE, p) for p in view.products()
     ]
     candidates += [(system.SYSTEM_SCHEMA, name, SYSTEM_TABLE_TYPE, table_schema)
-                   for name, table_schema in SYSTEM_TABLES.items()]
+                   for name, table_schema in system.SYSTEM_TABLE_SCHEMAS.items()]
     rows = []
     for domain, name, table_type, source in sorted(candidates, key=lambda c: c[:2]):
         if (wanted_types and table_type not in wanted_types) or not (
@@ -126,7 +124,7 @@ def tables(view: CatalogView, command: pb.CommandGetTables) -> pa.Table:
                                "table_name": name, "table_type": table_type}
         if command.include_schema:
             columns = (column_schema(view, source) if isinstance(source, DataProduct)
-                       else _system_schema(view, source))
+                       else _system_schema(view, name, source))
             row["table_schema"] = columns.serialize().to_pybytes()
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=schema)
@@ -155,11 +153,12 @@ def _column_metadata(view: CatalogView, product: DataProduct,
     return meta
 
 
-def _system_schema(view: CatalogView, schema: pa.Schema) -> pa.Schema:
+def _system_schema(view: CatalogView, name: str, schema: pa.Schema) -> pa.Schema:
     return pa.schema([
         pa.field(f.name, f.type, f.nullable, metadata={
             "ARROW:FLIGHT:SQL:CATALOG_NAME": view.name,
             "ARROW:FLIGHT:SQL:SCHEMA_NAME": system.SYSTEM_SCHEMA,
+            "ARROW:FLIGHT:SQL:TABLE_NAME": name,
             "ARROW:FLIGHT:SQL:TYPE_NAME": sql_type_name(f.type),
         })
         for f in schema
