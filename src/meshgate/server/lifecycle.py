@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 HARD_EXIT_MARGIN_SECONDS = 10.0
 EXIT_STUCK = 1
 # Settings that only a restart applies: they shape listeners and log handlers.
-_AT_START = ("host", "port", "postgres_port", "http_port", "log_format", "audit")
+_AT_START = ("host", "port", "postgres_port", "postgres_auth", "http_port", "log_format",
+             "audit")
 
 
 class Reloader:
@@ -202,7 +203,7 @@ class Serving:
             from meshgate.server.postgres import PostgresFrontEnd
 
             postgres = PostgresFrontEnd(self._service, self._host, config.postgres_port,
-                                        self._tls).start()
+                                        self._tls, auth=config.postgres_auth).start()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
         watch = None

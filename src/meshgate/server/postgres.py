@@ -43,7 +43,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 from buenavista import core as bv  # type: ignore[import-untyped]
@@ -66,6 +66,7 @@ from meshgate.errors import (
 )
 from meshgate.principal import Principal
 from meshgate.server.errors import client_error
+from meshgate.server.scram import ScramExchange, end_point_binding
 from meshgate.service import QueryService
 from meshgate.spi import CancelToken
 
@@ -529,19 +530,36 @@ class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
             ctx.process_id, ctx.secret_key = secrets.randbits(31), secrets.randbits(32)
         return ctx
 
+    scram: ScramExchange | None = None
+
     def send_auth_request(self, ctx: Any) -> None:
         # Audit records name the connection as Flight SQL's do (gRPC's peer format).
         ctx.session.client = f"ipv4:{self.client_address[0]}:{self.client_address[1]}"
-        self.wfile.write(struct.pack("!cii", b"R", 8, 3))  # AuthenticationCleartextPassword
+        if self.server.auth == "password":
+            self.wfile.write(struct.pack("!cii", b"R", 8, 3))  # AuthenticationCleartextPassword
+            return
+        # The login back-off counts failures per user and address: the host, not the
+        # connection's port, or every new connection would start a fresh count.
+        binding = self.server.binding if self.encrypted else None
+        self.scram = ScramExchange(self.server.service, ctx.params.get("user", ""),
+                                   self.client_address[0], binding)  # fmt: skip
+        mechanisms = b"".join(m.encode() + b"\x00" for m in self.scram.mechanisms) + b"\x00"
+        self.wfile.write(struct.pack("!cii", b"R", 8 + len(mechanisms), 10) + mechanisms)
 
     def handle_md5_password(self, ctx: Any, payload: bytes) -> None:
-        password = payload.rstrip(b"\x00").decode()
-        user = ctx.params.get("user", "")
+        """A PasswordMessage: the clear-text password, or one step of the SASL exchange."""
         try:
-            # The login back-off counts failures per user and address: the host, not the
-            # connection's port, or every new connection would start a fresh count.
-            ctx.session.principal = self.server.service.authenticate(
-                user, password, self.client_address[0])
+            if self.scram is not None:
+                reply = self.scram.step(payload)
+                if isinstance(reply, bytes):  # AuthenticationSASLContinue
+                    self.wfile.write(struct.pack("!cii", b"R", 8 + len(reply), 11) + reply)
+                    return
+                ctx.session.principal, final = reply
+                self.wfile.write(struct.pack("!cii", b"R", 8 + len(final), 12) + final)
+            else:
+                ctx.session.principal = self.server.service.authenticate(
+                    ctx.params.get("user", ""), payload.rstrip(b"\x00").decode(),
+                    self.client_address[0])  # fmt: skip
         except Exception as exc:  # the client closes the connection after this error
             self.send_error(exc)
             return
@@ -630,11 +648,13 @@ class _PostgresServer(bvpg.BuenaVistaServer):  # type: ignore[misc]
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], service: QueryService,
-                 tls: ssl.SSLContext | None) -> None:
+                 tls: ssl.SSLContext | None, auth: str, binding: bytes | None) -> None:
         super().__init__(address, _Connection(service), auth={})
         self.RequestHandlerClass = _Handler
         self.service = service
         self.tls = tls
+        self.auth = auth
+        self.binding = binding  # the certificate's hash, for SCRAM's channel binding over TLS
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         # With TLS, other hosts may connect; the handler then refuses them plaintext.
@@ -669,9 +689,11 @@ class PostgresFrontEnd:
     """Serves the PostgreSQL wire protocol on its own threads; `.port` is the bound port."""
 
     def __init__(self, service: QueryService, host: str = "127.0.0.1", port: int = 0,
-                 tls: TlsMaterial | None = None) -> None:
+                 tls: TlsMaterial | None = None, *,
+                 auth: Literal["scram-sha-256", "password"] = "scram-sha-256") -> None:
         context = tls_context(tls) if tls is not None else None
-        self._server = _PostgresServer((host, port), service, context)
+        binding = end_point_binding(tls.cert_chain) if tls is not None else None
+        self._server = _PostgresServer((host, port), service, context, auth, binding)
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="meshgate-postgres", daemon=True)  # fmt: skip
