@@ -66,6 +66,7 @@ from meshgate.errors import (
 )
 from meshgate.principal import Principal
 from meshgate.server.errors import client_error
+from meshgate.server.pg_catalog import CatalogQueries, is_catalog_query
 from meshgate.server.scram import ScramExchange, end_point_binding
 from meshgate.service import QueryService
 from meshgate.spi import CancelToken
@@ -89,6 +90,11 @@ bvpg.BVTYPE_TO_PGTYPE[_TIMESTAMPTZ] = (1184, *_timestamp_text)
 # Intervals, lists, structs, maps: their Python text as `text`, never in binary.
 _TEXT_ONLY = "text only"
 bvpg.BVTYPE_TO_PGTYPE[_TEXT_ONLY] = (25, str)
+# Catalog answers' arrays (`conkey`, `indkey`, ...) in PostgreSQL's text form, as text[], so
+# that clients read them as lists (SQLAlchemy's key reflection does).
+_TEXT_ARRAY = "text array"
+bvpg.BVTYPE_TO_PGTYPE[_TEXT_ARRAY] = (
+    1009, lambda v: "{" + ",".join('"' + str(x).replace('"', '\\"') + '"' for x in v) + "}")
 
 SERVER_VERSION = "15.0 (meshgate)"
 
@@ -253,8 +259,16 @@ class _Result(bv.QueryResult):  # type: ignore[misc]
         self._columns = [] if schema is None else [(f.name, _bv_type(f.type)) for f in schema]
         super().__init__()
         self._has_rows = schema is not None
+        self.schema = schema
         self._rows = rows
         self._tag = tag
+
+    def as_text_arrays(self) -> None:
+        """List columns go out as PostgreSQL text arrays rather than Python's text."""
+        if self.schema is not None:
+            self._columns = [(name, _TEXT_ARRAY if pa.types.is_list(field.type) else kind)
+                             for (name, kind), field in zip(self._columns, self.schema,
+                                                            strict=True)]  # fmt: skip
 
     @property
     def result_format(self) -> list[int] | None:
@@ -403,11 +417,24 @@ class _Session(bv.Session):  # type: ignore[misc]
         return _Result(schema, [[c["column_name"], pg_type_name(c["data_type"]), None,
                                  c["is_nullable"] == "NO", None, "", ""] for c in columns])
 
-    def describe(self, sql: str) -> _Result:
+    def catalog(self, sql: str, params: Sequence[Any]) -> _Result | None:
+        """A `pg_catalog` query (SQLAlchemy's reflection, BI tools' schema browsers) answered
+        from the caller's own catalog, or None for any other statement."""
+        if not is_catalog_query(sql):
+            return None
+        view = self.service.view(self.service.current_principal(self._signed_in()))
+        table = CatalogQueries(view).run(sql, params)
+        result = _Result(table.schema, [list(row.values()) for row in table.to_pylist()])
+        result.as_text_arrays()
+        return result
+
+    def describe(self, sql: str, parameters: int = 0) -> _Result:
         """The columns a statement returns, planned but not run."""
         answer = self.chatter(sql)
         if answer is not None:
             return answer
+        if (catalog := self.catalog(sql, [None] * parameters)) is not None:
+            return _Result(catalog.schema)
         prepared = self.service.prepare(sql, self._signed_in(), client=self.client)
         return _Result(prepared.schema)
 
@@ -417,6 +444,8 @@ class _Session(bv.Session):  # type: ignore[misc]
             return answer
         if not sql.strip().rstrip(";").strip():
             return _Result(None, tag="EMPTY")
+        if (catalog := self.catalog(sql, list(params or ()))) is not None:
+            return catalog
         prepared = self.service.prepare(sql, self._signed_in(), client=self.client)
         self._running = token = CancelToken()
         try:
@@ -622,7 +651,7 @@ class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
         try:
             if kind == b"S":
                 sql, oids = ctx.stmts[name]
-                result = ctx.session.describe(sql)
+                result = ctx.session.describe(sql, len(oids))
                 self.send_paramter_description(oids)
             else:
                 result = ctx.describe_portal(name)

@@ -1,0 +1,324 @@
+"""`pg_catalog` for PostgreSQL clients, built per query from what the caller may see.
+
+SQLAlchemy's PostgreSQL dialect, Superset's schema browser and other BI tools read
+`pg_namespace`, `pg_class`, `pg_attribute`, `pg_type`, `pg_constraint`, `pg_index`,
+`pg_description` and call `format_type`. Answering each query shape by string match does not
+scale, so a catalog query runs instead on a small in-memory DuckDB that holds only catalog
+tables (never data): one row per domain, product, column and primary key of the caller's
+`CatalogView` (so grants decide what exists; masked columns read as nullable, as over Flight
+SQL), with PostgreSQL's type OIDs and names. The client's SQL is parsed with sqlglot
+(PostgreSQL dialect), its `pg_catalog.*` / `pg_*` relations and the few `pg_*` functions are
+pointed at the `pgc` schema holding those tables and macros, casts to `regclass`, `regtype`
+and `oid` become integers or look-ups, and the DuckDB it runs on has external access off and
+its configuration locked: a catalog query reads nothing else, no file and no source. OIDs are
+positions in the caller's own list, so they name nothing a caller cannot see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot import expressions as exp
+
+from meshgate.catalog.catalog import CatalogView
+from meshgate.errors import SqlSyntaxError
+
+_SCHEMA = "pgc"
+# PostgreSQL's OIDs and format_type names for the types meshgate columns can have.
+_TYPES: tuple[tuple[int, str, str, str, int], ...] = (  # oid, typname, format name, category, len
+    (16, "bool", "boolean", "B", 1), (17, "bytea", "bytea", "U", -1),
+    (20, "int8", "bigint", "N", 8), (21, "int2", "smallint", "N", 2),
+    (23, "int4", "integer", "N", 4), (25, "text", "text", "S", -1),
+    (114, "json", "json", "U", -1), (700, "float4", "real", "N", 4),
+    (701, "float8", "double precision", "N", 8), (1043, "varchar", "character varying", "S", -1),
+    (1082, "date", "date", "D", 4), (1083, "time", "time without time zone", "D", 8),
+    (1114, "timestamp", "timestamp without time zone", "D", 8),
+    (1184, "timestamptz", "timestamp with time zone", "D", 8),
+    (1186, "interval", "interval", "T", 16), (1700, "numeric", "numeric", "N", -1),
+    (2950, "uuid", "uuid", "U", 16),
+    (1000, "_bool", "boolean[]", "A", -1), (1016, "_int8", "bigint[]", "A", -1),
+    (1007, "_int4", "integer[]", "A", -1), (1009, "_text", "text[]", "A", -1),
+    (1022, "_float8", "double precision[]", "A", -1),
+)  # fmt: skip
+_ARRAY_OF = {20: 1016, 21: 1007, 23: 1007, 25: 1009, 16: 1000, 701: 1022, 700: 1022}
+_NAMESPACE_OID, _RELATION_OID = 16384, 24576  # user OIDs start at 16384 in PostgreSQL
+_FUNCTIONS = {"format_type", "pg_get_expr", "pg_table_is_visible", "pg_get_constraintdef",
+              "pg_get_indexdef", "pg_get_userbyid", "obj_description", "col_description",
+              "pg_type_is_visible", "pg_get_serial_sequence", "pg_encoding_to_char",
+              "has_table_privilege", "has_schema_privilege", "to_regtype", "to_regclass",
+              "pg_collation_is_visible", "json_build_object"}  # fmt: skip
+_RELATIONS = ("pg_namespace", "pg_class", "pg_attribute", "pg_type", "pg_constraint",
+              "pg_index", "pg_description", "pg_attrdef", "pg_enum", "pg_range",
+              "pg_collation", "pg_am", "pg_inherits", "pg_database", "pg_roles", "pg_user",
+              "pg_settings", "pg_proc", "pg_sequence", "pg_partitioned_table",
+              "pg_tablespace", "pg_extension", "pg_matviews", "pg_views",
+              "pg_foreign_table", "pg_opclass", "pg_statistic_ext", "pg_depend",
+              "pg_policy", "pg_rewrite", "pg_trigger")  # fmt: skip
+
+
+def type_oid(arrow: pa.DataType) -> tuple[int, int]:
+    """(PostgreSQL type OID, typmod) of a column of this Arrow type."""
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
+        return _ARRAY_OF.get(type_oid(arrow.value_type)[0], 1009), -1
+    if pa.types.is_decimal(arrow):
+        return 1700, ((arrow.precision << 16) | arrow.scale) + 4
+    for test, oid in ((pa.types.is_boolean, 16), (pa.types.is_int64, 20),
+                      (pa.types.is_int16, 21), (pa.types.is_int8, 21),
+                      (pa.types.is_integer, 23), (pa.types.is_float32, 700),
+                      (pa.types.is_floating, 701), (pa.types.is_date, 1082),
+                      (pa.types.is_time, 1083), (pa.types.is_binary, 17),
+                      (pa.types.is_large_binary, 17), (pa.types.is_interval, 1186),
+                      (pa.types.is_duration, 1186)):  # fmt: skip
+        if test(arrow):
+            return oid, -1
+    if pa.types.is_timestamp(arrow):
+        return (1184 if arrow.tz is not None else 1114), -1
+    return 25, -1
+
+
+def is_catalog_query(sql: str) -> bool:
+    """Whether `sql` reads PostgreSQL's system catalog (cheap test before parsing)."""
+    lowered = sql.lower()
+    return "pg_catalog" in lowered or any(name in lowered for name in _RELATIONS)
+
+
+def _rows(view: CatalogView) -> dict[str, list[tuple[Any, ...]]]:
+    """The catalog's rows for the caller's domains, products, columns and keys."""
+    domains = sorted({d.name: d.description for d in view.domains()}.items())
+    namespaces = {name: _NAMESPACE_OID + i for i, (name, _) in enumerate(domains)}
+    rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in (
+        "pg_namespace", "pg_class", "pg_attribute", "pg_constraint", "pg_index",
+        "pg_description")}  # fmt: skip
+    for name, description in domains:
+        rows["pg_namespace"].append((namespaces[name], name, 10, None))
+        if description:
+            rows["pg_description"].append((namespaces[name], 2615, 0, description))
+    products = sorted((p for p in view.products() if p.domain in namespaces),
+                      key=lambda p: (p.domain, p.name))  # fmt: skip
+    for i, product in enumerate(products):
+        relation = _RELATION_OID + 2 * i
+        masked = view.masked_columns(product)
+        keyed = bool(product.primary_key)
+        rows["pg_class"].append((relation, product.name, namespaces[product.domain], "r", 10,
+                                 -1.0, keyed, "p", False, 0, None, 2))  # fmt: skip
+        if product.description:
+            rows["pg_description"].append((relation, 1259, 0, product.description))
+        numbers = {}
+        for number, column in enumerate(product.columns, start=1):
+            oid, modifier = type_oid(column.arrow_type)
+            numbers[column.name] = number
+            rows["pg_attribute"].append((relation, column.name, oid, modifier, number,
+                                         not (column.nullable or column.name in masked),
+                                         False, False, "", "", 0))  # fmt: skip
+            if column.description:
+                rows["pg_description"].append((relation, 1259, number, column.description))
+        if keyed:
+            index = relation + 1
+            keys = [numbers[c] for c in product.primary_key]
+            rows["pg_class"].append((index, product.primary_key_name,
+                                     namespaces[product.domain], "i", 10, -1.0, False, "p",
+                                     False, 403, None, 0))  # fmt: skip
+            rows["pg_constraint"].append((index, product.primary_key_name,
+                                          namespaces[product.domain], "p", relation, keys, 0,
+                                          None, False, False, True, index, "", ""))  # fmt: skip
+            rows["pg_index"].append((index, relation, keys, True, True, None, None,
+                                     len(keys), len(keys), [0] * len(keys)))  # fmt: skip
+    return rows
+
+
+_DDL = f"""
+CREATE SCHEMA {_SCHEMA};
+CREATE TABLE {_SCHEMA}.pg_namespace (oid BIGINT, nspname VARCHAR, nspowner BIGINT,
+  nspacl VARCHAR[]);
+CREATE TABLE {_SCHEMA}.pg_class (oid BIGINT, relname VARCHAR, relnamespace BIGINT, relkind VARCHAR,
+  relowner BIGINT, reltuples DOUBLE, relhasindex BOOLEAN, relpersistence VARCHAR,
+  relispartition BOOLEAN, relam BIGINT, reloptions VARCHAR[], relnatts INTEGER,
+  relhasrules BOOLEAN DEFAULT false, relhastriggers BOOLEAN DEFAULT false,
+  relrowsecurity BOOLEAN DEFAULT false, relforcerowsecurity BOOLEAN DEFAULT false,
+  relchecks INTEGER DEFAULT 0, reltablespace BIGINT DEFAULT 0, reloftype BIGINT DEFAULT 0,
+  relreplident VARCHAR DEFAULT 'd', relpartbound VARCHAR, reltype BIGINT DEFAULT 0,
+  relacl VARCHAR[], relpages INTEGER DEFAULT 0, relisshared BOOLEAN DEFAULT false);
+CREATE TABLE {_SCHEMA}.pg_attribute (attrelid BIGINT, attname VARCHAR, atttypid BIGINT,
+  atttypmod INTEGER, attnum SMALLINT, attnotnull BOOLEAN, attisdropped BOOLEAN,
+  atthasdef BOOLEAN, attidentity VARCHAR, attgenerated VARCHAR, attcollation BIGINT,
+  attndims INTEGER DEFAULT 0, attlen INTEGER DEFAULT -1, attislocal BOOLEAN DEFAULT true,
+  attinhcount INTEGER DEFAULT 0);
+CREATE TABLE {_SCHEMA}.pg_type (oid BIGINT, typname VARCHAR, format_name VARCHAR,
+  typcategory VARCHAR, typlen INTEGER, typnamespace BIGINT DEFAULT 11,
+  typtype VARCHAR DEFAULT 'b', typbasetype BIGINT DEFAULT 0, typtypmod INTEGER DEFAULT -1,
+  typnotnull BOOLEAN DEFAULT false, typelem BIGINT DEFAULT 0, typarray BIGINT DEFAULT 0,
+  typrelid BIGINT DEFAULT 0, typowner BIGINT DEFAULT 10, typdelim VARCHAR DEFAULT ',',
+  typinput VARCHAR, typoutput VARCHAR, typreceive VARCHAR, typdefault VARCHAR,
+  typcollation BIGINT DEFAULT 0, typisdefined BOOLEAN DEFAULT true,
+  typbyval BOOLEAN DEFAULT false);
+CREATE TABLE {_SCHEMA}.pg_constraint (oid BIGINT, conname VARCHAR, connamespace BIGINT,
+  contype VARCHAR, conrelid BIGINT, conkey SMALLINT[], confrelid BIGINT, confkey SMALLINT[],
+  condeferrable BOOLEAN, condeferred BOOLEAN, convalidated BOOLEAN, conindid BIGINT,
+  confupdtype VARCHAR, confdeltype VARCHAR, confmatchtype VARCHAR DEFAULT 's',
+  conislocal BOOLEAN DEFAULT true, coninhcount INTEGER DEFAULT 0,
+  connoinherit BOOLEAN DEFAULT true,
+  conbin VARCHAR, contypid BIGINT DEFAULT 0, conparentid BIGINT DEFAULT 0);
+CREATE TABLE {_SCHEMA}.pg_index (indexrelid BIGINT, indrelid BIGINT, indkey SMALLINT[],
+  indisunique BOOLEAN, indisprimary BOOLEAN, indexprs VARCHAR, indpred VARCHAR,
+  indnatts SMALLINT, indnkeyatts SMALLINT, indoption SMALLINT[],
+  indisexclusion BOOLEAN DEFAULT false, indimmediate BOOLEAN DEFAULT true,
+  indisclustered BOOLEAN DEFAULT false, indisvalid BOOLEAN DEFAULT true,
+  indisready BOOLEAN DEFAULT true, indislive BOOLEAN DEFAULT true,
+  indisreplident BOOLEAN DEFAULT false, indnullsnotdistinct BOOLEAN DEFAULT false,
+  indclass BIGINT[], indcollation BIGINT[]);
+CREATE TABLE {_SCHEMA}.pg_description (objoid BIGINT, classoid BIGINT, objsubid INTEGER,
+  description VARCHAR);
+CREATE TABLE {_SCHEMA}.pg_attrdef (oid BIGINT, adrelid BIGINT, adnum SMALLINT, adbin VARCHAR);
+CREATE TABLE {_SCHEMA}.pg_enum (oid BIGINT, enumtypid BIGINT, enumsortorder DOUBLE,
+  enumlabel VARCHAR);
+CREATE TABLE {_SCHEMA}.pg_range (rngtypid BIGINT, rngsubtype BIGINT, rngmultitypid BIGINT);
+CREATE TABLE {_SCHEMA}.pg_collation (oid BIGINT, collname VARCHAR, collnamespace BIGINT);
+CREATE TABLE {_SCHEMA}.pg_am (oid BIGINT, amname VARCHAR, amtype VARCHAR);
+INSERT INTO {_SCHEMA}.pg_am VALUES (2, 'heap', 't'), (403, 'btree', 'i');
+CREATE TABLE {_SCHEMA}.pg_inherits (inhrelid BIGINT, inhparent BIGINT, inhseqno INTEGER,
+  inhdetachpending BOOLEAN);
+CREATE TABLE {_SCHEMA}.pg_database (oid BIGINT, datname VARCHAR, datdba BIGINT,
+  encoding INTEGER, datcollate VARCHAR, datctype VARCHAR, datistemplate BOOLEAN,
+  datallowconn BOOLEAN);
+INSERT INTO {_SCHEMA}.pg_database VALUES (16383, 'meshgate', 10, 6, 'C', 'C', false, true);
+CREATE TABLE {_SCHEMA}.pg_roles (oid BIGINT, rolname VARCHAR, rolsuper BOOLEAN);
+CREATE TABLE {_SCHEMA}.pg_user (usesysid BIGINT, usename VARCHAR, usesuper BOOLEAN);
+CREATE TABLE {_SCHEMA}.pg_settings (name VARCHAR, setting VARCHAR);
+INSERT INTO {_SCHEMA}.pg_settings VALUES ('server_version', '15.0'),
+  ('server_encoding', 'UTF8'), ('standard_conforming_strings', 'on'),
+  ('max_identifier_length', '63'), ('TimeZone', 'UTC'), ('DateStyle', 'ISO, MDY');
+"""
+_EMPTY = ("pg_proc", "pg_sequence", "pg_partitioned_table", "pg_tablespace", "pg_extension",
+          "pg_matviews", "pg_views", "pg_foreign_table", "pg_opclass", "pg_statistic_ext",
+          "pg_depend", "pg_policy", "pg_rewrite", "pg_trigger")  # fmt: skip
+_MACROS = f"""
+CREATE MACRO {_SCHEMA}.format_type(t, m) AS CASE
+  WHEN t = 1700 AND m >= 4 THEN 'numeric(' || ((m - 4) >> 16) || ',' || ((m - 4) & 65535) || ')'
+  ELSE (SELECT format_name FROM {_SCHEMA}.pg_type WHERE oid = t) END;
+CREATE MACRO {_SCHEMA}.pg_get_expr(e, r) AS NULL::VARCHAR, (e, r, p) AS NULL::VARCHAR;
+CREATE MACRO {_SCHEMA}.pg_table_is_visible(o) AS true;
+CREATE MACRO {_SCHEMA}.pg_type_is_visible(o) AS true;
+CREATE MACRO {_SCHEMA}.has_table_privilege(a, b) AS true, (a, b, c) AS true;
+CREATE MACRO {_SCHEMA}.has_schema_privilege(a, b) AS true, (a, b, c) AS true;
+CREATE MACRO {_SCHEMA}.pg_get_serial_sequence(a, b) AS NULL::VARCHAR;
+CREATE MACRO {_SCHEMA}.pg_collation_is_visible(o) AS true;
+CREATE MACRO {_SCHEMA}.json_build_object(a, b) AS NULL::JSON, (a, b, c, d) AS NULL::JSON,
+  (a, b, c, d, e, f, g, h, i, j, k, l) AS NULL::JSON;
+CREATE MACRO {_SCHEMA}.pg_encoding_to_char(e) AS 'UTF8';
+CREATE MACRO {_SCHEMA}.pg_get_userbyid(o) AS 'meshgate';
+CREATE MACRO {_SCHEMA}.obj_description(o) AS (SELECT min(description)
+  FROM {_SCHEMA}.pg_description WHERE objoid = o AND objsubid = 0),
+  (o, c) AS (SELECT min(description) FROM {_SCHEMA}.pg_description
+  WHERE objoid = o AND objsubid = 0);
+CREATE MACRO {_SCHEMA}.col_description(o, n) AS (SELECT min(description)
+  FROM {_SCHEMA}.pg_description WHERE objoid = o AND objsubid = n);
+CREATE MACRO {_SCHEMA}.key_columns(o) AS (SELECT string_agg(a.attname, ', '
+  ORDER BY list_position(c.conkey, a.attnum)) FROM {_SCHEMA}.pg_constraint c,
+  {_SCHEMA}.pg_attribute a WHERE c.oid = o AND a.attrelid = c.conrelid
+  AND list_contains(c.conkey, a.attnum));
+CREATE MACRO {_SCHEMA}.pg_get_constraintdef(o) AS 'PRIMARY KEY (' || {_SCHEMA}.key_columns(o)
+  || ')', (o, p) AS 'PRIMARY KEY (' || {_SCHEMA}.key_columns(o) || ')';
+CREATE MACRO {_SCHEMA}.pg_get_indexdef(o) AS NULL::VARCHAR,
+  (o, c, p) AS (SELECT a.attname FROM {_SCHEMA}.pg_index i,
+  {_SCHEMA}.pg_attribute a WHERE i.indexrelid = o AND a.attrelid = i.indrelid
+  AND a.attnum = i.indkey[c]);
+CREATE MACRO {_SCHEMA}.regclass_of(name) AS (SELECT c.oid FROM {_SCHEMA}.pg_class c
+  JOIN {_SCHEMA}.pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname || '.' || c.relname = name OR (c.relname = name AND NOT contains(name, '.'))
+     OR '"' || n.nspname || '"."' || c.relname || '"' = name);
+CREATE MACRO {_SCHEMA}.regtype_of(name) AS (SELECT min(oid) FROM {_SCHEMA}.pg_type
+  WHERE typname = name OR format_name = name);
+CREATE MACRO {_SCHEMA}.to_regtype(name) AS {_SCHEMA}.regtype_of(name);
+CREATE MACRO {_SCHEMA}.to_regclass(name) AS {_SCHEMA}.regclass_of(name);
+"""
+
+
+class CatalogQueries:
+    """Runs a client's catalog query on the caller's own `pg_catalog`."""
+
+    def __init__(self, view: CatalogView) -> None:
+        self._view = view
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        translated = translate(sql)
+        with duckdb.connect(config={"threads": 1, "memory_limit": "256MB"}) as connection:
+            connection.execute(_DDL)
+            for name in _EMPTY:
+                connection.execute(f"CREATE TABLE {_SCHEMA}.{name} (oid BIGINT)")
+            connection.execute(f"ALTER TABLE {_SCHEMA}.pg_sequence ADD COLUMN seqrelid BIGINT")
+            for column in ("seqstart", "seqincrement", "seqmin", "seqmax", "seqcache"):
+                connection.execute(f"ALTER TABLE {_SCHEMA}.pg_sequence ADD COLUMN {column} BIGINT")
+            connection.execute(f"ALTER TABLE {_SCHEMA}.pg_sequence ADD COLUMN seqcycle BOOLEAN")
+            rows = _rows(self._view)
+            for name, values in rows.items():
+                if values:
+                    marks = ", ".join("?" * len(values[0]))
+                    columns = len(values[0])
+                    names = [r[0] for r in connection.execute(
+                        f"SELECT column_name FROM duckdb_columns() WHERE schema_name = "
+                        f"'{_SCHEMA}' AND table_name = '{name}' ORDER BY column_index").fetchall()]
+                    connection.executemany(
+                        f"INSERT INTO {_SCHEMA}.{name} ({', '.join(names[:columns])}) "
+                        f"VALUES ({marks})", values)  # fmt: skip
+            connection.executemany(
+                f"INSERT INTO {_SCHEMA}.pg_type (oid, typname, format_name, typcategory, typlen)"
+                " VALUES (?, ?, ?, ?, ?)", list(_TYPES))  # fmt: skip
+            connection.execute(_MACROS)
+            connection.execute("SET enable_external_access = false")
+            connection.execute("SET lock_configuration = true")
+            try:
+                return connection.execute(translated, list(params)).fetch_arrow_table()
+            except duckdb.Error as exc:
+                raise SqlSyntaxError(
+                    "this catalog query is not supported by meshgate's pg_catalog "
+                    f"({str(exc).splitlines()[0]})") from None
+
+
+def translate(sql: str) -> str:
+    """The client's PostgreSQL catalog query as DuckDB SQL over the `pgc` schema."""
+    try:
+        tree = sqlglot.parse_one(sql, read="postgres")
+    except sqlglot.errors.ParseError as exc:
+        raise SqlSyntaxError(f"catalog query could not be parsed: {exc}") from None
+    if not isinstance(tree, (exp.Select, exp.Union, exp.Subquery, exp.With)) and not (
+            isinstance(tree, exp.Query)):  # fmt: skip
+        raise SqlSyntaxError("only SELECT reads the catalog")
+    # Twice: a function rewritten in the first pass keeps arguments not yet visited.
+    return tree.transform(_point_at_catalog).transform(_point_at_catalog).sql(dialect="duckdb")
+
+
+def _point_at_catalog(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Table) and (node.db.lower() == "pg_catalog" or (
+            not node.db and node.name.lower() in _RELATIONS)):  # fmt: skip
+        if node.name.lower() not in _RELATIONS:
+            raise SqlSyntaxError(f"pg_catalog.{node.name} is not served by meshgate")
+        return exp.table_(node.name.lower(), db=_SCHEMA, alias=node.alias or None)
+    if isinstance(node, exp.Column) and node.db.lower() == "pg_catalog":
+        return exp.column(node.name, table=node.table.lower(), db=_SCHEMA, quoted=False)
+    if isinstance(node, exp.Dot) and isinstance(node.this, exp.Identifier) and \
+            node.this.name.lower() == "pg_catalog" and isinstance(node.expression, exp.Func):
+        function: exp.Expression = node.args["expression"]
+        return _point_at_catalog(function)
+    if isinstance(node, exp.Anonymous) and node.name.lower() in _FUNCTIONS:
+        return exp.Anonymous(this=f"{_SCHEMA}.{node.name.lower()}",
+                             expressions=node.expressions)  # fmt: skip
+    if isinstance(node, exp.Cast):
+        target = node.to.sql(dialect="postgres").lower()
+        if target in ("regclass", "pg_catalog.regclass"):
+            return _lookup("regclass_of", node.this)
+        if target in ("regtype", "pg_catalog.regtype"):
+            return _lookup("regtype_of", node.this)
+        if target in ("oid", "pg_catalog.oid", "regproc", "name", "pg_catalog.name"):
+            return exp.cast(node.this, "BIGINT" if "oid" in target else "VARCHAR")
+    return node
+
+
+def _lookup(macro: str, value: exp.Expression) -> exp.Expression:
+    if not (isinstance(value, exp.Literal) and value.is_string) and not isinstance(
+            value, (exp.Placeholder, exp.Parameter)):  # fmt: skip
+        return exp.cast(value, "BIGINT")  # an OID already
+    return exp.Anonymous(this=f"{_SCHEMA}.{macro}", expressions=[value])

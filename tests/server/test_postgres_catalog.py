@@ -1,0 +1,75 @@
+"""`pg_catalog` over the PostgreSQL wire: what psycopg reads there is what ADBC's get_objects
+shows over Flight SQL, for each caller, and nothing else (no hidden product, no file)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import adbc_driver_flightsql.dbapi as adbc
+import psycopg
+import pytest
+from pyarrow import flight
+
+from meshgate.server.postgres import PostgresFrontEnd
+from meshgate.service import QueryService
+
+PRODUCT_COLUMNS = """
+SELECT n.nspname, t.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)
+FROM pg_catalog.pg_class t JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid
+WHERE t.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY 1, 2, a.attnum"""
+
+
+@pytest.fixture(scope="module")
+def postgres_port(service: QueryService) -> Iterator[int]:
+    front_end = PostgresFrontEnd(service).start()
+    yield front_end.port
+    front_end.shutdown()
+
+
+def _connect(port: int, user: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(f"postgresql://{user}:{user}@127.0.0.1:{port}/meshgate")
+
+
+def _flight_objects(server: flight.FlightServerBase, user: str) -> set[tuple[str, str, str]]:
+    uri = f"grpc://127.0.0.1:{server.port}"
+    with adbc.connect(uri, db_kwargs={"username": user, "password": user}) as connection:
+        objects = connection.adbc_get_objects(depth="columns").read_all().to_pylist()
+    return {(schema["db_schema_name"], table["table_name"], column["column_name"])
+            for catalog in objects for schema in catalog["catalog_db_schemas"] or ()
+            for table in schema["db_schema_tables"] or ()
+            if table["table_type"].upper() in ("TABLE", "BASE TABLE")
+            for column in table["table_columns"] or ()}  # fmt: skip
+
+
+@pytest.mark.parametrize("user", ["analyst", "partner"])
+def test_pg_catalog_lists_the_products_and_columns_get_objects_shows(
+    postgres_port: int, server: flight.FlightServerBase, user: str
+) -> None:
+    with _connect(postgres_port, user) as connection:
+        rows = connection.execute(PRODUCT_COLUMNS).fetchall()
+    assert {(str(s), str(t), str(c)) for s, t, c, _ in rows} == _flight_objects(server, user)
+    assert ("hr" in {row[0] for row in rows}) == (user == "analyst")
+
+
+def test_types_keys_and_descriptions_read_as_postgresql_gives_them(postgres_port: int) -> None:
+    with _connect(postgres_port, "analyst") as connection:
+        types = {str(name): str(kind) for name, kind in connection.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = %s", ("employees",))}
+        key = connection.execute(
+            "SELECT conname, conkey FROM pg_catalog.pg_constraint WHERE contype = 'p' AND "
+            "conrelid = 'hr.employees'::regclass").fetchall()
+    assert types["id"] == "bigint"
+    assert types["salary"].startswith("numeric(")
+    assert key == [("employees_pkey", ["1"])]
+
+
+def test_a_catalog_query_reads_no_file_and_writes_nothing(postgres_port: int) -> None:
+    with _connect(postgres_port, "admin") as connection:
+        with pytest.raises(psycopg.Error) as reading:
+            connection.execute("SELECT * FROM pg_catalog.pg_class, read_csv('/etc/passwd')")
+        assert "/etc/passwd" not in str(reading.value) or "disabled" in str(reading.value)
+    with _connect(postgres_port, "admin") as connection, pytest.raises(psycopg.Error):
+        connection.execute("DELETE FROM pg_catalog.pg_class")
