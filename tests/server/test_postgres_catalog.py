@@ -66,6 +66,25 @@ def test_types_keys_and_descriptions_read_as_postgresql_gives_them(postgres_port
     assert key == [("employees_pkey", ["1"])]
 
 
+CATALOG_RELATIONS = ("pg_namespace", "pg_class", "pg_attribute", "pg_constraint", "pg_index",
+                     "pg_description", "pg_type", "pg_settings", "pg_database")
+# Source names and a source table name that differs from its product's (sales.customers).
+PHYSICAL_NAMES = ("sales_db", "hr_db", "finance_lake", "customer_master")
+
+
+def test_no_catalog_relation_names_a_hidden_product_or_a_physical_name(
+    postgres_port: int
+) -> None:
+    with _connect(postgres_port, "partner") as connection:
+        dumped = " ".join(str(connection.execute(f"SELECT * FROM pg_catalog.{name}").fetchall())
+                          for name in CATALOG_RELATIONS)  # fmt: skip
+    assert "'sales'" in dumped
+    assert "'orders'" in dumped
+    for hidden in ("hr", "employees", "departments", "finance", "budgets", "ssn",
+                   *PHYSICAL_NAMES):  # fmt: skip
+        assert f"'{hidden}'" not in dumped
+
+
 def test_a_catalog_query_reads_no_file_and_writes_nothing(postgres_port: int) -> None:
     with _connect(postgres_port, "admin") as connection:
         with pytest.raises(psycopg.Error) as reading:

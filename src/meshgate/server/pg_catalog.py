@@ -45,12 +45,13 @@ _TYPES: tuple[tuple[int, str, str, str, int], ...] = (  # oid, typname, format n
     (1022, "_float8", "double precision[]", "A", -1),
 )  # fmt: skip
 _ARRAY_OF = {20: 1016, 21: 1007, 23: 1007, 25: 1009, 16: 1000, 701: 1022, 700: 1022}
+_VECTORS = {"indkey", "indoption", "indclass", "indcollation"}
 _NAMESPACE_OID, _RELATION_OID = 16384, 24576  # user OIDs start at 16384 in PostgreSQL
 _FUNCTIONS = {"format_type", "pg_get_expr", "pg_table_is_visible", "pg_get_constraintdef",
               "pg_get_indexdef", "pg_get_userbyid", "obj_description", "col_description",
               "pg_type_is_visible", "pg_get_serial_sequence", "pg_encoding_to_char",
               "has_table_privilege", "has_schema_privilege", "to_regtype", "to_regclass",
-              "pg_collation_is_visible", "json_build_object"}  # fmt: skip
+              "pg_collation_is_visible", "current_setting"}  # fmt: skip
 _RELATIONS = ("pg_namespace", "pg_class", "pg_attribute", "pg_type", "pg_constraint",
               "pg_index", "pg_description", "pg_attrdef", "pg_enum", "pg_range",
               "pg_collation", "pg_am", "pg_inherits", "pg_database", "pg_roles", "pg_user",
@@ -190,11 +191,32 @@ CREATE TABLE {_SCHEMA}.pg_user (usesysid BIGINT, usename VARCHAR, usesuper BOOLE
 CREATE TABLE {_SCHEMA}.pg_settings (name VARCHAR, setting VARCHAR);
 INSERT INTO {_SCHEMA}.pg_settings VALUES ('server_version', '15.0'),
   ('server_encoding', 'UTF8'), ('standard_conforming_strings', 'on'),
-  ('max_identifier_length', '63'), ('TimeZone', 'UTC'), ('DateStyle', 'ISO, MDY');
+  ('max_identifier_length', '63'), ('TimeZone', 'UTC'), ('DateStyle', 'ISO, MDY'),
+  ('default_table_access_method', 'heap'), ('search_path', 'public'),
+  ('transaction_isolation', 'read committed'), ('client_encoding', 'UTF8');
 """
-_EMPTY = ("pg_proc", "pg_sequence", "pg_partitioned_table", "pg_tablespace", "pg_extension",
-          "pg_matviews", "pg_views", "pg_foreign_table", "pg_opclass", "pg_statistic_ext",
-          "pg_depend", "pg_policy", "pg_rewrite", "pg_trigger")  # fmt: skip
+# Relations meshgate has nothing for (no functions, views, sequences, rules...): empty, but
+# with the columns clients select.
+_EMPTY = {
+    "pg_proc": "oid BIGINT, proname VARCHAR, pronamespace BIGINT, prorettype BIGINT, "
+               "proargtypes BIGINT[], prokind VARCHAR",
+    "pg_sequence": "seqrelid BIGINT, seqtypid BIGINT, seqstart BIGINT, seqincrement BIGINT, "
+                   "seqmax BIGINT, seqmin BIGINT, seqcache BIGINT, seqcycle BOOLEAN",
+    "pg_partitioned_table": "partrelid BIGINT, partstrat VARCHAR, partnatts SMALLINT",
+    "pg_tablespace": "oid BIGINT, spcname VARCHAR",
+    "pg_extension": "oid BIGINT, extname VARCHAR, extversion VARCHAR, extnamespace BIGINT",
+    "pg_matviews": "schemaname VARCHAR, matviewname VARCHAR, definition VARCHAR",
+    "pg_views": "schemaname VARCHAR, viewname VARCHAR, definition VARCHAR",
+    "pg_foreign_table": "ftrelid BIGINT, ftserver BIGINT",
+    "pg_opclass": "oid BIGINT, opcname VARCHAR, opcmethod BIGINT, opcnamespace BIGINT, "
+                  "opcdefault BOOLEAN",
+    "pg_statistic_ext": "oid BIGINT, stxname VARCHAR, stxrelid BIGINT, stxnamespace BIGINT",
+    "pg_depend": "classid BIGINT, objid BIGINT, objsubid INTEGER, refclassid BIGINT, "
+                 "refobjid BIGINT, refobjsubid INTEGER, deptype VARCHAR",
+    "pg_policy": "oid BIGINT, polname VARCHAR, polrelid BIGINT",
+    "pg_rewrite": "oid BIGINT, rulename VARCHAR, ev_class BIGINT",
+    "pg_trigger": "oid BIGINT, tgname VARCHAR, tgrelid BIGINT",
+}
 _MACROS = f"""
 CREATE MACRO {_SCHEMA}.format_type(t, m) AS CASE
   WHEN t = 1700 AND m >= 4 THEN 'numeric(' || ((m - 4) >> 16) || ',' || ((m - 4) & 65535) || ')'
@@ -206,8 +228,9 @@ CREATE MACRO {_SCHEMA}.has_table_privilege(a, b) AS true, (a, b, c) AS true;
 CREATE MACRO {_SCHEMA}.has_schema_privilege(a, b) AS true, (a, b, c) AS true;
 CREATE MACRO {_SCHEMA}.pg_get_serial_sequence(a, b) AS NULL::VARCHAR;
 CREATE MACRO {_SCHEMA}.pg_collation_is_visible(o) AS true;
-CREATE MACRO {_SCHEMA}.json_build_object(a, b) AS NULL::JSON, (a, b, c, d) AS NULL::JSON,
-  (a, b, c, d, e, f, g, h, i, j, k, l) AS NULL::JSON;
+CREATE MACRO {_SCHEMA}.current_setting(n) AS (SELECT min(setting) FROM {_SCHEMA}.pg_settings
+  WHERE lower(name) = lower(n)), (n, missing_ok) AS (SELECT min(setting)
+  FROM {_SCHEMA}.pg_settings WHERE lower(name) = lower(n));
 CREATE MACRO {_SCHEMA}.pg_encoding_to_char(e) AS 'UTF8';
 CREATE MACRO {_SCHEMA}.pg_get_userbyid(o) AS 'meshgate';
 CREATE MACRO {_SCHEMA}.obj_description(o) AS (SELECT min(description)
@@ -246,28 +269,8 @@ class CatalogQueries:
     def run(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         translated = translate(sql)
         with duckdb.connect(config={"threads": 1, "memory_limit": "256MB"}) as connection:
-            connection.execute(_DDL)
-            for name in _EMPTY:
-                connection.execute(f"CREATE TABLE {_SCHEMA}.{name} (oid BIGINT)")
-            connection.execute(f"ALTER TABLE {_SCHEMA}.pg_sequence ADD COLUMN seqrelid BIGINT")
-            for column in ("seqstart", "seqincrement", "seqmin", "seqmax", "seqcache"):
-                connection.execute(f"ALTER TABLE {_SCHEMA}.pg_sequence ADD COLUMN {column} BIGINT")
-            connection.execute(f"ALTER TABLE {_SCHEMA}.pg_sequence ADD COLUMN seqcycle BOOLEAN")
-            rows = _rows(self._view)
-            for name, values in rows.items():
-                if values:
-                    marks = ", ".join("?" * len(values[0]))
-                    columns = len(values[0])
-                    names = [r[0] for r in connection.execute(
-                        f"SELECT column_name FROM duckdb_columns() WHERE schema_name = "
-                        f"'{_SCHEMA}' AND table_name = '{name}' ORDER BY column_index").fetchall()]
-                    connection.executemany(
-                        f"INSERT INTO {_SCHEMA}.{name} ({', '.join(names[:columns])}) "
-                        f"VALUES ({marks})", values)  # fmt: skip
-            connection.executemany(
-                f"INSERT INTO {_SCHEMA}.pg_type (oid, typname, format_name, typcategory, typlen)"
-                " VALUES (?, ?, ?, ?, ?)", list(_TYPES))  # fmt: skip
-            connection.execute(_MACROS)
+            _fill(connection, self._view)
+            # Nothing but these tables: no file, no network, no setting changed by the query.
             connection.execute("SET enable_external_access = false")
             connection.execute("SET lock_configuration = true")
             try:
@@ -278,20 +281,47 @@ class CatalogQueries:
                     f"({str(exc).splitlines()[0]})") from None
 
 
+def _fill(connection: duckdb.DuckDBPyConnection, view: CatalogView) -> None:
+    connection.execute(_DDL)
+    for name, columns in _EMPTY.items():
+        connection.execute(f"CREATE TABLE {_SCHEMA}.{name} ({columns})")
+    for name, values in _rows(view).items():
+        if values:  # the rows fill a table's first columns; the others keep their defaults
+            names = [row[0] for row in connection.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND "
+                "table_name = ? ORDER BY column_index", [_SCHEMA, name]).fetchall()]
+            width = len(values[0])
+            connection.executemany(
+                f"INSERT INTO {_SCHEMA}.{name} ({', '.join(names[:width])}) "
+                f"VALUES ({', '.join('?' * width)})", values)  # fmt: skip
+    connection.executemany(
+        f"INSERT INTO {_SCHEMA}.pg_type (oid, typname, format_name, typcategory, typlen) "
+        "VALUES (?, ?, ?, ?, ?)", list(_TYPES))  # fmt: skip
+    connection.execute(_MACROS)
+
+
 def translate(sql: str) -> str:
     """The client's PostgreSQL catalog query as DuckDB SQL over the `pgc` schema."""
     try:
         tree = sqlglot.parse_one(sql, read="postgres")
     except sqlglot.errors.ParseError as exc:
         raise SqlSyntaxError(f"catalog query could not be parsed: {exc}") from None
-    if not isinstance(tree, (exp.Select, exp.Union, exp.Subquery, exp.With)) and not (
-            isinstance(tree, exp.Query)):  # fmt: skip
-        raise SqlSyntaxError("only SELECT reads the catalog")
-    # Twice: a function rewritten in the first pass keeps arguments not yet visited.
-    return tree.transform(_point_at_catalog).transform(_point_at_catalog).sql(dialect="duckdb")
+    if not isinstance(tree, exp.Query):
+        raise SqlSyntaxError("only SELECT reads the catalog; meshgate is read-only")
+    return _rewrite(tree).sql(dialect="duckdb")
 
 
-def _point_at_catalog(node: exp.Expression) -> exp.Expression:
+def _rewrite(node: exp.Expr) -> exp.Expr:
+    """Children first, so that a rewritten function or cast already holds rewritten
+    arguments."""
+    for child in list(node.iter_expressions()):
+        rewritten = _rewrite(child)
+        if rewritten is not child:
+            child.replace(rewritten)
+    return _point_at_catalog(node)
+
+
+def _point_at_catalog(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.Table) and (node.db.lower() == "pg_catalog" or (
             not node.db and node.name.lower() in _RELATIONS)):  # fmt: skip
         if node.name.lower() not in _RELATIONS:
@@ -301,13 +331,25 @@ def _point_at_catalog(node: exp.Expression) -> exp.Expression:
         return exp.column(node.name, table=node.table.lower(), db=_SCHEMA, quoted=False)
     if isinstance(node, exp.Dot) and isinstance(node.this, exp.Identifier) and \
             node.this.name.lower() == "pg_catalog" and isinstance(node.expression, exp.Func):
-        function: exp.Expression = node.args["expression"]
+        function: exp.Expr = node.args["expression"]
         return _point_at_catalog(function)
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "json_build_object":
+        return exp.Anonymous(this="json_object", expressions=[
+            exp.cast(e, "VARCHAR") if i % 2 == 0 else e for i, e in enumerate(node.expressions)])
     if isinstance(node, exp.Anonymous) and node.name.lower() in _FUNCTIONS:
         return exp.Anonymous(this=f"{_SCHEMA}.{node.name.lower()}",
                              expressions=node.expressions)  # fmt: skip
+    if isinstance(node, exp.EQ) and isinstance(node.expression, exp.Any) and not isinstance(
+            node.expression.this, (exp.Subquery, exp.Select)):  # fmt: skip
+        return exp.Anonymous(this="list_contains",
+                             expressions=[node.expression.this, node.this])  # x = ANY(array)
     if isinstance(node, exp.Cast):
         target = node.to.sql(dialect="postgres").lower()
+        if target in ("varchar", "text") and isinstance(node.this, exp.Column) and \
+                node.this.name.lower() in _VECTORS:
+            # int2vector and oidvector read as PostgreSQL writes them: "1 3"
+            return exp.Anonymous(this="array_to_string",
+                                 expressions=[node.this, exp.Literal.string(" ")])
         if target in ("regclass", "pg_catalog.regclass"):
             return _lookup("regclass_of", node.this)
         if target in ("regtype", "pg_catalog.regtype"):
@@ -317,7 +359,7 @@ def _point_at_catalog(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _lookup(macro: str, value: exp.Expression) -> exp.Expression:
+def _lookup(macro: str, value: exp.Expr) -> exp.Expr:
     if not (isinstance(value, exp.Literal) and value.is_string) and not isinstance(
             value, (exp.Placeholder, exp.Parameter)):  # fmt: skip
         return exp.cast(value, "BIGINT")  # an OID already
