@@ -16,6 +16,8 @@ positions in the caller's own list, so they name nothing a caller cannot see.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +28,8 @@ from sqlglot import expressions as exp
 
 from meshgate.catalog.catalog import CatalogView
 from meshgate.errors import SqlSyntaxError
+from meshgate.principal import Principal
+from meshgate.service import QueryService
 
 _SCHEMA = "pgc"
 # PostgreSQL's OIDs and format_type names for the types meshgate columns can have.
@@ -261,42 +265,72 @@ CREATE MACRO {_SCHEMA}.to_regclass(name) AS {_SCHEMA}.regclass_of(name);
 
 
 class CatalogQueries:
-    """Runs a client's catalog query on the caller's own `pg_catalog`."""
+    """Runs clients' catalog queries, each on its caller's own `pg_catalog`.
 
-    def __init__(self, view: CatalogView) -> None:
-        self._view = view
+    One small DuckDB per principal and configuration generation, kept for the next query
+    (BI tools send dozens at connect) and dropped, least recently used first, past
+    `_KEPT`; a query runs on a cursor of its own."""
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+    def __init__(self, service: QueryService) -> None:
+        self._service = service
+        self._kept: OrderedDict[tuple[Any, ...], duckdb.DuckDBPyConnection] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def run(self, principal: Principal, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         translated = translate(sql)
-        with duckdb.connect(config={"threads": 1, "memory_limit": "256MB"}) as connection:
-            _fill(connection, self._view)
-            # Nothing but these tables: no file, no network, no setting changed by the query.
-            connection.execute("SET enable_external_access = false")
-            connection.execute("SET lock_configuration = true")
-            try:
-                return connection.execute(translated, list(params)).fetch_arrow_table()
-            except duckdb.Error as exc:
-                raise SqlSyntaxError(
-                    "this catalog query is not supported by meshgate's pg_catalog "
-                    f"({str(exc).splitlines()[0]})") from None
+        cursor = self._catalog(principal).cursor()
+        try:
+            return cursor.execute(translated, list(params)).fetch_arrow_table()
+        except duckdb.Error as exc:
+            raise SqlSyntaxError(
+                "this catalog query is not supported by meshgate's pg_catalog "
+                f"({str(exc).splitlines()[0]})") from None
+        finally:
+            cursor.close()
+
+    def _catalog(self, principal: Principal) -> duckdb.DuckDBPyConnection:
+        key = (self._service.generation, principal.name, principal.roles,
+               tuple(sorted(principal.attributes.items())))  # fmt: skip
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None:
+                self._kept.move_to_end(key)
+                return kept
+        connection = duckdb.connect(config={"threads": 1, "memory_limit": "256MB"})
+        _fill(connection, self._service.view(principal))
+        # Nothing but these tables: no file, no network, no setting changed by a query.
+        connection.execute("SET enable_external_access = false")
+        connection.execute("SET lock_configuration = true")
+        with self._lock:
+            self._kept[key] = connection
+            while len(self._kept) > _KEPT:
+                self._kept.popitem(last=False)[1].close()
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            while self._kept:
+                self._kept.popitem()[1].close()
+
+
+_KEPT = 32
 
 
 def _fill(connection: duckdb.DuckDBPyConnection, view: CatalogView) -> None:
     connection.execute(_DDL)
     for name, columns in _EMPTY.items():
         connection.execute(f"CREATE TABLE {_SCHEMA}.{name} ({columns})")
-    for name, values in _rows(view).items():
+    for name, values in [*_rows(view).items(), ("pg_type", list(_TYPES))]:
         if values:  # the rows fill a table's first columns; the others keep their defaults
             names = [row[0] for row in connection.execute(
                 "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND "
                 "table_name = ? ORDER BY column_index", [_SCHEMA, name]).fetchall()]
             width = len(values[0])
-            connection.executemany(
-                f"INSERT INTO {_SCHEMA}.{name} ({', '.join(names[:width])}) "
-                f"VALUES ({', '.join('?' * width)})", values)  # fmt: skip
-    connection.executemany(
-        f"INSERT INTO {_SCHEMA}.pg_type (oid, typname, format_name, typcategory, typlen) "
-        "VALUES (?, ?, ?, ?, ?)", list(_TYPES))  # fmt: skip
+            rows = pa.Table.from_pylist([dict(zip(names, row, strict=False)) for row in values])
+            connection.register("catalog_rows", rows)
+            connection.execute(f"INSERT INTO {_SCHEMA}.{name} ({', '.join(names[:width])}) "
+                               f"SELECT {', '.join(names[:width])} FROM catalog_rows")
+            connection.unregister("catalog_rows")
     connection.execute(_MACROS)
 
 

@@ -307,9 +307,10 @@ def _text(name: str, value: str) -> _Result:
 class _Session(bv.Session):  # type: ignore[misc]
     """One client connection: its principal once signed in, and the shared QueryService."""
 
-    def __init__(self, service: QueryService) -> None:
+    def __init__(self, service: QueryService, catalog_queries: CatalogQueries) -> None:
         super().__init__()
         self.service = service
+        self.catalog_queries = catalog_queries
         self.principal: Principal | None = None
         self.client: str | None = None
         self._running: CancelToken | None = None
@@ -422,8 +423,8 @@ class _Session(bv.Session):  # type: ignore[misc]
         from the caller's own catalog, or None for any other statement."""
         if not is_catalog_query(sql):
             return None
-        view = self.service.view(self.service.current_principal(self._signed_in()))
-        table = CatalogQueries(view).run(sql, params)
+        table = self.catalog_queries.run(self.service.current_principal(self._signed_in()),
+                                         sql, params)  # fmt: skip
         result = _Result(table.schema, [list(row.values()) for row in table.to_pylist()])
         result.as_text_arrays()
         return result
@@ -460,9 +461,10 @@ class _Connection(bv.Connection):  # type: ignore[misc]
     def __init__(self, service: QueryService) -> None:
         super().__init__()
         self.service = service
+        self.catalog_queries = CatalogQueries(service)
 
     def new_session(self) -> _Session:
-        return _Session(self.service)
+        return _Session(self.service, self.catalog_queries)
 
     def parameters(self) -> dict[str, str]:
         return {name: _SETTINGS[name] for name in (
@@ -735,3 +737,4 @@ class PostgresFrontEnd:
     def shutdown(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.conn.catalog_queries.close()
