@@ -25,9 +25,12 @@ FLIGHT_PORT=${FLIGHT_PORT:-18815}
 if [ ! -x "$SUPERSET_VENV/bin/superset" ]; then
   "$SUPERSET_PYTHON" -m venv "$SUPERSET_VENV"
   "$SUPERSET_VENV/bin/pip" install -q --upgrade pip
-  # rich: imported by superset/cli/test_db.py but not declared by apache-superset 6.1.0
+  # rich and cachetools: imported by superset/cli/test_db.py and
+  # superset/db_engine_specs/aws_iam.py (the PostgreSQL spec's) but not declared by
+  # apache-superset 6.1.0; flask-caching: 2.5 (what "<3" resolves to) breaks Superset's
+  # memoized caches.
   "$SUPERSET_VENV/bin/pip" install -q "apache-superset==6.1.0" "psycopg2-binary==2.9.13" \
-    "rich==15.0.0"
+    "rich==15.0.0" "cachetools==8.0.0" "flask-caching==2.3.1"
 fi
 
 # The demo mesh with the PostgreSQL port switched on.

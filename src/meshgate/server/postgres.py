@@ -8,8 +8,9 @@ no deployment step here does. buenavista's gaps are closed here, in small overri
 each one touches governance or correctness:
 
 * authentication: buenavista offers only MD5 against clear-text passwords it holds (no SCRAM,
-  no TLS); meshgate keeps scrypt hashes, so the handler asks for a clear-text password and
-  checks it with `QueryService.authenticate` (the same users, back-off and audit as Flight SQL);
+  no TLS); here the default is SCRAM-SHA-256 (`server/scram.py`, against the SCRAM verifiers
+  users' hashes can be), and `server.postgres_auth: password` asks for a clear-text password
+  checked with `QueryService.authenticate`; both have Flight SQL's users, back-off and audit;
 * errors: buenavista sends only a message; here every error carries severity and a SQLSTATE,
   and its text is the one Flight SQL clients see (`server.errors.client_error`);
 * describing a prepared statement: buenavista runs the query with made-up parameters; here the
@@ -20,9 +21,11 @@ each one touches governance or correctness:
 
 Every statement goes through the same `QueryService.prepare`/`execute` as Flight SQL, so grants,
 row filters, masks and audit apply unchanged. Only client session chatter (SET, SHOW, BEGIN,
-version()) is answered here from constants, and psql's `\\dt`/`\\d` catalog queries from
-information_schema asked through the QueryService (so only what the caller may read); no
-pg_catalog query ever reaches a source. A query's warnings (a deprecated product it reads) go
+version()) is answered here from constants, psql's `\\dt`/`\\d` catalog queries by their shapes
+from information_schema asked through the QueryService, and every other `pg_catalog` query
+(SQLAlchemy's reflection, BI schema browsers) on the caller's own catalog tables
+(`server/pg_catalog.py`); both hold only what the caller may read, and no pg_catalog query
+ever reaches a source. A query's warnings (a deprecated product it reads) go
 out as WARNING notices before its rows. TLS (`server.tls`) is added here as well: buenavista
 answers every SSL request with 'N'; here the socket is wrapped when a certificate is
 configured, and plaintext stays limited to loopback clients (buenavista's own rule).
