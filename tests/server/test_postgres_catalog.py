@@ -85,10 +85,26 @@ def test_no_catalog_relation_names_a_hidden_product_or_a_physical_name(
         assert f"'{hidden}'" not in dumped
 
 
-def test_a_catalog_query_reads_no_file_and_writes_nothing(postgres_port: int) -> None:
-    with _connect(postgres_port, "admin") as connection:
-        with pytest.raises(psycopg.Error) as reading:
-            connection.execute("SELECT * FROM pg_catalog.pg_class, read_csv('/etc/passwd')")
-        assert "/etc/passwd" not in str(reading.value) or "disabled" in str(reading.value)
-    with _connect(postgres_port, "admin") as connection, pytest.raises(psycopg.Error):
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM pg_catalog.pg_class, read_text('/etc/hostname')",  # a file
+    "SELECT * FROM duckdb_settings(), pg_class",  # the engine's settings (its directories)
+    "SELECT t.relname, o.order_id FROM pg_class t, sales.orders o",  # a product beside it
+])  # fmt: skip
+def test_a_catalog_query_reads_nothing_but_the_catalog(postgres_port: int, sql: str) -> None:
+    with _connect(postgres_port, "admin") as connection, pytest.raises(psycopg.Error) as refused:
+        connection.execute(sql)
+    assert refused.value.sqlstate == "42601"
+    assert "a pg_catalog query reads only pg_catalog's relations" in str(refused.value)
+
+
+def test_a_write_to_the_catalog_is_refused(postgres_port: int) -> None:
+    with _connect(postgres_port, "admin") as connection, pytest.raises(psycopg.Error) as refused:
         connection.execute("DELETE FROM pg_catalog.pg_class")
+    assert refused.value.sqlstate == "25006"  # read_only_sql_transaction, as for a product
+
+
+def test_a_query_that_only_names_a_catalog_table_is_planned_as_usual(postgres_port: int) -> None:
+    with _connect(postgres_port, "partner") as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM sales.orders WHERE 'pg_class' <> %s", ("",)).fetchone()
+    assert row == (20000,)

@@ -32,7 +32,7 @@ import sqlglot
 from sqlglot import expressions as exp
 
 from meshgate.catalog.catalog import CatalogView
-from meshgate.errors import SqlSyntaxError
+from meshgate.errors import READ_ONLY, ForbiddenStatement, SqlSyntaxError
 from meshgate.principal import Principal
 from meshgate.service import QueryService
 
@@ -91,9 +91,21 @@ def type_oid(arrow: pa.DataType) -> tuple[int, int]:
 
 
 def is_catalog_query(sql: str) -> bool:
-    """Whether `sql` reads PostgreSQL's system catalog (cheap test before parsing)."""
+    """Whether `sql` reads a relation of PostgreSQL's system catalog (a query that only
+    mentions one, in a string say, is not one)."""
     lowered = sql.lower()
-    return "pg_catalog" in lowered or any(name in lowered for name in _RELATIONS)
+    if "pg_catalog" not in lowered and not any(name in lowered for name in _RELATIONS):
+        return False
+    try:
+        tree = sqlglot.parse_one(sql, read="postgres")
+    except sqlglot.errors.SqlglotError:
+        return False  # the QueryService says what is wrong with it
+    return any(_is_catalog_relation(table) for table in tree.find_all(exp.Table))
+
+
+def _is_catalog_relation(table: exp.Table) -> bool:
+    return table.db.lower() == "pg_catalog" or (
+        not table.db and table.name.lower() in _RELATIONS)
 
 
 def _rows(view: CatalogView) -> dict[str, list[tuple[Any, ...]]]:
@@ -346,7 +358,13 @@ def translate(sql: str) -> str:
     except sqlglot.errors.ParseError as exc:
         raise SqlSyntaxError(f"catalog query could not be parsed: {exc}") from None
     if not isinstance(tree, exp.Query):
-        raise SqlSyntaxError("only SELECT reads the catalog; meshgate is read-only")
+        raise ForbiddenStatement(f"only SELECT reads pg_catalog: {READ_ONLY}")
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        if not (_is_catalog_relation(table) or (not table.db and table.name.lower() in ctes)):
+            # Nothing else: no product (ask for those apart), no DuckDB table function.
+            raise SqlSyntaxError(
+                f"a pg_catalog query reads only pg_catalog's relations, not {table.sql()!r}")
     return _rewrite(tree).sql(dialect="duckdb")
 
 
