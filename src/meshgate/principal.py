@@ -136,12 +136,18 @@ class Directory:
         # An unknown name is checked against this, so its refusal costs one scrypt too and its
         # timing does not tell which names exist.
         self._decoy = hash_password(base64.b64encode(os.urandom(16)).decode())
+        self._scram_decoy = scram_hash(base64.b64encode(os.urandom(16)).decode())
         self._decoy_key = os.urandom(32)
 
     def authenticate(self, name: str, password: str) -> Principal:
         entry = self._users.get(name)
         stored = entry[0] if entry is not None else self._decoy
-        if not verify_password(password, stored) or entry is None:
+        admitted = verify_password(password, stored)
+        # The other kind of hash too: the time taken tells neither whether the name exists
+        # nor which kind of hash it has (scrypt and PBKDF2 cost differently).
+        verify_password(password, self._decoy if stored.startswith(SCRAM_PREFIX)
+                        else self._scram_decoy)  # fmt: skip
+        if not admitted or entry is None:
             raise AuthenticationFailed(INVALID_CREDENTIALS)
         return entry[1]
 

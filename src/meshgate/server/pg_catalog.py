@@ -15,8 +15,9 @@ positions in the caller's own list, so they name nothing a caller cannot see. Th
 built once per principal and configuration generation (a tenth to a few tenths of a second)
 and kept for the next catalog queries (a few milliseconds each).
 
-psql's `\\dt` and `\\d` are still answered by shape in `postgres.py`: their queries use
-`OPERATOR(pg_catalog.~)`, `COLLATE` and columns (`reltoastrelid`, ...) this catalog lacks.
+psql's `\\dt` runs here too (`OPERATOR(pg_catalog.~)` becomes a regular-expression match,
+`COLLATE pg_catalog.default` goes); its `\\d TABLE` is still answered by shape in
+`postgres.py`, as its queries read columns (`reltoastrelid`, ...) this catalog lacks.
 """
 
 from __future__ import annotations
@@ -396,6 +397,13 @@ def _point_at_catalog(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.Anonymous) and node.name.lower() in _FUNCTIONS:
         return exp.Anonymous(this=f"{_SCHEMA}.{node.name.lower()}",
                              expressions=node.expressions)  # fmt: skip
+    if isinstance(node, exp.Operator) and str(node.args.get("operator")).lower() in (
+            "pg_catalog.~", "~"):  # psql's name patterns: `OPERATOR(pg_catalog.~)`
+        return exp.RegexpLike(this=node.this, expression=node.expression)
+    if isinstance(node, exp.Collate) and node.expression.sql().lower() in (
+            "pg_catalog.default", 'pg_catalog."default"', "default"):  # fmt: skip
+        collated: exp.Expr = node.this
+        return collated
     if isinstance(node, exp.EQ) and isinstance(node.expression, exp.Any) and not isinstance(
             node.expression.this, (exp.Subquery, exp.Select)):  # fmt: skip
         return exp.Anonymous(this="list_contains",

@@ -21,10 +21,10 @@ each one touches governance or correctness:
 
 Every statement goes through the same `QueryService.prepare`/`execute` as Flight SQL, so grants,
 row filters, masks and audit apply unchanged. Only client session chatter (SET, SHOW, BEGIN,
-version()) is answered here from constants, psql's `\\dt`/`\\d` catalog queries by their shapes
-from information_schema asked through the QueryService, and every other `pg_catalog` query
-(SQLAlchemy's reflection, BI schema browsers) on the caller's own catalog tables
-(`server/pg_catalog.py`); both hold only what the caller may read, and no pg_catalog query
+version()) is answered here from constants, psql's `\\d TABLE` queries by their shapes from
+information_schema asked through the QueryService, and every other `pg_catalog` query
+(psql's `\\dt`, SQLAlchemy's reflection, BI schema browsers) on the caller's own catalog
+tables (`server/pg_catalog.py`); both hold only what the caller may read, and no pg_catalog query
 ever reaches a source. A query's warnings (a deprecated product it reads) go
 out as WARNING notices before its rows. TLS (`server.tls`) is added here as well: buenavista
 answers every SSL request with 'N'; here the socket is wrapped when a certificate is
@@ -147,9 +147,7 @@ _SQLSTATE_BY_KIND: tuple[tuple[type[MeshgateError], str], ...] = (
     (ForbiddenStatement, "42601"),
 )
 
-# psql's `\dt` (psql 15 sends this shape; `\dt hr.*` adds anchored regex filters on the names).
-_PSQL_LIST_TABLES = re.compile(
-    r"FROM\s+pg_catalog\.pg_class\s+c\b.*\bc\.relkind\s+IN\s+\('r',\s*'p'", re.DOTALL)
+# psql's `\d TABLE` name patterns (anchored regular expressions on the names).
 _PSQL_NAME_FILTER = re.compile(
     r"\b(n\.nspname|c\.relname)\s+OPERATOR\(pg_catalog\.~\)\s+'((?:[^']|'')*)'")
 # Asked through the QueryService, so the list holds only what the caller may read.
@@ -337,10 +335,8 @@ class _Session(bv.Session):  # type: ignore[misc]
         return self.principal
 
     def chatter(self, sql: str) -> _Result | None:
-        """The answer to a session-setup statement or psql's table list, or None for a query
-        to plan."""
-        if (tables := self.psql_tables(sql)) is not None:
-            return tables
+        """The answer to a session-setup statement or to psql's `\\d`, or None for a query to
+        plan (or for the catalog)."""
         if (relation := self.psql_describe(sql)) is not None:
             return relation
         if match := _NO_OP.match(sql):
@@ -356,26 +352,6 @@ class _Session(bv.Session):  # type: ignore[misc]
                      "current_database": "meshgate"}[function]  # fmt: skip
             return _text(function, value)
         return None
-
-    def psql_tables(self, sql: str) -> _Result | None:
-        """psql's `\\dt [pattern]`, answered from the data products the caller may read.
-
-        Every product is listed, whatever the search path (psql filters on visibility, and
-        meshgate has none); the name patterns are psql's anchored regular expressions.
-        """
-        if not _PSQL_LIST_TABLES.search(sql):
-            return None
-        filters = {column: re.compile(pattern.replace("''", "'"))
-                   for column, pattern in _PSQL_NAME_FILTER.findall(sql)}  # fmt: skip
-        prepared = self.service.prepare(_VISIBLE_TABLES, self._signed_in(), client=self.client)
-        table = self.service.execute(prepared).read_all()
-        key = {"n.nspname": "table_schema", "c.relname": "table_name"}
-        rows = [[row["table_schema"], row["table_name"], "table", "meshgate"]
-                for row in table.to_pylist()
-                if all(p.fullmatch(row[key[column]]) for column, p in filters.items())]
-        schema = pa.schema([("Schema", pa.string()), ("Name", pa.string()),
-                            ("Type", pa.string()), ("Owner", pa.string())])  # fmt: skip
-        return _Result(schema, rows)
 
     def _visible_tables(self) -> list[tuple[str, str]]:
         prepared = self.service.prepare(_VISIBLE_TABLES, self._signed_in(), client=self.client)
