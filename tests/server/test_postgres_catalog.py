@@ -108,3 +108,19 @@ def test_a_query_that_only_names_a_catalog_table_is_planned_as_usual(postgres_po
         row = connection.execute(
             "SELECT count(*) FROM sales.orders WHERE 'pg_class' <> %s", ("",)).fetchone()
     assert row == (20000,)
+
+
+def test_psql_d_and_pg_class_give_a_product_the_same_oid(postgres_port: int) -> None:
+    """psql's `\\d` lookup (answered by its shape) and pg_catalog agree on OIDs."""
+    psql_lookup = ("SELECT c.oid,\n  n.nspname,\n  c.relname\nFROM pg_catalog.pg_class c\n"
+                   "     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace\n"
+                   "WHERE c.relname OPERATOR(pg_catalog.~) '^(orders)$' COLLATE "
+                   "pg_catalog.default\nORDER BY 2, 3;")  # fmt: skip
+    with _connect(postgres_port, "analyst") as connection:
+        looked_up = connection.execute(psql_lookup).fetchall()
+        catalog = connection.execute(
+            "SELECT t.oid, n.nspname, t.relname FROM pg_catalog.pg_class t JOIN "
+            "pg_catalog.pg_namespace n ON n.oid = t.relnamespace WHERE t.relname = 'orders'"
+        ).fetchall()
+    assert [tuple(map(str, row)) for row in looked_up] == [tuple(map(str, r)) for r in catalog]
+    assert len(catalog) == 1

@@ -91,6 +91,17 @@ def type_oid(arrow: pa.DataType) -> tuple[int, int]:
     return 25, -1
 
 
+def relation_oid(position: int) -> int:
+    """The OID of the caller's product at `position` of their list sorted by (domain, name),
+    the same in every catalog answer (its primary key's index takes the next one)."""
+    return _RELATION_OID + 2 * position
+
+
+def relation_position(oid: int) -> int | None:
+    offset = oid - _RELATION_OID
+    return offset // 2 if offset >= 0 and offset % 2 == 0 else None
+
+
 def is_catalog_query(sql: str) -> bool:
     """Whether `sql` reads a relation of PostgreSQL's system catalog (a query that only
     mentions one, in a string say, is not one)."""
@@ -123,7 +134,7 @@ def _rows(view: CatalogView) -> dict[str, list[tuple[Any, ...]]]:
     products = sorted((p for p in view.products() if p.domain in namespaces),
                       key=lambda p: (p.domain, p.name))  # fmt: skip
     for i, product in enumerate(products):
-        relation = _RELATION_OID + 2 * i
+        relation = relation_oid(i)
         masked = view.masked_columns(product)
         keyed = bool(product.primary_key)
         rows["pg_class"].append((relation, product.name, namespaces[product.domain], "r", 10,

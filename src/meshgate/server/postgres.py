@@ -69,7 +69,12 @@ from meshgate.errors import (
 )
 from meshgate.principal import Principal
 from meshgate.server.errors import client_error
-from meshgate.server.pg_catalog import CatalogQueries, is_catalog_query
+from meshgate.server.pg_catalog import (
+    CatalogQueries,
+    is_catalog_query,
+    relation_oid,
+    relation_position,
+)
 from meshgate.server.scram import ScramExchange, end_point_binding
 from meshgate.service import QueryService
 from meshgate.spi import CancelToken
@@ -172,7 +177,6 @@ _PSQL_NOTHING = (
                 r"\s*pg_catalog\.pg_inherits"), 1),
     (re.compile(r"^\s*SELECT\s+c\.oid::pg_catalog\.regclass,\s*c\.relkind,\s*inhdetachpending"), 4),
 )
-_FIRST_OID = 16384  # PostgreSQL's first OID for user objects
 _RELATION_FLAGS = pa.schema([(name, kind) for name, kind in (
     ("relchecks", pa.int64()), ("relkind", pa.string()), ("relhasindex", pa.bool_()),
     ("relhasrules", pa.bool_()), ("relhastriggers", pa.bool_()), ("relrowsecurity", pa.bool_()),
@@ -365,7 +369,7 @@ class _Session(bv.Session):  # type: ignore[misc]
             filters = {column: re.compile(pattern.replace("''", "'"))
                        for column, pattern in _PSQL_NAME_FILTER.findall(sql)}  # fmt: skip
             key = {"n.nspname": 0, "c.relname": 1}
-            rows = [[_FIRST_OID + i, schema, name]
+            rows = [[relation_oid(i), schema, name]
                     for i, (schema, name) in enumerate(self._visible_tables())
                     if all(p.fullmatch((schema, name)[key[c]]) for c, p in filters.items())]
             return _Result(pa.schema([("oid", pa.int64()), ("nspname", pa.string()),
@@ -377,8 +381,8 @@ class _Session(bv.Session):  # type: ignore[misc]
         if by_oid is None or not (_PSQL_RELATION_FLAGS.search(sql) or _PSQL_COLUMNS.search(sql)):
             return None
         tables = self._visible_tables()
-        index = int(by_oid.group(1)) - _FIRST_OID
-        found = tables[index] if 0 <= index < len(tables) else None
+        index = relation_position(int(by_oid.group(1)))
+        found = tables[index] if index is not None and index < len(tables) else None
         if _PSQL_RELATION_FLAGS.search(sql):
             flags = [0, "r", False, False, False, False, False, False, False, "", 0, "", "p", "d",
                      "heap"]  # fmt: skip
