@@ -1,4 +1,4 @@
-"""`pg_catalog` for PostgreSQL clients, built per query from what the caller may see.
+"""`pg_catalog` for PostgreSQL clients, built from what the caller may see.
 
 SQLAlchemy's PostgreSQL dialect, Superset's schema browser and other BI tools read
 `pg_namespace`, `pg_class`, `pg_attribute`, `pg_type`, `pg_constraint`, `pg_index`,
@@ -138,7 +138,8 @@ def _rows(view: CatalogView) -> dict[str, list[tuple[Any, ...]]]:
         masked = view.masked_columns(product)
         keyed = bool(product.primary_key)
         rows["pg_class"].append((relation, product.name, namespaces[product.domain], "r", 10,
-                                 -1.0, keyed, "p", False, 0, None, 2))  # fmt: skip
+                                 -1.0, keyed, "p", False, 2, None,
+                                 len(product.columns)))  # fmt: skip
         if product.description:
             rows["pg_description"].append((relation, 1259, 0, product.description))
         numbers = {}
@@ -155,7 +156,7 @@ def _rows(view: CatalogView) -> dict[str, list[tuple[Any, ...]]]:
             keys = [numbers[c] for c in product.primary_key]
             rows["pg_class"].append((index, product.primary_key_name,
                                      namespaces[product.domain], "i", 10, -1.0, False, "p",
-                                     False, 403, None, 0))  # fmt: skip
+                                     False, 403, None, len(keys)))  # fmt: skip
             rows["pg_constraint"].append((index, product.primary_key_name,
                                           namespaces[product.domain], "p", relation, keys, 0,
                                           None, False, False, True, index, "", ""))  # fmt: skip
