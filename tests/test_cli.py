@@ -187,6 +187,17 @@ def test_hash_password_reads_stdin() -> None:
     assert not verify_password("s3cret\n", stored)
 
 
+def test_hash_password_scram_prints_a_postgresql_verifier_flight_sql_accepts_too() -> None:
+    result = meshgate("hash-password", "--scram", "--iterations", "5000", stdin="s3cret\n")
+    assert result.returncode == 0, result.stderr
+    stored = result.stdout.strip()
+    assert stored.startswith("SCRAM-SHA-256$5000:")
+    assert verify_password("s3cret", stored)
+    assert not verify_password("s3cre", stored)
+    cheap = meshgate("hash-password", "--scram", "--iterations", "100", stdin="s3cret\n")
+    assert cheap.stderr == "error: --iterations must be at least 4096 (RFC 7677)\n"
+
+
 def test_hash_password_refuses_empty_input() -> None:
     result = meshgate("hash-password", stdin="")
     assert result.returncode == 2

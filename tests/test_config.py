@@ -97,7 +97,8 @@ BROKEN: dict[str, tuple[str, Edit, tuple[str, ...]]] = {
     ),
     "plain password": (
         "access.yaml", _set(("users", 0, "password_hash"), "admin"),
-        ("users[0].password_hash: must be a scrypt hash, never a plain password",),
+        ("users[0].password_hash: must be a scrypt hash or a SCRAM-SHA-256 verifier, never a "
+         "plain password",),
     ),
     "password instead of its hash": (
         "access.yaml", _set(("users", 0, "password"), "admin"),

@@ -49,7 +49,7 @@ def test_reference_lists_every_key_of_every_section() -> None:
                     "policies", "mesh_policies"):  # fmt: skip
         assert f"\n## `{section}:`" in page
     assert "| `token_ttl_seconds` | integer > 0 | `3600` |" in page
-    assert "| `password_hash` | text | required | An scrypt hash made by `meshgate " in page
+    assert "| `password_hash` | text | required | A hash made by `meshgate hash-password`" in page
     assert "| `schema` | text | `null` |" in page
 
 

@@ -44,7 +44,7 @@ from meshgate.catalog.reference import config_reference, schema_text
 from meshgate.catalog.tls import TlsMaterial, tls_material
 from meshgate.demo.generate import demo_config_dir, ensure_demo_data
 from meshgate.errors import ConfigError, MeshgateError
-from meshgate.principal import Principal, hash_password
+from meshgate.principal import SCRAM_ITERATIONS, Principal, hash_password, scram_hash
 from meshgate.registry import create_connector
 from meshgate.service import QueryService, load_definition
 from meshgate.spi import Connector, ConnectorContext, SourceColumn
@@ -168,6 +168,13 @@ def _parser() -> argparse.ArgumentParser:
     hashing = commands.add_parser(
         "hash-password", help="read a password (prompt or stdin) and print its scrypt hash"
     )
+    hashing.add_argument(
+        "--scram", action="store_true",
+        help="print a SCRAM-SHA-256 verifier instead, which PostgreSQL clients (psql, psycopg, "
+             "BI tools) need to sign in on server.postgres_port; Flight SQL accepts both")
+    hashing.add_argument(
+        "--iterations", type=int, default=SCRAM_ITERATIONS, metavar="N",
+        help=f"PBKDF2 rounds of a --scram verifier (default {SCRAM_ITERATIONS}, at least 4096)")
     hashing.set_defaults(command=run_hash_password)
     return parser
 
@@ -574,7 +581,9 @@ def run_hash_password(args: argparse.Namespace) -> int:
         password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise MeshgateError("empty password; type one, or pipe it on stdin")
-    print(hash_password(password))
+    if args.iterations < 4096:
+        raise MeshgateError("--iterations must be at least 4096 (RFC 7677)")
+    print(scram_hash(password, args.iterations) if args.scram else hash_password(password))
     return 0
 
 

@@ -54,7 +54,7 @@ from meshgate.planner.federate import Planner
 from meshgate.planner.plan import FederatedPlan
 from meshgate.policy.policies import PolicySet, policy_problems
 from meshgate.policy.relation import secure
-from meshgate.principal import LoginBackoff, Principal
+from meshgate.principal import INVALID_CREDENTIALS, LoginBackoff, Principal, ScramVerifier
 from meshgate.quality.store import QualityStore, state_directory
 from meshgate.query.literals import numbered_placeholders, value_type
 from meshgate.query.model import BoundQuery, CatalogCommand, SecuredQuery, Statement
@@ -217,6 +217,30 @@ class QueryService:
                 raise
             self._login_backoff.succeeded(user, client)
             return principal
+        except AuthenticationFailed as exc:
+            self._audit_failure(now(), user, (), client, "", exc, outcome="login_failed")
+            raise
+
+    def scram_verifier(self, user: str, client: str | None = None) -> ScramVerifier:
+        """The first half of a SCRAM-SHA-256 sign-in (PostgreSQL's wire): the verifier whose
+        salt and iterations go to the client, a decoy for a user without one; raises, before
+        any exchange, while the login back-off locks the user or address out."""
+        try:
+            self._login_backoff.check(user, client)
+        except AuthenticationFailed as exc:
+            self._audit_failure(now(), user, (), client, "", exc, outcome="login_failed")
+            raise
+        return self.catalog.directory.scram_verifier(user)[0]
+
+    def scram_signed_in(self, user: str, proven: bool, client: str | None = None) -> Principal:
+        """The second half: the principal when the client's proof held against the user's own
+        verifier; otherwise the same refusal, back-off count and audit as a wrong password."""
+        try:
+            if not (proven and self.catalog.directory.scram_verifier(user)[1]):
+                self._login_backoff.failed(user, client)
+                raise AuthenticationFailed(INVALID_CREDENTIALS)
+            self._login_backoff.succeeded(user, client)
+            return self.catalog.directory.principal(user)
         except AuthenticationFailed as exc:
             self._audit_failure(now(), user, (), client, "", exc, outcome="login_failed")
             raise

@@ -397,23 +397,32 @@ def test_an_address_failing_across_many_names_is_locked_out(base: Path, tmp_path
 def test_an_unknown_user_costs_the_same_password_hash_as_a_known_one(
     base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Structural, not timed: a refusal of an unknown name runs the same scrypt, with the same
-    cost parameters, as a wrong password of a real user."""
+    """Structural, not timed: a refusal of an unknown name runs the same scrypt and the same
+    PBKDF2, with the same cost parameters, as a wrong password of a real user, whichever kind
+    of hash (scrypt or SCRAM verifier) that user has."""
     service = QueryService.from_config(configured(base, tmp_path / "config", "{}"))
-    calls: list[tuple[int, int, int]] = []
-    real = hashlib.scrypt
+    calls: list[tuple[str, int, int, int]] = []
+    real_scrypt, real_pbkdf2 = hashlib.scrypt, hashlib.pbkdf2_hmac
 
-    def counting(password: bytes, **options: Any) -> bytes:
-        calls.append((options["n"], options["r"], options["p"]))
-        return real(password, **options)
+    def scrypt(password: bytes, **options: Any) -> bytes:
+        calls.append(("scrypt", options["n"], options["r"], options["p"]))
+        return real_scrypt(password, **options)
 
-    monkeypatch.setattr(hashlib, "scrypt", counting)
+    def pbkdf2(name: str, password: bytes, salt: bytes, rounds: int) -> bytes:
+        calls.append(("pbkdf2", rounds, 0, 0))
+        return real_pbkdf2(name, password, salt, rounds)
+
+    monkeypatch.setattr(hashlib, "scrypt", scrypt)
+    monkeypatch.setattr(hashlib, "pbkdf2_hmac", pbkdf2)
     try:
+        costs = []
         for user in ("analyst", "nobody-by-this-name"):
+            calls.clear()
             with pytest.raises(AuthenticationFailed, match="invalid user name or password"):
                 service.authenticate(user, "wrong", None)
-        assert len(calls) == 2
-        assert calls[0] == calls[1]
+            costs.append(sorted(calls))
+        assert costs[0] == costs[1]
+        assert [kind for kind, *_ in costs[0]] == ["pbkdf2", "scrypt"]
     finally:
         service.close()
 

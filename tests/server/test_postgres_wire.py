@@ -90,14 +90,22 @@ def test_psycopg_with_a_wrong_password_cannot_connect(postgres_port: int) -> Non
 
 
 def test_a_wrong_password_answers_sqlstate_28p01_on_the_wire(postgres_port: int) -> None:
-    """libpq shows no SQLSTATE for a failed connection, so this reads the ErrorResponse."""
+    """libpq shows no SQLSTATE for a failed connection, so this reads the ErrorResponse to a
+    SCRAM exchange whose proof is wrong (what a wrong password gives)."""
     with socket.create_connection(("127.0.0.1", postgres_port), timeout=10) as connection:
         startup = struct.pack("!i", 196608) + b"user\x00analyst\x00database\x00meshgate\x00\x00"
         connection.sendall(struct.pack("!i", len(startup) + 4) + startup)
-        kind, _, method = struct.unpack("!cii", connection.recv(9))
-        assert (kind, method) == (b"R", 3)  # AuthenticationCleartextPassword
-        password = b"wrong\x00"
-        connection.sendall(b"p" + struct.pack("!i", len(password) + 4) + password)
+        kind, length, method = struct.unpack("!cii", connection.recv(9))
+        assert (kind, method) == (b"R", 10)  # AuthenticationSASL
+        assert connection.recv(length - 8) == b"SCRAM-SHA-256\x00\x00"
+        first = b"n,,n=,r=clientnonce"
+        initial = b"SCRAM-SHA-256\x00" + struct.pack("!i", len(first)) + first
+        connection.sendall(b"p" + struct.pack("!i", len(initial) + 4) + initial)
+        kind, length, method = struct.unpack("!cii", connection.recv(9))
+        assert (kind, method) == (b"R", 11)  # AuthenticationSASLContinue: server-first
+        nonce = connection.recv(length - 8).split(b",")[0]
+        final = b"c=biws," + nonce + b",p=" + b"A" * 43 + b"="  # a proof of 32 wrong bytes
+        connection.sendall(b"p" + struct.pack("!i", len(final) + 4) + final)
         reply = connection.recv(4096)
     assert reply[:1] == b"E"
     fields = dict((item[:1], item[1:].decode()) for item in reply[5:].split(b"\x00") if item)

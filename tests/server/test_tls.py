@@ -244,6 +244,20 @@ def test_psql_and_psycopg_verify_the_server_and_query_over_tls(postgres_tls_port
         assert row[0] > 0
 
 
+def test_scram_over_tls_binds_the_exchange_to_the_certificate(postgres_tls_port: int,
+                                                              pki_files: Path) -> None:
+    """`channel_binding=require`: libpq signs in only with SCRAM-SHA-256-PLUS, whose proof
+    covers the hash of the certificate it was shown (psql 15's libpq and psycopg's 18)."""
+    ssl = f"sslmode=verify-full&sslrootcert={pki_files / 'ca.pem'}&channel_binding=require"
+    result = _psql(postgres_tls_port, ssl, "-c", COUNT_ORDERS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["20000"]
+    with psycopg.connect(f"host=localhost port={postgres_tls_port} dbname=meshgate "
+                         f"user=analyst password=analyst sslmode=verify-full "
+                         f"sslrootcert={pki_files / 'ca.pem'} channel_binding=require") as conn:
+        assert conn.execute(COUNT_ORDERS).fetchone() == (20000,)
+
+
 def test_psql_without_the_ca_refuses_the_certificate(postgres_tls_port: int) -> None:
     result = _psql(postgres_tls_port, "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
                    "-c", COUNT_ORDERS)

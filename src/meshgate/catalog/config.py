@@ -337,7 +337,10 @@ class UserConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     """The user name to sign in with."""
     password_hash: str
-    """An scrypt hash made by `meshgate hash-password`; never a plain password."""
+    """A hash made by `meshgate hash-password`, never a plain password: scrypt (`scrypt$...`),
+    or with `--scram` a SCRAM-SHA-256 verifier (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:
+    <ServerKey>`, PostgreSQL's form), which PostgreSQL clients need to sign in on
+    `server.postgres_port` with `postgres_auth: scram-sha-256`; both serve Flight SQL."""
     roles: tuple[str, ...] = ()
     """Roles declared under `roles:`."""
     attributes: dict[str, str] = Field(default_factory=dict)
@@ -346,12 +349,22 @@ class UserConfig(Strict):
     @field_validator("password_hash")
     @classmethod
     def _hashed(cls, value: str) -> str:
+        if value.startswith("SCRAM-SHA-256$"):
+            if not _SCRAM_VERIFIER.fullmatch(value):
+                raise ValueError("a SCRAM-SHA-256 verifier reads SCRAM-SHA-256$<iterations>:"
+                                 "<salt>$<StoredKey>:<ServerKey> (base64); make one with "
+                                 "`meshgate hash-password --scram`")
+            return value
         if not value.startswith("scrypt$"):
             raise ValueError(
-                "must be a scrypt hash, never a plain password; "
-                "make one with `meshgate hash-password`"
+                "must be a scrypt hash or a SCRAM-SHA-256 verifier, never a plain password; "
+                "make one with `meshgate hash-password` (add --scram for PostgreSQL clients)"
             )
         return value
+
+
+_B64 = r"[A-Za-z0-9+/]+={0,2}"
+_SCRAM_VERIFIER = re.compile(rf"SCRAM-SHA-256\$\d+:{_B64}\${_B64}:{_B64}")
 
 
 GRANT_PATTERN = re.compile(r"^(\*|[a-z_][a-z0-9_]*\.(\*|[a-z_][a-z0-9_]*))$")
@@ -657,6 +670,12 @@ class ServerConfig(Strict):
     """Also serve PostgreSQL's wire protocol (psql, psycopg, BI tools) on this port of `host`;
     off when unset. With `tls` set it offers TLS on it too (`sslmode=require` or
     `verify-full`), with the same certificate; plaintext only from the same machine (loopback)."""
+    postgres_auth: Literal["scram-sha-256", "password"] = "scram-sha-256"
+    """How PostgreSQL clients sign in on `postgres_port`: `scram-sha-256` (the default; the
+    password never crosses the wire, and only users whose `password_hash` is a SCRAM verifier
+    from `meshgate hash-password --scram` can sign in), or `password` (the password in clear
+    text, inside TLS or from loopback; any hash). MD5 is not offered: it is deprecated by
+    PostgreSQL and would need a hash of the user name and password kept unsalted."""
     http_port: int | None = Field(default=None, ge=0, le=65535)
     """Serve `/healthz`, `/readyz` and `/metrics` (Prometheus) over plain HTTP on this port of
     `host`, for operators and orchestrators; 0 picks a free port (the log says which); off

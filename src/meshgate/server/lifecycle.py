@@ -44,7 +44,8 @@ HARD_EXIT_MARGIN_SECONDS = 10.0
 EXIT_STUCK = 1
 # Settings that only a restart applies: they shape listeners, log handlers, the handle stores
 # and the merge engine's memory and concurrency slots, all made once at start.
-_AT_START = ("host", "port", "postgres_port", "http_port", "log_format", "audit", "tls",
+_AT_START = ("host", "port", "postgres_port", "postgres_auth",
+             "http_port", "log_format", "audit", "tls",
              "replicas", "state_directory", "token_ttl_seconds", "ticket_ttl_seconds",
              "prepared_statement_ttl_seconds", "max_open_handles", "limits.merge_memory_limit",
              "limits.max_concurrent_queries", "limits.max_concurrent_queries_per_user",
@@ -214,7 +215,7 @@ class Serving:
             from meshgate.server.postgres import PostgresFrontEnd
 
             postgres = PostgresFrontEnd(self._service, self._host, config.postgres_port,
-                                        self._tls).start()
+                                        self._tls, auth=config.postgres_auth).start()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
         watch = None

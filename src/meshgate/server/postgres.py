@@ -8,8 +8,9 @@ no deployment step here does. buenavista's gaps are closed here, in small overri
 each one touches governance or correctness:
 
 * authentication: buenavista offers only MD5 against clear-text passwords it holds (no SCRAM,
-  no TLS); meshgate keeps scrypt hashes, so the handler asks for a clear-text password and
-  checks it with `QueryService.authenticate` (the same users, back-off and audit as Flight SQL);
+  no TLS); here the default is SCRAM-SHA-256 (`server/scram.py`, against the SCRAM verifiers
+  users' hashes can be), and `server.postgres_auth: password` asks for a clear-text password
+  checked with `QueryService.authenticate`; both have Flight SQL's users, back-off and audit;
 * errors: buenavista sends only a message; here every error carries severity and a SQLSTATE,
   and its text is the one Flight SQL clients see (`server.errors.client_error`);
 * describing a prepared statement: buenavista runs the query with made-up parameters; here the
@@ -20,9 +21,11 @@ each one touches governance or correctness:
 
 Every statement goes through the same `QueryService.prepare`/`execute` as Flight SQL, so grants,
 row filters, masks and audit apply unchanged. Only client session chatter (SET, SHOW, BEGIN,
-version()) is answered here from constants, and psql's `\\dt`/`\\d` catalog queries from
-information_schema asked through the QueryService (so only what the caller may read); no
-pg_catalog query ever reaches a source. A query's warnings (a deprecated product it reads) go
+version()) is answered here from constants, psql's `\\d TABLE` queries by their shapes from
+information_schema asked through the QueryService, and every other `pg_catalog` query
+(psql's `\\dt`, SQLAlchemy's reflection, BI schema browsers) on the caller's own catalog
+tables (`server/pg_catalog.py`); both hold only what the caller may read, and no pg_catalog query
+ever reaches a source. A query's warnings (a deprecated product it reads) go
 out as WARNING notices before its rows. TLS (`server.tls`) is added here as well: buenavista
 answers every SSL request with 'N'; here the socket is wrapped when a certificate is
 configured, and plaintext stays limited to loopback clients (buenavista's own rule).
@@ -43,7 +46,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 from buenavista import core as bv  # type: ignore[import-untyped]
@@ -66,6 +69,13 @@ from meshgate.errors import (
 )
 from meshgate.principal import Principal
 from meshgate.server.errors import client_error
+from meshgate.server.pg_catalog import (
+    CatalogQueries,
+    is_catalog_query,
+    relation_oid,
+    relation_position,
+)
+from meshgate.server.scram import ScramExchange, end_point_binding
 from meshgate.service import QueryService
 from meshgate.spi import CancelToken
 
@@ -88,6 +98,11 @@ bvpg.BVTYPE_TO_PGTYPE[_TIMESTAMPTZ] = (1184, *_timestamp_text)
 # Intervals, lists, structs, maps: their Python text as `text`, never in binary.
 _TEXT_ONLY = "text only"
 bvpg.BVTYPE_TO_PGTYPE[_TEXT_ONLY] = (25, str)
+# Catalog answers' arrays (`conkey`, `indkey`, ...) in PostgreSQL's text form, as text[], so
+# that clients read them as lists (SQLAlchemy's key reflection does).
+_TEXT_ARRAY = "text array"
+bvpg.BVTYPE_TO_PGTYPE[_TEXT_ARRAY] = (
+    1009, lambda v: "{" + ",".join('"' + str(x).replace('"', '\\"') + '"' for x in v) + "}")
 
 SERVER_VERSION = "15.0 (meshgate)"
 
@@ -137,9 +152,7 @@ _SQLSTATE_BY_KIND: tuple[tuple[type[MeshgateError], str], ...] = (
     (ForbiddenStatement, "42601"),
 )
 
-# psql's `\dt` (psql 15 sends this shape; `\dt hr.*` adds anchored regex filters on the names).
-_PSQL_LIST_TABLES = re.compile(
-    r"FROM\s+pg_catalog\.pg_class\s+c\b.*\bc\.relkind\s+IN\s+\('r',\s*'p'", re.DOTALL)
+# psql's `\d TABLE` name patterns (anchored regular expressions on the names).
 _PSQL_NAME_FILTER = re.compile(
     r"\b(n\.nspname|c\.relname)\s+OPERATOR\(pg_catalog\.~\)\s+'((?:[^']|'')*)'")
 # Asked through the QueryService, so the list holds only what the caller may read.
@@ -164,7 +177,6 @@ _PSQL_NOTHING = (
                 r"\s*pg_catalog\.pg_inherits"), 1),
     (re.compile(r"^\s*SELECT\s+c\.oid::pg_catalog\.regclass,\s*c\.relkind,\s*inhdetachpending"), 4),
 )
-_FIRST_OID = 16384  # PostgreSQL's first OID for user objects
 _RELATION_FLAGS = pa.schema([(name, kind) for name, kind in (
     ("relchecks", pa.int64()), ("relkind", pa.string()), ("relhasindex", pa.bool_()),
     ("relhasrules", pa.bool_()), ("relhastriggers", pa.bool_()), ("relrowsecurity", pa.bool_()),
@@ -254,8 +266,16 @@ class _Result(bv.QueryResult):  # type: ignore[misc]
         self._columns = [] if schema is None else [(f.name, _bv_type(f.type)) for f in schema]
         super().__init__()
         self._has_rows = schema is not None
+        self.schema = schema
         self._rows = rows
         self._tag = tag
+
+    def as_text_arrays(self) -> None:
+        """List columns go out as PostgreSQL text arrays rather than Python's text."""
+        if self.schema is not None:
+            self._columns = [(name, _TEXT_ARRAY if pa.types.is_list(field.type) else kind)
+                             for (name, kind), field in zip(self._columns, self.schema,
+                                                            strict=True)]  # fmt: skip
 
     @property
     def result_format(self) -> list[int] | None:
@@ -294,9 +314,10 @@ def _text(name: str, value: str) -> _Result:
 class _Session(bv.Session):  # type: ignore[misc]
     """One client connection: its principal once signed in, and the shared QueryService."""
 
-    def __init__(self, service: QueryService) -> None:
+    def __init__(self, service: QueryService, catalog_queries: CatalogQueries) -> None:
         super().__init__()
         self.service = service
+        self.catalog_queries = catalog_queries
         self.principal: Principal | None = None
         self.client: str | None = None
         self._running: CancelToken | None = None
@@ -320,10 +341,8 @@ class _Session(bv.Session):  # type: ignore[misc]
         return self.principal
 
     def chatter(self, sql: str) -> _Result | None:
-        """The answer to a session-setup statement or psql's table list, or None for a query
-        to plan."""
-        if (tables := self.psql_tables(sql)) is not None:
-            return tables
+        """The answer to a session-setup statement or to psql's `\\d`, or None for a query to
+        plan (or for the catalog)."""
         if (relation := self.psql_describe(sql)) is not None:
             return relation
         if match := _NO_OP.match(sql):
@@ -340,26 +359,6 @@ class _Session(bv.Session):  # type: ignore[misc]
             return _text(function, value)
         return None
 
-    def psql_tables(self, sql: str) -> _Result | None:
-        """psql's `\\dt [pattern]`, answered from the data products the caller may read.
-
-        Every product is listed, whatever the search path (psql filters on visibility, and
-        meshgate has none); the name patterns are psql's anchored regular expressions.
-        """
-        if not _PSQL_LIST_TABLES.search(sql):
-            return None
-        filters = {column: re.compile(pattern.replace("''", "'"))
-                   for column, pattern in _PSQL_NAME_FILTER.findall(sql)}  # fmt: skip
-        prepared = self.service.prepare(_VISIBLE_TABLES, self._signed_in(), client=self.client)
-        table = self.service.execute(prepared).read_all()
-        key = {"n.nspname": "table_schema", "c.relname": "table_name"}
-        rows = [[row["table_schema"], row["table_name"], "table", "meshgate"]
-                for row in table.to_pylist()
-                if all(p.fullmatch(row[key[column]]) for column, p in filters.items())]
-        schema = pa.schema([("Schema", pa.string()), ("Name", pa.string()),
-                            ("Type", pa.string()), ("Owner", pa.string())])  # fmt: skip
-        return _Result(schema, rows)
-
     def _visible_tables(self) -> list[tuple[str, str]]:
         prepared = self.service.prepare(_VISIBLE_TABLES, self._signed_in(), client=self.client)
         return [(row["table_schema"], row["table_name"])
@@ -372,7 +371,7 @@ class _Session(bv.Session):  # type: ignore[misc]
             filters = {column: re.compile(pattern.replace("''", "'"))
                        for column, pattern in _PSQL_NAME_FILTER.findall(sql)}  # fmt: skip
             key = {"n.nspname": 0, "c.relname": 1}
-            rows = [[_FIRST_OID + i, schema, name]
+            rows = [[relation_oid(i), schema, name]
                     for i, (schema, name) in enumerate(self._visible_tables())
                     if all(p.fullmatch((schema, name)[key[c]]) for c, p in filters.items())]
             return _Result(pa.schema([("oid", pa.int64()), ("nspname", pa.string()),
@@ -384,8 +383,8 @@ class _Session(bv.Session):  # type: ignore[misc]
         if by_oid is None or not (_PSQL_RELATION_FLAGS.search(sql) or _PSQL_COLUMNS.search(sql)):
             return None
         tables = self._visible_tables()
-        index = int(by_oid.group(1)) - _FIRST_OID
-        found = tables[index] if 0 <= index < len(tables) else None
+        index = relation_position(int(by_oid.group(1)))
+        found = tables[index] if index is not None and index < len(tables) else None
         if _PSQL_RELATION_FLAGS.search(sql):
             flags = [0, "r", False, False, False, False, False, False, False, "", 0, "", "p", "d",
                      "heap"]  # fmt: skip
@@ -404,11 +403,24 @@ class _Session(bv.Session):  # type: ignore[misc]
         return _Result(schema, [[c["column_name"], pg_type_name(c["data_type"]), None,
                                  c["is_nullable"] == "NO", None, "", ""] for c in columns])
 
-    def describe(self, sql: str) -> _Result:
+    def catalog(self, sql: str, params: Sequence[Any]) -> _Result | None:
+        """A `pg_catalog` query (SQLAlchemy's reflection, BI tools' schema browsers) answered
+        from the caller's own catalog, or None for any other statement."""
+        if not is_catalog_query(sql):
+            return None
+        table = self.catalog_queries.run(self.service.current_principal(self._signed_in()),
+                                         sql, params)  # fmt: skip
+        result = _Result(table.schema, [list(row.values()) for row in table.to_pylist()])
+        result.as_text_arrays()
+        return result
+
+    def describe(self, sql: str, parameters: int = 0) -> _Result:
         """The columns a statement returns, planned but not run."""
         answer = self.chatter(sql)
         if answer is not None:
             return answer
+        if (catalog := self.catalog(sql, [None] * parameters)) is not None:
+            return _Result(catalog.schema)
         prepared = self.service.prepare(sql, self._signed_in(), client=self.client)
         return _Result(prepared.schema)
 
@@ -418,6 +430,8 @@ class _Session(bv.Session):  # type: ignore[misc]
             return answer
         if not sql.strip().rstrip(";").strip():
             return _Result(None, tag="EMPTY")
+        if (catalog := self.catalog(sql, list(params or ()))) is not None:
+            return catalog
         prepared = self.service.prepare(sql, self._signed_in(), client=self.client)
         self._running = token = CancelToken()
         try:
@@ -432,9 +446,10 @@ class _Connection(bv.Connection):  # type: ignore[misc]
     def __init__(self, service: QueryService) -> None:
         super().__init__()
         self.service = service
+        self.catalog_queries = CatalogQueries(service)
 
     def new_session(self) -> _Session:
-        return _Session(self.service)
+        return _Session(self.service, self.catalog_queries)
 
     def parameters(self) -> dict[str, str]:
         return {name: _SETTINGS[name] for name in (
@@ -531,19 +546,36 @@ class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
             ctx.process_id, ctx.secret_key = secrets.randbits(31), secrets.randbits(32)
         return ctx
 
+    scram: ScramExchange | None = None
+
     def send_auth_request(self, ctx: Any) -> None:
         # Audit records name the connection as Flight SQL's do (gRPC's peer format).
         ctx.session.client = f"ipv4:{self.client_address[0]}:{self.client_address[1]}"
-        self.wfile.write(struct.pack("!cii", b"R", 8, 3))  # AuthenticationCleartextPassword
+        if self.server.auth == "password":
+            self.wfile.write(struct.pack("!cii", b"R", 8, 3))  # AuthenticationCleartextPassword
+            return
+        # The login back-off counts failures per user and address: the host, not the
+        # connection's port, or every new connection would start a fresh count.
+        binding = self.server.binding if self.encrypted else None
+        self.scram = ScramExchange(self.server.service, ctx.params.get("user", ""),
+                                   self.client_address[0], binding)  # fmt: skip
+        mechanisms = b"".join(m.encode() + b"\x00" for m in self.scram.mechanisms) + b"\x00"
+        self.wfile.write(struct.pack("!cii", b"R", 8 + len(mechanisms), 10) + mechanisms)
 
     def handle_md5_password(self, ctx: Any, payload: bytes) -> None:
-        password = payload.rstrip(b"\x00").decode()
-        user = ctx.params.get("user", "")
+        """A PasswordMessage: the clear-text password, or one step of the SASL exchange."""
         try:
-            # The login back-off counts failures per user and address: the host, not the
-            # connection's port, or every new connection would start a fresh count.
-            ctx.session.principal = self.server.service.authenticate(
-                user, password, self.client_address[0])
+            if self.scram is not None:
+                reply = self.scram.step(payload)
+                if isinstance(reply, bytes):  # AuthenticationSASLContinue
+                    self.wfile.write(struct.pack("!cii", b"R", 8 + len(reply), 11) + reply)
+                    return
+                ctx.session.principal, final = reply
+                self.wfile.write(struct.pack("!cii", b"R", 8 + len(final), 12) + final)
+            else:
+                ctx.session.principal = self.server.service.authenticate(
+                    ctx.params.get("user", ""), payload.rstrip(b"\x00").decode(),
+                    self.client_address[0])  # fmt: skip
         except Exception as exc:  # the client closes the connection after this error
             self.send_error(exc)
             return
@@ -606,7 +638,7 @@ class _Handler(bvpg.BuenaVistaHandler):  # type: ignore[misc]
         try:
             if kind == b"S":
                 sql, oids = ctx.stmts[name]
-                result = ctx.session.describe(sql)
+                result = ctx.session.describe(sql, len(oids))
                 self.send_paramter_description(oids)
             else:
                 result = ctx.describe_portal(name)
@@ -632,11 +664,13 @@ class _PostgresServer(bvpg.BuenaVistaServer):  # type: ignore[misc]
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], service: QueryService,
-                 tls: ssl.SSLContext | None) -> None:
+                 tls: ssl.SSLContext | None, auth: str, binding: bytes | None) -> None:
         super().__init__(address, _Connection(service), auth={})
         self.RequestHandlerClass = _Handler
         self.service = service
         self.tls = tls
+        self.auth = auth
+        self.binding = binding  # the certificate's hash, for SCRAM's channel binding over TLS
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         # With TLS, other hosts may connect; the handler then refuses them plaintext.
@@ -671,9 +705,11 @@ class PostgresFrontEnd:
     """Serves the PostgreSQL wire protocol on its own threads; `.port` is the bound port."""
 
     def __init__(self, service: QueryService, host: str = "127.0.0.1", port: int = 0,
-                 tls: TlsMaterial | None = None) -> None:
+                 tls: TlsMaterial | None = None, *,
+                 auth: Literal["scram-sha-256", "password"] = "scram-sha-256") -> None:
         context = tls_context(tls) if tls is not None else None
-        self._server = _PostgresServer((host, port), service, context)
+        binding = end_point_binding(tls.cert_chain) if tls is not None else None
+        self._server = _PostgresServer((host, port), service, context, auth, binding)
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="meshgate-postgres", daemon=True)  # fmt: skip
@@ -686,3 +722,4 @@ class PostgresFrontEnd:
     def shutdown(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.conn.catalog_queries.close()
