@@ -3,9 +3,10 @@
 Options: `dsn` (a libpq URI or key=value string; put the password in `${ENV}`), `pool_size`
 (connections kept per source instance, default 4), `connect_timeout_seconds` (default 10:
 how long opening a connection may take before the source counts as unavailable; a
-`connect_timeout` in the dsn wins) and `partitions` (default 1: plain scans of large tables
-read in that many ctid ranges at once under one snapshot; measured in benchmarks/README.md,
-worth it only with cores to spare).
+`connect_timeout` in the dsn wins) and `partitions` (plain scans of large tables read in up to
+that many ctid ranges at once under one snapshot; default `pool_size - 1`, at most
+4, so that one connection stays for other queries; 1 turns it off;
+measured in benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -41,7 +42,13 @@ from meshgate.sqlconnector import SqlConnector, ValueFailure
 
 from .capabilities import BYTEWISE_COLLATIONS, CAPABILITIES, renders_exactly
 from .failures import value_failure
-from .partitions import MIN_PAGES_PER_PARTITION, ctid_range, is_plain_scan, stream_partitions
+from .partitions import (
+    MIN_PAGES_PER_PARTITION,
+    ctid_range,
+    default_partitions,
+    is_plain_scan,
+    stream_partitions,
+)
 from .pool import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
     DEFAULT_POOL_SIZE,
@@ -137,15 +144,16 @@ class PostgresConnector(SqlConnector):
                 f"source {context.name!r} (postgres) needs the option `dsn`, e.g. "
                 "postgresql://user:${PGPASSWORD}@host:5432/database"
             )
+        pool_size = _positive_int(context, "pool_size", DEFAULT_POOL_SIZE)
         self.pool = ConnectionPool(
             dsn,
-            _positive_int(context, "pool_size", DEFAULT_POOL_SIZE),
+            pool_size,
             label=f"source {context.name!r} (postgres)",
             source=context.name,
             connect_timeout=_positive_int(context, "connect_timeout_seconds",
                                           DEFAULT_CONNECT_TIMEOUT_SECONDS),
         )
-        self.partitions = _positive_int(context, "partitions", 1)
+        self.partitions = _positive_int(context, "partitions", default_partitions(pool_size))
         self._state_lock = threading.Lock()
         self._bytewise: bool | None = None
         self._physical: dict[SourceTable, _PhysicalColumns] = {}
