@@ -5,8 +5,9 @@ Options: `dsn` (a libpq URI or key=value string; put the password in `${ENV}`), 
 how long opening a connection may take before the source counts as unavailable; a
 `connect_timeout` in the dsn wins) and `partitions` (plain scans of large tables read in up to
 that many ctid ranges at once under one snapshot; default `pool_size - 1`, at most
-4, so that one connection stays for other queries; 1 turns it off;
-measured in benchmarks/README.md).
+4, so that one connection stays for other queries, and then only scans without a WHERE
+clause; set explicitly, filtered plain scans are split too; 1 turns it off; measured in
+benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import datetime as dt
 import decimal
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -101,6 +103,7 @@ WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2
 """
 
 
+PAGES_TTL_SECONDS = 60.0  # how long a table's page count is trusted for splitting its scans
 _PAGES_SQL = """
 SELECT c.relpages FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -154,6 +157,10 @@ class PostgresConnector(SqlConnector):
                                           DEFAULT_CONNECT_TIMEOUT_SECONDS),
         )
         self.partitions = _positive_int(context, "partitions", default_partitions(pool_size))
+        # By default only unfiltered scans are split: a filtered one may be a point lookup,
+        # which must not cost a catalog query, three connections and a snapshot export.
+        self._split_filtered = "partitions" in context.options
+        self._pages: dict[SourceTable, tuple[float, int]] = {}  # table -> (read at, relpages)
         self._state_lock = threading.Lock()
         self._bytewise: bool | None = None
         self._physical: dict[SourceTable, _PhysicalColumns] = {}
@@ -283,9 +290,9 @@ class PostgresConnector(SqlConnector):
         """Ranges for a plain scan of a table big enough to split, else None."""
         if self.partitions < 2 or not is_plain_scan(handle):
             return None
-        table = handle.inputs[0].table
-        rows = self._metadata(_PAGES_SQL, (table.schema, table.name))
-        pages = int(rows[0][0]) if rows and rows[0][0] else 0
+        if not self._split_filtered and handle.select.args.get("where") is not None:
+            return None
+        pages = self._table_pages(handle.inputs[0].table)
         parts = min(self.partitions, pages // MIN_PAGES_PER_PARTITION)
         if parts < 2:
             return None
@@ -301,6 +308,20 @@ class PostgresConnector(SqlConnector):
             return sql
 
         return _ParallelPlan(parts, pages, render)
+
+    def _table_pages(self, table: SourceTable) -> int:
+        """`relpages` as of at most PAGES_TTL_SECONDS ago: only the ranges' balance depends on
+        it (the last range is open-ended), not which rows are read."""
+        now = time.monotonic()
+        with self._state_lock:
+            known = self._pages.get(table)
+        if known is not None and now - known[0] < PAGES_TTL_SECONDS:
+            return known[1]
+        rows = self._metadata(_PAGES_SQL, (table.schema, table.name))
+        pages = int(rows[0][0]) if rows and rows[0][0] else 0
+        with self._state_lock:
+            self._pages[table] = (now, pages)
+        return pages
 
     def _physical_columns(self, table: SourceTable) -> _PhysicalColumns:
         with self._state_lock:

@@ -148,3 +148,15 @@ def _scanning(dsn: str) -> int:
                        "AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE '%ctid%'")
         row = cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+def test_by_default_filtered_scans_are_not_split_but_configured_ones_are(big_table: str) -> None:
+    """A filtered scan may be a point lookup: by default it stays one statement."""
+    query = "SELECT b.id AS id FROM public.big AS b WHERE b.id > 10"
+    for options, split in (({}, False), ({"partitions": 2}, True)):
+        conn = connector(big_table, **options)
+        handle = offer(conn, query)
+        assert handle is not None
+        assert conn.execute(handle).read_all().num_rows == ROWS - 10
+        assert ("ctid" in conn.sent_sql[-1]) is split
+        conn.close()
