@@ -3,9 +3,11 @@
 Options: `dsn` (a libpq URI or key=value string; put the password in `${ENV}`), `pool_size`
 (connections kept per source instance, default 4), `connect_timeout_seconds` (default 10:
 how long opening a connection may take before the source counts as unavailable; a
-`connect_timeout` in the dsn wins) and `partitions` (default 1: plain scans of large tables
-read in that many ctid ranges at once under one snapshot; measured in benchmarks/README.md,
-worth it only with cores to spare).
+`connect_timeout` in the dsn wins) and `partitions` (plain scans of large tables read in up to
+that many ctid ranges at once under one snapshot; default `pool_size - 1`, at most
+4, so that one connection stays for other queries, and then only scans without a WHERE
+clause; set explicitly, filtered plain scans are split too; 1 turns it off; measured in
+benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import datetime as dt
 import decimal
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -41,7 +44,13 @@ from meshgate.sqlconnector import SqlConnector, ValueFailure
 
 from .capabilities import BYTEWISE_COLLATIONS, CAPABILITIES, renders_exactly
 from .failures import value_failure
-from .partitions import MIN_PAGES_PER_PARTITION, ctid_range, is_plain_scan, stream_partitions
+from .partitions import (
+    MIN_PAGES_PER_PARTITION,
+    ctid_range,
+    default_partitions,
+    is_plain_scan,
+    stream_partitions,
+)
 from .pool import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
     DEFAULT_POOL_SIZE,
@@ -94,6 +103,7 @@ WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2
 """
 
 
+PAGES_TTL_SECONDS = 60.0  # how long a table's page count is trusted for splitting its scans
 _PAGES_SQL = """
 SELECT c.relpages FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -137,15 +147,20 @@ class PostgresConnector(SqlConnector):
                 f"source {context.name!r} (postgres) needs the option `dsn`, e.g. "
                 "postgresql://user:${PGPASSWORD}@host:5432/database"
             )
+        pool_size = _positive_int(context, "pool_size", DEFAULT_POOL_SIZE)
         self.pool = ConnectionPool(
             dsn,
-            _positive_int(context, "pool_size", DEFAULT_POOL_SIZE),
+            pool_size,
             label=f"source {context.name!r} (postgres)",
             source=context.name,
             connect_timeout=_positive_int(context, "connect_timeout_seconds",
                                           DEFAULT_CONNECT_TIMEOUT_SECONDS),
         )
-        self.partitions = _positive_int(context, "partitions", 1)
+        self.partitions = _positive_int(context, "partitions", default_partitions(pool_size))
+        # By default only unfiltered scans are split: a filtered one may be a point lookup,
+        # which must not cost a catalog query, three connections and a snapshot export.
+        self._split_filtered = "partitions" in context.options
+        self._pages: dict[SourceTable, tuple[float, int]] = {}  # table -> (read at, relpages)
         self._state_lock = threading.Lock()
         self._bytewise: bool | None = None
         self._physical: dict[SourceTable, _PhysicalColumns] = {}
@@ -275,9 +290,9 @@ class PostgresConnector(SqlConnector):
         """Ranges for a plain scan of a table big enough to split, else None."""
         if self.partitions < 2 or not is_plain_scan(handle):
             return None
-        table = handle.inputs[0].table
-        rows = self._metadata(_PAGES_SQL, (table.schema, table.name))
-        pages = int(rows[0][0]) if rows and rows[0][0] else 0
+        if not self._split_filtered and handle.select.args.get("where") is not None:
+            return None
+        pages = self._table_pages(handle.inputs[0].table)
         parts = min(self.partitions, pages // MIN_PAGES_PER_PARTITION)
         if parts < 2:
             return None
@@ -293,6 +308,20 @@ class PostgresConnector(SqlConnector):
             return sql
 
         return _ParallelPlan(parts, pages, render)
+
+    def _table_pages(self, table: SourceTable) -> int:
+        """`relpages` as of at most PAGES_TTL_SECONDS ago: only the ranges' balance depends on
+        it (the last range is open-ended), not which rows are read."""
+        now = time.monotonic()
+        with self._state_lock:
+            known = self._pages.get(table)
+        if known is not None and now - known[0] < PAGES_TTL_SECONDS:
+            return known[1]
+        rows = self._metadata(_PAGES_SQL, (table.schema, table.name))
+        pages = int(rows[0][0]) if rows and rows[0][0] else 0
+        with self._state_lock:
+            self._pages[table] = (now, pages)
+        return pages
 
     def _physical_columns(self, table: SourceTable) -> _PhysicalColumns:
         with self._state_lock:

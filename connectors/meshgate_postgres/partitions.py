@@ -29,8 +29,16 @@ from .typemap import BoundaryCast
 
 # Ranges smaller than this (~40 MB of heap) are not worth a connection and two transactions.
 MIN_PAGES_PER_PARTITION = 5_000
+# The default's ceiling: DuckDB's postgres scanner, the peer, also reads on up to 4.
+DEFAULT_MAX_PARTITIONS = 4
 _QUEUE_DEPTH = 2  # batches buffered per reader: memory stays bounded
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
+def default_partitions(pool_size: int) -> int:
+    """Ranges per plain scan unless configured: all connections but one, which stays for the
+    other queries (a scan takes its extra connections only if idle, never waits for them)."""
+    return max(1, min(DEFAULT_MAX_PARTITIONS, pool_size - 1))
 
 
 def is_plain_scan(handle: PushedQuery) -> bool:

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as pg
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from meshgate_postgres import PostgresConnector
-from meshgate_postgres.partitions import page_ranges
+from meshgate_postgres.partitions import default_partitions, page_ranges
 
-from meshgate.spi import ConnectorContext, PushedQuery, SourceTable
+from meshgate.errors import QueryCancelled
+from meshgate.spi import ConnectorContext, PushedQuery, QueryContext, SourceTable
 from tests.postgres.proposals import offer
 
 pytestmark = pytest.mark.postgres
@@ -103,3 +105,58 @@ def test_ordered_or_limited_scans_are_never_split(big_table: str) -> None:
     assert conn.execute(top).read_all().column("id").to_pylist() == [1, 2, 3]
     assert "ctid" not in conn.sent_sql[-1]
     conn.close()
+
+
+def test_by_default_a_large_scan_takes_all_connections_but_one(big_table: str) -> None:
+    conn = connector(big_table, pool_size=3)
+    assert conn.partitions == default_partitions(3) == 2
+    table = conn.execute(scan(conn)).read_all()
+    assert table.num_rows == ROWS
+    assert sum("ctid" in sql for sql in list(conn.sent_sql)[-2:]) == 2
+    conn.close()
+
+
+def test_by_default_a_pool_of_one_or_two_never_splits(big_table: str) -> None:
+    assert default_partitions(1) == default_partitions(2) == 1
+    assert default_partitions(4) == 3
+    assert default_partitions(20) == 4
+    conn = connector(big_table, pool_size=2)
+    assert conn.execute(scan(conn)).read_all().num_rows == ROWS
+    assert "ctid" not in conn.sent_sql[-1]
+    conn.close()
+
+
+def test_a_cancelled_default_scan_stops_every_range_at_postgres(big_table: str) -> None:
+    conn = connector(big_table)
+    context = QueryContext.standalone()
+    reader = conn.execute(scan(conn), context)
+    reader.read_next_batch()
+    assert sum("ctid" in sql for sql in list(conn.sent_sql)[-2:]) == 2
+    assert _scanning(big_table) >= 1  # a range may already sit whole in the queue
+    context.cancel.cancel()
+    with pytest.raises((QueryCancelled, pa.ArrowInvalid), match="was cancelled"):
+        reader.read_all()  # through the Arrow C stream the error arrives wrapped
+    reader.close()
+    assert conn.pool.borrowed == 0
+    assert _scanning(big_table) == 0
+    conn.close()
+
+
+def _scanning(dsn: str) -> int:
+    with pg.connect(dsn, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE '%ctid%'")
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_by_default_filtered_scans_are_not_split_but_configured_ones_are(big_table: str) -> None:
+    """A filtered scan may be a point lookup: by default it stays one statement."""
+    query = "SELECT b.id AS id FROM public.big AS b WHERE b.id > 10"
+    for options, split in (({}, False), ({"partitions": 2}, True)):
+        conn = connector(big_table, **options)
+        handle = offer(conn, query)
+        assert handle is not None
+        assert conn.execute(handle).read_all().num_rows == ROWS - 10
+        assert ("ctid" in conn.sent_sql[-1]) is split
+        conn.close()
