@@ -8,6 +8,7 @@ its path to admins only.
 
 from __future__ import annotations
 
+import datetime as dt
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,5 +245,37 @@ def test_merge_scan_off_reads_the_files_as_fragments(tmp_path: Path) -> None:
         assert not any(r["step"].startswith("merge scan") for r in plan)
         assert any(r["source"] == "lake" for r in plan if r["step"].startswith("fragment"))
         assert svc.query(JOIN, admin).num_rows == 3
+    finally:
+        svc.close()
+
+
+def test_a_csv_table_is_read_by_the_merge_typed_as_declared(tmp_path: Path) -> None:
+    config = _mesh(tmp_path)
+    notes = tmp_path / "data" / "notes"
+    notes.mkdir()
+    (notes / "hires.csv").write_text("staff_id,hired\n1,2020-03-15\n2,2022-01-01\n")
+    mesh = config / "mesh.yaml"
+    source = f"  - {{name: notes, kind: files, options: {{path: {notes}, format: csv}}}}\n"
+    text = mesh.read_text(encoding="utf-8").replace("domains:", source + "domains:", 1)
+    text += textwrap.indent(textwrap.dedent("""
+        - domain: hr
+          name: hires
+          table: {source: notes, table: hires}
+          columns:
+            - {name: staff_id, type: BIGINT}
+            - {name: hired, type: DATE}
+        """), "  ")  # fmt: skip
+    mesh.write_text(text, encoding="utf-8")
+    svc = QueryService.from_config(config)
+    try:
+        admin = _user(svc, "admin")
+        sql = ("SELECT d.name, h.hired FROM hr.hires AS h JOIN hr.depts AS d "
+               "ON d.id = h.staff_id * 10 WHERE h.hired > DATE '2021-01-01'")  # fmt: skip
+        table = svc.query(sql, admin)
+        assert table.to_pylist() == [{"name": "Ops", "hired": dt.date(2022, 1, 1)}]
+        plan = svc.explain(sql, admin).to_pylist()
+        scans = [r for r in plan if r["step"].startswith("merge scan")]
+        assert [r["source"] for r in scans] == ["notes"]
+        assert "read_csv" in scans[0]["sql"].lower()
     finally:
         svc.close()
