@@ -5,6 +5,11 @@ Table `orders` is `<path>/orders.parquet`, or every `<path>/orders/*.parquet`, o
 engine's own; at render time each physical table becomes a `read_parquet` / `read_csv` scan,
 and that rewritten SQL is what `render` shows and what runs. CSV columns are read with the
 types the handle declares, so filters compare dates as dates, not as sniffed text.
+
+Unless the option `merge_scan` is false, the connector also offers each table to the merge
+DuckDB as a local scan (the same `read_parquet` / `read_csv`, columns cast to the declared
+types where the file's differ): the planner then reads it inside the merge instead of
+shipping Arrow batches through Python.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from meshgate.spi import (
     Capabilities,
     ColumnStatistics,
     ConnectorContext,
+    LocalScan,
     PushedQuery,
     QueryContext,
     ScanInput,
@@ -61,8 +67,15 @@ class FilesConnector(DuckDBBackedConnector):
                 f"{', '.join(FORMATS)}"
             )
         self.directory: Path = context.path(str(context.options["path"]))
+        merge_scan = context.options.get("merge_scan", True)
+        if not isinstance(merge_scan, bool):
+            raise ConfigError(
+                f"source {context.name!r} (files): option `merge_scan` must be true or false"
+            )
+        self.merge_scan = merge_scan
         self._lock = threading.Lock()
         self._connection: duckdb.DuckDBPyConnection | None = None
+        self._file_types: dict[tuple[Any, ...], dict[str, str]] = {}
 
     @property
     def capabilities(self) -> Capabilities:
@@ -94,6 +107,59 @@ class FilesConnector(DuckDBBackedConnector):
         for item in handle.inputs:
             self._location(item.table)
         return super().execute(handle, context)
+
+    def local_directories(self) -> tuple[Path, ...]:
+        if not self.merge_scan:
+            return ()
+        return tuple(sorted({self.directory.absolute(), self.directory.resolve()}))
+
+    def local_scan(self, table: SourceTable, columns: Sequence[SourceColumn]) -> LocalScan | None:
+        """The file scan, projected to `columns` and cast where the file's types differ
+        (the cast `execute` applies to its batches); None when `merge_scan` is off or the
+        files cannot be read now (the fragment path then reports why)."""
+        if not self.merge_scan or not columns:
+            return None
+        try:
+            found = self._types(table, tuple(columns))
+        except SourceUnavailable:
+            return None
+        scan = self._file_scan(table, columns)
+        wanted = {c.name: _spelling(sql_type_name(c.type)) for c in columns}
+        if found == wanted and list(found) == [c.name for c in columns]:
+            return LocalScan(scan, self.local_directories())
+        if any(c.name not in found for c in columns):
+            return None
+        projections = [
+            exp.column(c.name, quoted=True)
+            if found[c.name] == wanted[c.name]
+            else exp.alias_(
+                exp.cast(exp.column(c.name, quoted=True), sql_type_name(c.type),
+                         dialect=CANONICAL_DIALECT), c.name, quoted=True)
+            for c in columns
+        ]  # fmt: skip
+        relation = exp.select(*projections).from_(scan).subquery()
+        return LocalScan(relation, self.local_directories())
+
+    def _types(self, table: SourceTable, columns: tuple[SourceColumn, ...]) -> dict[str, str]:
+        """Column name -> DuckDB type of the table's file scan, as DESCRIBE spells it; cached
+        until the file or folder changes (every plan asks, the schema rarely moves)."""
+        key = (table, columns, self._location(table).stat().st_mtime_ns)
+        with self._lock:
+            known = self._file_types.get(key)
+        if known is not None:
+            return known
+        scan = self._file_scan(table, columns)
+        cursor = self._cursor()
+        try:
+            rows = cursor.execute(f"DESCRIBE SELECT * FROM {scan.sql(CANONICAL_DIALECT)}")
+            types = {str(row[0]): _spelling(str(row[1])) for row in rows.fetchall()}
+        except duckdb.Error as error:
+            raise self._unreadable(table, error) from error
+        finally:
+            cursor.close()
+        with self._lock:
+            self._file_types[key] = types
+        return types
 
     def _physical_select(self, select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
         by_alias = {item.alias: item for item in inputs}
@@ -182,6 +248,10 @@ class FilesConnector(DuckDBBackedConnector):
             f"{self.format}",
             detail=f"source {self.context.name!r}: table {table.name!r}: {error}",
         )
+
+
+def _spelling(type_name: str) -> str:
+    return type_name.replace(" ", "").upper()
 
 
 def parquet_statistics(footers: Sequence[pq.FileMetaData]) -> TableStatistics:

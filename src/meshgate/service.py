@@ -151,8 +151,11 @@ class QueryService:
         self.metrics.watch_pools(lambda: {n: c.pool_usage() for n, c in self.connectors.items()})
         # Runs every plan's residual (and says what it returns, for the planner).
         limits = definition.server.limits
+        # The files sources' folders are the only ones it reads (their tables, inlined);
+        # a reload's new folders are read through fragments until the next start.
+        readable = [d for c in connectors.values() for d in c.local_directories()]
         self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine(
-            limits.merge_memory_limit, state_directory(definition))
+            limits.merge_memory_limit, state_directory(definition), readable)
         self.slots = QuerySlots(ConcurrencyLimits(
             limits.max_concurrent_queries, limits.max_concurrent_queries_per_user,
             limits.queue_timeout_seconds))

@@ -6,6 +6,8 @@ oracle (DuckDB over the sources' files and drivers, tests/planner/conftest.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -13,10 +15,28 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from meshgate.catalog.loader import load_mesh
+from meshgate.registry import create_connector, installed_kinds
 from meshgate.service import QueryService
+from meshgate.spi import Connector, ConnectorContext
 from meshgate.sqlconnector import SqlConnector
 
 pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def service(mesh_dir: Path) -> Iterator[QueryService]:
+    """The planner mesh with the lake read through fragments (`merge_scan: false`): the
+    probe side whose SQL these tests read; by default the merge reads the Parquet itself."""
+    definition = load_mesh(mesh_dir, known_source_kinds=installed_kinds())
+    connectors: dict[str, Connector] = {}
+    for name, source in definition.sources.items():
+        options = {**source.options, "merge_scan": False} if name == "lake" else source.options
+        context = ConnectorContext(name, options, definition.directory)
+        connectors[name] = create_connector(source.kind, context)
+    svc = QueryService(definition, connectors)
+    yield svc
+    svc.close()
 
 
 def join(amount: int) -> str:

@@ -1,4 +1,5 @@
-"""A plan as rows for EXPLAIN: what each source receives, each policy stage, then the merge.
+"""A plan as rows for EXPLAIN: what each source receives, the tables the merge reads itself,
+each policy stage, then the merge.
 
 Admins see the physical plan. Everyone else sees its shape only: which kinds of source do
 work and which policies apply, never physical names, source SQL, policy text or row
@@ -62,6 +63,11 @@ def _explain(
             rows.append({"step": f"{prefix}fragment {fragment.name}",
                          "source": source_kinds.get(fragment.source, "source"),
                          "sql": HIDDEN, "detail": policies or "source query"})  # fmt: skip
+    for scan in plan.merge_scans:
+        rows.append({"step": f"{prefix}{scan.name}",
+                     "source": scan.source if admin else source_kinds.get(scan.source, "source"),
+                     "sql": scan.sql if admin else HIDDEN,
+                     "detail": "read by the merge itself"})  # fmt: skip
     for stage in plan.stages:
         rows.append({"step": f"{prefix}policy stage {stage.name}", "source": "duckdb",
                      "sql": "", "detail": f"{stage.product}: policies "

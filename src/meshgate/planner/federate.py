@@ -6,7 +6,9 @@ Strategy (datafusion-federation's, with Trino's negotiation):
 2. otherwise, inside a SELECT that mixes sources, the tables of one source that are inner-joined
    on keys that cannot multiply rows (FK -> declared primary key) go down as one join fragment;
 3. every other table is scanned with the filter conjuncts the source accepts (EXACT ones leave
-   the residual, INEXACT and UNSUPPORTED ones stay) and only the columns the residual uses.
+   the residual, INEXACT and UNSUPPORTED ones stay) and only the columns the residual uses;
+   a table whose connector offers a local scan (files) is instead read by the merge itself
+   wherever a merge runs anyway (`merge_scan`), its filters left for DuckDB to push.
 Predicates only move where outer-join semantics allow: a WHERE conjunct never moves below a
 null-supplying side, an ON conjunct of a LEFT JOIN moves only into the joined table's scan.
 """
@@ -22,7 +24,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.errors import PushdownRequired, UnsupportedQuery
-from meshgate.planner.plan import DynamicFilter, FederatedPlan, Fragment, PolicyStage
+from meshgate.planner.merge_scan import merge_relation, merge_scan
+from meshgate.planner.plan import DynamicFilter, FederatedPlan, Fragment, MergeScan, PolicyStage
 from meshgate.planner.schema import ResultDescriber
 from meshgate.query.model import PolicyBarrier
 from meshgate.query.names import (
@@ -85,6 +88,7 @@ class _PlanState:
     local_work: list[str] = field(default_factory=list)
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     stages: list[PolicyStage] = field(default_factory=list)
+    merge_scans: list[MergeScan] = field(default_factory=list)
 
 
 class Planner:
@@ -100,6 +104,7 @@ class Planner:
         strict: bool = False,
         barriers: Mapping[str, PolicyBarrier] | None = None,
         counter: Iterator[int] | None = None,
+        merge_whole: bool = False,
     ) -> None:
         self._connectors = connectors
         self._tables = tables
@@ -108,6 +113,9 @@ class Planner:
         self._strict = strict
         self._barriers = barriers or {}
         self._state = _PlanState() if counter is None else _PlanState(counter=counter)
+        # A policy barrier's body: its files are read by the merge even when alone, for
+        # the stage's merge query runs anyway (the fence around the barrier).
+        self._merge_whole = merge_whole
 
     def plan(self, tree: exp.Query) -> FederatedPlan:
         query = inline_ctes(tree)
@@ -131,7 +139,7 @@ class Planner:
         schema = self._engine.describe(residual, inputs)
         return FederatedPlan(
             fragments, residual, schema, tuple(self._state.local_work), self._local_tables,
-            stages,
+            stages, tuple(self._state.merge_scans),
         )  # fmt: skip
 
     # --- placement ----------------------------------------------------------------------
@@ -139,6 +147,10 @@ class Planner:
         """Push `query` whole if one source can run it, else split it and recurse."""
         identities = {self._identity(s) for s in _sources(query)}
         barrier = _has_barrier(query)
+        if identities and not barrier and self._merge_whole:
+            inlined = self._inline_all(query)
+            if inlined is not None:
+                return inlined
         if (
             len(identities) == 1
             and not barrier
@@ -173,6 +185,44 @@ class Planner:
         if not isinstance(query, exp.Select):
             raise UnsupportedQuery(f"cannot federate a {query.key.upper()} expression")
         return self._split_select(query)
+
+    def _inline_all(self, query: exp.Query) -> exp.Query | None:
+        """`query` with every physical table read by the merge, if each offers a local scan.
+
+        Only for a barrier's body, which runs as a merge query of its own anyway. A subquery
+        one source can run whole stays a fragment: it runs beside the other fragments and
+        returns what it aggregated or filtered (TPC-H Q18's lineitem subquery was 2x slower
+        inlined, the merge waiting for PostgreSQL before it could start it).
+        """
+        query = query.copy()
+        relations: dict[int, exp.Expr] = {}
+        for node in query.find_all(exp.Table):
+            if source_of(node) is None:
+                continue
+            relation = self._merge_relation(node.alias_or_name, node)
+            if relation is None:
+                return None
+            relations[id(node)] = relation
+        for node in list(query.find_all(exp.Table)):
+            if id(node) in relations:
+                self._note_merge_scan(node, relations[id(node)])
+                node.replace(relations[id(node)])
+        return query
+
+    def _merge_relation(self, alias: str, node: exp.Table) -> exp.Expr | None:
+        """The merge's own scan of the physical table `node`, or None (read as a fragment)."""
+        if self._strict:
+            return None
+        source = source_of(node)
+        assert source is not None
+        physical = self._tables[physical_key(node)]
+        return merge_relation(self._connectors[source], physical, alias, self._engine)
+
+    def _note_merge_scan(self, node: exp.Table, relation: exp.Expr) -> None:
+        source = source_of(node)
+        assert source is not None
+        name = f"merge scan {len(self._state.merge_scans) + 1}"
+        self._state.merge_scans.append(merge_scan(name, source, relation))
 
     def _push_whole(self, query: exp.Query) -> Fragment | None:
         source = next(iter(_sources(query)))
@@ -343,6 +393,7 @@ class Planner:
             engine=self._engine,
             strict=self._strict,
             counter=self._state.counter,
+            merge_whole=True,
         )
         plan = inner.plan(barrier.body)
         if plan.residual is None and not plan.stages:
@@ -390,6 +441,10 @@ class Planner:
         replaced: dict[str, exp.Expr] = {}
         placed: dict[str, _Placed] = {}
         for group in self._join_groups(scans, conjuncts):
+            inlined = self._inline_scan(by_alias[group[0]]) if len(group) == 1 else None
+            if inlined is not None:
+                replaced[group[0]] = inlined
+                continue
             if len(group) > 1:
                 pushed = self._push_join(select, [by_alias[a] for a in group], remaining)
                 if pushed is not None:
@@ -421,6 +476,20 @@ class Planner:
                 )
         self._plan_dynamic_filters(placed, remaining)
         _rebuild_inner_from(select, replaced, remaining)
+
+    def _inline_scan(self, scan: _Scan) -> exp.Expr | None:
+        """`scan` as the merge's own base scan, if its source offers one (not a barrier).
+
+        Only a table that would otherwise be a scan fragment of its own: tables of one files
+        source joined on keys still go down as one join fragment, which runs beside the other
+        sources' fragments instead of after them (TPC-H Q8: part JOIN lineitem).
+        """
+        if scan.barrier is not None:
+            return None
+        relation = self._merge_relation(scan.alias, scan.node)
+        if relation is not None:
+            self._note_merge_scan(scan.node, relation)
+        return relation
 
     def _plan_dynamic_filters(
         self, placed: Mapping[str, _Placed], conjuncts: list[exp.Expr]
@@ -494,6 +563,10 @@ class Planner:
                 if where is not None:
                     origins = [(c, where) for c in _conjuncts(where.this)]
                 origins += [(c, j) for j in inner_ons for c in _conjuncts(j.args["on"])]
+            inlined = self._inline_scan(scan)
+            if inlined is not None:
+                scan.node.replace(inlined)
+                continue
             candidates = [c for c, _ in origins]
             fragment, absorbed = self._push_scan(select, scan, candidates)
             for conjunct, origin in origins:

@@ -40,6 +40,16 @@ class Fragment:
 
 
 @dataclass(frozen=True)
+class MergeScan:
+    """A table the merge DuckDB reads itself (a connector's `LocalScan`), for EXPLAIN: the
+    relation is inline in the residual, so no fragment runs for it."""
+
+    name: str
+    source: str
+    sql: str  # the FROM item as the merge runs it: physical paths, admins only
+
+
+@dataclass(frozen=True)
 class PolicyStage:
     """A policy barrier the sources could not run whole, planned and run as its own query.
 
@@ -64,6 +74,7 @@ class FederatedPlan:
     local_work: tuple[str, ...]  # work that stayed in the merge layer although a source had it
     local_tables: Mapping[str, pa.Table] = field(default_factory=dict)  # system tables
     stages: tuple[PolicyStage, ...] = ()
+    merge_scans: tuple[MergeScan, ...] = ()
 
     @property
     def residual_sql(self) -> str | None:

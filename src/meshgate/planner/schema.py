@@ -8,8 +8,9 @@ protocol is the part of it a planner may use, so planning never imports executio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 from sqlglot import exp
@@ -20,3 +21,11 @@ class ResultDescriber(Protocol):
         """The wire schema `query` returns over relations named and shaped like `inputs`
         (fragments, policy stages, local tables), computed without any rows."""
         ...
+
+
+@runtime_checkable
+class LocalFileReader(Protocol):
+    """An engine that reads some directories itself (connectors' `LocalScan`s): the planner
+    inlines a local scan only where the engine's sandbox lets it read every directory."""
+
+    def can_read(self, directories: Sequence[Path]) -> bool: ...

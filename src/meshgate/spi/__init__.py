@@ -142,6 +142,20 @@ class TableStatistics:
 
 
 @dataclass(frozen=True)
+class LocalScan:
+    """A table as a FROM item the merge DuckDB evaluates itself (`read_parquet([...])`).
+
+    Read inside the merge, a table gets DuckDB's parallel scanner, its filter and projection
+    pushdown and the join filters of the query's hash joins, and its rows never cross into
+    Python. `relation` is unaliased and yields the table's columns under their source names,
+    typed as the connector's handles would be; it reads nothing outside `directories`.
+    """
+
+    relation: exp.Expr
+    directories: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
 class ConnectorContext:
     """What a connector gets at construction: its name, options and where the config lives."""
 
@@ -212,6 +226,19 @@ class Connector(abc.ABC):
         """
         return None
 
+    def local_directories(self) -> tuple[Path, ...]:
+        """The directories this connector's `local_scan`s read, for the merge's sandbox: the
+        merge DuckDB may read below them and nothing else (empty: it offers no local scans)."""
+        return ()
+
+    def local_scan(self, table: SourceTable, columns: Sequence[SourceColumn]) -> LocalScan | None:
+        """`table` as a FROM item the merge runs itself, or None to be read through `execute`.
+
+        Offered by sources the merge DuckDB can read natively (Parquet, CSV); the planner
+        then neither negotiates filters nor creates a fragment for the table.
+        """
+        return None
+
     def statistics(self, handle: PushedQuery) -> TableStatistics | None:
         """What the source estimates `handle` returns, or None if it keeps no statistics."""
         return None
@@ -256,6 +283,7 @@ __all__ = [
     "FilterApplication",
     "FilterSupport",
     "JoinKind",
+    "LocalScan",
     "PoolUsage",
     "PushedQuery",
     "QueryContext",

@@ -3,7 +3,7 @@ SELECT c.segment, SUM(i.qty) AS qty FROM sales.orders o JOIN sales.customers c O
 -- plan
 fragment __fragment_1 @ sales_db: join of c, o
   SELECT "c"."segment" AS "c__segment", "o"."order_id" AS "o__order_id" FROM "orders" AS "o" CROSS JOIN "customers" AS "c" WHERE "c"."country" = 'DE' AND "c"."customer_id" = "o"."customer_id"
-fragment __fragment_2 @ lake: dynamic filter: "i"."order_id" IN (keys of __fragment_1.o__order_id)
-  SELECT "i"."order_id" AS "order_id", "i"."qty" AS "qty" FROM READ_PARQUET('<mesh>/data/lake/items.parquet') AS "i"
+merge scan 1 @ lake: read by the merge itself
+  READ_PARQUET('<mesh>/data/lake/items.parquet')
 merge @ duckdb: merge of the fragments
-  SELECT "__fragment_1"."c__segment" AS "segment", SUM("i"."qty") AS "qty" FROM "__fragment_1" AS "__fragment_1" CROSS JOIN "__fragment_2" AS "i" WHERE "i"."order_id" = "__fragment_1"."o__order_id" GROUP BY "__fragment_1"."c__segment"
+  SELECT "__fragment_1"."c__segment" AS "segment", SUM("i"."qty") AS "qty" FROM "__fragment_1" AS "__fragment_1" CROSS JOIN READ_PARQUET('<mesh>/data/lake/items.parquet') AS "i" WHERE "i"."order_id" = "__fragment_1"."o__order_id" GROUP BY "__fragment_1"."c__segment"
