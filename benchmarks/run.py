@@ -6,6 +6,8 @@
   python -m benchmarks.run transfer --dir DIR --pg-dsn DSN
       rows TPC-H Q3 moves out of PostgreSQL: meshgate vs the best hand-written pushdown vs
       what DuckDB's postgres scanner pulls (single-table filters only);
+  python -m benchmarks.run suite --pg-dsn DSN [--sf 1] [--rounds 3] [--workloads ...] [--quick]
+      sets up the data itself and runs every workload beside its peers: benchmarks/suite.py;
   python -m benchmarks.run policy --dir DIR --pg-dsn DSN [--repeat 3]
       scans and joins over a filtered, masked tpch.customer as a restricted role vs as admin
       (its own `meshgate serve` process, ADBC client), and the rows that left PostgreSQL.
@@ -33,7 +35,7 @@ import adbc_driver_postgresql.dbapi as pg
 import duckdb
 
 from benchmarks.served import meshgate_server
-from benchmarks.tpch import DOMAIN, TABLES, tpch_queries
+from benchmarks.tpch import DOMAIN, TABLES, in_postgres, tpch_queries
 from meshgate.execution.run import ExecutionReport
 from meshgate.service import QueryService
 
@@ -85,7 +87,9 @@ def postgres_extension() -> Path:
     return target
 
 
-def duckdb_peer(directory: Path, pg_dsn: str, pg_schema: str = "tpch") -> duckdb.DuckDBPyConnection:
+def duckdb_peer(
+    directory: Path, pg_dsn: str, pg_schema: str = "tpch", all_postgres: bool = False
+) -> duckdb.DuckDBPyConnection:
     """DuckDB attached to the same PostgreSQL, with the Parquet half as views: the peer."""
     connection = duckdb.connect()
     connection.execute(f"LOAD '{postgres_extension()}'")
@@ -94,7 +98,7 @@ def duckdb_peer(directory: Path, pg_dsn: str, pg_schema: str = "tpch") -> duckdb
     for table in TABLES:
         source = (
             f"pg.{pg_schema}.{table.name}"
-            if table.in_postgres
+            if in_postgres(table, all_postgres)
             else f"read_parquet('{directory / 'data' / f'{table.name}.parquet'}')"
         )
         connection.execute(f"CREATE VIEW {DOMAIN}.{table.name} AS SELECT * FROM {source}")
@@ -219,6 +223,11 @@ def _run_policy(directory: Path, pg_dsn: str, repeat: int, pg_schema: str) -> in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["suite"]:  # every workload and peer in one run: benchmarks/suite.py
+        from benchmarks.suite import main as suite
+
+        return suite(arguments[1:])
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -232,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tpch.add_argument("--queries", default=",".join(str(n) for n in range(1, 23)))
     for command in (tpch, policy):
         command.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
+    commands.add_parser("suite", help="every workload beside its peers: see `suite --help`")
+    args = parser.parse_args(arguments)
     if args.command == "policy":
         return _run_policy(args.dir, args.pg_dsn, args.repeat, args.pg_schema)
     if args.command == "tpch":
