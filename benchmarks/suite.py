@@ -31,26 +31,46 @@ MACHINE_NOTE = os.environ.get("MESHGATE_BENCH_MACHINE_NOTE", "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run suite", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run suite",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--pg-dsn", required=True, help="PostgreSQL to load into and read")
     parser.add_argument("--sf", type=float, help="TPC-H scale factor (default 1; quick 0.1)")
     parser.add_argument("--rounds", type=int, help="measured rounds (default 3; quick 1)")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS),
-                        help=f"comma list of {','.join(WORKLOADS)} (default all)")
-    parser.add_argument("--quick", action="store_true",
-                        help="SF 0.1, 1 round, lookups at 1 and 16 clients for 1.5 s")
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma list of {','.join(WORKLOADS)} (default all)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="SF 0.1, 1 round, lookups at 1 and 16 clients for 1.5 s",
+    )
     parser.add_argument("--out", type=Path, help="default benchmarks/results/<timestamp>/")
-    parser.add_argument("--pg-schema", default="bench",
-                        help="schema prefix, must start with bench (default bench): "
-                             "<prefix>_<layout>_sf<sf>")
-    parser.add_argument("--data-dir", type=Path, default=HERE / "data",
-                        help="where the layouts' configs and Parquet live (default "
-                             "benchmarks/data); reused while their data is there")
-    parser.add_argument("--lookup-seconds", type=float,
-                        help="seconds per lookup measurement (default 5; quick 1.5)")
-    parser.add_argument("--scan-layout", choices=("split", "all_pg"), default="split",
-                        help="layout whose largest PostgreSQL table the scan reads")
+    parser.add_argument(
+        "--pg-schema",
+        default="bench",
+        help="schema prefix, must start with bench (default bench): <prefix>_<layout>_sf<sf>",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=HERE / "data",
+        help="where the layouts' configs and Parquet live (default "
+        "benchmarks/data); reused while their data is there",
+    )
+    parser.add_argument(
+        "--lookup-seconds", type=float, help="seconds per lookup measurement (default 5; quick 1.5)"
+    )
+    parser.add_argument(
+        "--scan-layout",
+        choices=("split", "all_pg"),
+        default="split",
+        help="layout whose largest PostgreSQL table the scan reads",
+    )
     args = parser.parse_args(argv)
     chosen = [w for w in args.workloads.split(",") if w]
     unknown = sorted(set(chosen) - set(WORKLOADS))
@@ -119,8 +139,8 @@ def run_workloads(chosen: list[str], rounds: int, args: argparse.Namespace,
 
         clients, seconds = ((1, 16), 1.5) if args.quick else ((1, 4, 16), 5.0)
         seconds = args.lookup_seconds or seconds
-        runs = run_lookups(layout("split"), rounds, clients, seconds)
-        results["lookup"] = [asdict(r) for r in runs]
+        lookups = run_lookups(layout("split"), rounds, clients, seconds)
+        results["lookup"] = [asdict(r) for r in lookups]
         lap("lookup")
     if "planning" in chosen:
         from benchmarks.suite_planning import run_planning
@@ -147,8 +167,17 @@ def machine() -> dict[str, Any]:
 
 def versions() -> dict[str, str]:
     found = {}
-    for package in ("meshgate", "duckdb", "duckdb-extension-postgres", "pyarrow", "sqlglot",
-                    "adbc-driver-flightsql", "adbc-driver-postgresql", "psycopg", "connectorx"):
+    for package in (
+        "meshgate",
+        "duckdb",
+        "duckdb-extension-postgres",
+        "pyarrow",
+        "sqlglot",
+        "adbc-driver-flightsql",
+        "adbc-driver-postgresql",
+        "psycopg",
+        "connectorx",
+    ):
         try:
             found[package] = version(package)
         except Exception:

@@ -112,8 +112,10 @@ def targets(results: dict[str, Any]) -> list[str]:
     masked = results.get("masked")
     if masked:
         worst = max(masked["workloads"], key=lambda w: w["ratio"])
-        lines.append(f"[{_verdict(worst['ratio'] <= MASKED_MAX)}] masked restricted / admin: "
-                     f"worst {worst['name']} {worst['ratio']:.2f}x (target <= {MASKED_MAX}x)")
+        lines.append(
+            f"[{_verdict(worst['ratio'] <= MASKED_MAX)}] masked restricted / admin: "
+            f"worst {worst['name']} {worst['ratio']:.2f}x (target <= {MASKED_MAX}x)"
+        )
     else:
         lines.append("[not run] masked restricted / admin")
     return lines
@@ -158,9 +160,11 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {moved} |"
             )
         geo_pg = statistics.geometric_mean(
-            [_ratio(q["seconds"]["meshgate"], q["seconds"]["duckdb_pg"]) for q in queries])
+            [_ratio(q["seconds"]["meshgate"], q["seconds"]["duckdb_pg"]) for q in queries]
+        )
         geo_local = statistics.geometric_mean(
-            [_ratio(q["seconds"]["meshgate"], q["seconds"]["duckdb_local"]) for q in queries])
+            [_ratio(q["seconds"]["meshgate"], q["seconds"]["duckdb_local"]) for q in queries]
+        )
         out += ["", f"Geometric mean: {geo_pg:.2f}x DuckDB+pg, {geo_local:.2f}x DuckDB local.", ""]
     scan = results.get("scan")
     if scan:
@@ -180,11 +184,15 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{scan['copy_bytes'] / 2**20:.0f} MiB.", ""]  # fmt: skip
     lookup = results.get("lookup")
     if lookup:
-        out += ["## Point lookups (orders by key; ms; qps median over rounds)", "",
-                "| way | clients | p50 | p95 | p99 | qps | lookups |",
-                "|---|---|---|---|---|---|---|"]
-        for (way, clients), entry in sorted(_lookup_by(lookup).items(),
-                                            key=lambda item: (item[0][1], item[0][0])):
+        out += [
+            "## Point lookups (orders by key; ms; qps median over rounds)",
+            "",
+            "| way | clients | p50 | p95 | p99 | qps | lookups |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for (way, clients), entry in sorted(
+            _lookup_by(lookup).items(), key=lambda item: (item[0][1], item[0][0])
+        ):
             lat = entry["latencies"]
             out.append(f"| {way} | {clients} | {percentile(lat, 0.5) * 1000:.2f} "
                        f"| {percentile(lat, 0.95) * 1000:.2f} | {percentile(lat, 0.99) * 1000:.2f} "
@@ -192,8 +200,12 @@ def markdown(results: dict[str, Any]) -> str:
         out.append("")
     planning = results.get("planning")
     if planning:
-        out += ["## Planning (in-process QueryService.prepare; ms, median (min-max))", "",
-                "| query | cold | warm |", "|---|---|---|"]
+        out += [
+            "## Planning (in-process QueryService.prepare; ms, median (min-max))",
+            "",
+            "| query | cold | warm |",
+            "|---|---|---|",
+        ]
         for q in planning:
             out.append(f"| q{q['number']:02d} | {_spread(q['cold'], 1000, 1)} "
                        f"| {_spread(q['warm'], 1000, 1)} |")  # fmt: skip
@@ -205,11 +217,17 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{percentile(warm, 0.95) * 1000:.1f} ms.", ""]  # fmt: skip
     masked = results.get("masked")
     if masked:
-        out += ["## Masked (governance workload; restricted vs admin, seconds)", "",
-                "| workload | admin | restricted | ratio of medians |", "|---|---|---|---|"]
+        out += [
+            "## Masked (governance workload; restricted vs admin, seconds)",
+            "",
+            "| workload | admin | restricted | ratio of medians |",
+            "|---|---|---|---|",
+        ]
         for w in masked["workloads"]:
-            out.append(f"| {w['name']} | {_spread(w['admin']['seconds'])} "
-                       f"| {_spread(w['restricted']['seconds'])} | {w['ratio']:.2f} |")
+            out.append(
+                f"| {w['name']} | {_spread(w['admin']['seconds'])} "
+                f"| {_spread(w['restricted']['seconds'])} | {w['ratio']:.2f} |"
+            )
         out.append("")
     return "\n".join(out)
 

@@ -49,9 +49,12 @@ def run_layout(layout: Layout, rounds: int, queries: list[int]) -> list[QueryRun
     print(f"{layout.name}: loading the local DuckDB", flush=True)
     local, peer = layout.local(), layout.peer()
     try:
-        with meshgate_server(layout.directory) as served, flightsql.connect(
-            served.uri, db_kwargs={"username": "admin", "password": "admin"}, autocommit=True
-        ) as client:
+        with (
+            meshgate_server(layout.directory) as served,
+            flightsql.connect(
+                served.uri, db_kwargs={"username": "admin", "password": "admin"}, autocommit=True
+            ) as client,
+        ):
 
             def meshgate(sql: str) -> pa.Table:
                 with client.cursor() as cursor:
