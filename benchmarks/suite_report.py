@@ -244,7 +244,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         queries = results.get("tpch", {}).get(layout)
         axis.set_title(f"TPC-H {layout}: meshgate time / peer (below 1: faster)")
         if not queries:
-            axis.text(0.5, 0.5, "not run", ha="center")
+            axis.text(0.5, 0.5, "not run", ha="center", transform=axis.transAxes)
             continue
         numbers = [q["number"] for q in queries]
         width = 0.4
@@ -258,6 +258,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
         axis.set_xticks(numbers)
         axis.legend()
     scan, lookup = results.get("scan"), results.get("lookup")
+    for axis, shown in ((axes[1][0], scan), (axes[1][1], lookup)):
+        if not shown:
+            axis.text(0.5, 0.5, "not run", ha="center", transform=axis.transAxes)
     axis = axes[1][0]
     if scan:
         ways = list(scan["seconds"])
