@@ -362,11 +362,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup.add_argument("--pg-dsn", required=True, help="PostgreSQL DSN to load into")
     setup.add_argument("--dir", type=Path, required=True, help="config directory to write")
     setup.add_argument("--pg-schema", default="tpch", help="PostgreSQL schema (default tpch)")
+    setup.add_argument("--all-postgres", action="store_true",
+                       help="all eight tables in PostgreSQL (default: the split layout)")
     queries = commands.add_parser("queries", help="print the 22 queries against tpch.<table>")
     queries.add_argument("--number", type=int, help="print only query N (1-22)")
     args = parser.parse_args(argv)
     if args.command == "setup":
-        directory = setup_tpch(args.sf, args.pg_dsn, args.dir, args.pg_schema)
+        directory = setup_tpch(args.sf, args.pg_dsn, args.dir, args.pg_schema, args.all_postgres)
         print(f"TPC-H SF {args.sf} mesh written to {directory}")
         if _dsn_without_password(args.pg_dsn)[1] and PASSWORD_VARIABLE not in os.environ:
             print(f"export {PASSWORD_VARIABLE}=... before serving (the password is not stored)")
