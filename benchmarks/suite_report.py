@@ -136,11 +136,11 @@ def _lookup_by(lookup: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, 
 def markdown(results: dict[str, Any]) -> str:
     options, machine = results["options"], results["machine"]
     out = [f"# meshgate benchmark suite, {results['started']}", "",
-           f"Machine: {machine['cpus']} CPUs, {machine['memory_gib']:.0f} GiB, "
+           f"- Machine: {machine['cpus']} CPUs, {machine['memory_gib']:.0f} GiB, "
            f"{machine['platform']}; {machine.get('note', '')}",
-           f"Options: SF {options['sf']}, {options['rounds']} rounds, workloads "
+           f"- Options: SF {options['sf']}, {options['rounds']} rounds, workloads "
            f"{','.join(options['workloads'])}{', quick' if options['quick'] else ''}",
-           "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()), "",
+           "- Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()), "",
            "## Targets", "", *(f"- {line}" for line in targets(results)), ""]  # fmt: skip
     for layout, queries in results.get("tpch", {}).items():
         out += [f"## TPC-H, {layout} layout (seconds: median (min-max); ratio of medians)", "",
@@ -187,16 +187,23 @@ def markdown(results: dict[str, Any]) -> str:
         out += [
             "## Point lookups (orders by key; ms; qps median over rounds)",
             "",
-            "| way | clients | p50 | p95 | p99 | qps | lookups |",
-            "|---|---|---|---|---|---|---|",
+            "| way | clients | p50 | p95 | p99 | qps | lookups | p50 - direct ADBC's "
+            "| qps / direct ADBC's |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for (way, clients), entry in sorted(
-            _lookup_by(lookup).items(), key=lambda item: (item[0][1], item[0][0])
-        ):
+        by = _lookup_by(lookup)
+        for (way, clients), entry in sorted(by.items(), key=lambda item: (item[0][1], item[0][0])):
             lat = entry["latencies"]
-            out.append(f"| {way} | {clients} | {percentile(lat, 0.5) * 1000:.2f} "
-                       f"| {percentile(lat, 0.95) * 1000:.2f} | {percentile(lat, 0.99) * 1000:.2f} "
-                       f"| {entry['qps']:.1f} | {len(lat)} |")  # fmt: skip
+            versus = ("", "")
+            if way.startswith("meshgate_"):
+                direct = by[(way.replace("meshgate_", "pg_"), clients)]
+                over = (percentile(lat, 0.5) - percentile(direct["latencies"], 0.5)) * 1000
+                versus = (f"{over:.2f}", f"{entry['qps'] / direct['qps']:.3f}")
+            p50, p95, p99 = (percentile(lat, f) * 1000 for f in (0.5, 0.95, 0.99))
+            out.append(
+                f"| {way} | {clients} | {p50:.2f} | {p95:.2f} | {p99:.2f} "
+                f"| {entry['qps']:.1f} | {len(lat)} | {versus[0]} | {versus[1]} |"
+            )
         out.append("")
     planning = results.get("planning")
     if planning:
@@ -284,12 +291,35 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+BEGIN = "<!-- suite results: begin (python -m benchmarks.suite_report DIR --readme) -->"
+END = "<!-- suite results: end -->"
+README = Path(__file__).parent / "README.md"
+
+
+def refresh_readme(results: dict[str, Any], chart_file: Path, readme: Path = README) -> None:
+    """Put results.md (headings one level down) between the README's markers, and the chart."""
+    text = readme.read_text(encoding="utf-8")
+    head, begin, rest = text.partition(BEGIN)
+    _, end, tail = rest.partition(END)
+    if not begin or not end:
+        raise SystemExit(f"{readme} has no {BEGIN} ... {END} section")
+    lines = markdown(results).splitlines()
+    body = [f"#### {line[3:]}" if line.startswith("## ") else line for line in lines[1:]]
+    shown = readme.parent / "suite-chart.png"
+    shown.write_bytes(chart_file.read_bytes())
+    section = f"Run of {results['started']}.\n\n![suite chart]({shown.name})\n" + "\n".join(body)
+    readme.write_text(f"{head}{BEGIN}\n{section.strip()}\n{END}{tail}", encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Rebuild results.md and chart.png from DIR/results.json."""
-    directory = Path((argv or sys.argv[1:])[0])
+    """Rebuild results.md and chart.png from DIR/results.json; `--readme`: refresh the README."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    directory = Path(arguments[0])
     results = json.loads((directory / "results.json").read_text())
     (directory / "results.md").write_text(markdown(results))
     chart(results, directory / "chart.png")
+    if "--readme" in arguments[1:]:
+        refresh_readme(results, directory / "chart.png")
     print("\n".join(targets(results)))
     return 0
 
