@@ -1,43 +1,32 @@
 """The suite's point lookups: orders by key from 1, 4 and 16 client processes.
 
-Each client is a process (so the clients' GIL caps nothing) holding one connection, looking
+Each client is a process (benchmarks/lookup_client.py, so the clients' GIL caps nothing; the
+same processes serve every measurement) holding one connection per measurement, looking
 up random existing order keys for a fixed time; every answer must be exactly one row. Four
 ways: through meshgate with the key bound as a parameter (`?`) and with the literal key in the
 text (a new text each time), and directly through ADBC PostgreSQL the same two ways (`$1`,
 literal). Rounds interleave the ways, their order reversed every round; clients start together
-(a barrier) after connecting and one lookup of warm-up.
+(a `go` line) once all have connected and made one lookup of warm-up.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import random
-import time
-from collections.abc import Sequence
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing.pool import Pool
 from typing import Any
 
-import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_postgresql.dbapi as pg
 
 from benchmarks.layouts import Layout
+from benchmarks.lookup_client import LookupTask
 from benchmarks.served import meshgate_server
-from benchmarks.tpch import DOMAIN
 
 WAYS = ("meshgate_param", "pg_param", "meshgate_literal", "pg_literal")
-COLUMNS = "o_orderkey, o_custkey, o_totalprice, o_orderdate"
-
-
-@dataclass(frozen=True)
-class LookupTask:
-    way: str
-    target: str  # meshgate URI or PostgreSQL DSN
-    pg_schema: str
-    keys: tuple[int, ...]
-    seed: int
-    ready: Any  # a multiprocessing.Manager().Barrier for every client of the run
-    seconds: float
 
 
 @dataclass
@@ -57,74 +46,77 @@ def run_lookups(layout: Layout, rounds: int, clients: Sequence[int],
     """`rounds` rounds of every way at every client count; one LookupRun per round."""
     keys = _sample_keys(layout, 2000)
     runs: list[LookupRun] = []
-    context = multiprocessing.get_context("spawn")
-    with meshgate_server(layout.directory) as served, context.Pool(max(clients)) as pool, \
-            context.Manager() as manager:  # fmt: skip
+    with meshgate_server(layout.directory) as served, client_processes(max(clients)) as workers:
         targets = {"meshgate": served.uri, "pg": layout.pg_dsn}
         for round_number in range(rounds):
             for count in clients:
                 ways = WAYS if round_number % 2 == 0 else tuple(reversed(WAYS))
                 for way in ways:
-                    target = targets[way.split("_")[0]]
-                    seed = round_number * 100 + count
-                    barrier = manager.Barrier(count)
-                    run = _run_way(pool, way, target, layout.pg_schema, keys, count, seconds, seed,
-                                   barrier)  # fmt: skip
+                    tasks = [
+                        LookupTask(way, targets[way.split("_")[0]], layout.pg_schema, keys,
+                                   (round_number * 100 + count) * 1000 + i, seconds)
+                        for i in range(count)
+                    ]  # fmt: skip
+                    run = LookupRun(way, count, seconds=seconds)
+                    for latencies in _run_together(workers[:count], tasks):
+                        run.latencies.extend(latencies)
                     runs.append(run)
                     print(f"lookup {way} x{count}: {run.qps:.1f} qps", flush=True)
     return runs
 
 
-def _run_way(pool: Pool, way: str, target: str, pg_schema: str, keys: tuple[int, ...],
-             count: int, seconds: float, seed: int, barrier: Any) -> LookupRun:  # fmt: skip
-    tasks = [LookupTask(way, target, pg_schema, keys, seed * 1000 + i, barrier, seconds)
-             for i in range(count)]  # fmt: skip
-    results = pool.map(lookup_client, tasks, chunksize=1)
-    run = LookupRun(way, count, seconds=seconds)
-    for latencies in results:
-        if not latencies:
-            raise SystemExit(f"lookup {way} x{count}: a client made no lookup in {seconds} s")
-        run.latencies.extend(latencies)
-    return run
-
-
-def lookup_client(task: LookupTask) -> list[float]:
-    """One client: look up random keys from `start_at` for `seconds`; each answer one row."""
-    rng = random.Random(task.seed)
-    via_meshgate = task.way.startswith("meshgate")
-    table = f"{DOMAIN}.orders" if via_meshgate else f'"{task.pg_schema}".orders'
-    parameter = "?" if via_meshgate else "$1"
-    bound = task.way.endswith("param")
-    connection = (
-        flightsql.connect(task.target, db_kwargs={"username": "admin", "password": "admin"},
-                          autocommit=True)
-        if via_meshgate else pg.connect(task.target, autocommit=True)
-    )  # fmt: skip
-    latencies = []
+@contextmanager
+def client_processes(count: int) -> Iterator[list[subprocess.Popen[str]]]:
+    """`count` processes of benchmarks.lookup_client, kept for the whole workload."""
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "benchmarks.lookup_client"], text=True,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=os.environ.copy())
+        for _ in range(count)
+    ]  # fmt: skip
     try:
-        with connection, connection.cursor() as cursor:
+        yield workers
+    finally:
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.close()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
-            def lookup() -> None:
-                key = rng.choice(task.keys)
-                if bound:
-                    cursor.execute(f"SELECT {COLUMNS} FROM {table} WHERE o_orderkey = {parameter}",
-                                   (key,))  # fmt: skip
-                else:
-                    cursor.execute(f"SELECT {COLUMNS} FROM {table} WHERE o_orderkey = {key}")
-                got = cursor.fetch_arrow_table()
-                if got.num_rows != 1 or got.column("o_orderkey")[0].as_py() != key:
-                    raise RuntimeError(f"{task.way}: lookup of {key} returned {got.num_rows} rows")
 
-            lookup()  # warm-up: connection, first plan
-            task.ready.wait(120)
-            end = time.monotonic() + task.seconds
-            while time.monotonic() < end:
-                started = time.perf_counter()
-                lookup()
-                latencies.append(time.perf_counter() - started)
-    except Exception as error:
-        raise RuntimeError(f"lookup client ({task.way}) failed: {error}") from None
-    return latencies
+def _run_together(workers: Sequence[subprocess.Popen[str]],
+                  tasks: Sequence[LookupTask]) -> list[list[float]]:  # fmt: skip
+    """Give each worker its task, wait until all are ready, start them at once, collect."""
+    for worker, task in zip(workers, tasks, strict=True):
+        assert worker.stdin is not None
+        worker.stdin.write(task.line())
+        worker.stdin.flush()
+    for worker in workers:
+        _answer(worker, "ready")
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    found = []
+    for worker, task in zip(workers, tasks, strict=True):
+        latencies = _answer(worker, "latencies")
+        if not latencies:
+            raise SystemExit(f"lookup {task.way}: a client made no lookup in {task.seconds} s")
+        found.append([float(s) for s in latencies])
+    return found
+
+
+def _answer(worker: subprocess.Popen[str], key: str) -> Any:
+    assert worker.stdout is not None
+    line = worker.stdout.readline()
+    if not line:
+        raise SystemExit("a lookup client process exited")
+    answer = json.loads(line)
+    if "error" in answer:
+        raise SystemExit(f"lookup client failed: {answer['error']}")
+    return answer[key]
 
 
 def _sample_keys(layout: Layout, count: int) -> tuple[int, ...]:
