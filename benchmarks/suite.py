@@ -2,6 +2,7 @@
 
     python -m benchmarks.run suite --pg-dsn DSN [--sf 1] [--rounds 3] [--workloads tpch,scan]
         [--quick] [--out DIR] [--pg-schema bench] [--data-dir benchmarks/data]
+        [--lookup-seconds 5] [--scan-layout split]
 
 Workloads: tpch (split layout), tpch_pg (all-PostgreSQL layout), scan, lookup, planning,
 masked. Writes results.json (machine, versions, options, every raw timing), results.md and
