@@ -61,7 +61,7 @@ def targets(results: dict[str, Any]) -> list[str]:
         geo = statistics.geometric_mean(ratios.values())
         worst = max(ratios, key=lambda n: ratios[n])
         lines.append(f"[{_verdict(geo <= TPCH_GEO_MAX)}] {workload} geo-mean time meshgate / "
-                     f"DuckDB+pg {geo:.2f}x (target <= {TPCH_GEO_MAX:.1f}x)")  # fmt: skip
+                     f"DuckDB+pg {geo:.3f}x (target <= {TPCH_GEO_MAX:.1f}x)")  # fmt: skip
         lines.append(f"[{_verdict(ratios[worst] <= TPCH_QUERY_MAX)}] {workload} worst query "
                      f"q{worst:02d} {ratios[worst]:.2f}x DuckDB+pg "
                      f"(target: none over {TPCH_QUERY_MAX:.1f}x)")  # fmt: skip
