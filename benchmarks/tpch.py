@@ -148,12 +148,14 @@ _ARROW_TYPES = {
 }  # fmt: skip
 
 
-def setup_tpch(sf: float, pg_dsn: str, directory: Path, pg_schema: str = "tpch") -> Path:
+def setup_tpch(
+    sf: float, pg_dsn: str, directory: Path, pg_schema: str = "tpch", all_postgres: bool = False
+) -> Path:
     """Generate TPC-H at scale `sf`, load the PostgreSQL half, write the config; return `directory`.
 
     `directory` gets `data/{lineitem,part,partsupp}.parquet` and the YAML files of a mesh
     whose domain `tpch` has one product per TPC-H table. Existing tables in `pg_schema` are
-    replaced.
+    replaced. `all_postgres` loads all eight tables into PostgreSQL (no Parquet half).
     """
     directory = directory.resolve()
     data = directory / "data"
@@ -161,13 +163,18 @@ def setup_tpch(sf: float, pg_dsn: str, directory: Path, pg_schema: str = "tpch")
     with tempfile.TemporaryDirectory(prefix="tpchgen-", dir=directory) as staging:
         generated = Path(staging)
         generate(sf, generated)
-        load_postgres(pg_dsn, pg_schema, generated)
+        load_postgres(pg_dsn, pg_schema, generated, all_postgres)
         for table in TABLES:
-            if not table.in_postgres:
+            if not in_postgres(table, all_postgres):
                 target = data / f"{table.name}.parquet"
                 shutil.move(str(generated / f"{table.name}.parquet"), target)
-    write_config(directory, pg_dsn, pg_schema, sf)
+    write_config(directory, pg_dsn, pg_schema, sf, all_postgres)
     return directory
+
+
+def in_postgres(table: Table, all_postgres: bool = False) -> bool:
+    """Whether `table` lives in PostgreSQL in the split (default) or all-PostgreSQL layout."""
+    return all_postgres or table.in_postgres
 
 
 def generate(sf: float, output: Path) -> None:
@@ -184,7 +191,9 @@ def generate(sf: float, output: Path) -> None:
     )
 
 
-def load_postgres(pg_dsn: str, pg_schema: str, generated: Path) -> None:
+def load_postgres(
+    pg_dsn: str, pg_schema: str, generated: Path, all_postgres: bool = False
+) -> None:
     """Create the PostgreSQL tables with TPC-H types, bulk-load them (binary COPY via ADBC
     ingest), then add keys and indexes (faster after the load) and ANALYZE."""
     import adbc_driver_postgresql.dbapi as pg
@@ -192,7 +201,7 @@ def load_postgres(pg_dsn: str, pg_schema: str, generated: Path) -> None:
     schema = _quoted(pg_schema)
     with pg.connect(pg_dsn, autocommit=True) as conn, conn.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        for table in (t for t in TABLES if t.in_postgres):
+        for table in (t for t in TABLES if in_postgres(t, all_postgres)):
             name = f"{schema}.{_quoted(table.name)}"
             columns = ", ".join(
                 f"{_quoted(c.name)} {_PG_TYPES[c.sql_type]} NOT NULL" for c in table.columns
@@ -208,7 +217,9 @@ def load_postgres(pg_dsn: str, pg_schema: str, generated: Path) -> None:
             cursor.execute(f"ANALYZE {name}")
 
 
-def write_config(directory: Path, pg_dsn: str, pg_schema: str, sf: float) -> None:
+def write_config(
+    directory: Path, pg_dsn: str, pg_schema: str, sf: float, all_postgres: bool = False
+) -> None:
     """mesh.yaml (mesh, sources, domain), products.yaml and access.yaml under `directory`."""
     dsn, has_password = _dsn_without_password(pg_dsn)
     mesh = {
@@ -217,16 +228,22 @@ def write_config(directory: Path, pg_dsn: str, pg_schema: str, sf: float) -> Non
             {
                 "name": PG_SOURCE,
                 "kind": "postgres",
-                "description": "orders, customer, nation, region, supplier",
+                "description": ", ".join(t.name for t in TABLES if in_postgres(t, all_postgres)),
                 "options": {"dsn": dsn, "pool_size": 4},
             },
-            {
-                "name": FILES_SOURCE,
-                "kind": "files",
-                "description": "lineitem, part, partsupp as Parquet",
-                "options": {"path": "data", "format": "parquet"},
-            },
-        ],
+        ]
+        + (
+            []
+            if all_postgres
+            else [
+                {
+                    "name": FILES_SOURCE,
+                    "kind": "files",
+                    "description": "lineitem, part, partsupp as Parquet",
+                    "options": {"path": "data", "format": "parquet"},
+                }
+            ]
+        ),
         "domains": [
             {"name": DOMAIN, "owner": "benchmarks@example.com",
              "description": "The eight TPC-H tables, split between PostgreSQL and Parquet."},
@@ -238,10 +255,10 @@ def write_config(directory: Path, pg_dsn: str, pg_schema: str, sf: float) -> Non
                 "domain": DOMAIN,
                 "name": table.name,
                 "description": table.description,
-                "tags": ["tpch", "postgres" if table.in_postgres else "parquet"],
+                "tags": ["tpch", "postgres" if in_postgres(table, all_postgres) else "parquet"],
                 "table": (
                     {"source": PG_SOURCE, "schema": pg_schema, "table": table.name}
-                    if table.in_postgres
+                    if in_postgres(table, all_postgres)
                     else {"source": FILES_SOURCE, "table": table.name}
                 ),
                 "columns": [
@@ -345,11 +362,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup.add_argument("--pg-dsn", required=True, help="PostgreSQL DSN to load into")
     setup.add_argument("--dir", type=Path, required=True, help="config directory to write")
     setup.add_argument("--pg-schema", default="tpch", help="PostgreSQL schema (default tpch)")
+    setup.add_argument("--all-postgres", action="store_true",
+                       help="all eight tables in PostgreSQL (default: the split layout)")
     queries = commands.add_parser("queries", help="print the 22 queries against tpch.<table>")
     queries.add_argument("--number", type=int, help="print only query N (1-22)")
     args = parser.parse_args(argv)
     if args.command == "setup":
-        directory = setup_tpch(args.sf, args.pg_dsn, args.dir, args.pg_schema)
+        directory = setup_tpch(args.sf, args.pg_dsn, args.dir, args.pg_schema, args.all_postgres)
         print(f"TPC-H SF {args.sf} mesh written to {directory}")
         if _dsn_without_password(args.pg_dsn)[1] and PASSWORD_VARIABLE not in os.environ:
             print(f"export {PASSWORD_VARIABLE}=... before serving (the password is not stored)")
