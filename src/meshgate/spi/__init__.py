@@ -73,6 +73,9 @@ class Capabilities:
     # A derived table with `OFFSET 0` is a fence: never merged into its user nor given its
     # user's predicates (PostgreSQL), so a policy barrier may go down inside a whole query.
     offset_fences_subqueries: bool = False
+    # Plans correlated IN / EXISTS / scalar subqueries as joins itself (DuckDB): meshgate then
+    # leaves them as written rather than decorrelating them into a form it runs slower.
+    decorrelates_subqueries: bool = False
 
 
 @dataclass(frozen=True)
