@@ -22,6 +22,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.errors import PushdownRequired, UnsupportedQuery
+from meshgate.planner.cost import whole_query_verdict
 from meshgate.planner.plan import DynamicFilter, FederatedPlan, Fragment, PolicyStage
 from meshgate.planner.schema import ResultDescriber
 from meshgate.query.model import PolicyBarrier
@@ -145,14 +146,18 @@ class Planner:
             and not _external_columns(query)
             and not _has_local(query)
         ):
-            fragment = self._push_whole(query)
+            declined: list[str] = []
+            fragment = self._push_whole(query, declined)
             if fragment is not None:
                 return fragment
             whole = "query" if query.parent is None else "subquery"
-            self._local(
-                "the source cannot run this (sub)query whole; it was split", query,
-                merged=f"the source cannot run the {whole}'s {_operator_kinds(query)}",
-            )  # fmt: skip
+            if declined:
+                self._state.local_work.append(declined[0])
+            else:
+                self._local(
+                    "the source cannot run this (sub)query whole; it was split", query,
+                    merged=f"the source cannot run the {whole}'s {_operator_kinds(query)}",
+                )  # fmt: skip
         elif barrier:
             fenced = self._push_fenced(query)
             if fenced is not None:
@@ -174,14 +179,25 @@ class Planner:
             raise UnsupportedQuery(f"cannot federate a {query.key.upper()} expression")
         return self._split_select(query)
 
-    def _push_whole(self, query: exp.Query) -> Fragment | None:
+    def _push_whole(self, query: exp.Query, declined: list[str] | None = None) -> Fragment | None:
+        """`query` as one fragment of its source. With `declined` given (and not in strict
+        mode), a join goes down only where the cost gate finds that cheaper than pulling its
+        tables (planner/cost.py); a refusal's reason is appended to `declined`."""
         source = next(iter(_sources(query)))
         connector = self._connectors[source]
         select, inputs = self._source_select(query)
         handle = _offer_query(connector, select, inputs)
         if handle is None:
             return None
-        return self._fragment(source, handle, ("whole query",))
+        notes: tuple[str, ...] = ("whole query",)
+        if declined is not None and not self._strict:
+            verdict = whole_query_verdict(connector, handle)
+            if verdict is not None and not verdict.push:
+                declined.append(verdict.reason)
+                return None
+            if verdict is not None:
+                notes = ("whole query", verdict.reason)
+        return self._fragment(source, handle, notes)
 
     def _push_fenced(self, query: exp.Query) -> Fragment | None:
         """Push `query` whole with each barrier inside as an `OFFSET 0` derived table.

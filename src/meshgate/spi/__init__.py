@@ -145,6 +145,15 @@ class TableStatistics:
 
 
 @dataclass(frozen=True)
+class PlanCost:
+    """The source planner's estimate for running a handle, in the planner's own cost units
+    (PostgreSQL: one sequential page read = 1.0), from the statistics it gathered."""
+
+    rows: int
+    cost: float
+
+
+@dataclass(frozen=True)
 class ConnectorContext:
     """What a connector gets at construction: its name, options and where the config lives."""
 
@@ -224,6 +233,11 @@ class Connector(abc.ABC):
         statistics = self.statistics(handle)
         return None if statistics is None else statistics.row_count
 
+    def estimate_cost(self, handle: PushedQuery) -> PlanCost | None:
+        """What the source's planner expects `handle` to cost; None if it cannot say. The
+        planner weighs pushing a join against pulling its inputs with it."""
+        return None
+
     @abc.abstractmethod
     def render(self, handle: PushedQuery) -> str:
         """The exact SQL text the source receives for `handle` (shown by EXPLAIN)."""
@@ -259,6 +273,7 @@ __all__ = [
     "FilterApplication",
     "FilterSupport",
     "JoinKind",
+    "PlanCost",
     "PoolUsage",
     "PushedQuery",
     "QueryContext",
