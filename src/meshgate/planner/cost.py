@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from meshgate.spi import Connector, PlanCost, PushedQuery
+from meshgate.spi import ColumnStatistics, Connector, PlanCost, PushedQuery
 
 MOVE_COST_PER_VALUE = 0.01
 MERGE_COST_PER_ROW = 0.01
@@ -80,3 +80,46 @@ def _pull_cost(connector: Connector, handle: PushedQuery) -> tuple[int, float] |
 
 def _used_columns(select: exp.Expr, alias: str) -> set[str]:
     return {c.name for c in select.find_all(exp.Column) if c.table == alias}
+
+
+# A dynamic filter lists at most this many keys (`key IN (...)`); above, it is a min/max range.
+MAX_LISTED_KEYS = 100
+# A range passing at least this share of the probe's key range is not worth waiting for.
+USELESS_RANGE = 0.9
+
+
+def dynamic_filter_verdict(
+    build_rows: int | None,
+    build_key: ColumnStatistics | None,
+    probe_key: ColumnStatistics | None,
+) -> Verdict | None:
+    """Skip a dynamic filter whose min/max range would pass (nearly) every probe row.
+
+    Called for a build side whose filters do not restrict the key itself: its keys then span
+    its table's key range (`build_key`, from the source's statistics), and a range over them
+    covers that share of the probe column's range (`probe_key`; unknown: all of it, as the
+    probe's keys of a key join lie in the build table's). None: keep the filter (few enough
+    keys to list, or statistics missing); the probe would otherwise wait for the build side
+    for nothing (TPC-H Q5: 0.4 s).
+    """
+    if build_rows is None or build_rows <= MAX_LISTED_KEYS or build_key is None:
+        return None
+    low, high = build_key.min, build_key.max
+    if low is None or high is None:
+        return None
+    coverage = 1.0
+    try:
+        if probe_key is not None and probe_key.min is not None and probe_key.max is not None:
+            span = probe_key.max - probe_key.min
+            overlap = min(high, probe_key.max) - max(low, probe_key.min)
+            coverage = 1.0 if not span else max(0.0, min(1.0, overlap / span))
+    except TypeError:  # values of types that do not subtract: no estimate
+        return None
+    if coverage < USELESS_RANGE:
+        return None
+    return Verdict(
+        False,
+        f"no dynamic filter: the build side is estimated at {build_rows} rows (over "
+        f"{MAX_LISTED_KEYS} keys, so a min/max range) and its key range {low}..{high} covers "
+        f"{coverage:.0%} of the probe column's",
+    )
