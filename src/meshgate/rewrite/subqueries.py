@@ -84,6 +84,8 @@ def decorrelate_where(
         if owner is None or _decorrelates(node, owner, place, known):
             continue
         _unique_aliases(node, result)
+        if isinstance(node, exp.Exists):
+            _select_one(node)
         placeholder = exp.Anonymous(this=_KEPT, expressions=[exp.Literal.number(len(kept))])
         node.replace(placeholder)
         kept.append(node)
@@ -174,6 +176,20 @@ def _unique_aliases(node: exp.Expr, root: exp.Expr) -> None:
             for column in scope.columns:
                 if column.table == alias:
                     column.set("table", exp.to_identifier(fresh, quoted=True))
+
+
+def _select_one(node: exp.Exists) -> None:
+    """`EXISTS (SELECT * ...)` -> `EXISTS (SELECT 1 ...)` where the projection cannot change
+    whether a row exists (no aggregate, grouping, window or limit): qualify() expanded the
+    star, and the planner would otherwise fetch every column of the subquery's tables."""
+    query = node.this
+    if not isinstance(query, exp.Select) or any(
+        query.args.get(k) for k in ("group", "having", "qualify", "limit", "offset")
+    ):
+        return
+    if any(p.find(exp.AggFunc, exp.Window) for p in query.expressions):
+        return
+    query.set("expressions", [exp.alias_(exp.Literal.number(1), "1", quoted=True)])
 
 
 def _is_expression_subquery(node: exp.Expr) -> bool:
