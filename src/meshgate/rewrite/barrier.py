@@ -24,7 +24,7 @@ from meshgate.rewrite.rules import (
     qualify_query,
     type_parameters,
 )
-from meshgate.rewrite.subqueries import Decorrelation, decorrelate_where
+from meshgate.rewrite.subqueries import Decorrelation, correlated_last, decorrelate_where
 
 _TEXT = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.CHAR,
          exp.DataType.Type.NVARCHAR, exp.DataType.Type.NCHAR}  # fmt: skip
@@ -73,7 +73,8 @@ def _rules(
     def selective(tree: exp.Query) -> exp.Query:
         return decorrelate_where(tree, decide, barriers)
 
-    return tuple(selective if rule is decorrelate else rule for rule in RULES)
+    rules = tuple(selective if rule is decorrelate else rule for rule in RULES)
+    return (*rules, correlated_last)
 
 
 def move_safe_predicates(query: RewrittenQuery) -> RewrittenQuery:

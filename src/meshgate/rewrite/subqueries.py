@@ -102,6 +102,35 @@ def decorrelate_where(
     return unnested
 
 
+def correlated_last(tree: exp.Query) -> exp.Query:
+    """Order each WHERE so plain conditions come first, then uncorrelated subqueries, then
+    correlated ones: DuckDB evaluates a correlated subquery for the rows reaching it, in
+    the order written (TPC-H Q20 over Parquet: 2.4 s with the correlated one first, 1.0 s
+    last). AND is commutative in SQL, so the answer is the same. Runs after the rules that
+    rebuild WHERE clauses."""
+    for select in list(tree.find_all(exp.Select)):
+        where = select.args.get("where")
+        if where is None or not isinstance(where.this, exp.And):
+            continue
+        conjuncts = list(where.this.flatten())
+        ranked = sorted(conjuncts, key=_evaluation_rank)
+        if ranked != conjuncts:
+            where.set("this", exp.and_(*ranked, copy=False))
+    return tree
+
+
+def _evaluation_rank(conjunct: exp.Expr) -> int:
+    queries = [q for q in conjunct.find_all(exp.Query)]
+    if not queries:
+        return 0
+    return 2 if any(_references_outside(q) for q in queries) else 1
+
+
+def _references_outside(query: exp.Query) -> bool:
+    defined = {n.alias_or_name for n in query.find_all(exp.Table, exp.Subquery, exp.Unnest)}
+    return any(c.table and c.table not in defined for c in query.find_all(exp.Column))
+
+
 def _decorrelates(
     node: exp.Expr, owner: exp.Select, place: Decorrelation,
     barriers: Mapping[str, PolicyBarrier],
