@@ -32,6 +32,7 @@ from meshgate.spi import (
     Capabilities,
     ColumnStatistics,
     ConnectorContext,
+    PlanCost,
     PoolUsage,
     PushedQuery,
     QueryContext,
@@ -363,13 +364,22 @@ class PostgresConnector(SqlConnector):
 
     def _estimate(self, sql: str) -> int | None:
         """PostgreSQL's planner estimate (`Plan Rows` of the root) for EXPLAIN."""
+        return int(self._root_plan(sql)["Plan Rows"])
+
+    def _plan_cost(self, sql: str) -> PlanCost | None:
+        """`Plan Rows` and `Total Cost` of the root: the planner weighs pushing with them."""
+        root = self._root_plan(sql)
+        return PlanCost(int(root["Plan Rows"]), float(root["Total Cost"]))
+
+    def _root_plan(self, sql: str) -> dict[str, Any]:
         with self.pool.connection() as conn, conn.cursor() as cursor:
             # EXPLAIN cannot run inside the COPY the driver wraps queries in by default.
             cursor.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
             cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
             document = cursor.fetchall()[0][0]
         plan = json.loads(document) if isinstance(document, str) else document
-        return int(plan[0]["Plan"]["Plan Rows"])
+        root: dict[str, Any] = plan[0]["Plan"]
+        return root
 
     def _metadata(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """A catalog query; a pooled connection found dead is replaced once (as `_start`)."""

@@ -61,6 +61,7 @@ from meshgate.query.model import BoundQuery, CatalogCommand, SecuredQuery, State
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
 from meshgate.rewrite.parameter_types import parameter_schema
+from meshgate.rewrite.subqueries import decorrelation_for
 from meshgate.run_events import RunEvents
 from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
 from meshgate.spi.parameters import without_placeholders
@@ -173,6 +174,7 @@ class QueryService:
         mesh_lineage(self.catalog)  # traced once per definition; meshgate.lineage reads it
         self._source_kinds = {name: s.kind for name, s in definition.sources.items()}
         self.connectors = dict(connectors)
+        self._decorrelation = decorrelation_for(self.connectors)
         self._plans: PlanCache[_Planned] = PlanCache()
         self._parameter_schemas: PlanCache[pa.Schema] = PlanCache()
         limits = definition.server.limits  # SQL and result limits follow a reload
@@ -608,7 +610,7 @@ class QueryService:
         else:
             tree = numbered_placeholders(statement.tree)
         bound, secured = self._secured(tree, principal, default_domain)
-        rewritten = rewrite(secured, types or ())
+        rewritten = rewrite(secured, types or (), self._decorrelation)
         planner = Planner(
             self.connectors,
             secured.tables,

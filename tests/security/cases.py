@@ -130,6 +130,13 @@ ALLOWED: tuple[Allowed, ...] = (
             f"(SELECT 1 FROM {E} e WHERE e.id = o.employee_id)"),
     Allowed("anti-join", "SELECT count(*) FROM sales.orders o WHERE o.employee_id NOT IN "
             f"(SELECT id FROM {E})"),
+    # read only inside a subquery the merge runs as written (an inequality correlation)
+    Allowed("exists-kept", "SELECT count(*) FROM sales.orders o WHERE EXISTS "
+            f"(SELECT 1 FROM {E} e WHERE e.id = o.employee_id AND e.id <> o.order_id)"),
+    Allowed("in-kept", "SELECT count(*) FROM sales.orders o WHERE o.employee_id IN "
+            f"(SELECT e.id FROM {E} e WHERE e.id <> o.order_id)"),
+    Allowed("scalar-kept", "SELECT count(*) FROM sales.orders o WHERE o.employee_id < "
+            f"(SELECT max(e.id) FROM {E} e WHERE e.id <> o.order_id)"),
     Allowed("cross-join", f"SELECT count(*) FROM {E} CROSS JOIN hr.departments"),
     Allowed("items-join", "SELECT e.id, sum(i.quantity) FROM sales.order_items i "
             f"JOIN sales.orders o USING (order_id) JOIN {E} e ON e.id = o.employee_id "

@@ -19,12 +19,13 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from meshgate.execution.stream import Prefetch
+from meshgate.planner.cost import MAX_LISTED_KEYS
 from meshgate.planner.plan import DynamicFilter
 from meshgate.query.literals import literal
 from meshgate.spi import Connector, FilterSupport, PushedQuery
 
 MAX_BUILD_ROWS = 1_000_000
-MAX_LISTED_KEYS = 100
+__all__ = ["MAX_BUILD_ROWS", "MAX_LISTED_KEYS", "BuildSide", "filtered_handle"]
 
 
 class BuildSide:

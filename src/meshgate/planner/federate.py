@@ -24,6 +24,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.errors import PushdownRequired, UnsupportedQuery
+from meshgate.planner.cost import Verdict, dynamic_filter_verdict, whole_query_verdict
 from meshgate.planner.merge_scan import merge_relation, merge_scan
 from meshgate.planner.plan import DynamicFilter, FederatedPlan, Fragment, MergeScan, PolicyStage
 from meshgate.planner.schema import ResultDescriber
@@ -38,6 +39,7 @@ from meshgate.query.names import (
 )
 from meshgate.spi import (
     CANONICAL_DIALECT,
+    ColumnStatistics,
     Connector,
     FilterSupport,
     PushedQuery,
@@ -80,6 +82,8 @@ class _Placed:
     scan: _Scan | None  # None for a join-group fragment
     keys: set[str]  # residual column names that are keys of the underlying table
     selective: bool  # the source absorbed at least one filter
+    # residual key column -> (scan, column) it reads, where no absorbed filter restricts it
+    unfiltered_keys: dict[str, tuple[_Scan, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -157,14 +161,18 @@ class Planner:
             and not _external_columns(query)
             and not _has_local(query)
         ):
-            fragment = self._push_whole(query)
+            declined: list[str] = []
+            fragment = self._push_whole(query, declined)
             if fragment is not None:
                 return fragment
             whole = "query" if query.parent is None else "subquery"
-            self._local(
-                "the source cannot run this (sub)query whole; it was split", query,
-                merged=f"the source cannot run the {whole}'s {_operator_kinds(query)}",
-            )  # fmt: skip
+            if declined:
+                self._state.local_work.append(declined[0])
+            else:
+                self._local(
+                    "the source cannot run this (sub)query whole; it was split", query,
+                    merged=f"the source cannot run the {whole}'s {_operator_kinds(query)}",
+                )  # fmt: skip
         elif barrier:
             fenced = self._push_fenced(query)
             if fenced is not None:
@@ -224,14 +232,25 @@ class Planner:
         name = f"merge scan {len(self._state.merge_scans) + 1}"
         self._state.merge_scans.append(merge_scan(name, source, relation))
 
-    def _push_whole(self, query: exp.Query) -> Fragment | None:
+    def _push_whole(self, query: exp.Query, declined: list[str] | None = None) -> Fragment | None:
+        """`query` as one fragment of its source. With `declined` given (and not in strict
+        mode), a join goes down only where the cost gate finds that cheaper than pulling its
+        tables (planner/cost.py); a refusal's reason is appended to `declined`."""
         source = next(iter(_sources(query)))
         connector = self._connectors[source]
         select, inputs = self._source_select(query)
         handle = _offer_query(connector, select, inputs)
         if handle is None:
             return None
-        return self._fragment(source, handle, ("whole query",))
+        notes: tuple[str, ...] = ("whole query",)
+        if declined is not None and not self._strict:
+            verdict = whole_query_verdict(connector, handle)
+            if verdict is not None and not verdict.push:
+                declined.append(verdict.reason)
+                return None
+            if verdict is not None:
+                notes = ("whole query", verdict.reason)
+        return self._fragment(source, handle, notes)
 
     def _push_fenced(self, query: exp.Query) -> Fragment | None:
         """Push `query` whole with each barrier inside as an `OFFSET 0` derived table.
@@ -460,7 +479,16 @@ class Planner:
                         for k in by_alias[a].key()
                         if (a, k) in renames
                     }
-                    placed[fragment.name] = _Placed(fragment, None, keys, bool(absorbed))
+                    unfiltered = {
+                        renames[(a, k)][1]: (by_alias[a], k)
+                        for a in group
+                        for k in by_alias[a].key()
+                        if (a, k) in renames and by_alias[a].barrier is None
+                        and not _restricts(absorbed, a, k)
+                    }  # fmt: skip
+                    placed[fragment.name] = _Placed(
+                        fragment, None, keys, bool(absorbed), unfiltered
+                    )
                     continue
             for alias in group:
                 scan = by_alias[alias]
@@ -471,8 +499,13 @@ class Planner:
                 fragment, absorbed = self._push_scan(select, scan, remaining)
                 remaining = [c for c in remaining if not any(c is a for a in absorbed)]
                 replaced[alias] = _fragment_ref(fragment.name, alias)
+                unfiltered = {
+                    k: (scan, k)
+                    for k in scan.physical.primary_key
+                    if not _restricts(absorbed, alias, k)
+                }
                 placed[alias] = _Placed(
-                    fragment, scan, set(scan.physical.primary_key), bool(absorbed)
+                    fragment, scan, set(scan.physical.primary_key), bool(absorbed), unfiltered
                 )
         self._plan_dynamic_filters(placed, remaining)
         _rebuild_inner_from(select, replaced, remaining)
@@ -514,6 +547,11 @@ class Planner:
                     or build.fragment.name in probes
                 ):
                     continue
+                verdict = self._dynamic_verdict(build, build_col, probe.scan, probe_col)
+                if verdict is not None:
+                    self._note(probe.fragment, verdict.reason)
+                    probes.add(probe.fragment.name)
+                    break
                 dynamic = DynamicFilter(
                     build.fragment.name, build_col, exp.column(probe_col, probe_alias, quoted=True)
                 )
@@ -521,6 +559,26 @@ class Planner:
                 probes.add(probe.fragment.name)
                 builds.add(build.fragment.name)
                 break
+
+    def _dynamic_verdict(
+        self, build: _Placed, build_col: str, probe: _Scan, probe_col: str
+    ) -> Verdict | None:
+        """The cost gate's word on a dynamic filter from `build` (planner/cost.py)."""
+        origin = build.unfiltered_keys.get(build_col)
+        if origin is None or probe.barrier is not None:
+            return None
+        connector = self._connectors[build.fragment.source]
+        build_key = _column_statistics(connector, origin[0], origin[1])
+        if build_key is None or build_key.min is None:
+            return None
+        rows = connector.estimate_rows(build.fragment.handle)
+        probe_key = _column_statistics(self._connectors[probe.source], probe, probe_col)
+        return dynamic_filter_verdict(rows, build_key, probe_key)
+
+    def _note(self, fragment: Fragment, note: str) -> None:
+        fragments = self._state.fragments
+        index = next(i for i, f in enumerate(fragments) if f is fragment)
+        fragments[index] = replace(fragment, pushed=(*fragment.pushed, note))
 
     def _set_dynamic_filter(self, fragment: Fragment, dynamic: DynamicFilter) -> None:
         fragments = self._state.fragments
@@ -1009,6 +1067,24 @@ def _equi_join(conjunct: exp.Expr) -> tuple[tuple[str, str], tuple[str, str]] | 
             (conjunct.expression.table, conjunct.expression.name),
         )
     return None
+
+
+def _restricts(conjuncts: list[exp.Expr], alias: str, column: str) -> bool:
+    """Whether a conjunct names `alias.column` (so the key's range may be narrowed)."""
+    return any(
+        c.table == alias and c.name == column
+        for conjunct in conjuncts
+        for c in conjunct.find_all(exp.Column)
+    )
+
+
+def _column_statistics(connector: Connector, scan: _Scan, column: str) -> ColumnStatistics | None:
+    """The source's catalog statistics of one column of `scan`'s table, read unchanged."""
+    columns = [c for c in scan.physical.columns if c.name == column]
+    if not columns:
+        return None
+    statistics = connector.statistics(connector.scan(scan.physical.table, scan.alias, columns))
+    return None if statistics is None else statistics.columns.get(column)
 
 
 def _barrier_key(barrier: PolicyBarrier, physical: PhysicalTable) -> tuple[str, ...]:

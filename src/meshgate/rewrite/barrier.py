@@ -15,7 +15,16 @@ from sqlglot import exp
 
 from meshgate.query.model import PolicyBarrier, SecuredQuery
 from meshgate.query.names import barrier_of
-from meshgate.rewrite.rules import normalise, physical_schema, qualify_query, type_parameters
+from meshgate.rewrite.rules import (
+    RULES,
+    Rule,
+    decorrelate,
+    normalise,
+    physical_schema,
+    qualify_query,
+    type_parameters,
+)
+from meshgate.rewrite.subqueries import Decorrelation, correlated_last, decorrelate_where
 
 _TEXT = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.CHAR,
          exp.DataType.Type.NVARCHAR, exp.DataType.Type.NCHAR}  # fmt: skip
@@ -33,20 +42,39 @@ class RewrittenQuery:
 
 
 def rewrite(
-    secured: SecuredQuery, parameter_types: Sequence[exp.DataType | None] = ()
+    secured: SecuredQuery,
+    parameter_types: Sequence[exp.DataType | None] = (),
+    decorrelation: Decorrelation | None = None,
 ) -> RewrittenQuery:
     """Qualify the tree, type its parameters (`parameter_types` by client position), and
-    normalise it and every barrier body; then move safe predicates."""
+    normalise it and every barrier body; then move safe predicates. `decorrelation` says
+    which subqueries become joins (rewrite/subqueries.py); None: all that sqlglot can."""
     schema = physical_schema(secured.tables, secured.local_tables, secured.barriers)
     qualified = qualify_query(secured.tree, schema)
     if parameter_types:
         qualified = type_parameters(qualified, schema, parameter_types)
-    tree = normalise(qualified)
+    tree = normalise(qualified, _rules(decorrelation, secured.barriers))
     barriers = {
-        name: replace(barrier, body=normalise(qualify_query(barrier.body, schema)))
+        name: replace(barrier, body=normalise(qualify_query(barrier.body, schema),
+                                              _rules(decorrelation, {})))
         for name, barrier in secured.barriers.items()
-    }
+    }  # fmt: skip
     return move_safe_predicates(RewrittenQuery(tree, barriers))
+
+
+def _rules(
+    decorrelation: Decorrelation | None, barriers: Mapping[str, PolicyBarrier]
+) -> tuple[Rule, ...]:
+    """The rewrite's rules with decorrelation limited to where `decorrelation` wants it."""
+    if decorrelation is None:
+        return RULES
+    decide = decorrelation
+
+    def selective(tree: exp.Query) -> exp.Query:
+        return decorrelate_where(tree, decide, barriers)
+
+    rules = tuple(selective if rule is decorrelate else rule for rule in RULES)
+    return (*rules, correlated_last)
 
 
 def move_safe_predicates(query: RewrittenQuery) -> RewrittenQuery:

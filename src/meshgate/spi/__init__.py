@@ -73,6 +73,9 @@ class Capabilities:
     # A derived table with `OFFSET 0` is a fence: never merged into its user nor given its
     # user's predicates (PostgreSQL), so a policy barrier may go down inside a whole query.
     offset_fences_subqueries: bool = False
+    # Plans correlated IN / EXISTS / scalar subqueries as joins itself (DuckDB): meshgate then
+    # leaves them as written rather than decorrelating them into a form it runs slower.
+    decorrelates_subqueries: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,15 @@ class LocalScan:
 
     relation: exp.Expr
     directories: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class PlanCost:
+    """The source planner's estimate for running a handle, in the planner's own cost units
+    (PostgreSQL: one sequential page read = 1.0), from the statistics it gathered."""
+
+    rows: int
+    cost: float
 
 
 @dataclass(frozen=True)
@@ -248,6 +260,11 @@ class Connector(abc.ABC):
         statistics = self.statistics(handle)
         return None if statistics is None else statistics.row_count
 
+    def estimate_cost(self, handle: PushedQuery) -> PlanCost | None:
+        """What the source's planner expects `handle` to cost; None if it cannot say. The
+        planner weighs pushing a join against pulling its inputs with it."""
+        return None
+
     @abc.abstractmethod
     def render(self, handle: PushedQuery) -> str:
         """The exact SQL text the source receives for `handle` (shown by EXPLAIN)."""
@@ -284,6 +301,7 @@ __all__ = [
     "FilterSupport",
     "JoinKind",
     "LocalScan",
+    "PlanCost",
     "PoolUsage",
     "PushedQuery",
     "QueryContext",

@@ -63,6 +63,7 @@ ENGINE_CAPABILITIES = Capabilities(
     join_kinds=frozenset(JoinKind),
     text_ordering_matches_engine=True,
     text_equality_matches_engine=True,
+    decorrelates_subqueries=True,
 )
 
 

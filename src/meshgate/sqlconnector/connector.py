@@ -37,6 +37,7 @@ from meshgate.spi import (
     ConnectorContext,
     FilterApplication,
     FilterSupport,
+    PlanCost,
     PushedQuery,
     QueryContext,
     ScanInput,
@@ -147,6 +148,11 @@ class SqlConnector(Connector):
         it from the statistics it gathered (PostgreSQL's ANALYZE). None for a planner that
         falls back on fixed guesses (DuckDB assumes a filter keeps 20% of the rows): EXPLAIN
         shows an unknown estimate rather than a made-up number."""
+        return None
+
+    def _plan_cost(self, sql: str) -> PlanCost | None:
+        """The source planner's rows and total cost for `sql`, where its planner works from
+        gathered statistics; None otherwise (as `_estimate`)."""
         return None
 
     # --- capability check -----------------------------------------------------------------
@@ -264,6 +270,18 @@ class SqlConnector(Connector):
         except unanswerable:
             return None
         return None if rows is None else TableStatistics(rows)
+
+    def estimate_cost(self, handle: PushedQuery) -> PlanCost | None:
+        """The planner's cost of `handle`, when the source analysed every table it reads."""
+        unanswerable: tuple[type[BaseException], ...] = (
+            *self.driver_errors, MeshgateError, SqlglotError, LookupError, ValueError
+        )
+        try:
+            if any(self._table_statistics(i.table) is None for i in handle.inputs):
+                return None
+            return self._plan_cost(self.render(handle))
+        except unanswerable:
+            return None
 
     # --- execution ------------------------------------------------------------------------
     def render(self, handle: PushedQuery) -> str:
