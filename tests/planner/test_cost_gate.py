@@ -25,7 +25,8 @@ CONFIG = """
 mesh: {name: gate, description: cost gate}
 sources:
   - {name: shop_db, kind: postgres, options: {dsn: '@DSN@'}}
-  - {name: lake, kind: files, options: {path: data, format: parquet}}
+  # The lake is read through fragments (`merge_scan: false`), so its dynamic filters show.
+  - {name: lake, kind: files, options: {path: data, format: parquet, merge_scan: false}}
 domains:
   - {name: shop, owner: t@example.com, description: shop}
 products:
