@@ -57,7 +57,7 @@ from meshgate.policy.policies import PolicySet, policy_problems
 from meshgate.policy.relation import secure
 from meshgate.principal import LoginBackoff, Principal
 from meshgate.quality.store import QualityStore, state_directory
-from meshgate.query.literals import numbered_placeholders, value_type
+from meshgate.query.literals import numbered_placeholders, type_name, value_type
 from meshgate.query.model import BoundQuery, CatalogCommand, SecuredQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
@@ -642,7 +642,7 @@ class QueryService:
         return (
             text, principal.name, principal.roles,
             tuple(sorted(principal.attributes.items())), default_domain, strict,
-            None if types is None else tuple("NULL" if t is None else t.sql() for t in types),
+            None if types is None else tuple("NULL" if t is None else type_name(t) for t in types),
         )  # fmt: skip
 
     def _plan(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
+import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import TokenError
 from sqlglot.tokenizer_core import Token, TokenType
+from sqlglot.tokens import Tokenizer
 
 from meshgate.query.model import Statement
 
@@ -54,11 +56,18 @@ class Shaped:
     values: tuple[Any, ...]
 
 
+_TOKENIZERS = threading.local()  # one per thread: a tokenizer keeps its state while it runs
+
+
 def statement_tokens(text: str) -> list[Token] | None:
     """The tokens of `text` in meshgate's dialect, or None if it does not tokenize (the
     parser then reports the error)."""
+    tokenizer: Tokenizer | None = getattr(_TOKENIZERS, "tokenizer", None)
+    if tokenizer is None:
+        tokenizer = DuckDB().tokenizer()
+        _TOKENIZERS.tokenizer = tokenizer
     try:
-        return list(DuckDB().tokenize(text))
+        return list(tokenizer.tokenize(text))
     except TokenError:
         return None
 

@@ -45,7 +45,7 @@ from meshgate.spi import (
     SourceTable,
     TableStatistics,
 )
-from meshgate.spi.parameters import renumbered
+from meshgate.spi.parameters import parameter_positions, renumbered
 from meshgate.sqlconnector.capabilities import declares
 from meshgate.sqlconnector.collation import (
     TEXT_EQUALITY,
@@ -299,7 +299,7 @@ class SqlConnector(Connector):
             raise QueryCancelled("the query was cancelled before its source ran it")
         sql = self.render(handle)
         self.sent_sql.append(sql)
-        _, positions = renumbered(handle.select)
+        positions = parameter_positions(handle.select)
         bound = [self._bind_value(context.parameters[position]) for position in positions]
         batches = self._stream(sql, bound, handle.schema, context.cancel)
         return result_reader(batches, handle.schema, self.driver_errors, self._failed)
