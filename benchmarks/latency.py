@@ -9,7 +9,8 @@ point lookups".
 whose plan cache was emptied just before (connectors, catalog and imports warm: what a new
 statement costs a running server), warm the same text again (a cache hit). Rounds interleave
 the queries; per query the median over the rounds, then p50/p95 over the 22 queries, in wall
-time and in the thread's CPU time (the machine's noise hits the first only).
+time and in the thread's CPU time (the machine's noise hits the first only). The process
+collects garbage as `meshgate serve` does (`server.memory.collect_garbage_less_often`).
 
 `lookups` starts `meshgate serve --config DIR` and looks up random existing customers by key
 (`tpch.customer`, its primary key) three ways, each lookup of one way next to one of each other
@@ -41,6 +42,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 def planning(directory: Path, rounds: int) -> None:
     from benchmarks.tpch import tpch_queries
     from meshgate.planner.cache import PlanCache
+    from meshgate.server.memory import collect_garbage_less_often
     from meshgate.service import QueryService
 
     service = QueryService.from_config(directory)
@@ -48,6 +50,7 @@ def planning(directory: Path, rounds: int) -> None:
     queries = tpch_queries()
     for sql in queries:  # imports, connections, source metadata
         service.prepare(sql, admin)
+    collect_garbage_less_often()  # as `meshgate serve` does once the service is up
     cold: list[list[float]] = [[] for _ in queries]
     cold_cpu: list[list[float]] = [[] for _ in queries]
     warm: list[list[float]] = [[] for _ in queries]
@@ -70,8 +73,9 @@ def planning(directory: Path, rounds: int) -> None:
         print(f"{label:9s} p50 {percentile(medians, 0.5):7.2f} ms  p95 "
               f"{percentile(medians, 0.95):7.2f} ms  max {max(medians):7.2f} ms  "
               f"(median spread over rounds {spread:.2f} ms)")  # fmt: skip
-    per_query = "  ".join(f"Q{n + 1} {statistics.median(s) * 1000:.0f}" for n, s in enumerate(cold))
-    print(f"cold per query, ms: {per_query}")
+    per_query = "  ".join(f"Q{n + 1} {statistics.median(s) * 1000:.0f}"
+                          for n, s in enumerate(cold_cpu))
+    print(f"cold CPU per query, ms: {per_query}")
 
 
 def _connect(way: str, uri: str, dsn: str) -> Any:

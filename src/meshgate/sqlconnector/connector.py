@@ -314,6 +314,9 @@ class SqlConnector(Connector):
         return value
 
     def _with_parameter_markers(self, select: exp.Select) -> exp.Select:
+        if select.find(exp.Placeholder) is None:
+            return select
+
         def mark(node: exp.Expr) -> exp.Expr:
             if isinstance(node, exp.Placeholder) and node.name.isdigit():
                 return self._parameter_marker(int(node.name))
