@@ -397,17 +397,21 @@ class QueryService:
             return PreparedQuery(sql, principal, table.schema, statement.parameter_count,
                                  planned.products, table, statement, default_domain,
                                  strict_mode, planned.policies)  # fmt: skip
-        shape = shaped(statement, tokens)
+        # The first text of a shape is planned with its literals, as fast as it gets; the
+        # second (its values differ) plans the shape, which every later one reuses.
+        unshaped = unshaped_key(tokens)
+        seen = self._shapes.find(unshaped) is not None
+        shape = shaped(statement, tokens) if seen else None
         if shape is not None:
             types = tuple(value_type(value) for value in shape.values)
             planned = self._planned(shape.statement, principal, default_domain, strict_mode,
                                     types, shape_key(tokens, shape.parameters))  # fmt: skip
             if _binds(planned, shape.values):
-                self._shapes.put(unshaped_key(tokens), shape.parameters)
+                self._shapes.put(unshaped, shape.parameters)
                 return self._prepared(sql, principal, planned, default_domain, strict_mode,
                                       shape.values)  # fmt: skip
-        else:
-            self._shapes.put(unshaped_key(tokens), frozenset())
+        elif not seen:
+            self._shapes.put(unshaped, frozenset())
         planned = self._planned(statement, principal, default_domain, strict_mode, None,
                                 shape_key(tokens, frozenset()))  # fmt: skip
         return self._prepared(sql, principal, planned, default_domain, strict_mode)

@@ -256,8 +256,8 @@ def test_texts_differing_in_literals_share_a_plan_and_bind_their_values_at_postg
     service: QueryService,
 ) -> None:
     """The text-literal twin of the test above: a date string and a key in the text, three
-    texts, one plan; PostgreSQL gets the same SQL each time with the values bound. Another
-    region's analyst asking the same shapes keeps their own row filter."""
+    texts; from the second on one plan, PostgreSQL getting the same SQL with the values bound.
+    Another region's analyst asking the same shape keeps their own row filter."""
     analyst = service.principal("analyst")
     elsewhere = replace(analyst, attributes={"region": "US"})
     planned_before = service._plans.misses
@@ -276,9 +276,11 @@ def test_texts_differing_in_literals_share_a_plan_and_bind_their_values_at_postg
             assert [r["id"] for r in rows] == expected
             (fragment,) = report.fragments.values()
             sent.append(fragment.sql)
-    assert service._plans.misses == planned_before + 2  # one plan per caller
-    assert len(set(sent[:3])) == 1, sent
-    assert "$1" in sent[0]
-    assert "2019-01-01" not in sent[0]
-    assert "'EU'" in sent[0]
+    # The first text planned with its literals, then the shape once per caller.
+    assert service._plans.misses == planned_before + 3
+    assert "2019-01-01" in sent[0]
+    assert len(set(sent[1:3])) == 1, sent
+    assert "$1" in sent[1]
+    assert "2000-01-01" not in sent[1]
+    assert "'EU'" in sent[1]
     assert "'US'" in sent[3]
