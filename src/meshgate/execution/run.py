@@ -48,7 +48,8 @@ def execute_plan(
     context: QueryContext,
     report: ExecutionReport | None = None,
 ) -> pa.RecordBatchReader:
-    """Start every fragment now; stream the (merged) result lazily, cast to `plan.schema`.
+    """Start every fragment now (a plan that is one fragment alone: at the first read, on
+    the reader's thread); stream the (merged) result lazily, cast to `plan.schema`.
 
     Every connector call receives `context`, whose cancel token is the one way a run stops
     early: its deadline sets it (a timer armed here), a front end sets it (a client's
