@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from sqlglot import exp
+from sqlglot.tokenizer_core import Token
 
 from meshgate.audit import (
     AuditRecord,
@@ -48,7 +49,7 @@ from meshgate.execution.engine import DuckDBEngine, ResidualEngine
 from meshgate.execution.limits import ResultLimits, limited
 from meshgate.execution.run import ExecutionReport, execute_plan
 from meshgate.metrics import QueryMetrics
-from meshgate.planner.cache import PlanCache
+from meshgate.planner.cache import PlanCache, PlanKey
 from meshgate.planner.explain import explain_table
 from meshgate.planner.federate import Planner
 from meshgate.planner.plan import FederatedPlan
@@ -56,20 +57,28 @@ from meshgate.policy.policies import PolicySet, policy_problems
 from meshgate.policy.relation import secure
 from meshgate.principal import INVALID_CREDENTIALS, LoginBackoff, Principal, ScramVerifier
 from meshgate.quality.store import QualityStore, state_directory
-from meshgate.query.literals import numbered_placeholders, value_type
+from meshgate.query.literals import numbered_placeholders, type_name, value_type
 from meshgate.query.model import BoundQuery, CatalogCommand, SecuredQuery, Statement
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
-from meshgate.rewrite.parameter_types import parameter_schema
+from meshgate.rewrite.parameter_types import parameter_schema, planned_types
 from meshgate.rewrite.subqueries import decorrelation_for
 from meshgate.run_events import RunEvents
 from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
-from meshgate.spi.parameters import without_placeholders
+from meshgate.spi.parameters import parameter_position, without_placeholders
 from meshgate.sql.bind import bind
 from meshgate.sql.catalog_commands import catalog_query
 from meshgate.sql.input_limits import SqlLimits, check_text, check_tree
 from meshgate.sql.output_names import output_names
 from meshgate.sql.parse import parse_request, parse_statement
+from meshgate.sql.shapes import (
+    binds_as_literal,
+    bound_values,
+    shape_key,
+    shaped,
+    statement_tokens,
+    unshaped_key,
+)
 
 log = logging.getLogger("meshgate.service")
 
@@ -97,8 +106,20 @@ class QueryOptions:
     limits: ResultLimits | None = None  # the session's own (lower) result limits and timeout
 
 
-# A plan with the products it reads and the policies it applies.
-_Planned = tuple[FederatedPlan, tuple[str, ...], tuple[str, ...]]
+@dataclass(frozen=True)
+class _Planned:
+    """A plan with the products it reads and the policies it applies, and the statement it
+    was made for (a shape's, its literals as parameters: `sql.shapes`)."""
+
+    plan: FederatedPlan
+    products: tuple[str, ...]
+    policies: tuple[str, ...]
+    statement: Statement
+    # Each parameter's type as planned (None: a NULL), read by a shape's text values.
+    parameter_types: tuple[exp.DataType | None, ...] = ()
+    # Whether every parameter went down to a source: where one stays in the merge, its
+    # literal might have gone down (a source that takes literals but not parameters).
+    pushes_parameters: bool = True
 
 
 @dataclass(frozen=True)
@@ -122,6 +143,8 @@ class PreparedQuery:
     warnings: tuple[str, ...] = ()  # what the caller is told (deprecated products)
     generation: int = 0  # the configuration it was planned under (`QueryService.reconfigure`)
     limits: ResultLimits | None = None  # the session's own (lower) result limits and timeout
+    # The values of the text's literals that its shape plan binds, before the client's.
+    literals: tuple[Any, ...] = ()
 
 
 class QueryService:
@@ -176,6 +199,8 @@ class QueryService:
         self.connectors = dict(connectors)
         self._decorrelation = decorrelation_for(self.connectors)
         self._plans: PlanCache[_Planned] = PlanCache()
+        # A text's tokens, literals left out -> which literals its shape takes as parameters.
+        self._shapes: PlanCache[frozenset[int]] = PlanCache(capacity=4096)
         self._parameter_schemas: PlanCache[pa.Schema] = PlanCache()
         limits = definition.server.limits  # SQL and result limits follow a reload
         self._sql_limits = SqlLimits(limits.max_sql_length, limits.max_expression_depth,
@@ -378,44 +403,86 @@ class QueryService:
         strict: bool | None,
     ) -> PreparedQuery:
         check_text(sql, self._sql_limits)
+        strict_mode = self.definition.server.strict_pushdown if strict is None else strict
+        tokens = statement_tokens(sql)
+        if tokens is not None:
+            known = self._known_shape(sql, tokens, principal, default_domain, strict_mode)
+            if known is not None:
+                return known
         request = parse_request(sql, lambda tree: check_tree(tree, self._sql_limits))
         if isinstance(request, CatalogCommand):
             # DESCRIBE / SHOW: the query over information_schema that answers it.
             tree = catalog_query(request, self.view(principal), default_domain)
             request = Statement(tree=tree, explain=False, parameter_count=0, sql=sql)
+            tokens = None  # planned for this caller's catalog as it is now, by its text
         statement = request
-        strict_mode = self.definition.server.strict_pushdown if strict is None else strict
-        plan, products, policies = self._planned(
-            statement, principal, default_domain, strict_mode, None
-        )
-        if statement.explain:
+        if statement.explain or tokens is None:
+            planned = self._planned(statement, principal, default_domain, strict_mode, None)
+            if not statement.explain:
+                return self._prepared(sql, principal, planned, default_domain, strict_mode)
             admin = self.catalog.is_admin(principal)
-            table = explain_table(plan, self.connectors, self._source_kinds, admin=admin)
-            return PreparedQuery(
-                sql,
-                principal,
-                table.schema,
-                statement.parameter_count,
-                products,
-                table,
-                statement,
-                default_domain,
-                strict_mode,
-                policies,
-            )
-        prepared = PreparedQuery(
-            sql,
-            principal,
-            plan.schema,
-            statement.parameter_count,
-            products,
-            plan,
-            statement,
-            default_domain,
-            strict_mode,
-            policies,
-        )
-        if not statement.parameter_count:
+            table = explain_table(planned.plan, self.connectors, self._source_kinds,
+                                  admin=admin)  # fmt: skip
+            return PreparedQuery(sql, principal, table.schema, statement.parameter_count,
+                                 planned.products, table, statement, default_domain,
+                                 strict_mode, planned.policies)  # fmt: skip
+        # The first text of a shape is planned with its literals, as fast as it gets; the
+        # second (its values differ) plans the shape, which every later one reuses.
+        unshaped = unshaped_key(tokens)
+        seen = self._shapes.find(unshaped) is not None
+        shape = shaped(statement, tokens) if seen else None
+        if shape is not None:
+            types = tuple(value_type(value) for value in shape.values)
+            planned = self._planned(shape.statement, principal, default_domain, strict_mode,
+                                    types, shape_key(tokens, shape.parameters))  # fmt: skip
+            if _binds(planned, shape.values):
+                self._shapes.put(unshaped, shape.parameters)
+                return self._prepared(sql, principal, planned, default_domain, strict_mode,
+                                      shape.values)  # fmt: skip
+        elif not seen:
+            self._shapes.put(unshaped, frozenset())
+        planned = self._planned(statement, principal, default_domain, strict_mode, None,
+                                shape_key(tokens, frozenset()))  # fmt: skip
+        return self._prepared(sql, principal, planned, default_domain, strict_mode)
+
+    def _known_shape(
+        self,
+        sql: str,
+        tokens: Sequence[Token],
+        principal: Principal,
+        default_domain: str | None,
+        strict: bool,
+    ) -> PreparedQuery | None:
+        """The prepared query from the cached plan of the text's shape, if there is one: no
+        parsing, no planning, only the text's values bound (`sql.shapes`)."""
+        parameters = self._shapes.find(unshaped_key(tokens))
+        values = None if parameters is None else bound_values(tokens, parameters)
+        if parameters is None or values is None:
+            return None
+        types = tuple(value_type(value) for value in values) if parameters else None
+        key = self._plan_key(shape_key(tokens, parameters), principal, default_domain, strict,
+                             types)  # fmt: skip
+        planned = self._plans.find(key)
+        if planned is None or not _binds(planned, values):
+            return None
+        self.metrics.plan_lookup(hit=True)
+        return self._prepared(sql, principal, planned, default_domain, strict, values)
+
+    def _prepared(
+        self,
+        sql: str,
+        principal: Principal,
+        planned: _Planned,
+        default_domain: str | None,
+        strict: bool,
+        literals: tuple[Any, ...] = (),
+    ) -> PreparedQuery:
+        statement = planned.statement
+        parameters = statement.parameter_count - len(literals)  # the client's to bind
+        prepared = PreparedQuery(sql, principal, planned.plan.schema, parameters,
+                                 planned.products, planned.plan, statement, default_domain,
+                                 strict, planned.policies, literals=literals)  # fmt: skip
+        if not parameters:
             return prepared
         return replace(prepared, parameter_schema=self._parameter_schema(
             statement, principal, default_domain))
@@ -459,7 +526,7 @@ class QueryService:
         deadline = self._deadline(deadline, limits.timeout_seconds)
         context = QueryContext(new_query_id(), prepared.principal.name, deadline=deadline,
                                cancel=cancel if cancel is not None else CancelToken(),
-                               parameters=tuple(parameters))  # fmt: skip
+                               parameters=prepared.literals + tuple(parameters))  # fmt: skip
         try:
             slot = self.slots.admit(prepared.principal.name)
             try:
@@ -508,13 +575,13 @@ class QueryService:
         plan = prepared.plan
         assert not isinstance(plan, pa.Table)
         if prepared.parameter_count:
-            plan, _, _ = self._planned(
+            plan = self._planned(
                 prepared.statement,
                 prepared.principal,
                 prepared.default_domain,
                 prepared.strict,
                 parameter_types(prepared.statement, context.parameters),
-            )
+            ).plan
             if not plan.schema.equals(prepared.schema):
                 raise ParameterError(
                     "the parameter values give the result other column types than the "
@@ -576,25 +643,40 @@ class QueryService:
         default_domain: str | None,
         strict: bool,
         types: tuple[exp.DataType | None, ...] | None,
+        text: Hashable = None,
     ) -> _Planned:
         """The cached plan for everything a plan depends on, or a new one.
 
         `types` are the bound parameters' types (None: describe only, parameters as NULL):
         a prepared statement executed with new values of the same types reuses its plan.
+        `text` names the statement in the key: its shape's tokens (`sql.shapes.shape_key`),
+        or else its SQL text.
         """
-        key = (
-            statement.sql, principal.name, principal.roles,
-            tuple(sorted(principal.attributes.items())), default_domain, strict,
-            None if types is None else tuple("NULL" if t is None else t.sql() for t in types),
-        )  # fmt: skip
+        key = self._plan_key(statement.sql if text is None else text, principal,
+                             default_domain, strict, types)  # fmt: skip
         plans = self._plans  # a reload meanwhile must not file this plan in the new cache
         cached = plans.get(key)
         self.metrics.plan_lookup(hit=cached is not None)
         if cached is None:
             cached = self._plan(statement, principal, default_domain, strict, types)
-            if not _reads_live_tables(cached[0]):
+            if not _reads_live_tables(cached.plan):
                 plans.put(key, cached)
         return cached
+
+    @staticmethod
+    def _plan_key(
+        text: Hashable,
+        principal: Principal,
+        default_domain: str | None,
+        strict: bool,
+        types: tuple[exp.DataType | None, ...] | None,
+    ) -> PlanKey:
+        """Everything a plan depends on besides the configuration (fixed per cache)."""
+        return (
+            text, principal.name, principal.roles,
+            tuple(sorted(principal.attributes.items())), default_domain, strict,
+            None if types is None else tuple("NULL" if t is None else type_name(t) for t in types),
+        )  # fmt: skip
 
     def _plan(
         self,
@@ -620,7 +702,10 @@ class QueryService:
             barriers=rewritten.barriers,
         )
         plan = named(planner.plan(rewritten.tree), statement)
-        return plan, tuple(p.qualified_name for p in bound.products), secured.policies
+        count = len(types or ())
+        return _Planned(plan, tuple(p.qualified_name for p in bound.products),
+                        secured.policies, statement, planned_types(rewritten, count),
+                        _pushed_parameters(plan) >= set(range(count)))  # fmt: skip
 
     def _secured(self, tree: exp.Query, principal: Principal,
                  default_domain: str | None) -> tuple[BoundQuery, SecuredQuery]:
@@ -656,6 +741,25 @@ def parameter_types(
             "value(s) were bound"
         )
     return tuple(value_type(value) for value in values)
+
+
+def _binds(planned: _Planned, literals: Sequence[Any]) -> bool:
+    """Whether a shape's plan gives each of a text's literal values the literal's meaning,
+    and sends each to a source as the literal would have gone."""
+    if not literals:
+        return True
+    types = planned.parameter_types
+    return planned.pushes_parameters and all(
+        binds_as_literal(v, t) for v, t in zip(literals, types, strict=False))
+
+
+def _pushed_parameters(plan: FederatedPlan) -> set[int]:
+    """The client positions of the parameters some fragment of `plan` sends to its source."""
+    found = {parameter_position(node) for f in plan.fragments
+             for node in f.handle.select.find_all(exp.Placeholder) if node.name.isdigit()}
+    for stage in plan.stages:
+        found |= _pushed_parameters(stage.plan)
+    return found
 
 
 def _reads_live_tables(plan: FederatedPlan) -> bool:

@@ -124,6 +124,13 @@ def sql_type_name(arrow: pa.DataType) -> str:
     return str(duckdb.sqltype(wire_sql_type(arrow).sql("duckdb")))
 
 
+@cache
+def wire_sql_text(arrow: pa.DataType) -> str:
+    """`wire_sql_type(arrow)` as DuckDB SQL text, made once per type: schemas for the
+    optimizer are built from it for every query planned."""
+    return wire_sql_type(arrow).sql("duckdb")
+
+
 def wire_sql_type(arrow: pa.DataType) -> exp.DataType:
     """The DuckDB SQL type that produces `arrow` (used for casts at the merge)."""
     if pa.types.is_decimal(arrow):

@@ -405,3 +405,88 @@ def test_a_repeated_request_reuses_its_plan_but_the_history_is_live(
     assert isinstance(first, list)
     assert isinstance(second, list)
     assert len(second) == len(first) + 1
+
+
+def plan_lookups(service: QueryService) -> tuple[float, float]:
+    """`meshgate_plan_cache_lookups_total` as /metrics reports it: (misses, hits)."""
+    registry = service.metrics.registry
+    name = "meshgate_plan_cache_lookups_total"
+    counts = [registry.get_sample_value(name, {"result": r}) or 0.0 for r in ("miss", "hit")]
+    return counts[0], counts[1]
+
+
+def test_texts_differing_only_in_condition_literals_share_one_plan(
+    service: QueryService,
+) -> None:
+    """Point lookups with the key in the text: one plan per shape (and per literal type),
+    every text bound with its own values, answers as the data says."""
+    viewer = service.principal("viewer")
+    made, served = plan_lookups(service)
+    for key, name, _ in EMPLOYEES:
+        sql = f"SELECT name FROM hr.employees WHERE id = {key}"
+        assert answer(service, sql, viewer) == [{"name": name}]
+    assert answer(service, "select name from hr.employees where id = 9", viewer) == []
+    for region in ("EU", "US", "APAC", "XX"):
+        sql = f"SELECT id FROM hr.employees WHERE region = '{region}' ORDER BY id"
+        assert answer(service, sql, viewer) == [{"id": k} for k, _, r in EMPLOYEES if r == region]
+    for low, high in ((1, 2), (2, 4), (3, 3)):
+        sql = (f"SELECT name FROM hr.employees WHERE id BETWEEN {low} AND {high} "
+               f"AND id IN ({low}, {high}) ORDER BY id")  # fmt: skip
+        assert answer(service, sql, viewer) == [
+            {"name": n} for k, n, _ in EMPLOYEES if k in (low, high)
+        ]
+    # Four shapes (the lower-case text is another one): the first text of each is planned
+    # with its literals, the second plans the shape, the others reuse it.
+    assert plan_lookups(service) == (made + 2 + 1 + 2 + 2, served + 2 + 0 + 2 + 1)
+    assert service._plans.misses == 7
+
+
+def test_a_literal_that_is_not_a_condition_value_stays_in_the_shape(
+    service: QueryService,
+) -> None:
+    """LIMIT counts, select-list values and a string read as a number are planned with their
+    literal: another value there is another plan, and the answer follows it."""
+    viewer = service.principal("viewer")
+    for limit in (1, 3, 2):
+        sql = f"SELECT id FROM hr.employees ORDER BY id LIMIT {limit}"
+        assert answer(service, sql, viewer) == [{"id": k} for k, _, _ in EMPLOYEES[:limit]]
+    for value in (1, 2):
+        sql = f"SELECT {value} AS v, name FROM hr.employees WHERE id = 1"
+        assert answer(service, sql, viewer) == [{"v": value, "name": "Ann"}]
+    assert service._plans.misses == 3 + 2
+    assert answer(service, "SELECT name FROM hr.employees WHERE id = '3'", viewer) == [
+        {"name": "Cy"}
+    ]
+    refused = answer(service, "SELECT name FROM hr.employees WHERE id = 'x'", viewer)
+    assert isinstance(refused, str)
+    assert refused.startswith("QueryValueError: ")
+
+
+def test_callers_with_other_row_filters_never_share_a_shape(service: QueryService) -> None:
+    """The analyst sees EU rows only; another analyst, region US, sees US rows: the same
+    shape with differing literals, interleaved, keeps each caller's filter."""
+    eu = service.principal("analyst")
+    us = replace(eu, attributes={"region": "US"})
+    for _ in range(2):
+        for key, name, region in EMPLOYEES:
+            sql = f"SELECT name FROM hr.employees WHERE id = {key}"
+            assert answer(service, sql, eu) == ([{"name": name}] if region == "EU" else [])
+            assert answer(service, sql, us) == ([{"name": name}] if region == "US" else [])
+    assert service._plans.misses == 3  # the first text; then the shape, once per caller
+
+
+def test_a_shape_over_a_source_that_takes_no_parameters_keeps_its_literals(
+    service: QueryService,
+) -> None:
+    """SQLite takes `amount > 1.5` but not `amount > CAST($1 ...)`: planned with the
+    literal, the filter still goes down."""
+    viewer = service.principal("viewer")
+    sql = "SELECT id FROM sales.orders WHERE amount > {} ORDER BY id"
+    for bound in (1.5, 6.0):
+        prepared = service.prepare(sql.format(bound), viewer)
+        assert prepared.literals == ()
+        assert isinstance(prepared.plan, FederatedPlan)
+        (fragment,) = prepared.plan.fragments
+        assert f"> {bound}" in fragment.sql
+        rows = service.execute(prepared).read_all().to_pylist()
+        assert rows == [{"id": k} for k, _, amount in ORDERS if amount > bound]

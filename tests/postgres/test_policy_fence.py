@@ -8,6 +8,7 @@ hidden row (id 7, region US) is never evaluated on it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as pg
@@ -200,7 +201,8 @@ def test_a_split_query_sends_the_barrier_joined_with_its_source_tables_as_one_fr
     assert "'****'" in fenced  # ... and the masks
     assert '"depts"' not in fenced  # the join with depts above it, in the same fragment
     assert '"depts"' in only
-    assert "'Audit'" in only[only.index("OFFSET 0") :]
+    above = only[only.index("OFFSET 0") :]
+    assert "'Audit'" in above or "<> CAST($1 AS TEXT)" in above  # bound, once a shape
     admin_rows, admin_sent = run(service, SPLIT.format(extra=""), "admin")
     assert admin_rows == split_oracle({"EU", "US"})  # the US rows exist: the filter hid them
     assert len(postgres_fragments(admin_sent)) == 1
@@ -249,3 +251,37 @@ def test_parameters_inside_and_above_the_fence_bind_to_their_own_values(
         fence_end = only.index("OFFSET 0")
         assert "CAST($1 AS DATE)" in only[:fence_end]  # hired: safe, moved beside the filter
         assert "CAST($2 AS TEXT)" in only[fence_end:]  # the dept name: a depts condition
+
+
+def test_texts_differing_in_literals_share_a_plan_and_bind_their_values_at_postgresql(
+    service: QueryService,
+) -> None:
+    """The text-literal twin of the test above: a date string and a key in the text, three
+    texts; from the second on one plan, PostgreSQL getting the same SQL with the values bound.
+    Another region's analyst asking the same shape keeps their own row filter."""
+    analyst = service.principal("analyst")
+    elsewhere = replace(analyst, attributes={"region": "US"})
+    planned_before = service._plans.misses
+    sent: list[str] = []
+    for principal, region in ((analyst, "EU"), (elsewhere, "US")):
+        for hired_after, dept in (("2019-01-01", 1), ("2000-01-01", 1), ("2021-01-01", 2)):
+            sql = (f"SELECT id, hired FROM hr.staff WHERE hired > '{hired_after}' "
+                   f"AND dept_id = {dept} ORDER BY id")  # fmt: skip
+            report = ExecutionReport()
+            prepared = service.prepare(sql, principal)
+            rows = service.execute(prepared, (), report).read_all().to_pylist()
+            expected = sorted(
+                r[0] for r in mesh.STAFF
+                if r[5] == region and r[7] > hired_after and r[6] == dept
+            )  # fmt: skip
+            assert [r["id"] for r in rows] == expected
+            (fragment,) = report.fragments.values()
+            sent.append(fragment.sql)
+    # The first text planned with its literals, then the shape once per caller.
+    assert service._plans.misses == planned_before + 3
+    assert "2019-01-01" in sent[0]
+    assert len(set(sent[1:3])) == 1, sent
+    assert "$1" in sent[1]
+    assert "2000-01-01" not in sent[1]
+    assert "'EU'" in sent[1]
+    assert "'US'" in sent[3]

@@ -1,8 +1,11 @@
 """The served process gives back what a sign-in borrows (scrypt's 16 MB working area) and
-what a full scan's batches held."""
+what a full scan's batches held, and keeps what start-up made out of the garbage
+collector's walks, letting it go after a reload."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 from adbc_driver_flightsql import dbapi as flightsql
 from pyarrow import flight
 
+from meshgate.server.memory import YOUNG_GENERATION_THRESHOLD, collect_garbage_less_often
 from tests.conftest import fresh_pg_database
 from tests.fuzz.served import ServedDemo
 from tests.server.served import create_warehouse, serve, write_config, write_warehouse
@@ -90,3 +94,32 @@ def test_repeated_full_scans_keep_the_server_at_one_scan_of_memory(
         grown_mib, peak_mib = (peak - settled) / 1024, peak / 1024
     assert grown_mib < 80, f"{SCANS} more full scans raised the server's peak {grown_mib:.0f} MiB"
     assert peak_mib < 1024, f"the server peaked at {peak_mib:.0f} MiB"
+
+
+@pytest.fixture
+def restored() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+class Held:
+    """A cycle, as sqlglot's nodes are (a child points at its parent)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.mark.usefixtures("restored")
+def test_start_up_objects_are_frozen_and_released_at_the_next_call() -> None:
+    held = Held()
+    alive = weakref.ref(held)
+    collect_garbage_less_often()
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
+    del held
+    gc.collect()
+    assert alive() is not None  # frozen: a full collection leaves it alone
+    collect_garbage_less_often()  # as after a reload
+    assert alive() is None

@@ -1,6 +1,7 @@
 """Execute a `FederatedPlan` and stream its result as Arrow.
 
-Fragments start at once, each read on its own thread (`stream.Prefetch`); the residual runs
+Fragments start at once, each read on its own thread (`stream.Prefetch`; a plan that is one
+fragment alone is read on the consumer's thread, `stream.InlineRead`); the residual runs
 on the service's `ResidualEngine` over their streams; the result is cast to the plan's wire
 schema here, the one place that cast happens. The run's QueryContext is the one way it stops
 early: its cancel token reaches the fragments, their drivers and the engine.
@@ -17,7 +18,7 @@ import pyarrow as pa
 from meshgate.errors import MeshgateError, QueryCancelled, QueryTimeout
 from meshgate.execution.dynamic import BuildSide, filtered_handle
 from meshgate.execution.engine import ResidualEngine
-from meshgate.execution.stream import Prefetch, cast_batches, first_source_error
+from meshgate.execution.stream import InlineRead, Prefetch, cast_batches, first_source_error
 from meshgate.planner.plan import FederatedPlan, Fragment, PolicyStage
 from meshgate.spi import Connector, QueryContext
 
@@ -47,7 +48,8 @@ def execute_plan(
     context: QueryContext,
     report: ExecutionReport | None = None,
 ) -> pa.RecordBatchReader:
-    """Start every fragment now; stream the (merged) result lazily, cast to `plan.schema`.
+    """Start every fragment now (a plan that is one fragment alone: at the first read, on
+    the reader's thread); stream the (merged) result lazily, cast to `plan.schema`.
 
     Every connector call receives `context`, whose cancel token is the one way a run stops
     early: its deadline sets it (a timer armed here), a front end sets it (a client's
@@ -105,8 +107,16 @@ def _plan_batches(plan: FederatedPlan, run: _Run, outermost: bool = True
     """Start the plan's fragments and policy stages; their (merged) batches, lazily."""
     build_names = {f.dynamic_filter.build for f in plan.fragments if f.dynamic_filter}
     builds: dict[str, BuildSide] = {}
-    prefetches: list[Prefetch] = []
+    prefetches: list[Prefetch | InlineRead] = []
     cancel = run.context.cancel
+    if plan.residual is None and not plan.stages and len(plan.fragments) == 1:
+        (fragment,) = plan.fragments  # the whole query at one source: read it right here
+        done = FragmentRun(fragment.name, fragment.source, fragment.sql)
+        run.report.fragments[fragment.name] = done
+        opener = _opener(run.connectors[fragment.source], fragment, builds, done, run.context)
+        prefetches.append(InlineRead(fragment.name, opener, fragment.handle.schema,
+                                     source=fragment.source))  # fmt: skip
+        return _stream(plan, prefetches, builds, run, outermost)
     for fragment in sorted(plan.fragments, key=lambda f: f.dynamic_filter is not None):
         connector = run.connectors[fragment.source]
         done = FragmentRun(fragment.name, fragment.source, fragment.sql)
@@ -153,7 +163,7 @@ def _opener(
 
 def _stream(
     plan: FederatedPlan,
-    prefetches: list[Prefetch],
+    prefetches: list[Prefetch | InlineRead],
     builds: Mapping[str, BuildSide],
     run: _Run,
     outermost: bool,

@@ -29,13 +29,19 @@ class PlanCache(Generic[Planned]):
         self.misses = 0  # plans made: a prepared statement re-executed adds none
 
     def get(self, key: PlanKey) -> Planned | None:
+        found = self.find(key)
+        if found is None:
+            with self._lock:
+                self.misses += 1
+        return found
+
+    def find(self, key: PlanKey) -> Planned | None:
+        """`get` that counts only a hit: for a lookup made before the one that plans."""
         with self._lock:
             found = self._plans.get(key)
             if found is not None:
                 self._plans.move_to_end(key)
                 self.hits += 1
-            else:
-                self.misses += 1
             return found
 
     def put(self, key: PlanKey, value: Planned) -> None:

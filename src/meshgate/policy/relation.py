@@ -148,7 +148,7 @@ def _table_relation(
     # Source names are quoted (they keep their case and may hold any character); product
     # names need no quotes. The table is the select's only relation: names need no qualifier.
     projections = [exp.alias_(exp.column(name, quoted=True), column.name) for name, column in pairs]
-    return exp.select(*projections).from_(physical)
+    return exp.select(*projections).from_(physical, copy=False)
 
 
 def _query_relation(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 from typing import Any
 
 from sqlglot import exp
@@ -64,15 +65,15 @@ def value_type(value: Any) -> exp.DataType | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return exp.DataType.build("UNKNOWN")
+        return _built("UNKNOWN")
     if isinstance(value, bool):
-        return exp.DataType.build("BOOLEAN")
+        return _built("BOOLEAN")
     if isinstance(value, int):
         if -(2**31) <= value < 2**31:
-            return exp.DataType.build("INTEGER")
-        return exp.DataType.build("BIGINT" if -(2**63) <= value < 2**63 else "HUGEINT")
+            return _built("INTEGER")
+        return _built("BIGINT" if -(2**63) <= value < 2**63 else "HUGEINT")
     if isinstance(value, float):
-        return exp.DataType.build("DOUBLE")
+        return _built("DOUBLE")
     if isinstance(value, decimal.Decimal):
         digits = value.as_tuple()
         exponent = digits.exponent if isinstance(digits.exponent, int) else 0
@@ -81,11 +82,24 @@ def value_type(value: Any) -> exp.DataType | None:
         precision = whole + scale
         if precision > 38:
             raise ParameterError("a DECIMAL parameter has more than 38 digits")
-        return exp.DataType.build(f"DECIMAL({precision}, {scale})")
+        return _built(f"DECIMAL({precision}, {scale})")
     if isinstance(value, dt.datetime):
-        return exp.DataType.build("TIMESTAMPTZ" if value.tzinfo else "TIMESTAMP")
+        return _built("TIMESTAMPTZ" if value.tzinfo else "TIMESTAMP")
     if isinstance(value, dt.date):
-        return exp.DataType.build("DATE")
+        return _built("DATE")
     if isinstance(value, bytes):
-        return exp.DataType.build("BLOB")
+        return _built("BLOB")
     raise ParameterError(f"unsupported parameter type {type(value).__name__}")
+
+
+@functools.lru_cache(maxsize=512)
+def _built(sql: str) -> exp.DataType:
+    """One shared node per type: building parses the text, a cost per bound value. Callers
+    copy a type before placing it in a tree."""
+    return exp.DataType.build(sql)
+
+
+@functools.lru_cache(maxsize=512)
+def type_name(data_type: exp.DataType) -> str:
+    """`data_type`'s SQL text, as plan keys hold it (generated once per type)."""
+    return data_type.sql()

@@ -15,6 +15,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 
 from meshgate.errors import ConfigError
 from meshgate.query.model import SecuredQuery
+from meshgate.rewrite.barrier import RewrittenQuery
 from meshgate.rewrite.rules import physical_schema, qualify_query
 from meshgate.spi import CANONICAL_DIALECT
 from meshgate.spi.parameters import parameter_position
@@ -91,3 +92,17 @@ def _arrow(sql_type: exp.DataType | None) -> pa.DataType:
         return arrow_type(sql_type)
     except ConfigError:  # a type clients cannot be offered as a parameter: bind it as text
         return UNKNOWN_PARAMETER_TYPE
+
+
+def planned_types(rewritten: RewrittenQuery, count: int) -> tuple[exp.DataType | None, ...]:
+    """The type each of the first `count` parameters is cast to in a rewritten query (its
+    tree or a barrier body a predicate moved into); None for one the plan holds as NULL."""
+    found: list[exp.DataType | None] = [None] * count
+    trees = [rewritten.tree, *(b.body for b in rewritten.barriers.values())]
+    for tree in trees:
+        for cast in tree.find_all(exp.Cast):
+            if isinstance(cast.this, exp.Placeholder):
+                position = parameter_position(cast.this)
+                if 0 <= position < count and found[position] is None:
+                    found[position] = cast.to
+    return tuple(found)

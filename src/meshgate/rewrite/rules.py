@@ -39,7 +39,7 @@ from meshgate.query.names import (
 )
 from meshgate.spi import CANONICAL_DIALECT
 from meshgate.spi.parameters import parameter_position
-from meshgate.types import wire_sql_type
+from meshgate.types import wire_sql_text
 
 
 def physical_schema(
@@ -55,10 +55,10 @@ def physical_schema(
         }
     for name, table in local_tables.items():
         nested.setdefault(LOCAL_CATALOG, {}).setdefault(LOCAL_SCHEMA, {})[name] = {
-            f.name: wire_sql_type(f.type).sql(CANONICAL_DIALECT) for f in table.schema
+            f.name: wire_sql_text(f.type) for f in table.schema
         }
     for (source, schema, name), table in tables.items():
-        columns = {c.name: wire_sql_type(c.type).sql(CANONICAL_DIALECT) for c in table.columns}
+        columns = {c.name: wire_sql_text(c.type) for c in table.columns}
         nested.setdefault(SOURCE_PREFIX + source, {}).setdefault(schema or DEFAULT_SCHEMA, {})[
             name
         ] = columns
@@ -149,7 +149,8 @@ def type_parameters(
     `WHERE o.orderdate > ?` bound to '1995-03-15' -> `o.orderdate > CAST($1 AS DATE)`.
     """
     typed = tree.copy()
-    annotate_types(typed, schema=schema, dialect=CANONICAL_DIALECT)
+    if any(t is not None and t.this == exp.DataType.Type.UNKNOWN for t in value_types):
+        annotate_types(typed, schema=schema, dialect=CANONICAL_DIALECT)  # text takes its use's
     for node in list(typed.find_all(exp.Placeholder)):
         position = parameter_position(node)
         declared = value_types[position] if position < len(value_types) else None

@@ -10,7 +10,7 @@ from meshgate.catalog.tls import TlsMaterial
 from meshgate.server.app import MeshgateFlightServer
 from meshgate.server.lifecycle import Serving
 from meshgate.server.location import listening
-from meshgate.server.memory import return_large_allocations
+from meshgate.server.memory import collect_garbage_less_often, return_large_allocations
 from meshgate.service import QueryService
 
 __all__ = ["MeshgateFlightServer", "running_server", "serve"]
@@ -30,6 +30,7 @@ def serve(service: QueryService, host: str, port: int, tls: TlsMaterial | None =
     `server.http_port`, when set) until SIGTERM or SIGINT, reloading the configuration on
     SIGHUP (blocking; main thread)."""
     return_large_allocations()
+    collect_garbage_less_often()
     Serving(service, host, port, tls).run()
 
 

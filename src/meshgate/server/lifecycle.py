@@ -30,6 +30,7 @@ from meshgate.catalog.tls import TlsMaterial
 from meshgate.errors import MeshgateError
 from meshgate.server.app import MeshgateFlightServer
 from meshgate.server.location import listening
+from meshgate.server.memory import collect_garbage_less_often
 from meshgate.server.ops import OpsEndpoint, WSGIApplication
 from meshgate.service import QueryService, connect_source, load_definition
 from meshgate.spi import Connector
@@ -89,6 +90,7 @@ class Reloader:
             retired = [c for n, c in self._service.connectors.items() if n not in kept]
             self._service.reconfigure(definition, {**kept, **opened})
             self._service.metrics.config_reloaded(applied=True)
+            collect_garbage_less_often()  # the old definition's objects may go now
         for setting in _AT_START:
             if _setting(old.server, setting) != _setting(definition.server, setting):
                 log.warning("configuration reload: server.%s changed; it applies at the next "

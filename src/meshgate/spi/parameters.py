@@ -26,6 +26,12 @@ def renumbered(tree: exp.Expr) -> tuple[exp.Expr, tuple[int, ...]]:
     return copy, tuple(positions)
 
 
+def parameter_positions(tree: exp.Expr) -> tuple[int, ...]:
+    """The client position each of `renumbered(tree)`'s numbers stands for, without copying
+    the tree: what a run binds."""
+    return tuple(parameter_position(node) for node in tree.find_all(exp.Placeholder, bfs=False))
+
+
 def without_placeholders(tree: exp.Expr) -> exp.Expr:
     """A copy of `tree` with every placeholder NULL: what describing its types needs (each
     planned placeholder sits inside a CAST, so the types do not change)."""

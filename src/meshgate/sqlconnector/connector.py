@@ -46,7 +46,7 @@ from meshgate.spi import (
     SourceTable,
     TableStatistics,
 )
-from meshgate.spi.parameters import renumbered
+from meshgate.spi.parameters import parameter_positions, renumbered
 from meshgate.sqlconnector.capabilities import declares
 from meshgate.sqlconnector.collation import (
     TEXT_EQUALITY,
@@ -317,7 +317,7 @@ class SqlConnector(Connector):
             raise QueryCancelled("the query was cancelled before its source ran it")
         sql = self.render(handle)
         self.sent_sql.append(sql)
-        _, positions = renumbered(handle.select)
+        positions = parameter_positions(handle.select)
         bound = [self._bind_value(context.parameters[position]) for position in positions]
         batches = self._stream(sql, bound, handle.schema, context.cancel)
         return result_reader(batches, handle.schema, self.driver_errors, self._failed)
@@ -332,6 +332,9 @@ class SqlConnector(Connector):
         return value
 
     def _with_parameter_markers(self, select: exp.Select) -> exp.Select:
+        if select.find(exp.Placeholder) is None:
+            return select
+
         def mark(node: exp.Expr) -> exp.Expr:
             if isinstance(node, exp.Placeholder) and node.name.isdigit():
                 return self._parameter_marker(int(node.name))

@@ -38,7 +38,8 @@ def engine_schema(select: exp.Select, inputs: Sequence[ScanInput]) -> pa.Schema:
     Raises `duckdb.Error` when DuckDB cannot bind the SELECT (callers treat it as "cannot push").
     """
     probe = _bind_to_empty_inputs(select, inputs)
-    return _describe(probe.sql(dialect=CANONICAL_DIALECT, comments=False), tuple(inputs))
+    sql = probe.sql(dialect=CANONICAL_DIALECT, comments=False, copy=False)  # probe: our copy
+    return _describe(sql, tuple(inputs))
 
 
 def _bind_to_empty_inputs(select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:

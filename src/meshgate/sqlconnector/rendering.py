@@ -16,7 +16,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.schema import MappingSchema
 
 from meshgate.spi import CANONICAL_DIALECT, ScanInput, SourceTable
-from meshgate.types import wire_sql_type
+from meshgate.types import wire_sql_text
 
 
 def source_sql(select: exp.Select, inputs: Sequence[ScanInput], dialect: str) -> str:
@@ -25,10 +25,12 @@ def source_sql(select: exp.Select, inputs: Sequence[ScanInput], dialect: str) ->
     e.g. `SELECT t.qty / 2 AS half FROM items AS t` for postgres keeps DuckDB's float
     division: `SELECT CAST("t"."qty" AS DOUBLE PRECISION) / 2 AS "half" ...`.
     """
-    if dialect != CANONICAL_DIALECT:
+    copied = dialect != CANONICAL_DIALECT
+    if copied:
         select = typed(select, inputs)
-    return select.sql(
-        dialect=dialect, identify=True, comments=False, unsupported_level=ErrorLevel.RAISE
+    return select.sql(  # generating copies the tree first, unless it is our own copy
+        dialect=dialect, identify=True, comments=False, unsupported_level=ErrorLevel.RAISE,
+        copy=not copied,
     )
 
 
@@ -36,7 +38,7 @@ def typed(select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
     """A copy of `select` with types annotated from the inputs' columns."""
     mapping: dict[str, Any] = {}
     for item in inputs:
-        columns = {c.name: wire_sql_type(c.type).sql(CANONICAL_DIALECT) for c in item.columns}
+        columns = {c.name: wire_sql_text(c.type) for c in item.columns}
         if item.table.schema:
             mapping.setdefault(item.table.schema, {})[item.table.name] = columns
         else:
