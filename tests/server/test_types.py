@@ -28,7 +28,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from meshgate.principal import hash_password
+from meshgate.principal import scram_hash
 from meshgate.server import running_server
 from meshgate.server.postgres import PostgresFrontEnd
 from meshgate.server.proto import flight_sql_pb2 as pb
@@ -208,7 +208,8 @@ def ports(tmp_path_factory: pytest.TempPathFactory,
             for statement in _create(POSTGRES_COLUMNS):
                 cursor.execute(statement)
         (directory / "mesh.yaml").write_text(
-            CONFIG.replace("HASH", hash_password("admin", salt=b"types-salt-0001"))
+            # A SCRAM verifier: the PostgreSQL wire's default sign-in needs one; Flight SQL too.
+            CONFIG.replace("HASH", scram_hash("admin"))
             .replace("DSN", dsn)
         )
         service = QueryService.from_config(directory)
