@@ -323,7 +323,14 @@ def _pg_wire(arrow: pa.DataType, value: Any) -> tuple[int, Any]:
         return (1184 if arrow.tz else 1114), value
     if pa.types.is_string(arrow):
         return 25, value
-    # Intervals, lists and structs: text in Python's notation, not PostgreSQL's (README).
+    if pa.types.is_interval(arrow):  # psycopg counts a month as 30 days, as for PostgreSQL's
+        return 1186, dt.timedelta(days=value.months * 30 + value.days,
+                                  microseconds=value.nanoseconds // 1000)
+    arrays = {pa.int32(): 1007, pa.int64(): 1016, pa.string(): 1009}
+    if pa.types.is_list(arrow) and arrow.value_type in arrays:
+        return arrays[arrow.value_type], value
+    if pa.types.is_nested(arrow):  # structs and other lists as json: dicts and lists
+        return 114, value
     return 25, str(value)
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import ipaddress
+import json
 import logging
 import re
 import secrets
@@ -95,9 +96,57 @@ _PG_EPOCH = dt.date(2000, 1, 1)
 _TIMESTAMPTZ = "timestamptz"
 _timestamp_text = bvpg.BVTYPE_TO_PGTYPE[bv.BVType.TIMESTAMP][1:]
 bvpg.BVTYPE_TO_PGTYPE[_TIMESTAMPTZ] = (1184, *_timestamp_text)
-# Intervals, lists, structs, maps: their Python text as `text`, never in binary.
+# What PostgreSQL has no plain counterpart for goes as PostgreSQL's text forms, never in
+# binary: intervals as `interval`, lists of numbers, text or booleans as arrays of them, and
+# structs, maps and other lists as `json` (psycopg reads them as timedelta, list and dict).
 _TEXT_ONLY = "text only"
 bvpg.BVTYPE_TO_PGTYPE[_TEXT_ONLY] = (25, str)
+
+
+def _interval_text(value: Any) -> str:
+    """An Arrow interval (months, days, nanoseconds) or duration in PostgreSQL's own form."""
+    if isinstance(value, dt.timedelta):
+        months, days, nanoseconds = 0, value.days, (value.seconds * 10**6
+                                                    + value.microseconds) * 1000
+    else:
+        months, days, nanoseconds = value.months, value.days, value.nanoseconds
+    sign = "-" if nanoseconds < 0 else ""
+    micro = abs(nanoseconds) // 1000
+    hours, rest = divmod(micro, 3_600_000_000)
+    minutes, rest = divmod(rest, 60_000_000)
+    seconds, micro = divmod(rest, 1_000_000)
+    return (f"{months} mons {days} days {sign}{hours:02d}:{minutes:02d}:{seconds:02d}"
+            f".{micro:06d}")
+
+
+def _array_text(values: Sequence[Any]) -> str:
+    items = []
+    for item in values:
+        if item is None:
+            items.append("NULL")
+        elif isinstance(item, bool):
+            items.append("t" if item else "f")
+        elif isinstance(item, str):
+            items.append('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        else:
+            items.append(str(item))
+    return "{" + ",".join(items) + "}"
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, list) and value and isinstance(value[0], tuple):
+        value = dict(value)  # a map's (key, value) pairs
+    return json.dumps(value, default=str)
+
+
+_INTERVAL, _JSON = "interval", "json"
+bvpg.BVTYPE_TO_PGTYPE[_INTERVAL] = (1186, _interval_text)
+bvpg.BVTYPE_TO_PGTYPE[_JSON] = (114, _json_text)
+# Element type -> the OID of PostgreSQL's array of it.
+_ARRAYS = {pa.int16(): 1005, pa.int32(): 1007, pa.int64(): 1016, pa.float32(): 1021,
+           pa.float64(): 1022, pa.bool_(): 1000, pa.string(): 1009, pa.large_string(): 1009}
+for _element, _oid in _ARRAYS.items():
+    bvpg.BVTYPE_TO_PGTYPE[f"array {_oid}"] = (_oid, _array_text)
 # Catalog answers' arrays (`conkey`, `indkey`, ...) in PostgreSQL's text form, as text[], so
 # that clients read them as lists (SQLAlchemy's key reflection does).
 _TEXT_ARRAY = "text array"
@@ -253,6 +302,13 @@ def _bv_type(arrow: pa.DataType) -> Any:
         return _TIMESTAMPTZ if arrow.tz is not None else bv.BVType.TIMESTAMP
     if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
         return bv.BVType.TEXT
+    if pa.types.is_interval(arrow) or pa.types.is_duration(arrow):
+        return _INTERVAL
+    if (pa.types.is_list(arrow) or pa.types.is_large_list(arrow)) and \
+            arrow.value_type in _ARRAYS:
+        return f"array {_ARRAYS[arrow.value_type]}"
+    if pa.types.is_nested(arrow):
+        return _JSON
     return _TEXT_ONLY
 
 
