@@ -41,7 +41,6 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 def planning(directory: Path, rounds: int) -> None:
     from benchmarks.tpch import tpch_queries
-    from meshgate.planner.cache import PlanCache
     from meshgate.server.memory import collect_garbage_less_often
     from meshgate.service import QueryService
 
@@ -56,9 +55,7 @@ def planning(directory: Path, rounds: int) -> None:
     warm: list[list[float]] = [[] for _ in queries]
     for _ in range(rounds):
         for number, sql in enumerate(queries):
-            service._plans = PlanCache()
-            service._shapes = PlanCache()
-            service._parameter_schemas = PlanCache()
+            service.forget_plans()
             started, cpu = time.perf_counter(), time.thread_time()
             service.prepare(sql, admin)
             cold[number].append(time.perf_counter() - started)

@@ -2,9 +2,10 @@
 
 prepare is parse, gate, bind, secure, rewrite and plan, with nothing run at a source. One
 service for the whole run, warmed by one unmeasured pass over the 22 queries (first contact
-with the sources, imports, catalog). Cold: a text the service has never seen (the query with a
-`-- cold N` comment of its round appended: plans are cached by exact text), so every stage runs.
-Warm: that same text prepared again right after (the plan cache answers).
+with the sources, imports, catalog), then the garbage collector set up as `meshgate serve` sets
+it. Cold: the query prepared right after the service forgot every plan and statement shape
+(`QueryService.forget_plans`), so every stage runs. Warm: the same text prepared again right
+after (the plan cache answers).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from benchmarks.layouts import Layout
 from benchmarks.tpch import tpch_queries
+from meshgate.server.memory import collect_garbage_less_often
 from meshgate.service import QueryService
 
 
@@ -31,8 +33,11 @@ def run_planning(layout: Layout, rounds: int) -> list[PlanningRun]:
     try:
         principal = service.principal("admin")
         for round_number in range(rounds + 1):
+            if round_number == 1:
+                collect_garbage_less_often()  # once warmed, as `meshgate serve` does
             for run in runs:
-                sql = f"{texts[run.number - 1]}\n-- cold {round_number}"
+                sql = texts[run.number - 1]
+                service.forget_plans()
                 for samples in (run.cold, run.warm):
                     started = time.perf_counter()
                     service.prepare(sql, principal)

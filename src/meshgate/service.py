@@ -198,10 +198,7 @@ class QueryService:
         self._source_kinds = {name: s.kind for name, s in definition.sources.items()}
         self.connectors = dict(connectors)
         self._decorrelation = decorrelation_for(self.connectors)
-        self._plans: PlanCache[_Planned] = PlanCache()
-        # A text's tokens, literals left out -> which literals its shape takes as parameters.
-        self._shapes: PlanCache[frozenset[int]] = PlanCache(capacity=4096)
-        self._parameter_schemas: PlanCache[pa.Schema] = PlanCache()
+        self.forget_plans()
         limits = definition.server.limits  # SQL and result limits follow a reload
         self._sql_limits = SqlLimits(limits.max_sql_length, limits.max_expression_depth,
                                      limits.max_in_list, limits.max_boolean_terms)
@@ -628,6 +625,14 @@ class QueryService:
         prepared = self.prepare(sql_text, principal, **options)
         assert isinstance(prepared.plan, pa.Table)
         return prepared.plan
+
+    def forget_plans(self) -> None:
+        """Drop every cached plan, shape and parameter schema: a new configuration's plans
+        start afresh (benchmarks call it to measure cold planning)."""
+        self._plans: PlanCache[_Planned] = PlanCache()
+        # A text's tokens, literals left out -> which literals its shape takes as parameters.
+        self._shapes: PlanCache[frozenset[int]] = PlanCache(capacity=4096)
+        self._parameter_schemas: PlanCache[pa.Schema] = PlanCache()
 
     def close(self) -> None:
         for connector in self.connectors.values():
