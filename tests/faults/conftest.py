@@ -1,6 +1,6 @@
 """A real meshgate server whose PostgreSQL source runs through a `FaultProxy`.
 
-The database is uniquely named and holds `events`, large enough (ROWS rows, tens of MB of
+The database is uniquely named and holds `events`, large enough (ROWS rows, about 200 MB of
 binary COPY) that a stream of it takes many batches, and `spin`, a view whose only row takes
 hours to count, so a query of it stays active at PostgreSQL until something stops it. A DuckDB
 source beside it stands for the queries that do not need PostgreSQL.
@@ -23,7 +23,7 @@ from tests.conftest import fresh_pg_database
 from tests.faults.proxy import FaultProxy
 from tests.server.flightsql_clients import Session
 
-ROWS = 1_000_000
+ROWS = 3_000_000  # more than every buffer between PostgreSQL and a stalled client holds
 SPIN_VIEW = "spin_forever"
 CONNECT_TIMEOUT_SECONDS = 2
 

@@ -143,7 +143,8 @@ def test_a_killed_client_process_stops_the_postgres_backend(
         assert client.stdout.readline().strip() == "reading"
         if sql not in NO_ROW_YET:  # rows flow: the client has read one batch and stopped reading
             assert client.stdout.readline().strip() == "stalled"
-        assert within(10, lambda: active_backends(pg_dsn) == 1)
+        # Running at PostgreSQL: one backend, or one per ctid range of a large scan.
+        assert within(10, lambda: active_backends(pg_dsn) >= 1)
     finally:
         os.kill(client.pid, signal.SIGKILL)
         client.wait(10)
