@@ -306,10 +306,13 @@ def test_a_merge_past_its_memory_limit_spills_under_the_state_directory_or_is_re
             assert "resource exhausted: the merge step of this query needed more memory" \
                 in outcome
             assert "server.limits.merge_memory_limit" in outcome
-        else:  # spilled and answered right: every word joins one number
+        else:  # answered right: every word joins one number
             assert outcome == [{"groups": WORDS, "most": 1}]
+            # A million groups do not fit in 50MB: DuckDB spilled into this process's folder.
+            # (Refused, it may have spilled first or not: an operator that cannot spill fails
+            # at once, as one did in a CI run after 0.17 s.)
+            assert max(spilled) > 0
         assert answers(cursor)  # the server is still up and answering
-    assert max(spilled) > 0  # DuckDB spilled into this process's folder
     assert not list(state.glob("spill-*"))  # removed at shutdown
 
 
