@@ -111,29 +111,6 @@ def test_an_unknown_user_gets_a_steady_salt_that_tells_nothing(scram_port: int) 
     assert unknown.split(b",i=")[1] == _server_first(scram_port, "analyst").split(b",i=")[1]
 
 
-def test_scram_failures_lock_the_user_out_across_connections(scrypt_config: Path,
-                                                             tmp_path: Path) -> None:  # fmt: skip
-    config = shutil.copytree(scrypt_config, tmp_path / "demo")
-    mesh = config / "mesh.yaml"
-    document = yaml.safe_load(mesh.read_text(encoding="utf-8"))
-    document.setdefault("server", {})["login"] = {"max_failures": 2, "window_seconds": 60,
-                                                  "lockout_seconds": 60}  # fmt: skip
-    mesh.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    service = QueryService.from_config(config)
-    front_end = PostgresFrontEnd(service).start()
-    try:
-        for _ in range(2):
-            with pytest.raises(psycopg.OperationalError, match="invalid user name or password"):
-                _connect(front_end.port, "analyst", "wrong")
-        with pytest.raises(psycopg.OperationalError, match="too many failed logins; retry in"):
-            _connect(front_end.port, "analyst", "analyst")
-    finally:
-        front_end.shutdown()
-        service.close()
-    assert [r.outcome for r in service.audit.records(None)
-            if r.user == "analyst"] == ["login_failed"] * 3
-
-
 def test_postgres_auth_password_admits_a_scrypt_user_in_clear_text(service: QueryService) -> None:
     front_end = PostgresFrontEnd(service, auth="password").start()
     try:

@@ -345,7 +345,8 @@ def test_psql_d_describes_a_readable_product_and_not_a_hidden_one(
 def test_repeated_wrong_passwords_lock_the_user_out_across_connections(
     demo_dir: Path, tmp_path: Path
 ) -> None:
-    """The login back-off counts per user and host, so reconnecting does not reset it."""
+    """The login back-off counts per user and host, so reconnecting does not reset it (the
+    demo users sign in with SCRAM, the PostgreSQL wire's default); each refusal is audited."""
     config = shutil.copytree(demo_dir, tmp_path / "demo")
     mesh = config / "mesh.yaml"
     document = yaml.safe_load(mesh.read_text(encoding="utf-8"))
@@ -366,6 +367,8 @@ def test_repeated_wrong_passwords_lock_the_user_out_across_connections(
         front_end.shutdown()
         service.close()
     assert "too many failed logins; retry in" in str(locked.value)
+    assert [r.outcome for r in service.audit.records(None)
+            if r.user == "analyst"] == ["login_failed"] * 3
 
 
 def test_zoned_timestamps_keep_their_instant_and_zone(
