@@ -185,3 +185,28 @@ def test_a_source_failing_under_a_running_query_is_an_error_with_the_callers_id(
         ), "the server log keeps the source's own exception under the same id"
     finally:
         service.close()
+
+
+def test_files_the_merge_reads_itself_are_named_in_the_audit(
+    service: QueryService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A merge scan runs no fragment, but the operator must still see which source it read."""
+    admin = service.principal("admin")
+    sql = ("SELECT d.name, sum(b.amount) AS total FROM finance.budgets b "
+           "JOIN hr.departments d ON d.id = b.department_id GROUP BY 1")  # fmt: skip
+    steps = [r["step"] for r in service.explain(sql, admin).to_pylist()]
+    assert "merge scan 1" in steps  # the premise: budgets is read by the merge itself
+    with caplog.at_level(logging.INFO, logger="meshgate.audit"):
+        service.query(sql, admin)
+    (record,) = [r for r in lines(caplog) if r["sql"] == sql]
+    by_source = {s["source"]: s for s in record["sources"]}
+    assert set(by_source) == {"hr_db", "finance_lake"}
+    merge_read = by_source["finance_lake"]
+    assert merge_read["read_by"] == "merge"
+    assert "budgets.parquet" in merge_read["sql"]
+    assert merge_read["rows"] is None  # DuckDB does not count them: no made-up figure
+    assert by_source["hr_db"]["read_by"] == "source"
+    assert by_source["hr_db"]["rows"] > 0
+    history = service.query("SELECT sql, source_sql FROM meshgate.query_history", admin)
+    (row,) = [r for r in history.to_pylist() if r["sql"] == sql]
+    assert any("budgets.parquet" in s for s in row["source_sql"])

@@ -31,12 +31,15 @@ LOGGED_STATUSES = (Status.UNAVAILABLE, Status.INTERNAL)
 
 @dataclass(frozen=True)
 class SourceCall:
-    """What one fragment sent to one source and what came back."""
+    """What one fragment sent to one source and what came back, or what the merge read of a
+    source's files itself (`read_by` "merge": a merge scan, whose rows DuckDB does not count,
+    so `rows` and `bytes` are None rather than a made-up zero)."""
 
     source: str
     sql: str
-    rows: int
-    bytes: int = 0  # the Arrow size of those rows
+    rows: int | None
+    bytes: int | None = 0  # the Arrow size of those rows
+    read_by: str = "source"  # source | merge
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,8 @@ class QueryMetrics:
         self.rows.inc(record.rows)
         self.bytes.inc(record.bytes)
         for call in record.sources:
+            if call.rows is None or call.bytes is None:
+                continue  # a merge scan: the rows it read are not counted
             self.source_rows.labels(call.source).inc(call.rows)
             self.source_bytes.labels(call.source).inc(call.bytes)
 

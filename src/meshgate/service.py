@@ -607,7 +607,8 @@ class QueryService:
 
         def sources() -> tuple[SourceCall, ...]:
             runs = report.fragments.values()
-            return tuple(SourceCall(f.source, f.sql, f.rows, f.bytes) for f in runs)
+            called = tuple(SourceCall(f.source, f.sql, f.rows, f.bytes) for f in runs)
+            return called + _merge_reads(prepared.plan)
 
         return self.metrics.running(audited_stream(reader, self.audit, opened, sources))
 
@@ -775,3 +776,13 @@ def _reads_live_tables(plan: FederatedPlan) -> bool:
         tables |= set(stage.plan.local_tables)
     live = ("query_history", "system_products", "quality_results", "system_usage")
     return any(name.endswith(live) for name in tables)
+
+
+def _merge_reads(plan: FederatedPlan | pa.Table) -> tuple[SourceCall, ...]:
+    """The files the merge read itself, its policy stages' included: a source the audit must
+    name although no fragment ran there."""
+    if not isinstance(plan, FederatedPlan):
+        return ()
+    reads = tuple(SourceCall(s.source, s.sql, None, None, read_by="merge")
+                  for s in plan.merge_scans)  # fmt: skip
+    return reads + tuple(r for stage in plan.stages for r in _merge_reads(stage.plan))
