@@ -38,12 +38,16 @@ def test_load_with_postgres_cut_and_restored(pg_server_dsn: str) -> None:
     assert failed, told
     assert {o.kind for o in failed} <= report.reads_postgres
     assert {o.result for o in failed} <= OUTAGE_CODES
-    # ... the others answered right throughout, and PostgreSQL queries answer again after it.
+    # ... the others answered right throughout: before, during and after it (a query needing
+    # no PostgreSQL once waited out its deadline just after the restore, when a stream
+    # collected inside the ticket registry's lock had stopped the whole server) ...
     assert report.outage is not None
-    others = [o for o in report.outcomes if o.kind not in report.reads_postgres
+    during = [o for o in report.outcomes if o.kind not in report.reads_postgres
               and report.outage.cut <= o.started <= report.outage.restored]  # fmt: skip
-    assert others, told
-    assert all(o.result == "ok" for o in others), told
+    assert during, told
+    others = [o for o in report.outcomes if o.kind not in report.reads_postgres]
+    assert [o for o in others if o.result != "ok"] == [], told
+    # ... and PostgreSQL queries answer again after it.
     recovered = report.recovered_after()
     assert recovered is not None, told
     assert recovered < RECOVERY_SECONDS, told

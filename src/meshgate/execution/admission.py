@@ -4,14 +4,14 @@
 A query holds a slot from its start until its stream is read to the end, fails or is closed;
 one past a limit waits up to `queue_timeout_seconds` for a slot, then fails with
 RESOURCE_EXHAUSTED naming the limit. A stream its client abandons without closing releases
-its slot when it is collected (`Slot` is released by a finalizer as well as explicitly).
+its slot when it is collected (`Slot` is released by a finalizer, on the clean-up thread of
+`collected`, as well as explicitly).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from meshgate.errors import ResourceExhausted
+from meshgate.execution.collected import on_collect
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def holding(reader: pa.RecordBatchReader, slot: Slot) -> pa.RecordBatchReader:
     """`reader`, releasing `slot` when it ends, fails or is closed, or, never started, is
     collected."""
     batches = _releasing(reader, slot)
-    weakref.finalize(batches, slot.release)
+    on_collect(batches, slot.release)  # on the clean-up thread: `collected` says why
     return pa.RecordBatchReader.from_batches(reader.schema, batches)
 
 

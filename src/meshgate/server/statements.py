@@ -19,7 +19,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,6 +35,7 @@ from meshgate.errors import (
     QueryCancelled,
     StatementOutdated,
 )
+from meshgate.execution.collected import later, on_collect
 from meshgate.principal import Principal
 from meshgate.server.endpoints import split_queries
 from meshgate.server.proto import flight_sql_pb2 as pb
@@ -418,8 +418,9 @@ class StatementRegistry:
         send_warnings(context, statement.prepared.warnings)
         batches = _batches(first, started, release, lambda: self._shutting_down)
         # A stream pyarrow never starts (the client left first) runs no `finally`: its claimed
-        # ticket is let go when the generator is collected.
-        weakref.finalize(batches, release)
+        # ticket is let go when the generator is collected, on the clean-up thread (never in
+        # the collecting thread, which may hold the very lock `release` takes).
+        on_collect(batches, release)
         return statement.prepared.schema, batches
 
     def renew(self, principal: Principal,
@@ -482,6 +483,7 @@ def _batches(first: pa.RecordBatchReader | None, rest: Iterator[pa.RecordBatchRe
              release: Callable[[], None],
              shutting_down: Callable[[], bool]) -> Iterator[pa.RecordBatch]:  # fmt: skip
     reader = first
+    collected = False
     try:
         while reader is not None:
             try:
@@ -489,6 +491,11 @@ def _batches(first: pa.RecordBatchReader | None, rest: Iterator[pa.RecordBatchRe
             finally:
                 reader.close()
             reader = next(rest, None)
+    except GeneratorExit:
+        # Closed early: by the caller, or by the garbage collector in whatever thread it runs
+        # in (`collected.later` says why the ticket is then released on another thread).
+        collected = True
+        raise
     except QueryCancelled:
         if not shutting_down():
             raise
@@ -497,7 +504,10 @@ def _batches(first: pa.RecordBatchReader | None, rest: Iterator[pa.RecordBatchRe
             "the server is shutting down and stopped this query; run it again"
         ) from None
     finally:
-        release()
+        if collected:
+            later(release)
+        else:
+            release()
 
 
 class CallWatch:
