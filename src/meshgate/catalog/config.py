@@ -678,8 +678,9 @@ class SparkResidualConfig(Strict):
 
 class ResidualConfig(Strict):
     """Which engine runs a query's residual (the merge of its fragments): the in-process
-    DuckDB, or Spark over Spark Connect. A session option or call header `residual_engine`
-    (`auto`, `duckdb`, `spark`) overrides `default` for a session or one call."""
+    DuckDB, or Spark over Spark Connect. The session option `residual_engine` or the call
+    header `x-meshgate-residual-engine` (`auto`, `duckdb`, `spark`) overrides `default` for a
+    session or one call; see README, "Distributed residual"."""
 
     default: Literal["auto", "duckdb", "spark"] | None = None
     """`duckdb`, `spark`, or `auto` (Spark from `spark.min_input_rows` estimated input rows
