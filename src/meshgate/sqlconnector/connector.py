@@ -66,8 +66,8 @@ from meshgate.sqlconnector.streaming import result_reader
 
 SENT_SQL_KEPT = 256
 RENDERED_KEPT = 1024  # handles whose SQL `render` remembers
-# How long a table's statistics and an EXPLAIN's estimate are reused for planning; a new
-# configuration makes new connectors, so nothing outlives a reload.
+# How long a table's statistics and an EXPLAIN's estimate are reused for planning (a reload
+# that changes a source's options makes it a new connector; an unchanged one keeps them).
 STATISTICS_TTL_SECONDS = 60.0
 PLANS_KEPT = 1024  # fragment texts whose EXPLAIN answers are remembered
 
