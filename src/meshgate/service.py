@@ -72,7 +72,7 @@ from meshgate.sql.bind import bind
 from meshgate.sql.catalog_commands import catalog_query
 from meshgate.sql.input_limits import SqlLimits, check_text, check_tree
 from meshgate.sql.output_names import output_names
-from meshgate.sql.parse import parse_request, parse_statement
+from meshgate.sql.parse import forget_positions, parse_request, parse_statement
 from meshgate.sql.shapes import (
     binds_as_literal,
     bound_values,
@@ -723,6 +723,7 @@ class QueryService:
             assert isinstance(tree, exp.Query)
         else:
             tree = numbered_placeholders(statement.tree)
+        forget_positions(tree)  # our copy: later copies need not copy them
         bound, secured = self._secured(tree, principal, default_domain)
         rewritten = rewrite(secured, types or (), self._decorrelation)
 
@@ -747,7 +748,9 @@ class QueryService:
         all_products = CatalogView(self.catalog, principal, self.catalog.products)
 
         def bind_definition(sql: str) -> BoundQuery:
-            return bind(parse_statement(sql).tree, all_products, principal)
+            tree = forget_positions(parse_statement(sql).tree)
+            assert isinstance(tree, exp.Query)
+            return bind(tree, all_products, principal)
 
         return bound, secure(bound, bind_definition, principal, self.policies)
 

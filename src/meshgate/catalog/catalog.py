@@ -82,6 +82,11 @@ class DataProduct:
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns])
 
+    def __deepcopy__(self, memo: dict[int, object]) -> DataProduct:
+        """Itself: a product is immutable, and every copy of a bound tree (its tables' meta
+        holds their product) would otherwise copy the whole definition (6% of planning)."""
+        return self
+
 
 MaskedColumns = Callable[["DataProduct"], frozenset[str]]
 QueryHistory = Callable[[], Sequence[AuditRecord]]

@@ -10,6 +10,7 @@ distributed one, can stand beside it without a global to replace.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from meshgate.sqlconnector.sandbox import sandboxed_duckdb
 from meshgate.types import wire_schema
 
 BATCH_ROWS = 64 * 1024
+DESCRIBED_KEPT = 1024  # residual queries whose result schema `describe` remembers
 # Optimizer rules that read one relation twice. A fragment stream registered on the engine can be
 # read only once: the second read sees an empty stream, a silently wrong answer (for instance
 # DuckDB 1.5 answers `sum(x) OVER (PARTITION BY k)` with a self-join of the scan: no rows).
@@ -79,6 +81,9 @@ class DuckDBEngine:
                  readable: Sequence[Path] = ()) -> None:  # fmt: skip
         self._readable = tuple(sorted({Path(p) for p in readable}))
         self._lock = threading.Lock()
+        self._described: OrderedDict[tuple[str, tuple[tuple[str, bytes], ...]], pa.Schema] = (
+            OrderedDict()
+        )
         self._database: duckdb.DuckDBPyConnection | None = None
         self._memory_limit = memory_limit
         self._state_directory = state_directory
@@ -89,15 +94,26 @@ class DuckDBEngine:
         return all(any(d == r or r in d.parents for r in self._readable) for d in directories)
 
     def describe(self, query: exp.Query, inputs: Mapping[str, pa.Schema]) -> pa.Schema:
-        """Run `query` over empty relations shaped like `inputs` and read the result's schema."""
+        """Run `query` over empty relations shaped like `inputs` and read the result's schema.
+
+        Remembered by the query's text and the inputs' schemas (the last DESCRIBED_KEPT): the
+        answer depends on nothing else, and running it costs a DuckDB bind.
+        """
+        # Planned parameters sit in a CAST: NULL in their place keeps every type.
+        sql = without_placeholders(query).sql(dialect=CANONICAL_DIALECT, comments=False)
+        key = (sql, tuple((name, schema.serialize().to_pybytes())
+                          for name, schema in inputs.items()))  # fmt: skip
+        with self._lock:
+            known = self._described.get(key)
+            if known is not None:
+                self._described.move_to_end(key)
+                return known
         cursor = self._cursor()
         try:
             for name, schema in inputs.items():
                 cursor.register(name, schema.empty_table())
-            # Planned parameters sit in a CAST: NULL in their place keeps every type.
-            sql = without_placeholders(query).sql(dialect=CANONICAL_DIALECT, comments=False)
             result = cursor.execute(f"SELECT * FROM ({sql}) AS result LIMIT 0").to_arrow_table()
-            return wire_schema(result.schema)
+            described = wire_schema(result.schema)
         except duckdb.Error as exc:
             refusal = duckdb_missing_extension(exc)
             if refusal is not None:
@@ -129,6 +145,11 @@ class DuckDBEngine:
             raise
         finally:
             cursor.close()
+        with self._lock:
+            self._described[key] = described
+            while len(self._described) > DESCRIBED_KEPT:
+                self._described.popitem(last=False)
+        return described
 
     def run(
         self,

@@ -23,6 +23,7 @@ from meshgate.rewrite.rules import (
     physical_schema,
     qualify_query,
     type_parameters,
+    without_annotations,
 )
 from meshgate.rewrite.subqueries import Decorrelation, correlated_last, decorrelate_where
 
@@ -53,10 +54,12 @@ def rewrite(
     qualified = qualify_query(secured.tree, schema)
     if parameter_types:
         qualified = type_parameters(qualified, schema, parameter_types)
-    tree = normalise(qualified, _rules(decorrelation, secured.barriers))
+    # qualify_query copied the trees: the rules may change them in place
+    tree = without_annotations(
+        normalise(qualified, _rules(decorrelation, secured.barriers), copy=False))
     barriers = {
-        name: replace(barrier, body=normalise(qualify_query(barrier.body, schema),
-                                              _rules(decorrelation, {})))
+        name: replace(barrier, body=without_annotations(normalise(
+            qualify_query(barrier.body, schema), _rules(decorrelation, {}), copy=False)))
         for name, barrier in secured.barriers.items()
     }  # fmt: skip
     return move_safe_predicates(RewrittenQuery(tree, barriers))

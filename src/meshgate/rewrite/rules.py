@@ -237,12 +237,33 @@ def _query(result: exp.Expr) -> exp.Query:
 Rule = Callable[[exp.Query], exp.Query]
 
 
-def normalise(tree: exp.Query, rules: Sequence[Rule] | None = None) -> exp.Query:
-    """Apply `RULES` in order to a copy of a qualified tree."""
-    result = tree.copy()
+def normalise(
+    tree: exp.Query, rules: Sequence[Rule] | None = None, *, copy: bool = True
+) -> exp.Query:
+    """Apply `RULES` in order to a qualified tree: a copy of it, or (`copy=False`, for a tree
+    the caller owns) the tree itself."""
+    result = tree.copy() if copy else tree
     for rule in RULES if rules is None else rules:
         result = rule(result)
     return result
+
+
+def without_annotations(tree: exp.Query) -> exp.Query:
+    """`tree` (changed in place) without the types and not-null marks the rules' type
+    annotation left on its nodes.
+
+    Nothing after the rewrite reads them (rendering annotates its own copy afresh, as
+    sqlglot's annotate_types overwrites types), and every copy of a tree deep-copies each
+    node's type and meta: the planner copies the rewritten tree and its parts many times.
+    """
+    for node in tree.walk():
+        node._type = None
+        meta = node._meta
+        if meta is not None:
+            meta.pop("nonnull", None)
+            if not meta:
+                node._meta = None
+    return tree
 
 
 def qualify_order_references(tree: exp.Query) -> exp.Query:

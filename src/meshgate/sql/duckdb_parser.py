@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import duckdb
@@ -18,7 +18,10 @@ _LOCK = threading.Lock()
 _connection: duckdb.DuckDBPyConnection | None = None
 
 
+@lru_cache(maxsize=1024)
 def _ask(sql: str, argument: str) -> str | None:
+    """One text answer of a pure function of `argument`, remembered (the gate and the
+    output names ask it for the same texts at each plan of a statement)."""
     rows = _rows(sql, [argument])
     return str(rows[0][0]) if rows and rows[0][0] is not None else None
 

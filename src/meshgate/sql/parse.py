@@ -135,7 +135,46 @@ def parse_statement(sql: str, check: Callable[[exp.Expr], None] | None = None) -
     numbered = numbered_in_text_order(text, tokens)
     if numbered != text:  # the same query, each `?` now naming its position
         query = _gate_root(numbered, _parse(numbered, tokens[0]), tokens[0])
+    _keep_literal_starts(query)
     return Statement(tree=query, explain=explain, parameter_count=count, sql=sql)
+
+
+def _keep_literal_starts(tree: exp.Expr) -> None:
+    """Drop the token positions the gate no longer needs, but a literal's or placeholder's
+    start (the statement shapes find a literal's token by it, `query.literals` orders
+    placeholders by it): every plan copies the statement's tree."""
+    for node in tree.walk():
+        meta = node._meta
+        if not meta:
+            continue
+        start = meta.get("start") if isinstance(node, (exp.Literal, exp.Placeholder)) else None
+        for key in _POSITIONS:
+            meta.pop(key, None)
+        if start is not None:
+            meta["start"] = start
+        elif not meta:
+            node._meta = None
+
+
+# The token positions sqlglot's parser leaves in each literal's and name's meta.
+_POSITIONS = ("line", "col", "start", "end")
+
+
+def forget_positions(tree: exp.Expr) -> exp.Expr:
+    """`tree` (changed in place) without the parser's token positions in its nodes' meta.
+
+    They serve the parse-time checks, the ordering of `?` and the statement shapes, which
+    read the parsed statement; a copy made for planning never reads them, and every copy of
+    a tree deep-copies each node's meta in Python.
+    """
+    for node in tree.walk():
+        meta = node._meta
+        if meta:
+            for key in _POSITIONS:
+                meta.pop(key, None)
+            if not meta:
+                node._meta = None
+    return tree
 
 
 def numbered_in_text_order(text: str, tokens: list[Token]) -> str:

@@ -21,7 +21,8 @@ from __future__ import annotations
 import abc
 import collections
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -65,6 +66,10 @@ from meshgate.sqlconnector.streaming import result_reader
 
 SENT_SQL_KEPT = 256
 RENDERED_KEPT = 1024  # handles whose SQL `render` remembers
+# How long a table's statistics and an EXPLAIN's estimate are reused for planning (a reload
+# that changes a source's options makes it a new connector; an unchanged one keeps them).
+STATISTICS_TTL_SECONDS = 60.0
+PLANS_KEPT = 1024  # fragment texts whose EXPLAIN answers are remembered
 
 
 class SqlConnector(Connector):
@@ -93,6 +98,12 @@ class SqlConnector(Connector):
             collections.OrderedDict()
         )
         self._rendered_lock = threading.Lock()
+        # What the source's statistics said, and when: planning asks them per candidate.
+        self._statistics_lock = threading.Lock()
+        self._statistics: dict[SourceTable, tuple[float, TableStatistics | None]] = {}
+        self._plans: collections.OrderedDict[tuple[str, str], tuple[float, Any]] = (
+            collections.OrderedDict()
+        )
 
     @property
     def identity(self) -> SourceIdentity:
@@ -261,12 +272,12 @@ class SqlConnector(Connector):
         try:
             unchanged = unchanged_table(handle)
             if unchanged is not None:
-                table = self._table_statistics(unchanged[0].table)
+                table = self._recent_statistics(unchanged[0].table)
                 return None if table is None else for_outputs(table, unchanged[1])
             # A planner estimate over a table the source never analysed is a guess too.
-            if any(self._table_statistics(i.table) is None for i in handle.inputs):
+            if any(self._recent_statistics(i.table) is None for i in handle.inputs):
                 return None
-            rows = self._estimate(self.render(handle))
+            rows = self._recent_plan("rows", self.render(handle), self._estimate)
         except unanswerable:
             return None
         return None if rows is None else TableStatistics(rows)
@@ -277,11 +288,48 @@ class SqlConnector(Connector):
             *self.driver_errors, MeshgateError, SqlglotError, LookupError, ValueError
         )
         try:
-            if any(self._table_statistics(i.table) is None for i in handle.inputs):
+            if any(self._recent_statistics(i.table) is None for i in handle.inputs):
                 return None
-            return self._plan_cost(self.render(handle))
+            cost: PlanCost | None = self._recent_plan("cost", self.render(handle),
+                                                      self._plan_cost)  # fmt: skip
+            return cost
         except unanswerable:
             return None
+
+    def _recent_statistics(self, table: SourceTable) -> TableStatistics | None:
+        """`_table_statistics` as of at most STATISTICS_TTL_SECONDS ago.
+
+        Statistics are a snapshot of the last ANALYZE (or file footer) anyway, and a plan
+        asks them for every candidate it weighs: each ask was a catalog query or a read of
+        every Parquet footer (the cold planning of TPC-H Q13 made 8 catalog round trips).
+        """
+        now = time.monotonic()
+        with self._statistics_lock:
+            known = self._statistics.get(table)
+        if known is not None and now - known[0] < STATISTICS_TTL_SECONDS:
+            return known[1]
+        found = self._table_statistics(table)
+        with self._statistics_lock:
+            self._statistics[table] = (now, found)
+        return found
+
+    def _recent_plan(self, kind: str, sql: str, ask: Callable[[str], Any]) -> Any:
+        """The source planner's answer `ask(sql)` (an EXPLAIN) as of at most
+        STATISTICS_TTL_SECONDS ago: the planner derives it from the same statistics, and
+        the cost gate asks it again for each plan of the same fragment text."""
+        now = time.monotonic()
+        key = (kind, sql)
+        with self._statistics_lock:
+            known = self._plans.get(key)
+        if known is not None and now - known[0] < STATISTICS_TTL_SECONDS:
+            return known[1]
+        found = ask(sql)
+        with self._statistics_lock:
+            self._plans[key] = (now, found)
+            self._plans.move_to_end(key)
+            while len(self._plans) > PLANS_KEPT:
+                self._plans.popitem(last=False)
+        return found
 
     # --- execution ------------------------------------------------------------------------
     def render(self, handle: PushedQuery) -> str:
