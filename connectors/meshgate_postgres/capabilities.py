@@ -3,8 +3,7 @@
 Left out on purpose, each because PostgreSQL answers differently from the engine:
 `/` and `%` by anything but a non-zero literal (PostgreSQL raises on division by zero where
 DuckDB yields NULL), `//` (rounding), ROUND (PostgreSQL rounds doubles half-to-even),
-SUBSTRING from anything but a literal position >= 1 for a literal length >= 0 and LEFT/RIGHT
-by anything but a non-negative literal (negative positions),
+SUBSTRING and LEFT/RIGHT by anything but a non-negative literal (negative positions),
 LOWER/UPPER/ILIKE (locale-dependent), GREATEST / LEAST (NULL handling), casts to text (number
 and date formatting; a concatenation's text is pushed) and anything date-part on
 `timestamp with time zone` (depends on the session time zone). Text ordering (<, >, BETWEEN,
@@ -41,7 +40,6 @@ EXPRESSIONS: frozenset[type[exp.Expr]] = (
             exp.DPipe,
             exp.Left,
             exp.Right,
-            exp.Substring,
             exp.Abs,
             exp.Floor,
             exp.Ceil,
@@ -96,11 +94,6 @@ def renders_exactly(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.Da
     if isinstance(node, exp.Left | exp.Right):
         count = node.expression
         return isinstance(count, exp.Literal) and not count.is_string and count.this.isdigit()
-    if isinstance(node, exp.Substring):
-        # From a position >= 1 for a length >= 0 both count characters alike; a position of
-        # 0 or below, or a negative length, each system reads its own way.
-        start, length = node.args.get("start"), node.args.get("length")
-        return _digits(start, minimum=1) and (length is None or _digits(length, minimum=0))
     if isinstance(node, exp.Like):
         pattern = node.expression
         return isinstance(pattern, exp.Literal) and "\\" not in pattern.this
@@ -116,13 +109,6 @@ def renders_exactly(node: exp.Expr, column_types: Mapping[tuple[str, str], pa.Da
     if isinstance(node, exp.Cast):
         return _exact_cast(node, column_types)
     return True
-
-
-def _digits(node: exp.Expr | None, minimum: int) -> bool:
-    """Whether `node` is an integer literal of at least `minimum`."""
-    if not isinstance(node, exp.Literal) or node.is_string or not node.this.isdigit():
-        return False
-    return int(node.this) >= minimum
 
 
 def _nonzero_literal(node: exp.Expr | None) -> bool:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as pg
-import duckdb
 import pyarrow as pa
 import pytest
 from meshgate_postgres import PostgresConnector
@@ -530,27 +529,3 @@ def test_planner_estimates_need_statistics_of_every_table_read(pg_database: str)
         assert 80 <= estimate <= 120
     finally:
         conn.close()
-
-
-def test_substring_is_pushed_only_from_a_position_of_one_on(source: PostgresConnector) -> None:
-    """From position >= 1 for a length >= 0 PostgreSQL's SUBSTRING counts characters as
-    DuckDB's does (the multi-byte label included); other positions and lengths stay local."""
-    handle = scan(source)
-    cases = {
-        "SUBSTRING(t.label, 1, 2) = 'hé'": "exact",
-        "SUBSTRING(t.label, 2) = 'éllo ✓'": "exact",
-        "SUBSTRING(t.label, 0, 2) = 'h'": "unsupported",  # position 0: read differently
-        "SUBSTRING(t.label, 1, -1) = ''": "unsupported",  # PostgreSQL raises
-        "SUBSTRING(t.label, t.id, 1) = 'h'": "unsupported",
-    }
-    answer = source.apply_filter(handle, [parse_one(c, read="duckdb") for c in cases])
-    assert answer is not None
-    assert [s.value for s in answer.support] == list(cases.values())
-    pushed = source.apply_filter(handle, [parse_one(c, read="duckdb") for c in list(cases)[:2]])
-    assert pushed is not None
-    rows = source.execute(pushed.handle).read_all()
-    expected = duckdb.sql(
-        "SELECT SUBSTRING('héllo ✓', 1, 2) = 'hé' AND SUBSTRING('héllo ✓', 2) = 'éllo ✓'"
-    ).fetchone()
-    assert expected == (True,)
-    assert rows.column("id").to_pylist() == [1]
