@@ -39,11 +39,12 @@ def service(mesh_dir: Path) -> Iterator[QueryService]:
     svc.close()
 
 
-def join(amount: int) -> str:
+def join(amount: int, orders: str = "") -> str:
+    """Orders over `amount` (and `orders`, a further condition on o) joined with items."""
     return (
         "SELECT o.order_id, i.item_id, i.qty FROM sales.orders o "
         "JOIN sales.items i ON i.order_id = o.order_id "
-        f"WHERE o.amount > {amount} AND i.qty > 5"
+        f"WHERE o.amount > {amount} AND i.qty > 5{f' AND {orders}' if orders else ''}"
     )
 
 
@@ -54,9 +55,10 @@ def lake(service: QueryService) -> SqlConnector:
     return connector
 
 
-def build_keys(oracle: duckdb.DuckDBPyConnection, amount: int) -> list[int]:
+def build_keys(oracle: duckdb.DuckDBPyConnection, amount: int, orders: str = "") -> list[int]:
+    condition = f" AND {orders.replace('o.', '')}" if orders else ""
     found = oracle.execute(
-        f"SELECT order_id FROM sales.orders WHERE amount > {amount} ORDER BY order_id"
+        f"SELECT order_id FROM sales.orders WHERE amount > {amount}{condition} ORDER BY order_id"
     ).fetchall()
     return [key for (key,) in found]
 
@@ -100,18 +102,37 @@ def test_few_build_keys_are_sent_as_an_in_list(
 def test_many_build_keys_are_sent_as_their_range(
     service: QueryService, oracle: duckdb.DuckDBPyConnection
 ) -> None:
-    keys = build_keys(oracle, 100)
+    """The build side's filter restricts its key (order_id <= 160 of 1..200, items reach
+    210): its keys' range passes only part of the probe, so it is worth sending."""
+    keys = build_keys(oracle, 100, "o.order_id <= 160")
     assert len(keys) > 100, "more keys than an IN-list carries"
     connector = lake(service)
-    result = service.query(join(100), service.principal("admin"))
+    result = service.query(join(100, "o.order_id <= 160"), service.principal("admin"))
     condition = probe_filter(connector)
     assert isinstance(condition, exp.Between)
     assert isinstance(condition.this, exp.Column)
     assert condition.this.name == "order_id"
     assert literals([condition.args["low"], condition.args["high"]]) == [keys[0], keys[-1]]
-    want = oracle.execute(join(100)).to_arrow_table()
+    want = oracle.execute(join(100, "o.order_id <= 160")).to_arrow_table()
     assert want.num_rows > 0
     same_rows(result, want)
+
+
+def test_a_build_side_too_wide_for_a_list_releases_the_probe_unfiltered(
+    service: QueryService, oracle: duckdb.DuckDBPyConnection
+) -> None:
+    """The build side's size is unknown (sales keeps no statistics) and its key spans
+    1..200 of the items' 1..210: only a list of keys would help, and once more than 100 keys
+    have arrived the probe runs without waiting for the rest, unfiltered."""
+    assert len(build_keys(oracle, 100)) > 100
+    plan = service.explain(join(100), service.principal("admin")).to_pylist()
+    [probe] = [row for row in plan if "items" in str(row.get("sql"))]
+    assert "listed keys only" in str(probe), probe
+    connector = lake(service)
+    result = service.query(join(100), service.principal("admin"))
+    [sent] = [sql for sql in connector.sent_sql if "items.parquet" in sql]
+    assert "order_id" not in sent.split("WHERE", 1)[-1], sent
+    same_rows(result, oracle.execute(join(100)).to_arrow_table())
 
 
 def test_too_selective_build_side_sends_a_false_filter_and_no_rows(

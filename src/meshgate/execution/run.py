@@ -126,11 +126,22 @@ def _plan_batches(plan: FederatedPlan, run: _Run, outermost: bool = True
                             source=fragment.source)
         prefetches.append(prefetch)
         if fragment.name in build_names:
-            builds[fragment.name] = BuildSide(prefetch)
+            listed = _listed_column(plan, fragment)
+            builds[fragment.name] = BuildSide(prefetch, listed_column=listed)
     for stage in plan.stages:
         opener = _stage_opener(stage, run)
         prefetches.append(Prefetch(stage.name, opener, stage.plan.schema, cancel))
     return _stream(plan, prefetches, builds, run, outermost)
+
+
+def _listed_column(plan: FederatedPlan, build: Fragment) -> str | None:
+    """The build column, when every dynamic filter `build` feeds is worth only a key list."""
+    fed = [f.dynamic_filter for f in plan.fragments
+           if f.dynamic_filter is not None and f.dynamic_filter.build == build.name]  # fmt: skip
+    columns = {d.build_column for d in fed}
+    if not fed or not all(d.listed_only for d in fed) or len(columns) != 1:
+        return None
+    return columns.pop()
 
 
 def _stage_opener(stage: PolicyStage, run: _Run) -> Callable[[], pa.RecordBatchReader]:

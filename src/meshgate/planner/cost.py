@@ -100,9 +100,11 @@ def dynamic_filter_verdict(
     covers that share of the probe column's range (`probe_key`; unknown: all of it, as the
     probe's keys of a key join lie in the build table's). None: keep the filter (few enough
     keys to list, or statistics missing); the probe would otherwise wait for the build side
-    for nothing (TPC-H Q5: 0.4 s).
+    for nothing (TPC-H Q5: 0.4 s). A build side of unknown size whose range would be useless
+    gets `Verdict(True, ...)`: the filter is worth only a list of keys, so the probe starts
+    unfiltered as soon as the build side has shown more (`DynamicFilter.listed_only`).
     """
-    if build_rows is None or build_rows <= MAX_LISTED_KEYS or build_key is None:
+    if (build_rows is not None and build_rows <= MAX_LISTED_KEYS) or build_key is None:
         return None
     low, high = build_key.min, build_key.max
     if low is None or high is None:
@@ -117,6 +119,13 @@ def dynamic_filter_verdict(
         return None
     if coverage < USELESS_RANGE:
         return None
+    if build_rows is None:
+        return Verdict(
+            True,
+            f"listed keys only: the build side's size is unknown and its key range {low}..{high} "
+            f"covers {coverage:.0%} of the probe column's, so the probe waits for at most "
+            f"{MAX_LISTED_KEYS} keys",
+        )
     return Verdict(
         False,
         f"no dynamic filter: the build side is estimated at {build_rows} rows (over "

@@ -548,14 +548,16 @@ class Planner:
                 ):
                     continue
                 verdict = self._dynamic_verdict(build, build_col, probe.scan, probe_col)
-                if verdict is not None:
+                if verdict is not None and not verdict.push:
                     self._note(probe.fragment, verdict.reason)
                     probes.add(probe.fragment.name)
                     break
                 dynamic = DynamicFilter(
-                    build.fragment.name, build_col, exp.column(probe_col, probe_alias, quoted=True)
+                    build.fragment.name, build_col, exp.column(probe_col, probe_alias, quoted=True),
+                    listed_only=verdict is not None,
                 )
-                self._set_dynamic_filter(probe.fragment, dynamic)
+                reason = verdict.reason if verdict is not None else None
+                self._set_dynamic_filter(probe.fragment, dynamic, reason)
                 probes.add(probe.fragment.name)
                 builds.add(build.fragment.name)
                 break
@@ -580,15 +582,17 @@ class Planner:
         index = next(i for i, f in enumerate(fragments) if f is fragment)
         fragments[index] = replace(fragment, pushed=(*fragment.pushed, note))
 
-    def _set_dynamic_filter(self, fragment: Fragment, dynamic: DynamicFilter) -> None:
+    def _set_dynamic_filter(self, fragment: Fragment, dynamic: DynamicFilter,
+                            reason: str | None = None) -> None:  # fmt: skip
         fragments = self._state.fragments
         index = next(i for i, f in enumerate(fragments) if f is fragment)
         note = (
             f"dynamic filter: {dynamic.probe_column.sql(CANONICAL_DIALECT)} IN "
             f"(keys of {dynamic.build}.{dynamic.build_column})"
         )
+        notes = (note,) if reason is None else (note, reason)
         fragments[index] = replace(
-            fragment, dynamic_filter=dynamic, pushed=(*fragment.pushed, note)
+            fragment, dynamic_filter=dynamic, pushed=(*fragment.pushed, *notes)
         )
 
     def _split_outer(

@@ -24,6 +24,9 @@ class DynamicFilter:
     build: str  # fragment name
     build_column: str  # output column of the build fragment
     probe_column: exp.Column  # the probe's source-level column, qualified by its scan alias
+    # Worth only as an IN list (a range would pass nearly every probe row): the probe starts
+    # unfiltered once the build side shows more than MAX_LISTED_KEYS distinct keys.
+    listed_only: bool = False
 
 
 @dataclass(frozen=True)
