@@ -61,7 +61,7 @@ from .pool import (
     unavailable,
 )
 from .stream import stream_batches
-from .typemap import arrow_type_of, is_native, sql_cast_for
+from .typemap import BoundaryCast, arrow_type_of, is_native, sql_cast_for, travels_scaled
 
 _COLUMNS_SQL = """
 SELECT a.attname,
@@ -165,8 +165,9 @@ class PostgresConnector(SqlConnector):
         self._state_lock = threading.Lock()
         self._bytewise: bool | None = None
         self._physical: dict[SourceTable, _PhysicalColumns] = {}
-        # A parallel plan handed from execute() to _stream() on the same thread.
-        self._parallel = threading.local()
+        # What execute() hands to _stream() on the same thread: the parallel plan, if any,
+        # and which result columns travel as unscaled BIGINTs.
+        self._pending = threading.local()
 
     # --- metadata -------------------------------------------------------------------------
     @property
@@ -250,35 +251,37 @@ class PostgresConnector(SqlConnector):
         return str(value) if isinstance(value, decimal.Decimal) else value
 
     def _render(self, handle: PushedQuery) -> str:
-        """The pushed SELECT, with decimal outputs sent as exact text at the planned scale.
+        """The pushed SELECT, with decimal outputs sent exactly at the planned scale: as
+        unscaled BIGINTs up to 18 digits, as text beyond.
 
         PostgreSQL rounds to the planned scale (as DuckDB's cast would) and raises on
-        overflow; see typemap.py for why text beats the driver's own NUMERIC decoding.
+        overflow; see typemap.py for why neither uses the driver's own NUMERIC decoding.
         """
-        return super()._render(replace(handle, select=decimals_as_text(handle)))
+        select, _ = physical_decimals(handle)
+        return super()._render(replace(handle, select=select))
 
     def execute(
         self, handle: PushedQuery, context: QueryContext | None = None
     ) -> pa.RecordBatchReader:
         """Stream the handle; plain scans of large tables in parallel ranges if configured."""
-        plan = self._parallel_plan(handle)
-        if plan is None:
-            return super().execute(handle, context)
-        self._parallel.plan = plan
+        self._pending.plan = self._parallel_plan(handle)
+        self._pending.scaled = physical_decimals(handle)[1]
         try:
             return super().execute(handle, context)
         finally:
-            self._parallel.plan = None
+            self._pending.plan = None
+            self._pending.scaled = frozenset()
 
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema, cancel: CancelToken
     ) -> Iterator[pa.RecordBatch]:
-        plan: _ParallelPlan | None = getattr(self._parallel, "plan", None)
-        self._parallel.plan = None
+        plan: _ParallelPlan | None = getattr(self._pending, "plan", None)
+        cast = BoundaryCast(schema, getattr(self._pending, "scaled", frozenset()))
+        self._pending.plan = None
         if plan is None:
-            return stream_batches(self.pool, sql, parameters, schema, self.batch_rows, cancel)
+            return stream_batches(self.pool, sql, parameters, cast, self.batch_rows, cancel)
         return stream_partitions(self.pool, plan.parts, plan.pages, plan.render, parameters,
-                                 schema, self.batch_rows, cancel)  # fmt: skip
+                                 cast, self.batch_rows, cancel)  # fmt: skip
 
     def pool_usage(self) -> PoolUsage:
         return PoolUsage(in_use=self.pool.borrowed, idle=self.pool.idle)
@@ -396,8 +399,10 @@ class PostgresConnector(SqlConnector):
         raise AssertionError("unreachable")
 
 
-def decimals_as_text(handle: PushedQuery) -> exp.Select:
-    """`handle.select` with each decimal output as CAST(CAST(e AS DECIMAL(p,s)) AS TEXT).
+def physical_decimals(handle: PushedQuery) -> tuple[exp.Select, frozenset[int]]:
+    """`handle.select` with each decimal output rounded to its planned type by PostgreSQL
+    and sent as `CAST(CAST(e AS NUMERIC(p,s)) * 10^s AS BIGINT)` (p <= 18; their positions
+    are returned) or as `CAST(CAST(e AS NUMERIC(p,s)) AS TEXT)`.
 
     ORDER BY / GROUP BY keys that point at such an output by position or by its bare name
     are replaced by the expression first, so they still sort and group numbers, not text.
@@ -409,7 +414,7 @@ def decimals_as_text(handle: PushedQuery) -> exp.Select:
     }
     select = handle.select.copy()
     if not targets or len(select.expressions) != len(handle.schema):
-        return select
+        return select, frozenset()
     inputs = {c.name for item in handle.inputs for c in item.columns}
     originals = {i: _unaliased(select.expressions[i]) for i in targets}
     by_name = {select.expressions[i].alias_or_name: i for i in targets}
@@ -428,16 +433,25 @@ def decimals_as_text(handle: PushedQuery) -> exp.Select:
                 index = by_name.get(target.name)
             if index in originals:
                 target.replace(originals[index].copy())
+    scaled: set[int] = set()
     for index, cast in targets.items():
         projection = select.expressions[index]
         name = projection.alias_or_name or f"_col{index}"
-        text = "TEXT[]" if pa.types.is_list(handle.schema.field(index).type) else "TEXT"
-        value = exp.cast(
-            exp.cast(_unaliased(projection).copy(), exp.DataType.build(cast, dialect="postgres")),
-            exp.DataType.build(text, dialect="postgres"),
-        )
+        target = handle.schema.field(index).type
+        # exp.Cast itself: exp.cast() drops a cast to DECIMAL(p,s) of an expression already
+        # cast to some DECIMAL, and with it PostgreSQL's rounding and overflow check.
+        rounded: exp.Expr = exp.Cast(this=_unaliased(projection).copy(),
+                                     to=exp.DataType.build(cast, dialect="postgres"))
+        if travels_scaled(target):
+            scaled.add(index)
+            if target.scale:
+                rounded = exp.Mul(this=rounded, expression=exp.Literal.number(10**target.scale))
+            value = exp.cast(rounded, exp.DataType.build("BIGINT", dialect="postgres"))
+        else:
+            text = "TEXT[]" if pa.types.is_list(target) else "TEXT"
+            value = exp.cast(rounded, exp.DataType.build(text, dialect="postgres"))
         projection.replace(exp.alias_(value, name, quoted=True))
-    return select
+    return select, frozenset(scaled)
 
 
 def column_statistics(
@@ -494,4 +508,4 @@ def _positive_int(context: ConnectorContext, option: str, default: int) -> int:
     return value
 
 
-__all__ = ["CAPABILITIES", "PostgresConnector", "column_statistics", "decimals_as_text"]
+__all__ = ["CAPABILITIES", "PostgresConnector", "column_statistics", "physical_decimals"]

@@ -83,7 +83,7 @@ def stream_partitions(
     pages: int,
     render: Callable[[int | None, int | None], str],
     parameters: Sequence[Any],
-    schema: pa.Schema,
+    cast: BoundaryCast,
     batch_rows: int,
     cancel: CancelToken,
 ) -> Iterator[pa.RecordBatch]:
@@ -94,7 +94,7 @@ def stream_partitions(
     followers = [c for c in (pool.try_acquire() for _ in range(parts - 1)) if c is not None]
     if not followers:
         pool.release(leader)
-        yield from stream_batches(pool, render(None, None), parameters, schema, batch_rows,
+        yield from stream_batches(pool, render(None, None), parameters, cast, batch_rows,
                                   cancel)
         return
     connections = [leader, *followers]
@@ -110,7 +110,6 @@ def stream_partitions(
         maxsize=_QUEUE_DEPTH * len(connections)
     )
     stop = threading.Event()
-    cast = BoundaryCast(schema)
     workers = [
         threading.Thread(
             target=_read_range,
