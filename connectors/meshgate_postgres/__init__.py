@@ -26,7 +26,7 @@ import adbc_driver_manager
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.errors import ConfigError, SourceUnavailable
+from meshgate.errors import ConfigError, SourceUnavailable, StatementOutdated
 from meshgate.spi import (
     CancelToken,
     Capabilities,
@@ -47,10 +47,10 @@ from .capabilities import BYTEWISE_COLLATIONS, CAPABILITIES, renders_exactly
 from .failures import value_failure
 from .partitions import (
     MIN_PAGES_PER_PARTITION,
-    ctid_range,
     default_partitions,
     is_plain_scan,
     stream_partitions,
+    within_pages,
 )
 from .pool import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
@@ -60,6 +60,7 @@ from .pool import (
     describe_dsn,
     unavailable,
 )
+from .slices import PageSlice, SnapshotLeases, stream_slice
 from .stream import stream_batches
 from .typemap import BoundaryCast, arrow_type_of, is_native, sql_cast_for, travels_scaled
 
@@ -106,7 +107,8 @@ WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2
 
 PAGES_TTL_SECONDS = 60.0  # how long a table's page count is trusted for splitting its scans
 _PAGES_SQL = """
-SELECT c.relpages FROM pg_catalog.pg_class c
+SELECT (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int)::int8
+FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2 AND c.relkind IN ('r', 'm')
 """
@@ -161,13 +163,14 @@ class PostgresConnector(SqlConnector):
         # By default only unfiltered scans are split: a filtered one may be a point lookup,
         # which must not cost a catalog query, three connections and a snapshot export.
         self._split_filtered = "partitions" in context.options
-        self._pages: dict[SourceTable, tuple[float, int]] = {}  # table -> (read at, relpages)
+        self._pages: dict[SourceTable, tuple[float, int]] = {}  # table -> (read at, pages)
         self._state_lock = threading.Lock()
         self._bytewise: bool | None = None
         self._physical: dict[SourceTable, _PhysicalColumns] = {}
         # What execute() hands to _stream() on the same thread: the parallel plan, if any,
         # and which result columns travel as unscaled BIGINTs.
         self._pending = threading.local()
+        self._leases = SnapshotLeases(self.pool)
 
     # --- metadata -------------------------------------------------------------------------
     @property
@@ -263,21 +266,54 @@ class PostgresConnector(SqlConnector):
     def execute(
         self, handle: PushedQuery, context: QueryContext | None = None
     ) -> pa.RecordBatchReader:
-        """Stream the handle; plain scans of large tables in parallel ranges if configured."""
-        self._pending.plan = self._parallel_plan(handle)
+        """Stream the handle; plain scans of large tables in parallel ranges if configured;
+        one part of a split result (`share_scan`) if the context names one of ours."""
+        part = self._slice_of(handle, context)
+        self._pending.plan = None if part is not None else self._parallel_plan(handle)
         self._pending.scaled = physical_decimals(handle)[1]
+        self._pending.slice = part
         try:
-            return super().execute(handle, context)
+            if part is None:
+                return super().execute(handle, context)
+            ranged = within_pages(handle, part.low, part.high)
+            return super().execute(replace(handle, select=ranged), context)
         finally:
             self._pending.plan = None
             self._pending.scaled = frozenset()
+            self._pending.slice = None
+
+    def share_scan(self, handle: PushedQuery, parts: int,
+                   hold_seconds: float) -> tuple[str, ...] | None:
+        """Page ranges of a plain scan on one exported snapshot (slices.py)."""
+        if parts < 2 or not is_plain_scan(handle):
+            return None
+        table = handle.inputs[0].table
+        slices = self._leases.slices(table, self._table_pages(table), parts, hold_seconds)
+        return None if slices is None else tuple(part.token() for part in slices)
+
+    def _slice_of(self, handle: PushedQuery, context: QueryContext | None) -> PageSlice | None:
+        """The part of a split result this run reads, if any; refused if the handle is not
+        the plain scan of the table the part was cut from (the plan changed since)."""
+        if context is None or context.slice is None or context.slice.source != self.context.name:
+            return None
+        part = PageSlice.parse(context.slice.token)
+        if part is None or not is_plain_scan(handle) or handle.inputs[0].table != part.table:
+            raise StatementOutdated(
+                "this part of a result split into several endpoints no longer matches the "
+                "query's plan (the configuration changed); run the query again"
+            )
+        return part
 
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema, cancel: CancelToken
     ) -> Iterator[pa.RecordBatch]:
         plan: _ParallelPlan | None = getattr(self._pending, "plan", None)
+        part: PageSlice | None = getattr(self._pending, "slice", None)
         cast = BoundaryCast(schema, getattr(self._pending, "scaled", frozenset()))
-        self._pending.plan = None
+        self._pending.plan = self._pending.slice = None
+        if part is not None:
+            return stream_slice(self.pool, self._leases, part, sql, parameters, cast,
+                                self.batch_rows, cancel)  # fmt: skip
         if plan is None:
             return stream_batches(self.pool, sql, parameters, cast, self.batch_rows, cancel)
         return stream_partitions(self.pool, plan.parts, plan.pages, plan.render, parameters,
@@ -287,6 +323,7 @@ class PostgresConnector(SqlConnector):
         return PoolUsage(in_use=self.pool.borrowed, idle=self.pool.idle)
 
     def close(self) -> None:
+        self._leases.close()
         self.pool.close()
 
     # --- internals ------------------------------------------------------------------------
@@ -294,19 +331,19 @@ class PostgresConnector(SqlConnector):
         """Ranges for a plain scan of a table big enough to split, else None."""
         if self.partitions < 2 or not is_plain_scan(handle):
             return None
-        if not self._split_filtered and handle.select.args.get("where") is not None:
+        filtered = any(s.args.get("where") is not None for s in handle.select.find_all(exp.Select))
+        if not self._split_filtered and filtered:
             return None
         pages = self._table_pages(handle.inputs[0].table)
         parts = min(self.partitions, pages // MIN_PAGES_PER_PARTITION)
         if parts < 2:
             return None
-        alias = handle.inputs[0].alias
 
         def render(low: int | None, high: int | None) -> str:
             if low is None:
                 sql = self.render(handle)
             else:
-                ranged = handle.select.copy().where(ctid_range(alias, low, high), copy=False)
+                ranged = within_pages(handle, low, high)
                 sql = self.render(replace(handle, select=ranged))
             self.sent_sql.append(sql)
             return sql
@@ -314,8 +351,9 @@ class PostgresConnector(SqlConnector):
         return _ParallelPlan(parts, pages, render)
 
     def _table_pages(self, table: SourceTable) -> int:
-        """`relpages` as of at most PAGES_TTL_SECONDS ago: only the ranges' balance depends on
-        it (the last range is open-ended), not which rows are read."""
+        """The table's size in pages as of at most PAGES_TTL_SECONDS ago (its file's size,
+        right before the first ANALYZE too): only the ranges' balance depends on it (the
+        last range is open-ended), not which rows are read."""
         now = time.monotonic()
         with self._state_lock:
             known = self._pages.get(table)
