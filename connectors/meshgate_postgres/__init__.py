@@ -7,7 +7,8 @@ how long opening a connection may take before the source counts as unavailable; 
 that many ctid ranges at once under one snapshot; default `pool_size - 1`, at most
 4, so that one connection stays for other queries, and then only scans without a WHERE
 clause; set explicitly, filtered plain scans are split too; 1 turns it off; measured in
-benchmarks/README.md).
+benchmarks/README.md). A result asked for in several endpoints is split into page ranges on
+one exported snapshot (slices.py), at most `pool_size // 2` such snapshots held at once.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ class PostgresConnector(SqlConnector):
         # What execute() hands to _stream() on the same thread: the parallel plan, if any,
         # and which result columns travel as unscaled BIGINTs.
         self._pending = threading.local()
-        self._leases = SnapshotLeases(self.pool)
+        self._leases = SnapshotLeases(self.pool, most=pool_size // 2)
 
     # --- metadata -------------------------------------------------------------------------
     @property

@@ -63,16 +63,23 @@ class PageSlice:
 class SnapshotLeases:
     """The snapshots exported for split results, each kept alive until its parts joined it."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, most: int) -> None:
         self.pool = pool
+        # Snapshots held at once: tickets nobody fetches hold theirs for their whole time to
+        # live, and must not take every connection from the other queries.
+        self.most = most
         self._lock = threading.Lock()
         # snapshot -> (the connection holding it, parts yet to join, the timer that ends it)
         self._held: dict[str, tuple[Any, int, threading.Timer]] = {}
 
     def slices(self, table: SourceTable, pages: int, parts: int,
                hold_seconds: float) -> list[PageSlice] | None:  # fmt: skip
-        """`parts` page ranges of `table` on a snapshot exported now; None when no pooled
-        connection is free to hold it (the result is then split by key instead)."""
+        """`parts` page ranges of `table` on a snapshot exported now; None when `most`
+        snapshots are held already or no pooled connection is free to hold one (the result
+        is then split by key instead)."""
+        with self._lock:
+            if len(self._held) >= self.most:
+                return None
         conn = self.pool.try_acquire()
         if conn is None:
             return None
