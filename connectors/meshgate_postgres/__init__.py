@@ -108,7 +108,8 @@ WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2
 
 PAGES_TTL_SECONDS = 60.0  # how long a table's page count is trusted for splitting its scans
 _PAGES_SQL = """
-SELECT (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int)::int8
+SELECT c.relpages,
+       (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int)::int8
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2 AND c.relkind IN ('r', 'm')
@@ -164,7 +165,8 @@ class PostgresConnector(SqlConnector):
         # By default only unfiltered scans are split: a filtered one may be a point lookup,
         # which must not cost a catalog query, three connections and a snapshot export.
         self._split_filtered = "partitions" in context.options
-        self._pages: dict[SourceTable, tuple[float, int]] = {}  # table -> (read at, pages)
+        # table -> (read at, relpages as of the last ANALYZE, pages of its file now)
+        self._pages: dict[SourceTable, tuple[float, int, int]] = {}
         self._state_lock = threading.Lock()
         self._bytewise: bool | None = None
         self._physical: dict[SourceTable, _PhysicalColumns] = {}
@@ -289,7 +291,8 @@ class PostgresConnector(SqlConnector):
         if parts < 2 or not is_plain_scan(handle):
             return None
         table = handle.inputs[0].table
-        slices = self._leases.slices(table, self._table_pages(table), parts, hold_seconds)
+        slices = self._leases.slices(table, self._table_pages(table, current=True), parts,
+                                     hold_seconds)  # fmt: skip
         return None if slices is None else tuple(part.token() for part in slices)
 
     def _slice_of(self, handle: PushedQuery, context: QueryContext | None) -> PageSlice | None:
@@ -351,20 +354,22 @@ class PostgresConnector(SqlConnector):
 
         return _ParallelPlan(parts, pages, render)
 
-    def _table_pages(self, table: SourceTable) -> int:
-        """The table's size in pages as of at most PAGES_TTL_SECONDS ago (its file's size,
-        right before the first ANALYZE too): only the ranges' balance depends on it (the
-        last range is open-ended), not which rows are read."""
+    def _table_pages(self, table: SourceTable, *, current: bool = False) -> int:
+        """The table's pages as of at most PAGES_TTL_SECONDS ago: `relpages` (0 before the
+        first ANALYZE, so a table without statistics is read on one connection), or with
+        `current` the size of its file (a split result's ranges, which should be balanced
+        right away). Only the ranges' balance depends on it (the last range is open-ended),
+        not which rows are read."""
         now = time.monotonic()
         with self._state_lock:
             known = self._pages.get(table)
-        if known is not None and now - known[0] < PAGES_TTL_SECONDS:
-            return known[1]
-        rows = self._metadata(_PAGES_SQL, (table.schema, table.name))
-        pages = int(rows[0][0]) if rows and rows[0][0] else 0
-        with self._state_lock:
-            self._pages[table] = (now, pages)
-        return pages
+        if known is None or now - known[0] >= PAGES_TTL_SECONDS:
+            rows = self._metadata(_PAGES_SQL, (table.schema, table.name))
+            counted = rows[0] if rows else (0, 0)
+            known = (now, int(counted[0] or 0), int(counted[1] or 0))
+            with self._state_lock:
+                self._pages[table] = known
+        return known[2] if current else known[1]
 
     def _physical_columns(self, table: SourceTable) -> _PhysicalColumns:
         with self._state_lock:
