@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 AUDIT_MARKER = " meshgate.audit: "
+START_SECONDS = 180
 
 
 class AuditLog:
@@ -102,7 +103,9 @@ def meshgate_server(directory: Path, port: int | None = None) -> Iterator[Served
     reader = threading.Thread(target=audit.follow, args=(process.stderr,), daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + 60
+        # Start-up (imports, connectors, metadata) took over 60 s on the shared 2-core machine
+        # at load average 40; a server that is merely slow must not end the benchmark.
+        deadline = time.monotonic() + START_SECONDS
         while True:
             if process.poll() is not None:
                 reader.join(timeout=5)
@@ -111,7 +114,7 @@ def meshgate_server(directory: Path, port: int | None = None) -> Iterator[Served
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     break
             if time.monotonic() > deadline:
-                raise SystemExit("meshgate serve did not listen within 60 s")
+                raise SystemExit(f"meshgate serve did not listen within {START_SECONDS} s")
             time.sleep(0.1)
         yield ServedMeshgate(port, audit, process.pid)
     finally:

@@ -7,7 +7,8 @@ how long opening a connection may take before the source counts as unavailable; 
 that many ctid ranges at once under one snapshot; default `pool_size - 1`, at most
 4, so that one connection stays for other queries, and then only scans without a WHERE
 clause; set explicitly, filtered plain scans are split too; 1 turns it off; measured in
-benchmarks/README.md).
+benchmarks/README.md). A result asked for in several endpoints is split into page ranges on
+one exported snapshot (slices.py), at most `pool_size // 2` such snapshots held at once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import adbc_driver_manager
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.errors import ConfigError, SourceUnavailable
+from meshgate.errors import ConfigError, SourceUnavailable, StatementOutdated
 from meshgate.spi import (
     CancelToken,
     Capabilities,
@@ -47,10 +48,10 @@ from .capabilities import BYTEWISE_COLLATIONS, CAPABILITIES, renders_exactly
 from .failures import value_failure
 from .partitions import (
     MIN_PAGES_PER_PARTITION,
-    ctid_range,
     default_partitions,
     is_plain_scan,
     stream_partitions,
+    within_pages,
 )
 from .pool import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
@@ -60,8 +61,9 @@ from .pool import (
     describe_dsn,
     unavailable,
 )
+from .slices import PageSlice, SnapshotLeases, stream_slice
 from .stream import stream_batches
-from .typemap import arrow_type_of, is_native, sql_cast_for
+from .typemap import BoundaryCast, arrow_type_of, is_native, sql_cast_for, travels_scaled
 
 _COLUMNS_SQL = """
 SELECT a.attname,
@@ -106,7 +108,9 @@ WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2
 
 PAGES_TTL_SECONDS = 60.0  # how long a table's page count is trusted for splitting its scans
 _PAGES_SQL = """
-SELECT c.relpages FROM pg_catalog.pg_class c
+SELECT c.relpages,
+       (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int)::int8
+FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2 AND c.relkind IN ('r', 'm')
 """
@@ -161,12 +165,15 @@ class PostgresConnector(SqlConnector):
         # By default only unfiltered scans are split: a filtered one may be a point lookup,
         # which must not cost a catalog query, three connections and a snapshot export.
         self._split_filtered = "partitions" in context.options
-        self._pages: dict[SourceTable, tuple[float, int]] = {}  # table -> (read at, relpages)
+        # table -> (read at, relpages as of the last ANALYZE, pages of its file now)
+        self._pages: dict[SourceTable, tuple[float, int, int]] = {}
         self._state_lock = threading.Lock()
         self._bytewise: bool | None = None
         self._physical: dict[SourceTable, _PhysicalColumns] = {}
-        # A parallel plan handed from execute() to _stream() on the same thread.
-        self._parallel = threading.local()
+        # What execute() hands to _stream() on the same thread: the parallel plan, if any,
+        # and which result columns travel as unscaled BIGINTs.
+        self._pending = threading.local()
+        self._leases = SnapshotLeases(self.pool, most=pool_size // 2)
 
     # --- metadata -------------------------------------------------------------------------
     @property
@@ -250,40 +257,77 @@ class PostgresConnector(SqlConnector):
         return str(value) if isinstance(value, decimal.Decimal) else value
 
     def _render(self, handle: PushedQuery) -> str:
-        """The pushed SELECT, with decimal outputs sent as exact text at the planned scale.
+        """The pushed SELECT, with decimal outputs sent exactly at the planned scale: as
+        unscaled BIGINTs up to 18 digits, as text beyond.
 
         PostgreSQL rounds to the planned scale (as DuckDB's cast would) and raises on
-        overflow; see typemap.py for why text beats the driver's own NUMERIC decoding.
+        overflow; see typemap.py for why neither uses the driver's own NUMERIC decoding.
         """
-        return super()._render(replace(handle, select=decimals_as_text(handle)))
+        select, _ = physical_decimals(handle)
+        return super()._render(replace(handle, select=select))
 
     def execute(
         self, handle: PushedQuery, context: QueryContext | None = None
     ) -> pa.RecordBatchReader:
-        """Stream the handle; plain scans of large tables in parallel ranges if configured."""
-        plan = self._parallel_plan(handle)
-        if plan is None:
-            return super().execute(handle, context)
-        self._parallel.plan = plan
+        """Stream the handle; plain scans of large tables in parallel ranges if configured;
+        one part of a split result (`share_scan`) if the context names one of ours."""
+        part = self._slice_of(handle, context)
+        self._pending.plan = None if part is not None else self._parallel_plan(handle)
+        self._pending.scaled = physical_decimals(handle)[1]
+        self._pending.slice = part
         try:
-            return super().execute(handle, context)
+            if part is None:
+                return super().execute(handle, context)
+            ranged = within_pages(handle, part.low, part.high)
+            return super().execute(replace(handle, select=ranged), context)
         finally:
-            self._parallel.plan = None
+            self._pending.plan = None
+            self._pending.scaled = frozenset()
+            self._pending.slice = None
+
+    def share_scan(self, handle: PushedQuery, parts: int,
+                   hold_seconds: float) -> tuple[str, ...] | None:
+        """Page ranges of a plain scan on one exported snapshot (slices.py)."""
+        if parts < 2 or not is_plain_scan(handle):
+            return None
+        table = handle.inputs[0].table
+        slices = self._leases.slices(table, self._table_pages(table, current=True), parts,
+                                     hold_seconds)  # fmt: skip
+        return None if slices is None else tuple(part.token() for part in slices)
+
+    def _slice_of(self, handle: PushedQuery, context: QueryContext | None) -> PageSlice | None:
+        """The part of a split result this run reads, if any; refused if the handle is not
+        the plain scan of the table the part was cut from (the plan changed since)."""
+        if context is None or context.slice is None or context.slice.source != self.context.name:
+            return None
+        part = PageSlice.parse(context.slice.token)
+        if part is None or not is_plain_scan(handle) or handle.inputs[0].table != part.table:
+            raise StatementOutdated(
+                "this part of a result split into several endpoints no longer matches the "
+                "query's plan (the configuration changed); run the query again"
+            )
+        return part
 
     def _stream(
         self, sql: str, parameters: Sequence[Any], schema: pa.Schema, cancel: CancelToken
     ) -> Iterator[pa.RecordBatch]:
-        plan: _ParallelPlan | None = getattr(self._parallel, "plan", None)
-        self._parallel.plan = None
+        plan: _ParallelPlan | None = getattr(self._pending, "plan", None)
+        part: PageSlice | None = getattr(self._pending, "slice", None)
+        cast = BoundaryCast(schema, getattr(self._pending, "scaled", frozenset()))
+        self._pending.plan = self._pending.slice = None
+        if part is not None:
+            return stream_slice(self.pool, self._leases, part, sql, parameters, cast,
+                                self.batch_rows, cancel)  # fmt: skip
         if plan is None:
-            return stream_batches(self.pool, sql, parameters, schema, self.batch_rows, cancel)
+            return stream_batches(self.pool, sql, parameters, cast, self.batch_rows, cancel)
         return stream_partitions(self.pool, plan.parts, plan.pages, plan.render, parameters,
-                                 schema, self.batch_rows, cancel)  # fmt: skip
+                                 cast, self.batch_rows, cancel)  # fmt: skip
 
     def pool_usage(self) -> PoolUsage:
         return PoolUsage(in_use=self.pool.borrowed, idle=self.pool.idle)
 
     def close(self) -> None:
+        self._leases.close()
         self.pool.close()
 
     # --- internals ------------------------------------------------------------------------
@@ -291,38 +335,41 @@ class PostgresConnector(SqlConnector):
         """Ranges for a plain scan of a table big enough to split, else None."""
         if self.partitions < 2 or not is_plain_scan(handle):
             return None
-        if not self._split_filtered and handle.select.args.get("where") is not None:
+        filtered = any(s.args.get("where") is not None for s in handle.select.find_all(exp.Select))
+        if not self._split_filtered and filtered:
             return None
         pages = self._table_pages(handle.inputs[0].table)
         parts = min(self.partitions, pages // MIN_PAGES_PER_PARTITION)
         if parts < 2:
             return None
-        alias = handle.inputs[0].alias
 
         def render(low: int | None, high: int | None) -> str:
             if low is None:
                 sql = self.render(handle)
             else:
-                ranged = handle.select.copy().where(ctid_range(alias, low, high), copy=False)
+                ranged = within_pages(handle, low, high)
                 sql = self.render(replace(handle, select=ranged))
             self.sent_sql.append(sql)
             return sql
 
         return _ParallelPlan(parts, pages, render)
 
-    def _table_pages(self, table: SourceTable) -> int:
-        """`relpages` as of at most PAGES_TTL_SECONDS ago: only the ranges' balance depends on
-        it (the last range is open-ended), not which rows are read."""
+    def _table_pages(self, table: SourceTable, *, current: bool = False) -> int:
+        """The table's pages as of at most PAGES_TTL_SECONDS ago: `relpages` (0 before the
+        first ANALYZE, so a table without statistics is read on one connection), or with
+        `current` the size of its file (a split result's ranges, which should be balanced
+        right away). Only the ranges' balance depends on it (the last range is open-ended),
+        not which rows are read."""
         now = time.monotonic()
         with self._state_lock:
             known = self._pages.get(table)
-        if known is not None and now - known[0] < PAGES_TTL_SECONDS:
-            return known[1]
-        rows = self._metadata(_PAGES_SQL, (table.schema, table.name))
-        pages = int(rows[0][0]) if rows and rows[0][0] else 0
-        with self._state_lock:
-            self._pages[table] = (now, pages)
-        return pages
+        if known is None or now - known[0] >= PAGES_TTL_SECONDS:
+            rows = self._metadata(_PAGES_SQL, (table.schema, table.name))
+            counted = rows[0] if rows else (0, 0)
+            known = (now, int(counted[0] or 0), int(counted[1] or 0))
+            with self._state_lock:
+                self._pages[table] = known
+        return known[2] if current else known[1]
 
     def _physical_columns(self, table: SourceTable) -> _PhysicalColumns:
         with self._state_lock:
@@ -396,8 +443,10 @@ class PostgresConnector(SqlConnector):
         raise AssertionError("unreachable")
 
 
-def decimals_as_text(handle: PushedQuery) -> exp.Select:
-    """`handle.select` with each decimal output as CAST(CAST(e AS DECIMAL(p,s)) AS TEXT).
+def physical_decimals(handle: PushedQuery) -> tuple[exp.Select, frozenset[int]]:
+    """`handle.select` with each decimal output rounded to its planned type by PostgreSQL
+    and sent as `CAST(CAST(e AS NUMERIC(p,s)) * 10^s AS BIGINT)` (p <= 18; their positions
+    are returned) or as `CAST(CAST(e AS NUMERIC(p,s)) AS TEXT)`.
 
     ORDER BY / GROUP BY keys that point at such an output by position or by its bare name
     are replaced by the expression first, so they still sort and group numbers, not text.
@@ -409,7 +458,7 @@ def decimals_as_text(handle: PushedQuery) -> exp.Select:
     }
     select = handle.select.copy()
     if not targets or len(select.expressions) != len(handle.schema):
-        return select
+        return select, frozenset()
     inputs = {c.name for item in handle.inputs for c in item.columns}
     originals = {i: _unaliased(select.expressions[i]) for i in targets}
     by_name = {select.expressions[i].alias_or_name: i for i in targets}
@@ -428,16 +477,25 @@ def decimals_as_text(handle: PushedQuery) -> exp.Select:
                 index = by_name.get(target.name)
             if index in originals:
                 target.replace(originals[index].copy())
+    scaled: set[int] = set()
     for index, cast in targets.items():
         projection = select.expressions[index]
         name = projection.alias_or_name or f"_col{index}"
-        text = "TEXT[]" if pa.types.is_list(handle.schema.field(index).type) else "TEXT"
-        value = exp.cast(
-            exp.cast(_unaliased(projection).copy(), exp.DataType.build(cast, dialect="postgres")),
-            exp.DataType.build(text, dialect="postgres"),
-        )
+        target = handle.schema.field(index).type
+        # exp.Cast itself: exp.cast() drops a cast to DECIMAL(p,s) of an expression already
+        # cast to some DECIMAL, and with it PostgreSQL's rounding and overflow check.
+        rounded: exp.Expr = exp.Cast(this=_unaliased(projection).copy(),
+                                     to=exp.DataType.build(cast, dialect="postgres"))
+        if travels_scaled(target):
+            scaled.add(index)
+            if target.scale:
+                rounded = exp.Mul(this=rounded, expression=exp.Literal.number(10**target.scale))
+            value = exp.cast(rounded, exp.DataType.build("BIGINT", dialect="postgres"))
+        else:
+            text = "TEXT[]" if pa.types.is_list(target) else "TEXT"
+            value = exp.cast(rounded, exp.DataType.build(text, dialect="postgres"))
         projection.replace(exp.alias_(value, name, quoted=True))
-    return select
+    return select, frozenset(scaled)
 
 
 def column_statistics(
@@ -494,4 +552,4 @@ def _positive_int(context: ConnectorContext, option: str, default: int) -> int:
     return value
 
 
-__all__ = ["CAPABILITIES", "PostgresConnector", "column_statistics", "decimals_as_text"]
+__all__ = ["CAPABILITIES", "PostgresConnector", "column_statistics", "physical_decimals"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from meshgate.errors import MeshgateError, QueryCancelled
+from meshgate.errors import MeshgateError, QueryCancelled, UnsupportedQuery
 from meshgate.sqlconnector import ValueFailure, ValueFault
 
 from .pool import ConnectionPool, unavailable
@@ -58,6 +58,9 @@ _STREAMED = (
     ("invalid value", "22023"),
 )
 
+# NUMERIC's NaN and infinities, which have no BIGINT (nor decimal128) form (SQLSTATE 0A000).
+_SPECIAL_NUMERIC = re.compile(r"cannot convert (NaN|infinity|-infinity) to bigint$")
+
 # PostgreSQL's type names as the standard names a message may carry.
 _TYPES = {
     "smallint": "SMALLINT", "integer": "INTEGER", "bigint": "BIGINT", "real": "REAL",
@@ -88,6 +91,13 @@ def source_error(pool: ConnectionPool, exc: BaseException, doing: str) -> Meshga
     failure = value_failure(exc)
     if failure is not None:
         return failure.error(f"{pool.label} while {doing}: {exc}")
+    special = _SPECIAL_NUMERIC.match(_primary_message(exc))
+    if special is not None:  # a decimal result column travels as its unscaled BIGINT
+        return UnsupportedQuery(
+            f"a NUMERIC result column holds {special.group(1)}, which has no exact decimal "
+            "representation; filter such values out or cast them in the product",
+            detail=f"{pool.label} while {doing}: {exc}",
+        )
     return unavailable(pool.dsn, exc, doing, pool.label, pool.source)
 
 

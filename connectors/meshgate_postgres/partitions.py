@@ -42,13 +42,17 @@ def default_partitions(pool_size: int) -> int:
 
 
 def is_plain_scan(handle: PushedQuery) -> bool:
-    """One table read row by row: splitting it by pages cannot change the answer."""
-    select = handle.select
+    """One table read row by row (perhaps through row-wise derived tables, such as a policy's
+    filter and masks): splitting it by pages cannot change the answer."""
+    return len(handle.inputs) == 1 and table_select(handle.select) is not None
+
+
+def table_select(select: exp.Select) -> exp.Select | None:
+    """The SELECT that reads the table itself, if `select` and every derived table between
+    them are row-wise (no join, grouping, aggregate, window, DISTINCT, ORDER BY or LIMIT)."""
     source = select.args.get("from_") or select.args.get("from")
-    return (
-        len(handle.inputs) == 1
-        and isinstance(source, exp.From)
-        and isinstance(source.this, exp.Table)
+    row_wise = (
+        isinstance(source, exp.From)
         and not select.args.get("joins")
         and not any(
             select.args.get(k) for k in ("group", "having", "order", "limit", "offset", "distinct")
@@ -56,11 +60,28 @@ def is_plain_scan(handle: PushedQuery) -> bool:
         and not any(e.find(exp.AggFunc, exp.Window) for e in select.expressions)
         and not any(e.find(exp.Subquery, exp.Exists) for e in select.expressions)
     )
+    if not row_wise:
+        return None
+    assert isinstance(source, exp.From)
+    if isinstance(source.this, exp.Table):
+        return select
+    if isinstance(source.this, exp.Subquery) and isinstance(source.this.this, exp.Select):
+        return table_select(source.this.this)
+    return None
+
+
+def within_pages(handle: PushedQuery, low: int, high: int | None) -> exp.Select:
+    """The handle's SELECT reading only pages [low, high) of its table (a plain scan)."""
+    select = handle.select.copy()
+    reading = table_select(select)
+    assert reading is not None, "within_pages needs a plain scan"
+    reading.where(ctid_range(handle.inputs[0].alias, low, high), copy=False)
+    return select
 
 
 def ctid_range(alias: str, low: int, high: int | None) -> exp.Expr:
     """`alias.ctid` within pages [low, high); the last range is open-ended (the table may
-    have grown since pg_class.relpages was counted)."""
+    have grown since its pages were counted)."""
     ctid = exp.column("ctid", table=alias, quoted=True)
 
     def tid(page: int) -> exp.Expr:
@@ -83,7 +104,7 @@ def stream_partitions(
     pages: int,
     render: Callable[[int | None, int | None], str],
     parameters: Sequence[Any],
-    schema: pa.Schema,
+    cast: BoundaryCast,
     batch_rows: int,
     cancel: CancelToken,
 ) -> Iterator[pa.RecordBatch]:
@@ -94,7 +115,7 @@ def stream_partitions(
     followers = [c for c in (pool.try_acquire() for _ in range(parts - 1)) if c is not None]
     if not followers:
         pool.release(leader)
-        yield from stream_batches(pool, render(None, None), parameters, schema, batch_rows,
+        yield from stream_batches(pool, render(None, None), parameters, cast, batch_rows,
                                   cancel)
         return
     connections = [leader, *followers]
@@ -110,7 +131,6 @@ def stream_partitions(
         maxsize=_QUEUE_DEPTH * len(connections)
     )
     stop = threading.Event()
-    cast = BoundaryCast(schema)
     workers = [
         threading.Thread(
             target=_read_range,
@@ -202,12 +222,12 @@ def _read_range(
         if source is not None:
             source.close()
         cursor.close()
-        healthy = healthy and _end_transaction(conn)
+        healthy = healthy and end_transaction(conn)
         pool.release(conn, healthy=healthy)
         results.put(None)
 
 
-def _end_transaction(conn: Any) -> bool:
+def end_transaction(conn: Any) -> bool:
     try:
         with conn.cursor() as cursor:
             cursor.execute("ROLLBACK")  # read-only: nothing to commit, and it never fails late

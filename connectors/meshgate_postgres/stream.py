@@ -31,11 +31,11 @@ def stream_batches(
     pool: ConnectionPool,
     sql: str,
     parameters: Sequence[Any],
-    schema: pa.Schema,
+    cast: BoundaryCast,
     batch_rows: int,
     cancel: CancelToken,
 ) -> Iterator[pa.RecordBatch]:
-    """Run `sql` with `$n` parameters bound when first read; yield batches cast to `schema`.
+    """Run `sql` with `$n` parameters bound when first read; yield batches as `cast` makes them.
 
     Setting `cancel`, or closing the generator before the end, cancels the statement on the
     server (the driver sends a libpq cancel request); then the connection goes back to the
@@ -44,7 +44,6 @@ def stream_batches(
     conn, cursor, source = _start(pool, sql, parameters, cancel)
     finished = False
     failed = False
-    cast = BoundaryCast(schema)
     try:
         while True:
             try:

@@ -1,12 +1,13 @@
 """PostgreSQL column types -> Arrow types, and the cast of driver batches to a planned schema.
 
 NUMERIC is the trap: the ADBC driver hands it back as an opaque extension type over strings
-(decoded from the binary wire format in C, slower than PostgreSQL's own text output). Measured
-on 2M rows of NUMERIC(15,2), 2 cores (see benchmarks/README.md): driver strings + Arrow cast
-0.86 s, SQL `x * 100)::int8` + buffer reinterpretation 0.65 s, SQL `CAST(CAST(x AS
-NUMERIC(p,s)) AS TEXT)` + Arrow cast 0.54-0.58 s. So decimal columns are rounded to the planned
-scale by PostgreSQL itself (its rounding, its overflow error) and sent as text, which Arrow
-parses exactly.
+(decoded from the binary wire format in C, slower than PostgreSQL's own text output). So
+decimal columns are rounded to the planned scale by PostgreSQL itself (its rounding, its
+overflow error) and sent as a number the driver decodes cheaply: a decimal of at most 18
+digits as its unscaled BIGINT (`CAST(CAST(x AS NUMERIC(p,s)) * 10^s AS BIGINT)`, exact: the
+product is whole and below 10^18), whose 8 bytes become the decimal128's value without any
+parsing; wider decimals as text, which Arrow parses exactly. Measured in benchmarks/README.md
+(the full scan: the server's CPU per scan and the driver's text decoding).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from meshgate.errors import SourceUnavailable, UnsupportedQuery
 
 UNBOUNDED_NUMERIC = pa.decimal128(38, 9)
 MAX_DECIMAL_PRECISION = 38
+MAX_SCALED_PRECISION = 18  # 10^18 - 1 < 2^63: every such unscaled value fits a BIGINT
 
 _SCALARS: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
@@ -89,6 +91,13 @@ def is_native(typname: str, element: str | None = None) -> bool:
     return (element or typname) in _SCALARS or (element or typname) == "numeric"
 
 
+def travels_scaled(target: pa.DataType) -> bool:
+    """Whether a result column of this type is sent as its unscaled BIGINT (see above)."""
+    if not pa.types.is_decimal128(target):
+        return False
+    return bool(0 <= target.scale <= target.precision <= MAX_SCALED_PRECISION)
+
+
 def sql_cast_for(target: pa.DataType) -> str | None:
     """The PostgreSQL type a result column is cast to (then to text) to reach `target` exactly.
 
@@ -103,9 +112,11 @@ def sql_cast_for(target: pa.DataType) -> str | None:
 
 @dataclass(frozen=True)
 class BoundaryCast:
-    """Turns each driver batch into a batch of exactly `schema` (names, types, order)."""
+    """Turns each driver batch into a batch of exactly `schema` (names, types, order);
+    the columns at `scaled` arrive as unscaled BIGINTs of their decimal type."""
 
     schema: pa.Schema
+    scaled: frozenset[int] = frozenset()
 
     def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if batch.num_columns != len(self.schema):
@@ -114,10 +125,23 @@ class BoundaryCast:
                 "were planned; the source table changed: run `meshgate check`"
             )
         columns = [
-            cast_column(batch.column(i), field.type, field.name)
+            unscaled_to_decimal(batch.column(i), field.type, field.name)
+            if i in self.scaled
+            else cast_column(batch.column(i), field.type, field.name)
             for i, field in enumerate(self.schema)
         ]
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+
+def unscaled_to_decimal(values: pa.Array, target: pa.DataType, name: str) -> pa.Array:
+    """BIGINT unscaled values as `target` (decimal128, p <= 18): each widened to 16 bytes
+    (a cast to DECIMAL(19,0), which copies the integer), then read with the planned scale."""
+    if not pa.types.is_int64(values.type):
+        raise SourceUnavailable(
+            f"PostgreSQL returned {values.type} for the scaled decimal column {name!r}; the "
+            "source table changed: run `meshgate check`"
+        )
+    return pc.cast(values, pa.decimal128(MAX_SCALED_PRECISION + 1, 0)).view(target)
 
 
 def cast_column(values: pa.Array, target: pa.DataType, name: str) -> pa.Array:

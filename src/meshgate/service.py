@@ -66,7 +66,7 @@ from meshgate.rewrite.barrier import rewrite
 from meshgate.rewrite.parameter_types import parameter_schema, planned_types
 from meshgate.rewrite.subqueries import decorrelation_for
 from meshgate.run_events import RunEvents
-from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext
+from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext, ScanSlice
 from meshgate.spi.parameters import parameter_position, without_placeholders
 from meshgate.sql.bind import bind
 from meshgate.sql.catalog_commands import catalog_query
@@ -523,13 +523,15 @@ class QueryService:
         *,
         cancel: CancelToken | None = None,
         deadline: float | None = None,
+        part: ScanSlice | None = None,
     ) -> pa.RecordBatchReader:
         """Run a prepared query; the reader streams, and closing it cancels the sources.
 
         `report`, when given, is filled with what each fragment sent and received. `cancel`
         is the front end's token for this run (a client's cancel sets it) and `deadline` a
         `time.monotonic()` instant after which the run fails with QueryTimeout; both go into
-        the run's QueryContext, the one way anything stops a query early.
+        the run's QueryContext, the one way anything stops a query early. `part` is the slice
+        of the one fragment's scan this run reads (a result split into several endpoints).
         """
         prepared = self.up_to_date(prepared)
         arrived = now()
@@ -541,7 +543,8 @@ class QueryService:
         deadline = self._deadline(deadline, limits.timeout_seconds)
         context = QueryContext(new_query_id(), prepared.principal.name, deadline=deadline,
                                cancel=cancel if cancel is not None else CancelToken(),
-                               parameters=prepared.literals + tuple(parameters))  # fmt: skip
+                               parameters=prepared.literals + tuple(parameters),
+                               slice=part)  # fmt: skip
         try:
             slot = self.slots.admit(prepared.principal.name)
             try:

@@ -131,12 +131,26 @@ def test_values_round_trip_exactly(source: PostgresConnector) -> None:
     assert all(value is None for key, value in third.items() if key != "id")
 
 
-def test_decimal_columns_are_rounded_by_postgres_and_parsed_as_text(
+def test_decimal_columns_are_rounded_by_postgres_and_sent_unscaled_or_as_text(
     source: PostgresConnector,
 ) -> None:
     sql = source.render(scan(source))
-    assert 'CAST(CAST("t"."amount" AS DECIMAL(15, 2)) AS TEXT) AS "amount"' in sql
+    # Up to 18 digits: the unscaled BIGINT; wider: text that Arrow parses exactly.
+    assert 'CAST(CAST("t"."amount" AS DECIMAL(15, 2)) * 100 AS BIGINT) AS "amount"' in sql
+    assert 'CAST(CAST("t"."hundreds" AS DECIMAL(7, 0)) AS BIGINT) AS "hundreds"' in sql
+    assert 'CAST(CAST("t"."wide" AS DECIMAL(38, 10)) AS TEXT) AS "wide"' in sql
     assert '"t"."id" AS "id"' in sql
+
+
+def test_the_largest_unscaled_decimals_round_trip(source: PostgresConnector) -> None:
+    cases = (("999999999999999999", pa.decimal128(18, 0)),
+             ("-999999999999999999", pa.decimal128(18, 0)),
+             ("0.000000000000000001", pa.decimal128(18, 18)),
+             ("-99999999.9999999999", pa.decimal128(18, 10)))
+    for literal, target in cases:
+        handle = _raw(source, f"SELECT CAST({literal} AS NUMERIC) AS x",
+                      pa.schema([("x", target)]))
+        assert source.execute(handle).read_all().column("x").to_pylist() == [Decimal(literal)]
 
 
 def test_ordering_by_a_decimal_output_still_sorts_numbers(source: PostgresConnector) -> None:
@@ -429,6 +443,10 @@ def test_numeric_nan_is_refused_not_turned_into_a_number(source: PostgresConnect
     )
     with pytest.raises(UnsupportedQuery, match="NaN"):
         source.execute(handle).read_all()
+    scaled = _raw(source, "SELECT CAST('NaN' AS NUMERIC) AS x",  # sent as an unscaled BIGINT
+                  pa.schema([("x", pa.decimal128(15, 2))]))
+    with pytest.raises(UnsupportedQuery, match="NaN"):
+        source.execute(scaled).read_all()
 
 
 def test_options_are_validated() -> None:

@@ -5,8 +5,10 @@ whose split is exact are split.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_postgresql.dbapi as pg
@@ -14,6 +16,7 @@ import pyarrow as pa
 import pytest
 from pyarrow import flight
 
+from meshgate.principal import hash_password
 from meshgate.server import running_server
 from meshgate.server.proto import flight_pb2
 from meshgate.server.proto import flight_sql_pb2 as sql
@@ -22,6 +25,7 @@ from tests.conftest import fresh_pg_database
 from tests.server.flightsql_clients import Session, descriptor
 from tests.server.served import copy_demo
 
+T = TypeVar("T")
 HEADER = "adbc.flight.sql.rpc.call_header.x-meshgate-result-endpoints"
 EMPLOYEES = "SELECT id, name, email, salary, region FROM hr.employees"
 BIG_ROWS = 6_000_000
@@ -38,16 +42,31 @@ products:
     table: {source: warehouse, schema: public, table: readings}
     columns: [{name: id, type: BIGINT}, {name: sensor, type: INTEGER},
               {name: value, type: DOUBLE}]
+  - domain: ops
+    name: events
+    table: {source: warehouse, schema: public, table: events}
+    columns: [{name: id, type: BIGINT}, {name: amount, type: "DECIMAL(12,2)"}]
+policies:
+  - product: ops.readings
+    role: analyst
+    row_filter: sensor < 10
+    masks: {value: "null"}
 """
+EVENTS = "SELECT id, amount FROM ops.events"
 
 
-def _served(directory: Path) -> Iterator[str]:
+def _serving(directory: Path) -> Iterator[tuple[str, QueryService]]:
     service = QueryService.from_config(directory)
     try:
         with running_server(service) as server:
-            yield f"grpc://127.0.0.1:{server.port}"
+            yield f"grpc://127.0.0.1:{server.port}", service
     finally:
         service.close()
+
+
+def _served(directory: Path) -> Iterator[str]:
+    for uri, _ in _serving(directory):
+        yield uri
 
 
 @pytest.fixture(scope="module")
@@ -144,23 +163,49 @@ def test_a_row_limit_keeps_one_endpoint(demo_dir: Path, tmp_path: Path) -> None:
         assert count == 1  # four parts could each return the limit
 
 
+@dataclass(frozen=True)
+class Big:
+    uri: str
+    service: QueryService
+    dsn: str  # the database's, for changing rows between the parts' reads
+
+
 @pytest.fixture(scope="module")
-def big_uri(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def big(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Big]:
     with fresh_pg_database(pg_server_dsn) as dsn:
         with pg.connect(dsn, autocommit=True) as connection, connection.cursor() as cursor:
             cursor.execute(f"CREATE TABLE readings AS SELECT g::bigint AS id, (g % 97)::int "
                            f"AS sensor, g / 7.0::float8 AS value "
                            f"FROM generate_series(1, {BIG_ROWS}) AS g")  # fmt: skip
             cursor.execute("ANALYZE readings")
+            cursor.execute("CREATE TABLE events AS SELECT g::bigint AS id, (g / 100.0)::numeric"
+                           "(12,2) AS amount FROM generate_series(1, 300000) AS g")
         directory = tmp_path_factory.mktemp("big") / "config"
         directory.mkdir()
         (directory / "mesh.yaml").write_text(
             "mesh: {name: big, description: Six million readings.}\n"
             "server: {result_endpoints: {max: 4}}\n"
-            "users: [{name: admin, password_hash: \"" + _ADMIN_HASH + "\", roles: [admin]}]\n"
-            "roles: [{name: admin, grants: ['*']}]\n" + BIG.replace("DSN", dsn),
-            encoding="utf-8")
-        yield from _served(directory)
+            "users: [{name: admin, password_hash: \"" + _ADMIN_HASH + "\", roles: [admin]},\n"
+            "        {name: analyst, password_hash: \"" + hash_password("analyst") +
+            "\", roles: [analyst]}]\n"
+            "roles: [{name: admin, grants: ['*']}, {name: analyst, grants: ['ops.readings']}]\n"
+            + BIG.replace("DSN", dsn), encoding="utf-8")
+        for uri, service in _serving(directory):
+            yield Big(uri, service, dsn)
+
+
+@pytest.fixture(scope="module")
+def big_uri(big: Big) -> str:
+    return big.uri
+
+
+def _ranged_reads(service: QueryService, run: Callable[[], T]) -> tuple[T, list[str]]:
+    """What `run` returns, and the ctid-range statements the PostgreSQL source was sent
+    meanwhile (its log of sent SQL, emptied first, is bounded)."""
+    sent = service.connectors["warehouse"].sent_sql  # type: ignore[attr-defined]
+    sent.clear()
+    result = run()
+    return result, [sql for sql in list(sent) if '"ctid" >=' in sql]
 
 
 _ADMIN_HASH = ("scrypt$16384$8$1$Je+ohIA/zNoZH2HZEyMatA==$jq0690OOem3uho1WxYqD3OA3kFXlVwHM0dBvy+"
@@ -179,3 +224,45 @@ def test_adbc_fetches_six_million_rows_from_four_endpoints_in_parallel(big_uri: 
     whole = _one_stream(big_uri, "admin", query)
     assert whole.num_rows == parallel.num_rows == BIG_ROWS
     assert _sorted(parallel).equals(_sorted(whole))
+
+
+def test_the_parts_of_a_postgresql_scan_are_page_ranges_under_the_callers_policies(
+    big: Big,
+) -> None:
+    query = "SELECT id, sensor, value FROM ops.readings"
+    (count, parts), ranged = _ranged_reads(
+        big.service, lambda: _partitions(big.uri, "analyst", query, 4))
+    whole = _one_stream(big.uri, "analyst", query)
+    assert count == 4
+    assert len(ranged) == 4  # one page range per part: the table is read once in all
+    assert all('"sensor" < 10' in sql for sql in ranged)  # the row filter in every part
+    cycles, rest = divmod(BIG_ROWS, 97)  # sensor is id % 97, ids from 1
+    assert whole.num_rows == parts.num_rows == cycles * 10 + min(rest, 9)
+    assert _sorted(parts).equals(_sorted(whole))
+    assert set(parts.column("sensor").to_pylist()) == set(range(10))
+    assert parts.column("value").null_count == parts.num_rows  # masked in every part
+
+
+def test_rows_changed_between_the_parts_reads_are_neither_lost_nor_repeated(big: Big) -> None:
+    before = _one_stream(big.uri, "admin", EVENTS)
+    session = Session(big.uri, "admin", "admin")
+    options = flight.FlightCallOptions(headers=[
+        *((n.encode(), v.encode()) for n, v in session.headers),
+        (b"x-meshgate-result-endpoints", b"4")])
+    info = session.client.get_flight_info(descriptor(sql.CommandStatementQuery(query=EVENTS)),
+                                          options)
+    assert len(info.endpoints) == 4
+    first = session.client.do_get(info.endpoints[0].ticket, options).read_all()
+    with pg.connect(big.dsn, autocommit=True) as connection, connection.cursor() as cursor:
+        # Every row version moves to a new page (past the first parts' ranges), a tenth of
+        # the rows go and new ones come: a split read at each part's own time would repeat
+        # the moved rows and miss the deleted ones.
+        cursor.execute("UPDATE events SET amount = amount + 1")
+        cursor.execute("DELETE FROM events WHERE id % 10 = 0")
+        cursor.execute("INSERT INTO events SELECT g, 0 FROM generate_series(300001, 310000) g")
+    rest = [session.client.do_get(e.ticket, options).read_all() for e in info.endpoints[1:]]
+    session.close()
+    parts = pa.concat_tables([first, *rest])
+    assert first.num_rows > 0
+    assert _sorted(parts).equals(_sorted(before))  # the table as of the split
+    assert _one_stream(big.uri, "admin", EVENTS).num_rows == 280_000  # the changes happened

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from meshgate.errors import MeshgateError, QueryCancelled, QueryTimeout
+from meshgate.errors import MeshgateError, QueryCancelled, QueryTimeout, StatementOutdated
 from meshgate.execution.dynamic import BuildSide, filtered_handle
 from meshgate.execution.engine import ResidualEngine
 from meshgate.execution.stream import InlineRead, Prefetch, cast_batches, first_source_error
@@ -109,7 +109,15 @@ def _plan_batches(plan: FederatedPlan, run: _Run, outermost: bool = True
     builds: dict[str, BuildSide] = {}
     prefetches: list[Prefetch | InlineRead] = []
     cancel = run.context.cancel
-    if plan.residual is None and not plan.stages and len(plan.fragments) == 1:
+    whole_at_one_source = plan.residual is None and not plan.stages and len(plan.fragments) == 1
+    part = run.context.slice
+    if part is not None and not (whole_at_one_source and plan.fragments[0].source == part.source):
+        # Every part would return the whole result: refuse rather than repeat rows.
+        raise StatementOutdated(
+            "this part of a result split into several endpoints no longer matches the "
+            "query's plan (the configuration changed); run the query again"
+        )
+    if whole_at_one_source:
         (fragment,) = plan.fragments  # the whole query at one source: read it right here
         done = FragmentRun(fragment.name, fragment.source, fragment.sql)
         run.report.fragments[fragment.name] = done

@@ -3,11 +3,24 @@ parallel (`server.result_endpoints`, the session option or call header `result_e
 
 A query is split only where the union of the parts is exactly its result whatever the data:
 a plain SELECT (no grouping, aggregate, DISTINCT, window, ORDER BY, LIMIT or OFFSET at its top;
-no set operation) with an integer output column. Part i of n is the query as a derived table
-filtered on that column, `abs(k % n) = i`, with NULL keys in part 0: each row the query returns
-satisfies exactly one part's condition, so nothing is lost or duplicated, and the condition is
-planned like any other (pushed into the sources' fragments where they can run it). The parts
-are ordinary queries of the caller, so every grant, policy and limit applies to each.
+no set operation). Two ways, the first that applies:
+
+- The whole query runs at one source as a plain scan of one table (a PostgreSQL table, with
+  its policies' filters and masks in that scan): the source cuts the scan into slices of its
+  own (`Connector.share_scan`; PostgreSQL: page ranges read from one exported snapshot, see
+  meshgate_postgres/slices.py), and each part is the caller's own plan reading one slice, so
+  the table is read once in all, and the parts are exactly the rows one stream would have
+  returned at the snapshot's instant, whatever is updated between the parts' reads.
+- Otherwise, with an integer output column: part i of n is the query as a derived table
+  filtered on that column, `abs(k % n) = i`, with NULL keys in part 0: each row the query
+  returns satisfies exactly one part's condition, so nothing is lost or duplicated, and the
+  condition is planned like any other (pushed into the sources' fragments where they can run
+  it). Each part reads what it reads at its own time: rows updated between the parts' reads
+  may then be seen twice or not at all; and a table is scanned once per part where the
+  condition cannot use an index.
+
+Either way the parts are the caller's queries, so every grant, policy and limit applies to
+each.
 
 Clients that read only the first endpoint (flightsql-dbapi, many pyarrow scripts) must not be
 sent several, so splitting is asked for by the client, or set as a deployment default only
@@ -16,15 +29,37 @@ where every client reads every endpoint.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pyarrow as pa
 from pyarrow import flight
 from sqlglot import exp
 
+from meshgate.planner.plan import FederatedPlan
 from meshgate.service import PreparedQuery
+from meshgate.spi import Connector, ScanSlice
 
 HEADER = "x-meshgate-result-endpoints"
 OPTION = "result_endpoints"
 ALIAS = "__meshgate_part"
+
+
+def scan_slices(prepared: PreparedQuery, count: int, connectors: Mapping[str, Connector],
+                hold_seconds: float) -> list[ScanSlice]:
+    """`count` slices of the one source scan that is `prepared`'s whole plan, valid for at
+    least `hold_seconds`; [] when the plan is not that or its source cannot slice it."""
+    plan = prepared.plan
+    if count < 2 or prepared.statement.explain or prepared.parameter_count:
+        return []
+    if not isinstance(plan, FederatedPlan) or plan.residual is not None or plan.stages or \
+            len(plan.fragments) != 1:  # fmt: skip
+        return []
+    tree = prepared.statement.tree
+    if not isinstance(tree, exp.Select) or not _row_wise(tree) or _volatile(tree):
+        return []
+    (fragment,) = plan.fragments
+    tokens = connectors[fragment.source].share_scan(fragment.handle, count, hold_seconds)
+    return [ScanSlice(fragment.source, token) for token in tokens or ()]
 
 
 def split_queries(prepared: PreparedQuery, count: int) -> list[str]:

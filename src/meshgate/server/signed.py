@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from meshgate.execution.limits import ResultLimits
+from meshgate.spi import ScanSlice
 
 _MAGIC = b"mg1"
 _TAG_BYTES = 32
@@ -102,6 +103,7 @@ class SealedStatement:
     schema_digest: str  # the result columns its client was told, to refuse a changed plan
     parameters: pa.Table | None  # the bound rows, as the client sent them
     expires_at: float  # wall-clock seconds
+    part: ScanSlice | None = None  # a ticket's slice of a scan split into several endpoints
 
 
 def schema_digest(schema: pa.Schema) -> str:
@@ -115,6 +117,7 @@ def seal_statement(signer: Signer, kind: bytes, statement: SealedStatement) -> b
         "s": statement.strict, "h": statement.schema_digest, "e": statement.expires_at,
         "l": None if limits is None else [limits.max_rows, limits.max_bytes,
                                           limits.timeout_seconds],
+        "p": None if statement.part is None else [statement.part.source, statement.part.token],
     }
     encoded = json.dumps(header).encode()
     parameters = b""
@@ -136,5 +139,6 @@ def open_statement(signer: Signer, kind: bytes, sealed: bytes) -> SealedStatemen
     rest = payload[4 + length:]
     parameters = pa.ipc.open_stream(rest).read_all() if rest else None
     limits = None if header["l"] is None else ResultLimits(*header["l"])
+    part = None if header.get("p") is None else ScanSlice(*header["p"])
     return SealedStatement(header["u"], header["q"], header["d"], header["s"], limits,
-                           header["h"], parameters, float(header["e"]))
+                           header["h"], parameters, float(header["e"]), part)

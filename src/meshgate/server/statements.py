@@ -37,7 +37,7 @@ from meshgate.errors import (
 )
 from meshgate.execution.collected import later, on_collect
 from meshgate.principal import Principal
-from meshgate.server.endpoints import split_queries
+from meshgate.server.endpoints import scan_slices, split_queries
 from meshgate.server.proto import flight_sql_pb2 as pb
 from meshgate.server.signed import (
     Kind,
@@ -49,7 +49,7 @@ from meshgate.server.signed import (
 )
 from meshgate.server.warnings import send_warnings
 from meshgate.service import PreparedQuery, QueryOptions, QueryService
-from meshgate.spi import CancelToken
+from meshgate.spi import CancelToken, ScanSlice
 
 
 @dataclass
@@ -66,6 +66,7 @@ class OpenStatement:
     cancel: CancelToken = field(default_factory=CancelToken)
     claimed: bool = False  # a ticket whose DoGet is streaming
     parameters: pa.Table | None = None  # the bound rows as sent, sealed into replica handles
+    part: ScanSlice | None = None  # a ticket's slice of a scan split into several endpoints
 
 
 class _Handles:
@@ -295,7 +296,7 @@ class StatementRegistry:
     # ---- sealed handles (replicas) -----------------------------------------------------------
 
     def _seal(self, kind: bytes, prepared: PreparedQuery, parameters: pa.Table | None,
-              ttl_seconds: float) -> bytes | None:
+              ttl_seconds: float, part: ScanSlice | None = None) -> bytes | None:
         """A handle carrying `prepared` (and its bound rows) for other replicas; None
         without `server.replicas`."""
         if self._signer is None:
@@ -303,7 +304,7 @@ class StatementRegistry:
         return seal_statement(self._signer, kind, SealedStatement(
             prepared.principal.name, prepared.sql, prepared.default_domain, prepared.strict,
             prepared.limits, schema_digest(prepared.schema), parameters,
-            time.time() + ttl_seconds))
+            time.time() + ttl_seconds, part))
 
     def _sealed(self, kind: bytes, handle: bytes,
                 principal: Principal) -> SealedStatement | None:  # fmt: skip
@@ -341,8 +342,8 @@ class StatementRegistry:
                 "prepared with (its configuration differs); prepare the statement again"
             )
         rows = ((),) if sealed.parameters is None else parameter_rows(sealed.parameters)
-        handles.add(OpenStatement(principal, prepared, rows, parameters=sealed.parameters),
-                    handle)
+        handles.add(OpenStatement(principal, prepared, rows, parameters=sealed.parameters,
+                                  part=sealed.part), handle)
         return handles.get(handle, principal, claim=claim)
 
     # ---- tickets ----------------------------------------------------------------------------
@@ -356,7 +357,8 @@ class StatementRegistry:
         listed = []
         for number, part in enumerate(parts):
             handle = self._tickets.add(part, self._seal(
-                Kind.TICKET, part.prepared, parameters, self._limits.ticket_ttl_seconds))
+                Kind.TICKET, part.prepared, parameters, self._limits.ticket_ttl_seconds,
+                part.part))
             ticket = flight.Ticket(pack(pb.TicketStatementQuery(statement_handle=handle)))
             where = [self._locations[number % len(self._locations)]] \
                 if len(parts) > 1 and self._locations else []
@@ -372,7 +374,13 @@ class StatementRegistry:
         limited = (configured.max_result_rows, configured.max_result_bytes) != (None, None) or (
             prepared.limits is not None
             and (prepared.limits.max_rows, prepared.limits.max_bytes) != (None, None))
-        queries = [] if limited else split_queries(prepared, endpoints)
+        if limited:
+            return [statement]
+        slices = scan_slices(prepared, endpoints, self._service.connectors,
+                             self._limits.ticket_ttl_seconds)  # fmt: skip
+        if slices:
+            return [replace(statement, part=part, cancel=CancelToken()) for part in slices]
+        queries = split_queries(prepared, endpoints)
         parts = []
         for sql in queries:
             try:
@@ -409,7 +417,8 @@ class StatementRegistry:
             unlink()
             self._tickets.discard(handle)
 
-        started = (self._service.execute(statement.prepared, row, cancel=run)
+        started = (self._service.execute(statement.prepared, row, cancel=run,
+                                         part=statement.part)
                    for row in statement.parameter_rows)
         # The first run starts now, so its refusal is the DoGet's error, not a broken stream.
         try:
@@ -445,7 +454,7 @@ class StatementRegistry:
         expires = self._tickets.renew(ticket.statement_handle, principal)
         renewed = endpoint.ticket
         sealed = self._seal(Kind.TICKET, found.prepared, found.parameters,
-                            self._limits.ticket_ttl_seconds)
+                            self._limits.ticket_ttl_seconds, found.part)
         if sealed is not None:  # other replicas learn the new expiry from the ticket itself
             self._tickets.add(replace(found), sealed)
             renewed = flight.Ticket(pack(pb.TicketStatementQuery(statement_handle=sealed)))

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.spi.context import CancelToken, QueryContext, QueryLimits
+from meshgate.spi.context import CancelToken, QueryContext, QueryLimits, ScanSlice
 
 CANONICAL_DIALECT = "duckdb"
 
@@ -281,6 +281,14 @@ class Connector(abc.ABC):
         connector's side of the contract; the engine casts a plan's output to the client's
         wire schema itself, once, in execution."""
 
+    def share_scan(self, handle: PushedQuery, parts: int,
+                   hold_seconds: float) -> tuple[str, ...] | None:
+        """`parts` tokens, one per disjoint slice of the plain scan `handle`, which together
+        read exactly its rows as of one instant (a `ScanSlice` in the run's context names
+        the slice `execute` reads), valid for at least `hold_seconds`; None where the source
+        cannot split it so (then a result is split by key instead)."""
+        return None
+
     def pool_usage(self) -> PoolUsage | None:
         """How many pooled connections are lent out and idle now (None: no pool), for
         the `/metrics` of `server.http_port`."""
@@ -307,6 +315,7 @@ __all__ = [
     "QueryContext",
     "QueryLimits",
     "ScanInput",
+    "ScanSlice",
     "SourceColumn",
     "SourceIdentity",
     "SourceTable",

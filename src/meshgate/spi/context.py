@@ -86,6 +86,15 @@ class QueryLimits:
 
 
 @dataclass(frozen=True)
+class ScanSlice:
+    """One part of a scan its source split for several result endpoints
+    (`Connector.share_scan`): the source that made it and its own opaque `token`."""
+
+    source: str
+    token: str
+
+
+@dataclass(frozen=True)
 class QueryContext:
     """One execution of one query. `deadline` is on `time.monotonic()`'s clock; `parameters`
     are the client's bound values, by position (a fragment's handle says which it uses)."""
@@ -96,6 +105,8 @@ class QueryContext:
     cancel: CancelToken = field(default_factory=CancelToken)
     limits: QueryLimits = field(default_factory=QueryLimits)
     parameters: tuple[Any, ...] = ()
+    # The part of the one fragment's scan this run reads (several result endpoints).
+    slice: ScanSlice | None = None
 
     @staticmethod
     def standalone(user: str = "", parameters: tuple[Any, ...] = ()) -> QueryContext:
