@@ -289,9 +289,12 @@ class PostgresConnector(SqlConnector):
     # --- internals ------------------------------------------------------------------------
     def _parallel_plan(self, handle: PushedQuery) -> _ParallelPlan | None:
         """Ranges for a plain scan of a table big enough to split, else None."""
-        if self.partitions < 2 or not is_plain_scan(handle):
+        if self.partitions < 2:
             return None
+        # The cheap test first: a filtered read (every point lookup) is not split by default.
         if not self._split_filtered and handle.select.args.get("where") is not None:
+            return None
+        if not is_plain_scan(handle):
             return None
         pages = self._table_pages(handle.inputs[0].table)
         parts = min(self.partitions, pages // MIN_PAGES_PER_PARTITION)
