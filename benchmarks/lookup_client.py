@@ -24,8 +24,8 @@ COLUMNS = "o_orderkey, o_custkey, o_totalprice, o_orderdate"
 
 @dataclass(frozen=True)
 class LookupTask:
-    way: str  # meshgate_param, meshgate_literal, pg_param or pg_literal
-    target: str  # meshgate URI or PostgreSQL DSN
+    way: str  # meshgate_, pg_ or bare_ (benchmarks/bare_lookup.py), then param or literal
+    target: str  # meshgate's or the bare server's URI, or the PostgreSQL DSN
     pg_schema: str
     keys: tuple[int, ...]
     seed: int
@@ -38,15 +38,18 @@ class LookupTask:
 def run_task(task: LookupTask, go: IO[str], answer: IO[str]) -> list[float]:
     """Warm up, say ready, wait for `go`, then look up for `task.seconds`; each answer one row."""
     rng = random.Random(task.seed)
-    via_meshgate = task.way.startswith("meshgate")
-    table = f"{DOMAIN}.orders" if via_meshgate else f'"{task.pg_schema}".orders'
-    parameter = "?" if via_meshgate else "$1"
+    via_flight = not task.way.startswith("pg")  # meshgate or the bare Flight server
+    table = f"{DOMAIN}.orders" if via_flight else f'"{task.pg_schema}".orders'
+    parameter = "?" if via_flight else "$1"
     bound = task.way.endswith("param")
-    connection: Any = (
-        flightsql.connect(task.target, db_kwargs={"username": "admin", "password": "admin"},
-                          autocommit=True)
-        if via_meshgate else pg.connect(task.target, autocommit=True)
-    )  # fmt: skip
+    connection: Any
+    if task.way.startswith("meshgate"):
+        connection = flightsql.connect(task.target, autocommit=True,
+                                       db_kwargs={"username": "admin", "password": "admin"})
+    elif via_flight:  # benchmarks/bare_lookup.py: no sign-in
+        connection = flightsql.connect(task.target, autocommit=True)
+    else:
+        connection = pg.connect(task.target, autocommit=True)
     latencies = []
     with connection, connection.cursor() as cursor:
 

@@ -2,11 +2,13 @@
 
 Each client is a process (benchmarks/lookup_client.py, so the clients' GIL caps nothing; the
 same processes serve every measurement) holding one connection per measurement, looking
-up random existing order keys for a fixed time; every answer must be exactly one row. Four
+up random existing order keys for a fixed time; every answer must be exactly one row. Six
 ways: through meshgate with the key bound as a parameter (`?`) and with the literal key in the
-text (a new text each time), and directly through ADBC PostgreSQL the same two ways (`$1`,
-literal). Rounds interleave the ways, their order reversed every round; clients start together
-(a `go` line) once all have connected and made one lookup of warm-up.
+text (a new text each time), directly through ADBC PostgreSQL the same two ways (`$1`,
+literal), and through a bare `pyarrow.flight` server answering the same Flight SQL calls from
+memory (benchmarks/bare_lookup.py: what the client, its driver and the transport cost alone).
+Rounds interleave the ways, their order reversed every round; clients start together (a `go`
+line) once all have connected and made one lookup of warm-up.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import adbc_driver_postgresql.dbapi as pg
 
 from benchmarks.layouts import Layout
 from benchmarks.lookup_client import LookupTask
-from benchmarks.served import meshgate_server
+from benchmarks.served import free_port, meshgate_server
 
-WAYS = ("meshgate_param", "pg_param", "meshgate_literal", "pg_literal")
+WAYS = ("meshgate_param", "pg_param", "bare_param", "meshgate_literal", "pg_literal",
+        "bare_literal")
 
 
 @dataclass
@@ -46,8 +49,9 @@ def run_lookups(layout: Layout, rounds: int, clients: Sequence[int],
     """`rounds` rounds of every way at every client count; one LookupRun per round."""
     keys = _sample_keys(layout, 2000)
     runs: list[LookupRun] = []
-    with meshgate_server(layout.directory) as served, client_processes(max(clients)) as workers:
-        targets = {"meshgate": served.uri, "pg": layout.pg_dsn}
+    with meshgate_server(layout.directory) as served, bare_lookups(layout) as bare_uri, \
+            client_processes(max(clients)) as workers:
+        targets = {"meshgate": served.uri, "pg": layout.pg_dsn, "bare": bare_uri}
         for round_number in range(rounds):
             for count in clients:
                 ways = WAYS if round_number % 2 == 0 else tuple(reversed(WAYS))
@@ -63,6 +67,25 @@ def run_lookups(layout: Layout, rounds: int, clients: Sequence[int],
                     runs.append(run)
                     print(f"lookup {way} x{count}: {run.qps:.1f} qps", flush=True)
     return runs
+
+
+@contextmanager
+def bare_lookups(layout: Layout) -> Iterator[str]:
+    """benchmarks/bare_lookup.py in its own process; its URI once it holds `orders`."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.bare_lookup", "--pg-dsn", layout.pg_dsn,
+         "--pg-schema", layout.pg_schema, "--port", str(port)],
+        stdout=subprocess.PIPE, env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != b"ready":
+            raise SystemExit("the bare lookup server (benchmarks/bare_lookup.py) did not start")
+        yield f"grpc://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @contextmanager

@@ -95,6 +95,12 @@ def targets(results: dict[str, Any]) -> list[str]:
             lines.append(f"[{_verdict(over <= LOOKUP_OVERHEAD_MS)}] lookup ({mode}) p50 overhead "
                          f"over direct ADBC PostgreSQL, {single} client: {over:.2f} ms "
                          f"(target <= {LOOKUP_OVERHEAD_MS:.0f} ms)")  # fmt: skip
+            bare = by.get((f"bare_{mode}", single))
+            if bare is not None:  # the same client against a server doing no work at all
+                floor = (statistics.median(bare["latencies"]) - direct) * 1000
+                lines.append(f"[floor] lookup ({mode}) p50 of a bare pyarrow.flight server "
+                             f"over direct ADBC PostgreSQL, {single} client: {floor:.2f} ms; "
+                             f"meshgate over it: {over - floor:.2f} ms")  # fmt: skip
         most = max(c for _, c in by)
         scaling = by[("meshgate_param", most)]["qps"] / by[("meshgate_param", single)]["qps"]
         lines.append(f"[{_verdict(most >= 16 and scaling >= SCALING_MIN)}] lookup (param) "
@@ -195,8 +201,8 @@ def markdown(results: dict[str, Any]) -> str:
         for (way, clients), entry in sorted(by.items(), key=lambda item: (item[0][1], item[0][0])):
             lat = entry["latencies"]
             versus = ("", "")
-            if way.startswith("meshgate_"):
-                direct = by[(way.replace("meshgate_", "pg_"), clients)]
+            if not way.startswith("pg_"):  # meshgate's and the bare server's ways
+                direct = by[("pg_" + way.partition("_")[2], clients)]
                 over = (percentile(lat, 0.5) - percentile(direct["latencies"], 0.5)) * 1000
                 versus = (f"{over:.2f}", f"{entry['qps'] / direct['qps']:.3f}")
             p50, p95, p99 = (percentile(lat, f) * 1000 for f in (0.5, 0.95, 0.99))
@@ -279,9 +285,11 @@ def chart(results: dict[str, Any], path: Path) -> None:
     if lookup:
         by = _lookup_by(lookup)
         counts = sorted({c for _, c in by})
-        for index, way in enumerate(sorted({w for w, _ in by})):
-            axis.bar([i + (index - 1.5) * 0.2 for i in range(len(counts))],
-                     [by[(way, c)]["qps"] for c in counts], 0.2, label=way)  # fmt: skip
+        ways = sorted({w for w, _ in by})
+        width = 0.8 / len(ways)
+        for index, way in enumerate(ways):
+            axis.bar([i + (index - (len(ways) - 1) / 2) * width for i in range(len(counts))],
+                     [by[(way, c)]["qps"] for c in counts], width, label=way)  # fmt: skip
         axis.set_xticks(range(len(counts)), [f"{c} clients" for c in counts])
         axis.set_ylabel("lookups per second")
         axis.set_title("point lookups")

@@ -333,10 +333,15 @@ class PostgresConnector(SqlConnector):
     # --- internals ------------------------------------------------------------------------
     def _parallel_plan(self, handle: PushedQuery) -> _ParallelPlan | None:
         """Ranges for a plain scan of a table big enough to split, else None."""
-        if self.partitions < 2 or not is_plain_scan(handle):
+        if self.partitions < 2:
             return None
-        filtered = any(s.args.get("where") is not None for s in handle.select.find_all(exp.Select))
-        if not self._split_filtered and filtered:
+        # The cheap test first: a read filtered anywhere (every point lookup) is not split by
+        # default, wherever the WHERE sits (a policy's row filter is in a subquery).
+        if not self._split_filtered and any(
+            s.args.get("where") is not None for s in handle.select.find_all(exp.Select)
+        ):
+            return None
+        if not is_plain_scan(handle):
             return None
         pages = self._table_pages(handle.inputs[0].table)
         parts = min(self.partitions, pages // MIN_PAGES_PER_PARTITION)

@@ -17,7 +17,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 import pyarrow as pa
@@ -65,7 +66,17 @@ class AuditRecord:
     seconds: float = 0.0
 
     def json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), default=str)
+        """One line of JSON, the fields in declaration order. Built field by field, not by
+        `dataclasses.asdict`, whose deep copy was a tenth of a served point lookup's CPU."""
+        fields = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        fields["sources"] = [
+            {name: getattr(call, name) for name in _SOURCE_FIELDS} for call in self.sources
+        ]
+        return json.dumps(fields, separators=(",", ":"), default=str)
+
+
+_RECORD_FIELDS = tuple(f.name for f in dataclass_fields(AuditRecord))
+_SOURCE_FIELDS = tuple(f.name for f in dataclass_fields(SourceCall))
 
 
 _DENIALS = (Status.INVALID_ARGUMENT, Status.NOT_FOUND, Status.PERMISSION_DENIED,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -84,6 +85,16 @@ class QueryMetrics:
         self.reloads = Counter("meshgate_config_reloads",
                                "Configuration reloads by result (applied, rejected).",
                                ["result"], registry=r)  # fmt: skip
+        # Labelled children by (metric, label values): `labels()` validates and locks on
+        # every call, five times per query; a child, once made, is the same for good.
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children.setdefault(key, metric.labels(*values))
+        return child
 
     def watch_pools(self, readings: PoolReadings) -> None:
         """Report `readings()` (source name -> pool usage) on every scrape."""
@@ -97,17 +108,17 @@ class QueryMetrics:
             return
         # A stream the client left has no status of its own: gRPC calls that CANCELLED.
         code = record.status or ("CANCELLED" if record.outcome == "cancelled" else "OK")
-        self.queries.labels(record.outcome, code).inc()
+        self._child(self.queries, record.outcome, code).inc()
         self.rows.inc(record.rows)
         self.bytes.inc(record.bytes)
         for call in record.sources:
             if call.rows is None or call.bytes is None:
                 continue  # a merge scan: the rows it read are not counted
-            self.source_rows.labels(call.source).inc(call.rows)
-            self.source_bytes.labels(call.source).inc(call.bytes)
+            self._child(self.source_rows, call.source).inc(call.rows)
+            self._child(self.source_bytes, call.source).inc(call.bytes)
 
     def plan_lookup(self, hit: bool) -> None:
-        self.plan_cache.labels("hit" if hit else "miss").inc()
+        self._child(self.plan_cache, "hit" if hit else "miss").inc()
 
     def limit_rejected(self, limit: str) -> None:
         """A query was refused by the limit named `limit` (its config key, e.g.
@@ -134,7 +145,7 @@ class QueryMetrics:
             finally:
                 reader.close()
                 self.active.dec()
-                self.latency.labels(outcome).observe(time.monotonic() - started)
+                self._child(self.latency, outcome).observe(time.monotonic() - started)
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 

@@ -57,5 +57,9 @@ def test_quick_suite_writes_every_result_and_target(pg_server_dsn: str, tmp_path
     for target in TARGETS:
         (found,) = [line for line in lines if target in line]
         assert found.startswith(("[PASS] ", "[FAIL] ")), found
+    # The lookups' floor: the same client against benchmarks/bare_lookup.py, which answered
+    # every lookup with its key's row (lookup_client.py checks each answer).
+    floors = [line for line in lines if line.startswith("[floor] lookup")]
+    assert [line.split()[2] for line in floors] == ["(param)", "(literal)"], floors
     markdown = (out / "results.md").read_text()
     assert all(target in markdown for target in TARGETS)

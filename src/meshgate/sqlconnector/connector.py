@@ -94,7 +94,7 @@ class SqlConnector(Connector):
         self._collated_cache: dict[SourceTable, frozenset[str]] = {}
         # Rendered SQL by handle identity: a cached plan's fragments are rendered once, not
         # at every execution (rendering a barrier's SQL costs milliseconds).
-        self._rendered: collections.OrderedDict[int, tuple[PushedQuery, str]] = (
+        self._rendered: collections.OrderedDict[int, tuple[PushedQuery, str, tuple[int, ...]]] = (
             collections.OrderedDict()
         )
         self._rendered_lock = threading.Lock()
@@ -336,17 +336,22 @@ class SqlConnector(Connector):
         """The handle's SQL with its client parameters numbered 1..m in this source's own
         marker style; `execute` binds the values in that order. Handles are immutable, so
         the text is remembered per handle (the last 1024)."""
+        return self._rendered_and_bound(handle)[0]
+
+    def _rendered_and_bound(self, handle: PushedQuery) -> tuple[str, tuple[int, ...]]:
+        """`render(handle)` and the client position of each of its numbers, remembered
+        together: a point lookup's run then walks no tree (both cost a walk of the SELECT)."""
         with self._rendered_lock:
             found = self._rendered.get(id(handle))
             if found is not None and found[0] is handle:
                 self._rendered.move_to_end(id(handle))
-                return found[1]
-        sql = self._render(handle)
+                return found[1], found[2]
+        sql, positions = self._render(handle), parameter_positions(handle.select)
         with self._rendered_lock:
-            self._rendered[id(handle)] = (handle, sql)
+            self._rendered[id(handle)] = (handle, sql, positions)
             while len(self._rendered) > RENDERED_KEPT:
                 self._rendered.popitem(last=False)
-        return sql
+        return sql, positions
 
     def _render(self, handle: PushedQuery) -> str:
         """The uncached rendering behind `render`; sources refine it here."""
@@ -363,9 +368,8 @@ class SqlConnector(Connector):
         context = context if context is not None else QueryContext.standalone()
         if context.cancel.cancelled:
             raise QueryCancelled("the query was cancelled before its source ran it")
-        sql = self.render(handle)
+        sql, positions = self._rendered_and_bound(handle)
         self.sent_sql.append(sql)
-        positions = parameter_positions(handle.select)
         bound = [self._bind_value(context.parameters[position]) for position in positions]
         batches = self._stream(sql, bound, handle.schema, context.cancel)
         return result_reader(batches, handle.schema, self.driver_errors, self._failed)
