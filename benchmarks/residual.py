@@ -131,9 +131,10 @@ def serving(directory: Path, residual: str) -> Iterator[Served]:
         yield Served(residual, server, connection)
 
 
-def run_queries(layout: Layout, residuals: dict[str, Path], rounds: int,
-                queries: Sequence[int]) -> list[QueryRun]:  # fmt: skip
-    """Every query on every engine in `rounds` rounds, every answer checked against local's.
+def run_queries(layout: Layout, residuals: dict[str, Path], rounds: int, queries: Sequence[int],
+                done: Callable[[list[QueryRun]], None]) -> list[QueryRun]:  # fmt: skip
+    """Every query on every engine in `rounds` rounds, every answer checked against local's;
+    `done` gets the queries run so far after each one (a long run's partial results).
 
     The warm-up is one run of the cheapest query (q06) on each engine, not a whole pass: at
     SF 3 a pass of the 22 queries on four engines takes many minutes on two shared cores.
@@ -174,6 +175,8 @@ def run_queries(layout: Layout, residuals: dict[str, Path], rounds: int,
                         if engine in answers:
                             run.seconds[engine].append(time.perf_counter() - began)
                     _check(sql, run, answers, round_number)
+                    done([runs[n] for n in queries if runs[n].passes and any(
+                        runs[n].passes.values())])
                 print(f"residual: round {round_number} done", flush=True)
     finally:
         local.close()
@@ -309,11 +312,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "min_input_rows": args.spark_min_input_rows}  # fmt: skip
             directories[residual] = served_config(layout, out / f"config-{residual}", residual,
                                                   args.merge_memory_limit, spark)  # fmt: skip
-        runs = run_queries(layout, directories, rounds, queries)
-    results["queries"] = [asdict(r) for r in runs]
-    results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    (out / "results.md").write_text(residual_report.markdown(results))
+
+        def write(runs: list[QueryRun], finished: str = "") -> None:
+            results["queries"] = [asdict(r) for r in runs]
+            results["finished"] = finished or "(running)"
+            (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+            (out / "results.md").write_text(residual_report.markdown(results))
+
+        runs = run_queries(layout, directories, rounds, queries, write)
+    write(runs, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     print(residual_report.table(results))
     print("\n".join(residual_report.verdicts(results)))
     print(f"results: {out}/results.json, results.md")
