@@ -43,6 +43,7 @@ class SparkCluster:
     master_port: int
     master_ui_port: int
     connect_port: int
+    driver_ui_port: int = 0  # the Connect server's application UI and REST API (its jobs)
     pids: list[int] = field(default_factory=list)
 
     @property
@@ -90,7 +91,7 @@ def start(directory: Path = DEFAULT_DIRECTORY, workers: int = 2,
         state.unlink()
     (directory / "logs").mkdir(parents=True, exist_ok=True)
     (directory / "staging").mkdir(parents=True, exist_ok=True)
-    cluster = SparkCluster(directory, free_port(), free_port(), free_port())
+    cluster = SparkCluster(directory, free_port(), free_port(), free_port(), free_port())
     try:
         cluster.pids.append(_spawn(cluster, "master", [
             "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
@@ -115,7 +116,8 @@ def start(directory: Path = DEFAULT_DIRECTORY, workers: int = 2,
             "spark.cores.max": str(workers),
             "spark.sql.shuffle.partitions": str(shuffle_partitions),
             "spark.default.parallelism": str(shuffle_partitions),
-            "spark.ui.enabled": "false",
+            "spark.ui.port": str(cluster.driver_ui_port),
+            "spark.ui.retainedJobs": "200",
             "spark.sql.session.timeZone": "UTC",
         }
         submit = ["org.apache.spark.deploy.SparkSubmit", "--master", cluster.master_url,
@@ -151,10 +153,23 @@ def stop(directory: Path = DEFAULT_DIRECTORY, grace: float = 20.0) -> None:
     state.unlink()
 
 
+def attach(directory: Path) -> SparkCluster:
+    """The cluster `start` (e.g. `python -m benchmarks.spark_cluster start`) runs from
+    `directory`; refused if it is not running."""
+    state = directory.resolve() / STATE_FILE
+    if not state.exists():
+        raise RuntimeError(f"no Spark cluster was started from {directory}")
+    cluster = _load(state)
+    if not all(_alive(pid) for pid in cluster.pids):
+        raise RuntimeError(f"the Spark cluster started from {directory} is not running whole")
+    return cluster
+
+
 @contextmanager
-def running_cluster(directory: Path, workers: int = 2) -> Iterator[SparkCluster]:
+def running_cluster(directory: Path, workers: int = 2,
+                    shuffle_partitions: int = 4) -> Iterator[SparkCluster]:
     """A cluster for the body's duration (the tests' session fixture)."""
-    cluster = start(directory, workers)
+    cluster = start(directory, workers, shuffle_partitions=shuffle_partitions)
     try:
         yield cluster
     finally:
@@ -261,7 +276,8 @@ def _save(cluster: SparkCluster) -> None:
 def _load(state: Path) -> SparkCluster:
     data = json.loads(state.read_text())
     return SparkCluster(Path(data["directory"]), data["master_port"], data["master_ui_port"],
-                        data["connect_port"], list(data["pids"]))  # fmt: skip
+                        data["connect_port"], data.get("driver_ui_port", 0),
+                        list(data["pids"]))  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -285,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"remote: {cluster.remote}")
     print(f"staging_directory: {cluster.staging_directory}")
     print(f"master: {cluster.master_url} (web UI http://127.0.0.1:{cluster.master_ui_port})")
+    print(f"jobs: http://127.0.0.1:{cluster.driver_ui_port} (the Connect server's application)")
     return 0
 
 

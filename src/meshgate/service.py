@@ -47,7 +47,9 @@ from meshgate.errors import (
 from meshgate.execution.admission import ConcurrencyLimits, QuerySlots, holding
 from meshgate.execution.engine import DuckDBEngine, ResidualEngine
 from meshgate.execution.limits import ResultLimits, limited
+from meshgate.execution.residual_choice import choose_residual, residual_mode
 from meshgate.execution.run import ExecutionReport, execute_plan
+from meshgate.execution.spark import SparkEngine
 from meshgate.metrics import QueryMetrics
 from meshgate.planner.cache import PlanCache, PlanKey
 from meshgate.planner.explain import explain_table
@@ -104,6 +106,8 @@ class QueryOptions:
     strict: bool | None = None  # strict pushdown; None: the deployment's `server` setting
     client: str | None = None  # the caller's network address, for the audit record
     limits: ResultLimits | None = None  # the session's own (lower) result limits and timeout
+    # The residual engine (`auto`, `duckdb`, `spark`); None: `server.residual.default`.
+    residual_engine: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ class PreparedQuery:
     limits: ResultLimits | None = None  # the session's own (lower) result limits and timeout
     # The values of the text's literals that its shape plan binds, before the client's.
     literals: tuple[Any, ...] = ()
+    residual_engine: str | None = None  # as asked (session option, header); None: the default
 
 
 class QueryService:
@@ -180,6 +185,11 @@ class QueryService:
         readable = [d for c in connectors.values() for d in c.local_directories()]
         self.engine: ResidualEngine = engine if engine is not None else DuckDBEngine(
             limits.merge_memory_limit, state_directory(definition), readable)
+        # The distributed residual engine, when `server.residual.spark` is set (read at start).
+        self.residual = definition.server.residual
+        spark = self.residual.spark
+        self.spark_engine: SparkEngine | None = None if spark is None else SparkEngine(
+            spark.remote, definition.directory / spark.staging_directory, self.engine)
         self.slots = QuerySlots(ConcurrencyLimits(
             limits.max_concurrent_queries, limits.max_concurrent_queries_per_user,
             limits.queue_timeout_seconds))
@@ -329,26 +339,29 @@ class QueryService:
         strict: bool | None = None,
         client: str | None = None,
         limits: ResultLimits | None = None,
+        residual_engine: str | None = None,
     ) -> PreparedQuery:
         """Parse, gate, bind, secure, rewrite and plan; nothing runs at a source yet.
 
         A refusal (bad SQL, a forbidden statement, an unknown or denied product) is audited.
         `limits` are the session's own result limits and timeout, which may only lower the
-        configured ones.
+        configured ones. `residual_engine` (`auto`, `duckdb`, `spark`) overrides
+        `server.residual.default` (`residual_choice`).
         """
         arrived = now()
         try:
+            residual = residual_mode(self.residual, residual_engine)
             generation = self.generation
-            prepared = self._prepare(sql, principal, default_domain, strict)
+            prepared = self._prepare(sql, principal, default_domain, strict, residual)
             if generation != self.generation:  # reloaded meanwhile: plan on one definition
                 generation = self.generation
-                prepared = self._prepare(sql, principal, default_domain, strict)
+                prepared = self._prepare(sql, principal, default_domain, strict, residual)
         except Exception as exc:
             self._audit_failure(arrived, principal.name, tuple(sorted(principal.roles)),
                                 client, sql, exc)  # fmt: skip
             raise
         return self._with_deprecations(replace(prepared, client=client, generation=generation,
-                                               limits=limits))
+                                               limits=limits, residual_engine=residual_engine))
 
     def _with_deprecations(self, prepared: PreparedQuery) -> PreparedQuery:
         """`prepared` knowing the deprecated products it reads and what its caller is told."""
@@ -398,12 +411,14 @@ class QueryService:
         principal: Principal,
         default_domain: str | None,
         strict: bool | None,
+        residual: str,
     ) -> PreparedQuery:
         check_text(sql, self._sql_limits)
         strict_mode = self.definition.server.strict_pushdown if strict is None else strict
         tokens = statement_tokens(sql)
         if tokens is not None:
-            known = self._known_shape(sql, tokens, principal, default_domain, strict_mode)
+            known = self._known_shape(sql, tokens, principal, default_domain, strict_mode,
+                                      residual)
             if known is not None:
                 return known
         request = parse_request(sql, lambda tree: check_tree(tree, self._sql_limits))
@@ -414,7 +429,8 @@ class QueryService:
             tokens = None  # planned for this caller's catalog as it is now, by its text
         statement = request
         if statement.explain or tokens is None:
-            planned = self._planned(statement, principal, default_domain, strict_mode, None)
+            planned = self._planned(statement, principal, default_domain, strict_mode, None,
+                                    residual=residual)
             if not statement.explain:
                 return self._prepared(sql, principal, planned, default_domain, strict_mode)
             admin = self.catalog.is_admin(principal)
@@ -431,7 +447,8 @@ class QueryService:
         if shape is not None:
             types = tuple(value_type(value) for value in shape.values)
             planned = self._planned(shape.statement, principal, default_domain, strict_mode,
-                                    types, shape_key(tokens, shape.parameters))  # fmt: skip
+                                    types, shape_key(tokens, shape.parameters),
+                                    residual)  # fmt: skip
             if _binds(planned, shape.values):
                 self._shapes.put(unshaped, shape.parameters)
                 return self._prepared(sql, principal, planned, default_domain, strict_mode,
@@ -439,7 +456,7 @@ class QueryService:
         elif not seen:
             self._shapes.put(unshaped, frozenset())
         planned = self._planned(statement, principal, default_domain, strict_mode, None,
-                                shape_key(tokens, frozenset()))  # fmt: skip
+                                shape_key(tokens, frozenset()), residual)  # fmt: skip
         return self._prepared(sql, principal, planned, default_domain, strict_mode)
 
     def _known_shape(
@@ -449,6 +466,7 @@ class QueryService:
         principal: Principal,
         default_domain: str | None,
         strict: bool,
+        residual: str,
     ) -> PreparedQuery | None:
         """The prepared query from the cached plan of the text's shape, if there is one: no
         parsing, no planning, only the text's values bound (`sql.shapes`)."""
@@ -458,7 +476,7 @@ class QueryService:
             return None
         types = tuple(value_type(value) for value in values) if parameters else None
         key = self._plan_key(shape_key(tokens, parameters), principal, default_domain, strict,
-                             types)  # fmt: skip
+                             types, residual)  # fmt: skip
         planned = self._plans.find(key)
         if planned is None or not _binds(planned, values):
             return None
@@ -546,7 +564,8 @@ class QueryService:
             return prepared
         again = self.prepare(prepared.sql, prepared.principal,
                              default_domain=prepared.default_domain, strict=prepared.strict,
-                             client=prepared.client, limits=prepared.limits)  # fmt: skip
+                             client=prepared.client, limits=prepared.limits,
+                             residual_engine=prepared.residual_engine)  # fmt: skip
         if not again.schema.equals(prepared.schema):
             error = StatementOutdated(
                 "the server's configuration was reloaded since this statement was prepared, "
@@ -578,6 +597,7 @@ class QueryService:
                 prepared.default_domain,
                 prepared.strict,
                 parameter_types(prepared.statement, context.parameters),
+                residual=residual_mode(self.residual, prepared.residual_engine),
             ).plan
             if not plan.schema.equals(prepared.schema):
                 raise ParameterError(
@@ -586,7 +606,10 @@ class QueryService:
                     "of its own); cast each such parameter to the type you mean, e.g. "
                     "CAST(? AS VARCHAR)"
                 )
-        return execute_plan(plan, self.connectors, self.engine, context, report)
+        engine = self.engine
+        if plan.engine == "spark" and self.spark_engine is not None:
+            engine = self.spark_engine
+        return execute_plan(plan, self.connectors, engine, context, report)
 
     def _audited(
         self,
@@ -649,6 +672,7 @@ class QueryService:
         strict: bool,
         types: tuple[exp.DataType | None, ...] | None,
         text: Hashable = None,
+        residual: str = "duckdb",
     ) -> _Planned:
         """The cached plan for everything a plan depends on, or a new one.
 
@@ -658,12 +682,12 @@ class QueryService:
         or else its SQL text.
         """
         key = self._plan_key(statement.sql if text is None else text, principal,
-                             default_domain, strict, types)  # fmt: skip
+                             default_domain, strict, types, residual)  # fmt: skip
         plans = self._plans  # a reload meanwhile must not file this plan in the new cache
         cached = plans.get(key)
         self.metrics.plan_lookup(hit=cached is not None)
         if cached is None:
-            cached = self._plan(statement, principal, default_domain, strict, types)
+            cached = self._plan(statement, principal, default_domain, strict, types, residual)
             if not _reads_live_tables(cached.plan):
                 plans.put(key, cached)
         return cached
@@ -675,11 +699,12 @@ class QueryService:
         default_domain: str | None,
         strict: bool,
         types: tuple[exp.DataType | None, ...] | None,
+        residual: str,
     ) -> PlanKey:
         """Everything a plan depends on besides the configuration (fixed per cache)."""
         return (
             text, principal.name, principal.roles,
-            tuple(sorted(principal.attributes.items())), default_domain, strict,
+            tuple(sorted(principal.attributes.items())), default_domain, strict, residual,
             None if types is None else tuple("NULL" if t is None else type_name(t) for t in types),
         )  # fmt: skip
 
@@ -690,6 +715,7 @@ class QueryService:
         default_domain: str | None,
         strict: bool,
         types: tuple[exp.DataType | None, ...] | None,
+        residual: str,
     ) -> _Planned:
         if types is None:  # describe only: a parameter is a NULL of no type
             tree = without_placeholders(statement.tree)
@@ -698,15 +724,14 @@ class QueryService:
             tree = numbered_placeholders(statement.tree)
         bound, secured = self._secured(tree, principal, default_domain)
         rewritten = rewrite(secured, types or (), self._decorrelation)
-        planner = Planner(
-            self.connectors,
-            secured.tables,
-            secured.local_tables,
-            engine=self.engine,
-            strict=strict,
-            barriers=rewritten.barriers,
-        )
-        plan = named(planner.plan(rewritten.tree), statement)
+
+        def plan_on(engine: ResidualEngine) -> FederatedPlan:
+            planner = Planner(self.connectors, secured.tables, secured.local_tables,
+                              engine=engine, strict=strict, barriers=rewritten.barriers)
+            return planner.plan(rewritten.tree.copy())
+
+        plan = named(choose_residual(plan_on, residual, self.engine, self.spark_engine,
+                                     self.residual, self.connectors), statement)
         count = len(types or ())
         return _Planned(plan, tuple(p.qualified_name for p in bound.products),
                         secured.policies, statement, planned_types(rewritten, count),

@@ -659,6 +659,49 @@ class ResultEndpointsConfig(Strict):
         return self
 
 
+class SparkResidualConfig(Strict):
+    """The Spark Connect server a query's residual may run on (the distributed residual
+    engine): meshgate stages the fragments' post-policy rows as Parquet under
+    `staging_directory`, Spark runs the residual over them and writes its result there."""
+
+    remote: str = Field(pattern=r"^sc://[^/\s]+:[0-9]+/?$")
+    """The Spark Connect address, `sc://host:port` (e.g. `sc://127.0.0.1:15002`)."""
+    staging_directory: str
+    """A directory meshgate and every Spark worker see at the same path (a shared file
+    system, or a local folder for a one-machine cluster); each query uses its own folder in
+    it, removed when the query ends. Relative to the config directory."""
+    min_input_rows: int = Field(default=1_000_000, ge=0)
+    """With `default: auto`, a query's residual runs on Spark when the planner estimates at
+    least this many rows entering it (the sources' own estimates: PostgreSQL EXPLAIN, Parquet
+    row counts); below, or when no estimate is known, on DuckDB."""
+
+
+class ResidualConfig(Strict):
+    """Which engine runs a query's residual (the merge of its fragments): the in-process
+    DuckDB, or Spark over Spark Connect. A session option or call header `residual_engine`
+    (`auto`, `duckdb`, `spark`) overrides `default` for a session or one call."""
+
+    default: Literal["auto", "duckdb", "spark"] | None = None
+    """`duckdb`, `spark`, or `auto` (Spark from `spark.min_input_rows` estimated input rows
+    on); unset: `auto` when `spark` is set, else `duckdb`."""
+    spark: SparkResidualConfig | None = None
+    """The Spark Connect server; no distributed residual when unset. Read at start."""
+
+    @model_validator(mode="after")
+    def _spark_when_chosen(self) -> ResidualConfig:
+        if self.default in ("auto", "spark") and self.spark is None:
+            raise ValueError(f"`default: {self.default}` needs a `spark` section (remote, "
+                             "staging_directory)")
+        return self
+
+    @property
+    def mode(self) -> Literal["auto", "duckdb", "spark"]:
+        """`default`, or what an unset `default` means."""
+        if self.default is not None:
+            return self.default
+        return "auto" if self.spark is not None else "duckdb"
+
+
 class ServerConfig(Strict):
     """The Flight SQL server: where it listens, tokens, audit and identity provider."""
 
@@ -714,6 +757,7 @@ class ServerConfig(Strict):
     jwt: JwtConfig | None = None
     """Accept bearer tokens from an identity provider."""
     result_endpoints: ResultEndpointsConfig = Field(default_factory=ResultEndpointsConfig)
+    residual: ResidualConfig = Field(default_factory=ResidualConfig)
     replicas: ReplicasConfig | None = None
     """Run as one of several replicas that accept each other's tokens, prepared statements and
     tickets; one process keeps them in memory when unset. Read at start (a reload keeps it)."""

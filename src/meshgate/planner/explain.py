@@ -38,7 +38,7 @@ def explain_table(
 ) -> pa.Table:
     """One row per fragment and policy stage, then the merge DuckDB runs."""
     rows: list[Row] = []
-    _explain(plan, connectors, source_kinds, admin, rows, prefix="")
+    _explain(plan, connectors, source_kinds, admin, rows, prefix="", engine=plan.engine)
     return pa.Table.from_pylist(rows, schema=EXPLAIN_SCHEMA)
 
 
@@ -49,6 +49,7 @@ def _explain(
     admin: bool,
     rows: list[Row],
     prefix: str,
+    engine: str,
 ) -> None:
     for fragment in plan.fragments:
         policies = f"policies {', '.join(fragment.policies)}" if fragment.policies else ""
@@ -69,15 +70,19 @@ def _explain(
                      "sql": scan.sql if admin else HIDDEN,
                      "detail": "read by the merge itself"})  # fmt: skip
     for stage in plan.stages:
-        rows.append({"step": f"{prefix}policy stage {stage.name}", "source": "duckdb",
+        rows.append({"step": f"{prefix}policy stage {stage.name}", "source": engine,
                      "sql": "", "detail": f"{stage.product}: policies "
                      f"{', '.join(stage.policies)}, run apart from the query"})  # fmt: skip
-        _explain(stage.plan, connectors, source_kinds, admin, rows, prefix=f"{prefix}  ")
+        _explain(stage.plan, connectors, source_kinds, admin, rows, prefix=f"{prefix}  ",
+                 engine=engine)
     if plan.residual_sql is not None:
         detail = "; ".join(plan.local_work) or "merge of the fragments"
-        rows.append({"step": f"{prefix}merge", "source": "duckdb",
-                     "sql": plan.residual_sql if admin else HIDDEN,
-                     "detail": detail if admin else "merge of the fragments"})  # fmt: skip
+        shown = detail if admin else "merge of the fragments"
+        if plan.engine_reason:  # a choice was made: shown to all, its figures to admins only
+            reason = plan.engine_reason if admin else plan.engine_reason.split(":")[0]
+            shown += f"; residual on {engine} ({reason})"
+        rows.append({"step": f"{prefix}merge", "source": engine,
+                     "sql": plan.residual_sql if admin else HIDDEN, "detail": shown})
     elif not plan.fragments:
         rows.append({"step": f"{prefix}local", "source": "duckdb", "sql": "",
                      "detail": "no source"})  # fmt: skip

@@ -75,6 +75,8 @@ class FederatedPlan:
     local_tables: Mapping[str, pa.Table] = field(default_factory=dict)  # system tables
     stages: tuple[PolicyStage, ...] = ()
     merge_scans: tuple[MergeScan, ...] = ()
+    engine: str = "duckdb"  # which residual engine runs the residual: "duckdb" or "spark"
+    engine_reason: str = ""  # why (EXPLAIN): the option that asked, or auto's estimate
 
     @property
     def residual_sql(self) -> str | None:

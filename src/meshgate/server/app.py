@@ -29,6 +29,7 @@ from meshgate.server.endpoints import EndpointsRequest, EndpointsRequestFactory
 from meshgate.server.errors import at_boundary, guarded
 from meshgate.server.proto import flight_pb2
 from meshgate.server.proto import flight_sql_pb2 as pb
+from meshgate.server.residual import ResidualRequest, ResidualRequestFactory
 from meshgate.server.sessions import SessionStore
 from meshgate.server.signed import Signer
 from meshgate.server.sqlinfo import SCHEMA as SQL_INFO_SCHEMA
@@ -38,6 +39,7 @@ from meshgate.service import QueryOptions, QueryService
 
 AUTH = "auth"
 ENDPOINTS = "endpoints"
+RESIDUAL = "residual"
 
 _INGEST_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementIngest"
 _SUBSTRAIT_TYPE_URLS = frozenset(
@@ -158,7 +160,8 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             middleware={AUTH: AuthMiddlewareFactory(service.authenticate, self.tokens,
                                                     service.authenticate_token,
                                                     service.current_principal),
-                        ENDPOINTS: EndpointsRequestFactory()},
+                        ENDPOINTS: EndpointsRequestFactory(),
+                        RESIDUAL: ResidualRequestFactory()},
             **options,
         )
 
@@ -184,8 +187,14 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             count = self.sessions.result_endpoints(caller.token)
         return min(count or self._endpoints.default, self._endpoints.max)
 
-    def _options(self, caller: CallCredential) -> QueryOptions:
-        return replace(self.sessions.options(caller.token), client=caller.client)
+    def _options(self, caller: CallCredential,
+                 context: flight.ServerCallContext | None = None) -> QueryOptions:
+        """The session's options; a call's `residual_engine` header over the session's."""
+        options = replace(self.sessions.options(caller.token), client=caller.client)
+        asked = None if context is None else context.get_middleware(RESIDUAL)
+        if isinstance(asked, ResidualRequest) and asked.engine is not None:
+            options = replace(options, residual_engine=asked.engine)
+        return options
 
     # ---- GetFlightInfo / GetSchema ------------------------------------------------------------
 
@@ -197,7 +206,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         command = self._command(descriptor)
         if isinstance(command, pb.CommandStatementQuery):
             return self.statements.statement_info(principal, command, descriptor,
-                                                  self._options(caller), context,
+                                                  self._options(caller, context), context,
                                                   self._endpoint_count(context, caller))
         if isinstance(command, pb.CommandPreparedStatementQuery):
             return self.statements.prepared_info(principal, command, descriptor, context,
@@ -214,7 +223,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         command = self._command(descriptor)
         if isinstance(command, pb.CommandStatementQuery):
             return flight.SchemaResult(self.statements.statement_schema(
-                principal, command, self._options(caller)))
+                principal, command, self._options(caller, context)))
         if isinstance(command, pb.CommandPreparedStatementQuery):
             return flight.SchemaResult(self.statements.prepared_schema(principal, command))
         return flight.SchemaResult(self._metadata_schema(command))
@@ -335,13 +344,17 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         if handler is None:
             raise UnsupportedCommandError(f"meshgate does not support the action {action.type!r}")
         body = action.body.to_pybytes() if action.body is not None else b""
+        if action.type == "CreatePreparedStatement":  # its call's residual_engine header
+            return guarded(self._create_prepared(self._caller(context), body, context),
+                           admin=self.caller_is_admin(context))
         return guarded(handler(self._caller(context), body),
                        admin=self.caller_is_admin(context))
 
-    def _create_prepared(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
+    def _create_prepared(self, caller: CallCredential, body: bytes,
+                         context: flight.ServerCallContext | None = None) -> Iterator[bytes]:
         request = _parse(pb.ActionCreatePreparedStatementRequest, body, "CreatePreparedStatement")
         yield pack(self.statements.create_prepared(caller.principal, request,
-                                                   self._options(caller)))
+                                                   self._options(caller, context)))
 
     def _close_prepared(self, caller: CallCredential, body: bytes) -> Iterator[bytes]:
         request = _parse(pb.ActionClosePreparedStatementRequest, body, "ClosePreparedStatement")

@@ -1,6 +1,6 @@
 """Session options `catalog`, `schema`, `strict_pushdown`, the session's own lower limits
-`max_result_rows`, `max_result_bytes` and `query_timeout_seconds`, and `result_endpoints`
-(server/endpoints.py), per bearer token (P25).
+`max_result_rows`, `max_result_bytes` and `query_timeout_seconds`, `result_endpoints`
+(server/endpoints.py) and `residual_engine` (server/residual.py), per bearer token (P25).
 
 The Flight-level session actions carry raw (not Any-wrapped) Flight.proto messages and answer
 exactly one Result. JDBC sets `catalog` at connect and fails the connection on any error in the
@@ -19,6 +19,8 @@ import threading
 from meshgate.catalog.catalog import CatalogView
 from meshgate.execution.limits import ResultLimits
 from meshgate.server.proto import flight_pb2 as pb
+from meshgate.server.residual import CHOICES as RESIDUAL_CHOICES
+from meshgate.server.residual import OPTION as RESIDUAL
 from meshgate.service import QueryOptions
 
 SetError = pb.SetSessionOptionsResult.ErrorValue
@@ -45,6 +47,9 @@ class SessionStore:
                 error = _check_limit(name, value, self._ceilings)
             elif name == ENDPOINTS:
                 error = _check_endpoints(value, self._max_endpoints)
+            elif name == RESIDUAL:
+                error = None if value.WhichOneof("option_value") == "string_value" and \
+                    value.string_value in RESIDUAL_CHOICES else SetError.INVALID_VALUE
             else:
                 error = _check(name, value, view)
             if error is None:
@@ -81,6 +86,7 @@ class SessionStore:
             default_domain=current.get("schema") or None,
             strict=None if strict is None else strict == "true",
             limits=limits,
+            residual_engine=current.get(RESIDUAL),
         )
 
     def result_endpoints(self, token: str) -> int | None:

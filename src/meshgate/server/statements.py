@@ -225,7 +225,8 @@ class StatementRegistry:
     def _prepare(self, sql: str, principal: Principal, options: QueryOptions) -> PreparedQuery:
         return self._service.prepare(sql, principal, default_domain=options.default_domain,
                                      strict=options.strict, client=options.client,
-                                     limits=options.limits)
+                                     limits=options.limits,
+                                     residual_engine=options.residual_engine)
 
     # ---- prepared statements ----------------------------------------------------------------
 
@@ -378,7 +379,8 @@ class StatementRegistry:
                 part = self._service.prepare(sql, statement.principal,
                                              default_domain=prepared.default_domain,
                                              strict=prepared.strict, client=prepared.client,
-                                             limits=prepared.limits)  # fmt: skip
+                                             limits=prepared.limits,
+                                             residual_engine=prepared.residual_engine)
             except MeshgateError:  # e.g. strict mode cannot push the part's condition
                 return [statement]
             if not part.schema.equals(prepared.schema):
