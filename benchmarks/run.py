@@ -9,6 +9,9 @@
       PostgreSQL, meshgate's rows vs the minimal per-table pushdown's;
   python -m benchmarks.run suite --pg-dsn DSN [--sf 1] [--rounds 3] [--workloads ...] [--quick]
       sets up the data itself and runs every workload beside its peers: benchmarks/suite.py;
+  python -m benchmarks.run residual --pg-dsn DSN [--sf 3] [--rounds 1] [--merge-memory-limit 1GB]
+      the 22 queries with the residual on DuckDB and on Spark beside DuckDB, and each
+      server's peak memory against its limit: benchmarks/residual.py;
   python -m benchmarks.run policy --dir DIR --pg-dsn DSN [--repeat 3]
       scans and joins over a filtered, masked tpch.customer as a restricted role vs as admin
       (its own `meshgate serve` process, ADBC client), and the rows that left PostgreSQL.
@@ -267,6 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks.suite import main as suite
 
         return suite(arguments[1:])
+    if arguments[:1] == ["residual"]:  # the residual on DuckDB and on Spark: benchmarks/residual.py
+        from benchmarks.residual import main as residual
+
+        return residual(arguments[1:])
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -281,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for command in (tpch, policy):
         command.add_argument("--repeat", type=int, default=3)
     commands.add_parser("suite", help="every workload beside its peers: see `suite --help`")
+    commands.add_parser("residual", help="the residual on DuckDB and on Spark, with memory: "
+                        "see `residual --help`")
     args = parser.parse_args(arguments)
     if args.command == "policy":
         return _run_policy(args.dir, args.pg_dsn, args.repeat, args.pg_schema)
