@@ -35,6 +35,9 @@ from meshgate.sqlconnector.sandbox import sandboxed_duckdb
 from meshgate.types import wire_schema
 
 BATCH_ROWS = 64 * 1024
+# Arrow memory one query's fragments may hold while they are drained at once to be loaded
+# (`_load_streams`); past it the rest goes into DuckDB, under its memory limit.
+LOAD_BUFFER_BYTES = 256 * 1024 * 1024
 DESCRIBED_KEPT = 1024  # residual queries whose result schema `describe` remembers
 # Optimizer rules that read one relation twice. A fragment stream registered on the engine can be
 # read only once: the second read sees an empty stream, a silently wrong answer (for instance
@@ -233,47 +236,70 @@ def _load_streams(cursor: duckdb.DuckDBPyConnection,
     has none, and Q5 of TPC-H then joined two small fragments on a nation key into 18M rows
     (9 s instead of 0.9 s). Loaded, a fragment has DuckDB's row count and distinct counts.
     Only where two or more streams could be joined with each other: loading waits for the
-    whole stream (a lone one, often the largest, stays streamed). Fragments are what the
-    sources already filtered and projected; the memory limit (and spilling) covers them as
-    it covers the merge's hash tables.
+    whole stream (a lone one, often the largest, stays streamed).
 
-    The streams are drained all at once, each on its own thread: read one after the other,
+    The streams are first drained at once, each on its own thread: read one after the other,
     every other fragment stalled on its prefetch queue (4 batches) until its turn, so the
     sources ran one by one (TPC-H Q9: orders' 1.5M rows began only once the lineitem join
-    was loaded). Each is then copied into DuckDB and its Arrow batches let go.
+    was loaded). What they buffer so is Arrow memory outside DuckDB's limit, so it is capped
+    (LOAD_BUFFER_BYTES per query): past it the readers stop, and what is left of each stream
+    is inserted straight from the stream into its table, where the memory limit and spilling
+    cover it as they cover the merge's hash tables.
     """
-    drained = _drain_all(streams)
-    for name, table in drained.items():
+    drained = _drain_all(streams, LOAD_BUFFER_BYTES)
+    for name, (head, rest) in drained.items():
+        target = exp.to_identifier(name, quoted=True).sql(CANONICAL_DIALECT)
         loading = f"__loading{name}"
-        cursor.register(loading, table)
-        try:
-            target = exp.to_identifier(name, quoted=True).sql(CANONICAL_DIALECT)
-            source = exp.to_identifier(loading, quoted=True).sql(CANONICAL_DIALECT)
-            cursor.execute(f"CREATE TEMPORARY TABLE {target} AS SELECT * FROM {source}")
-        finally:
-            cursor.unregister(loading)
-        drained[name] = table.schema.empty_table()
+        source = exp.to_identifier(loading, quoted=True).sql(CANONICAL_DIALECT)
+        buffered = pa.RecordBatchReader.from_batches(streams[name].schema, head)
+        create = f"CREATE TEMPORARY TABLE {target} AS SELECT * FROM {source}"
+        _copy(cursor, loading, buffered, create)
+        if rest is not None:
+            _copy(cursor, loading, rest, f"INSERT INTO {target} SELECT * FROM {source}")
+        head.clear()
 
 
-def _drain_all(streams: Mapping[str, pa.RecordBatchReader]) -> dict[str, pa.Table]:
-    """Every stream read to its end, concurrently. The first failure stops the other
-    readers at their next batch and is raised here, once all have stopped; the run's
-    failure handling then closes the fragments."""
-    tables: dict[str, pa.Table] = {}
+def _copy(cursor: duckdb.DuckDBPyConnection, name: str, stream: pa.RecordBatchReader,
+          statement: str) -> None:  # fmt: skip
+    """Run `statement`, which reads `stream` registered as `name`."""
+    cursor.register(name, stream)
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.unregister(name)
+
+
+def _drain_all(
+    streams: Mapping[str, pa.RecordBatchReader], budget: int
+) -> dict[str, tuple[list[pa.RecordBatch], pa.RecordBatchReader | None]]:
+    """Every stream read concurrently until it ends or the streams together hold `budget`
+    bytes: each stream's batches read so far, and the stream itself when it has more (None
+    when read to its end). The first failure stops the other readers at their next batch and
+    is raised here, once all have stopped; the run's failure handling then closes the
+    fragments."""
+    heads: dict[str, list[pa.RecordBatch]] = {name: [] for name in streams}
+    finished: set[str] = set()
     errors: list[BaseException] = []
-    failed = threading.Event()
+    stop = threading.Event()
+    held = [0]
+    counting = threading.Lock()
 
     def drain(name: str, stream: pa.RecordBatchReader) -> None:
-        batches = []
         try:
-            for batch in stream:
-                if failed.is_set():
+            while not stop.is_set():
+                try:
+                    batch = stream.read_next_batch()
+                except StopIteration:
+                    finished.add(name)
                     return
-                batches.append(batch)
-            tables[name] = pa.Table.from_batches(batches, schema=stream.schema)
+                heads[name].append(batch)
+                with counting:
+                    held[0] += batch.nbytes
+                    if held[0] >= budget:
+                        stop.set()
         except BaseException as exc:  # re-raised on the caller's thread below
             errors.append(exc)
-            failed.set()
+            stop.set()
 
     readers = [threading.Thread(target=drain, args=item, name=f"load-{item[0]}", daemon=True)
                for item in streams.items()]  # fmt: skip
@@ -283,7 +309,8 @@ def _drain_all(streams: Mapping[str, pa.RecordBatchReader]) -> dict[str, pa.Tabl
         reader.join()
     if errors:
         raise errors[0]
-    return {name: tables[name] for name in streams}
+    return {name: (heads[name], None if name in finished else stream)
+            for name, stream in streams.items()}  # fmt: skip
 
 
 def _reads_files(query: exp.Query) -> bool:
