@@ -81,6 +81,7 @@ from meshgate.sql.shapes import (
     statement_tokens,
     unshaped_key,
 )
+from meshgate.sqlconnector.connector import SqlConnector
 
 log = logging.getLogger("meshgate.service")
 
@@ -660,6 +661,13 @@ class QueryService:
         # A text's tokens, literals left out -> which literals its shape takes as parameters.
         self._shapes: PlanCache[frozenset[int]] = PlanCache(capacity=4096)
         self._parameter_schemas: PlanCache[pa.Schema] = PlanCache()
+        # What the merge engine remembers of a text: a cold plan must not find it either.
+        engine = getattr(self, "engine", None)  # unset yet when __init__ calls this
+        if isinstance(engine, DuckDBEngine):
+            engine.forget_descriptions()
+        for connector in getattr(self, "connectors", {}).values():
+            if isinstance(connector, SqlConnector):
+                connector.forget_estimates()
 
     def close(self) -> None:
         for connector in self.connectors.values():

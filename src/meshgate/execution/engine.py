@@ -154,6 +154,11 @@ class DuckDBEngine:
                 self._described.popitem(last=False)
         return described
 
+    def forget_descriptions(self) -> None:
+        """Drop the remembered result schemas (cold planning is measured without them)."""
+        with self._lock:
+            self._described.clear()
+
     def run(
         self,
         query: exp.Query,

@@ -313,6 +313,12 @@ class SqlConnector(Connector):
             self._statistics[table] = (now, found)
         return found
 
+    def forget_estimates(self) -> None:
+        """Drop the remembered EXPLAIN answers per fragment text (a cold plan of a text seen
+        before must ask again; table statistics, shared by every text, are kept)."""
+        with self._statistics_lock:
+            self._plans.clear()
+
     def _recent_plan(self, kind: str, sql: str, ask: Callable[[str], Any]) -> Any:
         """The source planner's answer `ask(sql)` (an EXPLAIN) as of at most
         STATISTICS_TTL_SECONDS ago: the planner derives it from the same statistics, and
