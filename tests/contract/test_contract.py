@@ -220,6 +220,10 @@ FILTERS: dict[str, str] = {
     "filter_timestamptz_lt": "t.\"at\" < TIMESTAMPTZ '2024-02-01 00:00:00+00'",
     "filter_case": "CASE WHEN t.qty > 5 THEN 'big' ELSE 'small' END = 'big'",
     "filter_lower": "LOWER(t.name) = 'apple'",
+    "filter_substring": "SUBSTRING(t.name, 2, 3) = 'ppl'",
+    # a negative start counts from the end in DuckDB, from before the first character in
+    # PostgreSQL
+    "filter_substring_from_end": "SUBSTRING(t.name, -3, 2) = 'pl'",
 }
 
 

@@ -137,6 +137,22 @@ ALLOWED: tuple[Allowed, ...] = (
             f"(SELECT e.id FROM {E} e WHERE e.id <> o.order_id)"),
     Allowed("scalar-kept", "SELECT count(*) FROM sales.orders o WHERE o.employee_id < "
             f"(SELECT max(e.id) FROM {E} e WHERE e.id <> o.order_id)"),
+    # EXISTS kept as written where its SELECT goes down whole to a source that semi-joins it
+    # (PostgreSQL): the policied product inside it stays behind its fence
+    Allowed("exists-pushed-whole", "SELECT d.name, count(*) FROM hr.departments d WHERE EXISTS "
+            f"(SELECT 1 FROM {E} e WHERE e.department_id = d.id AND e.salary > 0) "
+            "GROUP BY d.name"),
+    Allowed("not-exists-pushed-whole", "SELECT count(*) FROM hr.departments d WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {E} e WHERE e.department_id = d.id AND e.region = 'US')"),
+    # a decorrelated aggregate's groups restricted to the filtered partner's keys
+    # (rewrite/group_key_filters.py): over the policied product, and with it as the partner,
+    # which the rule must leave alone
+    Allowed("group-keys-of-partner", "SELECT d.name, e.id FROM hr.departments d "
+            f"JOIN {E} e ON e.department_id = d.id WHERE d.name LIKE '%e%' AND e.salary >= "
+            f"(SELECT avg(e2.salary) FROM {E} e2 WHERE e2.department_id = d.id)"),
+    Allowed("group-keys-policied-partner", f"SELECT e.id FROM {E} e WHERE e.region = 'US' "
+            f"AND e.salary >= (SELECT max(e2.salary) FROM {E} e2 "
+            "WHERE e2.manager_id = e.manager_id)"),
     Allowed("cross-join", f"SELECT count(*) FROM {E} CROSS JOIN hr.departments"),
     Allowed("items-join", "SELECT e.id, sum(i.quantity) FROM sales.order_items i "
             f"JOIN sales.orders o USING (order_id) JOIN {E} e ON e.id = o.employee_id "

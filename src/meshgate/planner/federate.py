@@ -645,8 +645,18 @@ class Planner:
                 self._local(f"{why}: {conjunct.sql(CANONICAL_DIALECT)}", conjunct)
 
     def _join_groups(self, scans: list[_Scan], conjuncts: list[exp.Expr]) -> list[list[str]]:
-        """Tables of one source connected by row-preserving equi-joins, in scan order."""
+        """Tables of one source connected by row-preserving equi-joins, in scan order.
+
+        A group has one root: the one table no join of the group reaches through its key;
+        every other table is looked up by key, so the join returns at most the root's rows.
+        A join that would give a group a second root (two tables referencing one dimension:
+        `orders -> customer -> nation <- supplier`) is left to the merge: inside one
+        fragment it is the product of the two, per key (a star join written with commas over
+        TPC-H SF 1: orders of a nation x its suppliers, millions of rows; the issue's one
+        grew the server past 20 GB).
+        """
         parent = {s.alias: s.alias for s in scans}
+        roots = {s.alias: {s.alias} for s in scans}  # by group representative
 
         def find(a: str) -> str:
             while parent[a] != a:
@@ -664,9 +674,17 @@ class Planner:
             left, right = by_alias[la], by_alias[ra]
             if self._identity(left.source) != self._identity(right.source):
                 continue
-            if not (left.is_key(lc) or right.is_key(rc)):
+            looked_up = {a for a, scan, c in ((la, left, lc), (ra, right, rc)) if scan.is_key(c)}
+            if not looked_up:
                 continue
-            parent[find(la)] = find(ra)
+            group_l, group_r = find(la), find(ra)
+            joined = roots[group_l] | roots[group_r]
+            if group_l != group_r:
+                joined = min((joined - {a} for a in looked_up), key=len)
+            if len(joined) > 1:
+                continue
+            parent[group_l] = group_r
+            roots[group_r] = joined
         groups: dict[str, list[str]] = {}
         for scan in scans:
             groups.setdefault(find(scan.alias), []).append(scan.alias)

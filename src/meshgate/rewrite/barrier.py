@@ -19,13 +19,19 @@ from meshgate.rewrite.rules import (
     RULES,
     Rule,
     decorrelate,
+    merge_derived_tables,
     normalise,
     physical_schema,
     qualify_query,
     type_parameters,
     without_annotations,
 )
-from meshgate.rewrite.subqueries import Decorrelation, correlated_last, decorrelate_where
+from meshgate.rewrite.subqueries import (
+    Decorrelation,
+    correlated_last,
+    decorrelate_where,
+    restrict_group_keys,
+)
 
 _TEXT = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.CHAR,
          exp.DataType.Type.NVARCHAR, exp.DataType.Type.NCHAR}  # fmt: skip
@@ -76,7 +82,14 @@ def _rules(
     def selective(tree: exp.Query) -> exp.Query:
         return decorrelate_where(tree, decide, barriers)
 
-    rules = tuple(selective if rule is decorrelate else rule for rule in RULES)
+    def group_keys(tree: exp.Query) -> exp.Query:
+        return restrict_group_keys(tree, decide, barriers)
+
+    rules: list[Rule] = []
+    for rule in RULES:
+        rules.append(selective if rule is decorrelate else rule)
+        if rule is merge_derived_tables:
+            rules.append(group_keys)
     return (*rules, correlated_last)
 
 

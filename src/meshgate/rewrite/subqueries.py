@@ -26,15 +26,18 @@ from sqlglot.optimizer.unnest_subqueries import unnest_subqueries
 
 from meshgate.query.model import PolicyBarrier
 from meshgate.query.names import LOCAL_CATALOG, barrier_of, source_of
+from meshgate.rewrite.group_key_filters import filter_group_keys
 from meshgate.spi import Connector
 
 
 class Placement(enum.Enum):
     """Where a set of tables runs: split over sources (the merge joins them), whole at one
-    source that runs correlated subqueries row by row, or whole at one that decorrelates."""
+    source that runs correlated subqueries row by row, whole at one that runs EXISTS as a
+    semi-join but other correlated subqueries row by row, or whole at one that decorrelates."""
 
     SPLIT = "split"
     SOURCE = "source"
+    SEMI_JOINS = "semi_joins"
     ENGINE = "engine"
 
 
@@ -54,6 +57,8 @@ def decorrelation_for(connectors: Mapping[str, Connector]) -> Decorrelation:
             return Placement.SPLIT
         if all(connectors[s].capabilities.decorrelates_subqueries for s in sources):
             return Placement.ENGINE
+        if all(connectors[s].capabilities.semi_joins_exists for s in sources):
+            return Placement.SEMI_JOINS
         return Placement.SOURCE
 
     return place
@@ -71,7 +76,8 @@ def decorrelate_where(
     reads one source and is correlated by equalities only: its decorrelated form is a grouped
     derived table that goes down whole, and fewer rows leave the source (TPC-H Q4's EXISTS).
     It stays as written where DuckDB runs it anyway: the SELECT runs whole in a DuckDB-backed
-    source (Q17), or the correlation is not an equality (Q21's `l2.suppkey <> l1.suppkey`,
+    source (Q17), an EXISTS whose SELECT runs whole in a source that semi-joins it (Q4 in
+    PostgreSQL), or the correlation is not an equality (Q21's `l2.suppkey <> l1.suppkey`,
     which sqlglot turns into ARRAY_AGG and a list filter).
     """
     result = tree.copy()
@@ -100,6 +106,19 @@ def decorrelate_where(
         restored.add(index)
         placeholder.replace(original)
     return unnested
+
+
+def restrict_group_keys(
+    tree: exp.Query, place: Decorrelation, barriers: Mapping[str, PolicyBarrier] | None = None
+) -> exp.Query:
+    """rewrite/group_key_filters.py where the SELECT runs whole at a source that semi-joins;
+    after the products' derived tables are merged (the rule reads physical tables)."""
+    known = barriers or {}
+
+    def runs_whole(select: exp.Select) -> bool:
+        return place(_sources_of(select, known)) is Placement.SEMI_JOINS
+
+    return filter_group_keys(tree, runs_whole)
 
 
 def correlated_last(tree: exp.Query) -> exp.Query:
@@ -136,6 +155,8 @@ def _decorrelates(
     barriers: Mapping[str, PolicyBarrier],
 ) -> bool:  # fmt: skip
     where = place(_sources_of(owner, barriers))
+    if where is Placement.SEMI_JOINS:
+        return not isinstance(node, exp.Exists)
     if where is not Placement.SPLIT:
         return where is Placement.SOURCE
     query = _subquery_select(node)

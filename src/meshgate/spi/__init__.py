@@ -76,6 +76,10 @@ class Capabilities:
     # Plans correlated IN / EXISTS / scalar subqueries as joins itself (DuckDB): meshgate then
     # leaves them as written rather than decorrelating them into a form it runs slower.
     decorrelates_subqueries: bool = False
+    # Plans a correlated EXISTS / NOT EXISTS as a semi / anti join itself, though not a
+    # correlated scalar subquery (PostgreSQL): meshgate leaves EXISTS as written there, its
+    # decorrelated form (a grouped derived table LEFT JOINed) costs PostgreSQL 10x more.
+    semi_joins_exists: bool = False
 
 
 @dataclass(frozen=True)
