@@ -302,6 +302,7 @@ class SqlConnector(Connector):
         Statistics are a snapshot of the last ANALYZE (or file footer) anyway, and a plan
         asks them for every candidate it weighs: each ask was a catalog query or a read of
         every Parquet footer (the cold planning of TPC-H Q13 made 8 catalog round trips).
+        A table without statistics is not remembered: its first ANALYZE counts at once.
         """
         now = time.monotonic()
         with self._statistics_lock:
@@ -309,8 +310,9 @@ class SqlConnector(Connector):
         if known is not None and now - known[0] < STATISTICS_TTL_SECONDS:
             return known[1]
         found = self._table_statistics(table)
-        with self._statistics_lock:
-            self._statistics[table] = (now, found)
+        if found is not None:  # none yet (never analysed): the next ask looks again
+            with self._statistics_lock:
+                self._statistics[table] = (now, found)
         return found
 
     def forget_estimates(self) -> None:
