@@ -665,7 +665,7 @@ class QueryService:
         engine = getattr(self, "engine", None)  # unset yet when __init__ calls this
         if isinstance(engine, DuckDBEngine):
             engine.forget_descriptions()
-        for connector in getattr(self, "connectors", {}).values():
+        for connector in self.connectors.values():
             if isinstance(connector, SqlConnector):
                 connector.forget_estimates()
 
