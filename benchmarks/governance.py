@@ -9,6 +9,7 @@ are set beside what the row filter admits, counted in PostgreSQL itself.
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import statistics
@@ -35,6 +36,8 @@ MASKS: dict[str, Any] = {
     "c_address": {"expression": "left(c_address, 3) || '...'"},
 }
 HEADER = "# Written by `python -m benchmarks.run policy`; regenerated on every run.\n"
+TIMING_SECONDS = 0.2  # a timing of a short workload repeats it to about this much work
+MAX_REPETITIONS = 20
 POLICY_SUFFIX = "-policy"  # the copy sits beside DIR: config loading reads DIR recursively
 
 
@@ -195,18 +198,30 @@ def run_policy(
             for role in (ADMIN, RESTRICTED)
         }
         try:
+            repetitions = {w.name: 1 for w in chosen}
             for round_number in range(repeat + 1):
                 for workload in chosen:
                     # Alternate who goes first, so neither role always meets a warm cache.
                     roles = (ADMIN, RESTRICTED) if round_number % 2 else (RESTRICTED, ADMIN)
+                    totals = dict.fromkeys(roles, 0.0)
+                    # A timing of a short workload is the mean of several runs, the roles
+                    # alternating run by run, so that one scheduler hiccup does not decide it.
+                    for _ in range(repetitions[workload.name]):
+                        for role in roles:
+                            seconds, rows, fragments = _run_once(
+                                clients[role], served.audit, role, workload.sql, customer_table
+                            )
+                            totals[role] += seconds
+                            run = runs[(workload.name, role)]
+                            run.rows, run.fragments = rows, fragments
                     for role in roles:
-                        seconds, rows, fragments = _run_once(
-                            clients[role], served.audit, role, workload.sql, customer_table
-                        )
-                        run = runs[(workload.name, role)]
+                        mean = totals[role] / repetitions[workload.name]
                         if round_number > 0:
-                            run.seconds.append(seconds)
-                        run.rows, run.fragments = rows, fragments
+                            runs[(workload.name, role)].seconds.append(mean)
+                        else:
+                            repetitions[workload.name] = max(
+                                repetitions[workload.name], _repetitions_for(mean)
+                            )
                 print(f"round {round_number or 'warm-up'} done", flush=True)
         finally:
             for client in clients.values():
@@ -214,6 +229,11 @@ def run_policy(
     return [
         PolicyTiming(w, runs[(w.name, ADMIN)], runs[(w.name, RESTRICTED)], admitted) for w in chosen
     ]
+
+
+def _repetitions_for(seconds: float) -> int:
+    """How many runs make one timing of a workload that takes `seconds`: about 0.2 s of work."""
+    return max(1, min(MAX_REPETITIONS, math.ceil(TIMING_SECONDS / max(seconds, 1e-3))))
 
 
 def _run_once(
