@@ -153,6 +153,18 @@ ALLOWED: tuple[Allowed, ...] = (
     Allowed("group-keys-policied-partner", f"SELECT e.id FROM {E} e WHERE e.region = 'US' "
             f"AND e.salary >= (SELECT max(e2.salary) FROM {E} e2 "
             "WHERE e2.manager_id = e.manager_id)"),
+    # ... and to the keys a decorrelated IN confines the partner to: the aggregate over the
+    # policied product restricted, the IN over it (a barrier: left alone), the partner policied
+    Allowed("group-keys-semi-joined", "SELECT d.name FROM hr.departments d WHERE d.id IN "
+            "(SELECT d3.id FROM hr.departments d3 WHERE d3.region = 'EU') AND 1000 < "
+            f"(SELECT sum(e.salary) FROM {E} e WHERE e.department_id = d.id)"),
+    Allowed("group-keys-semi-join-over-policied", "SELECT d.name FROM hr.departments d "
+            f"WHERE d.id IN (SELECT e.department_id FROM {E} e WHERE e.salary > 0) AND 0 < "
+            "(SELECT count(*) FROM hr.departments d2 WHERE d2.id = d.id)"),
+    Allowed("group-keys-semi-joined-policied-partner", f"SELECT e.id FROM {E} e "
+            "WHERE e.department_id IN (SELECT d.id FROM hr.departments d WHERE d.region = 'EU') "
+            f"AND e.salary >= (SELECT avg(e2.salary) FROM {E} e2 "
+            "WHERE e2.department_id = e.department_id)"),
     Allowed("cross-join", f"SELECT count(*) FROM {E} CROSS JOIN hr.departments"),
     Allowed("items-join", "SELECT e.id, sum(i.quantity) FROM sales.order_items i "
             f"JOIN sales.orders o USING (order_id) JOIN {E} e ON e.id = o.employee_id "

@@ -11,6 +11,10 @@ that can ever join are those whose key is among the filtered `p`'s keys, so
 
 gets `k IN (SELECT p2.c FROM p AS p2 WHERE f(p2))` inside the derived table: PostgreSQL runs
 it as a hash semi-join and aggregates 6,000 rows (Q17: 5.1 s -> about the peer's time).
+A semi-join confining `p.c` counts as such a filter: `[LEFT] JOIN (SELECT k FROM q WHERE
+g(q) ...) AS d ON p.c = d.k` (LEFT with `NOT d.k IS NULL` in the WHERE: a decorrelated
+`p.c IN (...)`) gives `k' IN (SELECT q2.k FROM q AS q2 WHERE g(q2) ...)` (Q20: the year's
+lineitem aggregated for the 2,000 `forest%` parts, not for all 540,000 part/supplier pairs).
 
 Only where the answer cannot change: the filter is on a GROUP BY expression (it removes whole
 groups, never rows of a kept group); `u` is inner-joined or the null-supplied side of a LEFT
@@ -84,18 +88,103 @@ def _restrict(
     for other in select.args.get("joins") or []:
         if not other.side and other.args.get("on") is not None:
             conditions += _flatten(other.args["on"])
+    where = list(_flatten(select.args["where"].this)) if select.args.get("where") else []
     for conjunct in _flatten(on):
         pair = _key_pair(conjunct, alias, tables)
         if pair is None:
             continue
         output, partner, column = pair
         key = _group_key(body, output)
-        filters = [c for c in conditions if _only_reads(c, partner)]
-        if key is None or not filters:
+        if key is None:
             continue
-        keys = _partner_keys(tables[partner], column, filters, root)
-        body.where(exp.In(this=key.copy(), query=keys.subquery()), copy=False)
-        return
+        filters = [c for c in conditions if _only_reads(c, partner)]
+        restrictions = [_partner_keys(tables[partner], column, filters, root)] if filters else []
+        restrictions += _semi_joined_keys(
+            select, join, {partner: tables[partner]}, column, where, root
+        )
+        for keys in restrictions:
+            body.where(exp.In(this=key.copy(), query=keys.subquery()), copy=False)
+        if restrictions:
+            return
+
+
+def _semi_joined_keys(
+    select: exp.Select, restricted: exp.Join, partner: dict[str, exp.Table], column: str,
+    where: list[exp.Expr], root: exp.Expr,
+) -> list[exp.Select]:  # fmt: skip
+    """The key sets another derived table `d` of `select` confines `p.c` to (`partner`: p).
+
+    `JOIN d ON p.c = d.k`, or `LEFT JOIN d ON p.c = d.k` with `NOT d.k IS NULL` in the
+    WHERE (a decorrelated `p.c IN (SELECT k ...)`, TPC-H Q20's parts): every result row has
+    `p.c` among d's `k`, so `SELECT k FROM <d's table> WHERE ...` is a filter on `p.c`.
+    Only for a body over one physical table, never a barrier, that reads nothing outside it.
+    """
+    found = []
+    for join in select.args.get("joins") or []:
+        derived = join.this
+        if join is restricted or not isinstance(derived, exp.Subquery):
+            continue
+        body = derived.this
+        if join.side not in ("", "LEFT") or join.kind not in ("", "INNER", "OUTER"):
+            continue
+        if not isinstance(body, exp.Select) or join.args.get("on") is None:
+            continue
+        name = derived.alias_or_name
+        for conjunct in _flatten(join.args["on"]):
+            pair = _key_pair(conjunct, name, partner)
+            if pair is None or pair[2] != column:
+                continue
+            output = pair[0]
+            if join.side == "LEFT" and not any(_is_not_null(c, name, output) for c in where):
+                continue
+            keys = _derived_keys(body, output, root)
+            if keys is not None:
+                found.append(keys)
+                break
+    return found
+
+
+def _is_not_null(conjunct: exp.Expr, alias: str, output: str) -> bool:
+    """Whether `conjunct` is `NOT alias.output IS NULL`."""
+    if not isinstance(conjunct, exp.Not) or not isinstance(conjunct.this, exp.Is):
+        return False
+    tested, null = conjunct.this.this, conjunct.this.expression
+    return (
+        isinstance(tested, exp.Column) and tested.table == alias and tested.name == output
+        and isinstance(null, exp.Null)
+    )  # fmt: skip
+
+
+def _derived_keys(body: exp.Select, output: str, root: exp.Expr) -> exp.Select | None:
+    """`body` projecting only its column `output`, its table under a fresh alias; None when
+    `body` is not one physical table read alone (a join, a subquery, a correlation), or its
+    rows could differ when run twice (LIMIT, DISTINCT ON, a window, a volatile function)."""
+    from_ = body.args.get("from_")
+    table = from_.this if from_ is not None else None
+    if not isinstance(table, exp.Table) or source_of(table) is None or barrier_of(table):
+        return None
+    if any(body.args.get(k) for k in ("joins", "limit", "offset", "qualify", "distinct")):
+        return None
+    if body.find(exp.Placeholder, exp.Parameter, exp.Window) is not None or _volatile(body):
+        return None
+    if any(isinstance(q, exp.Query) and q is not body for q in body.find_all(exp.Query)):
+        return None
+    old = table.alias_or_name
+    if any(c.table != old for c in body.find_all(exp.Column)):
+        return None
+    projection = next((p for p in body.expressions if p.alias_or_name == output), None)
+    inner = projection.this if isinstance(projection, exp.Alias) else projection
+    if not isinstance(inner, exp.Column):
+        return None
+    taken = {n.alias_or_name for n in root.find_all(exp.Table, exp.Subquery)}
+    fresh = next(f"{old}_{i}" for i in itertools.count(2) if f"{old}_{i}" not in taken)
+    copy = body.copy()
+    copy.set("expressions", [inner.copy()])
+    copy.set("order", None)  # no LIMIT: the order cannot change which keys it holds
+    copy.args["from_"].this.set("alias", exp.TableAlias(this=exp.to_identifier(fresh, quoted=True)))
+    for c in copy.find_all(exp.Column):
+        c.set("table", exp.to_identifier(fresh, quoted=True))
+    return copy
 
 
 def _flatten(condition: exp.Expr) -> list[exp.Expr]:
@@ -135,10 +224,14 @@ def _only_reads(conjunct: exp.Expr, alias: str) -> bool:
         bool(columns)
         and all(c.table == alias for c in columns)
         and conjunct.find(exp.Query, exp.Placeholder, exp.Parameter) is None
-        and not any(
-            f.sql_name().lower() in _VOLATILE or f.name.lower() in _VOLATILE
-            for f in conjunct.find_all(exp.Func)
-        )
+        and not _volatile(conjunct)
+    )
+
+
+def _volatile(node: exp.Expr) -> bool:
+    return any(
+        f.sql_name().lower() in _VOLATILE or f.name.lower() in _VOLATILE
+        for f in node.find_all(exp.Func)
     )
 
 

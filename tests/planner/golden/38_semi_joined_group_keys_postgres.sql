@@ -1,0 +1,5 @@
+-- shape: a decorrelated IN confines the partner's key, so the correlated aggregate's groups are restricted to it inside PostgreSQL
+SELECT t.ticket_id FROM crm.tickets t WHERE t.contact_id IN (SELECT c.contact_id FROM crm.contacts c WHERE c.name LIKE 'Contact 1%') AND t.priority >= (SELECT MAX(t2.priority) FROM crm.tickets t2 WHERE t2.contact_id = t.contact_id) ORDER BY t.ticket_id
+-- plan
+fragment __fragment_1 @ crm_db: whole query
+  SELECT "t"."ticket_id" AS "ticket_id" FROM "public"."tickets" AS "t" LEFT JOIN (SELECT "c"."contact_id" AS "contact_id" FROM "public"."contacts" AS "c" WHERE "c"."name" COLLATE "C" LIKE 'Contact 1%' GROUP BY "c"."contact_id") AS "_u_0" ON "t"."contact_id" = "_u_0"."contact_id" LEFT JOIN (SELECT MAX("t2"."priority") AS "_col_0", "t2"."contact_id" AS "_u_2" FROM "public"."tickets" AS "t2" WHERE "t2"."contact_id" IN (SELECT "c_2"."contact_id" FROM "public"."contacts" AS "c_2" WHERE "c_2"."name" COLLATE "C" LIKE 'Contact 1%' GROUP BY "c_2"."contact_id") GROUP BY "t2"."contact_id") AS "_u_1" ON "t"."contact_id" = "_u_1"."_u_2" WHERE "t"."priority" >= "_u_1"."_col_0" AND NOT "_u_0"."contact_id" IS NULL ORDER BY "t"."ticket_id"
