@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import tempfile
 import time
@@ -32,6 +31,7 @@ import psycopg
 import yaml
 
 from benchmarks.run import duckdb_peer
+from benchmarks.scan import mesh_with_partitions
 from benchmarks.served import meshgate_server
 from benchmarks.suite_scan import proc_cpu_seconds
 from benchmarks.tpch import DOMAIN
@@ -69,12 +69,8 @@ def _named(dsn: str, application: str) -> str:
 
 
 def _mesh(directory: Path, into: Path, dsn: str, options: dict[str, Any]) -> Path:
-    into.mkdir(parents=True)
-    for item in directory.iterdir():
-        if item.suffix == ".yaml":
-            shutil.copy(item, into / item.name)
-        else:
-            (into / item.name).symlink_to(item.resolve())
+    """A copy of the mesh (scan.py's) whose PostgreSQL sources use `dsn` and `options`."""
+    mesh_with_partitions(directory, into, None)
     mesh = yaml.safe_load((into / "mesh.yaml").read_text(encoding="utf-8"))
     for source in mesh["sources"]:
         if source["kind"] == "postgres":
