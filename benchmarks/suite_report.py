@@ -187,7 +187,12 @@ def markdown(results: dict[str, Any]) -> str:
         out += ["", f"meshgate server RSS before {scan['rss_before_kib'] / 1024:.0f} MiB, peak "
                 f"(VmHWM) during the scans median {statistics.median(peaks) / 1024:.0f} MiB, "
                 f"max {max(peaks) / 1024:.0f} MiB. Binary COPY sent "
-                f"{scan['copy_bytes'] / 2**20:.0f} MiB.", ""]  # fmt: skip
+                f"{scan['copy_bytes'] / 2**20:.0f} MiB."]  # fmt: skip
+        cpu, load = scan.get("server_cpu_seconds"), scan.get("load_average")
+        if cpu and load:
+            out[-1] += (f" meshgate server CPU per scan {_spread(cpu)} s; load average "
+                        f"{min(load):.1f}-{max(load):.1f} during the rounds.")
+        out.append("")
     lookup = results.get("lookup")
     if lookup:
         out += [

@@ -38,6 +38,10 @@ class ScanResult:
     rows: int = 0
     seconds: dict[str, list[float]] = field(default_factory=lambda: {p: [] for p in PEERS})
     peak_rss_kib: list[int] = field(default_factory=list)  # meshgate's VmHWM per scan
+    # The served process's CPU seconds per scan: on a shared machine a scan's time says who
+    # got the cores, its CPU what it cost.
+    server_cpu_seconds: list[float] = field(default_factory=list)
+    load_average: list[float] = field(default_factory=list)  # 1-minute, after each round
     rss_before_kib: int = 0
     copy_bytes: int = 0
 
@@ -61,7 +65,9 @@ def run_scan(layout: Layout, rounds: int) -> ScanResult:
 
         def through_meshgate() -> int:
             _reset_peak(served.pid)
+            cpu = proc_cpu_seconds(served.pid)
             rows = through_flight(client, f"SELECT * FROM {DOMAIN}.{table}")
+            result.server_cpu_seconds.append(proc_cpu_seconds(served.pid) - cpu)
             result.peak_rss_kib.append(proc_status_kib(served.pid, "VmHWM"))
             return rows
 
@@ -112,10 +118,13 @@ def run_scan(layout: Layout, rounds: int) -> ScanResult:
                     result.rows = rows
                 if round_number > 0:
                     result.seconds[way].append(seconds)
+            if round_number > 0:
+                result.load_average.append(os.getloadavg()[0])
             print(f"scan: {'warm-up' if round_number == 0 else f'round {round_number}'} done",
                   flush=True)  # fmt: skip
     peer.close()
     result.peak_rss_kib = result.peak_rss_kib[1:]  # the warm-up's peak includes start-up
+    result.server_cpu_seconds = result.server_cpu_seconds[1:]
     return result
 
 
@@ -143,6 +152,12 @@ def bare_flight(layout: Layout, table: str) -> Iterator[str]:
 def _reset_peak(pid: int) -> None:
     """Reset the process's VmHWM to its current RSS (Linux: clear_refs value 5)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used (Linux /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_status_kib(pid: int, key: str) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import adbc_driver_manager
@@ -24,7 +24,7 @@ from meshgate.spi import CancelToken, PushedQuery
 
 from .failures import source_error
 from .pool import ConnectionPool, connection_survives
-from .stream import cancel_statement, stream_batches
+from .stream import read_batches, stream_batches
 from .typemap import BoundaryCast
 
 # Ranges smaller than this (~40 MB of heap) are not worth a connection and two transactions.
@@ -188,43 +188,53 @@ def _read_range(
 ) -> None:
     """One reader thread: stream its range into `results`, then commit and give back; a
     cancel of the query cancels its statement at once."""
-    healthy = True
+    try:
+        with contextlib.closing(read_in_transaction(pool, conn, sql, parameters, cast,
+                                                    cancel)) as batches:  # fmt: skip
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        results.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+    except BaseException as exc:  # the consumer raises it and stops the other readers
+        results.put(exc)
+    finally:
+        results.put(None)
+
+
+def read_in_transaction(
+    pool: ConnectionPool,
+    conn: Any,
+    sql: str,
+    parameters: Sequence[Any],
+    cast: BoundaryCast,
+    cancel: CancelToken,
+) -> Generator[pa.RecordBatch, None, None]:
+    """Run `sql` on `conn`, which holds a read-only transaction (a joined snapshot), and
+    yield its batches; then roll back and give the connection back. The rollback also
+    proves the session sound after an SQL error, so such an error keeps the connection."""
+
+    def release(healthy: bool) -> None:
+        pool.release(conn, healthy=healthy and end_transaction(conn))
+
     cursor = conn.cursor()
-    source = None
-    finished = False
     try:
         with cancel.stopping(cursor.adbc_cancel):
             cursor.execute(sql, tuple(parameters) if parameters else None)
             source = cursor.fetch_record_batch()
-        while not stop.is_set():
-            try:
-                with cancel.stopping(cursor.adbc_cancel):
-                    batch = source.read_next_batch()
-            except StopIteration:
-                finished = True
-                break
-            converted = cast.apply(batch)
-            while not stop.is_set():
-                try:
-                    results.put(converted, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
     except (adbc_driver_manager.Error, OSError) as exc:
-        healthy = isinstance(exc, adbc_driver_manager.Error) and connection_survives(exc)
-        finished = True
-        results.put(source_error(pool, exc, "streaming rows"))
-    except BaseException as exc:  # a cast error: report it, the consumer stops the rest
-        results.put(exc)
-    finally:
-        if source is not None and not finished:
-            healthy = cancel_statement(cursor, source) and healthy
-        if source is not None:
-            source.close()
         cursor.close()
-        healthy = healthy and end_transaction(conn)
-        pool.release(conn, healthy=healthy)
-        results.put(None)
+        release(connection_survives(exc))
+        raise source_error(pool, exc, "streaming rows") from None
+    except BaseException:
+        cursor.close()
+        release(True)
+        raise
+    yield from read_batches(pool, cursor, source, cast, cancel, release, connection_survives)
 
 
 def end_transaction(conn: Any) -> bool:

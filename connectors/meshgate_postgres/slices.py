@@ -29,9 +29,9 @@ from meshgate.errors import QueryCancelled, StatementOutdated
 from meshgate.spi import CancelToken, SourceTable
 
 from .failures import source_error
-from .partitions import end_transaction, page_ranges
-from .pool import ConnectionPool, connection_survives
-from .stream import cancel_statement
+from .partitions import end_transaction, page_ranges, read_in_transaction
+from .pool import ConnectionPool
+from .stream import in_slices
 from .typemap import BoundaryCast
 
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
@@ -138,7 +138,6 @@ def stream_slice(
 ) -> Iterator[pa.RecordBatch]:
     """Join the part's snapshot, then stream `sql` (the scan within the part's pages)."""
     conn = pool.acquire()
-    healthy = True
     try:
         if cancel.cancelled:
             raise QueryCancelled("the query was cancelled")
@@ -147,34 +146,8 @@ def stream_slice(
         pool.release(conn, healthy=end_transaction(conn))
         raise
     leases.joined(part.snapshot)
-    cursor = conn.cursor()
-    source = None
-    finished = False
-    try:
-        with cancel.stopping(cursor.adbc_cancel):
-            cursor.execute(sql, tuple(parameters) if parameters else None)
-            source = cursor.fetch_record_batch()
-        while True:
-            try:
-                with cancel.stopping(cursor.adbc_cancel):
-                    batch = source.read_next_batch()
-            except StopIteration:
-                finished = True
-                return
-            converted = cast.apply(batch)
-            for start in range(0, converted.num_rows, batch_rows):
-                yield converted.slice(start, batch_rows)
-    except (adbc_driver_manager.Error, OSError) as exc:
-        finished = True
-        healthy = isinstance(exc, adbc_driver_manager.Error) and connection_survives(exc)
-        raise source_error(pool, exc, "streaming rows") from None
-    finally:
-        if source is not None and not finished:
-            healthy = cancel_statement(cursor, source) and healthy
-        if source is not None:
-            source.close()
-        cursor.close()
-        pool.release(conn, healthy=healthy and end_transaction(conn))
+    yield from in_slices(read_in_transaction(pool, conn, sql, parameters, cast, cancel),
+                         batch_rows)  # fmt: skip
 
 
 def _join(pool: ConnectionPool, conn: Any, snapshot: str) -> None:

@@ -10,8 +10,9 @@ connection to the pool.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import adbc_driver_manager
@@ -42,8 +43,39 @@ def stream_batches(
     pool.
     """
     conn, cursor, source = _start(pool, sql, parameters, cancel)
+
+    def release(healthy: bool) -> None:
+        pool.release(conn, healthy=healthy)
+
+    def reusable_after(exc: BaseException) -> bool:
+        # No transaction to roll back proves the session sound: a failed stream drops it.
+        if classify(exc) == "unavailable":
+            pool.discard_idle()
+        return False
+
+    yield from in_slices(read_batches(pool, cursor, source, cast, cancel, release,
+                                      reusable_after), batch_rows)  # fmt: skip
+
+
+def read_batches(
+    pool: ConnectionPool,
+    cursor: Any,
+    source: pa.RecordBatchReader,
+    cast: BoundaryCast,
+    cancel: CancelToken,
+    release: Callable[[bool], None],
+    reusable_after: Callable[[BaseException], bool],
+) -> Generator[pa.RecordBatch, None, None]:
+    """The connector's one read loop: yield a started statement's batches through `cast`.
+
+    Every read runs under `cancel`. A failure while streaming maps to the source's error
+    with no retry (rows were already handed on: the query fails, never a short result), and
+    `reusable_after(exc)` says whether the connection survives it. Closed before the end
+    (or failing in `cast`), the statement is cancelled on the server and drained. In every
+    case the reader and cursor close and `release(healthy)` gives the connection back.
+    """
+    healthy = True
     finished = False
-    failed = False
     try:
         while True:
             try:
@@ -53,22 +85,28 @@ def stream_batches(
                 finished = True
                 return
             except (adbc_driver_manager.Error, OSError) as exc:
-                # The driver's stream reports server-side errors as OSError. Rows were
-                # already handed on, so no retry: the query fails (never a short result).
-                failed = True
-                if classify(exc) == "unavailable":
-                    pool.discard_idle()
+                # The driver's stream reports server-side errors as OSError.
+                finished = True
+                healthy = reusable_after(exc)
                 raise source_error(pool, exc, "streaming rows") from None
-            converted = cast.apply(batch)
-            # The driver fills ~16 MB batches; hand them on in zero-copy slices.
-            for start in range(0, converted.num_rows, batch_rows):
-                yield converted.slice(start, batch_rows)
+            yield cast.apply(batch)
     finally:
-        if not (finished or failed):
-            failed = not cancel_statement(cursor, source)
+        if not finished:
+            healthy = cancel_statement(cursor, source)
         source.close()
         cursor.close()
-        pool.release(conn, healthy=not failed)
+        release(healthy)
+
+
+def in_slices(
+    batches: Generator[pa.RecordBatch, None, None], batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """`batches` in zero-copy slices of at most `batch_rows` (the driver fills ~16 MB
+    batches); closing this closes `batches` at once, which cancels their statement."""
+    with contextlib.closing(batches):
+        for batch in batches:
+            for start in range(0, batch.num_rows, batch_rows):
+                yield batch.slice(start, batch_rows)
 
 
 def _start(
