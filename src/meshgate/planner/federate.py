@@ -512,7 +512,9 @@ class Planner:
         remaining = list(conjuncts)
         replaced: dict[str, exp.Expr] = {}
         placed: dict[str, _Placed] = {}
-        for group in self._join_groups(scans, conjuncts):
+        merged = self._inline_scans(scans)
+        replaced.update(merged or {})
+        for group in [] if merged else self._join_groups(scans, conjuncts):
             inlined = self._inline_scan(by_alias[group[0]]) if len(group) == 1 else None
             if inlined is not None:
                 replaced[group[0]] = inlined
@@ -562,6 +564,27 @@ class Planner:
                 )
         self._plan_dynamic_filters(placed, remaining)
         _rebuild_inner_from(select, replaced, remaining)
+
+    def _inline_scans(self, scans: list[_Scan]) -> dict[str, exp.Expr] | None:
+        """Every table of a SELECT as the merge's own scan (by alias), if each offers one.
+
+        A join of files tables goes down as a fragment so that it runs beside the other
+        sources' fragments; where the SELECT reads no other table, nothing would, and the
+        merge then pipelines the join into what it does above it (TPC-H Q16: part JOIN
+        partsupp under a NOT IN over PostgreSQL's suppliers and a COUNT DISTINCT, two
+        stages one after the other as a fragment).
+        """
+        if len(scans) < 2 or any(s.barrier is not None for s in scans):
+            return None
+        relations: dict[str, exp.Expr] = {}
+        for scan in scans:
+            relation = self._merge_relation(scan.alias, scan.node)
+            if relation is None:
+                return None
+            relations[scan.alias] = relation
+        for scan in scans:
+            self._note_merge_scan(scan.node, relations[scan.alias])
+        return relations
 
     def _inline_scan(self, scan: _Scan) -> exp.Expr | None:
         """`scan` as the merge's own base scan, if its source offers one (not a barrier).
