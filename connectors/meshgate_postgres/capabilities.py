@@ -54,6 +54,9 @@ EXPRESSIONS: frozenset[type[exp.Expr]] = (
             exp.Union,
             exp.Intersect,
             exp.Except,
+            # a WITH at the top of a whole query (the CTEs it reads twice; materialized)
+            exp.With,
+            exp.CTE,
         }
     )
 )

@@ -55,6 +55,7 @@ from meshgate.planner.cache import PlanCache, PlanKey
 from meshgate.planner.explain import explain_table
 from meshgate.planner.federate import Planner
 from meshgate.planner.plan import FederatedPlan
+from meshgate.planner.schema import LocalFileReader
 from meshgate.policy.policies import PolicySet, policy_problems
 from meshgate.policy.relation import secure
 from meshgate.principal import INVALID_CREDENTIALS, LoginBackoff, Principal, ScramVerifier
@@ -64,7 +65,7 @@ from meshgate.query.model import BoundQuery, CatalogCommand, SecuredQuery, State
 from meshgate.registry import create_connector, installed_kinds
 from meshgate.rewrite.barrier import rewrite
 from meshgate.rewrite.parameter_types import parameter_schema, planned_types
-from meshgate.rewrite.subqueries import decorrelation_for
+from meshgate.rewrite.subqueries import Decorrelation, decorrelation_for
 from meshgate.run_events import RunEvents
 from meshgate.spi import CancelToken, Connector, ConnectorContext, QueryContext, ScanSlice
 from meshgate.spi.parameters import parameter_position, without_placeholders
@@ -736,7 +737,7 @@ class QueryService:
             tree = numbered_placeholders(statement.tree)
         forget_positions(tree)  # our copy: later copies need not copy them
         bound, secured = self._secured(tree, principal, default_domain)
-        rewritten = rewrite(secured, types or (), self._decorrelation)
+        rewritten = rewrite(secured, types or (), self._decorrelation_for(strict))
 
         def plan_on(engine: ResidualEngine) -> FederatedPlan:
             planner = Planner(self.connectors, secured.tables, secured.local_tables,
@@ -749,6 +750,19 @@ class QueryService:
         return _Planned(plan, tuple(p.qualified_name for p in bound.products),
                         secured.policies, statement, planned_types(rewritten, count),
                         _pushed_parameters(plan) >= set(range(count)))  # fmt: skip
+
+    def _decorrelation_for(self, strict: bool) -> Decorrelation:
+        """Which subqueries become joins (rewrite/subqueries.py), knowing which sources the
+        merge reads itself: none under strict pushdown (it never inlines a merge scan) or
+        with Spark configured (whose merge reads only fragments)."""
+        if strict or self.spark_engine is not None or not isinstance(self.engine, LocalFileReader):
+            return self._decorrelation
+        engine = self.engine
+        merge_reads = frozenset(
+            name for name, c in self.connectors.items()
+            if c.local_directories() and engine.can_read(c.local_directories())
+        )  # fmt: skip
+        return decorrelation_for(self.connectors, merge_reads)
 
     def _secured(self, tree: exp.Query, principal: Principal,
                  default_domain: str | None) -> tuple[BoundQuery, SecuredQuery]:

@@ -225,7 +225,7 @@ def sqlite_source(request: pytest.FixtureRequest, directory: Path) -> ContractSo
         "filter_int_division", "filter_floor_division", "filter_ilike", "filter_case",
         "filter_lower", "filter_not_like", "projection_int_division", "agg_avg",
         "join_right", "join_full", "join_cross", "query_group_of_scans", "query_like",
-        "query_subquery", "filter_substring", "filter_substring_from_end",
+        "query_subquery", "filter_substring", "filter_substring_from_end", "query_shared_cte",
     }  # fmt: skip
 
     def busy() -> bool:

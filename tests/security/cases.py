@@ -188,6 +188,19 @@ ALLOWED: tuple[Allowed, ...] = (
             "SELECT count(*) FROM b"),
     Allowed("cte-materialized",
             f"WITH e AS MATERIALIZED (SELECT * FROM {E}) SELECT id, email FROM e"),
+    # a CTE read twice is computed once (planner/federate.py `_place_shared`): pushed whole
+    # with its WITH where hr_db takes one, else kept in the merge over one fragment; either
+    # way over the policy relation only (the row filter; ssn and salary as masked)
+    Allowed("cte-twice-filter",
+            f"WITH e AS (SELECT id, manager_id FROM {E} WHERE id < 999999) "
+            "SELECT a.id, b.id FROM e a JOIN e b ON a.manager_id = b.id"),
+    Allowed("cte-twice-mask",
+            f"WITH e AS (SELECT id, ssn, salary FROM {E}) SELECT e.id, e.ssn FROM e "
+            "WHERE e.ssn = (SELECT max(e2.ssn) FROM e e2) OR e.salary IS NOT NULL"),
+    Allowed("cte-twice-split",
+            f"WITH e AS (SELECT id, ssn, region FROM {E} WHERE ssn LIKE '%0%') "
+            "SELECT o.order_id, e.ssn FROM sales.orders o JOIN e ON e.id = o.employee_id "
+            "WHERE e.id IN (SELECT e2.id FROM e e2 WHERE e2.region = 'EU')"),
     Allowed("union-all", f"SELECT id FROM {E} UNION ALL SELECT id FROM {E}"),
     Allowed("union-literal-hidden",
             f"SELECT ssn FROM {E} UNION SELECT '000-00-0000'"),

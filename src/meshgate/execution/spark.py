@@ -178,6 +178,10 @@ def spark_sql(query: exp.Query, parameters: Sequence[Any]) -> tuple[str, dict[st
     numbered, positions = renumbered(query)
     for node in list(numbered.find_all(exp.Placeholder)):
         node.replace(exp.Placeholder(this=f"p{node.name}"))
+    for cte in numbered.find_all(exp.CTE):
+        # Spark SQL has no `AS MATERIALIZED`; its inputs are staged files, read as often as
+        # the query likes.
+        cte.set("materialized", None)
     for division in list(numbered.find_all(exp.Div)):
         # DuckDB's `/` is a DOUBLE division whatever the operands; Spark divides decimals
         # as decimals, rounded to 6 places (TPC-H Q8's share came back as 0.039639).

@@ -16,7 +16,7 @@ null-supplying side, an ON conjunct of a LEFT JOIN moves only into the joined ta
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import duckdb
@@ -120,9 +120,11 @@ class Planner:
         # A policy barrier's body: its files are read by the merge even when alone, for
         # the stage's merge query runs anyway (the fence around the barrier).
         self._merge_whole = merge_whole
+        self._shared: frozenset[str] = frozenset()  # CTEs the query reads more than once
 
     def plan(self, tree: exp.Query) -> FederatedPlan:
-        query = inline_ctes(tree)
+        query = inline_ctes(tree, keep_shared=True)
+        self._shared = _cte_names(query)
         placed = self._place(query)
         fragments = tuple(self._state.fragments)
         if isinstance(placed, Fragment):
@@ -149,6 +151,8 @@ class Planner:
     # --- placement ----------------------------------------------------------------------
     def _place(self, query: exp.Query) -> exp.Query | Fragment:
         """Push `query` whole if one source can run it, else split it and recurse."""
+        if query.args.get("with_") is not None:
+            return self._place_shared(query)
         identities = {self._identity(s) for s in _sources(query)}
         barrier = _has_barrier(query)
         if identities and not barrier and self._merge_whole:
@@ -160,6 +164,7 @@ class Planner:
             and not barrier
             and not _external_columns(query)
             and not _has_local(query)
+            and not self._reads_shared(query)
         ):
             declined: list[str] = []
             fragment = self._push_whole(query, declined)
@@ -193,6 +198,52 @@ class Planner:
         if not isinstance(query, exp.Select):
             raise UnsupportedQuery(f"cannot federate a {query.key.upper()} expression")
         return self._split_select(query)
+
+    def _place_shared(self, query: exp.Query) -> exp.Query | Fragment:
+        """`query`, whose WITH holds only CTEs it reads more than once, computing each once.
+
+        Where one source runs the whole query it receives the WITH (PostgreSQL and DuckDB
+        compute a CTE read twice once; TPC-H Q15's `revenue`: its rows and their MAX); a
+        source that refuses the WITH is offered the query with the CTEs inlined, as before.
+        Split over sources (or refused whole), each CTE body is placed on its own and the
+        merge keeps it as a MATERIALIZED CTE over the result: one fragment, read once,
+        instead of one per use. Policies are untouched either way: a barrier inside a CTE
+        body is fenced or planned apart exactly as it is anywhere else.
+        """
+        with_ = query.args["with_"]
+        if (
+            len({self._identity(s) for s in _sources(query)}) == 1
+            and not _external_columns(query)
+            and not _has_local(query)
+        ):
+            barrier = _has_barrier(query)
+            declined: list[str] = []
+            for offered in (query, inline_ctes(query)):
+                whole = (self._push_fenced(offered) if barrier
+                         else self._push_whole(offered, declined))  # fmt: skip
+                if whole is not None:
+                    return whole
+            if declined:
+                self._state.local_work.append(declined[0])
+            elif not barrier:
+                self._local(
+                    "the source cannot run this (sub)query whole; it was split", query,
+                    merged=f"the source cannot run the query's {_operator_kinds(query)}",
+                )  # fmt: skip
+        ctes: list[exp.CTE] = []
+        for cte in with_.expressions:
+            kept = cte.copy()
+            kept.set("this", _as_query(self._place(cte.this)))
+            ctes.append(kept)
+        main = query.copy()
+        main.set("with_", None)
+        result = _as_query(self._place(main))
+        result.set("with_", exp.With(expressions=ctes))
+        return result
+
+    def _reads_shared(self, query: exp.Expr) -> bool:
+        """Whether `query` reads a CTE the merge computes (it cannot go down to a source)."""
+        return any(_is_cte_reference(t, self._shared) for t in query.find_all(exp.Table))
 
     def _inline_all(self, query: exp.Query) -> exp.Query | None:
         """`query` with every physical table read by the merge, if each offers a local scan.
@@ -263,6 +314,8 @@ class Planner:
         sources = _sources(query).union(*(_sources(b) for b in bodies))
         identities = {self._identity(s) for s in sources}
         if len(identities) != 1 or _external_columns(query) or _has_local(query):
+            return None
+        if query.args.get("with_") is None and self._reads_shared(query):
             return None
         source = next(iter(sources))
         if not self._connectors[source].capabilities.offset_fences_subqueries:
@@ -459,7 +512,9 @@ class Planner:
         remaining = list(conjuncts)
         replaced: dict[str, exp.Expr] = {}
         placed: dict[str, _Placed] = {}
-        for group in self._join_groups(scans, conjuncts):
+        merged = self._inline_scans(scans)
+        replaced.update(merged or {})
+        for group in [] if merged else self._join_groups(scans, conjuncts):
             inlined = self._inline_scan(by_alias[group[0]]) if len(group) == 1 else None
             if inlined is not None:
                 replaced[group[0]] = inlined
@@ -509,6 +564,27 @@ class Planner:
                 )
         self._plan_dynamic_filters(placed, remaining)
         _rebuild_inner_from(select, replaced, remaining)
+
+    def _inline_scans(self, scans: list[_Scan]) -> dict[str, exp.Expr] | None:
+        """Every table of a SELECT as the merge's own scan (by alias), if each offers one.
+
+        A join of files tables goes down as a fragment so that it runs beside the other
+        sources' fragments; where the SELECT reads no other table, nothing would, and the
+        merge then pipelines the join into what it does above it (TPC-H Q16: part JOIN
+        partsupp under a NOT IN over PostgreSQL's suppliers and a COUNT DISTINCT, two
+        stages one after the other as a fragment).
+        """
+        if len(scans) < 2 or any(s.barrier is not None for s in scans):
+            return None
+        relations: dict[str, exp.Expr] = {}
+        for scan in scans:
+            relation = self._merge_relation(scan.alias, scan.node)
+            if relation is None:
+                return None
+            relations[scan.alias] = relation
+        for scan in scans:
+            self._note_merge_scan(scan.node, relations[scan.alias])
+        return relations
 
     def _inline_scan(self, scan: _Scan) -> exp.Expr | None:
         """`scan` as the merge's own base scan, if its source offers one (not a barrier).
@@ -869,28 +945,67 @@ def _offer_query(
 
 
 # --- tree helpers ---------------------------------------------------------------------------
-def inline_ctes(tree: exp.Query) -> exp.Query:
-    """Replace every CTE reference by a copy of its body, innermost WITH first."""
+def inline_ctes(tree: exp.Query, *, keep_shared: bool = False) -> exp.Query:
+    """Replace every CTE reference by a copy of its body, innermost WITH first.
+
+    With `keep_shared`, the CTEs of the outermost WITH that are referenced more than once
+    stay in it (their bodies with the other CTEs inlined), so that they can be computed once.
+    """
     result = tree.copy()
     while True:
         withs = [w for w in result.find_all(exp.With)]
+        if keep_shared:
+            withs = [w for w in withs if w.parent is not result]
         if not withs:
-            return result
-        with_ = withs[-1]
-        if with_.args.get("recursive"):
-            raise UnsupportedQuery("recursive CTEs are not supported yet")
-        owner = with_.parent
-        assert isinstance(owner, exp.Query)
-        bodies: dict[str, exp.Query] = {}
-        for cte in with_.expressions:
-            body = _substitute_ctes(cte.this, bodies)
-            bodies[cte.alias_or_name] = body
-        owner.set("with_", None)
-        replaced = _substitute_ctes(owner, bodies)
-        if owner is result:
-            result = replaced
+            break
+        result = _inline_with(result, withs[-1], frozenset())
+    with_ = result.args.get("with_")
+    if with_ is None:
+        return result
+    names = [cte.alias_or_name for cte in with_.expressions]
+    counts = {name: 0 for name in names}
+    for table in result.find_all(exp.Table):
+        if _is_cte_reference(table, counts.keys()):
+            counts[table.name] += 1
+    return _inline_with(result, with_, frozenset(n for n in names if counts[n] > 1))
+
+
+def _inline_with(result: exp.Query, with_: exp.With, keep: frozenset[str]) -> exp.Query:
+    """`result` with the CTEs of `with_` (one of its WITH clauses) inlined, but for `keep`."""
+    if with_.args.get("recursive"):
+        raise UnsupportedQuery("recursive CTEs are not supported yet")
+    owner = with_.parent
+    assert isinstance(owner, exp.Query)
+    bodies: dict[str, exp.Query] = {}
+    kept: list[exp.CTE] = []
+    for cte in with_.expressions:
+        body = _substitute_ctes(cte.this, bodies)
+        if cte.alias_or_name in keep:
+            shared = cte.copy()
+            shared.set("this", body)
+            shared.set("materialized", True)
+            kept.append(shared)
         else:
-            owner.replace(replaced)
+            bodies[cte.alias_or_name] = body
+    owner.set("with_", None)
+    replaced = _substitute_ctes(owner, bodies)
+    if kept:
+        replaced.set("with_", exp.With(expressions=kept))
+    if owner is result:
+        return replaced
+    owner.replace(replaced)
+    return result
+
+
+def _cte_names(query: exp.Query) -> frozenset[str]:
+    with_ = query.args.get("with_")
+    if with_ is None:
+        return frozenset()
+    return frozenset(c.alias_or_name for c in with_.expressions)
+
+
+def _is_cte_reference(table: exp.Table, names: Collection[str]) -> bool:
+    return not table.db and not table.catalog and table.name in names
 
 
 def _substitute_ctes(node: exp.Query, bodies: Mapping[str, exp.Query]) -> exp.Query:

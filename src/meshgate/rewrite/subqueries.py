@@ -33,12 +33,14 @@ from meshgate.spi import Connector
 class Placement(enum.Enum):
     """Where a set of tables runs: split over sources (the merge joins them), whole at one
     source that runs correlated subqueries row by row, whole at one that runs EXISTS as a
-    semi-join but other correlated subqueries row by row, or whole at one that decorrelates."""
+    semi-join but other correlated subqueries row by row, whole at one that decorrelates,
+    or (outside a SELECT that runs whole there) read by the merge DuckDB itself."""
 
     SPLIT = "split"
     SOURCE = "source"
     SEMI_JOINS = "semi_joins"
     ENGINE = "engine"
+    MERGE = "merge"
 
 
 # Source names a SELECT reads -> where it runs.
@@ -47,14 +49,19 @@ Decorrelation = Callable[[frozenset[str]], Placement]
 _KEPT = "__meshgate_kept_subquery"
 
 
-def decorrelation_for(connectors: Mapping[str, Connector]) -> Decorrelation:
-    """Placement by source identity and the sources' `decorrelates_subqueries`."""
+def decorrelation_for(
+    connectors: Mapping[str, Connector], merge_reads: frozenset[str] = frozenset()
+) -> Decorrelation:
+    """Placement by source identity and the sources' `decorrelates_subqueries`; the sources
+    in `merge_reads` are those whose tables the merge reads itself (merge scans)."""
 
     def place(sources: frozenset[str]) -> Placement:
         if not sources or any(s not in connectors for s in sources):
             return Placement.SPLIT
         if len({connectors[s].identity for s in sources}) > 1:
             return Placement.SPLIT
+        if sources <= merge_reads:
+            return Placement.MERGE
         if all(connectors[s].capabilities.decorrelates_subqueries for s in sources):
             return Placement.ENGINE
         if all(connectors[s].capabilities.semi_joins_exists for s in sources):
@@ -74,11 +81,13 @@ def decorrelate_where(
     A subquery is decorrelated when the SELECT holding it runs whole at a source that cannot
     decorrelate (the join goes down with it), or when that SELECT is split but the subquery
     reads one source and is correlated by equalities only: its decorrelated form is a grouped
-    derived table that goes down whole, and fewer rows leave the source (TPC-H Q4's EXISTS).
-    It stays as written where DuckDB runs it anyway: the SELECT runs whole in a DuckDB-backed
-    source (Q17), an EXISTS whose SELECT runs whole in a source that semi-joins it (Q4 in
-    PostgreSQL), or the correlation is not an equality (Q21's `l2.suppkey <> l1.suppkey`,
-    which sqlglot turns into ARRAY_AGG and a list filter).
+    derived table that goes down whole, and fewer rows leave the source. It stays as written
+    where DuckDB runs it anyway: the SELECT runs whole in a DuckDB-backed source (Q17), an
+    EXISTS whose SELECT runs whole in a source that semi-joins it (Q4 in PostgreSQL), an
+    EXISTS over tables the merge reads itself (Q4 split: the merge semi-joins 57k orders
+    with its own scan of lineitem instead of grouping 1.4M order keys), or the correlation is
+    not an equality (Q21's `l2.suppkey <> l1.suppkey`, which sqlglot turns into ARRAY_AGG
+    and a list filter).
     """
     result = tree.copy()
     known = barriers or {}
@@ -160,11 +169,12 @@ def _decorrelates(
     if where is not Placement.SPLIT:
         return where is Placement.SOURCE
     query = _subquery_select(node)
-    return (
-        query is not None
-        and place(_sources_of(query, barriers)) is not Placement.SPLIT
-        and _equality_correlated(query)
-    )
+    if query is None:
+        return False
+    inner = place(_sources_of(query, barriers))
+    if inner is Placement.MERGE and isinstance(node, exp.Exists):
+        return False
+    return inner is not Placement.SPLIT and _equality_correlated(query)
 
 
 def _subquery_select(node: exp.Expr) -> exp.Query | None:

@@ -44,6 +44,7 @@ CANONICAL_EXPRESSIONS: frozenset[type[exp.Expr]] = (
             exp.Ceil, exp.Sign, exp.Sqrt, exp.Greatest, exp.Least, exp.Extract, exp.Year,
             exp.Month, exp.Day, exp.DayOfWeek, exp.TimestampTrunc, exp.DateTrunc, exp.DateDiff,
             exp.Interval, exp.Subquery, exp.Exists, exp.Union, exp.Intersect, exp.Except,
+            exp.With, exp.CTE,
         }
     )
 )  # fmt: skip

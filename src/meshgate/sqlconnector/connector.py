@@ -238,10 +238,10 @@ class SqlConnector(Connector):
     def apply_query(
         self, query: exp.Query, schema: pa.Schema, inputs: Sequence[ScanInput] = ()
     ) -> PushedQuery | None:
-        if not isinstance(query, exp.Select) or query.find(exp.With) is not None:
+        if not isinstance(query, exp.Select) or not _with_at_top_only(query):
             return None
         select = query.copy()
-        inputs = _typed_as_planned(self._inputs_of(select), inputs)
+        inputs = _typed_as_planned(self._inputs_of(select, _cte_names(select)), inputs)
         if not inputs or not self.can_render(select, inputs):
             return None
         for clause in select.find_all(exp.Where, exp.Having):
@@ -413,11 +413,19 @@ class SqlConnector(Connector):
             return failure.error(detail)
         return source_failed(self.kind, detail)
 
-    def _inputs_of(self, select: exp.Select) -> tuple[ScanInput, ...]:
+    def _inputs_of(
+        self, select: exp.Select, ctes: frozenset[str] = frozenset()
+    ) -> tuple[ScanInput, ...]:
         """The physical tables `select` reads, each aliased (in place); () if one cannot be
-        read or an alias names two different tables."""
+        read or an alias names two different tables. References to the `ctes` of its WITH
+        are not tables; () if one's alias is also a table's (the tables are known by alias
+        from here on)."""
         inputs: list[ScanInput] = []
+        cte_aliases: set[str] = set()
         for table in select.find_all(exp.Table):
+            if not table.db and not table.catalog and table.name in ctes:
+                cte_aliases.add(table.alias_or_name)
+                continue
             if not table.name or isinstance(table.this, exp.Func):
                 return ()
             alias = table.alias_or_name
@@ -435,6 +443,8 @@ class SqlConnector(Connector):
             if not table.alias:
                 table.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
             inputs.append(ScanInput(alias=alias, table=source_table, columns=tuple(columns)))
+        if cte_aliases & {i.alias for i in inputs}:
+            return ()
         return tuple(inputs)
 
     def _binary_text(self, select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
@@ -497,6 +507,23 @@ class SqlConnector(Connector):
         except (SqlglotError, SourceUnavailable):
             return None
         return candidate
+
+
+def _with_at_top_only(select: exp.Select) -> bool:
+    """Whether `select` has no WITH but, perhaps, its own non-recursive one: the CTEs a
+    planner keeps because the query reads them more than once (sources that declare
+    `exp.CTE` compute each once)."""
+    with_ = select.args.get("with_")
+    if with_ is not None and with_.args.get("recursive"):
+        return False
+    return all(w is with_ for w in select.find_all(exp.With))
+
+
+def _cte_names(select: exp.Select) -> frozenset[str]:
+    with_ = select.args.get("with_")
+    if with_ is None:
+        return frozenset()
+    return frozenset(c.alias_or_name for c in with_.expressions)
 
 
 def _typed_as_planned(

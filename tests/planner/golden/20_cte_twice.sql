@@ -3,7 +3,5 @@ WITH eu AS (SELECT id, manager_id FROM hr.employees WHERE region = 'EU') SELECT 
 -- plan
 fragment __fragment_1 @ hr_db: whole query
   SELECT "employees"."id" AS "id", "employees"."manager_id" AS "manager_id" FROM "employees" AS "employees" WHERE "employees"."region" = 'EU'
-fragment __fragment_2 @ hr_db: whole query
-  SELECT "employees"."id" AS "id", "employees"."manager_id" AS "manager_id" FROM "employees" AS "employees" WHERE "employees"."region" = 'EU'
 merge @ duckdb: the source cannot run this (sub)query whole; it was split
-  SELECT "a"."id" AS "id", "b"."id" AS "manager" FROM "__fragment_1" AS "a" JOIN "__fragment_2" AS "b" ON "a"."manager_id" = "b"."id"
+  WITH "eu$cte1" AS MATERIALIZED (SELECT * FROM __fragment_1) SELECT "a"."id" AS "id", "b"."id" AS "manager" FROM "eu$cte1" AS "a" JOIN "eu$cte1" AS "b" ON "a"."manager_id" = "b"."id"
