@@ -1,4 +1,5 @@
-"""A LEFT JOIN whose right side the WHERE requires non-null becomes inner, and nothing else does.
+"""A LEFT JOIN of a HAVING-filtered derived table the WHERE requires non-null becomes inner,
+and nothing else does.
 
 Each case is rewritten and both forms run on DuckDB over tables with NULL keys, unmatched rows
 and duplicates: the answers must be the same rows, each as often.
@@ -20,23 +21,32 @@ CREATE TABLE b AS SELECT * FROM (VALUES (1, 'p'), (1, 'q'), (3, NULL), (4, 's'),
 CREATE TABLE c AS SELECT * FROM (VALUES (10, 1), (30, 2), (99, 3)) t(v, z);
 """
 
+B = "(SELECT x, MIN(w) AS w FROM b GROUP BY x HAVING COUNT(*) > 0)"
+C = "(SELECT v, MAX(z) AS z FROM c GROUP BY v HAVING MAX(z) < 3)"
+
 # (query, joins that must be inner afterwards, by alias)
 CASES = [
-    ("SELECT a.x, b.w FROM a LEFT JOIN b ON a.x = b.x WHERE NOT b.x IS NULL", {"b"}),
-    ("SELECT a.x, b.w FROM a LEFT JOIN b ON a.x = b.x WHERE b.w = 'p'", {"b"}),
-    ("SELECT a.x FROM a LEFT JOIN b ON a.x = b.x WHERE a.v > 0 AND b.w < 'r'", {"b"}),
-    ("SELECT a.x, c.z FROM a LEFT JOIN b ON a.x = b.x LEFT JOIN c ON c.v = a.v "
-     "WHERE NOT c.z IS NULL", {"c"}),
-    ("SELECT a.x, b.w FROM a LEFT OUTER JOIN b ON a.x = b.x AND b.w <> 'q' "
-     "WHERE NOT b.x IS NULL", {"b"}),
-    # not null-rejecting on b: stays LEFT
-    ("SELECT a.x, b.w FROM a LEFT JOIN b ON a.x = b.x WHERE b.x IS NULL", set()),
-    ("SELECT a.x, b.w FROM a LEFT JOIN b ON a.x = b.x WHERE COALESCE(b.w, 'z') = 'z'", set()),
-    ("SELECT a.x, b.w FROM a LEFT JOIN b ON a.x = b.x WHERE b.w = 'p' OR a.v = 10", set()),
-    ("SELECT a.x, b.w FROM a LEFT JOIN b ON a.x = b.x WHERE NOT a.x IS NULL", set()),
+    (f"SELECT a.x, u.w FROM a LEFT JOIN {B} AS u ON a.x = u.x WHERE NOT u.x IS NULL", {"u"}),
+    (f"SELECT a.x, u.w FROM a LEFT JOIN {B} AS u ON a.x = u.x WHERE u.w = 'p'", {"u"}),
+    (f"SELECT a.x FROM a LEFT JOIN {B} AS u ON a.x = u.x WHERE a.v > 0 AND u.w < 'r'", {"u"}),
+    (f"SELECT a.x, t.z FROM a LEFT JOIN {B} AS u ON a.x = u.x LEFT JOIN {C} AS t "
+     "ON t.v = a.v WHERE NOT t.z IS NULL", {"t"}),
+    (f"SELECT a.x, u.w FROM a LEFT OUTER JOIN {B} AS u ON a.x = u.x AND u.w <> 'q' "
+     "WHERE NOT u.x IS NULL", {"u"}),
+    # not null-rejecting on u: stays LEFT
+    (f"SELECT a.x, u.w FROM a LEFT JOIN {B} AS u ON a.x = u.x WHERE u.x IS NULL", set()),
+    (f"SELECT a.x, u.w FROM a LEFT JOIN {B} AS u ON a.x = u.x "
+     "WHERE COALESCE(u.w, 'z') = 'z'", set()),
+    (f"SELECT a.x, u.w FROM a LEFT JOIN {B} AS u ON a.x = u.x WHERE u.w = 'p' OR a.v = 10",
+     set()),
+    (f"SELECT a.x, u.w FROM a LEFT JOIN {B} AS u ON a.x = u.x WHERE NOT a.x IS NULL", set()),
     # a RIGHT or FULL join in the same SELECT: left alone
-    ("SELECT a.x, b.w, c.z FROM a LEFT JOIN b ON a.x = b.x FULL JOIN c ON c.v = a.v "
-     "WHERE NOT b.x IS NULL", set()),
+    (f"SELECT a.x, u.w, c.z FROM a LEFT JOIN {B} AS u ON a.x = u.x FULL JOIN c ON c.v = a.v "
+     "WHERE NOT u.x IS NULL", set()),
+    # a table, or a derived table without HAVING: left alone
+    ("SELECT a.x, b.w FROM a LEFT JOIN b ON a.x = b.x WHERE NOT b.x IS NULL", set()),
+    ("SELECT a.x, u.x FROM a LEFT JOIN (SELECT x FROM b GROUP BY x) AS u ON a.x = u.x "
+     "WHERE NOT u.x IS NULL", set()),
 ]
 
 

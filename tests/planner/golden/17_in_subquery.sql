@@ -6,4 +6,4 @@ fragment __fragment_1 @ hr_db: whole query
 fragment __fragment_2 @ sales_db: scan
   SELECT "orders"."employee_id" AS "employee_id", "orders"."order_id" AS "order_id" FROM "orders" AS "orders"
 merge @ duckdb: merge of the fragments
-  SELECT "orders"."order_id" AS "order_id" FROM "__fragment_2" AS "orders" CROSS JOIN "__fragment_1" AS "_u_0" WHERE "orders"."employee_id" = _u_0.id AND NOT _u_0.id IS NULL
+  SELECT "orders"."order_id" AS "order_id" FROM "__fragment_2" AS "orders" LEFT JOIN "__fragment_1" AS "_u_0" ON "orders"."employee_id" = _u_0.id WHERE NOT _u_0.id IS NULL

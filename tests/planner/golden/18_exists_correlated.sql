@@ -6,4 +6,4 @@ fragment __fragment_1 @ crm_db: whole query
 fragment __fragment_2 @ sales_db: scan
   SELECT "c"."customer_id" AS "customer_id" FROM "customers" AS "c"
 merge @ duckdb: merge of the fragments
-  SELECT "c"."customer_id" AS "customer_id" FROM "__fragment_2" AS "c" CROSS JOIN "__fragment_1" AS "_u_0" WHERE "c"."customer_id" = _u_0._u_1 AND NOT _u_0._u_1 IS NULL
+  SELECT "c"."customer_id" AS "customer_id" FROM "__fragment_2" AS "c" LEFT JOIN "__fragment_1" AS "_u_0" ON "c"."customer_id" = _u_0._u_1 WHERE NOT _u_0._u_1 IS NULL
