@@ -145,3 +145,29 @@ def test_too_selective_build_side_sends_a_false_filter_and_no_rows(
     assert isinstance(condition, exp.Boolean)
     assert condition.this is False
     same_rows(result, oracle.execute(join(1_000_000)).to_arrow_table())
+
+
+def test_a_having_subquery_restricts_the_scan_it_joins_with(
+    service: QueryService, oracle: duckdb.DuckDBPyConnection
+) -> None:
+    """TPC-H Q18's shape: `IN (SELECT k ... GROUP BY k HAVING ...)` is decorrelated into a
+    LEFT JOIN whose right side the WHERE requires non-null, an inner join: the subquery's
+    few keys restrict the items the lake sends."""
+    sql = (
+        "SELECT i.item_id, i.qty FROM sales.items i WHERE i.order_id IN "
+        "(SELECT o.order_id FROM sales.orders o GROUP BY o.order_id HAVING MAX(o.amount) > 900)"
+    )
+    keys = build_keys(oracle, 900)
+    assert 0 < len(keys) < 50
+    plan = service.explain(sql, service.principal("admin")).to_pylist()
+    [probe] = [row for row in plan if "items" in str(row.get("sql"))]
+    assert "dynamic filter" in str(probe), probe
+    assert "listed keys only" in str(probe), probe
+    connector = lake(service)
+    result = service.query(sql, service.principal("admin"))
+    condition = probe_filter(connector)
+    assert isinstance(condition, exp.In)
+    assert sorted(literals(condition.expressions)) == keys
+    want = oracle.execute(sql).to_arrow_table()
+    assert want.num_rows > 0
+    same_rows(result, want)

@@ -142,6 +142,25 @@ def test_no_dynamic_filter_ships_keys_out_of_a_barrier(service: QueryService) ->
     assert not any(" IN (" in s or "BETWEEN" in s for s in lake.sent_sql)
 
 
+def test_no_dynamic_filter_ships_keys_out_of_a_barrier_in_a_having_subquery(
+    service: QueryService,
+) -> None:
+    """A grouped subquery with a HAVING restricts the scan it joins with (TPC-H Q18), but not
+    when it reads a policy barrier: its keys stay in the merge."""
+    sql = ("SELECT x.staff_id, x.amount FROM sales.sales x WHERE x.staff_id IN "
+           "(SELECT s.id FROM hr.staff s GROUP BY s.id HAVING MAX(s.name) = 'Bo Chen') "
+           "ORDER BY 1, 2")  # fmt: skip
+    lake = service.connectors["lake"]
+    assert isinstance(lake, SqlConnector)
+    lake.sent_sql.clear()
+    assert rows(service, sql, "admin") == [{"staff_id": 2, "amount": 7.0}]
+    assert any(" IN (" in s for s in lake.sent_sql)  # admin: keys shipped
+    lake.sent_sql.clear()
+    assert rows(service, sql, "analyst") == []  # Bo Chen is a US row, and masked
+    assert lake.sent_sql
+    assert not any(" IN (" in s or "BETWEEN" in s for s in lake.sent_sql)
+
+
 def test_explain_hides_the_physical_plan_from_non_admins(service: QueryService) -> None:
     sql = "EXPLAIN SELECT id, email FROM hr.people WHERE id > 1"
     table = service.query(sql, service.principal("analyst"))

@@ -84,6 +84,10 @@ class _Placed:
     selective: bool  # the source absorbed at least one filter
     # residual key column -> (scan, column) it reads, where no absorbed filter restricts it
     unfiltered_keys: dict[str, tuple[_Scan, str]] = field(default_factory=dict)
+    # a join-group fragment's residual columns -> (scan, column), scans outside barriers only:
+    # where a dynamic filter may restrict the join at its source
+    columns: dict[str, tuple[_Scan, str]] = field(default_factory=dict)
+    derived: bool = False  # a derived table the source runs whole (a build side only)
 
 
 @dataclass
@@ -541,9 +545,15 @@ class Planner:
                         if (a, k) in renames and by_alias[a].barrier is None
                         and not _restricts(absorbed, a, k)
                     }  # fmt: skip
+                    columns = {
+                        renamed: (by_alias[a], c)
+                        for (a, c), (_, renamed) in renames.items()
+                        if by_alias[a].barrier is None
+                    }
                     placed[fragment.name] = _Placed(
-                        fragment, None, keys, bool(absorbed), unfiltered
-                    )
+                        fragment, None, keys, bool(absorbed), unfiltered,
+                        columns if not fragment.policies else {},
+                    )  # fmt: skip
                     continue
             for alias in group:
                 scan = by_alias[alias]
@@ -562,6 +572,7 @@ class Planner:
                 placed[alias] = _Placed(
                     fragment, scan, set(scan.physical.primary_key), bool(absorbed), unfiltered
                 )
+        placed.update(self._derived_builds(select))
         self._plan_dynamic_filters(placed, remaining)
         _rebuild_inner_from(select, replaced, remaining)
 
@@ -585,6 +596,36 @@ class Planner:
         for scan in scans:
             self._note_merge_scan(scan.node, relations[scan.alias])
         return relations
+
+    def _derived_builds(self, select: exp.Select) -> dict[str, _Placed]:
+        """Derived tables of `select` that went down whole and may feed a dynamic filter:
+        grouped with a HAVING (TPC-H Q18's `SUM(l_quantity) > 300`: 57 of 1.5M keys), read
+        no policy barrier, keyed by their GROUP BY columns.
+
+        Their size is unknown before they run, so a filter from one is worth only a key list.
+        """
+        by_name = {f.name: f for f in self._state.fragments}
+        found: dict[str, _Placed] = {}
+        for item in [select.args.get("from_"), *list(select.args.get("joins") or [])]:
+            node = item.this if item is not None else None
+            if not isinstance(node, exp.Table) or node.db or node.catalog:
+                continue
+            fragment = by_name.get(node.name)
+            if fragment is None or fragment.policies:
+                continue
+            query = fragment.handle.select
+            if not query.args.get("having") or not query.args.get("group"):
+                continue
+            grouped = {g.name for g in query.args["group"].expressions
+                       if isinstance(g, exp.Column)}  # fmt: skip
+            keys = {
+                p.alias_or_name
+                for p in query.expressions
+                if isinstance(p.unalias(), exp.Column) and p.unalias().name in grouped
+            }
+            if keys:
+                found[node.alias_or_name] = _Placed(fragment, None, keys, True, derived=True)
+        return found
 
     def _inline_scan(self, scan: _Scan) -> exp.Expr | None:
         """`scan` as the merge's own base scan, if its source offers one (not a barrier).
@@ -612,10 +653,15 @@ class Planner:
                 continue
             for (build_alias, build_col), (probe_alias, probe_col) in (pair, pair[::-1]):
                 build, probe = placed.get(build_alias), placed.get(probe_alias)
+                if probe is not None and probe.scan is None:
+                    target = probe.columns.get(probe_col) if build and build.derived else None
+                else:
+                    target = (probe.scan, probe_col) if probe is not None and probe.scan else None
                 if (
                     build is None
                     or probe is None
-                    or probe.scan is None
+                    or target is None
+                    or probe.derived
                     or build.fragment is probe.fragment
                     or not build.selective
                     or build_col not in build.keys
@@ -623,16 +669,19 @@ class Planner:
                     or build.fragment.name in probes
                 ):
                     continue
-                verdict = self._dynamic_verdict(build, build_col, probe.scan, probe_col)
+                scan, column = target
+                verdict = self._dynamic_verdict(build, build_col, scan, column)
                 if verdict is not None and not verdict.push:
                     self._note(probe.fragment, verdict.reason)
                     probes.add(probe.fragment.name)
                     break
                 dynamic = DynamicFilter(
-                    build.fragment.name, build_col, exp.column(probe_col, probe_alias, quoted=True),
-                    listed_only=verdict is not None,
+                    build.fragment.name, build_col, exp.column(column, scan.alias, quoted=True),
+                    listed_only=verdict is not None or build.derived,
                 )
                 reason = verdict.reason if verdict is not None else None
+                if build.derived:
+                    reason = "listed keys only: the grouped derived table's size is unknown"
                 self._set_dynamic_filter(probe.fragment, dynamic, reason)
                 probes.add(probe.fragment.name)
                 builds.add(build.fragment.name)

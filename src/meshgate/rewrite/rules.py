@@ -37,6 +37,7 @@ from meshgate.query.names import (
     PhysicalTable,
     TableKey,
 )
+from meshgate.rewrite.outer_joins import inner_null_rejected
 from meshgate.spi import CANONICAL_DIALECT
 from meshgate.spi.parameters import parameter_position
 from meshgate.types import wire_sql_text
@@ -320,6 +321,7 @@ RULES: tuple[Rule, ...] = (
     explicit_cross_joins,
     normalise_conditions,
     decorrelate,
+    inner_null_rejected,
     push_predicates,
     merge_derived_tables,
     drop_unused_ctes,
