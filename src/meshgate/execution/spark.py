@@ -189,10 +189,22 @@ def spark_sql(query: exp.Query, parameters: Sequence[Any]) -> tuple[str, dict[st
     for division in list(numbered.find_all(exp.Div)):
         # DuckDB's `/` is a DOUBLE division whatever the operands; Spark divides decimals
         # as decimals, rounded to 6 places (TPC-H Q8's share came back as 0.039639).
-        division.set("this", exp.Cast(this=division.this, to=exp.DataType.build("DOUBLE")))
+        division.set("this", _double(division.this))
+    for average in list(numbered.find_all(exp.Avg)):
+        # So is DuckDB's avg; Spark's avg of a decimal is a decimal, rounded to its scale + 4
+        # (TPC-H Q1's avg_qty came back as 25.575155 for 25.5751546...).
+        inner = average.this
+        if isinstance(inner, exp.Distinct):
+            inner.set("expressions", [_double(e) for e in inner.expressions])
+        else:
+            average.set("this", _double(inner))
     arguments = {f"p{number}": parameters[position]
                  for number, position in enumerate(positions, start=1)}  # fmt: skip
     return numbered.sql(dialect=SPARK_DIALECT, comments=False), arguments
+
+
+def _double(expression: exp.Expr) -> exp.Expr:
+    return exp.Cast(this=expression, to=exp.DataType.build("DOUBLE"))
 
 
 def _view(session: SparkSession, name: str, path: Path, schema: pa.Schema) -> None:
