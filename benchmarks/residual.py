@@ -1,7 +1,7 @@
 """The residual on Spark: 22 TPC-H queries with the merge on DuckDB and on Spark, beside DuckDB.
 
     python -m benchmarks.run residual --pg-dsn DSN [--sf 3] [--rounds 1] [--queries 1,9,18]
-        [--merge-memory-limit 600MB] [--engines duckdb,spark] [--spark-remote sc://HOST:PORT]
+        [--merge-memory-limit 700MB] [--engines duckdb,spark] [--spark-remote sc://HOST:PORT]
         [--out DIR] [--pg-schema bench] [--data-dir benchmarks/data] [--quick]
 
 Sets up the split layout at `--sf` (benchmarks/layouts.py; reused while its data is there) and
@@ -251,8 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--engines", default=",".join(RESIDUALS),
                         help=f"residual engines, comma list of {','.join(RESIDUALS)} "
                         "(default both)")
-    parser.add_argument("--merge-memory-limit", default="600MB",
-                        help="server.limits.merge_memory_limit of both servers (default 600MB: "
+    parser.add_argument("--merge-memory-limit", default="700MB",
+                        help="server.limits.merge_memory_limit of both servers (default 700MB: "
                         "where SF 3 shows the point, benchmarks/README.md)")
     parser.add_argument("--spark-remote", help="Spark Connect URL, sc://HOST:PORT (default: "
                         "start a local cluster with benchmarks/spark_cluster.py for this run)")

@@ -101,6 +101,7 @@ class SQLiteConnector(SqlConnector):
     """Reads tables of an SQLite file (option `path`), opened with `mode=ro`."""
 
     kind = "sqlite"
+    in_process = True
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error,)
     binary_collation: ClassVar[str | None] = "binary"
 

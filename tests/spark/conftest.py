@@ -13,13 +13,12 @@ import pytest
 import yaml
 
 from benchmarks.spark_cluster import SparkCluster, attach, running_cluster
-from benchmarks.tpch import setup_tpch
 from meshgate.principal import hash_password
 from meshgate.service import QueryService
-from tests.conftest import fresh_pg_database
-from tests.tpch import conftest as tpch
+from tests.tpch_mesh import reference, tpch_mesh
 
-SCALE = tpch.SCALE
+__all__ = ["reference", "tpch_mesh"]  # shared fixtures (tests/tpch_mesh.py)
+
 # Above: lineitem (60k rows at SF 0.01) crossing over; below: part and supplier alone.
 MIN_INPUT_ROWS = 20_000
 ANALYST_POLICIES = [
@@ -44,17 +43,6 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkClu
         return
     with running_cluster(tmp_path_factory.mktemp("spark"), shuffle_partitions=2) as cluster:
         yield cluster
-
-
-@pytest.fixture(scope="package")
-def tpch_mesh(
-    pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, str]]:
-    with fresh_pg_database(pg_server_dsn) as dsn:
-        yield setup_tpch(SCALE, dsn, tmp_path_factory.mktemp("tpch")), dsn
-
-
-reference = tpch.reference  # the one-DuckDB reference over the very same sources
 
 
 def residual_config(remote: str, staging: Path, default: str = "auto") -> str:

@@ -304,3 +304,19 @@ def test_a_decimal_division_is_duckdbs_double_division_on_spark(service: QuerySe
     assert isinstance(spark, float)
     assert spark == pytest.approx(duck, rel=1e-12)
     assert round(spark, 6) != spark  # more than the six places a decimal division keeps
+
+
+@pytest.mark.parametrize("number", [9, 18])
+def test_sources_in_meshgates_process_only_stream_to_spark(
+    number: int, service: QueryService
+) -> None:
+    """The Parquet source runs in meshgate's process: with Spark it scans and filters, and
+    the join (Q9: lineitem with part) or aggregate (Q18: lineitem by order) it would hold
+    in the server's memory runs on Spark, and EXPLAIN says why."""
+    admin = service.principal("admin")
+    rows = service.explain(QUERIES[number - 1], admin, residual_engine="spark").to_pylist()
+    files = [r["sql"].upper() for r in rows if r["source"] == "tpch_files"]
+    assert files
+    assert not any(" JOIN " in s or "GROUP BY" in s for s in files), files
+    assert "a source inside it only streams rows" in _merge_row(
+        service.explain(QUERIES[number - 1], admin, residual_engine="spark"))["detail"]

@@ -7,25 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import adbc_driver_flightsql.dbapi as flightsql
-import adbc_driver_postgresql.dbapi as pg
-import duckdb
-import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.tpch import TABLES, arrow_schema, setup_tpch
 from meshgate.server import running_server
 from meshgate.service import QueryService
-from tests.conftest import fresh_pg_database
+from tests.tpch_mesh import reference, tpch_mesh
 
-SCALE = 0.01
-
-
-@pytest.fixture(scope="package")
-def tpch_mesh(
-    pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, str]]:
-    with fresh_pg_database(pg_server_dsn) as dsn:
-        yield setup_tpch(SCALE, dsn, tmp_path_factory.mktemp("tpch")), dsn
+__all__ = ["reference", "tpch_mesh"]  # shared with tests/spark (tests/tpch_mesh.py)
 
 
 @pytest.fixture(scope="package")
@@ -45,24 +33,3 @@ def client(service: QueryService) -> Iterator[Any]:
         ) as connection,
     ):
         yield connection
-
-
-@pytest.fixture(scope="package")
-def reference(tpch_mesh: tuple[Path, str]) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One DuckDB with all eight tables, read from the very sources the mesh uses."""
-    directory, dsn = tpch_mesh
-    connection = duckdb.connect()
-    connection.execute("CREATE SCHEMA tpch")
-    with pg.connect(dsn) as source, source.cursor() as cursor:
-        for table in TABLES:
-            if table.in_postgres:
-                cursor.execute(f"SELECT * FROM tpch.{table.name}")
-                # the driver hands NUMERIC over as text: give the reference the TPC-H types
-                data = cursor.fetch_arrow_table().cast(arrow_schema(table))
-            else:
-                data = pq.read_table(directory / "data" / f"{table.name}.parquet")
-            connection.register("incoming", data)
-            connection.execute(f"CREATE TABLE tpch.{table.name} AS SELECT * FROM incoming")
-            connection.unregister("incoming")
-    yield connection
-    connection.close()

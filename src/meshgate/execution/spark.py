@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 SPARK_DIALECT = "spark"
 BATCH_ROWS = 64 * 1024
+READ_BUFFER_BYTES = 1 << 20  # the result's part files are read through a buffer this size
 ROWS_PER_FILE = 1_000_000  # a stream's Parquet files roll over here: Spark reads them in parallel
 # Set on every query's session: Parquet timestamps pyarrow reads as written (not INT96), and
 # UTC as DuckDB's sandbox computes.
@@ -99,6 +100,9 @@ class SparkEngine:
     through `staging_directory`; `describer` (the DuckDB engine) says what a residual
     returns. Thread-safe: each run has its own session and folder."""
 
+    # The planner then gives in-process sources only what streams (planner/schema.py).
+    out_of_process = True
+
     def __init__(self, remote: str, staging_directory: Path, describer: ResultDescriber) -> None:
         self.remote = remote
         self.staging_directory = staging_directory
@@ -130,6 +134,9 @@ class SparkEngine:
             for name, table in tables.items():
                 path = _stage(table.to_reader(), folder / "inputs" / f"t{len(inputs)}")
                 inputs[name] = (path, table.schema)
+            # What staging's batches left in Arrow's allocator goes back to the system now,
+            # not at its leisure: the server's memory is its base again while Spark works.
+            pa.default_memory_pool().release_unused()
             if context.cancel.cancelled:
                 raise QueryCancelled("the query was cancelled")
             staged = time.monotonic()
@@ -155,6 +162,7 @@ class SparkEngine:
             if session is not None:
                 _stop(session)
             shutil.rmtree(folder, ignore_errors=True)
+            pa.default_memory_pool().release_unused()
 
     def close(self) -> None:
         """Nothing is held between queries (each has its own session)."""
@@ -185,10 +193,22 @@ def spark_sql(query: exp.Query, parameters: Sequence[Any]) -> tuple[str, dict[st
     for division in list(numbered.find_all(exp.Div)):
         # DuckDB's `/` is a DOUBLE division whatever the operands; Spark divides decimals
         # as decimals, rounded to 6 places (TPC-H Q8's share came back as 0.039639).
-        division.set("this", exp.Cast(this=division.this, to=exp.DataType.build("DOUBLE")))
+        division.set("this", _double(division.this))
+    for average in list(numbered.find_all(exp.Avg)):
+        # So is DuckDB's avg; Spark's avg of a decimal is a decimal, rounded to its scale + 4
+        # (TPC-H Q1's avg_qty came back as 25.575155 for 25.5751546...).
+        inner = average.this
+        if isinstance(inner, exp.Distinct):
+            inner.set("expressions", [_double(e) for e in inner.expressions])
+        else:
+            average.set("this", _double(inner))
     arguments = {f"p{number}": parameters[position]
                  for number, position in enumerate(positions, start=1)}  # fmt: skip
     return numbered.sql(dialect=SPARK_DIALECT, comments=False), arguments
+
+
+def _double(expression: exp.Expr) -> exp.Expr:
+    return exp.Cast(this=expression, to=exp.DataType.build("DOUBLE"))
 
 
 def _view(session: SparkSession, name: str, path: Path, schema: pa.Schema) -> None:
@@ -256,7 +276,9 @@ def _read_result(output: Path) -> Iterator[pa.RecordBatch]:
         raise SourceUnavailable("the Spark residual's result could not be read in order",
                                 detail=f"two part files share a number in {output}")
     for _, path in parts:
-        with pq.ParquetFile(path) as part:
+        # Read through a buffer of READ_BUFFER_BYTES, not a whole column chunk at a time
+        # (Spark's row groups reach 128 MB): a large result streams in small parts.
+        with pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES, pre_buffer=False) as part:
             yield from part.iter_batches(BATCH_ROWS)
 
 

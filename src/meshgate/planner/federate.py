@@ -27,7 +27,7 @@ from meshgate.errors import PushdownRequired, UnsupportedQuery
 from meshgate.planner.cost import Verdict, dynamic_filter_verdict, whole_query_verdict
 from meshgate.planner.merge_scan import merge_relation, merge_scan
 from meshgate.planner.plan import DynamicFilter, FederatedPlan, Fragment, MergeScan, PolicyStage
-from meshgate.planner.schema import ResultDescriber
+from meshgate.planner.schema import OutOfProcessEngine, ResultDescriber
 from meshgate.query.model import PolicyBarrier
 from meshgate.query.names import (
     LOCAL_CATALOG,
@@ -99,6 +99,11 @@ class _PlanState:
     merge_scans: list[MergeScan] = field(default_factory=list)
 
 
+# EXPLAIN's note where an in-process source was given less than it could run (`streams`).
+STREAMED_ONLY = ("the residual runs outside meshgate's process, so a source inside it only "
+                 "streams rows (scans, filters, projections); the residual engine does the rest")
+
+
 class Planner:
     """Plans one query; not shared between queries."""
 
@@ -125,6 +130,8 @@ class Planner:
         # the stage's merge query runs anyway (the fence around the barrier).
         self._merge_whole = merge_whole
         self._shared: frozenset[str] = frozenset()  # CTEs the query reads more than once
+        # An out-of-process residual (Spark): in-process sources only stream to it.
+        self._stream_in_process = isinstance(engine, OutOfProcessEngine) and engine.out_of_process
 
     def plan(self, tree: exp.Query) -> FederatedPlan:
         query = inline_ctes(tree, keep_shared=True)
@@ -176,7 +183,8 @@ class Planner:
                 return fragment
             whole = "query" if query.parent is None else "subquery"
             if declined:
-                self._state.local_work.append(declined[0])
+                if declined[0] not in self._state.local_work:
+                    self._state.local_work.append(declined[0])
             else:
                 self._local(
                     "the source cannot run this (sub)query whole; it was split", query,
@@ -294,6 +302,10 @@ class Planner:
         source = next(iter(_sources(query)))
         connector = self._connectors[source]
         select, inputs = self._source_select(query)
+        if not self._may_hold(connector, select):
+            if declined is not None:
+                declined.append(STREAMED_ONLY)
+            return None
         handle = _offer_query(connector, select, inputs)
         if handle is None:
             return None
@@ -849,6 +861,10 @@ class Planner:
             query = query.join(table, join_type="cross")
         if absorbed:
             query = query.where(exp.and_(*[c.copy() for c in absorbed]))
+        if not self._may_hold(connector, query):
+            if STREAMED_ONLY not in self._state.local_work:
+                self._state.local_work.append(STREAMED_ONLY)
+            return None
         handle = _offer_query(connector, query, tuple(inputs))
         if handle is None:
             return None
@@ -980,6 +996,42 @@ class Planner:
 
     def _identity(self, source: str) -> SourceIdentity:
         return self._connectors[source].identity
+
+    def _may_hold(self, connector: Connector, query: exp.Query) -> bool:
+        """Whether `connector` may run `query`: with an out-of-process residual, a source in
+        meshgate's process runs only what streams (its memory would be the server's).
+        Strict pushdown wins: it asks for the sources' work, wherever they run."""
+        if self._strict or not (self._stream_in_process and connector.in_process):
+            return True
+        return streams(query)
+
+
+def streams(query: exp.Query) -> bool:
+    """Whether `query` runs in bounded memory, row by row: one table (or such a derived
+    table) filtered and projected, at most a LIMIT; no join, aggregate, DISTINCT, window,
+    sort (except under a LIMIT: a top-N) or subquery.
+
+    >>> streams(parse_one("SELECT a + 1 FROM t WHERE b > 2"))
+    True
+    >>> streams(parse_one("SELECT a, sum(b) FROM t GROUP BY a"))
+    False
+    """
+    if not isinstance(query, exp.Select) or query.args.get("joins"):
+        return False
+    if any(query.args.get(key) for key in ("group", "having", "distinct", "qualify")):
+        return False
+    if query.args.get("order") is not None and query.args.get("limit") is None:
+        return False
+    source = query.args.get("from_")
+    item = source.this if source is not None else None
+    if isinstance(item, exp.Subquery):
+        if not streams(item.this):
+            return False
+    elif item is not None and not isinstance(item, exp.Table):
+        return False
+    outside = [node for node in query.iter_expressions() if node is not source]
+    return not any(node.find(exp.AggFunc, exp.Window, exp.Subquery, exp.Query)
+                   for node in outside)  # fmt: skip
 
 
 def _offer_query(

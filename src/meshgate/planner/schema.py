@@ -29,3 +29,14 @@ class LocalFileReader(Protocol):
     inlines a local scan only where the engine's sandbox lets it read every directory."""
 
     def can_read(self, directories: Sequence[Path]) -> bool: ...
+
+
+@runtime_checkable
+class OutOfProcessEngine(Protocol):
+    """An engine that runs the residual outside meshgate's process (Spark). A source that
+    runs in meshgate's process (`Connector.in_process`) then gives it only rows it can
+    stream (scans, filters, projections): a join, an aggregate or a sort such a source ran
+    would be held in meshgate's own memory, under no limit, while the engine meant to hold
+    it waits."""
+
+    out_of_process: bool

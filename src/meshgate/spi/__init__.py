@@ -198,6 +198,10 @@ class Connector(abc.ABC):
     """One configured source. Thread-safe: fragments of many queries run concurrently."""
 
     kind: str = ""
+    # Its queries run inside meshgate's process (an embedded DuckDB or SQLite): their memory
+    # is the server's. With an out-of-process residual (Spark) the planner gives such a
+    # source only what it can stream (scans, filters, projections).
+    in_process: bool = False
 
     def __init__(self, context: ConnectorContext) -> None:
         self.context = context

@@ -28,6 +28,8 @@ _STAT = re.compile(r"(Min|Max|Has Null|Approx Unique): ([^,\]]*)")
 class DuckDBBackedConnector(SqlConnector):
     """Subclasses provide `_cursor()`: a fresh cursor on their own connection."""
 
+    in_process = True
+
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)
         self._streams_lock = threading.Lock()
