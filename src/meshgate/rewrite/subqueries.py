@@ -79,8 +79,10 @@ def decorrelate_where(
     source (Q17), an EXISTS whose SELECT runs whole in a source that semi-joins it (Q4 in
     PostgreSQL), or the correlation is not an equality (Q21's `l2.suppkey <> l1.suppkey`,
     which sqlglot turns into ARRAY_AGG and a list filter).
+
+    Changes `tree` in place, as sqlglot's rules do (the rewrite runs them on its own copy).
     """
-    result = tree.copy()
+    result = tree
     known = barriers or {}
     kept: list[exp.Expr] = []
     for node in list(result.find_all(exp.In, exp.Exists, exp.Subquery)):
