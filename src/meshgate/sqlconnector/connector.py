@@ -265,6 +265,8 @@ class SqlConnector(Connector):
         )  # fmt: skip
         if candidate is None or len(candidate.schema) != len(schema):
             return None
+        if candidate.schema is schema:
+            return candidate  # the very handle rendered: its text is remembered
         return replace(candidate, schema=schema)
 
     def statistics(self, handle: PushedQuery) -> TableStatistics | None:
