@@ -451,7 +451,8 @@ class PostgresConnector(SqlConnector):
 def physical_decimals(handle: PushedQuery) -> tuple[exp.Select, frozenset[int]]:
     """`handle.select` with each decimal output rounded to its planned type by PostgreSQL
     and sent as `CAST(CAST(e AS NUMERIC(p,s)) * 10^s AS BIGINT)` (p <= 18; their positions
-    are returned) or as `CAST(CAST(e AS NUMERIC(p,s)) AS TEXT)`.
+    are returned) or as `CAST(CAST(e AS NUMERIC(p,s)) AS TEXT)`. Without decimal outputs it
+    is `handle.select` itself, not a copy (the caller renders it, which copies).
 
     ORDER BY / GROUP BY keys that point at such an output by position or by its bare name
     are replaced by the expression first, so they still sort and group numbers, not text.
@@ -461,9 +462,9 @@ def physical_decimals(handle: PushedQuery) -> tuple[exp.Select, frozenset[int]]:
         for index, field in enumerate(handle.schema)
         if (cast := sql_cast_for(field.type)) is not None
     }
+    if not targets or len(handle.select.expressions) != len(handle.schema):
+        return handle.select, frozenset()  # unchanged: rendering copies it anyway
     select = handle.select.copy()
-    if not targets or len(select.expressions) != len(handle.schema):
-        return select, frozenset()
     inputs = {c.name for item in handle.inputs for c in item.columns}
     originals = {i: _unaliased(select.expressions[i]) for i in targets}
     by_name = {select.expressions[i].alias_or_name: i for i in targets}

@@ -742,7 +742,7 @@ class QueryService:
         def plan_on(engine: ResidualEngine) -> FederatedPlan:
             planner = Planner(self.connectors, secured.tables, secured.local_tables,
                               engine=engine, strict=strict, barriers=rewritten.barriers)
-            return planner.plan(rewritten.tree.copy())
+            return planner.plan(rewritten.tree)  # the planner works on its own copy
 
         plan = named(choose_residual(plan_on, residual, self.engine, self.spark_engine,
                                      self.residual, self.connectors), statement)

@@ -103,7 +103,9 @@ class DuckDBEngine:
         answer depends on nothing else, and running it costs a DuckDB bind.
         """
         # Planned parameters sit in a CAST: NULL in their place keeps every type.
-        sql = without_placeholders(query).sql(dialect=CANONICAL_DIALECT, comments=False)
+        sql = without_placeholders(query).sql(  # generated from our own copy: not copied again
+            dialect=CANONICAL_DIALECT, comments=False, copy=False
+        )
         key = (sql, tuple((name, schema.serialize().to_pybytes())
                           for name, schema in inputs.items()))  # fmt: skip
         with self._lock:

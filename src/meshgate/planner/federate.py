@@ -134,6 +134,7 @@ class Planner:
         self._stream_in_process = isinstance(engine, OutOfProcessEngine) and engine.out_of_process
 
     def plan(self, tree: exp.Query) -> FederatedPlan:
+        """Plan `tree`, which stays as it is (the planner changes only its own copy)."""
         query = inline_ctes(tree, keep_shared=True)
         self._shared = _cte_names(query)
         placed = self._place(query)
@@ -833,14 +834,11 @@ class Planner:
         aliases = {s.alias for s in group}
         source = group[0].source
         connector = self._connectors[source]
-        absorbed = [
-            c
-            for c in conjuncts
-            if _aliases(c)
-            and _aliases(c) <= aliases
-            and not _has_subquery(c)
-            and self._accepts(connector, group, c)
+        offered = [
+            c for c in conjuncts if _aliases(c) and _aliases(c) <= aliases and not _has_subquery(c)
         ]
+        asked = self._table_filters(connector, group, offered)
+        absorbed = [c for c in offered if self._accepts(connector, group, c, asked)]
         name = self._next_name()
         used = _used_columns(select, aliases, exclude=absorbed)
         renames = {(a, c): (name, f"{a}__{c}") for a, c in used}
@@ -891,11 +889,46 @@ class Planner:
         alias = exp.TableAlias(this=exp.to_identifier(scan.alias, quoted=True))
         return exp.Subquery(this=body, alias=alias), list(body_inputs)
 
-    def _accepts(self, connector: Connector, group: list[_Scan], conjunct: exp.Expr) -> bool:
-        """Ask the connector about one conjunct over (one of) the group's scans."""
+    def _table_filters(
+        self, connector: Connector, group: list[_Scan], conjuncts: list[exp.Expr]
+    ) -> dict[str, set[int]]:
+        """alias -> the ids of its conjuncts the source takes EXACT, for each (non-barrier)
+        table of `group` with several conjuncts on it alone: one filter proposal per table
+        instead of one per conjunct.
+
+        A proposal the source accepts whole accepts each of its conjuncts alone (a subset of
+        a SELECT it can type and render); a table whose proposal is refused is left out, and
+        `_accepts` asks about its conjuncts one by one.
+        """
+        asked: dict[str, set[int]] = {}
+        for scan in group:
+            mine = [c for c in conjuncts if _aliases(c) == {scan.alias}]
+            if scan.barrier is not None or len(mine) < 2:
+                continue
+            handle = connector.scan(scan.physical.table, scan.alias, scan.physical.columns)
+            answer = connector.apply_filter(handle, mine)
+            if answer is None or len(answer.support) != len(mine):
+                continue
+            asked[scan.alias] = {
+                id(c) for c, support in zip(mine, answer.support, strict=True)
+                if support is FilterSupport.EXACT
+            }  # fmt: skip
+        return asked
+
+    def _accepts(
+        self,
+        connector: Connector,
+        group: list[_Scan],
+        conjunct: exp.Expr,
+        asked: Mapping[str, set[int]],
+    ) -> bool:
+        """Ask the connector about one conjunct over (one of) the group's scans, unless its
+        table's conjuncts were `asked` together already (`_table_filters`)."""
         aliases = _aliases(conjunct)
         if len(aliases) == 1:
             scan = next(s for s in group if s.alias in aliases)
+            if scan.alias in asked:
+                return id(conjunct) in asked[scan.alias]
             if scan.barrier is not None:
                 # Above the fence: over the barrier's rows, as the merge would evaluate it.
                 item, inputs = self._join_item(scan)

@@ -325,7 +325,6 @@ RULES: tuple[Rule, ...] = (
     push_predicates,
     merge_derived_tables,
     drop_unused_ctes,
-    push_predicates,
     prune_projections,
     simplify_expressions,
 )

@@ -88,8 +88,10 @@ def decorrelate_where(
     with its own scan of lineitem instead of grouping 1.4M order keys), or the correlation is
     not an equality (Q21's `l2.suppkey <> l1.suppkey`, which sqlglot turns into ARRAY_AGG
     and a list filter).
+
+    Changes `tree` in place, as sqlglot's rules do (the rewrite runs them on its own copy).
     """
-    result = tree.copy()
+    result = tree
     known = barriers or {}
     kept: list[exp.Expr] = []
     for node in list(result.find_all(exp.In, exp.Exists, exp.Subquery)):

@@ -57,7 +57,7 @@ from meshgate.sqlconnector.collation import (
     has_text_operand,
     text_agrees,
 )
-from meshgate.sqlconnector.describe import engine_schema
+from meshgate.sqlconnector.describe import engine_schema, scan_schema
 from meshgate.sqlconnector.failures import ValueFailure, source_failed
 from meshgate.sqlconnector.negotiation import is_distinct, is_row_level, limit_of, named
 from meshgate.sqlconnector.rendering import physical_table, source_sql
@@ -193,7 +193,7 @@ class SqlConnector(Connector):
         select = exp.Select(
             expressions=[exp.alias_(exp.column(c.name, table=alias), c.name) for c in columns]
         ).from_(physical_table(table, alias))
-        return PushedQuery(select=select, schema=engine_schema(select, inputs), inputs=inputs)
+        return PushedQuery(select=select, schema=scan_schema(columns), inputs=inputs)
 
     def apply_filter(
         self, handle: PushedQuery, conjuncts: Sequence[exp.Expr]
@@ -241,6 +241,7 @@ class SqlConnector(Connector):
         if not isinstance(query, exp.Select) or not _with_at_top_only(query):
             return None
         select = query.copy()
+        planned = bool(inputs)
         inputs = _typed_as_planned(self._inputs_of(select, _cte_names(select)), inputs)
         if not inputs or not self.can_render(select, inputs):
             return None
@@ -255,11 +256,17 @@ class SqlConnector(Connector):
             e.find(exp.AggFunc) for e in select.expressions
         )
         probe = PushedQuery(select=select, schema=schema, inputs=inputs)
+        # Checked above; and typed by the caller when it gave the inputs it typed `schema`
+        # over (the planner describes every query it offers): a second DuckDB describe of
+        # the same text and inputs would say the same.
         candidate = self._accept(
-            select, probe, has_limit=limit_of(select) is not None, has_aggregate=has_aggregate
-        )
+            select, probe, has_limit=limit_of(select) is not None, has_aggregate=has_aggregate,
+            checked=True, schema=schema if planned else None,
+        )  # fmt: skip
         if candidate is None or len(candidate.schema) != len(schema):
             return None
+        if candidate.schema is schema:
+            return candidate  # the very handle rendered: its text is remembered
         return replace(candidate, schema=schema)
 
     def statistics(self, handle: PushedQuery) -> TableStatistics | None:
@@ -483,15 +490,19 @@ class SqlConnector(Connector):
         has_inexact_filter: bool | None = None,
         has_limit: bool | None = None,
         has_aggregate: bool | None = None,
+        checked: bool = False,
+        schema: pa.Schema | None = None,
     ) -> PushedQuery | None:
         """The handle for `select`, or None when DuckDB cannot bind it or the dialect cannot
-        say it: both mean the engine keeps that work."""
-        if not self.can_render(select, base.inputs):
+        say it: both mean the engine keeps that work. `checked`: the caller has just run
+        `can_render` on this very select; `schema`: its engine schema, already described."""
+        if not checked and not self.can_render(select, base.inputs):
             return None
-        try:
-            schema = engine_schema(select, base.inputs)
-        except duckdb.Error:
-            return None
+        if schema is None:
+            try:
+                schema = engine_schema(select, base.inputs)
+            except duckdb.Error:
+                return None
         candidate = PushedQuery(
             select=select,
             schema=schema,

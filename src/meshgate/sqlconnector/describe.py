@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from meshgate.spi import CANONICAL_DIALECT, ScanInput
+from meshgate.spi import CANONICAL_DIALECT, ScanInput, SourceColumn, SourceTable
 from meshgate.sqlconnector.sandbox import sandboxed_duckdb
 from meshgate.types import wire_schema
 
@@ -40,6 +40,19 @@ def engine_schema(select: exp.Select, inputs: Sequence[ScanInput]) -> pa.Schema:
     probe = _bind_to_empty_inputs(select, inputs)
     sql = probe.sql(dialect=CANONICAL_DIALECT, comments=False, copy=False)  # probe: our copy
     return _describe(sql, tuple(inputs))
+
+
+def scan_schema(columns: Sequence[SourceColumn]) -> pa.Schema:
+    """The wire schema DuckDB gives a plain read of `columns` (what `engine_schema` says of
+    `SELECT t.c1 AS c1, ... FROM table AS t`), made once per list of columns: the planner
+    scans each table of a query at least once per candidate it weighs."""
+    return _columns_schema(tuple(columns))
+
+
+@lru_cache(maxsize=1024)
+def _columns_schema(columns: tuple[SourceColumn, ...]) -> pa.Schema:
+    table = SourceTable(schema=None, name="scanned")
+    return _describe(f'SELECT * FROM "{_EMPTY_PREFIX}0"', (ScanInput("t", table, columns),))
 
 
 def _bind_to_empty_inputs(select: exp.Select, inputs: Sequence[ScanInput]) -> exp.Select:
