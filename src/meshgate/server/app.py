@@ -23,13 +23,12 @@ from meshgate.errors import (
 )
 from meshgate.execution.limits import ResultLimits
 from meshgate.principal import Principal
-from meshgate.server import metadata
+from meshgate.server import endpoints, metadata, residual
 from meshgate.server.auth import AuthMiddlewareFactory, CallCredential, NoopAuthHandler, TokenStore
-from meshgate.server.endpoints import EndpointsRequest, EndpointsRequestFactory
 from meshgate.server.errors import at_boundary, guarded
+from meshgate.server.headers import CallHeaders, CallHeadersFactory
 from meshgate.server.proto import flight_pb2
 from meshgate.server.proto import flight_sql_pb2 as pb
-from meshgate.server.residual import ResidualRequest, ResidualRequestFactory
 from meshgate.server.sessions import SessionStore
 from meshgate.server.signed import Signer
 from meshgate.server.sqlinfo import SCHEMA as SQL_INFO_SCHEMA
@@ -38,8 +37,7 @@ from meshgate.server.statements import HandleLimits, StatementRegistry, pack
 from meshgate.service import QueryOptions, QueryService
 
 AUTH = "auth"
-ENDPOINTS = "endpoints"
-RESIDUAL = "residual"
+HEADERS = "headers"
 
 _INGEST_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementIngest"
 _SUBSTRAIT_TYPE_URLS = frozenset(
@@ -160,8 +158,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             middleware={AUTH: AuthMiddlewareFactory(service.authenticate, self.tokens,
                                                     service.authenticate_token,
                                                     service.current_principal),
-                        ENDPOINTS: EndpointsRequestFactory(),
-                        RESIDUAL: ResidualRequestFactory()},
+                        HEADERS: CallHeadersFactory()},
             **options,
         )
 
@@ -181,8 +178,7 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     def _endpoint_count(self, context: flight.ServerCallContext, caller: CallCredential) -> int:
         """The call header's count, else the session's, else the deployment's default;
         never above `server.result_endpoints.max`."""
-        asked = context.get_middleware(ENDPOINTS)
-        count = asked.count if isinstance(asked, EndpointsRequest) else None
+        count = endpoints.requested(self._header(context, endpoints.HEADER))
         if count is None:
             count = self.sessions.result_endpoints(caller.token)
         return min(count or self._endpoints.default, self._endpoints.max)
@@ -191,10 +187,16 @@ class MeshgateFlightServer(flight.FlightServerBase):  # type: ignore[misc]
                  context: flight.ServerCallContext | None = None) -> QueryOptions:
         """The session's options; a call's `residual_engine` header over the session's."""
         options = replace(self.sessions.options(caller.token), client=caller.client)
-        asked = None if context is None else context.get_middleware(RESIDUAL)
-        if isinstance(asked, ResidualRequest) and asked.engine is not None:
-            options = replace(options, residual_engine=asked.engine)
+        engine = None if context is None else self._header(context, residual.HEADER)
+        if engine is not None:
+            options = replace(options, residual_engine=engine)
         return options
+
+    @staticmethod
+    def _header(context: flight.ServerCallContext, name: str) -> str | None:
+        """The first value of the call's `x-meshgate-*` header `name` (None: not sent)."""
+        headers = context.get_middleware(HEADERS)
+        return headers.get(name) if isinstance(headers, CallHeaders) else None
 
     # ---- GetFlightInfo / GetSchema ------------------------------------------------------------
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pyarrow as pa
-from pyarrow import flight
 from sqlglot import exp
 
 from meshgate.planner.plan import FederatedPlan
@@ -148,20 +147,3 @@ def requested(text: str | None) -> int | None:
     except ValueError:
         return None
     return number if number > 0 else None
-
-
-class EndpointsRequest(flight.ServerMiddleware):  # type: ignore[misc]
-    """The endpoint count a call's `x-meshgate-result-endpoints` header asks for."""
-
-    def __init__(self, count: int | None) -> None:
-        self.count = count
-
-
-class EndpointsRequestFactory(flight.ServerMiddlewareFactory):  # type: ignore[misc]
-    """Reads the header on every call (ADBC sends it with
-    `adbc.flight.sql.rpc.call_header.x-meshgate-result-endpoints`)."""
-
-    def start_call(self, info: flight.CallInfo,
-                   headers: dict[str, list[str]]) -> EndpointsRequest:
-        values = headers.get(HEADER, [])
-        return EndpointsRequest(requested(values[0]) if values else None)
