@@ -38,6 +38,7 @@ class LookupRun:
     clients: int
     latencies: list[float] = field(default_factory=list)  # seconds, every client's
     seconds: float = 0.0
+    server_cpu_seconds: float = 0.0  # the meshgate server process's CPU (user + system) in it
 
     @property
     def qps(self) -> float:
@@ -62,11 +63,23 @@ def run_lookups(layout: Layout, rounds: int, clients: Sequence[int],
                         for i in range(count)
                     ]  # fmt: skip
                     run = LookupRun(way, count, seconds=seconds)
+                    cpu = server_cpu_seconds(served.pid)
                     for latencies in _run_together(workers[:count], tasks):
                         run.latencies.extend(latencies)
+                    if way.startswith("meshgate_"):
+                        run.server_cpu_seconds = server_cpu_seconds(served.pid) - cpu
                     runs.append(run)
-                    print(f"lookup {way} x{count}: {run.qps:.1f} qps", flush=True)
+                    per_lookup = run.server_cpu_seconds / max(1, len(run.latencies)) * 1000
+                    print(f"lookup {way} x{count}: {run.qps:.1f} qps, meshgate server CPU "
+                          f"{per_lookup:.2f} ms per lookup", flush=True)
     return runs
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU so far (Linux /proc; clock ticks of 1/100 s)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

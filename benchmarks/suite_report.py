@@ -101,6 +101,11 @@ def targets(results: dict[str, Any]) -> list[str]:
                 lines.append(f"[floor] lookup ({mode}) p50 of a bare pyarrow.flight server "
                              f"over direct ADBC PostgreSQL, {single} client: {floor:.2f} ms; "
                              f"meshgate over it: {over - floor:.2f} ms")  # fmt: skip
+            measured = by[(f"meshgate_{mode}", single)]
+            if measured["server_cpu"]:
+                cpu = measured["server_cpu"] / len(measured["latencies"]) * 1000
+                lines.append(f"[cpu] lookup ({mode}) meshgate server process CPU per lookup, "
+                             f"{single} client: {cpu:.2f} ms")  # fmt: skip
         most = max(c for _, c in by)
         scaling = by[("meshgate_param", most)]["qps"] / by[("meshgate_param", single)]["qps"]
         lines.append(f"[{_verdict(most >= 16 and scaling >= SCALING_MIN)}] lookup (param) "
@@ -131,9 +136,11 @@ def _lookup_by(lookup: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, 
     """Rounds merged: every latency of a (way, clients), qps the median over rounds."""
     merged: dict[tuple[str, int], dict[str, Any]] = {}
     for run in lookup:
-        entry = merged.setdefault((run["way"], run["clients"]), {"latencies": [], "qps_all": []})
+        entry = merged.setdefault((run["way"], run["clients"]),
+                                  {"latencies": [], "qps_all": [], "server_cpu": 0.0})
         entry["latencies"] += run["latencies"]
         entry["qps_all"].append(len(run["latencies"]) / run["seconds"])
+        entry["server_cpu"] += run.get("server_cpu_seconds", 0.0)
     for entry in merged.values():
         entry["qps"] = statistics.median(entry["qps_all"])
     return merged
