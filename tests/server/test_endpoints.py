@@ -266,3 +266,24 @@ def test_rows_changed_between_the_parts_reads_are_neither_lost_nor_repeated(big:
     assert first.num_rows > 0
     assert _sorted(parts).equals(_sorted(before))  # the table as of the split
     assert _one_stream(big.uri, "admin", EVENTS).num_rows == 280_000  # the changes happened
+
+
+def test_one_call_reads_both_meshgate_headers(demo_uri: str) -> None:
+    """The call's `x-meshgate-*` headers are read by one middleware: the endpoint count and
+    the residual engine of the same call both take effect."""
+    session = Session(demo_uri, "admin", "admin")
+    try:
+        headers = [(n.encode(), v.encode()) for n, v in session.headers]
+        command = descriptor(sql.CommandStatementQuery(query=EMPLOYEES))
+        split = flight.FlightCallOptions(headers=[
+            *headers, (b"x-meshgate-result-endpoints", b"3"),
+            (b"x-meshgate-residual-engine", b"duckdb")])
+        assert len(session.client.get_flight_info(command, split).endpoints) == 3
+        wrong = flight.FlightCallOptions(headers=[
+            *headers, (b"x-meshgate-result-endpoints", b"3"),
+            (b"x-meshgate-residual-engine", b"ray")])
+        with pytest.raises(pa.ArrowInvalid, match="residual_engine must be one of auto"):
+            session.client.get_flight_info(command, wrong)
+        assert len(session.client.get_flight_info(command, session.options).endpoints) == 1
+    finally:
+        session.close()
