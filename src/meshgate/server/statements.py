@@ -427,7 +427,7 @@ class StatementRegistry:
             release()
             raise
         send_warnings(context, statement.prepared.warnings)
-        batches = _batches(first, started, release, lambda: self._shutting_down)
+        batches = _batches(first, started, release, lambda: self._shutting_down, unwatch)
         # A stream pyarrow never starts (the client left first) runs no `finally`: its claimed
         # ticket is let go when the generator is collected, on the clean-up thread (never in
         # the collecting thread, which may hold the very lock `release` takes).
@@ -491,8 +491,8 @@ class StatementRegistry:
 
 
 def _batches(first: pa.RecordBatchReader | None, rest: Iterator[pa.RecordBatchReader],
-             release: Callable[[], None],
-             shutting_down: Callable[[], bool]) -> Iterator[pa.RecordBatch]:  # fmt: skip
+             release: Callable[[], None], shutting_down: Callable[[], bool],
+             unwatch: Callable[[], None] = lambda: None) -> Iterator[pa.RecordBatch]:  # fmt: skip
     reader = first
     collected = False
     try:
@@ -505,6 +505,9 @@ def _batches(first: pa.RecordBatchReader | None, rest: Iterator[pa.RecordBatchRe
     except GeneratorExit:
         # Closed early: by the caller, or by the garbage collector in whatever thread it runs
         # in (`collected.later` says why the ticket is then released on another thread).
+        # The call itself may end right after: the watcher lets go of it now (its lock is
+        # safe to take here), never after its context is gone.
+        unwatch()
         collected = True
         raise
     except QueryCancelled:
