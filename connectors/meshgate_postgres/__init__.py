@@ -9,6 +9,8 @@ that many ctid ranges at once under one snapshot; default `pool_size - 1`, at mo
 clause; set explicitly, filtered plain scans are split too; 1 turns it off; measured in
 benchmarks/README.md). A result asked for in several endpoints is split into page ranges on
 one exported snapshot (slices.py), at most `pool_size // 2` such snapshots held at once.
+`reader` (`adbc`, the default: rows are decoded by the driver; `duckdb`: rows of plain types
+are decoded by DuckDB's postgres extension, bulk.py, at about half the CPU).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from meshgate.spi import (
 )
 from meshgate.sqlconnector import SqlConnector, ValueFailure
 
+from .bulk import BulkReader, plain_types, reader_dsn
 from .capabilities import BYTEWISE_COLLATIONS, CAPABILITIES, renders_exactly
 from .failures import value_failure
 from .partitions import (
@@ -125,10 +128,13 @@ class _ParallelPlan:
 
 @dataclass(frozen=True)
 class _PhysicalColumns:
-    """What the SQL sent for a table must adjust: columns read as text, columns re-collated."""
+    """What the SQL sent for a table must adjust: columns read as text, columns re-collated;
+    and its blank-padded CHAR(n) columns, which only the ADBC driver returns padded as
+    PostgreSQL sends them (DuckDB's reader trims them)."""
 
     as_text: frozenset[str]
     recollate: frozenset[str]
+    padded: frozenset[str] = frozenset()
 
 
 class PostgresConnector(SqlConnector):
@@ -174,6 +180,7 @@ class PostgresConnector(SqlConnector):
         # and which result columns travel as unscaled BIGINTs.
         self._pending = threading.local()
         self._leases = SnapshotLeases(self.pool, most=pool_size // 2)
+        self._bulk = self._bulk_reader(context, dsn, pool_size)
 
     # --- metadata -------------------------------------------------------------------------
     @property
@@ -201,9 +208,12 @@ class PostgresConnector(SqlConnector):
         columns: list[SourceColumn] = []
         as_text: set[str] = set()
         recollate: set[str] = set()
+        padded: set[str] = set()
         for name, typname, typmod, element, nullable, uses_default, bytewise in rows:
             arrow = arrow_type_of(typname, typmod, element)
             columns.append(SourceColumn(name, arrow, nullable))
+            if (element or typname) in ("bpchar", "char"):
+                padded.add(name)
             if not is_native(typname, element):
                 as_text.add(name)
             elif pa.types.is_string(arrow) and not (
@@ -211,7 +221,8 @@ class PostgresConnector(SqlConnector):
             ):
                 recollate.add(name)
         with self._state_lock:
-            self._physical[table] = _PhysicalColumns(frozenset(as_text), frozenset(recollate))
+            self._physical[table] = _PhysicalColumns(frozenset(as_text), frozenset(recollate),
+                                                     frozenset(padded))  # fmt: skip
         return columns
 
     # --- SqlConnector hooks ---------------------------------------------------------------
@@ -275,6 +286,7 @@ class PostgresConnector(SqlConnector):
         self._pending.plan = None if part is not None else self._parallel_plan(handle)
         self._pending.scaled = physical_decimals(handle)[1]
         self._pending.slice = part
+        self._pending.bulk = not any(self._physical_columns(i.table).padded for i in handle.inputs)
         try:
             if part is None:
                 return super().execute(handle, context)
@@ -284,6 +296,7 @@ class PostgresConnector(SqlConnector):
             self._pending.plan = None
             self._pending.scaled = frozenset()
             self._pending.slice = None
+            self._pending.bulk = False
 
     def share_scan(self, handle: PushedQuery, parts: int,
                    hold_seconds: float) -> tuple[str, ...] | None:
@@ -314,23 +327,50 @@ class PostgresConnector(SqlConnector):
         plan: _ParallelPlan | None = getattr(self._pending, "plan", None)
         part: PageSlice | None = getattr(self._pending, "slice", None)
         cast = BoundaryCast(schema, getattr(self._pending, "scaled", frozenset()))
+        bulk = bool(getattr(self._pending, "bulk", True))
         self._pending.plan = self._pending.slice = None
         if part is not None:
             return stream_slice(self.pool, self._leases, part, sql, parameters, cast,
                                 self.batch_rows, cancel)  # fmt: skip
-        if plan is None:
-            return stream_batches(self.pool, sql, parameters, cast, self.batch_rows, cancel)
-        return stream_partitions(self.pool, plan.parts, plan.pages, plan.render, parameters,
-                                 cast, self.batch_rows, cancel)  # fmt: skip
+
+        def through_adbc() -> Iterator[pa.RecordBatch]:
+            if plan is None:
+                return stream_batches(self.pool, sql, parameters, cast, self.batch_rows,
+                                      cancel)  # fmt: skip
+            return stream_partitions(self.pool, plan.parts, plan.pages, plan.render,
+                                     parameters, cast, self.batch_rows, cancel)  # fmt: skip
+
+        if self._bulk is not None and bulk and not parameters and plain_types(schema):
+            # One DuckDB stream reads a large table as fast as ADBC's parallel ranges.
+            return self._bulk.stream(sql, cast, self.batch_rows, cancel, through_adbc)
+        return through_adbc()
 
     def pool_usage(self) -> PoolUsage:
         return PoolUsage(in_use=self.pool.borrowed, idle=self.pool.idle)
 
     def close(self) -> None:
+        if self._bulk is not None:
+            self._bulk.close()
         self._leases.close()
         self.pool.close()
 
     # --- internals ------------------------------------------------------------------------
+    def _bulk_reader(self, context: ConnectorContext, dsn: str,
+                     pool_size: int) -> BulkReader | None:  # fmt: skip
+        """The DuckDB reader of rows (bulk.py) if the option `reader: duckdb` asks for it
+        and the dsn does not set libpq `options` itself."""
+        reader = context.options.get("reader", "adbc")
+        if reader not in ("duckdb", "adbc"):
+            raise ConfigError(
+                f"source {context.name!r} (postgres): option `reader` is {reader!r}; use "
+                "`adbc` (rows decoded by the driver, the default) or `duckdb` (by DuckDB's "
+                "postgres extension)"
+            )
+        timeout = _positive_int(context, "connect_timeout_seconds",
+                                DEFAULT_CONNECT_TIMEOUT_SECONDS)  # fmt: skip
+        target = reader_dsn(dsn, timeout) if reader == "duckdb" else None
+        return None if target is None else BulkReader(self.pool, target, pool_size)
+
     def _parallel_plan(self, handle: PushedQuery) -> _ParallelPlan | None:
         """Ranges for a plain scan of a table big enough to split, else None."""
         if self.partitions < 2:

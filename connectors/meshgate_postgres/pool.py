@@ -68,9 +68,7 @@ def unavailable(dsn: str, exc: BaseException, doing: str, label: str,
     reason = str(exc).strip()
     reason = re.sub(r"^[A-Z_]+: \[libpq\] ", "", reason)
     reason = reason.replace("Failed to connect: ", "").replace("\n\t", " ").replace("\n", " ")
-    secret = _password(dsn)
-    if secret:
-        reason = reason.replace(secret, "***")
+    reason = redacted(reason, dsn)
     return SourceUnavailable(
         f"a PostgreSQL source failed while {doing}; check that the server runs and accepts "
         "TCP connections on the configured host and port, that the database exists, and the "
@@ -78,6 +76,12 @@ def unavailable(dsn: str, exc: BaseException, doing: str, label: str,
         detail=f"{label}: PostgreSQL at {describe_dsn(dsn)}: {reason.strip()}",
         source=source,
     )
+
+
+def redacted(text: str, dsn: str) -> str:
+    """`text` without the dsn's password."""
+    secret = _password(dsn)
+    return text.replace(secret, "***") if secret else text
 
 
 def with_connect_timeout(dsn: str, seconds: int) -> str:
@@ -236,6 +240,28 @@ class ConnectionPool:
             healthy = False
             if not connection_survives(exc):
                 self.discard_idle()
+            raise
+        finally:
+            self.release(conn, healthy=healthy)
+
+    @contextmanager
+    def spare(self) -> Iterator[Any]:
+        """A connection for one short control statement (a cancel): an idle one if any, else
+        one opened beyond the pool's size and closed after, since a cancel must not wait for
+        a busy pool."""
+        conn = self.try_acquire()
+        if conn is None:
+            extra = self._connect()
+            try:
+                yield extra
+            finally:
+                _close_quietly(extra)
+            return
+        healthy = True
+        try:
+            yield conn
+        except adbc_driver_manager.Error:
+            healthy = False
             raise
         finally:
             self.release(conn, healthy=healthy)

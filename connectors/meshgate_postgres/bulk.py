@@ -1,0 +1,258 @@
+"""Rows read through DuckDB's postgres extension, whose binary COPY decoder is the cheaper one.
+
+The ADBC PostgreSQL driver on PyPI is built without optimisation: decoding `orders` costs its
+wheel about twice the CPU DuckDB's postgres extension spends on the same COPY stream, and on a
+small machine that CPU is the scan's time (benchmarks/README.md, "Full scan"). So a statement
+whose result has plain column types streams through one embedded DuckDB per source, holding
+nothing but the extension and one read-only ATTACH of the source's `dsn` (no file access, no
+other database, settings locked). Everything else stays on ADBC: metadata, statistics, bound
+parameters, snapshots shared between ranges or endpoints, and every statement that fails before
+its first batch, which runs again on ADBC so that its error (or its retry on a new connection)
+is the one the ADBC path gives. Each read runs in its own DuckDB transaction, which pins one
+PostgreSQL connection: its backend pid is read first, so a cancel, a deadline or a client that
+stops reading cancels that very statement at PostgreSQL (`pg_cancel_backend`), which DuckDB's own
+interrupt cannot reach while it waits in libpq.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import adbc_driver_manager
+import duckdb
+import pyarrow as pa
+
+from meshgate.errors import QueryCancelled, SourceUnavailable, UnsupportedQuery
+from meshgate.spi import CancelToken
+
+from .failures import classify, source_error
+from .pool import ConnectionPool, redacted, with_connect_timeout
+from .typemap import BoundaryCast
+
+# What the reader's PostgreSQL sessions must agree on with the ADBC pool's (pool.py).
+_SESSION_OPTIONS = "-c TimeZone=UTC -c default_transaction_read_only=on"
+_ATTACHED = "source"
+_log = logging.getLogger(__name__)
+
+
+def extension_file() -> Path | None:
+    """The postgres extension of the installed `duckdb-extension-postgres` wheel, copied under
+    the name DuckDB's loader expects; None when the wheel is missing or is for another DuckDB."""
+    try:
+        import duckdb_extension_postgres
+    except ImportError:
+        return None
+    root = Path(duckdb_extension_postgres.__file__).parent
+    found = sorted(root.rglob(f"v{duckdb.__version__}/*.duckdb_extension"))
+    if not found:
+        return None
+    cache = Path(tempfile.gettempdir()) / f"meshgate-{os.getuid()}-duckdb-{duckdb.__version__}"
+    target = cache / "postgres_scanner.duckdb_extension"
+    if not target.exists() or target.stat().st_size != found[0].stat().st_size:
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staging = cache / f".{os.getpid()}-{threading.get_ident()}"
+        shutil.copyfile(found[0], staging)
+        staging.replace(target)
+    return target
+
+
+def reader_dsn(dsn: str, connect_timeout: int) -> str | None:
+    """`dsn` with the pool's session settings as libpq `options`; None if the dsn sets
+    `options` itself (then every read stays on ADBC rather than merging the two)."""
+    if "options" in dsn:
+        return None
+    dsn = with_connect_timeout(dsn, connect_timeout)
+    if "://" not in dsn:
+        return f"{dsn} options='{_SESSION_OPTIONS}'"
+    parts = urlsplit(dsn)
+    query = urlencode([*parse_qsl(parts.query), ("options", _SESSION_OPTIONS)], quote_via=quote)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def plain_types(schema: pa.Schema) -> bool:
+    """Whether every result column has a type both readers produce alike."""
+    return all(_plain(field.type) for field in schema)
+
+
+def _plain(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_boolean(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_date32(kind)
+        or pa.types.is_timestamp(kind)
+    )
+
+
+class BulkReader:
+    """One source's embedded DuckDB, attached on first use; reset after a connection failure."""
+
+    def __init__(self, pool: ConnectionPool, dsn: str, connections: int) -> None:
+        self.pool = pool
+        self._dsn = dsn
+        self._connections = connections
+        self._lock = threading.Lock()
+        self._database: duckdb.DuckDBPyConnection | None = None
+        self._closed = False
+
+    def stream(
+        self,
+        sql: str,
+        cast: BoundaryCast,
+        batch_rows: int,
+        cancel: CancelToken,
+        fallback: Callable[[], Iterator[pa.RecordBatch]],
+    ) -> Iterator[pa.RecordBatch]:
+        """`sql`'s batches through `cast`; before the first batch, any failure but a cancel
+        hands the statement to `fallback` (the ADBC path) instead."""
+        started = self._start(sql, batch_rows, cancel)
+        if started is None:
+            yield from fallback()
+            return
+        cursor, pid, source = started
+        finished = False
+        first = True
+        fall_back = False
+        try:
+            while True:
+                try:
+                    with cancel.stopping(lambda: self._cancel(cursor, pid)):
+                        batch = source.read_next_batch()
+                    shaped = cast.apply(batch)
+                except StopIteration:
+                    finished = True
+                    break
+                except (duckdb.Error, OSError, UnsupportedQuery, SourceUnavailable) as exc:
+                    finished = True
+                    if cancel.cancelled or classify(exc) == "cancelled":
+                        raise QueryCancelled("the query was cancelled while PostgreSQL ran it",
+                                             detail=self.pool.label) from None  # fmt: skip
+                    if not first:
+                        if isinstance(exc, duckdb.Error | OSError):
+                            raise source_error(self.pool, exc, "streaming rows") from None
+                        raise
+                    self._after_failure(exc)
+                    fall_back = True
+                    break
+                first = False
+                yield shaped
+        finally:
+            if not finished:
+                self._cancel(cursor, pid)
+            _end(cursor, source)
+        if fall_back:
+            yield from fallback()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            database, self._database = self._database, None
+        if database is not None:
+            database.close()
+
+    def _start(self, sql: str, batch_rows: int,
+               cancel: CancelToken) -> tuple[Any, int, pa.RecordBatchReader] | None:  # fmt: skip
+        """Open the read's transaction, learn its backend and start `sql`; None if it could
+        not start (the ADBC path then runs it, and says why if it fails there too)."""
+        if cancel.cancelled:
+            raise QueryCancelled("the query was cancelled")
+        database = self._attached()
+        if database is None:
+            return None
+        cursor = database.cursor()
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            row = cursor.execute(
+                f"SELECT * FROM postgres_query('{_ATTACHED}', 'SELECT pg_backend_pid() AS pid')"
+            ).fetchone()
+            pid = int(row[0]) if row else 0
+            with cancel.stopping(lambda: self._cancel(cursor, pid)):
+                source = cursor.execute(
+                    f"SELECT * FROM postgres_query('{_ATTACHED}', ?)", [sql]
+                ).to_arrow_reader(batch_rows)
+        except duckdb.Error as exc:
+            _end(cursor, None)
+            if cancel.cancelled:
+                raise QueryCancelled("the query was cancelled") from None
+            if classify(exc) == "cancelled":  # pg_cancel_backend by an operator
+                raise QueryCancelled("the query was cancelled while PostgreSQL ran it",
+                                     detail=self.pool.label) from None  # fmt: skip
+            self._after_failure(exc)
+            return None
+        return cursor, pid, source
+
+    def _attached(self) -> duckdb.DuckDBPyConnection | None:
+        with self._lock:
+            if self._database is not None or self._closed:
+                return self._database
+            extension = extension_file()
+            if extension is None:
+                return None
+            database = duckdb.connect(config={"autoinstall_known_extensions": "false",
+                                              "autoload_known_extensions": "false"})  # fmt: skip
+            try:
+                database.execute(f"LOAD '{extension}'")
+                # One thread per read: a COPY is one stream, and a failing read then reports
+                # PostgreSQL's error, never another thread's "Interrupted".
+                database.execute("SET threads = 1")
+                database.execute(f"SET pg_pool_max_connections = {self._connections}")
+                database.execute(f"SET pg_connection_limit = {self._connections}")
+                quoted = self._dsn.replace("'", "''")
+                database.execute(f"ATTACH '{quoted}' AS {_ATTACHED} (TYPE postgres, READ_ONLY)")
+                database.execute("SET enable_external_access = false")
+                database.execute("SET lock_configuration = true")
+            except duckdb.Error as exc:
+                database.close()
+                _log.warning("%s: rows are read through the ADBC driver, DuckDB's postgres "
+                             "extension did not attach: %s", self.pool.label,
+                             redacted(str(exc), self._dsn))  # fmt: skip
+                return None
+            self._database = database
+            return database
+
+    def _after_failure(self, exc: BaseException) -> None:
+        """A failure of the connection (not of the SQL) retires the DuckDB and its pooled
+        connections; the next read attaches afresh."""
+        if classify(exc) == "unavailable" and "ERROR:" not in str(exc):
+            with self._lock:
+                database, self._database = self._database, None
+            if database is not None:
+                with contextlib.suppress(duckdb.Error):
+                    database.close()
+
+    def _cancel(self, cursor: Any, pid: int) -> None:
+        """Cancel the read's statement at PostgreSQL; its transaction still holds `pid`'s
+        connection, so no other statement can be running there. (DuckDB's own interrupt
+        would wait for the cursor, which waits in libpq for rows that may never come.)"""
+        if pid <= 0:
+            return
+        try:
+            with self.pool.spare() as conn, conn.cursor() as control:
+                control.execute("SELECT pg_cancel_backend(CAST($1 AS integer))", (pid,))
+                control.fetchall()
+        except (adbc_driver_manager.Error, SourceUnavailable) as exc:
+            # The statement then ends when PostgreSQL next writes to the dropped connection.
+            _log.warning("%s: cancelling a read at PostgreSQL failed: %s", self.pool.label,
+                         redacted(str(exc), self._dsn))  # fmt: skip
+
+
+def _end(cursor: Any, source: pa.RecordBatchReader | None) -> None:
+    with contextlib.suppress(duckdb.Error, pa.ArrowException, OSError):
+        if source is not None:
+            source.close()
+    with contextlib.suppress(duckdb.Error):
+        cursor.execute("ROLLBACK")
+    with contextlib.suppress(duckdb.Error):
+        cursor.close()
