@@ -9,8 +9,9 @@ that many ctid ranges at once under one snapshot; default `pool_size - 1`, at mo
 clause; set explicitly, filtered plain scans are split too; 1 turns it off; measured in
 benchmarks/README.md). A result asked for in several endpoints is split into page ranges on
 one exported snapshot (slices.py), at most `pool_size // 2` such snapshots held at once.
-`reader` (`adbc`, the default: rows are decoded by the driver; `duckdb`: rows of plain types
-are decoded by DuckDB's postgres extension, bulk.py, at about half the CPU).
+`reader` (`duckdb`, the default: rows of plain types are decoded by DuckDB's postgres
+extension, bulk.py, at about half the driver's CPU; `adbc`: every statement through the driver,
+the only reader that splits scans into ranges).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, ClassVar
 import adbc_driver_manager
 import pyarrow as pa
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from meshgate.errors import ConfigError, SourceUnavailable, StatementOutdated
 from meshgate.spi import (
@@ -44,7 +46,7 @@ from meshgate.spi import (
     SourceTable,
     TableStatistics,
 )
-from meshgate.sqlconnector import SqlConnector, ValueFailure
+from meshgate.sqlconnector import SqlConnector, ValueFailure, column_types, is_row_level
 
 from .bulk import BulkReader, plain_types, reader_dsn
 from .capabilities import BYTEWISE_COLLATIONS, CAPABILITIES, renders_exactly
@@ -260,6 +262,30 @@ class PostgresConnector(SqlConnector):
         assert isinstance(transformed, exp.Select)
         return transformed
 
+    def restrict_to_keys(
+        self, handle: PushedQuery, column: exp.Column, keys: pa.Array
+    ) -> PushedQuery | None:
+        """`column = ANY('{k1,k2,...}'::bigint[])`: one array literal, however many keys, which
+        PostgreSQL looks up through the column's index (or hashes, without one). Integer key
+        columns only: a bigint array meets any integer column exactly."""
+        types = column_types(handle.inputs)
+        if (
+            not is_row_level(handle.select)
+            or not pa.types.is_integer(keys.type)
+            or not pa.types.is_integer(types.get((column.table, column.name), pa.null()))
+            or len(keys) == 0
+        ):
+            return None
+        listed = "{" + ",".join(map(str, keys.to_pylist())) + "}"
+        keyed = exp.Cast(this=exp.Literal.string(listed), to=exp.DataType.build("BIGINT[]"))
+        condition = exp.EQ(this=column.copy(), expression=exp.Any(this=exp.Paren(this=keyed)))
+        candidate = replace(handle, select=handle.select.copy().where(condition, copy=False))
+        try:
+            self.render(candidate)
+        except (SqlglotError, SourceUnavailable):
+            return None
+        return candidate
+
     def _parameter_marker(self, number: int) -> exp.Expr:
         return exp.Parameter(this=exp.Literal.number(number))
 
@@ -359,12 +385,12 @@ class PostgresConnector(SqlConnector):
                      pool_size: int) -> BulkReader | None:  # fmt: skip
         """The DuckDB reader of rows (bulk.py) if the option `reader: duckdb` asks for it
         and the dsn does not set libpq `options` itself."""
-        reader = context.options.get("reader", "adbc")
+        reader = context.options.get("reader", "duckdb")
         if reader not in ("duckdb", "adbc"):
             raise ConfigError(
                 f"source {context.name!r} (postgres): option `reader` is {reader!r}; use "
-                "`adbc` (rows decoded by the driver, the default) or `duckdb` (by DuckDB's "
-                "postgres extension)"
+                "`duckdb` (rows decoded by DuckDB's postgres extension, the default) or `adbc` "
+                "(by the ADBC driver)"
             )
         timeout = _positive_int(context, "connect_timeout_seconds",
                                 DEFAULT_CONNECT_TIMEOUT_SECONDS)  # fmt: skip

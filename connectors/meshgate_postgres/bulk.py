@@ -105,6 +105,10 @@ class BulkReader:
         self._connections = connections
         self._lock = threading.Lock()
         self._database: duckdb.DuckDBPyConnection | None = None
+        # Reads open per DuckDB (by id), and the retired ones still read: a DuckDB closes only
+        # when no read uses it, as closing it ends its cursors under their threads.
+        self._reads: dict[int, int] = {}
+        self._retired: dict[int, duckdb.DuckDBPyConnection] = {}
         self._closed = False
 
     def stream(
@@ -121,7 +125,7 @@ class BulkReader:
         if started is None:
             yield from fallback()
             return
-        cursor, pid, source = started
+        database, cursor, pid, source = started
         finished = False
         first = True
         fall_back = False
@@ -139,11 +143,11 @@ class BulkReader:
                     if cancel.cancelled or classify(exc) == "cancelled":
                         raise QueryCancelled("the query was cancelled while PostgreSQL ran it",
                                              detail=self.pool.label) from None  # fmt: skip
+                    self._after_failure(exc, database)
                     if not first:
                         if isinstance(exc, duckdb.Error | OSError):
                             raise source_error(self.pool, exc, "streaming rows") from None
                         raise
-                    self._after_failure(exc)
                     fall_back = True
                     break
                 first = False
@@ -152,6 +156,7 @@ class BulkReader:
             if not finished:
                 self._cancel(cursor, pid)
             _end(cursor, source)
+            self._release(database)
         if fall_back:
             yield from fallback()
 
@@ -159,19 +164,45 @@ class BulkReader:
         with self._lock:
             self._closed = True
             database, self._database = self._database, None
-        if database is not None:
-            database.close()
+            if database is not None:
+                self._retired[id(database)] = database
+            idle = [d for key, d in self._retired.items() if not self._reads.get(key)]
+            for done in idle:
+                del self._retired[id(done)]
+        for done in idle:
+            done.close()
 
-    def _start(self, sql: str, batch_rows: int,
-               cancel: CancelToken) -> tuple[Any, int, pa.RecordBatchReader] | None:  # fmt: skip
+    def _release(self, database: duckdb.DuckDBPyConnection) -> None:
+        """One read of `database` ended; close it if it was retired and this was its last."""
+        key = id(database)
+        with self._lock:
+            self._reads[key] -= 1
+            if self._reads[key]:
+                return
+            del self._reads[key]
+            retired = self._retired.pop(key, None)
+        if retired is not None:
+            with contextlib.suppress(duckdb.Error):
+                retired.close()
+
+    def _start(
+        self, sql: str, batch_rows: int, cancel: CancelToken
+    ) -> tuple[duckdb.DuckDBPyConnection, Any, int, pa.RecordBatchReader] | None:
         """Open the read's transaction, learn its backend and start `sql`; None if it could
-        not start (the ADBC path then runs it, and says why if it fails there too)."""
+        not start (the ADBC path then runs it, and says why if it fails there too). A read
+        started counts against its DuckDB until `_release`."""
         if cancel.cancelled:
             raise QueryCancelled("the query was cancelled")
-        database = self._attached()
-        if database is None:
+        with self._lock:
+            database = self._attach()
+            if database is None:
+                return None
+            self._reads[id(database)] = self._reads.get(id(database), 0) + 1
+        try:
+            cursor = database.cursor()
+        except duckdb.Error:
+            self._release(database)
             return None
-        cursor = database.cursor()
         try:
             cursor.execute("BEGIN TRANSACTION")
             row = cursor.execute(
@@ -184,53 +215,53 @@ class BulkReader:
                 ).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
             _end(cursor, None)
+            self._after_failure(exc, database)
+            self._release(database)
             if cancel.cancelled:
                 raise QueryCancelled("the query was cancelled") from None
             if classify(exc) == "cancelled":  # pg_cancel_backend by an operator
                 raise QueryCancelled("the query was cancelled while PostgreSQL ran it",
                                      detail=self.pool.label) from None  # fmt: skip
-            self._after_failure(exc)
             return None
-        return cursor, pid, source
+        return database, cursor, pid, source
 
-    def _attached(self) -> duckdb.DuckDBPyConnection | None:
-        with self._lock:
-            if self._database is not None or self._closed:
-                return self._database
-            extension = extension_file()
-            if extension is None:
-                return None
-            database = duckdb.connect(config={"autoinstall_known_extensions": "false",
-                                              "autoload_known_extensions": "false"})  # fmt: skip
-            try:
-                database.execute(f"LOAD '{extension}'")
-                # One thread per read: a COPY is one stream, and a failing read then reports
-                # PostgreSQL's error, never another thread's "Interrupted".
-                database.execute("SET threads = 1")
-                database.execute(f"SET pg_pool_max_connections = {self._connections}")
-                database.execute(f"SET pg_connection_limit = {self._connections}")
-                quoted = self._dsn.replace("'", "''")
-                database.execute(f"ATTACH '{quoted}' AS {_ATTACHED} (TYPE postgres, READ_ONLY)")
-                database.execute("SET enable_external_access = false")
-                database.execute("SET lock_configuration = true")
-            except duckdb.Error as exc:
-                database.close()
-                _log.warning("%s: rows are read through the ADBC driver, DuckDB's postgres "
-                             "extension did not attach: %s", self.pool.label,
-                             redacted(str(exc), self._dsn))  # fmt: skip
-                return None
-            self._database = database
-            return database
+    def _attach(self) -> duckdb.DuckDBPyConnection | None:
+        """The current DuckDB, attached now if there is none; called under the lock."""
+        if self._database is not None or self._closed:
+            return self._database
+        extension = extension_file()
+        if extension is None:
+            return None
+        database = duckdb.connect(config={"autoinstall_known_extensions": "false",
+                                          "autoload_known_extensions": "false"})  # fmt: skip
+        try:
+            database.execute(f"LOAD '{extension}'")
+            # One thread per read: a COPY is one stream, and a failing read then reports
+            # PostgreSQL's error, never another thread's "Interrupted".
+            database.execute("SET threads = 1")
+            database.execute(f"SET pg_pool_max_connections = {self._connections}")
+            database.execute(f"SET pg_connection_limit = {self._connections}")
+            quoted = self._dsn.replace("'", "''")
+            database.execute(f"ATTACH '{quoted}' AS {_ATTACHED} (TYPE postgres, READ_ONLY)")
+            database.execute("SET enable_external_access = false")
+            database.execute("SET lock_configuration = true")
+        except duckdb.Error as exc:
+            database.close()
+            _log.warning("%s: rows are read through the ADBC driver, DuckDB's postgres "
+                         "extension did not attach: %s", self.pool.label,
+                         redacted(str(exc), self._dsn))  # fmt: skip
+            return None
+        self._database = database
+        return database
 
-    def _after_failure(self, exc: BaseException) -> None:
-        """A failure of the connection (not of the SQL) retires the DuckDB and its pooled
-        connections; the next read attaches afresh."""
+    def _after_failure(self, exc: BaseException, database: duckdb.DuckDBPyConnection) -> None:
+        """A failure of the connection (not of the SQL) retires `database` and its pooled
+        connections, closed once its last read ends; the next read attaches afresh."""
         if classify(exc) == "unavailable" and "ERROR:" not in str(exc):
             with self._lock:
-                database, self._database = self._database, None
-            if database is not None:
-                with contextlib.suppress(duckdb.Error):
-                    database.close()
+                if self._database is database:
+                    self._database = None
+                    self._retired[id(database)] = database
 
     def _cancel(self, cursor: Any, pid: int) -> None:
         """Cancel the read's statement at PostgreSQL; its transaction still holds `pid`'s

@@ -177,7 +177,7 @@ def test_a_mid_stream_value_error_fails_the_query(plain: str) -> None:
 
 
 def test_an_unknown_reader_is_a_config_error(pg_database: str) -> None:
-    with pytest.raises(ConfigError, match="option `reader` is 'fast'; use `adbc`"):
+    with pytest.raises(ConfigError, match="option `reader` is 'fast'; use `duckdb`"):
         connector(pg_database, reader="fast")
 
 

@@ -43,7 +43,9 @@ def big_table(pg_server_dsn: str) -> Iterator[str]:
 
 
 def connector(dsn: str, **options: Any) -> PostgresConnector:
-    return PostgresConnector(ConnectorContext("warehouse", {"dsn": dsn, **options}, Path(".")))
+    """Ranges are the ADBC reader's (`reader: adbc`); DuckDB's reads a table in one stream."""
+    settings = {"dsn": dsn, "reader": "adbc", **options}
+    return PostgresConnector(ConnectorContext("warehouse", settings, Path(".")))
 
 
 def scan(conn: PostgresConnector) -> PushedQuery:
