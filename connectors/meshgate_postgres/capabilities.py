@@ -83,6 +83,7 @@ CAPABILITIES = Capabilities(
     # EXISTS / NOT EXISTS become semi / anti joins (TPC-H Q4: 1.7 s as written, 24 s as the
     # grouped LEFT JOIN sqlglot makes of it); a correlated scalar subquery stays a SubPlan.
     semi_joins_exists=True,
+    key_sets=True,
 )
 
 

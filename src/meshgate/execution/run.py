@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from meshgate.errors import MeshgateError, QueryCancelled, QueryTimeout, StatementOutdated
-from meshgate.execution.dynamic import BuildSide, filtered_handle
+from meshgate.execution.dynamic import MAX_LISTED_KEYS, BuildSide, filtered_handle
 from meshgate.execution.engine import ResidualEngine
 from meshgate.execution.stream import InlineRead, Prefetch, cast_batches, first_source_error
 from meshgate.planner.plan import FederatedPlan, Fragment, PolicyStage
-from meshgate.spi import Connector, QueryContext
+from meshgate.spi import CANONICAL_DIALECT, Connector, QueryContext
 
 
 @dataclass
@@ -134,22 +134,24 @@ def _plan_batches(plan: FederatedPlan, run: _Run, outermost: bool = True
                             source=fragment.source)
         prefetches.append(prefetch)
         if fragment.name in build_names:
-            listed = _listed_column(plan, fragment)
-            builds[fragment.name] = BuildSide(prefetch, listed_column=listed)
+            listed, most = _listed_column(plan, fragment)
+            builds[fragment.name] = BuildSide(prefetch, listed_column=listed, max_keys=most)
     for stage in plan.stages:
         opener = _stage_opener(stage, run)
         prefetches.append(Prefetch(stage.name, opener, stage.plan.schema, cancel))
     return _stream(plan, prefetches, builds, run, outermost)
 
 
-def _listed_column(plan: FederatedPlan, build: Fragment) -> str | None:
-    """The build column, when every dynamic filter `build` feeds is worth only a key list."""
+def _listed_column(plan: FederatedPlan, build: Fragment) -> tuple[str | None, int]:
+    """The build column, when every dynamic filter `build` feeds is worth only a key list,
+    and the most keys any of them lists."""
     fed = [f.dynamic_filter for f in plan.fragments
            if f.dynamic_filter is not None and f.dynamic_filter.build == build.name]  # fmt: skip
     columns = {d.build_column for d in fed}
+    most = max((d.max_keys for d in fed), default=MAX_LISTED_KEYS)
     if not fed or not all(d.listed_only for d in fed) or len(columns) != 1:
-        return None
-    return columns.pop()
+        return None, most
+    return columns.pop(), most
 
 
 def _stage_opener(stage: PolicyStage, run: _Run) -> Callable[[], pa.RecordBatchReader]:
@@ -173,8 +175,13 @@ def _opener(
         handle = fragment.handle
         if fragment.dynamic_filter is not None:
             build = builds[fragment.dynamic_filter.build]
-            handle = filtered_handle(connector, handle, fragment.dynamic_filter, build)
-            done.sql = connector.render(handle)
+            dynamic = fragment.dynamic_filter
+            handle, key_set = filtered_handle(connector, handle, dynamic, build)
+            # A key set is one literal of up to 50,000 keys: the audit and the query history
+            # keep its size, not its keys.
+            done.sql = connector.render(handle) if key_set is None else (
+                f"{fragment.sql} -- and {dynamic.probe_column.sql(CANONICAL_DIALECT)} is one "
+                f"of {key_set} keys of {dynamic.build}.{dynamic.build_column}")  # fmt: skip
         return connector.execute(handle, context)
 
     return open_reader

@@ -84,6 +84,21 @@ def _used_columns(select: exp.Expr, alias: str) -> set[str]:
 
 # A dynamic filter lists at most this many keys (`key IN (...)`); above, it is a min/max range.
 MAX_LISTED_KEYS = 100
+# A key set (`Capabilities.key_sets`) holds at most this many keys, and no more than one per
+# KEY_SET_SHARE rows of the table it is looked up in: past that, PostgreSQL's index lookups
+# (29k keys: 0.16-0.23 s on the 2-core machine) cost about what reading every row does.
+MAX_KEY_SET = 50_000
+KEY_SET_SHARE = 20
+# A key set is planned only into a table at least this large: below, its scan is cheap.
+MIN_KEY_SET_PROBE_ROWS = 100_000
+
+
+def key_set_size(probe_rows: int) -> int | None:
+    """How many keys a key set into a table of `probe_rows` rows may hold; None: not worth
+    one (the table is small enough to read whole)."""
+    if probe_rows < MIN_KEY_SET_PROBE_ROWS:
+        return None
+    return min(MAX_KEY_SET, probe_rows // KEY_SET_SHARE)
 # A range passing at least this share of the probe's key range is not worth waiting for.
 USELESS_RANGE = 0.9
 

@@ -24,7 +24,12 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.errors import PushdownRequired, UnsupportedQuery
-from meshgate.planner.cost import Verdict, dynamic_filter_verdict, whole_query_verdict
+from meshgate.planner.cost import (
+    Verdict,
+    dynamic_filter_verdict,
+    key_set_size,
+    whole_query_verdict,
+)
 from meshgate.planner.merge_scan import merge_relation, merge_scan
 from meshgate.planner.plan import DynamicFilter, FederatedPlan, Fragment, MergeScan, PolicyStage
 from meshgate.planner.schema import OutOfProcessEngine, ResultDescriber
@@ -531,8 +536,12 @@ class Planner:
         placed: dict[str, _Placed] = {}
         merged = self._inline_scans(scans)
         replaced.update(merged or {})
-        for group in [] if merged else self._join_groups(scans, conjuncts):
-            inlined = self._inline_scan(by_alias[group[0]]) if len(group) == 1 else None
+        groups = [] if merged else self._join_groups(scans, conjuncts)
+        key_sets = self._key_set_builds(groups, by_alias, conjuncts)
+        for group in groups:
+            inlined = None
+            if len(group) == 1 and group[0] not in key_sets:
+                inlined = self._inline_scan(by_alias[group[0]])
             if inlined is not None:
                 replaced[group[0]] = inlined
                 continue
@@ -586,8 +595,51 @@ class Planner:
                     fragment, scan, set(scan.physical.primary_key), bool(absorbed), unfiltered
                 )
         placed.update(self._derived_builds(select))
-        self._plan_dynamic_filters(placed, remaining)
+        self._plan_dynamic_filters(placed, remaining, key_sets)
         _rebuild_inner_from(select, replaced, remaining)
+
+    def _key_set_builds(
+        self, groups: list[list[str]], by_alias: Mapping[str, _Scan], conjuncts: list[exp.Expr]
+    ) -> dict[str, int]:
+        """Tables to read as a fragment rather than by the merge, so that their keys can
+        restrict a large table elsewhere as a key set: alias -> most keys the set may hold.
+
+        A table qualifies when the query filters it on its own and joins it on a column with
+        the single-column key of a table that stands alone at a source taking key sets, and
+        that table is large (`key_set_size`). TPC-H Q12: the lineitem rows of one year's
+        late shipments (29k orders) pick their orders by key instead of all 1.5M orders
+        reaching the merge, which built its hash table on them before reading lineitem.
+        """
+        alone = {g[0] for g in groups if len(g) == 1}
+        filtered = {
+            next(iter(aliases))
+            for c in conjuncts
+            if len(aliases := _aliases(c)) == 1 and not _has_subquery(c)
+        }
+        found: dict[str, int] = {}
+        for conjunct in conjuncts:
+            pair = _equi_join(conjunct)
+            if pair is None:
+                continue
+            for (build, _), (probe, probe_col) in (pair, pair[::-1]):
+                if build not in alone or build not in filtered or probe not in alone:
+                    continue
+                if build not in by_alias or probe not in by_alias or probe in filtered:
+                    continue
+                scan, other = by_alias[build], by_alias[probe]
+                connector = self._connectors[other.source]
+                if (
+                    scan.barrier is not None
+                    or other.barrier is not None
+                    or not connector.capabilities.key_sets
+                    or not other.is_key(probe_col)
+                ):
+                    continue
+                rows = _table_rows(connector, other, probe_col)
+                most = None if rows is None else key_set_size(rows)
+                if most is not None:
+                    found[build] = most
+        return found
 
     def _inline_scans(self, scans: list[_Scan]) -> dict[str, exp.Expr] | None:
         """Every table of a SELECT as the merge's own scan (by alias), if each offers one.
@@ -655,9 +707,14 @@ class Planner:
         return relation
 
     def _plan_dynamic_filters(
-        self, placed: Mapping[str, _Placed], conjuncts: list[exp.Expr]
+        self,
+        placed: Mapping[str, _Placed],
+        conjuncts: list[exp.Expr],
+        key_sets: Mapping[str, int] | None = None,
     ) -> None:
-        """Let a filtered, key-side fragment restrict an unfiltered scan it joins with."""
+        """Let a filtered, key-side fragment restrict an unfiltered scan it joins with;
+        `key_sets`: builds read for a key set (`_key_set_builds`), and its most keys."""
+        key_sets = key_sets or {}
         probes: set[str] = set()
         builds: set[str] = set()
         for conjunct in conjuncts:
@@ -677,12 +734,25 @@ class Planner:
                     or probe.derived
                     or build.fragment is probe.fragment
                     or not build.selective
-                    or build_col not in build.keys
+                    or (build_col not in build.keys and build_alias not in key_sets)
                     or probe.fragment.name in probes | builds
                     or build.fragment.name in probes
                 ):
                     continue
                 scan, column = target
+                most = key_sets.get(build_alias)
+                if most is not None and self._connectors[scan.source].capabilities.key_sets:
+                    dynamic = DynamicFilter(
+                        build.fragment.name, build_col,
+                        exp.column(column, scan.alias, quoted=True),
+                        listed_only=True, max_keys=most,
+                    )  # fmt: skip
+                    self._set_dynamic_filter(probe.fragment, dynamic, (
+                        f"key set: the source looks up at most {most} keys; past that the "
+                        "probe starts unfiltered"))  # fmt: skip
+                    probes.add(probe.fragment.name)
+                    builds.add(build.fragment.name)
+                    break
                 verdict = self._dynamic_verdict(build, build_col, scan, column)
                 if verdict is not None and not verdict.push:
                     self._note(probe.fragment, verdict.reason)
@@ -1347,6 +1417,14 @@ def _restricts(conjuncts: list[exp.Expr], alias: str, column: str) -> bool:
         for conjunct in conjuncts
         for c in conjunct.find_all(exp.Column)
     )
+
+
+def _table_rows(connector: Connector, scan: _Scan, column: str) -> int | None:
+    """The source's estimate of `scan`'s table's rows (read through one of its columns)."""
+    columns = [c for c in scan.physical.columns if c.name == column]
+    if not columns:
+        return None
+    return connector.estimate_rows(connector.scan(scan.physical.table, scan.alias, columns))
 
 
 def _column_statistics(connector: Connector, scan: _Scan, column: str) -> ColumnStatistics | None:

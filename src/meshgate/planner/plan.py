@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from sqlglot import exp
 
+from meshgate.planner.cost import MAX_LISTED_KEYS
 from meshgate.spi import CANONICAL_DIALECT, PushedQuery
 from meshgate.spi.parameters import renumbered
 
@@ -25,8 +26,11 @@ class DynamicFilter:
     build_column: str  # output column of the build fragment
     probe_column: exp.Column  # the probe's source-level column, qualified by its scan alias
     # Worth only as an IN list (a range would pass nearly every probe row): the probe starts
-    # unfiltered once the build side shows more than MAX_LISTED_KEYS distinct keys.
+    # unfiltered once the build side shows more than `max_keys` distinct keys.
     listed_only: bool = False
+    # Keys listed at most: MAX_LISTED_KEYS in the SQL (`IN (...)`), or up to MAX_KEY_SET for
+    # a probe whose source takes a key set (`Connector.restrict_to_keys`).
+    max_keys: int = MAX_LISTED_KEYS
 
 
 @dataclass(frozen=True)

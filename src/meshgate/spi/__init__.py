@@ -80,6 +80,9 @@ class Capabilities:
     # correlated scalar subquery (PostgreSQL): meshgate leaves EXISTS as written there, its
     # decorrelated form (a grouped derived table LEFT JOINed) costs PostgreSQL 10x more.
     semi_joins_exists: bool = False
+    # Takes a dynamic filter's integer key set larger than an IN list (`restrict_to_keys`),
+    # and looks keys up by index: a join with a selective side elsewhere reads only its keys.
+    key_sets: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,15 @@ class Connector(abc.ABC):
     def apply_projection(
         self, handle: PushedQuery, projections: Sequence[exp.Expr]
     ) -> PushedQuery | None:
+        return None
+
+    def restrict_to_keys(
+        self, handle: PushedQuery, column: exp.Column, keys: pa.Array
+    ) -> PushedQuery | None:
+        """`handle` keeping only the rows whose `column` (as `apply_filter` names it) is one
+        of `keys` (distinct, non-NULL integers), for sources whose capabilities declare
+        `key_sets`: a dynamic filter with more keys than an IN list is worth. None: the
+        source cannot, and the probe runs unfiltered."""
         return None
 
     def apply_query(

@@ -33,6 +33,7 @@ from meshgate.sqlconnector.collation import (
 from meshgate.sqlconnector.connector import SqlConnector
 from meshgate.sqlconnector.duckdb_backed import DuckDBBackedConnector
 from meshgate.sqlconnector.failures import ValueFailure, ValueFault, source_failed
+from meshgate.sqlconnector.negotiation import is_row_level
 from meshgate.sqlconnector.rendering import physical_table
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "column_type",
     "column_types",
     "has_text_operand",
+    "is_row_level",
     "on_filter_path",
     "physical_table",
     "source_failed",
