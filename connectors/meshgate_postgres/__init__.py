@@ -372,7 +372,9 @@ class PostgresConnector(SqlConnector):
         return through_adbc()
 
     def pool_usage(self) -> PoolUsage:
-        return PoolUsage(in_use=self.pool.borrowed, idle=self.pool.idle)
+        """Connections held by reads: the pool's, and those of DuckDB's reader (bulk.py)."""
+        reading = 0 if self._bulk is None else self._bulk.open_reads
+        return PoolUsage(in_use=self.pool.borrowed + reading, idle=self.pool.idle)
 
     def close(self) -> None:
         if self._bulk is not None:

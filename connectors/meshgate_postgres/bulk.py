@@ -160,6 +160,12 @@ class BulkReader:
         if fall_back:
             yield from fallback()
 
+    @property
+    def open_reads(self) -> int:
+        """Reads started and not yet ended: each holds one PostgreSQL connection."""
+        with self._lock:
+            return sum(self._reads.values())
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -278,8 +278,10 @@ def postgres_source(request: pytest.FixtureRequest, directory: Path) -> Contract
     connector = PostgresConnector(_context("warehouse", directory, dsn=dsn))
 
     def busy() -> bool:
-        """A half-read result holds a pooled connection (and its COPY, if rows remain)."""
-        return connector.pool.borrowed > 0
+        """A half-read result holds a connection (and its COPY, if rows remain): the pool's
+        or, for the DuckDB reader, the one its read's transaction pins."""
+        usage = connector.pool_usage()
+        return usage is not None and usage.in_use > 0
 
     return ContractSource(
         connector=connector,

@@ -41,10 +41,11 @@ STOPPED_WITHIN_SECONDS = 2.0
 
 
 def released(service: QueryService) -> bool:
-    """No fragment thread runs and no pooled connection is lent out."""
+    """No fragment thread runs and no connection is held by a read (the pool's or one of
+    the DuckDB reader's)."""
     threads = [t for t in threading.enumerate() if t.name.startswith("fragment-")]
-    pool = service.connectors["warehouse"].pool  # type: ignore[attr-defined]
-    return not threads and pool.borrowed == 0
+    usage = service.connectors["warehouse"].pool_usage()
+    return not threads and usage is not None and usage.in_use == 0
 
 
 @pytest.fixture

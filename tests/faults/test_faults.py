@@ -160,7 +160,7 @@ def test_a_source_dying_mid_stream_fails_the_pyarrow_stream(
     assert "warehouse" not in str(raised.value)
     proxy.resume()
     assert query(analyst, ALL_EVENTS).num_rows == ROWS
-    assert within(5, lambda: service.connectors["warehouse"].pool.borrowed == 0)  # type: ignore[attr-defined]
+    assert within(5, lambda: service.connectors["warehouse"].pool_usage().in_use == 0)  # type: ignore[union-attr]
 
 
 def test_a_source_dying_mid_stream_fails_the_adbc_fetch(
