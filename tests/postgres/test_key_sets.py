@@ -30,6 +30,9 @@ ORDERS = 200_000
 SHIPMENTS = 60_000
 
 
+MODES = pa.table({"mode": ["AIR", "SHIP"], "kind": ["air", "sea"]})
+
+
 def shipments() -> pa.Table:
     """Shipment i belongs to order (i * 7919) % ORDERS + 1; its weight is i % 1000."""
     ids = list(range(SHIPMENTS))
@@ -37,13 +40,14 @@ def shipments() -> pa.Table:
         "shipment_id": pa.array(ids, pa.int64()),
         "order_key": pa.array([(i * 7919) % ORDERS + 1 for i in ids], pa.int64()),
         "weight": pa.array([i % 1000 for i in ids], pa.int64()),
-        "mode": pa.array(["AIR" if i % 3 == 0 else "SHIP" for i in ids]),
+        "mode": pa.array(["AIR" if i % 10 == 0 else "SHIP" for i in ids]),
     })
 
 
 def write_mesh(config: Path, dsn: str) -> None:
     (config / "data").mkdir()
     pq.write_table(shipments(), config / "data" / "shipments.parquet")
+    pq.write_table(MODES, config / "data" / "modes.parquet")
     (config / "mesh.yaml").write_text(textwrap.dedent(f"""\
         mesh: {{name: keysets, description: Key sets over PostgreSQL.}}
         sources:
@@ -63,6 +67,14 @@ def write_mesh(config: Path, dsn: str) -> None:
               - {name: o_priority, type: VARCHAR, description: Priority.}
             primary_key: [o_key]
           - domain: shop
+            name: priorities
+            description: Order priorities.
+            table: {source: pg, schema: public, table: priorities}
+            columns:
+              - {name: p_name, type: VARCHAR, description: Priority.}
+              - {name: p_rank, type: INTEGER, description: Rank.}
+            primary_key: [p_name]
+          - domain: shop
             name: shipments
             description: Shipments.
             table: {source: lake, table: shipments}
@@ -72,6 +84,14 @@ def write_mesh(config: Path, dsn: str) -> None:
               - {name: weight, type: BIGINT, description: Weight.}
               - {name: mode, type: VARCHAR, description: Mode.}
             primary_key: [shipment_id]
+          - domain: shop
+            name: modes
+            description: Shipping modes.
+            table: {source: lake, table: modes}
+            columns:
+              - {name: mode, type: VARCHAR, description: Mode.}
+              - {name: kind, type: VARCHAR, description: Air or sea.}
+            primary_key: [mode]
         """), encoding="utf-8")
     users = "\n".join(
         f"  - {{name: {name}, password_hash: '{hash_password(name)}', roles: [{name}]}}"
@@ -97,6 +117,9 @@ def service(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             cursor.execute(f"INSERT INTO orders SELECT g, 'P' || (g % 5) "
                            f"FROM generate_series(1, {ORDERS}) AS g")  # fmt: skip
             cursor.execute("ANALYZE orders")
+            cursor.execute("CREATE TABLE priorities (p_name TEXT PRIMARY KEY, p_rank INT)")
+            cursor.execute("INSERT INTO priorities SELECT 'P' || g, 5 - g "
+                           "FROM generate_series(0, 4) AS g")  # fmt: skip
         config = tmp_path_factory.mktemp("keysets")
         write_mesh(config, dsn)
         svc = QueryService.from_config(config)
@@ -108,9 +131,12 @@ def expected(sql: str, shipment_filter: str = "TRUE") -> list[tuple[Any, ...]]:
     """DuckDB's answer over the same rows (orders generated as PostgreSQL does)."""
     oracle = duckdb.connect()
     oracle.register("shipments_all", shipments())
+    oracle.register("modes", MODES)
     oracle.execute(f"CREATE TABLE shipments AS SELECT * FROM shipments_all WHERE {shipment_filter}")
     oracle.execute(f"CREATE TABLE orders AS SELECT g AS o_key, 'P' || (g % 5) AS o_priority "
                    f"FROM range(1, {ORDERS + 1}) AS t(g)")  # fmt: skip
+    oracle.execute("CREATE TABLE priorities AS SELECT 'P' || g AS p_name, 5 - g AS p_rank "
+                   "FROM range(0, 5) AS t(g)")
     return oracle.execute(sql).fetchall()
 
 
@@ -151,6 +177,26 @@ def test_a_selective_files_side_reads_only_its_orders_from_postgres(
     assert text.endswith(f' -- and "o"."o_key" is one of {keys} keys of __fragment_1.order_key')
     assert sent == keys  # one row per order key the shipments name, of 200,000
     assert sent < ORDERS / 20
+
+
+def test_a_join_at_postgres_is_restricted_to_the_keys_inside_the_join(
+    service: QueryService,
+) -> None:
+    # TPC-H Q8's shape: a join of two Parquet files, filtered, against a join at PostgreSQL.
+    sql = ("SELECT p.p_rank, count(*) AS n FROM shop.shipments s "
+           "JOIN shop.modes m ON s.mode = m.mode "
+           "JOIN shop.orders o ON s.order_key = o.o_key "
+           "JOIN shop.priorities p ON o.o_priority = p.p_name "
+           "WHERE m.kind = 'air' GROUP BY p.p_rank ORDER BY p.p_rank")
+    notes = plan_notes(service, sql)
+    assert "join of m, s" in notes
+    assert "join of o, p" in notes
+    assert "key set" in notes
+    rows, report = run(service, sql)
+    assert rows == expected(sql.replace("shop.", ""))
+    _, sent = postgres_read(report)
+    keys = expected("SELECT count(DISTINCT order_key) FROM shipments WHERE mode = 'AIR'")[0][0]
+    assert sent == keys  # the join's rows for those 6,000 orders only, of 200,000
 
 
 def test_too_many_keys_for_a_set_read_the_table_unfiltered_and_answer_alike(

@@ -605,10 +605,13 @@ class Planner:
         restrict a large table elsewhere as a key set: alias -> most keys the set may hold.
 
         A table qualifies when the query filters it on its own and joins it on a column with
-        the single-column key of a table that stands alone at a source taking key sets, and
-        that table is large (`key_set_size`). TPC-H Q12: the lineitem rows of one year's
-        late shipments (29k orders) pick their orders by key instead of all 1.5M orders
-        reaching the merge, which built its hash table on them before reading lineitem.
+        the single-column key of a large table (`key_set_size`) the query does not filter and
+        that stands alone at a source taking key sets. (Not one inside a join there: with no
+        estimate of the filtered table's size, TPC-H Q7's two years of lineitem, 1.8M rows,
+        would stop being read by the merge only to find 450k keys, too many for a set.)
+        TPC-H Q12: the lineitem rows of one year's late shipments (29k orders) pick their
+        orders by key instead of all 1.5M orders reaching the merge, which built its hash
+        table on them before reading lineitem.
         """
         alone = {g[0] for g in groups if len(g) == 1}
         filtered = {
@@ -723,8 +726,12 @@ class Planner:
                 continue
             for (build_alias, build_col), (probe_alias, probe_col) in (pair, pair[::-1]):
                 build, probe = placed.get(build_alias), placed.get(probe_alias)
+                most = key_sets.get(build_alias)
                 if probe is not None and probe.scan is None:
-                    target = probe.columns.get(probe_col) if build and build.derived else None
+                    target = probe.columns.get(probe_col) if build else None
+                    if build is not None and not build.derived:
+                        most = self._group_key_set(build, probe, probe_col)
+                        target = target if most is not None else None
                 else:
                     target = (probe.scan, probe_col) if probe is not None and probe.scan else None
                 if (
@@ -734,13 +741,12 @@ class Planner:
                     or probe.derived
                     or build.fragment is probe.fragment
                     or not build.selective
-                    or (build_col not in build.keys and build_alias not in key_sets)
+                    or (build_col not in build.keys and most is None)
                     or probe.fragment.name in probes | builds
                     or build.fragment.name in probes
                 ):
                     continue
                 scan, column = target
-                most = key_sets.get(build_alias)
                 if most is not None and self._connectors[scan.source].capabilities.key_sets:
                     dynamic = DynamicFilter(
                         build.fragment.name, build_col,
@@ -769,6 +775,29 @@ class Planner:
                 probes.add(probe.fragment.name)
                 builds.add(build.fragment.name)
                 break
+
+    def _group_key_set(self, build: _Placed, probe: _Placed, probe_col: str) -> int | None:
+        """Most keys of a key set from `build` into the join fragment `probe`, or None.
+
+        The join must read `probe_col` as the single-column key of a large table that no
+        filter of the join restricts on it, at a source taking key sets other than the
+        build's (TPC-H Q8: the 40k orders of one part type's lineitems, of the 455k orders
+        of two years that PostgreSQL joined with customers).
+        """
+        target = probe.columns.get(probe_col)
+        if target is None or probe_col not in probe.unfiltered_keys:
+            return None
+        scan, column = target
+        connector = self._connectors[scan.source]
+        if (
+            scan.barrier is not None
+            or not connector.capabilities.key_sets
+            or not scan.is_key(column)
+            or self._identity(build.fragment.source) == self._identity(probe.fragment.source)
+        ):
+            return None
+        rows = _table_rows(connector, scan, column)
+        return None if rows is None else key_set_size(rows)
 
     def _dynamic_verdict(
         self, build: _Placed, build_col: str, probe: _Scan, probe_col: str
