@@ -95,16 +95,20 @@ def write_mesh(config: Path, dsn: str) -> None:
         """), encoding="utf-8")
     users = "\n".join(
         f"  - {{name: {name}, password_hash: '{hash_password(name)}', roles: [{name}]}}"
-        for name in ("admin", "clerk")
+        for name in ("admin", "clerk", "auditor")
     )
     (config / "access.yaml").write_text(textwrap.dedent("""\
         roles:
           - {name: admin, grants: ["*"]}
           - {name: clerk, grants: ["shop.*"]}
+          - {name: auditor, grants: ["shop.*"]}
         policies:
           - product: shop.shipments
             role: clerk
             row_filter: mode = 'AIR'
+          - product: shop.orders
+            role: auditor
+            row_filter: o_priority = 'P1'
         users:
         """) + users + "\n", encoding="utf-8")
 
@@ -127,14 +131,15 @@ def service(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         svc.close()
 
 
-def expected(sql: str, shipment_filter: str = "TRUE") -> list[tuple[Any, ...]]:
+def expected(sql: str, shipment_filter: str = "TRUE",
+             order_filter: str = "TRUE") -> list[tuple[Any, ...]]:  # fmt: skip
     """DuckDB's answer over the same rows (orders generated as PostgreSQL does)."""
     oracle = duckdb.connect()
     oracle.register("shipments_all", shipments())
     oracle.register("modes", MODES)
     oracle.execute(f"CREATE TABLE shipments AS SELECT * FROM shipments_all WHERE {shipment_filter}")
-    oracle.execute(f"CREATE TABLE orders AS SELECT g AS o_key, 'P' || (g % 5) AS o_priority "
-                   f"FROM range(1, {ORDERS + 1}) AS t(g)")  # fmt: skip
+    oracle.execute(f"CREATE TABLE orders AS SELECT * FROM (SELECT g AS o_key, 'P' || (g % 5) "
+                   f"AS o_priority FROM range(1, {ORDERS + 1}) AS t(g)) WHERE {order_filter}")
     oracle.execute("CREATE TABLE priorities AS SELECT 'P' || g AS p_name, 5 - g AS p_rank "
                    "FROM range(0, 5) AS t(g)")
     return oracle.execute(sql).fetchall()
@@ -218,6 +223,18 @@ def test_a_build_side_behind_a_row_filter_feeds_no_key_set(service: QueryService
     assert rows == expected(ORACLE.format(limit=50), "mode = 'AIR'")
     text, _ = postgres_read(report)
     assert "ANY" not in text
+
+
+def test_a_large_table_behind_a_row_filter_is_not_probed_by_a_key_set(
+    service: QueryService,
+) -> None:
+    sql = JOINED.format(limit=50)
+    assert "key set" not in plan_notes(service, sql, "auditor")
+    rows, report = run(service, sql, "auditor")
+    assert rows == expected(ORACLE.format(limit=50), order_filter="o_priority = 'P1'")
+    text, _ = postgres_read(report)
+    assert "ANY" not in text
+    assert "'P1'" in text  # the policy's filter went down with the orders read
 
 
 def test_a_probe_filtered_on_its_own_gets_no_key_set(service: QueryService) -> None:

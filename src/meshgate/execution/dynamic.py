@@ -111,7 +111,7 @@ def filtered_handle(
         condition = exp.false()
     elif len(keys) <= MAX_LISTED_KEYS:
         condition = exp.In(this=column, expressions=[literal(k) for k in keys.to_pylist()])
-    elif len(keys) <= dynamic.max_keys and connector.capabilities.key_sets:
+    elif len(keys) <= dynamic.max_keys:  # planned above MAX_LISTED_KEYS for key sets only
         restricted = connector.restrict_to_keys(handle, column, keys)
         return (handle, None) if restricted is None else (restricted, len(keys))
     else:

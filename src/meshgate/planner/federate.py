@@ -50,6 +50,7 @@ from meshgate.spi import (
     PushedQuery,
     ScanInput,
     SourceIdentity,
+    TableStatistics,
 )
 from meshgate.sqlconnector.describe import engine_schema
 
@@ -747,7 +748,7 @@ class Planner:
                 ):
                     continue
                 scan, column = target
-                if most is not None and self._connectors[scan.source].capabilities.key_sets:
+                if most is not None:  # the probe's source takes key sets
                     dynamic = DynamicFilter(
                         build.fragment.name, build_col,
                         exp.column(column, scan.alias, quoted=True),
@@ -1449,20 +1450,23 @@ def _restricts(conjuncts: list[exp.Expr], alias: str, column: str) -> bool:
 
 
 def _table_rows(connector: Connector, scan: _Scan, column: str) -> int | None:
-    """The source's estimate of `scan`'s table's rows (read through one of its columns)."""
-    columns = [c for c in scan.physical.columns if c.name == column]
-    if not columns:
-        return None
-    return connector.estimate_rows(connector.scan(scan.physical.table, scan.alias, columns))
+    """The source's row count of `scan`'s table (read through one of its columns)."""
+    statistics = _scan_statistics(connector, scan, column)
+    return None if statistics is None else statistics.row_count
 
 
 def _column_statistics(connector: Connector, scan: _Scan, column: str) -> ColumnStatistics | None:
     """The source's catalog statistics of one column of `scan`'s table, read unchanged."""
+    statistics = _scan_statistics(connector, scan, column)
+    return None if statistics is None else statistics.columns.get(column)
+
+
+def _scan_statistics(connector: Connector, scan: _Scan, column: str) -> TableStatistics | None:
+    """What the source knows of a plain scan of `column` of `scan`'s table."""
     columns = [c for c in scan.physical.columns if c.name == column]
     if not columns:
         return None
-    statistics = connector.statistics(connector.scan(scan.physical.table, scan.alias, columns))
-    return None if statistics is None else statistics.columns.get(column)
+    return connector.statistics(connector.scan(scan.physical.table, scan.alias, columns))
 
 
 def _barrier_key(barrier: PolicyBarrier, physical: PhysicalTable) -> tuple[str, ...]:
