@@ -10,8 +10,8 @@ clause; set explicitly, filtered plain scans are split too; 1 turns it off; meas
 benchmarks/README.md). A result asked for in several endpoints is split into page ranges on
 one exported snapshot (slices.py), at most `pool_size // 2` such snapshots held at once.
 `reader` (`duckdb`, the default: rows of plain types are decoded by DuckDB's postgres
-extension, bulk.py, at about half the driver's CPU; `adbc`: every statement through the driver,
-the only reader that splits scans into ranges).
+extension, bulk.py, at about half the driver's CPU, ranges of a split scan too; `adbc`: every
+statement through the driver).
 """
 
 from __future__ import annotations
@@ -361,7 +361,9 @@ class PostgresConnector(SqlConnector):
                                      parameters, cast, self.batch_rows, cancel)  # fmt: skip
 
         if self._bulk is not None and bulk and not parameters and plain_types(schema):
-            # One DuckDB stream reads a large table as fast as ADBC's parallel ranges.
+            if plan is not None:
+                return self._bulk.stream_ranges(plan.pages, plan.parts, plan.render, cast,
+                                                self.batch_rows, cancel, through_adbc)  # fmt: skip
             return self._bulk.stream(sql, cast, self.batch_rows, cancel, through_adbc)
         return through_adbc()
 

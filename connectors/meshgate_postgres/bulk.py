@@ -5,8 +5,9 @@ wheel about twice the CPU DuckDB's postgres extension spends on the same COPY st
 small machine that CPU is the scan's time (benchmarks/README.md, "Full scan"). So a statement
 whose result has plain column types streams through one embedded DuckDB per source, holding
 nothing but the extension and one read-only ATTACH of the source's `dsn` (no file access, no
-other database, settings locked). Everything else stays on ADBC: metadata, statistics, bound
-parameters, snapshots shared between ranges or endpoints, and every statement that fails before
+other database, settings locked); a large plain scan as several such reads at once, in page
+ranges on one exported snapshot. Everything else stays on ADBC: metadata, statistics, bound
+parameters, snapshots shared between endpoints, and every statement that fails before
 its first batch, which runs again on ADBC so that its error (or its retry on a new connection)
 is the one the ADBC path gives. Each read runs in its own DuckDB transaction, which pins one
 PostgreSQL connection: its backend pid is read first, so a cancel, a deadline or a client that
@@ -22,7 +23,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -35,6 +37,7 @@ from meshgate.errors import QueryCancelled, SourceUnavailable, UnsupportedQuery
 from meshgate.spi import CancelToken
 
 from .failures import classify, source_error
+from .partitions import interleave, page_ranges
 from .pool import ConnectionPool, redacted, with_connect_timeout
 from .typemap import BoundaryCast
 
@@ -121,44 +124,122 @@ class BulkReader:
     ) -> Iterator[pa.RecordBatch]:
         """`sql`'s batches through `cast`; before the first batch, any failure but a cancel
         hands the statement to `fallback` (the ADBC path) instead."""
-        started = self._start(sql, batch_rows, cancel)
-        if started is None:
+        return self._stream_reads([sql], cast, batch_rows, cancel, fallback)
+
+    def stream_ranges(
+        self,
+        pages: int,
+        parts: int,
+        render: Callable[[int | None, int | None], str],
+        cast: BoundaryCast,
+        batch_rows: int,
+        cancel: CancelToken,
+        fallback: Callable[[], Iterator[pa.RecordBatch]],
+    ) -> Iterator[pa.RecordBatch]:
+        """A plain scan of a table of `pages` pages read in up to `parts` page ranges at once,
+        all on the first range's exported snapshot (partitions.py says why that is exact);
+        extra ranges take only connections no other read holds, one is left for the others.
+        `render(low, high)` is a range's SQL, `render(None, None)` the whole table's."""
+        with self._lock:
+            spare = self._connections - sum(self._reads.values()) - 1
+        count = max(1, min(parts, spare))
+        if count < 2:
+            return self._stream_reads([render(None, None)], cast, batch_rows, cancel, fallback)
+        sqls = [render(low, high) for low, high in page_ranges(pages, count)]
+        return self._stream_reads(sqls, cast, batch_rows, cancel, fallback)
+
+    def _stream_reads(
+        self,
+        sqls: Sequence[str],
+        cast: BoundaryCast,
+        batch_rows: int,
+        cancel: CancelToken,
+        fallback: Callable[[], Iterator[pa.RecordBatch]],
+    ) -> Iterator[pa.RecordBatch]:
+        """The batches of `sqls` read at once (one: in the caller's thread), on one snapshot;
+        a failure before the first batch reaches the caller runs `fallback` instead."""
+        reads = self._start_all(sqls, batch_rows, cancel)
+        if reads is None:
             yield from fallback()
             return
-        database, cursor, pid, source = started
+        streams = [self._batches(read, cast, cancel) for read in reads]
+        merged = streams[0] if len(streams) == 1 else interleave(streams, batch_rows)
+        yielded = fall_back = False
+        try:
+            for batch in merged:
+                yielded = True
+                yield batch
+        except (duckdb.Error, OSError, UnsupportedQuery, SourceUnavailable) as exc:
+            if yielded:
+                if isinstance(exc, duckdb.Error | OSError):
+                    raise source_error(self.pool, exc, "streaming rows") from None
+                raise
+            fall_back = True
+        finally:
+            merged.close()
+        if fall_back:
+            yield from fallback()
+
+    def _start_all(
+        self, sqls: Sequence[str], batch_rows: int, cancel: CancelToken
+    ) -> list[_Read] | None:
+        """Start every read, the later ones on the first one's snapshot; None (and nothing
+        left open) if any could not start."""
+        first = self._start(sqls[0], batch_rows, cancel, export=len(sqls) > 1)
+        if first is None:
+            return None
+        reads = [first]
+        try:
+            for sql in sqls[1:]:
+                follower = self._start(sql, batch_rows, cancel, snapshot=first.snapshot)
+                if follower is None:
+                    break
+                reads.append(follower)
+        except BaseException:
+            for read in reads:
+                self._abandon(read)
+            raise
+        if len(reads) < len(sqls):
+            for read in reads:
+                self._abandon(read)
+            return None
+        return reads
+
+    def _batches(
+        self, read: _Read, cast: BoundaryCast, cancel: CancelToken
+    ) -> Generator[pa.RecordBatch, None, None]:
+        """One started read's batches through `cast`, then its end. A failure is raised as it
+        came (the DuckDB retired first if the connection failed); a cancel as QueryCancelled."""
         finished = False
-        first = True
-        fall_back = False
         try:
             while True:
                 try:
-                    with cancel.stopping(lambda: self._cancel(cursor, pid)):
-                        batch = source.read_next_batch()
+                    with cancel.stopping(lambda: self._cancel(read.cursor, read.pid)):
+                        batch = read.source.read_next_batch()
                     shaped = cast.apply(batch)
                 except StopIteration:
                     finished = True
-                    break
+                    return
                 except (duckdb.Error, OSError, UnsupportedQuery, SourceUnavailable) as exc:
                     finished = True
                     if cancel.cancelled or classify(exc) == "cancelled":
                         raise QueryCancelled("the query was cancelled while PostgreSQL ran it",
                                              detail=self.pool.label) from None  # fmt: skip
-                    self._after_failure(exc, database)
-                    if not first:
-                        if isinstance(exc, duckdb.Error | OSError):
-                            raise source_error(self.pool, exc, "streaming rows") from None
-                        raise
-                    fall_back = True
-                    break
-                first = False
+                    self._after_failure(exc, read.database)
+                    raise
                 yield shaped
         finally:
-            if not finished:
-                self._cancel(cursor, pid)
-            _end(cursor, source)
-            self._release(database)
-        if fall_back:
-            yield from fallback()
+            if finished:
+                _end(read.cursor, read.source)
+                self._release(read.database)
+            else:
+                self._abandon(read)
+
+    def _abandon(self, read: _Read) -> None:
+        """Stop a read that did not run to its end: cancel it at PostgreSQL, end it, release."""
+        self._cancel(read.cursor, read.pid)
+        _end(read.cursor, read.source)
+        self._release(read.database)
 
     @property
     def open_reads(self) -> int:
@@ -192,11 +273,18 @@ class BulkReader:
                 retired.close()
 
     def _start(
-        self, sql: str, batch_rows: int, cancel: CancelToken
-    ) -> tuple[duckdb.DuckDBPyConnection, Any, int, pa.RecordBatchReader] | None:
-        """Open the read's transaction, learn its backend and start `sql`; None if it could
-        not start (the ADBC path then runs it, and says why if it fails there too). A read
-        started counts against its DuckDB until `_release`."""
+        self,
+        sql: str,
+        batch_rows: int,
+        cancel: CancelToken,
+        *,
+        export: bool = False,
+        snapshot: str = "",
+    ) -> _Read | None:
+        """Open the read's transaction (on `snapshot` if given; exporting its own if `export`),
+        learn its backend and start `sql`; None if it could not start (the ADBC path then runs
+        it, and says why if it fails there too). A read started counts against its DuckDB
+        until `_release`."""
         if cancel.cancelled:
             raise QueryCancelled("the query was cancelled")
         with self._lock:
@@ -209,10 +297,17 @@ class BulkReader:
         except duckdb.Error:
             self._release(database)
             return None
+        pid = 0
         try:
             cursor.execute("BEGIN TRANSACTION")
+            if snapshot:
+                # The first statement of the PostgreSQL transaction, as PostgreSQL requires.
+                joined = "SET TRANSACTION SNAPSHOT '" + snapshot.replace("'", "") + "'"
+                cursor.execute(f"CALL postgres_execute('{_ATTACHED}', ?)", [joined])
+            exported = "pg_export_snapshot()" if export else "''"
+            probe = f"SELECT pg_backend_pid() AS pid, {exported} AS snapshot"
             row = cursor.execute(
-                f"SELECT * FROM postgres_query('{_ATTACHED}', 'SELECT pg_backend_pid() AS pid')"
+                f"SELECT * FROM postgres_query('{_ATTACHED}', ?)", [probe]
             ).fetchone()
             pid = int(row[0]) if row else 0
             with cancel.stopping(lambda: self._cancel(cursor, pid)):
@@ -229,7 +324,7 @@ class BulkReader:
                 raise QueryCancelled("the query was cancelled while PostgreSQL ran it",
                                      detail=self.pool.label) from None  # fmt: skip
             return None
-        return database, cursor, pid, source
+        return _Read(database, cursor, pid, source, str(row[1]) if row and row[1] else "")
 
     def _attach(self) -> duckdb.DuckDBPyConnection | None:
         """The current DuckDB, attached now if there is none; called under the lock."""
@@ -283,6 +378,18 @@ class BulkReader:
             # The statement then ends when PostgreSQL next writes to the dropped connection.
             _log.warning("%s: cancelling a read at PostgreSQL failed: %s", self.pool.label,
                          redacted(str(exc), self._dsn))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One started read: its DuckDB, its cursor's open transaction, the PostgreSQL backend
+    serving it, its batches, and the snapshot it exported (empty if none)."""
+
+    database: duckdb.DuckDBPyConnection
+    cursor: Any
+    pid: int
+    source: pa.RecordBatchReader
+    snapshot: str
 
 
 def _end(cursor: Any, source: pa.RecordBatchReader | None) -> None:

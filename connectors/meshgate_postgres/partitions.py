@@ -127,19 +127,27 @@ def stream_partitions(
         for conn in connections:
             pool.release(conn, healthy=conn not in started)
         raise source_error(pool, exc, "starting a parallel scan") from None
+    yield from interleave(
+        [read_in_transaction(pool, conn, sql, parameters, cast, cancel)
+         for conn, sql in zip(connections, sqls, strict=True)],
+        batch_rows,
+    )  # fmt: skip
+
+
+def interleave(streams: Sequence[Generator[pa.RecordBatch, None, None]],
+               batch_rows: int) -> Generator[pa.RecordBatch, None, None]:  # fmt: skip
+    """The batches of all `streams`, each read on its own thread, in the order they arrive;
+    the first failure of any is raised here and stops the others. Each stream is started
+    (its body runs and its cleanup with it) and closed on its thread, whatever happens."""
     results: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(
-        maxsize=_QUEUE_DEPTH * len(connections)
+        maxsize=_QUEUE_DEPTH * len(streams)
     )
     stop = threading.Event()
     workers = [
-        threading.Thread(
-            target=_read_range,
-            args=(pool, conn, sql, parameters, cast, results, stop, cancel),
-            name=f"meshgate-pg-range-{i}",
-            daemon=True,
-        )
-        for i, (conn, sql) in enumerate(zip(connections, sqls, strict=True))
-    ]
+        threading.Thread(target=_read_range, args=(stream, results, stop),
+                         name=f"meshgate-pg-range-{i}", daemon=True)
+        for i, stream in enumerate(streams)
+    ]  # fmt: skip
     for worker in workers:
         worker.start()
     running = len(workers)
@@ -177,20 +185,14 @@ def _join_one_snapshot(connections: Sequence[Any], started: list[Any]) -> None:
 
 
 def _read_range(
-    pool: ConnectionPool,
-    conn: Any,
-    sql: str,
-    parameters: Sequence[Any],
-    cast: BoundaryCast,
+    stream: Generator[pa.RecordBatch, None, None],
     results: queue.Queue[pa.RecordBatch | BaseException | None],
     stop: threading.Event,
-    cancel: CancelToken,
 ) -> None:
-    """One reader thread: stream its range into `results`, then commit and give back; a
-    cancel of the query cancels its statement at once."""
+    """One reader thread: move its stream's batches into `results` until it ends or the
+    consumer stops; a failure goes to the consumer, which raises it."""
     try:
-        with contextlib.closing(read_in_transaction(pool, conn, sql, parameters, cast,
-                                                    cancel)) as batches:  # fmt: skip
+        with contextlib.closing(stream) as batches:
             for batch in batches:
                 while not stop.is_set():
                     try:

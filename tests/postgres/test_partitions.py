@@ -42,10 +42,20 @@ def big_table(pg_server_dsn: str) -> Iterator[str]:
         yield dsn
 
 
-def connector(dsn: str, **options: Any) -> PostgresConnector:
-    """Ranges are the ADBC reader's (`reader: adbc`); DuckDB's reads a table in one stream."""
-    settings = {"dsn": dsn, "reader": "adbc", **options}
+@pytest.fixture(params=["adbc", "duckdb"])
+def reader(request: pytest.FixtureRequest) -> str:
+    """Both readers split a scan: the driver's ranges and DuckDB's postgres extension's."""
+    return str(request.param)
+
+
+def connector(dsn: str, reader: str, **options: Any) -> PostgresConnector:
+    settings = {"dsn": dsn, "reader": reader, **options}
     return PostgresConnector(ConnectorContext("warehouse", settings, Path(".")))
+
+
+def held(conn: PostgresConnector) -> int:
+    """Connections the source's reads hold: the pool's and DuckDB's reader's."""
+    return conn.pool_usage().in_use
 
 
 def scan(conn: PostgresConnector) -> PushedQuery:
@@ -57,8 +67,10 @@ def test_ranges_cover_every_page_once() -> None:
     assert page_ranges(10, 3) == [(0, 3), (3, 6), (6, None)]
 
 
-def test_a_large_plain_scan_reads_in_ranges_and_returns_each_row_once(big_table: str) -> None:
-    conn = connector(big_table, partitions=2)
+def test_a_large_plain_scan_reads_in_ranges_and_returns_each_row_once(
+    big_table: str, reader: str
+) -> None:
+    conn = connector(big_table, reader, partitions=2)
     table = conn.execute(scan(conn)).read_all()
     sent = list(conn.sent_sql)[-2:]
     assert all("ctid" in sql for sql in sent)
@@ -68,40 +80,45 @@ def test_a_large_plain_scan_reads_in_ranges_and_returns_each_row_once(big_table:
     conn.close()
 
 
-def test_rows_updated_during_the_scan_are_neither_duplicated_nor_lost(big_table: str) -> None:
-    conn = connector(big_table, partitions=2)
-    reader = conn.execute(scan(conn))
-    first = reader.read_next_batch()
+def test_rows_updated_during_the_scan_are_neither_duplicated_nor_lost(
+    big_table: str, reader: str
+) -> None:
+    conn = connector(big_table, reader, partitions=2)
+    rows = conn.execute(scan(conn))
+    first = rows.read_next_batch()
     # New versions of these rows land on the last pages: the range reading those must not
     # see them, because every range reads the snapshot taken before the update.
-    run_sql(big_table, "UPDATE big SET pad = 'moved' WHERE id <= 5000")
-    rest = reader.read_all()
+    marker = f"moved-{reader}"
+    run_sql(big_table, f"UPDATE big SET pad = '{marker}' WHERE id <= 5000")
+    rest = rows.read_all()
     ids = pc.count_distinct(rest.column("id")).as_py() + first.num_rows
     assert first.num_rows + rest.num_rows == ROWS
     assert ids == ROWS
-    assert "moved" not in set(rest.column("pad").to_pylist()) | set(first.column("pad").to_pylist())
+    assert marker not in set(rest.column("pad").to_pylist()) | set(first.column("pad").to_pylist())
     conn.close()
 
 
-def test_closing_early_cancels_every_range_and_returns_the_connections(big_table: str) -> None:
-    conn = connector(big_table, partitions=2)
-    reader = conn.execute(scan(conn))
-    reader.read_next_batch()
-    reader.close()
-    assert conn.pool.borrowed == 0
+def test_closing_early_cancels_every_range_and_returns_the_connections(
+    big_table: str, reader: str
+) -> None:
+    conn = connector(big_table, reader, partitions=2)
+    rows = conn.execute(scan(conn))
+    rows.read_next_batch()
+    rows.close()
+    assert held(conn) == 0
     assert conn.execute(scan(conn)).read_all().num_rows == ROWS
     conn.close()
 
 
-def test_without_a_free_connection_the_scan_runs_on_one(big_table: str) -> None:
-    conn = connector(big_table, partitions=2, pool_size=1)
+def test_without_a_free_connection_the_scan_runs_on_one(big_table: str, reader: str) -> None:
+    conn = connector(big_table, reader, partitions=2, pool_size=1)
     assert conn.execute(scan(conn)).read_all().num_rows == ROWS
     assert "ctid" not in conn.sent_sql[-1]
     conn.close()
 
 
-def test_ordered_or_limited_scans_are_never_split(big_table: str) -> None:
-    conn = connector(big_table, partitions=2)
+def test_ordered_or_limited_scans_are_never_split(big_table: str, reader: str) -> None:
+    conn = connector(big_table, reader, partitions=2)
     top = offer(conn, "SELECT b.id AS id FROM public.big AS b ORDER BY b.id LIMIT 3")
     assert top is not None
     assert conn.execute(top).read_all().column("id").to_pylist() == [1, 2, 3]
@@ -109,8 +126,8 @@ def test_ordered_or_limited_scans_are_never_split(big_table: str) -> None:
     conn.close()
 
 
-def test_by_default_a_large_scan_takes_all_connections_but_one(big_table: str) -> None:
-    conn = connector(big_table, pool_size=3)
+def test_by_default_a_large_scan_takes_all_connections_but_one(big_table: str, reader: str) -> None:
+    conn = connector(big_table, reader, pool_size=3)
     assert conn.partitions == default_partitions(3) == 2
     table = conn.execute(scan(conn)).read_all()
     assert table.num_rows == ROWS
@@ -118,28 +135,30 @@ def test_by_default_a_large_scan_takes_all_connections_but_one(big_table: str) -
     conn.close()
 
 
-def test_by_default_a_pool_of_one_or_two_never_splits(big_table: str) -> None:
+def test_by_default_a_pool_of_one_or_two_never_splits(big_table: str, reader: str) -> None:
     assert default_partitions(1) == default_partitions(2) == 1
     assert default_partitions(4) == 3
     assert default_partitions(20) == 4
-    conn = connector(big_table, pool_size=2)
+    conn = connector(big_table, reader, pool_size=2)
     assert conn.execute(scan(conn)).read_all().num_rows == ROWS
     assert "ctid" not in conn.sent_sql[-1]
     conn.close()
 
 
-def test_a_cancelled_default_scan_stops_every_range_at_postgres(big_table: str) -> None:
-    conn = connector(big_table)
+def test_a_cancelled_default_scan_stops_every_range_at_postgres(
+    big_table: str, reader: str
+) -> None:
+    conn = connector(big_table, reader)
     context = QueryContext.standalone()
-    reader = conn.execute(scan(conn), context)
-    reader.read_next_batch()
+    rows = conn.execute(scan(conn), context)
+    rows.read_next_batch()
     assert sum("ctid" in sql for sql in list(conn.sent_sql)[-2:]) == 2
     assert _scanning(big_table) >= 1  # a range may already sit whole in the queue
     context.cancel.cancel()
     with pytest.raises((QueryCancelled, pa.ArrowInvalid), match="was cancelled"):
-        reader.read_all()  # through the Arrow C stream the error arrives wrapped
-    reader.close()
-    assert conn.pool.borrowed == 0
+        rows.read_all()  # through the Arrow C stream the error arrives wrapped
+    rows.close()
+    assert held(conn) == 0
     assert _scanning(big_table) == 0
     conn.close()
 
@@ -152,13 +171,27 @@ def _scanning(dsn: str) -> int:
     return int(row[0]) if row else 0
 
 
-def test_by_default_filtered_scans_are_not_split_but_configured_ones_are(big_table: str) -> None:
+def test_by_default_filtered_scans_are_not_split_but_configured_ones_are(
+    big_table: str, reader: str
+) -> None:
     """A filtered scan may be a point lookup: by default it stays one statement."""
     query = "SELECT b.id AS id FROM public.big AS b WHERE b.id > 10"
     for options, split in (({}, False), ({"partitions": 2}, True)):
-        conn = connector(big_table, **options)
+        conn = connector(big_table, reader, **options)
         handle = offer(conn, query)
         assert handle is not None
         assert conn.execute(handle).read_all().num_rows == ROWS - 10
         assert ("ctid" in conn.sent_sql[-1]) is split
         conn.close()
+
+
+def test_duckdbs_reader_reads_each_range_on_a_connection_of_its_own(big_table: str) -> None:
+    conn = connector(big_table, "duckdb", partitions=2)
+    rows = conn.execute(scan(conn))
+    first = rows.read_next_batch()
+    # Two reads open, none of them the driver's: each range is a DuckDB read (a range holds
+    # far more rows than the batches its thread may queue ahead, so neither has ended).
+    assert (held(conn), conn.pool.borrowed) == (2, 0)
+    assert first.num_rows + rows.read_all().num_rows == ROWS
+    assert held(conn) == 0
+    conn.close()
