@@ -304,7 +304,7 @@ class PostgresConnector(SqlConnector):
         one part of a split result (`share_scan`) if the context names one of ours."""
         part = self._slice_of(handle, context)
         self._pending.plan = None if part is not None else self._parallel_plan(handle)
-        self._pending.scaled = physical_decimals(handle)[1]
+        self._pending.scaled = scaled_decimals(handle)
         self._pending.slice = part
         self._pending.bulk = not any(self._physical_columns(i.table).padded for i in handle.inputs)
         try:
@@ -512,6 +512,14 @@ class PostgresConnector(SqlConnector):
         raise AssertionError("unreachable")
 
 
+def scaled_decimals(handle: PushedQuery) -> frozenset[int]:
+    """The outputs `physical_decimals` sends as unscaled BIGINTs, without rewriting the SELECT
+    (every execute needs them; the rendering that rewrites is cached)."""
+    if len(handle.select.expressions) != len(handle.schema):
+        return frozenset()
+    return frozenset(i for i, field in enumerate(handle.schema) if travels_scaled(field.type))
+
+
 def physical_decimals(handle: PushedQuery) -> tuple[exp.Select, frozenset[int]]:
     """`handle.select` with each decimal output rounded to its planned type by PostgreSQL
     and sent as `CAST(CAST(e AS NUMERIC(p,s)) * 10^s AS BIGINT)` (p <= 18; their positions
@@ -622,4 +630,5 @@ def _positive_int(context: ConnectorContext, option: str, default: int) -> int:
     return value
 
 
-__all__ = ["CAPABILITIES", "PostgresConnector", "column_statistics", "physical_decimals"]
+__all__ = ["CAPABILITIES", "PostgresConnector", "column_statistics", "physical_decimals",
+           "scaled_decimals"]

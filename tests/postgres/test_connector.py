@@ -13,7 +13,7 @@ from typing import Any
 import adbc_driver_postgresql.dbapi as pg
 import pyarrow as pa
 import pytest
-from meshgate_postgres import PostgresConnector
+from meshgate_postgres import PostgresConnector, physical_decimals, scaled_decimals
 from sqlglot import exp, parse_one
 
 from meshgate.errors import QueryCancelled, SourceUnavailable
@@ -140,6 +140,19 @@ def test_decimal_columns_are_rounded_by_postgres_and_sent_unscaled_or_as_text(
     assert 'CAST(CAST("t"."hundreds" AS DECIMAL(7, 0)) AS BIGINT) AS "hundreds"' in sql
     assert 'CAST(CAST("t"."wide" AS DECIMAL(38, 10)) AS TEXT) AS "wide"' in sql
     assert '"t"."id" AS "id"' in sql
+
+
+def test_the_columns_read_back_as_scaled_are_the_ones_sent_scaled(
+    source: PostgresConnector,
+) -> None:
+    """Each execute learns the scaled outputs without rewriting the SELECT; they must be the
+    very outputs the cached rendering sends as unscaled BIGINTs."""
+    handles = [scan(source), offer(source, "SELECT t.id AS id, t.amount * 2 AS twice, "
+                                   "t.wide AS wide FROM public.typed AS t")]
+    for handle in handles:
+        assert handle is not None
+        assert scaled_decimals(handle) == physical_decimals(handle)[1]
+    assert scaled_decimals(scan(source))  # `amount` and `hundreds` at least
 
 
 def test_the_largest_unscaled_decimals_round_trip(source: PostgresConnector) -> None:
