@@ -5,8 +5,9 @@ Options: `dsn` (a libpq URI or key=value string; put the password in `${ENV}`), 
 how long opening a connection may take before the source counts as unavailable; a
 `connect_timeout` in the dsn wins) and `partitions` (plain scans of large tables read in up to
 that many ctid ranges at once under one snapshot; default `pool_size - 1`, at most
-4, so that one connection stays for other queries, and then only scans without a WHERE
-clause; set explicitly, filtered plain scans are split too; 1 turns it off; measured in
+4, so that one connection stays for other queries, and then a filtered scan only if PostgreSQL
+estimates at least 100,000 rows of it; set explicitly, every filtered plain scan is split; 1
+turns it off; measured in
 benchmarks/README.md). A result asked for in several endpoints is split into page ranges on
 one exported snapshot (slices.py), at most `pool_size // 2` such snapshots held at once.
 `reader` (`duckdb`, the default: rows of plain types are decoded by DuckDB's postgres
@@ -110,6 +111,8 @@ WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2
 """
 
 
+# By default a filtered plain scan is split only if PostgreSQL estimates this many rows of it.
+MIN_FILTERED_ROWS_TO_SPLIT = 100_000
 PAGES_TTL_SECONDS = 60.0  # how long a table's page count is trusted for splitting its scans
 _PAGES_SQL = """
 SELECT c.relpages,
@@ -397,20 +400,23 @@ class PostgresConnector(SqlConnector):
 
     def _parallel_plan(self, handle: PushedQuery) -> _ParallelPlan | None:
         """Ranges for a plain scan of a table big enough to split, else None."""
-        if self.partitions < 2:
-            return None
-        # The cheap test first: a read filtered anywhere (every point lookup) is not split by
-        # default, wherever the WHERE sits (a policy's row filter is in a subquery).
-        if not self._split_filtered and any(
-            s.args.get("where") is not None for s in handle.select.find_all(exp.Select)
-        ):
-            return None
-        if not is_plain_scan(handle):
+        if self.partitions < 2 or not is_plain_scan(handle):
             return None
         pages = self._table_pages(handle.inputs[0].table)
         parts = min(self.partitions, pages // MIN_PAGES_PER_PARTITION)
         if parts < 2:
             return None
+        # A read filtered anywhere (a policy's row filter sits in a subquery) may be a point
+        # lookup, which must keep to one connection and its index: by default it is split only
+        # when PostgreSQL expects many rows of it, and never asked with bound parameters.
+        if not self._split_filtered and any(
+            s.args.get("where") is not None for s in handle.select.find_all(exp.Select)
+        ):
+            if handle.select.find(exp.Placeholder) is not None:
+                return None
+            expected = self.estimate_rows(handle)
+            if expected is None or expected < MIN_FILTERED_ROWS_TO_SPLIT:
+                return None
 
         def render(low: int | None, high: int | None) -> str:
             if low is None:

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pytest
 from meshgate_postgres import PostgresConnector
 from meshgate_postgres.partitions import default_partitions, page_ranges
+from sqlglot import exp
 
 from meshgate.errors import QueryCancelled
 from meshgate.spi import ConnectorContext, PushedQuery, QueryContext, SourceTable
@@ -171,18 +172,37 @@ def _scanning(dsn: str) -> int:
     return int(row[0]) if row else 0
 
 
-def test_by_default_filtered_scans_are_not_split_but_configured_ones_are(
+def test_by_default_only_filtered_scans_postgres_expects_many_rows_of_are_split(
     big_table: str, reader: str
 ) -> None:
-    """A filtered scan may be a point lookup: by default it stays one statement."""
-    query = "SELECT b.id AS id FROM public.big AS b WHERE b.id > 10"
-    for options, split in (({}, False), ({"partitions": 2}, True)):
+    """A filtered scan may be a point lookup: by default it stays one statement unless
+    PostgreSQL's planner expects at least 100,000 rows of it; configured, every one splits."""
+    broad = ("SELECT b.id AS id FROM public.big AS b WHERE b.id > 10", ROWS - 10)
+    narrow = ("SELECT b.id AS id FROM public.big AS b WHERE b.id <= 5000", 5000)
+    for options, query, split in (({}, broad, True), ({}, narrow, False),
+                                  ({"partitions": 2}, narrow, True)):  # fmt: skip
         conn = connector(big_table, reader, **options)
-        handle = offer(conn, query)
+        handle = offer(conn, query[0])
         assert handle is not None
-        assert conn.execute(handle).read_all().num_rows == ROWS - 10
-        assert ("ctid" in conn.sent_sql[-1]) is split
+        assert conn.execute(handle).read_all().num_rows == query[1]
+        assert ("ctid" in conn.sent_sql[-1]) is split, (options, query[0])
         conn.close()
+
+
+def test_a_filtered_scan_with_bound_parameters_is_never_split_by_default(
+    big_table: str, reader: str
+) -> None:
+    """Its estimate would need its values; every parameterised point lookup is such a read."""
+    conn = connector(big_table, reader)
+    whole = scan(conn)
+    select = whole.select.copy().where(
+        exp.GT(this=exp.column("id", table="b"), expression=exp.Placeholder(this="1"))
+    )
+    handle = PushedQuery(select=select, schema=whole.schema, inputs=whole.inputs)
+    context = QueryContext.standalone(parameters=(10,))
+    assert conn.execute(handle, context).read_all().num_rows == ROWS - 10
+    assert "ctid" not in conn.sent_sql[-1]
+    conn.close()
 
 
 def test_duckdbs_reader_reads_each_range_on_a_connection_of_its_own(big_table: str) -> None:
@@ -195,3 +215,4 @@ def test_duckdbs_reader_reads_each_range_on_a_connection_of_its_own(big_table: s
     assert first.num_rows + rows.read_all().num_rows == ROWS
     assert held(conn) == 0
     conn.close()
+
