@@ -27,6 +27,7 @@ from meshgate.errors import PushdownRequired, UnsupportedQuery
 from meshgate.planner.cost import (
     Verdict,
     dynamic_filter_verdict,
+    join_group_verdict,
     key_set_size,
     whole_query_verdict,
 )
@@ -539,7 +540,8 @@ class Planner:
         replaced.update(merged or {})
         groups = [] if merged else self._join_groups(scans, conjuncts)
         key_sets = self._key_set_builds(groups, by_alias, conjuncts)
-        for group in groups:
+        restricted = _keyed_by_joins(groups, by_alias, conjuncts)
+        for index, group in enumerate(groups):
             inlined = None
             if len(group) == 1 and group[0] not in key_sets:
                 inlined = self._inline_scan(by_alias[group[0]])
@@ -547,7 +549,8 @@ class Planner:
                 replaced[group[0]] = inlined
                 continue
             if len(group) > 1:
-                pushed = self._push_join(select, [by_alias[a] for a in group], remaining)
+                pushed = self._push_join(select, [by_alias[a] for a in group], remaining,
+                                         gate=index not in restricted)  # fmt: skip
                 if pushed is not None:
                     fragment, absorbed, renames = pushed
                     remaining = [c for c in remaining if not any(c is a for a in absorbed)]
@@ -929,8 +932,12 @@ class Planner:
         return list(groups.values())
 
     def _push_join(
-        self, select: exp.Select, group: list[_Scan], conjuncts: list[exp.Expr]
+        self, select: exp.Select, group: list[_Scan], conjuncts: list[exp.Expr],
+        gate: bool = True,
     ) -> tuple[Fragment, list[exp.Expr], dict[tuple[str, str], tuple[str, str]]] | None:
+        """`group` as one join fragment of its source, or None: then its tables are read
+        one by one. With `gate`, a join that keeps most of the rows its tables' own reads
+        return is not pushed (cost.join_group_verdict): PostgreSQL runs it on one core."""
         aliases = {s.alias for s in group}
         source = group[0].source
         connector = self._connectors[source]
@@ -939,9 +946,7 @@ class Planner:
         ]
         asked = self._table_filters(connector, group, offered)
         absorbed = [c for c in offered if self._accepts(connector, group, c, asked)]
-        name = self._next_name()
         used = _used_columns(select, aliases, exclude=absorbed)
-        renames = {(a, c): (name, f"{a}__{c}") for a, c in used}
         projections = [
             exp.alias_(exp.column(c, a, quoted=True), f"{a}__{c}", quoted=True)
             for a, c in sorted(used)
@@ -968,11 +973,33 @@ class Planner:
             return None
         joined = ", ".join(sorted(aliases))
         barriers = [s.barrier for s in group if s.barrier is not None]
+        weighed: tuple[str, ...] = ()
+        if gate and not barriers and not self._strict:
+            reads = [self._filtered_read(connector, scan, absorbed) for scan in group]
+            verdict = join_group_verdict(connector, handle, reads, joined)
+            if verdict is not None and not verdict.push:
+                self._state.local_work.append(verdict.reason)
+                return None
+            weighed = () if verdict is None else (verdict.reason,)
+        name = self._next_name()
+        renames = {(a, c): (name, f"{a}__{c}") for a, c in used}
         fenced = ("policy barriers fenced with OFFSET 0",) if barriers else ()
-        pushed = (f"join of {joined}", *fenced)
+        pushed = (f"join of {joined}", *fenced, *weighed)
         policies = tuple(dict.fromkeys(p for b in barriers for p in b.policies))
         fragment = self._fragment(source, handle, pushed, name=name, policies=policies)
         return fragment, absorbed, renames
+
+    @staticmethod
+    def _filtered_read(connector: Connector, scan: _Scan,
+                       absorbed: list[exp.Expr]) -> PushedQuery:  # fmt: skip
+        """The table of `scan` read alone with the group's conditions on it alone (all its
+        columns: only its row count is asked)."""
+        handle = connector.scan(scan.physical.table, scan.alias, scan.physical.columns)
+        mine = [c for c in absorbed if _aliases(c) == {scan.alias}]
+        if not mine:
+            return handle
+        answer = connector.apply_filter(handle, mine)
+        return handle if answer is None else answer.handle
 
     def _join_item(self, scan: _Scan) -> tuple[exp.Expr, list[ScanInput]]:
         """A join fragment's FROM item for `scan` with the inputs it reads.
@@ -1508,6 +1535,28 @@ def _rename_columns(select: exp.Select, renames: Mapping[tuple[str, str], tuple[
         if target is not None:
             column.replace(exp.column(target[1], target[0], quoted=True))
 
+
+
+def _keyed_by_joins(groups: list[list[str]], by_alias: Mapping[str, _Scan],
+                    conjuncts: list[exp.Expr]) -> set[int]:  # fmt: skip
+    """The groups that a join of two or more tables elsewhere, or a derived table, meets on
+    the key of one of theirs: that side's keys may restrict them at their source (a key set,
+    TPC-H Q8; a dynamic filter from a HAVING's keys, Q18), which pulling them table by table
+    would forgo, so they go down joined."""
+    group_of = {alias: i for i, group in enumerate(groups) for alias in group}
+    restricted: set[int] = set()
+    for conjunct in conjuncts:
+        pair = _equi_join(conjunct)
+        if pair is None:
+            continue
+        (la, lc), (ra, rc) = pair
+        for alias, column, other in ((la, lc, ra), (ra, rc, la)):
+            if alias not in group_of or group_of.get(other) == group_of[alias]:
+                continue
+            elsewhere = other not in group_of or len(groups[group_of[other]]) > 1
+            if elsewhere and by_alias[alias].is_key(column):
+                restricted.add(group_of[alias])
+    return restricted
 
 def _rebuild_inner_from(
     select: exp.Select, replaced: Mapping[str, exp.Expr], conjuncts: list[exp.Expr]
