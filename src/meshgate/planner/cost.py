@@ -67,28 +67,45 @@ def whole_query_verdict(connector: Connector, handle: PushedQuery) -> Verdict | 
 JOIN_GROUP_KEEPS = 0.1
 
 
-def join_group_verdict(connector: Connector, handle: PushedQuery,
-                       reads: Sequence[PushedQuery], joined: str) -> Verdict | None:  # fmt: skip
-    """Push or pull a join group (`handle`, the join of `reads`, the tables read alone with
-    their own conditions); None when the source cannot estimate a part or the reads return
-    fewer than `MIN_PULLED_ROWS` rows (then it goes down as before).
+def join_group_verdict(
+    connector: Connector, tables: Sequence[PushedQuery], reads: Sequence[PushedQuery | None],
+    joined: str,
+) -> Verdict | None:
+    """Push or pull a join group: `tables` each table read whole, `reads` the same with its
+    own conditions (None: it has none). None when the source cannot estimate a part or the
+    reads return fewer than `MIN_PULLED_ROWS` rows (then it goes down as before).
 
     PostgreSQL runs the join on one core (TPC-H Q5's customer-orders hash join spills at the
     default work_mem); pulled, the tables are read in parallel ranges and joined by DuckDB
     on every core. Where the join drops most rows (a selective dimension), it stays below.
+    The group joins by keys, so its result is about its largest table's filtered rows times
+    the share of each other table its conditions keep: no EXPLAIN of the join is needed (the
+    tables' row counts are their catalog statistics; a filtered read's is one EXPLAIN).
     """
-    whole = connector.estimate_rows(handle)
-    if whole is None:
-        return None
-    pulled = 0
-    for read in reads:
-        rows = connector.estimate_rows(read)
+    totals: list[int] = []
+    for table in tables:
+        rows = connector.estimate_rows(table)
         if rows is None:
             return None
-        pulled += rows
+        totals.append(rows)
+    if sum(totals) < MIN_PULLED_ROWS:
+        return None
+    kept: list[int] = []
+    for total, read in zip(totals, reads, strict=True):
+        rows = total if read is None else connector.estimate_rows(read)
+        if rows is None:
+            return None
+        kept.append(min(rows, total))
+    pulled = sum(kept)
     if pulled < MIN_PULLED_ROWS:
         return None
-    figures = f"the join keeps an estimated {whole} of the {pulled} rows its tables return"
+    root = max(range(len(totals)), key=lambda i: totals[i])
+    whole = float(kept[root])
+    for i, total in enumerate(totals):
+        if i != root and total:
+            whole *= kept[i] / total
+    figures = (f"the join keeps an estimated {whole:.0f} of the {pulled} rows its tables "
+               "return")  # fmt: skip
     if whole <= JOIN_GROUP_KEEPS * pulled:
         return Verdict(True, f"join of {joined} pushed: {figures}")
     return Verdict(False, f"join of {joined} pulled and joined in the merge: {figures}")

@@ -975,8 +975,10 @@ class Planner:
         barriers = [s.barrier for s in group if s.barrier is not None]
         weighed: tuple[str, ...] = ()
         if gate and not barriers and not self._strict:
+            whole = [connector.scan(s.physical.table, s.alias, s.physical.columns[:1])
+                     for s in group]  # fmt: skip
             reads = [self._filtered_read(connector, scan, absorbed) for scan in group]
-            verdict = join_group_verdict(connector, handle, reads, joined)
+            verdict = join_group_verdict(connector, whole, reads, joined)
             if verdict is not None and not verdict.push:
                 self._state.local_work.append(verdict.reason)
                 return None
@@ -991,13 +993,13 @@ class Planner:
 
     @staticmethod
     def _filtered_read(connector: Connector, scan: _Scan,
-                       absorbed: list[exp.Expr]) -> PushedQuery:  # fmt: skip
-        """The table of `scan` read alone with the group's conditions on it alone (all its
-        columns: only its row count is asked)."""
-        handle = connector.scan(scan.physical.table, scan.alias, scan.physical.columns)
+                       absorbed: list[exp.Expr]) -> PushedQuery | None:  # fmt: skip
+        """The table of `scan` read alone with the group's conditions on it alone (only its
+        row count is asked); None if it has none."""
         mine = [c for c in absorbed if _aliases(c) == {scan.alias}]
         if not mine:
-            return handle
+            return None
+        handle = connector.scan(scan.physical.table, scan.alias, scan.physical.columns)
         answer = connector.apply_filter(handle, mine)
         return handle if answer is None else answer.handle
 
