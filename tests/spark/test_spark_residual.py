@@ -185,9 +185,10 @@ def test_spark_is_given_only_post_policy_columns_and_values(
     assert not folder.exists()  # removed when the query ends
 
 
-# Nine hundred million pairs: the Spark job runs long enough to be cancelled in its midst.
-SLOW = ("SELECT count(*) AS n FROM tpch.lineitem l, tpch.orders o "
-        "WHERE (l.l_orderkey * 7 + o.o_orderkey) % 1000003 = 17")
+# Twenty-two billion triples: the Spark job runs minutes, long enough to be cancelled in its
+# midst (lineitem x orders alone, 900 million pairs, took Spark 3 s: too short to catch).
+SLOW = ("SELECT count(*) AS n FROM tpch.lineitem l, tpch.orders o, tpch.nation n "
+        "WHERE (l.l_orderkey * 7 + o.o_orderkey * 3 + n.n_nationkey) % 1000003 = 17")
 
 
 def _jobs(cluster: SparkCluster) -> list[dict[str, Any]]:
@@ -220,15 +221,18 @@ def test_cancel_stops_the_spark_job_and_removes_the_staging_folder(
     running_since: dict[int, float] = {}
     long_job = None
     deadline = time.monotonic() + 180
-    while long_job is None and time.monotonic() < deadline:  # a job of it, running for 3 s
-        for job in _jobs(spark_cluster):
-            if job["jobId"] not in before and job["status"] == "RUNNING":
+    seen: list[dict[str, Any]] = []
+    while long_job is None and thread.is_alive() and time.monotonic() < deadline:
+        seen = [j for j in _jobs(spark_cluster) if j["jobId"] not in before]
+        for job in seen:  # a job of it, running for 3 s
+            if job["status"] == "RUNNING":
                 since = running_since.setdefault(job["jobId"], time.monotonic())
                 if time.monotonic() - since >= 3:
                     long_job = job["jobId"]
         time.sleep(0.2)
     if long_job is None:
-        pytest.fail("the slow query's Spark job never ran")
+        pytest.fail(f"the slow query's Spark job never ran 3 s: query ended {outcome}, "
+                    f"still running {thread.is_alive()}, its jobs {seen}")
     assert thread.is_alive()
     cancel.cancel()
     thread.join(60)
