@@ -1,66 +1,117 @@
-"""Fragments loaded into the merge beside its own file scans: drained at once, but the Arrow
-memory they hold so is capped, and every row still arrives."""
+"""Fragments loaded into the merge beside its own file scans: inserted at once, every row
+arrives, a failure is the stream's own, and nothing of a query's load outlives it."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import duckdb
 import pyarrow as pa
 import pytest
+from sqlglot import exp, parse_one
 
-from meshgate.execution import engine
+from meshgate.errors import QueryCancelled
+from meshgate.execution import loading
+from meshgate.execution.engine import DuckDBEngine
+from meshgate.spi import CancelToken, QueryContext
+
+SCHEMA = pa.schema([("k", pa.int64()), ("v", pa.string())])
+
+
+def _batch(name: str, first: int, rows: int) -> pa.RecordBatch:
+    keys = list(range(first, first + rows))
+    return pa.record_batch([pa.array(keys, pa.int64()), pa.array([f"{name}{k}" for k in keys])],
+                           schema=SCHEMA)  # fmt: skip
 
 
 def _stream(name: str, batches: int, rows: int) -> pa.RecordBatchReader:
-    schema = pa.schema([("k", pa.int64()), ("v", pa.string())])
-
-    def produce() -> Iterator[pa.RecordBatch]:
-        for b in range(batches):
-            keys = pa.array(range(b * rows, (b + 1) * rows), pa.int64())
-            yield pa.record_batch([keys, pa.array([f"{name}{k}" for k in keys.to_pylist()])],
-                                  schema=schema)  # fmt: skip
-
-    return pa.RecordBatchReader.from_batches(schema, produce())
+    produced = (_batch(name, b * rows, rows) for b in range(batches))
+    return pa.RecordBatchReader.from_batches(SCHEMA, produced)
 
 
-def _loaded(budget: int, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
-    monkeypatch.setattr(engine, "LOAD_BUFFER_BYTES", budget)
-    cursor = duckdb.connect()
+def _load_schemas(database: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = database.execute(
+        "SELECT schema_name FROM duckdb_schemas() WHERE schema_name LIKE '__load_%'").fetchall()
+    return [r[0] for r in rows]
+
+
+def test_every_row_of_every_stream_is_loaded_under_its_name() -> None:
+    database = duckdb.connect()
     streams = {"a": _stream("a", 20, 1000), "b": _stream("b", 5, 1000)}
-    engine._load_streams(cursor, streams)
-    rows: list[tuple[int, int, int]] = cursor.execute(
-        "SELECT (SELECT count(*) FROM a), (SELECT count(DISTINCT k) FROM a), "
-        "(SELECT count(*) FROM b)"
-    ).fetchall()
-    return rows
+    schema = loading.load_streams(database.cursor, streams, CancelToken())
+    counted = database.execute(
+        f'SELECT (SELECT count(*) FROM "{schema}".a), (SELECT count(DISTINCT k) FROM '
+        f'"{schema}".a), (SELECT count(*) FROM "{schema}".b)').fetchall()
+    assert counted == [(20_000, 20_000, 5_000)]
+    loading.drop_schema(database.cursor, schema)
+    assert _load_schemas(database) == []
 
 
-@pytest.mark.parametrize("budget", [1, 50_000, 10**9], ids=["one-byte", "a-few-batches", "all"])
-def test_every_row_is_loaded_whatever_the_buffer_budget(
-    budget: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert _loaded(budget, monkeypatch) == [(20_000, 20_000, 5_000)]
+def test_streams_are_read_at_once_not_one_after_the_other() -> None:
+    """Each stream gives its second batch only once the other has given its first: loaded
+    one after the other, neither would finish (the sources would run one by one)."""
+    started = {"a": threading.Event(), "b": threading.Event()}
+
+    def waiting(name: str, other: str) -> pa.RecordBatchReader:
+        def produce() -> Iterator[pa.RecordBatch]:
+            yield _batch(name, 0, 10)
+            started[name].set()
+            if not started[other].wait(timeout=20):
+                raise TimeoutError(f"{name} waited for {other}, which was not read")
+            yield _batch(name, 10, 10)
+
+        return pa.RecordBatchReader.from_batches(SCHEMA, produce())
+
+    database = duckdb.connect()
+    schema = loading.load_streams(
+        database.cursor, {"a": waiting("a", "b"), "b": waiting("b", "a")}, CancelToken())
+    assert database.execute(f'SELECT count(*) FROM "{schema}".a').fetchall() == [(20,)]
+    assert database.execute(f'SELECT count(*) FROM "{schema}".b').fetchall() == [(20,)]
 
 
-def test_drained_streams_stop_at_the_budget_and_keep_the_rest_unread() -> None:
-    streams = {"a": _stream("a", 50, 1000), "b": _stream("b", 50, 1000)}
-    drained = engine._drain_all(streams, 100_000)
-    held = sum(b.nbytes for head, _ in drained.values() for b in head)
-    per_batch = max(b.nbytes for head, _ in drained.values() for b in head)
-    assert held < 100_000 + 2 * per_batch  # each reader adds at most the batch in its hand
-    for name, (head, rest) in drained.items():
-        assert rest is streams[name]  # more to come: read on by the insert
-        assert sum(b.num_rows for b in head) + rest.read_all().num_rows == 50_000
-
-
-def test_a_failing_stream_fails_the_load() -> None:
-    schema = pa.schema([("k", pa.int64())])
-
+def test_a_failing_stream_fails_the_load_with_its_own_error_and_leaves_nothing() -> None:
     def broken() -> Iterator[pa.RecordBatch]:
-        yield pa.record_batch([pa.array([1], pa.int64())], schema=schema)
+        yield _batch("x", 0, 1)
         raise ValueError("the source went away")
 
-    streams = {"a": _stream("a", 3, 10), "b": pa.RecordBatchReader.from_batches(schema, broken())}
-    with pytest.raises(ValueError, match="went away"):
-        engine._load_streams(duckdb.connect(), streams)
+    endless = pa.RecordBatchReader.from_batches(
+        SCHEMA, (_batch("e", i * 10, 10) for i in range(10**9)))
+    database = duckdb.connect()
+    streams = {"a": endless, "b": pa.RecordBatchReader.from_batches(SCHEMA, broken())}
+    with pytest.raises(ValueError, match="went away"):  # the endless one stopped too
+        loading.load_streams(database.cursor, streams, CancelToken())
+    assert _load_schemas(database) == []
+
+
+def test_a_merge_over_loaded_fragments_answers_and_drops_its_tables() -> None:
+    """Through the engine: two fragments beside a file scan are loaded, joined, answered;
+    after the run (and after a cancelled one) no table of the load is left."""
+    engine = DuckDBEngine()
+    query = parse_one(
+        'SELECT a.k, b.v FROM "a" JOIN "b" ON a.k = b.k '
+        "JOIN range(0, 100000) AS r(k) ON r.k = a.k WHERE a.k % 1000 = 0 ORDER BY a.k",
+        dialect="duckdb")
+    assert isinstance(query, exp.Query)
+    context = QueryContext.standalone()
+    streams = {"a": _stream("a", 5, 1000), "b": _stream("b", 5, 1000)}
+    table = pa.Table.from_batches(list(engine.run(query, streams, {}, context)))
+    assert table.column("k").to_pylist() == [0, 1000, 2000, 3000, 4000]
+    assert table.column("v").to_pylist() == ["b0", "b1000", "b2000", "b3000", "b4000"]
+    database = engine._cursor()
+    assert _load_schemas(database) == []
+
+    cancel = CancelToken()
+
+    def cancelling() -> Iterator[pa.RecordBatch]:
+        yield _batch("c", 0, 10)
+        cancel.cancel()
+        raise QueryCancelled("the query was cancelled")
+
+    cancelled = QueryContext("cancelled", "", cancel=cancel)
+    streams = {"a": pa.RecordBatchReader.from_batches(SCHEMA, cancelling()),
+               "b": _stream("b", 5, 1000)}  # fmt: skip
+    with pytest.raises(QueryCancelled):
+        list(engine.run(query, streams, {}, cancelled))
+    assert _load_schemas(database) == []
+    engine.close()

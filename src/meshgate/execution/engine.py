@@ -26,6 +26,7 @@ from meshgate.errors import (
     SourceUnavailable,
     UnsupportedQuery,
 )
+from meshgate.execution.loading import drop_schema, in_schema, load_streams
 from meshgate.execution.spill import SpillDirectory
 from meshgate.planner.schema import ResultDescriber
 from meshgate.spi import CANONICAL_DIALECT, QueryContext
@@ -35,9 +36,6 @@ from meshgate.sqlconnector.sandbox import sandboxed_duckdb
 from meshgate.types import wire_schema
 
 BATCH_ROWS = 64 * 1024
-# Arrow memory one query's fragments may hold while they are drained at once to be loaded
-# (`_load_streams`); past it the rest goes into DuckDB, under its memory limit.
-LOAD_BUFFER_BYTES = 256 * 1024 * 1024
 DESCRIBED_KEPT = 1024  # residual queries whose result schema `describe` remembers
 # Optimizer rules that read one relation twice. A fragment stream registered on the engine can be
 # read only once: the second read sees an empty stream, a silently wrong answer (for instance
@@ -169,18 +167,20 @@ class DuckDBEngine:
         context: QueryContext,
     ) -> Generator[pa.RecordBatch, None, None]:
         cursor = self._cursor()
+        loaded: str | None = None
         try:
             for name, table in tables.items():
                 cursor.register(name, table)
+            if len(streams) > 1 and _reads_files(query):
+                loaded = load_streams(self._cursor, streams, context.cancel)
+                query = in_schema(query, streams, loaded)
+            else:
+                for name, stream in streams.items():
+                    cursor.register(name, stream)
             numbered, positions = renumbered(query)
             sql = numbered.sql(dialect=CANONICAL_DIALECT, comments=False)
             values = [context.parameters[position] for position in positions]
             with context.cancel.stopping(cursor.interrupt):
-                if len(streams) > 1 and _reads_files(query):
-                    _load_streams(cursor, streams)
-                else:
-                    for name, stream in streams.items():
-                        cursor.register(name, stream)
                 yield from cursor.execute(sql, values or None).to_arrow_reader(BATCH_ROWS)
         except duckdb.InterruptException:
             raise QueryCancelled("the query was cancelled") from None
@@ -205,6 +205,8 @@ class DuckDBEngine:
                                     detail=_first_line(exc)) from None  # fmt: skip
         finally:
             cursor.close()
+            if loaded is not None:
+                drop_schema(self._cursor, loaded)
 
     def close(self) -> None:
         with self._lock:
@@ -233,91 +235,6 @@ class DuckDBEngine:
             disabled_optimizers=",".join(_SINGLE_SCAN_UNSAFE_OPTIMIZERS),
             **settings,
         )
-
-
-def _load_streams(cursor: duckdb.DuckDBPyConnection,
-                  streams: Mapping[str, pa.RecordBatchReader]) -> None:  # fmt: skip
-    """Each stream as a temporary table of the cursor (dropped when it closes).
-
-    Beside the merge's own file scans, DuckDB orders joins by statistics; a registered stream
-    has none, and Q5 of TPC-H then joined two small fragments on a nation key into 18M rows
-    (9 s instead of 0.9 s). Loaded, a fragment has DuckDB's row count and distinct counts.
-    Only where two or more streams could be joined with each other: loading waits for the
-    whole stream (a lone one, often the largest, stays streamed).
-
-    The streams are first drained at once, each on its own thread: read one after the other,
-    every other fragment stalled on its prefetch queue (4 batches) until its turn, so the
-    sources ran one by one (TPC-H Q9: orders' 1.5M rows began only once the lineitem join
-    was loaded). What they buffer so is Arrow memory outside DuckDB's limit, so it is capped
-    (LOAD_BUFFER_BYTES per query): past it the readers stop, and what is left of each stream
-    is inserted straight from the stream into its table, where the memory limit and spilling
-    cover it as they cover the merge's hash tables.
-    """
-    drained = _drain_all(streams, LOAD_BUFFER_BYTES)
-    for name, (head, rest) in drained.items():
-        target = exp.to_identifier(name, quoted=True).sql(CANONICAL_DIALECT)
-        loading = f"__loading{name}"
-        source = exp.to_identifier(loading, quoted=True).sql(CANONICAL_DIALECT)
-        buffered = pa.RecordBatchReader.from_batches(streams[name].schema, head)
-        create = f"CREATE TEMPORARY TABLE {target} AS SELECT * FROM {source}"
-        _copy(cursor, loading, buffered, create)
-        if rest is not None:
-            _copy(cursor, loading, rest, f"INSERT INTO {target} SELECT * FROM {source}")
-        head.clear()
-
-
-def _copy(cursor: duckdb.DuckDBPyConnection, name: str, stream: pa.RecordBatchReader,
-          statement: str) -> None:  # fmt: skip
-    """Run `statement`, which reads `stream` registered as `name`."""
-    cursor.register(name, stream)
-    try:
-        cursor.execute(statement)
-    finally:
-        cursor.unregister(name)
-
-
-def _drain_all(
-    streams: Mapping[str, pa.RecordBatchReader], budget: int
-) -> dict[str, tuple[list[pa.RecordBatch], pa.RecordBatchReader | None]]:
-    """Every stream read concurrently until it ends or the streams together hold `budget`
-    bytes: each stream's batches read so far, and the stream itself when it has more (None
-    when read to its end). The first failure stops the other readers at their next batch and
-    is raised here, once all have stopped; the run's failure handling then closes the
-    fragments."""
-    heads: dict[str, list[pa.RecordBatch]] = {name: [] for name in streams}
-    finished: set[str] = set()
-    errors: list[BaseException] = []
-    stop = threading.Event()
-    held = [0]
-    counting = threading.Lock()
-
-    def drain(name: str, stream: pa.RecordBatchReader) -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    batch = stream.read_next_batch()
-                except StopIteration:
-                    finished.add(name)
-                    return
-                heads[name].append(batch)
-                with counting:
-                    held[0] += batch.nbytes
-                    if held[0] >= budget:
-                        stop.set()
-        except BaseException as exc:  # re-raised on the caller's thread below
-            errors.append(exc)
-            stop.set()
-
-    readers = [threading.Thread(target=drain, args=item, name=f"load-{item[0]}", daemon=True)
-               for item in streams.items()]  # fmt: skip
-    for reader in readers:
-        reader.start()
-    for reader in readers:
-        reader.join()
-    if errors:
-        raise errors[0]
-    return {name: (heads[name], None if name in finished else stream)
-            for name, stream in streams.items()}  # fmt: skip
 
 
 def _reads_files(query: exp.Query) -> bool:
