@@ -4,6 +4,7 @@ arrives, a failure is the stream's own, and nothing of a query's load outlives i
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import duckdb
@@ -30,22 +31,33 @@ def _stream(name: str, batches: int, rows: int) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(SCHEMA, produced)
 
 
-def _load_schemas(database: duckdb.DuckDBPyConnection) -> list[str]:
+def _loaded_tables(database: duckdb.DuckDBPyConnection) -> list[str]:
     rows = database.execute(
-        "SELECT schema_name FROM duckdb_schemas() WHERE schema_name LIKE '__load_%'").fetchall()
+        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '__load_%'").fetchall()
     return [r[0] for r in rows]
+
+
+def _dropped_soon(database: duckdb.DuckDBPyConnection) -> bool:
+    deadline = time.monotonic() + 20
+    while _loaded_tables(database) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _loaded_tables(database) == []
 
 
 def test_every_row_of_every_stream_is_loaded_under_its_name() -> None:
     database = duckdb.connect()
     streams = {"a": _stream("a", 20, 1000), "b": _stream("b", 5, 1000)}
-    schema = loading.load_streams(database.cursor, streams, CancelToken())
-    counted = database.execute(
-        f'SELECT (SELECT count(*) FROM "{schema}".a), (SELECT count(DISTINCT k) FROM '
-        f'"{schema}".a), (SELECT count(*) FROM "{schema}".b)').fetchall()
+    tables = loading.loaded_names(streams)
+    loading.load_streams(database.cursor, streams, tables, CancelToken())
+    a, b = (loading.quoted(tables[n]) for n in ("a", "b"))
+    counted = database.execute(f"SELECT (SELECT count(*) FROM {a}), "
+                               f"(SELECT count(DISTINCT k) FROM {a}), "
+                               f"(SELECT count(*) FROM {b})").fetchall()  # fmt: skip
     assert counted == [(20_000, 20_000, 5_000)]
-    loading.drop_schema(database.cursor, schema)
-    assert _load_schemas(database) == []
+    janitor = loading.TableJanitor(database.cursor)
+    janitor.drop(tables.values())
+    assert _dropped_soon(database)
+    janitor.close()
 
 
 def test_streams_are_read_at_once_not_one_after_the_other() -> None:
@@ -64,13 +76,15 @@ def test_streams_are_read_at_once_not_one_after_the_other() -> None:
         return pa.RecordBatchReader.from_batches(SCHEMA, produce())
 
     database = duckdb.connect()
-    schema = loading.load_streams(
-        database.cursor, {"a": waiting("a", "b"), "b": waiting("b", "a")}, CancelToken())
-    assert database.execute(f'SELECT count(*) FROM "{schema}".a').fetchall() == [(20,)]
-    assert database.execute(f'SELECT count(*) FROM "{schema}".b').fetchall() == [(20,)]
+    streams = {"a": waiting("a", "b"), "b": waiting("b", "a")}
+    tables = loading.loaded_names(streams)
+    loading.load_streams(database.cursor, streams, tables, CancelToken())
+    for table in tables.values():
+        counted = database.execute(f"SELECT count(*) FROM {loading.quoted(table)}").fetchall()
+        assert counted == [(20,)]
 
 
-def test_a_failing_stream_fails_the_load_with_its_own_error_and_leaves_nothing() -> None:
+def test_a_failing_stream_fails_the_load_with_its_own_error_and_stops_the_others() -> None:
     def broken() -> Iterator[pa.RecordBatch]:
         yield _batch("x", 0, 1)
         raise ValueError("the source went away")
@@ -80,8 +94,8 @@ def test_a_failing_stream_fails_the_load_with_its_own_error_and_leaves_nothing()
     database = duckdb.connect()
     streams = {"a": endless, "b": pa.RecordBatchReader.from_batches(SCHEMA, broken())}
     with pytest.raises(ValueError, match="went away"):  # the endless one stopped too
-        loading.load_streams(database.cursor, streams, CancelToken())
-    assert _load_schemas(database) == []
+        loading.load_streams(database.cursor, streams, loading.loaded_names(streams),
+                             CancelToken())  # fmt: skip
 
 
 def test_a_merge_over_loaded_fragments_answers_and_drops_its_tables() -> None:
@@ -99,7 +113,7 @@ def test_a_merge_over_loaded_fragments_answers_and_drops_its_tables() -> None:
     assert table.column("k").to_pylist() == [0, 1000, 2000, 3000, 4000]
     assert table.column("v").to_pylist() == ["b0", "b1000", "b2000", "b3000", "b4000"]
     database = engine._cursor()
-    assert _load_schemas(database) == []
+    assert _dropped_soon(database)
 
     cancel = CancelToken()
 
@@ -113,5 +127,5 @@ def test_a_merge_over_loaded_fragments_answers_and_drops_its_tables() -> None:
                "b": _stream("b", 5, 1000)}  # fmt: skip
     with pytest.raises(QueryCancelled):
         list(engine.run(query, streams, {}, cancelled))
-    assert _load_schemas(database) == []
+    assert _dropped_soon(database)
     engine.close()

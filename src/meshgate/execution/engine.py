@@ -26,7 +26,12 @@ from meshgate.errors import (
     SourceUnavailable,
     UnsupportedQuery,
 )
-from meshgate.execution.loading import drop_schema, in_schema, load_streams
+from meshgate.execution.loading import (
+    TableJanitor,
+    load_streams,
+    loaded_names,
+    renamed_tables,
+)
 from meshgate.execution.spill import SpillDirectory
 from meshgate.planner.schema import ResultDescriber
 from meshgate.spi import CANONICAL_DIALECT, QueryContext
@@ -89,6 +94,7 @@ class DuckDBEngine:
         self._memory_limit = memory_limit
         self._state_directory = state_directory
         self.spill: SpillDirectory | None = None
+        self._janitor = TableJanitor(self._cursor_if_open)
 
     def can_read(self, directories: Sequence[Path]) -> bool:
         """Whether every one of `directories` is one this engine's sandbox lets it read."""
@@ -167,13 +173,14 @@ class DuckDBEngine:
         context: QueryContext,
     ) -> Generator[pa.RecordBatch, None, None]:
         cursor = self._cursor()
-        loaded: str | None = None
+        loaded: dict[str, str] = {}
         try:
             for name, table in tables.items():
                 cursor.register(name, table)
             if len(streams) > 1 and _reads_files(query):
-                loaded = load_streams(self._cursor, streams, context.cancel)
-                query = in_schema(query, streams, loaded)
+                loaded = loaded_names(streams)
+                load_streams(self._cursor, streams, loaded, context.cancel)
+                query = renamed_tables(query, loaded)
             else:
                 for name, stream in streams.items():
                     cursor.register(name, stream)
@@ -205,10 +212,11 @@ class DuckDBEngine:
                                     detail=_first_line(exc)) from None  # fmt: skip
         finally:
             cursor.close()
-            if loaded is not None:
-                drop_schema(self._cursor, loaded)
+            if loaded:
+                self._janitor.drop(loaded.values())
 
     def close(self) -> None:
+        self._janitor.close()
         with self._lock:
             if self._database is not None:
                 self._database.close()
@@ -216,6 +224,10 @@ class DuckDBEngine:
             if self.spill is not None:
                 self.spill.remove()
                 self.spill = None
+
+    def _cursor_if_open(self) -> duckdb.DuckDBPyConnection | None:
+        with self._lock:
+            return None if self._database is None else self._database.cursor()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
