@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,3 +217,36 @@ def test_duckdbs_reader_reads_each_range_on_a_connection_of_its_own(big_table: s
     assert held(conn) == 0
     conn.close()
 
+
+
+def test_duckdbs_reader_runs_the_ranges_of_a_selective_scan_at_the_same_time(
+    big_table: str,
+) -> None:
+    """Each range of a selective scan returns fewer rows than a batch, so it sends its first
+    batch only at its end: the ranges must run side by side at PostgreSQL, not in turn."""
+    conn = connector(big_table, "duckdb", partitions=2)
+    handle = offer(conn, "SELECT b.id AS id FROM public.big AS b WHERE b.pad LIKE '%f%f%f%f%f%0'")
+    assert handle is not None
+    most = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        with pg.connect(big_table, autocommit=True) as watching, watching.cursor() as cursor:
+            while not done.is_set():
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                               "current_database() AND pid <> pg_backend_pid() AND "
+                               "state = 'active' AND query LIKE '%ctid%'")  # fmt: skip
+                row = cursor.fetchone()
+                most[0] = max(most[0], int(row[0]) if row else 0)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        rows = conn.execute(handle).read_all()
+    finally:
+        done.set()
+        watcher.join()
+    assert sum("ctid" in sql and "LIKE" in sql for sql in list(conn.sent_sql)[-2:]) == 2
+    assert 0 < rows.num_rows < ROWS // 100
+    assert most[0] == 2
+    conn.close()
