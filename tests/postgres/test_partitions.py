@@ -218,7 +218,6 @@ def test_duckdbs_reader_reads_each_range_on_a_connection_of_its_own(big_table: s
     conn.close()
 
 
-
 def test_duckdbs_reader_runs_the_ranges_of_a_selective_scan_at_the_same_time(
     big_table: str,
 ) -> None:
