@@ -21,6 +21,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import CancelToken, PushedQuery
+from meshgate.spi.threads import start_task
 
 from .failures import source_error
 from .pool import ConnectionPool, connection_survives
@@ -143,13 +144,8 @@ def interleave(streams: Sequence[Generator[pa.RecordBatch, None, None]],
         maxsize=_QUEUE_DEPTH * len(streams)
     )
     stop = threading.Event()
-    workers = [
-        threading.Thread(target=_read_range, args=(stream, results, stop),
-                         name=f"meshgate-pg-range-{i}", daemon=True)
-        for i, stream in enumerate(streams)
-    ]  # fmt: skip
-    for worker in workers:
-        worker.start()
+    workers = [start_task(_read_range, stream, results, stop, name=f"meshgate-pg-range-{i}")
+               for i, stream in enumerate(streams)]  # fmt: skip
     running = len(workers)
     try:
         while running:

@@ -25,6 +25,7 @@ from meshgate.planner.cost import MAX_LISTED_KEYS
 from meshgate.planner.plan import DynamicFilter
 from meshgate.query.literals import literal
 from meshgate.spi import Connector, FilterSupport, PushedQuery
+from meshgate.spi.threads import start_task
 
 MAX_BUILD_ROWS = 1_000_000
 __all__ = ["MAX_BUILD_ROWS", "MAX_LISTED_KEYS", "BuildSide", "filtered_handle"]
@@ -51,10 +52,7 @@ class BuildSide:
         self._complete = False
         self._source: Iterator[pa.RecordBatch] = prefetch.batches()
         self.ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._collect, daemon=True, name=f"build-{prefetch.name}"
-        )
-        self._thread.start()
+        self._thread = start_task(self._collect, name=f"build-{prefetch.name}")
 
     def _collect(self) -> None:
         rows = 0

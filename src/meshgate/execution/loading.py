@@ -35,6 +35,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from meshgate.spi import CancelToken
+from meshgate.spi.threads import start_task
 
 _log = logging.getLogger(__name__)
 _LOADING = "__loading"
@@ -93,13 +94,10 @@ def load_streams(
                 stop.set()
 
     items = list(streams.items())
-    others = [threading.Thread(target=insert, args=item, name=f"load-{item[0]}", daemon=True)
-              for item in items[1:]]  # fmt: skip
-    for thread in others:
-        thread.start()
-    insert(*items[0])  # the caller's thread loads one: a thread start waits for the GIL
-    for thread in others:
-        thread.join()
+    others = [start_task(insert, *item, name=f"load-{item[0]}") for item in items[1:]]
+    insert(*items[0])  # the caller's thread loads one
+    for task in others:
+        task.join()
     if errors:
         raise errors[0]
 

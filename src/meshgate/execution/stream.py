@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from meshgate.errors import MeshgateError, QueryCancelled, SourceUnavailable
 from meshgate.spi import CancelToken
+from meshgate.spi.threads import start_task
 
 _END = object()
 _POLL_SECONDS = 0.05  # how long a consumer waits for a batch before it looks at the token
@@ -47,10 +48,7 @@ class Prefetch:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._reader: pa.RecordBatchReader | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(open_reader,), name=f"fragment-{name}", daemon=True
-        )
-        self._thread.start()
+        self._thread = start_task(self._run, open_reader, name=f"fragment-{name}")
 
     def _run(self, open_reader: Callable[[], pa.RecordBatchReader]) -> None:
         try:
