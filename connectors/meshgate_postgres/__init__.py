@@ -11,8 +11,9 @@ turns it off; measured in
 benchmarks/README.md). A result asked for in several endpoints is split into page ranges on
 one exported snapshot (slices.py), at most `pool_size // 2` such snapshots held at once.
 `reader` (`duckdb`, the default: rows of plain types are decoded by DuckDB's postgres
-extension, bulk.py, at about half the driver's CPU, ranges of a split scan too; `adbc`: every
-statement through the driver).
+extension, bulk.py, at about half the driver's CPU, ranges of a split scan too, except a
+statement that returned few rows last time, read_sizes.py; `adbc`: every statement through the
+driver).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from .pool import (
     describe_dsn,
     unavailable,
 )
+from .read_sizes import ReadSizes
 from .slices import PageSlice, SnapshotLeases, stream_slice
 from .stream import stream_batches
 from .typemap import BoundaryCast, arrow_type_of, is_native, sql_cast_for, travels_scaled
@@ -185,6 +187,7 @@ class PostgresConnector(SqlConnector):
         self._pending = threading.local()
         self._leases = SnapshotLeases(self.pool, most=pool_size // 2)
         self._bulk = self._bulk_reader(context, dsn, pool_size)
+        self._read_sizes = ReadSizes()
 
     # --- metadata -------------------------------------------------------------------------
     @property
@@ -367,7 +370,10 @@ class PostgresConnector(SqlConnector):
             if plan is not None:
                 return self._bulk.stream_ranges(plan.pages, plan.parts, plan.render, cast,
                                                 self.batch_rows, cancel, through_adbc)  # fmt: skip
-            return self._bulk.stream(sql, cast, self.batch_rows, cancel, through_adbc)
+            if self._read_sizes.small(sql):  # read_sizes.py: the driver answers it sooner
+                return self._read_sizes.counted(sql, through_adbc())
+            return self._read_sizes.counted(
+                sql, self._bulk.stream(sql, cast, self.batch_rows, cancel, through_adbc))
         return through_adbc()
 
     def pool_usage(self) -> PoolUsage:

@@ -192,3 +192,41 @@ def test_a_pooled_reader_connection_killed_while_idle_is_replaced(plain: str) ->
     finally:
         conn.close()
 
+
+
+def _pool_backend(conn: PostgresConnector) -> int:
+    """The pid of the connector's one ADBC connection (pool_size 1)."""
+    driver = conn.pool.acquire()
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            row = cursor.fetchone()
+    finally:
+        conn.pool.release(driver)
+    assert row is not None
+    return int(row[0])
+
+
+def _last_statement(dsn: str, pid: int) -> str:
+    rows = query_rows(dsn, f"SELECT query FROM pg_stat_activity WHERE pid = {pid}")
+    return str(rows[0][0])
+
+
+@pytest.mark.parametrize(("rows", "through_driver"), [(300, True), (20_000, False)])
+def test_a_statement_that_returned_few_rows_is_read_through_the_driver_next_time(
+    plain: str, rows: int, through_driver: bool
+) -> None:
+    # read_sizes.py: DuckDB's set-up is five round trips, the driver's two.
+    conn = connector(plain, pool_size=1)
+    try:
+        pid = _pool_backend(conn)
+        handle = _raw(conn, f"SELECT id, label FROM plain WHERE id <= {rows}",
+                      pa.schema([("id", pa.int32()), ("label", pa.string())]))  # fmt: skip
+        first = conn.execute(handle).read_all()
+        assert "plain" not in _last_statement(plain, pid)  # DuckDB's connection read it
+        second = conn.execute(handle).read_all()
+        assert ("plain" in _last_statement(plain, pid)) is through_driver
+    finally:
+        conn.close()
+    assert first.num_rows == second.num_rows == rows
+    assert first.equals(second)
