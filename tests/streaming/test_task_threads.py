@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -91,3 +92,15 @@ def test_join_with_a_timeout_returns_while_the_task_still_runs() -> None:
     release.set()
     task.join(5)
     assert not task.is_alive()
+
+
+def test_a_forked_child_runs_its_tasks_on_threads_of_its_own() -> None:
+    start_task(lambda: None, name="before-fork").join(5)
+    _wait_until(lambda: idle_threads() > 0)
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's idle thread is not here
+        done = threading.Event()
+        start_task(done.set, name="in-child")
+        os._exit(0 if done.wait(5) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -16,6 +16,7 @@ deadlock. Idle threads end after `IDLE_SECONDS`.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -60,16 +61,33 @@ class _Worker:
         self.tasks: queue.SimpleQueue[Task] = queue.SimpleQueue()
 
 
-_lock = threading.Lock()
-_idle: list[_Worker] = []
+class _Idle:
+    """The workers waiting for a task, and the lock over them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.workers: list[_Worker] = []
+
+
+_idle = _Idle()
+
+
+def _forget_parent_threads() -> None:
+    """A forked child has none of its parent's threads (a task handed to one would never
+    run), and the lock may have been held by one of them."""
+    _idle.lock = threading.Lock()
+    _idle.workers = []
+
+
+os.register_at_fork(after_in_child=_forget_parent_threads)
 
 
 def start_task(target: Callable[..., object], *args: Any, name: str) -> Task:
     """Run `target(*args)` on an idle daemon thread, or a new one if none is idle; `name`
     becomes the thread's name while it runs (profiles and stack dumps show it)."""
     task = Task(target, args, name)
-    with _lock:
-        worker = _idle.pop() if _idle else None
+    with _idle.lock:
+        worker = _idle.workers.pop() if _idle.workers else None
     if worker is not None:
         worker.tasks.put(task)
         return task
@@ -80,8 +98,8 @@ def start_task(target: Callable[..., object], *args: Any, name: str) -> Task:
 
 
 def idle_threads() -> int:
-    with _lock:
-        return len(_idle)
+    with _idle.lock:
+        return len(_idle.workers)
 
 
 def _serve(worker: _Worker) -> None:
@@ -90,13 +108,13 @@ def _serve(worker: _Worker) -> None:
         try:
             task = worker.tasks.get(timeout=IDLE_SECONDS)
         except queue.Empty:
-            with _lock:
-                if worker in _idle:  # not handed a task meanwhile: end
-                    _idle.remove(worker)
+            with _idle.lock:
+                if worker in _idle.workers:  # not handed a task meanwhile: end
+                    _idle.workers.remove(worker)
                     return
             task = worker.tasks.get()  # taken from the idle list just now: its task comes
         current.name = task.name
         task.run()
         current.name = "meshgate-idle"
-        with _lock:
-            _idle.append(worker)
+        with _idle.lock:
+            _idle.workers.append(worker)
