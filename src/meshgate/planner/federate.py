@@ -8,7 +8,8 @@ Strategy (datafusion-federation's, with Trino's negotiation):
 3. every other table is scanned with the filter conjuncts the source accepts (EXACT ones leave
    the residual, INEXACT and UNSUPPORTED ones stay) and only the columns the residual uses;
    a table whose connector offers a local scan (files) is instead read by the merge itself
-   wherever a merge runs anyway (`merge_scan`), its filters left for DuckDB to push.
+   wherever a merge runs anyway (`merge_scan`), its filters left for DuckDB to push; so is a
+   key join of such tables whose keys could restrict nothing elsewhere but by a short list.
 Predicates only move where outer-join semantics allow: a WHERE conjunct never moves below a
 null-supplying side, an ON conjunct of a LEFT JOIN moves only into the joined table's scan.
 """
@@ -548,6 +549,12 @@ class Planner:
             if inlined is not None:
                 replaced[group[0]] = inlined
                 continue
+            if len(group) > 1 and index not in restricted:
+                joined = {a for g in groups if len(g) > 1 for a in g}
+                relations = self._inline_join_group(group, by_alias, conjuncts, joined)
+                if relations is not None:
+                    replaced.update(relations)
+                    continue
             if len(group) > 1:
                 pushed = self._push_join(select, [by_alias[a] for a in group], remaining,
                                          gate=index not in restricted)  # fmt: skip
@@ -651,9 +658,8 @@ class Planner:
     def _inline_scans(self, scans: list[_Scan]) -> dict[str, exp.Expr] | None:
         """Every table of a SELECT as the merge's own scan (by alias), if each offers one.
 
-        A join of files tables goes down as a fragment so that it runs beside the other
-        sources' fragments; where the SELECT reads no other table, nothing would, and the
-        merge then pipelines the join into what it does above it (TPC-H Q16: part JOIN
+        Where the SELECT reads no other table, no other fragment runs beside a join of files
+        tables, and the merge pipelines the join into what it does above it (TPC-H Q16: part JOIN
         partsupp under a NOT IN over PostgreSQL's suppliers and a COUNT DISTINCT, two
         stages one after the other as a fragment).
         """
@@ -668,6 +674,68 @@ class Planner:
         for scan in scans:
             self._note_merge_scan(scan.node, relations[scan.alias])
         return relations
+
+    def _inline_join_group(self, group: list[str], by_alias: Mapping[str, _Scan],
+                           conjuncts: list[exp.Expr], joined: Collection[str],
+                           ) -> dict[str, exp.Expr] | None:  # fmt: skip
+        """A join of files tables as the merge's own scans (by alias), when as a fragment
+        its keys could restrict nothing elsewhere at the source but by a list of at most
+        MAX_LISTED_KEYS keys, which a join of unknown size rarely has.
+
+        A fragment's rows cross Python as Arrow and are loaded again by the merge (TPC-H Q9:
+        part JOIN lineitem, 319k rows of six columns); inlined, DuckDB pipelines the join
+        into the rest and filters the files scans with its own join filters. Kept as a
+        fragment where it may restrict a large table of a join at a source taking key sets
+        (TPC-H Q8: 40k of 455k orders), or where a range of its keys would narrow a table
+        read alone (its filters narrow the key, or statistics say the range is narrow).
+        """
+        members = set(group)
+        if any(by_alias[a].barrier is not None for a in group):
+            return None
+        own = [c for c in conjuncts if _aliases(c) <= members]
+        for conjunct in conjuncts:
+            pair = _equi_join(conjunct)
+            if pair is None:
+                continue
+            for (alias, column), (other, other_column) in (pair, pair[::-1]):
+                if alias not in members or other in members:
+                    continue
+                if other not in by_alias:
+                    return None  # a derived table's keys (TPC-H Q18's HAVING) may restrict it
+                if self._may_restrict(by_alias[alias], column, by_alias[other], other_column,
+                                      own, other in joined):  # fmt: skip
+                    return None
+        relations: dict[str, exp.Expr] = {}
+        for alias in group:
+            relation = self._merge_relation(alias, by_alias[alias].node)
+            if relation is None:
+                return None
+            relations[alias] = relation
+        for alias in group:
+            self._note_merge_scan(by_alias[alias].node, relations[alias])
+        return relations
+
+    def _may_restrict(self, build: _Scan, column: str, probe: _Scan, probe_column: str,
+                      own: list[exp.Expr], probe_joined: bool) -> bool:  # fmt: skip
+        """Whether keys of `build.column`, read by a join fragment, could restrict `probe`
+        at its source by more than a short list (see `_inline_join_group`): as a key set into
+        a join there (`_group_key_set`), or as a range into a table read alone."""
+        if not probe.is_key(probe_column) or probe.barrier is not None:
+            return False
+        connector = self._connectors[probe.source]
+        if probe_joined:  # only a key set goes into a join fragment
+            if not connector.capabilities.key_sets:
+                return False
+            rows = _table_rows(connector, probe, probe_column)
+            return rows is not None and key_set_size(rows) is not None
+        if column not in build.key():  # no key of the join: `_plan_dynamic_filters` skips it
+            return False
+        if _restricts(own, build.alias, column):
+            return True
+        build_key = _column_statistics(self._connectors[build.source], build, column)
+        probe_key = _column_statistics(connector, probe, probe_column)
+        verdict = dynamic_filter_verdict(None, build_key, probe_key)
+        return verdict is None
 
     def _derived_builds(self, select: exp.Select) -> dict[str, _Placed]:
         """Derived tables of `select` that went down whole and may feed a dynamic filter:
@@ -702,9 +770,8 @@ class Planner:
     def _inline_scan(self, scan: _Scan) -> exp.Expr | None:
         """`scan` as the merge's own base scan, if its source offers one (not a barrier).
 
-        Only a table that would otherwise be a scan fragment of its own: tables of one files
-        source joined on keys still go down as one join fragment, which runs beside the other
-        sources' fragments instead of after them (TPC-H Q8: part JOIN lineitem).
+        Only a table that would otherwise be a scan fragment of its own; tables of one files
+        source joined on keys are `_inline_join_group`'s.
         """
         if scan.barrier is not None:
             return None

@@ -4,8 +4,10 @@ A connector that offers a `LocalScan` (Parquet, CSV) lets the merge run its own 
 scanner over the files, with DuckDB's filter and projection pushdown and the min/max and
 bloom join filters of the query's hash joins, and no Arrow batches crossing Python. The
 planner inlines only *base* scans, a table on its own under its alias, never a pre-joined
-fragment, so DuckDB orders the joins with the files' real cardinalities; a join or a whole
-subquery the files source runs alone stays a fragment (it runs beside the other sources).
+fragment, so DuckDB orders the joins with the files' real cardinalities. A key join of files
+tables is inlined table by table too, unless as a fragment its keys may restrict a table
+elsewhere at its source (a key set, a narrowing range: `federate._inline_join_group`); a
+whole subquery the files source runs alone stays a fragment (it runs beside the other sources).
 Only where the engine's sandbox may read every directory the scan reads; strict pushdown
 never inlines (work in the merge is what it refuses).
 """
