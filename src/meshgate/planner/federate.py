@@ -692,6 +692,12 @@ class Planner:
         members = set(group)
         if any(by_alias[a].barrier is not None for a in group):
             return None
+        relations: dict[str, exp.Expr] = {}
+        for alias in group:  # first: a group of any other source stops here, asking nothing
+            relation = self._merge_relation(alias, by_alias[alias].node)
+            if relation is None:
+                return None
+            relations[alias] = relation
         own = [c for c in conjuncts if _aliases(c) <= members]
         for conjunct in conjuncts:
             pair = _equi_join(conjunct)
@@ -705,12 +711,6 @@ class Planner:
                 if self._may_restrict(by_alias[alias], column, by_alias[other], other_column,
                                       own, other in joined):  # fmt: skip
                     return None
-        relations: dict[str, exp.Expr] = {}
-        for alias in group:
-            relation = self._merge_relation(alias, by_alias[alias].node)
-            if relation is None:
-                return None
-            relations[alias] = relation
         for alias in group:
             self._note_merge_scan(by_alias[alias].node, relations[alias])
         return relations
