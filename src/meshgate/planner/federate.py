@@ -542,6 +542,7 @@ class Planner:
         groups = [] if merged else self._join_groups(scans, conjuncts)
         key_sets = self._key_set_builds(groups, by_alias, conjuncts)
         restricted = _keyed_by_joins(groups, by_alias, conjuncts)
+        joined = {alias for group in groups if len(group) > 1 for alias in group}
         for index, group in enumerate(groups):
             inlined = None
             if len(group) == 1 and group[0] not in key_sets:
@@ -550,7 +551,6 @@ class Planner:
                 replaced[group[0]] = inlined
                 continue
             if len(group) > 1 and index not in restricted:
-                joined = {a for g in groups if len(g) > 1 for a in g}
                 relations = self._inline_join_group(group, by_alias, conjuncts, joined)
                 if relations is not None:
                     replaced.update(relations)
@@ -640,17 +640,9 @@ class Planner:
                     continue
                 if build not in by_alias or probe not in by_alias or probe in filtered:
                     continue
-                scan, other = by_alias[build], by_alias[probe]
-                connector = self._connectors[other.source]
-                if (
-                    scan.barrier is not None
-                    or other.barrier is not None
-                    or not connector.capabilities.key_sets
-                    or not other.is_key(probe_col)
-                ):
+                if by_alias[build].barrier is not None:
                     continue
-                rows = _table_rows(connector, other, probe_col)
-                most = None if rows is None else key_set_size(rows)
+                most = self._key_set_into(by_alias[probe], probe_col)
                 if most is not None:
                     found[build] = most
         return found
@@ -722,18 +714,14 @@ class Planner:
         a join there (`_group_key_set`), or as a range into a table read alone."""
         if not probe.is_key(probe_column) or probe.barrier is not None:
             return False
-        connector = self._connectors[probe.source]
         if probe_joined:  # only a key set goes into a join fragment
-            if not connector.capabilities.key_sets:
-                return False
-            rows = _table_rows(connector, probe, probe_column)
-            return rows is not None and key_set_size(rows) is not None
+            return self._key_set_into(probe, probe_column) is not None
         if column not in build.key():  # no key of the join: `_plan_dynamic_filters` skips it
             return False
         if _restricts(own, build.alias, column):
             return True
         build_key = _column_statistics(self._connectors[build.source], build, column)
-        probe_key = _column_statistics(connector, probe, probe_column)
+        probe_key = _column_statistics(self._connectors[probe.source], probe, probe_column)
         verdict = dynamic_filter_verdict(None, build_key, probe_key)
         return verdict is None
 
@@ -859,13 +847,17 @@ class Planner:
         if target is None or probe_col not in probe.unfiltered_keys:
             return None
         scan, column = target
+        if self._identity(build.fragment.source) == self._identity(probe.fragment.source):
+            return None
+        return self._key_set_into(scan, column)
+
+    def _key_set_into(self, scan: _Scan, column: str) -> int | None:
+        """Most keys of a key set looking up `scan`'s table by `column`, or None: not its
+        single-column key, behind a policy barrier, at a source without key sets, or a
+        table small enough to read whole (`key_set_size`)."""
         connector = self._connectors[scan.source]
-        if (
-            scan.barrier is not None
-            or not connector.capabilities.key_sets
-            or not scan.is_key(column)
-            or self._identity(build.fragment.source) == self._identity(probe.fragment.source)
-        ):
+        if (scan.barrier is not None or not connector.capabilities.key_sets
+                or not scan.is_key(column)):  # fmt: skip
             return None
         rows = _table_rows(connector, scan, column)
         return None if rows is None else key_set_size(rows)
