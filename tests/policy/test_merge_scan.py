@@ -158,6 +158,32 @@ def test_row_filter_and_masks_apply_over_the_merge_scan(service: QueryService) -
     assert any(r["step"].strip().startswith("merge scan") for r in admin_plan)
 
 
+SELF_JOIN = ("SELECT s.name, m.email, d.name AS dept FROM hr.staff AS s "
+             "JOIN hr.staff AS m ON m.id = s.id JOIN hr.depts AS d ON s.dept_id = d.id "
+             "ORDER BY s.name")  # fmt: skip
+
+
+def test_a_files_key_join_is_read_by_the_merge_and_fenced_for_a_restricted_user(
+    service: QueryService,
+) -> None:
+    """A key join of files tables goes to the merge as its own scans, but never past a
+    policy: the restricted user's both sides stay fenced, filtered and masked."""
+    admin, analyst = _user(service, "admin"), _user(service, "analyst")
+    plan = service.explain(SELF_JOIN, admin).to_pylist()
+    assert [r["source"] for r in plan if r["step"].startswith("merge scan")] == ["lake", "lake"]
+    assert all(r["source"] != "lake" for r in plan if r["step"].startswith("fragment"))
+    assert [r["name"] for r in service.query(SELF_JOIN, admin).to_pylist()] == [
+        "Ann", "Bo", "Cy", "Di"]  # fmt: skip
+    rows = service.query(SELF_JOIN, analyst).to_pylist()
+    assert rows == [
+        {"name": "Ann", "email": "hidden", "dept": "Sales"},
+        {"name": "Cy", "email": "hidden", "dept": "Ops"},
+        {"name": "Di", "email": "hidden", "dept": "Sales"},
+    ]
+    fenced = service.explain(SELF_JOIN, analyst).to_pylist()
+    assert any(r["step"].startswith("policy stage") for r in fenced)
+
+
 def test_explain_shows_the_merge_scan_without_paths_to_others(service: QueryService,
                                                               root: Path) -> None:  # fmt: skip
     plan = service.explain(JOIN, _user(service, "analyst")).to_pylist()
